@@ -1,0 +1,27 @@
+# The README's commands run through here. `make test` is what CI runs.
+GO ?= go
+export GOFLAGS ?= -buildvcs=false
+
+.PHONY: test unit build vet fuzz testdc-up testdc-down demo
+
+## test: every test there is, unit and integration, with the race detector.
+test: vet
+	$(GO) test -race -count=1 -tags integration -timeout 25m ./...
+
+## unit: unit tests only (no Samba, no emulator).
+unit:
+	$(GO) test -race -count=1 ./...
+
+vet:
+	$(GO) vet ./...
+	$(GO) vet -tags integration ./...
+
+build:
+	CGO_ENABLED=0 $(GO) build -o bin/adwriteback ./connector/cmd/adwriteback
+
+## testdc-up / testdc-down: start or destroy the throw-away Samba AD DC.
+testdc-up:
+	$(GO) run ./integration/cmd/testdc up
+
+testdc-down:
+	$(GO) run ./integration/cmd/testdc down
