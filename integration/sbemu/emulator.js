@@ -1,0 +1,956 @@
+'use strict';
+// sbemu: a test-grade Azure Service Bus emulator (AMQP 1.0 over plain TCP on loopback),
+// written on rhea, for the unmodified azservicebus Go SDK. Wire contract:
+// shared/docs/servicebus-emulator.md. Started by the Go helper in this directory.
+//
+// Usage: node emulator.js [--host 127.0.0.1] [--port 0] [--control-port 0]
+//                         [--key-name NAME] [--key KEY]
+// On start it prints one JSON line to stdout: {"ready":true,"amqpPort":N,"controlPort":M}.
+// The control endpoint (HTTP on loopback) creates queues and injects faults; see ROUTES below.
+
+const http = require('http');
+const crypto = require('crypto');
+const rhea = require('rhea');
+const linkmod = require('rhea/lib/link.js');
+
+const types = rhea.types;
+const amqpMessage = rhea.message;
+
+// ---------------------------------------------------------------------------------------------
+// rhea adjustments: keep the raw bytes of every decoded message (so stored messages are
+// re-sent byte-exact, sections spliced), and allow holding a link's attach reply (accept-next
+// session waits for a session to become free).
+const origDecode = amqpMessage.decode;
+amqpMessage.decode = function (buf) {
+  const m = origDecode(buf);
+  Object.defineProperty(m, '_raw', { value: Buffer.from(buf), enumerable: false });
+  return m;
+};
+const linkBase = Object.getPrototypeOf(linkmod.Sender.prototype);
+const origLinkProcess = linkBase._process;
+linkBase._process = function () {
+  if (this._sbHold) return;
+  return origLinkProcess.call(this);
+};
+
+// ---------------------------------------------------------------------------------------------
+// options
+function parseArgs(argv) {
+  const o = { host: '127.0.0.1', port: 0, controlPort: 0, keyName: 'RootManageSharedAccessKey', key: 'eA==' };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    const v = argv[i + 1];
+    switch (a) {
+      case '--host': o.host = v; i++; break;
+      case '--port': o.port = Number(v); i++; break;
+      case '--control-port': o.controlPort = Number(v); i++; break;
+      case '--key-name': o.keyName = v; i++; break;
+      case '--key': o.key = v; i++; break;
+      default: throw new Error('unknown argument ' + a);
+    }
+  }
+  return o;
+}
+const opts = parseArgs(process.argv.slice(2));
+
+function log(...args) {
+  if (process.env.SBEMU_DEBUG) console.error('[sbemu]', ...args);
+}
+
+// ---------------------------------------------------------------------------------------------
+// helpers
+const SESSION_FILTER = 'com.microsoft:session-filter';
+const SESSION_FILTER_CODE = 0x137000000C;
+const DOTNET_EPOCH_MS = 62135596800000; // 0001-01-01 to 1970-01-01
+
+function plain(v) {
+  // unwrap rhea Typed / described values down to a JS value
+  let guard = 0;
+  while (v !== null && v !== undefined && typeof v === 'object' && !Buffer.isBuffer(v) &&
+         !Array.isArray(v) && v.type !== undefined && 'value' in v && guard++ < 8) {
+    v = v.value;
+  }
+  return v;
+}
+
+function int32(n) { return types.wrap_int(n); }
+
+function longTyped(n) {
+  const b = Buffer.alloc(8);
+  b.writeBigInt64BE(BigInt(n));
+  return types.wrap_long(b);
+}
+
+function ticks(ms) { return longTyped((BigInt(ms) + BigInt(DOTNET_EPOCH_MS)) * 10000n); }
+
+// A lock token is a canonical uuid (16 bytes, RFC order); the delivery tag carries it in .NET
+// GUID byte order, which the SDK swaps back.
+function newToken() { return crypto.randomBytes(16); }
+function tokenKey(buf) { return Buffer.from(buf).toString('hex'); }
+function tokenToTag(tok) {
+  const t = Buffer.from(tok);
+  [t[0], t[3]] = [t[3], t[0]];
+  [t[1], t[2]] = [t[2], t[1]];
+  [t[4], t[5]] = [t[5], t[4]];
+  [t[6], t[7]] = [t[7], t[6]];
+  return t;
+}
+
+function sectionCode(s) {
+  const d = s.descriptor ? plain(s.descriptor) : undefined;
+  if (typeof d === 'number') return d;
+  const names = {
+    'amqp:header:list': 0x70, 'amqp:delivery-annotations:map': 0x71, 'amqp:message-annotations:map': 0x72,
+    'amqp:properties:list': 0x73, 'amqp:application-properties:map': 0x74, 'amqp:data:binary': 0x75,
+    'amqp:amqp-sequence:list': 0x76, 'amqp:amqp-value:*': 0x77, 'amqp:footer:map': 0x78,
+  };
+  return names[d] || -1;
+}
+
+function splitSections(raw) {
+  const r = new types.Reader(raw);
+  const out = [];
+  while (r.remaining()) {
+    const start = r.position;
+    const s = r.read();
+    out.push({ code: sectionCode(s), raw: raw.slice(start, r.position), typed: s });
+  }
+  return out;
+}
+
+// merge a map section (typed items, flat key/value) with overrides {key: Typed}
+function mergeMapSection(code, original, overrides, symbolicKeys) {
+  const items = [];
+  const skip = new Set(Object.keys(overrides));
+  if (original) {
+    const vals = original.typed.value || [];
+    for (let i = 0; i + 1 < vals.length; i += 2) {
+      const k = plain(vals[i]);
+      if (!skip.has(String(k))) { items.push(vals[i], vals[i + 1]); }
+    }
+  }
+  for (const k of Object.keys(overrides)) {
+    items.push(symbolicKeys ? types.wrap_symbol(k) : types.wrap_string(k), overrides[k]);
+  }
+  return types.described_nc(types.wrap_ulong(code), types.Map32(items));
+}
+
+function writeTyped(t) {
+  const w = new types.Writer();
+  w.write(t);
+  return w.toBuffer();
+}
+
+// ---------------------------------------------------------------------------------------------
+// entities
+let seqCounter = 0;
+const queues = new Map(); // name -> Queue
+
+class Queue {
+  constructor(name, o, isDLQ) {
+    this.name = name;
+    this.isDLQ = !!isDLQ;
+    this.lockDurationMs = o.lockDurationMs || 60000;
+    this.maxDeliveryCount = isDLQ ? 0 : (o.maxDeliveryCount === undefined ? 10 : o.maxDeliveryCount);
+    this.defaultTtlMs = o.defaultTtlMs || 0; // 0 = no expiry
+    this.deadLetterOnExpiry = isDLQ ? false : o.deadLetterOnExpiry !== false;
+    this.requiresSession = isDLQ ? false : !!o.requiresSession;
+    this.duplicateWindowMs = isDLQ ? 0 : (o.duplicateDetectionWindowMs || 0);
+    this.available = []; // entries, in sequence order
+    this.locked = new Map(); // tokenKey -> entry
+    this.seenIds = new Map(); // message id -> time
+    this.sessions = new Map(); // sid -> {id, owner: link|null, lockedUntil}
+    this.consumers = new Set(); // sender links (client receivers)
+    this.waiting = []; // held accept-next links
+    this.dlq = isDLQ ? null : new Queue(name + '/$DeadLetterQueue', {}, true);
+    this.stats = { enqueued: 0, completed: 0, deadLettered: 0, duplicates: 0, expired: 0 };
+  }
+  describe() {
+    return {
+      name: this.name, lockDurationMs: this.lockDurationMs, maxDeliveryCount: this.maxDeliveryCount,
+      defaultTtlMs: this.defaultTtlMs, requiresSession: this.requiresSession,
+      duplicateDetectionWindowMs: this.duplicateWindowMs,
+      active: this.available.length, locked: this.locked.size,
+      deadLettered: this.dlq ? this.dlq.available.length + this.dlq.locked.size : 0,
+      stats: this.stats,
+    };
+  }
+}
+
+function createQueue(name, o) {
+  if (queues.has(name)) {
+    return queues.get(name);
+  }
+  const q = new Queue(name, o || {});
+  queues.set(name, q);
+  return q;
+}
+
+// resolve "<queue>" or "<queue>/$DeadLetterQueue" (case-insensitive sub-queue)
+function resolveEntity(address) {
+  if (!address) return null;
+  let a = String(address);
+  const m = a.match(/^(?:amqps?:\/\/[^/]+\/)?(.*)$/);
+  if (m) a = m[1];
+  const dl = a.match(/^(.*)\/\$deadletterqueue$/i);
+  if (dl) {
+    const q = queues.get(dl[1]);
+    return q ? q.dlq : null;
+  }
+  return queues.get(a) || null;
+}
+
+function entryFromMessage(msg, q) {
+  const now = Date.now();
+  const raw = msg._raw;
+  const sections = splitSections(raw);
+  let ttl = msg.ttl || 0;
+  if (q.defaultTtlMs && (!ttl || ttl > q.defaultTtlMs)) ttl = q.defaultTtlMs;
+  return {
+    seq: ++seqCounter,
+    sections,
+    messageId: msg.message_id === undefined || msg.message_id === null ? null :
+      (Buffer.isBuffer(msg.message_id) ? msg.message_id.toString('hex') : String(msg.message_id)),
+    sessionId: msg.group_id === undefined || msg.group_id === null ? null : String(msg.group_id),
+    enqueuedAt: now,
+    expiresAt: ttl ? now + ttl : 0,
+    ttl,
+    deliveryCount: 0,
+    lockToken: null,
+    lockedUntil: 0,
+    lockTimer: null,
+    owner: null, // sender link holding the lock
+    extraAppProps: {}, // DeadLetterReason etc.
+    extraAnnotations: {},
+  };
+}
+
+function encodeEntry(e, q) {
+  const parts = [];
+  const header = { durable: true, delivery_count: Math.max(0, e.deliveryCount - 1) };
+  if (e.ttl) header.ttl = e.ttl;
+  parts.push(writeTyped(amqpMessage.header(header).described()));
+  const ann = {
+    'x-opt-enqueued-time': types.wrap_timestamp(e.enqueuedAt),
+    'x-opt-sequence-number': longTyped(e.seq),
+    'x-opt-locked-until': types.wrap_timestamp(e.lockedUntil || e.enqueuedAt),
+  };
+  if (e.sessionId !== null) ann['x-opt-session-id'] = types.wrap_string(e.sessionId);
+  for (const k of Object.keys(e.extraAnnotations)) ann[k] = e.extraAnnotations[k];
+  const byCode = {};
+  for (const s of e.sections) byCode[s.code] = s;
+  parts.push(writeTyped(mergeMapSection(0x72, byCode[0x72], ann, true)));
+  if (byCode[0x73]) parts.push(byCode[0x73].raw);
+  if (byCode[0x74] || Object.keys(e.extraAppProps).length) {
+    if (Object.keys(e.extraAppProps).length) {
+      parts.push(writeTyped(mergeMapSection(0x74, byCode[0x74], e.extraAppProps, false)));
+    } else {
+      parts.push(byCode[0x74].raw);
+    }
+  }
+  for (const s of e.sections) {
+    if (s.code >= 0x75 && s.code <= 0x78) parts.push(s.raw);
+  }
+  return Buffer.concat(parts);
+}
+
+// ---------------------------------------------------------------------------------------------
+// queue operations
+function enqueue(q, e) {
+  q.available.push(e);
+  q.stats.enqueued++;
+  pumpQueue(q);
+}
+
+function returnToQueue(q, e, countAttempt) {
+  clearLock(q, e);
+  if (!countAttempt) e.deliveryCount = Math.max(0, e.deliveryCount - 1);
+  if (q.maxDeliveryCount > 0 && e.deliveryCount >= q.maxDeliveryCount) {
+    deadLetter(q, e, 'MaxDeliveryCountExceeded',
+      'Message could not be consumed after ' + q.maxDeliveryCount + ' delivery attempts.');
+    return;
+  }
+  // keep sequence order
+  let i = q.available.length;
+  while (i > 0 && q.available[i - 1].seq > e.seq) i--;
+  q.available.splice(i, 0, e);
+  pumpQueue(q);
+}
+
+function clearLock(q, e) {
+  if (e.lockTimer) clearTimeout(e.lockTimer);
+  e.lockTimer = null;
+  if (e.lockToken) q.locked.delete(tokenKey(e.lockToken));
+  e.lockToken = null;
+  e.owner = null;
+}
+
+function deadLetter(q, e, reason, description) {
+  clearLock(q, e);
+  q.stats.deadLettered++;
+  if (!q.dlq) return; // dead-lettering from a DLQ drops the message
+  e.extraAppProps.DeadLetterReason = types.wrap_string(String(reason || ''));
+  e.extraAppProps.DeadLetterErrorDescription = types.wrap_string(String(description || ''));
+  e.extraAnnotations['x-opt-deadletter-source'] = types.wrap_string(q.name);
+  e.deliveryCount = 0;
+  e.expiresAt = 0;
+  e.sessionId = e.sessionId; // DLQ is not session-aware; id kept for inspection
+  enqueue(q.dlq, e);
+}
+
+function expireMessages(q) {
+  const now = Date.now();
+  const keep = [];
+  for (const e of q.available) {
+    if (e.expiresAt && e.expiresAt <= now) {
+      q.stats.expired++;
+      if (q.deadLetterOnExpiry) deadLetter(q, e, 'TTLExpiredException', 'The message expired and was dead lettered.');
+    } else {
+      keep.push(e);
+    }
+  }
+  q.available = keep;
+}
+
+function lockExpired(q, e, token) {
+  if (e.lockToken && e.lockToken.equals(token)) {
+    log('lock expired', q.name, e.seq);
+    returnToQueue(q, e, true);
+  }
+}
+
+function settleEntry(q, e, outcome, info) {
+  switch (outcome) {
+    case 'complete':
+      clearLock(q, e);
+      q.stats.completed++;
+      break;
+    case 'abandon':
+      returnToQueue(q, e, true);
+      break;
+    case 'release':
+      returnToQueue(q, e, false);
+      break;
+    case 'deadletter':
+      deadLetter(q, e, info && info.reason, info && info.description);
+      break;
+    case 'defer':
+      // Deferral is not emulated: treat as abandon without the attempt.
+      returnToQueue(q, e, false);
+      break;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// delivering
+function linkCredit(link) {
+  const sb = link._sb;
+  const out = link.session.outgoing;
+  sb.pending = sb.pending.filter((id) => id >= out.next_pending_delivery);
+  return link.credit - sb.pending.length;
+}
+
+function pumpQueue(q) {
+  expireMessages(q);
+  assignWaiting(q);
+  for (const link of q.consumers) pumpLink(link);
+}
+
+function pumpLink(link) {
+  const sb = link._sb;
+  if (!sb || sb.closed || !link.is_open()) return;
+  const q = sb.queue;
+  expireMessages(q);
+  let sent = false;
+  while (linkCredit(link) > 0 && link.session.outgoing.available() > 0) {
+    const idx = q.available.findIndex((e) => (q.requiresSession ? e.sessionId === sb.sessionId : true));
+    if (idx < 0) break;
+    const e = q.available.splice(idx, 1)[0];
+    const token = newToken();
+    e.deliveryCount++;
+    e.lockToken = token;
+    e.owner = link;
+    e.lockedUntil = Date.now() + q.lockDurationMs;
+    q.locked.set(tokenKey(token), e);
+    e.lockTimer = setTimeout(() => lockExpired(q, e, token), q.lockDurationMs);
+    const d = link.send(encodeEntry(e, q), tokenToTag(token), 0);
+    d._sb = { queue: q, token };
+    sb.pending.push(d.id);
+    sent = true;
+  }
+  if (!sent && link._draining && link.credit > 0) {
+    link.set_drained(true);
+    link.connection._register();
+  }
+}
+
+function lookupLocked(q, token) {
+  const e = q.locked.get(tokenKey(token));
+  if (!e || !e.lockToken || !e.lockToken.equals(token)) return null;
+  return e;
+}
+
+function lockLostError() {
+  return { condition: 'com.microsoft:message-lock-lost', description: 'The lock supplied is invalid. Either the lock expired, or the message has already been removed from the queue.' };
+}
+
+function onDisposition(context, outcome) {
+  const d = context.delivery;
+  if (!d._sb || d._sbDone) return;
+  d._sbDone = true;
+  const { queue: q, token } = d._sb;
+  const e = lookupLocked(q, token);
+  if (!e || e.owner !== context.sender) {
+    d.update(true, amqpMessage.rejected({ error: lockLostError() }).described());
+    d.remote_settled = true;
+    return;
+  }
+  const state = d.remote_state;
+  let reply = state;
+  if (outcome === 'accepted') {
+    settleEntry(q, e, 'complete');
+    reply = amqpMessage.accepted().described();
+  } else if (outcome === 'released') {
+    settleEntry(q, e, 'release');
+    reply = amqpMessage.released().described();
+  } else if (outcome === 'modified') {
+    const undeliverable = state && state.undeliverable_here;
+    settleEntry(q, e, undeliverable ? 'defer' : 'abandon');
+    reply = amqpMessage.modified({ delivery_failed: !!(state && state.delivery_failed), undeliverable_here: !!undeliverable }).described();
+  } else if (outcome === 'rejected') {
+    const err = state && state.error;
+    const info = err && err.info ? plainMap(err.info) : {};
+    settleEntry(q, e, 'deadletter', { reason: info.DeadLetterReason, description: info.DeadLetterErrorDescription });
+    reply = amqpMessage.rejected({ error: err }).described();
+  }
+  d.update(true, reply);
+  d.remote_settled = true; // the SDK does not send a final settled disposition in mode second
+}
+
+function plainMap(m) {
+  if (!m) return {};
+  if (m.value && Array.isArray(m.value)) {
+    const out = {};
+    for (let i = 0; i + 1 < m.value.length; i += 2) out[String(plain(m.value[i]))] = plain(m.value[i + 1]);
+    return out;
+  }
+  const out = {};
+  for (const k of Object.keys(m)) out[k] = plain(m[k]);
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// sessions
+function sessionLockMs(q) { return q.lockDurationMs; }
+
+function sessionsWithMessages(q) {
+  const ids = [];
+  for (const e of q.available) {
+    if (e.sessionId !== null && !ids.includes(e.sessionId)) ids.push(e.sessionId);
+  }
+  return ids;
+}
+
+function sessionFree(q, sid) {
+  const s = q.sessions.get(sid);
+  if (!s || !s.owner) return true;
+  if (s.lockedUntil <= Date.now()) { releaseSession(q, s); return true; }
+  return false;
+}
+
+function releaseSession(q, s) {
+  if (s.timer) clearTimeout(s.timer);
+  s.timer = null;
+  s.owner = null;
+}
+
+function lockSession(q, sid, link) {
+  let s = q.sessions.get(sid);
+  if (!s) { s = { id: sid, owner: null, lockedUntil: 0, timer: null }; q.sessions.set(sid, s); }
+  s.owner = link;
+  renewSession(q, s);
+  return s;
+}
+
+function renewSession(q, s) {
+  s.lockedUntil = Date.now() + sessionLockMs(q);
+  if (s.timer) clearTimeout(s.timer);
+  s.timer = setTimeout(() => {
+    if (s.owner && s.lockedUntil <= Date.now()) {
+      const link = s.owner;
+      releaseSession(q, s);
+      if (link.is_open()) link.close({ condition: 'com.microsoft:session-lock-lost', description: 'The session lock has expired.' });
+    }
+  }, sessionLockMs(q) + 5);
+}
+
+function grantSession(link, q, sid) {
+  const s = lockSession(q, sid, link);
+  link._sb.sessionId = sid;
+  link.set_source({
+    address: link._sb.address,
+    filter: { [SESSION_FILTER]: types.described(types.wrap_ulong(SESSION_FILTER_CODE), types.wrap_string(sid)) },
+  });
+  link.local.attach.properties = { 'com.microsoft:locked-until-utc': ticks(s.lockedUntil) };
+}
+
+function assignWaiting(q) {
+  while (q.waiting.length) {
+    const free = sessionsWithMessages(q).filter((sid) => sessionFree(q, sid));
+    if (!free.length) return;
+    const w = q.waiting.shift();
+    clearTimeout(w.timer);
+    if (!w.link.connection.is_open() || w.link._sb.closed) continue;
+    grantSession(w.link, q, free[0]);
+    w.link._sbHold = false;
+    q.consumers.add(w.link);
+    w.link.connection._register();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// CBS and $management
+const authorized = new WeakMap(); // connection -> Set(audience)
+
+function verifySas(token) {
+  if (typeof token !== 'string' || !token.startsWith('SharedAccessSignature ')) return 'malformed token';
+  const fields = {};
+  for (const kv of token.slice('SharedAccessSignature '.length).split('&')) {
+    const i = kv.indexOf('=');
+    if (i > 0) fields[kv.slice(0, i)] = kv.slice(i + 1);
+  }
+  if (!fields.sr || !fields.sig || !fields.se || !fields.skn) return 'malformed token';
+  if (fields.skn !== opts.keyName) return 'unknown key name';
+  if (Number(fields.se) * 1000 < Date.now()) return 'token expired';
+  const expect = crypto.createHmac('sha256', Buffer.from(opts.key, 'utf8')).update(fields.sr + '\n' + fields.se).digest('base64');
+  let got;
+  try { got = decodeURIComponent(fields.sig); } catch (err) { return 'malformed signature'; }
+  const a = Buffer.from(expect);
+  const b = Buffer.from(got);
+  if (a.length !== b.length || !crypto.timingSafeEqual(a, b)) return 'invalid signature';
+  return null;
+}
+
+function handleCbs(conn, req) {
+  const ap = req.application_properties || {};
+  if (ap.operation !== 'put-token') return { code: 400, desc: 'unsupported operation' };
+  let problem = null;
+  if (ap.type === 'jwt') {
+    if (process.env.SBEMU_JWT && req.body !== process.env.SBEMU_JWT) problem = 'invalid jwt';
+    if (typeof req.body !== 'string' || !req.body) problem = 'empty jwt';
+  } else {
+    problem = verifySas(typeof req.body === 'string' ? req.body : plain(req.body));
+  }
+  if (problem) return { code: 401, desc: 'Unauthorized: ' + problem };
+  let set = authorized.get(conn);
+  if (!set) { set = new Set(); authorized.set(conn, set); }
+  set.add(String(ap.name || ''));
+  return { code: 202, desc: 'Accepted' };
+}
+
+function isAuthorized(conn) {
+  const set = authorized.get(conn);
+  return !!(set && set.size);
+}
+
+function handleManagement(q, req) {
+  const ap = req.application_properties || {};
+  const body = plainMap(req.body && req.body.value && !Array.isArray(req.body) ? req.body : req.body) || {};
+  const op = ap.operation;
+  const now = Date.now();
+  switch (op) {
+    case 'com.microsoft:renew-lock': {
+      const tokens = (body['lock-tokens'] || []).map((t) => Buffer.from(plain(t)));
+      const exps = [];
+      for (const t of tokens) {
+        const e = lookupLocked(q, t);
+        if (!e) return { code: 410, desc: 'The lock supplied is invalid. Either the lock expired, or the message has already been removed from the queue.', condition: 'com.microsoft:message-lock-lost' };
+        e.lockedUntil = now + q.lockDurationMs;
+        clearTimeout(e.lockTimer);
+        e.lockTimer = setTimeout(() => lockExpired(q, e, t), q.lockDurationMs);
+        exps.push(e.lockedUntil);
+      }
+      return { code: 200, body: { expirations: types.wrap_array(exps, 0x83) } };
+    }
+    case 'com.microsoft:renew-session-lock': {
+      const sid = String(body['session-id']);
+      const s = q.sessions.get(sid);
+      if (!s || !s.owner || s.lockedUntil <= now) return { code: 410, desc: 'The session lock was lost.', condition: 'com.microsoft:session-lock-lost' };
+      renewSession(q, s);
+      return { code: 200, body: { expiration: types.wrap_timestamp(s.lockedUntil) } };
+    }
+    case 'com.microsoft:update-disposition': {
+      const status = String(body['disposition-status']);
+      const tokens = (body['lock-tokens'] || []).map((t) => Buffer.from(plain(t)));
+      for (const t of tokens) {
+        const e = lookupLocked(q, t);
+        if (!e) return { code: 410, desc: 'The lock supplied is invalid.', condition: 'com.microsoft:message-lock-lost' };
+        if (status === 'completed') settleEntry(q, e, 'complete');
+        else if (status === 'abandoned') settleEntry(q, e, 'abandon');
+        else if (status === 'suspended') settleEntry(q, e, 'deadletter', { reason: body['deadletter-reason'], description: body['deadletter-description'] });
+        else if (status === 'defered' || status === 'deferred') settleEntry(q, e, 'defer');
+        else return { code: 400, desc: 'unknown disposition-status ' + status };
+      }
+      return { code: 200, body: {} };
+    }
+    case 'com.microsoft:get-session-state': {
+      const s = q.sessions.get(String(body['session-id']));
+      return { code: 200, body: { 'session-state': s && s.state ? types.wrap_binary(s.state) : null } };
+    }
+    case 'com.microsoft:set-session-state': {
+      const sid = String(body['session-id']);
+      let s = q.sessions.get(sid);
+      if (!s) { s = { id: sid, owner: null, lockedUntil: 0, timer: null }; q.sessions.set(sid, s); }
+      s.state = body['session-state'] ? Buffer.from(body['session-state']) : null;
+      return { code: 200, body: {} };
+    }
+    case 'com.microsoft:peek-message': {
+      const from = Number(body['from-sequence-number'] || 0);
+      const count = Number(body['message-count'] || 1);
+      const all = q.available.concat(Array.from(q.locked.values())).filter((e) => e.seq >= from).sort((a, b) => a.seq - b.seq).slice(0, count);
+      if (!all.length) return { code: 204, desc: 'No messages' };
+      const msgs = all.map((e) => types.wrap_map({ message: types.wrap_binary(encodeEntry(e, q)) }));
+      return { code: 200, body: { messages: types.wrap_list(msgs) } };
+    }
+    default:
+      return { code: 501, desc: 'operation ' + op + ' is not emulated' };
+  }
+}
+
+function replyTo(conn, req, result) {
+  const target = req.reply_to;
+  let out = null;
+  conn.each_sender((s) => {
+    if (!out && s.target && s.target.address === target && s.is_open()) out = s;
+  });
+  if (!out) { log('no reply link for', target); return; }
+  const ap = { 'status-code': int32(result.code), 'status-description': types.wrap_string(result.desc || '') };
+  if (result.condition) ap['error-condition'] = types.wrap_symbol(result.condition);
+  const msg = { correlation_id: req.message_id, application_properties: ap };
+  if (result.body) msg.body = types.wrap_map(result.body);
+  out.send(msg);
+}
+
+// ---------------------------------------------------------------------------------------------
+// connections
+const container = rhea.create_container({ id: 'sbemu' });
+const connections = new Set();
+const linkOptions = { autoaccept: false, treat_modified_as_released: false, autosettle: true };
+
+container.on('connection_open', (ctx) => {
+  connections.add(ctx.connection);
+});
+function dropConnection(conn) { connections.delete(conn); }
+container.on('connection_close', (ctx) => dropConnection(ctx.connection));
+container.on('disconnected', (ctx) => { dropConnection(ctx.connection); cleanupConnection(ctx.connection); });
+container.on('connection_close', (ctx) => cleanupConnection(ctx.connection));
+container.on('error', (err) => log('container error', err && err.message));
+container.on('connection_error', () => {});
+container.on('session_error', () => {});
+
+function cleanupConnection(conn) {
+  for (const q of queues.values()) {
+    for (const link of Array.from(q.consumers)) {
+      if (link.connection === conn) onConsumerGone(link);
+    }
+    for (const w of q.waiting.slice()) {
+      if (w.link.connection === conn) { clearTimeout(w.timer); q.waiting.splice(q.waiting.indexOf(w), 1); }
+    }
+  }
+}
+
+function onConsumerGone(link) {
+  const sb = link._sb;
+  if (!sb || sb.closed) return;
+  sb.closed = true;
+  const q = sb.queue;
+  q.consumers.delete(link);
+  // locks bound to the link become invalid; the messages are available again at once
+  for (const e of Array.from(q.locked.values())) {
+    if (e.owner === link) returnToQueue(q, e, true);
+  }
+  if (sb.sessionId !== null && sb.sessionId !== undefined) {
+    const s = q.sessions.get(sb.sessionId);
+    if (s && s.owner === link) releaseSession(q, s);
+    assignWaiting(q);
+  }
+  pumpQueue(q);
+}
+
+function refuse(link, condition, description) {
+  // Answer the attach with a null terminus, then detach with the error (AMQP 1.0, 2.6.3).
+  if (link.is_sender()) link.local.attach.source = null; else link.local.attach.target = null;
+  link._sbHold = false;
+  link.close({ condition, description });
+}
+
+// client receiver -> our sender
+container.on('sender_open', (ctx) => {
+  const link = ctx.sender;
+  const conn = ctx.connection;
+  Object.assign(link.options, linkOptions);
+  const src = link.source || {};
+  const address = src.address;
+  link.local.attach.rcv_settle_mode = link.remote.attach.rcv_settle_mode || 0;
+  link.local.attach.snd_settle_mode = link.remote.attach.snd_settle_mode === undefined ? 2 : link.remote.attach.snd_settle_mode;
+  link.set_source({ address });
+  link.set_target({ address: link.target ? link.target.address : undefined });
+  if (address === '$cbs' || (address && /\/\$management$/i.test(address))) {
+    return; // reply link of a request/response node
+  }
+  if (!isAuthorized(conn)) { refuse(link, 'amqp:unauthorized-access', 'Unauthorized access. put-token was not sent or failed.'); return; }
+  const q = resolveEntity(address);
+  if (!q) { refuse(link, 'amqp:not-found', 'The messaging entity ' + address + ' could not be found.'); return; }
+  link._sb = { queue: q, address, pending: [], sessionId: null, closed: false };
+  const filters = src.filter || {};
+  const hasSessionFilter = Object.prototype.hasOwnProperty.call(filters, SESSION_FILTER);
+  if (q.requiresSession && !hasSessionFilter) {
+    refuse(link, 'amqp:not-allowed', 'It is not possible for an entity that requires sessions to create a non-sessionful message receiver.');
+    return;
+  }
+  if (hasSessionFilter) {
+    const sid = plain(filters[SESSION_FILTER]);
+    if (sid !== null && sid !== undefined) {
+      if (!sessionFree(q, String(sid))) { refuse(link, 'com.microsoft:session-cannot-be-locked', 'The requested session ' + sid + ' cannot be accepted. It may be locked by another receiver.'); return; }
+      grantSession(link, q, String(sid));
+    } else {
+      const free = sessionsWithMessages(q).filter((s) => sessionFree(q, s));
+      if (free.length) {
+        grantSession(link, q, free[0]);
+      } else {
+        const props = plainMap(link.remote.attach.properties || {});
+        const timeoutMs = Math.min(Number(props['com.microsoft:timeout'] || 60000), 60000);
+        link._sbHold = true;
+        const w = { link, timer: null };
+        w.timer = setTimeout(() => {
+          const i = q.waiting.indexOf(w);
+          if (i >= 0) q.waiting.splice(i, 1);
+          refuse(link, 'com.microsoft:timeout', 'No session available to accept within the timeout.');
+          link.connection._register();
+        }, timeoutMs);
+        q.waiting.push(w);
+        return;
+      }
+    }
+  }
+  q.consumers.add(link);
+});
+
+container.on('sendable', (ctx) => { if (ctx.sender._sb) pumpLink(ctx.sender); });
+container.on('sender_draining', (ctx) => { if (ctx.sender._sb) pumpLink(ctx.sender); });
+container.on('sender_close', (ctx) => onConsumerGone(ctx.sender));
+container.on('sender_error', () => {});
+container.on('accepted', (ctx) => onDisposition(ctx, 'accepted'));
+container.on('released', (ctx) => onDisposition(ctx, 'released'));
+container.on('modified', (ctx) => onDisposition(ctx, 'modified'));
+container.on('rejected', (ctx) => onDisposition(ctx, 'rejected'));
+container.on('settled', () => {});
+
+// client sender -> our receiver
+container.on('receiver_open', (ctx) => {
+  const link = ctx.receiver;
+  Object.assign(link.options, linkOptions);
+  const address = link.target ? link.target.address : undefined;
+  link.local.attach.rcv_settle_mode = link.remote.attach.rcv_settle_mode || 0;
+  link.local.attach.snd_settle_mode = link.remote.attach.snd_settle_mode === undefined ? 2 : link.remote.attach.snd_settle_mode;
+  link.set_target({ address });
+  link.set_source({ address: link.source ? link.source.address : undefined });
+  if (address === '$cbs' || (address && /\/\$management$/i.test(address))) return;
+  if (!isAuthorized(ctx.connection)) { refuse(link, 'amqp:unauthorized-access', 'Unauthorized access. put-token was not sent or failed.'); return; }
+  const q = resolveEntity(address);
+  if (!q || q.isDLQ) { refuse(link, 'amqp:not-found', 'The messaging entity ' + address + ' could not be found.'); return; }
+  link._sbTarget = q;
+});
+
+container.on('message', (ctx) => {
+  const link = ctx.receiver;
+  const d = ctx.delivery;
+  const msg = ctx.message;
+  const address = link.target ? link.target.address : '';
+  if (address === '$cbs') {
+    replyTo(ctx.connection, msg, handleCbs(ctx.connection, msg));
+    d.accept();
+    return;
+  }
+  const mg = address && address.match(/^(.*)\/\$management$/i);
+  if (mg) {
+    const q = resolveEntity(mg[1]);
+    const res = q ? handleManagement(q, msg) : { code: 404, desc: 'entity not found' };
+    replyTo(ctx.connection, msg, res);
+    d.accept();
+    return;
+  }
+  const q = link._sbTarget;
+  if (!q) { d.reject({ condition: 'amqp:not-found', description: 'entity not found' }); return; }
+  if (q.requiresSession && (msg.group_id === undefined || msg.group_id === null)) {
+    d.reject({ condition: 'amqp:invalid-field', description: 'The SessionId was not set on a message, and it cannot be sent to the entity. Entities that have session support enabled can only receive messages that have the SessionId set to a valid value.' });
+    return;
+  }
+  const e = entryFromMessage(msg, q);
+  if (q.duplicateWindowMs && e.messageId !== null) {
+    const now = Date.now();
+    for (const [id, t] of q.seenIds) if (t + q.duplicateWindowMs < now) q.seenIds.delete(id);
+    if (q.seenIds.has(e.messageId)) {
+      q.stats.duplicates++;
+      d.accept(); // accepted and silently dropped, like Service Bus
+      return;
+    }
+    q.seenIds.set(e.messageId, now);
+  }
+  d.accept();
+  enqueue(q, e);
+});
+
+// ---------------------------------------------------------------------------------------------
+// control endpoint (HTTP on loopback)
+let amqpServer = null;
+const sockets = new Set();
+
+function listenAmqp(port) {
+  return new Promise((resolve, reject) => {
+    const srv = container.listen({ host: opts.host, port, ...linkOptions });
+    srv.on('connection', (sock) => { sockets.add(sock); sock.on('close', () => sockets.delete(sock)); });
+    srv.once('listening', () => { amqpServer = srv; resolve(srv.address().port); });
+    srv.once('error', reject);
+  });
+}
+
+function dropAll() {
+  const n = sockets.size;
+  for (const s of sockets) s.destroy();
+  return n;
+}
+
+function forceDetach(queueName) {
+  let n = 0;
+  for (const q of queues.values()) {
+    if (queueName && q.name !== queueName && (!q.dlq || q.dlq.name !== queueName)) continue;
+    const all = [q, q.dlq].filter(Boolean);
+    for (const qq of all) {
+      for (const link of Array.from(qq.consumers)) {
+        n++;
+        onConsumerGone(link);
+        link.close({ condition: 'amqp:link:detach-forced', description: 'The link was force-detached by the emulator (fault injection).' });
+      }
+    }
+  }
+  return n;
+}
+
+function expireLocks(q, seq) {
+  let n = 0;
+  for (const e of Array.from(q.locked.values())) {
+    if (seq && e.seq !== seq) continue;
+    n++;
+    returnToQueue(q, e, true);
+  }
+  return n;
+}
+
+function entrySummary(e) {
+  const byCode = {};
+  for (const s of e.sections) byCode[s.code] = s;
+  const body = byCode[0x75] ? plain(byCode[0x75].typed) : null;
+  return {
+    sequenceNumber: e.seq, messageId: e.messageId, sessionId: e.sessionId, deliveryCount: e.deliveryCount,
+    locked: !!e.lockToken,
+    deadLetterReason: e.extraAppProps.DeadLetterReason ? plain(e.extraAppProps.DeadLetterReason) : undefined,
+    deadLetterDescription: e.extraAppProps.DeadLetterErrorDescription ? plain(e.extraAppProps.DeadLetterErrorDescription) : undefined,
+    body: Buffer.isBuffer(body) ? body.toString('base64') : undefined,
+  };
+}
+
+function readJSON(req) {
+  return new Promise((resolve, reject) => {
+    let data = '';
+    req.on('data', (c) => { data += c; });
+    req.on('end', () => { try { resolve(data ? JSON.parse(data) : {}); } catch (err) { reject(err); } });
+    req.on('error', reject);
+  });
+}
+
+// ROUTES:
+//   GET  /healthz                         -> {"ok":true}
+//   PUT  /queues/{name}  {lockDurationMs,maxDeliveryCount,defaultTtlMs,requiresSession,
+//                         duplicateDetectionWindowMs,deadLetterOnExpiry} -> queue description
+//   GET  /queues/{name}                   -> description + messages (active, locked, deadLettered)
+//   DELETE /queues/{name}
+//   POST /faults/drop-connections         -> {"dropped":N}
+//   POST /faults/detach-links?queue=Q     -> {"detached":N}
+//   POST /faults/expire-locks?queue=Q[&seq=N] -> {"expired":N}
+//   POST /listener/stop                   -> stop accepting and drop all connections (state kept)
+//   POST /listener/start                  -> listen again on the same port
+//   POST /shutdown
+async function handleControl(req, res) {
+  const url = new URL(req.url, 'http://localhost');
+  const parts = url.pathname.split('/').filter(Boolean).map(decodeURIComponent);
+  const send = (code, obj) => { res.writeHead(code, { 'content-type': 'application/json' }); res.end(JSON.stringify(obj)); };
+  try {
+    if (req.method === 'GET' && url.pathname === '/healthz') return send(200, { ok: true, listening: !!amqpServer });
+    if (parts[0] === 'queues' && parts.length >= 2) {
+      const name = parts.slice(1).join('/');
+      if (req.method === 'PUT') {
+        if (queues.has(name)) return send(409, { error: 'queue exists' });
+        const q = createQueue(name, await readJSON(req));
+        return send(201, q.describe());
+      }
+      const q = resolveEntity(name);
+      if (!q) return send(404, { error: 'no such queue' });
+      if (req.method === 'GET') {
+        expireMessages(q);
+        const d = q.describe();
+        d.messages = q.available.map(entrySummary);
+        d.lockedMessages = Array.from(q.locked.values()).map(entrySummary);
+        d.deadLetters = q.dlq ? q.dlq.available.concat(Array.from(q.dlq.locked.values())).map(entrySummary) : [];
+        return send(200, d);
+      }
+      if (req.method === 'DELETE') { forceDetach(name); queues.delete(name); return send(200, {}); }
+    }
+    if (req.method === 'POST' && url.pathname === '/faults/drop-connections') return send(200, { dropped: dropAll() });
+    if (req.method === 'POST' && url.pathname === '/faults/detach-links') return send(200, { detached: forceDetach(url.searchParams.get('queue')) });
+    if (req.method === 'POST' && url.pathname === '/faults/expire-locks') {
+      const q = resolveEntity(url.searchParams.get('queue'));
+      if (!q) return send(404, { error: 'no such queue' });
+      return send(200, { expired: expireLocks(q, Number(url.searchParams.get('seq') || 0)) });
+    }
+    if (req.method === 'POST' && url.pathname === '/listener/stop') {
+      if (amqpServer) {
+        const srv = amqpServer;
+        amqpServer = null;
+        await new Promise((resolve) => { srv.close(() => resolve()); dropAll(); });
+      }
+      return send(200, { listening: false });
+    }
+    if (req.method === 'POST' && url.pathname === '/listener/start') {
+      if (!amqpServer) await listenAmqp(opts.port);
+      return send(200, { listening: true, amqpPort: opts.port });
+    }
+    if (req.method === 'POST' && url.pathname === '/shutdown') {
+      send(200, {});
+      setImmediate(() => process.exit(0));
+      return undefined;
+    }
+    return send(404, { error: 'no route' });
+  } catch (err) {
+    return send(500, { error: String(err && err.message) });
+  }
+}
+
+async function main() {
+  opts.port = await listenAmqp(opts.port);
+  const ctl = http.createServer((req, res) => { handleControl(req, res); });
+  await new Promise((resolve, reject) => { ctl.once('error', reject); ctl.listen(opts.controlPort, opts.host, resolve); });
+  const controlPort = ctl.address().port;
+  process.stdout.write(JSON.stringify({ ready: true, amqpPort: opts.port, controlPort }) + '\n');
+  // exit when the parent goes away (stdin closes)
+  process.stdin.on('end', () => process.exit(0));
+  process.stdin.on('error', () => process.exit(0));
+  process.stdin.resume();
+  // periodic TTL sweep
+  setInterval(() => { for (const q of queues.values()) { expireMessages(q); } }, 250).unref();
+}
+
+main().catch((err) => {
+  console.error('sbemu: ' + (err && err.stack ? err.stack : err));
+  process.exit(1);
+});

@@ -1,0 +1,77 @@
+package testdc
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"testing"
+	"time"
+)
+
+// Ensure starts the test DC if it is not running and returns how to reach
+// it. It fails the test with a clear message when it cannot (no root, no
+// apt, provisioning failed): integration tests were asked for, so they must
+// not silently skip.
+func Ensure(tb testing.TB) *Info {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	info, err := Up(ctx, Config{Log: tb.Logf})
+	if errors.Is(err, ErrNeedsRoot) {
+		tb.Fatalf("cannot start the Samba test DC: %v", err)
+	}
+	if err != nil {
+		tb.Fatalf("cannot start the Samba test DC (run `go run ./integration/cmd/testdc up` to see why): %v", err)
+	}
+	return info
+}
+
+// NewUser creates a fresh user for one test under ou (the in-scope OU when
+// empty), optionally in groups, with password UserPass, and deletes it when
+// the test ends. Tests that change passwords use their own user so they can
+// run in parallel with other packages against the same DC.
+func NewUser(tb testing.TB, info *Info, ou string, groups ...string) SeedUser {
+	tb.Helper()
+	if ou == "" {
+		ou = info.InScopeOU
+	}
+	var rnd [4]byte
+	_, _ = rand.Read(rnd[:])
+	sam := "t" + hex.EncodeToString(rnd[:])
+	u := SeedUser{
+		DN:          "CN=" + sam + "," + ou,
+		SAM:         sam,
+		UPN:         sam + "@adw.test",
+		DisplayName: "Test " + sam,
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c, err := Admin(ctx, info)
+	if err != nil {
+		tb.Fatalf("admin bind: %v", err)
+	}
+	defer c.Close()
+	if err := CreateUser(ctx, c, UserSpec{DN: u.DN, SAM: sam, UPN: u.UPN, DisplayName: u.DisplayName, Password: UserPass}); err != nil {
+		tb.Fatal(err)
+	}
+	for _, g := range groups {
+		if err := AddToGroup(c, g, u.DN); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	tb.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		c, err := Admin(ctx, info)
+		if err != nil {
+			tb.Logf("cleanup: admin bind: %v", err)
+			return
+		}
+		defer c.Close()
+		if err := c.Del(ldapDel(u.DN)); err != nil {
+			tb.Logf("cleanup: delete %s: %v", u.DN, err)
+		}
+	})
+	return u
+}
