@@ -344,7 +344,6 @@ func provision(ctx context.Context, cfg Config) error {
 		"tls keyfile=" + filepath.Join(tlsDir, "key.pem"),
 		"tls certfile=" + filepath.Join(tlsDir, "cert.pem"),
 		"tls cafile=" + filepath.Join(tlsDir, "ca.pem"),
-		"old password allowed period=0",
 	}
 	args := []string{"domain", "provision", "-s", empty,
 		"--targetdir=" + cfg.Dir, "--realm=" + Realm, "--domain=" + NetBIOS,
@@ -358,7 +357,16 @@ func provision(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return fmt.Errorf("samba-tool domain provision: %w\n%s", err, tail(out))
 	}
-	return nil
+	// Options provision does not carry into smb.conf. The old password
+	// stays valid for 60 minutes after a change by default; tests expect
+	// it to fail at once.
+	conf, err := os.ReadFile(cfg.confFile())
+	if err != nil {
+		return err
+	}
+	extra := "[global]\n\told password allowed period = 0\n"
+	conf = []byte(strings.Replace(string(conf), "[global]\n", extra, 1))
+	return os.WriteFile(cfg.confFile(), conf, 0o600)
 }
 
 func start(ctx context.Context, cfg Config, info *Info) error {

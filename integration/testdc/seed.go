@@ -174,6 +174,12 @@ func seed(ctx context.Context, cfg Config, info *Info) error {
 	if err := dsacl(ctx, cfg, info.InScopeOU, sddl); err != nil {
 		return err
 	}
+	// Reading fine-grained policies (PSOs) is limited to admins by default;
+	// the connector's local pre-check needs to read the one in force.
+	if err := dsacl(ctx, cfg, "CN=Password Settings Container,CN=System,"+BaseDN,
+		fmt.Sprintf("(A;CI;RPLCLORC;;;%s)", sid)); err != nil {
+		return err
+	}
 	// The protected account as AdminSDHolder leaves it: adminCount=1 and a
 	// DACL that does not inherit the OU's ACEs, so the service account's
 	// rights do not reach it.

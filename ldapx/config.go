@@ -1,0 +1,191 @@
+package ldapx
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+)
+
+// Config says how to reach and bind to the domain controllers.
+type Config struct {
+	// Servers are tried in order: ldaps://host[:636] (TLS from the first
+	// byte) or ldap://host[:389] (StartTLS is then mandatory: plain LDAP is
+	// never used for a bind or a password).
+	Servers []string
+	// Domain, with Discover set, adds the DCs advertised in DNS SRV
+	// _ldap._tcp.dc._msdcs.<Domain> (as ldaps://target:636) after Servers.
+	Domain   string
+	Discover bool
+
+	BindDN       string // DN or UPN of the service account
+	BindPassword string
+
+	// Trust: RootCAs if set, else the PEM bundle in CAFile, else the
+	// system pool. InsecureSkipVerify turns verification off and is logged
+	// loudly on every dial: for lab use only.
+	CAFile             string
+	RootCAs            *x509.CertPool
+	ServerName         string // overrides the name checked in the DC certificate
+	InsecureSkipVerify bool
+	// ClientCert is an optional certificate for mutual TLS.
+	ClientCert *tls.Certificate
+
+	// BaseDN limits user searches; empty means the domain naming context
+	// from the rootDSE.
+	BaseDN string
+
+	DialTimeout time.Duration // per DC; default 5s
+	OpTimeout   time.Duration // per operation when the context has none; default 30s
+	PoolSize    int           // connections open at most; default 4
+	// HealthAfter: an idle connection unused for longer is checked before
+	// reuse; default 30s. MaxIdle: closed instead; default 5m.
+	HealthAfter time.Duration
+	MaxIdle     time.Duration
+	// PolicyRefresh is how long a read policy (domain or PSO) is reused;
+	// default 5m.
+	PolicyRefresh time.Duration
+	Backoff       Backoff
+
+	// Injected dependencies; nil means the real thing.
+	Resolver SRVResolver
+	Dialer   ContextDialer
+	Clock    func() time.Time
+	Logger   *slog.Logger
+}
+
+// ContextDialer dials TCP connections (net.Dialer satisfies it).
+type ContextDialer interface {
+	DialContext(ctx context.Context, network, address string) (net.Conn, error)
+}
+
+func (c *Config) setDefaults() {
+	if c.DialTimeout <= 0 {
+		c.DialTimeout = 5 * time.Second
+	}
+	if c.OpTimeout <= 0 {
+		c.OpTimeout = 30 * time.Second
+	}
+	if c.PoolSize <= 0 {
+		c.PoolSize = 4
+	}
+	if c.HealthAfter <= 0 {
+		c.HealthAfter = 30 * time.Second
+	}
+	if c.MaxIdle <= 0 {
+		c.MaxIdle = 5 * time.Minute
+	}
+	if c.PolicyRefresh <= 0 {
+		c.PolicyRefresh = 5 * time.Minute
+	}
+	c.Backoff.setDefaults()
+	if c.Resolver == nil {
+		c.Resolver = net.DefaultResolver
+	}
+	if c.Dialer == nil {
+		c.Dialer = &net.Dialer{KeepAlive: 30 * time.Second}
+	}
+	if c.Clock == nil {
+		c.Clock = time.Now
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// Validate lists every problem with the configuration at once.
+func (c *Config) Validate() error {
+	var errs []error
+	if len(c.Servers) == 0 && !(c.Discover && c.Domain != "") {
+		errs = append(errs, errors.New("no domain controller: set servers, or discover with a domain"))
+	}
+	for i, s := range c.Servers {
+		if _, err := parseServer(s); err != nil {
+			errs = append(errs, fmt.Errorf("servers[%d]: %w", i, err))
+		}
+	}
+	if c.BindDN == "" {
+		errs = append(errs, errors.New("bind DN (or UPN) of the service account is empty"))
+	}
+	if c.BindPassword == "" {
+		errs = append(errs, errors.New("bind password is empty (anonymous binds are refused)"))
+	}
+	if c.CAFile != "" && c.RootCAs == nil {
+		if _, err := loadCAFile(c.CAFile); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+type serverURL struct {
+	raw      string
+	host     string // without port
+	addr     string // host:port
+	startTLS bool
+}
+
+func parseServer(s string) (serverURL, error) {
+	u, err := url.Parse(s)
+	if err != nil {
+		return serverURL{}, fmt.Errorf("%q is not a URL: %w", s, err)
+	}
+	var port string
+	var startTLS bool
+	switch strings.ToLower(u.Scheme) {
+	case "ldaps":
+		port = "636"
+	case "ldap":
+		port, startTLS = "389", true
+	default:
+		return serverURL{}, fmt.Errorf("%q: scheme must be ldaps:// or ldap:// (StartTLS), not %q", s, u.Scheme)
+	}
+	if u.Hostname() == "" {
+		return serverURL{}, fmt.Errorf("%q has no host", s)
+	}
+	if u.Path != "" && u.Path != "/" || u.RawQuery != "" || u.User != nil {
+		return serverURL{}, fmt.Errorf("%q: only scheme://host[:port] is accepted", s)
+	}
+	if p := u.Port(); p != "" {
+		port = p
+	}
+	return serverURL{raw: s, host: u.Hostname(), addr: net.JoinHostPort(u.Hostname(), port), startTLS: startTLS}, nil
+}
+
+func loadCAFile(path string) (*x509.CertPool, error) {
+	pem, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("CA file: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("CA file %s holds no PEM certificate", path)
+	}
+	return pool, nil
+}
+
+// tlsConfig builds the TLS settings: verification on, TLS 1.2 at least.
+func (c *Config) tlsConfig() (*tls.Config, error) {
+	t := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: c.ServerName, InsecureSkipVerify: c.InsecureSkipVerify}
+	switch {
+	case c.RootCAs != nil:
+		t.RootCAs = c.RootCAs
+	case c.CAFile != "":
+		pool, err := loadCAFile(c.CAFile)
+		if err != nil {
+			return nil, err
+		}
+		t.RootCAs = pool
+	}
+	if c.ClientCert != nil {
+		t.Certificates = []tls.Certificate{*c.ClientCert}
+	}
+	return t, nil
+}

@@ -1,0 +1,127 @@
+package ldapx
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-ldap/ldap/v3"
+)
+
+// conn is one bound connection to one DC, used by one caller at a time.
+type conn struct {
+	l       *ldap.Conn
+	srv     *server
+	created time.Time
+	used    time.Time
+	broken  atomic.Bool
+}
+
+// do runs fn on the connection under ctx: the context's deadline (or
+// defTimeout) bounds the request, and if ctx ends while fn runs the
+// connection is closed, which makes go-ldap return at once; the connection
+// is then marked broken and never reused.
+func (c *conn) do(ctx context.Context, defTimeout time.Duration, fn func(l *ldap.Conn) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	timeout := defTimeout
+	if dl, ok := ctx.Deadline(); ok {
+		timeout = time.Until(dl)
+		if timeout <= 0 {
+			return context.DeadlineExceeded
+		}
+	}
+	c.l.SetTimeout(timeout)
+	stop := context.AfterFunc(ctx, func() {
+		c.broken.Store(true)
+		c.l.Close()
+	})
+	err := fn(c.l)
+	if !stop() {
+		// The context ended during the call: report that, not the
+		// "connection closed" it caused.
+		c.broken.Store(true)
+		if err == nil {
+			return nil // the call finished before the close took effect
+		}
+		return fmt.Errorf("%w (%v)", ctx.Err(), err)
+	}
+	if err != nil && isConnFatal(err) {
+		c.broken.Store(true)
+	}
+	return err
+}
+
+// isConnFatal reports errors after which the connection can't be trusted.
+func isConnFatal(err error) bool {
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		return true
+	}
+	var le *ldap.Error
+	if errors.As(err, &le) {
+		switch le.ResultCode {
+		case ldap.ErrorNetwork, ldap.LDAPResultServerDown, ldap.LDAPResultTimeout,
+			ldap.LDAPResultConnectError, ldap.LDAPResultUnavailable:
+			return true
+		}
+		return false
+	}
+	return true
+}
+
+func (c *conn) close() { c.l.Close() }
+
+// dialOne connects to one DC, secures the connection (LDAPS or StartTLS,
+// certificate verified unless explicitly disabled) and binds.
+func (cl *Client) dialOne(ctx context.Context, s *server) (*conn, error) {
+	ctx, cancel := context.WithTimeout(ctx, cl.cfg.DialTimeout)
+	defer cancel()
+	start := cl.cfg.Clock()
+	raw, err := cl.cfg.Dialer.DialContext(ctx, "tcp", s.url.addr)
+	if err != nil {
+		return nil, err
+	}
+	tcfg := cl.tls.Clone()
+	if tcfg.ServerName == "" {
+		tcfg.ServerName = s.url.host
+	}
+	if tcfg.InsecureSkipVerify {
+		cl.cfg.Logger.Warn("LDAPS CERTIFICATE VERIFICATION IS OFF: anyone on the path can read passwords", "dc", s.url.raw)
+	}
+	var l *ldap.Conn
+	if s.url.startTLS {
+		l = ldap.NewConn(raw, false)
+		l.Start()
+	} else {
+		tc := tls.Client(raw, tcfg)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			raw.Close()
+			return nil, err
+		}
+		l = ldap.NewConn(tc, true)
+		l.Start()
+	}
+	c := &conn{l: l, srv: s, created: start}
+	err = c.do(ctx, cl.cfg.DialTimeout, func(l *ldap.Conn) error {
+		if s.url.startTLS {
+			if err := l.StartTLS(tcfg); err != nil {
+				return err
+			}
+		}
+		if st, ok := l.TLSConnectionState(); !ok || !st.HandshakeComplete {
+			return errors.New("connection is not encrypted")
+		}
+		return l.Bind(cl.cfg.BindDN, cl.cfg.BindPassword)
+	})
+	if err != nil {
+		l.Close()
+		return nil, err
+	}
+	c.used = cl.cfg.Clock()
+	s.recordLatency(c.used.Sub(start))
+	return c, nil
+}

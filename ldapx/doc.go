@@ -1,0 +1,17 @@
+// Package ldapx is everything the connector does with Active Directory over
+// LDAP: TLS connections to a list of domain controllers with failover and
+// optional DNS SRV discovery, a small health-checked pool, the rootDSE, user
+// lookup by objectGUID / ms-DS-ConsistencyGuid / UPN / sAMAccountName, the
+// effective password policy (domain root overlaid by the resultant PSO,
+// cached), the password operations (admin reset, user change, must change
+// at next logon, unlock) and the decoding of the DC's refusals into typed
+// errors.
+//
+// go-ldap has no context support; every call here takes a context and
+// bridges it: the context's deadline becomes the request timeout, and the
+// connection is closed (and dropped from the pool) when the context ends
+// while a request is in flight.
+//
+// ldapx never imports the connector or the relay packages. Passwords passed
+// in are never included in any error or log line.
+package ldapx

@@ -1,0 +1,216 @@
+package ldapx
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/go-ldap/ldap/v3"
+)
+
+// RefKind says how a user is referenced.
+type RefKind int
+
+const (
+	RefObjectGUID      RefKind = iota + 1 // GUID string form
+	RefConsistencyGUID                    // base64 ms-DS-ConsistencyGuid (Entra's immutable id)
+	RefUPN                                // userPrincipalName
+	RefSAM                                // sAMAccountName
+)
+
+func (k RefKind) String() string {
+	switch k {
+	case RefObjectGUID:
+		return "objectGUID"
+	case RefConsistencyGUID:
+		return "ms-DS-ConsistencyGuid"
+	case RefUPN:
+		return "userPrincipalName"
+	case RefSAM:
+		return "sAMAccountName"
+	}
+	return "unknown"
+}
+
+// UserRef identifies one user.
+type UserRef struct {
+	Kind  RefKind
+	Value string
+}
+
+// User is what the connector needs to know about an account.
+type User struct {
+	DN                 string
+	ObjectGUID         string // string form
+	SAMAccountName     string
+	UserPrincipalName  string
+	DisplayName        string
+	UserAccountControl uint32
+	AdminCount         int
+	PwdLastSet         time.Time // zero when 0 (must change) or never set
+	MustChange         bool      // pwdLastSet is 0
+	LockoutTime        time.Time // zero when not locked
+	ResultantPSO       string    // DN of the effective PSO, "" when the domain policy applies
+	MemberOf           []string  // direct group memberships (DNs)
+	DC                 string
+}
+
+// userAccountControl flags used by the connector.
+const (
+	UACAccountDisable     = 0x0002
+	UACPasswordNotReq     = 0x0020
+	UACNormalAccount      = 0x0200
+	UACDontExpirePassword = 0x10000
+)
+
+// Disabled reports userAccountControl ACCOUNTDISABLE.
+func (u *User) Disabled() bool { return u.UserAccountControl&UACAccountDisable != 0 }
+
+// Protected reports adminCount=1 (AdminSDHolder-protected).
+func (u *User) Protected() bool { return u.AdminCount == 1 }
+
+var userAttributes = []string{
+	"objectGUID", "sAMAccountName", "userPrincipalName", "displayName", "userAccountControl",
+	"adminCount", "pwdLastSet", "lockoutTime", "msDS-ResultantPSO", "memberOf",
+}
+
+// filter returns the LDAP filter for ref, every value escaped.
+func (ref UserRef) filter() (string, error) {
+	v := strings.TrimSpace(ref.Value)
+	if v == "" {
+		return "", fmt.Errorf("%w: empty %s", ErrInvalidInput, ref.Kind)
+	}
+	if strings.ContainsRune(v, 0) {
+		return "", fmt.Errorf("%w: %s contains NUL", ErrInvalidInput, ref.Kind)
+	}
+	const users = "(objectCategory=person)(objectClass=user)"
+	switch ref.Kind {
+	case RefObjectGUID:
+		b, err := GUIDBytes(v)
+		if err != nil {
+			return "", err
+		}
+		return "(&" + users + "(objectGUID=" + escapeBytes(b) + "))", nil
+	case RefConsistencyGUID:
+		b, err := base64.StdEncoding.DecodeString(v)
+		if err != nil || len(b) != 16 {
+			return "", fmt.Errorf("%w: immutable id must be base64 of 16 bytes", ErrInvalidInput)
+		}
+		return "(&" + users + "(mS-DS-ConsistencyGuid=" + escapeBytes(b) + "))", nil
+	case RefUPN:
+		if len(v) > 1024 {
+			return "", fmt.Errorf("%w: userPrincipalName too long", ErrInvalidInput)
+		}
+		return "(&" + users + "(userPrincipalName=" + ldap.EscapeFilter(v) + "))", nil
+	case RefSAM:
+		if len(v) > 256 {
+			return "", fmt.Errorf("%w: sAMAccountName too long", ErrInvalidInput)
+		}
+		return "(&" + users + "(sAMAccountName=" + ldap.EscapeFilter(v) + "))", nil
+	}
+	return "", fmt.Errorf("%w: unknown reference kind %d", ErrInvalidInput, ref.Kind)
+}
+
+// FindUser resolves ref to exactly one user under the base DN. No match is
+// ErrNotFound, more than one ErrAmbiguous.
+func (cl *Client) FindUser(ctx context.Context, ref UserRef) (*User, error) {
+	const op = "ldapx.FindUser"
+	filter, err := ref.filter()
+	if err != nil {
+		return nil, &Error{Op: op, Kind: KindInvalidInput, Err: err}
+	}
+	base, err := cl.baseDN(ctx)
+	if err != nil {
+		return nil, err
+	}
+	res, dc, err := cl.search(ctx, op, ldap.NewSearchRequest(base, ldap.ScopeWholeSubtree,
+		ldap.NeverDerefAliases, 2, 0, false, filter, userAttributes, nil))
+	if err != nil {
+		var le *Error
+		if errors.As(err, &le) && le.ResultCode == ldap.LDAPResultSizeLimitExceeded {
+			return nil, &Error{Op: op, Kind: KindAmbiguous, DC: dc, Err: fmt.Errorf("more than one user matches %s", ref.Kind)}
+		}
+		return nil, err
+	}
+	switch len(res.Entries) {
+	case 0:
+		return nil, &Error{Op: op, Kind: KindNotFound, DC: dc, Err: fmt.Errorf("no user matches %s", ref.Kind)}
+	case 1:
+	default:
+		return nil, &Error{Op: op, Kind: KindAmbiguous, DC: dc, Err: fmt.Errorf("%d users match %s", len(res.Entries), ref.Kind)}
+	}
+	return userFromEntry(res.Entries[0], dc)
+}
+
+// ReadUser reads the user at dn (fresh, not cached).
+func (cl *Client) ReadUser(ctx context.Context, dn string) (*User, error) {
+	res, dc, err := cl.search(ctx, "ldapx.ReadUser", ldap.NewSearchRequest(dn, ldap.ScopeBaseObject,
+		ldap.NeverDerefAliases, 1, 0, false, "(objectClass=user)", userAttributes, nil))
+	if err != nil {
+		return nil, err
+	}
+	if len(res.Entries) != 1 {
+		return nil, &Error{Op: "ldapx.ReadUser", Kind: KindNotFound, DC: dc, Err: fmt.Errorf("no user at that DN")}
+	}
+	return userFromEntry(res.Entries[0], dc)
+}
+
+func userFromEntry(e *ldap.Entry, dc string) (*User, error) {
+	u := &User{
+		DN:                e.DN,
+		ObjectGUID:        GUIDString(e.GetRawAttributeValue("objectGUID")),
+		SAMAccountName:    e.GetAttributeValue("sAMAccountName"),
+		UserPrincipalName: e.GetAttributeValue("userPrincipalName"),
+		DisplayName:       e.GetAttributeValue("displayName"),
+		ResultantPSO:      e.GetAttributeValue("msDS-ResultantPSO"),
+		MemberOf:          e.GetAttributeValues("memberOf"),
+		DC:                dc,
+	}
+	if s := e.GetAttributeValue("userAccountControl"); s != "" {
+		v, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return nil, &Error{Op: "ldapx.FindUser", Kind: KindOther, DC: dc, Err: fmt.Errorf("userAccountControl: %w", err)}
+		}
+		u.UserAccountControl = uint32(v)
+	}
+	if s := e.GetAttributeValue("adminCount"); s != "" {
+		u.AdminCount, _ = strconv.Atoi(s)
+	}
+	pls := e.GetAttributeValue("pwdLastSet")
+	u.MustChange = pls == "0"
+	var err error
+	if u.PwdLastSet, err = FileTime(pls); err != nil {
+		return nil, &Error{Op: "ldapx.FindUser", Kind: KindOther, DC: dc, Err: err}
+	}
+	if u.LockoutTime, err = FileTime(e.GetAttributeValue("lockoutTime")); err != nil {
+		return nil, &Error{Op: "ldapx.FindUser", Kind: KindOther, DC: dc, Err: err}
+	}
+	return u, nil
+}
+
+// IsMemberOf reports whether dn is a member of group, directly or through
+// nested groups (LDAP_MATCHING_RULE_IN_CHAIN).
+func (cl *Client) IsMemberOf(ctx context.Context, dn, group string) (bool, error) {
+	res, _, err := cl.search(ctx, "ldapx.IsMemberOf", ldap.NewSearchRequest(dn, ldap.ScopeBaseObject,
+		ldap.NeverDerefAliases, 1, 0, false,
+		"(memberOf:1.2.840.113556.1.4.1941:="+ldap.EscapeFilter(group)+")", []string{"1.1"}, nil))
+	if err != nil {
+		return false, err
+	}
+	return len(res.Entries) == 1, nil
+}
+
+func (cl *Client) baseDN(ctx context.Context) (string, error) {
+	if cl.cfg.BaseDN != "" {
+		return cl.cfg.BaseDN, nil
+	}
+	r, err := cl.RootDSE(ctx)
+	if err != nil {
+		return "", err
+	}
+	return r.DefaultNamingContext, nil
+}
