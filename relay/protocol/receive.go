@@ -1,0 +1,107 @@
+package protocol
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Defaults for Receiver.
+const (
+	// DefaultSkew is the clock difference tolerated between sender and
+	// connector, on both issuedAt and expiresAt.
+	DefaultSkew = 2 * time.Minute
+	// DefaultMaxLifetime is the longest expiresAt - issuedAt accepted. It
+	// also bounds how long the replay cache must remember an id.
+	DefaultMaxLifetime = time.Hour
+)
+
+// Receiver is the connector side of the protocol: it turns raw command
+// envelopes into verified, opened commands, or a typed *Error.
+type Receiver struct {
+	// Senders are the trusted sender public keys by key id.
+	Senders VerifyKeys
+	// Keys are the connector's HPKE private keys by key id.
+	Keys OpenKeys
+	// Replay remembers ids; required.
+	Replay ReplayCache
+	// Now is the clock (time.Now if nil).
+	Now func() time.Time
+	// Skew is the tolerated clock skew (DefaultSkew if 0).
+	Skew time.Duration
+	// MaxLifetime is the longest accepted command lifetime
+	// (DefaultMaxLifetime if 0).
+	MaxLifetime time.Duration
+}
+
+// Received is a command that passed every check, with its opened secrets.
+// Call Secrets.Zero when done with them.
+type Received struct {
+	*VerifiedCommand
+	Secrets Secrets
+}
+
+// Receive checks, in this order: size and strict syntax of the envelope;
+// signature (by a configured sender key); strict syntax and every field of
+// the command; lifetime within MaxLifetime; not issued more than Skew in the
+// future; not expired more than Skew ago; opens the sealed secret (by the
+// connector key id it names) and validates the passwords; then claims the
+// id in the replay cache. Only a command that passes every check consumes
+// its id. Every error is a *Error; after the signature has verified, its
+// CommandID is set.
+func (r *Receiver) Receive(ctx context.Context, raw []byte) (*Received, error) {
+	if r.Replay == nil {
+		return nil, errors.New("protocol: Receiver.Replay is required")
+	}
+	v, err := VerifyCommand(raw, r.Senders)
+	if err != nil {
+		return nil, err
+	}
+	fail := func(e *Error) (*Received, error) {
+		e.CommandID = v.ID
+		return nil, e
+	}
+	skew, maxLife := r.Skew, r.MaxLifetime
+	if skew <= 0 {
+		skew = DefaultSkew
+	}
+	if maxLife <= 0 {
+		maxLife = DefaultMaxLifetime
+	}
+	now := time.Now()
+	if r.Now != nil {
+		now = r.Now()
+	}
+	if life := v.ExpiresAt.Sub(v.IssuedAt.Time); life > maxLife {
+		return fail(invalid("expiresAt", fmt.Sprintf("lifetime %s exceeds the maximum %s", life, maxLife)))
+	}
+	if v.IssuedAt.After(now.Add(skew)) {
+		return fail(newError(ErrNotYetValid, fmt.Sprintf("issuedAt %s is more than %s ahead of the connector clock", v.IssuedAt.Format(time.RFC3339), skew), nil))
+	}
+	if !now.Before(v.ExpiresAt.Add(skew)) {
+		return fail(newError(ErrExpired, fmt.Sprintf("expired at %s", v.ExpiresAt.Format(time.RFC3339)), nil))
+	}
+	out := &Received{VerifiedCommand: v}
+	if v.Op.HasSecret() {
+		out.Secrets, err = v.Open(r.Keys)
+		if err != nil {
+			return fail(asError(err))
+		}
+	}
+	status, err := r.Replay.Claim(ctx, v.ID, v.Digest, v.ExpiresAt.Add(skew))
+	if err != nil {
+		out.Secrets.Zero()
+		return fail(newError(ErrReplayCache, "", err))
+	}
+	switch status {
+	case ClaimNew:
+		return out, nil
+	case ClaimDuplicate:
+		out.Secrets.Zero()
+		return fail(newError(ErrReplayed, "", nil))
+	default:
+		out.Secrets.Zero()
+		return fail(newError(ErrIDConflict, "", nil))
+	}
+}

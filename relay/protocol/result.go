@@ -1,0 +1,216 @@
+package protocol
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"sort"
+)
+
+// Result is the signed payload of a result envelope: the connector's answer
+// to one command.
+type Result struct {
+	V int `json:"v"`
+	// CommandID is the id of the command answered.
+	CommandID string `json:"commandId"`
+	// Code is the outcome.
+	Code ResultCode `json:"code"`
+	// Message is safe to show the end user.
+	Message string `json:"message"`
+	// Violations lists every failed password rule (policy_violation only).
+	Violations []Violation `json:"violations,omitempty"`
+	// DCReason qualifies rejected_by_dc (required with it, absent otherwise).
+	DCReason DCReason `json:"dcReason,omitempty"`
+	// DC is the domain controller that applied (or refused) the operation.
+	DC string `json:"dc,omitempty"`
+	// Detail is for admins (for example the DC's extended error); it never
+	// contains a secret.
+	Detail string `json:"detail,omitempty"`
+	// RetryAfter is a hint in seconds (rate_limited and transient only).
+	RetryAfter int `json:"retryAfter,omitempty"`
+	// ReceivedAt is when the connector received the command.
+	ReceivedAt Timestamp `json:"receivedAt"`
+	// CompletedAt is when it finished with it.
+	CompletedAt Timestamp `json:"completedAt"`
+}
+
+// Violation is one failed password rule.
+type Violation struct {
+	// Rule is a stable snake_case rule name, e.g. "min_length".
+	Rule string `json:"rule"`
+	// Message is a user-safe explanation, e.g. "needs 12 characters, got 9".
+	Message string `json:"message"`
+	// Fields are the rule's structured parameters, e.g. {"required": 12,
+	// "actual": 9}. Keys are snake_case; values are strings, numbers or
+	// booleans. Never a password or part of one.
+	Fields map[string]any `json:"fields,omitempty"`
+}
+
+var resultSchema = schema{
+	"": keys("v", "commandId", "code", "message", "violations", "dcReason", "dc",
+		"detail", "retryAfter", "receivedAt", "completedAt"),
+	"violations": keys("rule", "message", "fields"),
+	"fields":     nil,
+}
+
+// Limits of result fields.
+const (
+	maxViolations    = 64
+	maxFields        = 16
+	maxMessageBytes  = 1024
+	maxDetailBytes   = 2048
+	maxFieldStrBytes = 256
+)
+
+// Validate checks every field of the result.
+func (r *Result) Validate() error {
+	if r.V != Version {
+		return newError(ErrUnsupportedVersion, fmt.Sprintf("v=%d", r.V), nil)
+	}
+	if err := validID("commandId", r.CommandID); err != nil {
+		return err
+	}
+	if !r.Code.Valid() {
+		return invalid("code", "unknown result code")
+	}
+	if err := validText("message", r.Message, maxMessageBytes); err != nil {
+		return err
+	}
+	switch {
+	case r.Code == CodePolicyViolation && len(r.Violations) == 0:
+		return invalid("violations", "required with policy_violation")
+	case r.Code != CodePolicyViolation && len(r.Violations) > 0:
+		return invalid("violations", "only allowed with policy_violation")
+	case len(r.Violations) > maxViolations:
+		return invalid("violations", fmt.Sprintf("more than %d", maxViolations))
+	}
+	for i, v := range r.Violations {
+		if err := v.validate(fmt.Sprintf("violations[%d]", i)); err != nil {
+			return err
+		}
+	}
+	switch {
+	case r.Code == CodeRejectedByDC && !r.DCReason.Valid():
+		return invalid("dcReason", "required with rejected_by_dc: history, min_age or other")
+	case r.Code != CodeRejectedByDC && r.DCReason != "":
+		return invalid("dcReason", "only allowed with rejected_by_dc")
+	}
+	if r.DC != "" && !isDNSName(r.DC) {
+		return invalid("dc", "must be a DNS host name")
+	}
+	if r.Detail != "" {
+		if err := validText("detail", r.Detail, maxDetailBytes); err != nil {
+			return err
+		}
+	}
+	switch {
+	case r.RetryAfter < 0:
+		return invalid("retryAfter", "must not be negative")
+	case r.RetryAfter > 0 && !r.Code.Retryable():
+		return invalid("retryAfter", "only allowed with rate_limited or transient")
+	}
+	if r.ReceivedAt.IsZero() {
+		return invalid("receivedAt", "required")
+	}
+	if r.CompletedAt.IsZero() {
+		return invalid("completedAt", "required")
+	}
+	if r.CompletedAt.Before(r.ReceivedAt.Time) {
+		return invalid("completedAt", "must not be before receivedAt")
+	}
+	return nil
+}
+
+func (v Violation) validate(at string) error {
+	if !validFieldKey(v.Rule) {
+		return invalid(at+".rule", "must be snake_case, at most 64 characters")
+	}
+	if err := validText(at+".message", v.Message, maxMessageBytes); err != nil {
+		return err
+	}
+	if len(v.Fields) > maxFields {
+		return invalid(at+".fields", fmt.Sprintf("more than %d", maxFields))
+	}
+	names := make([]string, 0, len(v.Fields))
+	for k := range v.Fields {
+		names = append(names, k)
+	}
+	sort.Strings(names) // deterministic error for the same input
+	for _, k := range names {
+		f := at + ".fields." + k
+		if !validFieldKey(k) {
+			return invalid(at+".fields", "keys must be snake_case, at most 64 characters")
+		}
+		switch x := v.Fields[k].(type) {
+		case bool:
+		case string:
+			if x != "" {
+				if err := validText(f, x, maxFieldStrBytes); err != nil {
+					return err
+				}
+			}
+		case json.Number:
+			if _, err := x.Float64(); err != nil {
+				return invalid(f, "bad number")
+			}
+		case int, int32, int64, uint, uint32, uint64:
+		case float64:
+			if math.IsNaN(x) || math.IsInf(x, 0) {
+				return invalid(f, "must be finite")
+			}
+		default:
+			return invalid(f, "must be a string, number or boolean")
+		}
+	}
+	return nil
+}
+
+// SignResult validates r and returns its signed envelope.
+func SignResult(r *Result, k SigningKey) ([]byte, error) {
+	if err := r.Validate(); err != nil {
+		return nil, err
+	}
+	payload, err := encodeJSON(r)
+	if err != nil {
+		return nil, fmt.Errorf("protocol: encode result: %w", err)
+	}
+	return signEnvelope(TypeResult, payload, k)
+}
+
+// VerifiedResult is a result whose signature and fields have been checked.
+type VerifiedResult struct {
+	Result
+	// SignerKID is the connector key id that signed it.
+	SignerKID string
+}
+
+// VerifyResult checks a result envelope's size, syntax, signature (by the
+// connector key its kid names) and every field.
+func VerifyResult(raw []byte, keys VerifyKeys) (*VerifiedResult, error) {
+	payload, kid, err := verifyEnvelope(raw, TypeResult, keys)
+	if err != nil {
+		return nil, err
+	}
+	v := &VerifiedResult{SignerKID: kid}
+	if err := decodeResult(payload, &v.Result); err != nil {
+		return nil, err
+	}
+	return v, nil
+}
+
+// ParseResult strictly decodes and validates a result payload, without any
+// signature. For tools and tests.
+func ParseResult(payload []byte) (*Result, error) {
+	var r Result
+	if err := decodeResult(payload, &r); err != nil {
+		return nil, err
+	}
+	return &r, nil
+}
+
+func decodeResult(payload []byte, r *Result) error {
+	if err := strictDecode(payload, resultSchema, r); err != nil {
+		return err
+	}
+	return r.Validate()
+}
