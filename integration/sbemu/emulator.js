@@ -171,6 +171,7 @@ class Queue {
       defaultTtlMs: this.defaultTtlMs, requiresSession: this.requiresSession,
       duplicateDetectionWindowMs: this.duplicateWindowMs,
       active: this.available.length, locked: this.locked.size,
+      waiting: this.waiting.length, consumers: this.consumers.size,
       deadLettered: this.dlq ? this.dlq.available.length + this.dlq.locked.size : 0,
       stats: this.stats,
     };
@@ -421,7 +422,9 @@ function onDisposition(context, outcome) {
     const err = state && state.error;
     const info = err && err.info ? plainMap(err.info) : {};
     settleEntry(q, e, 'deadletter', { reason: info.DeadLetterReason, description: info.DeadLetterErrorDescription });
-    reply = amqpMessage.rejected({ error: err }).described();
+    // settled with no outcome: a Rejected echo would make go-amqp report the dead-letter
+    // condition as an error
+    reply = undefined;
   }
   d.update(true, reply);
   d.remote_settled = true; // the SDK does not send a final settled disposition in mode second
@@ -555,7 +558,7 @@ function isAuthorized(conn) {
 
 function handleManagement(q, req) {
   const ap = req.application_properties || {};
-  const body = plainMap(req.body && req.body.value && !Array.isArray(req.body) ? req.body : req.body) || {};
+  const body = req.body && typeof req.body === 'object' && !Buffer.isBuffer(req.body) ? plainMap(req.body) : {};
   const op = ap.operation;
   const now = Date.now();
   switch (op) {
@@ -633,17 +636,16 @@ function replyTo(conn, req, result) {
 
 // ---------------------------------------------------------------------------------------------
 // connections
-const container = rhea.create_container({ id: 'sbemu' });
-const connections = new Set();
 const linkOptions = { autoaccept: false, treat_modified_as_released: false, autosettle: true };
+const container = rhea.create_container({ id: 'sbemu', sender_options: { ...linkOptions }, receiver_options: { ...linkOptions } });
+const connections = new Set();
 
 container.on('connection_open', (ctx) => {
   connections.add(ctx.connection);
 });
 function dropConnection(conn) { connections.delete(conn); }
-container.on('connection_close', (ctx) => dropConnection(ctx.connection));
+container.on('connection_close', (ctx) => { dropConnection(ctx.connection); cleanupConnection(ctx.connection); });
 container.on('disconnected', (ctx) => { dropConnection(ctx.connection); cleanupConnection(ctx.connection); });
-container.on('connection_close', (ctx) => cleanupConnection(ctx.connection));
 container.on('error', (err) => log('container error', err && err.message));
 container.on('connection_error', () => {});
 container.on('session_error', () => {});
@@ -688,7 +690,6 @@ function refuse(link, condition, description) {
 container.on('sender_open', (ctx) => {
   const link = ctx.sender;
   const conn = ctx.connection;
-  Object.assign(link.options, linkOptions);
   const src = link.source || {};
   const address = src.address;
   link.local.attach.rcv_settle_mode = link.remote.attach.rcv_settle_mode || 0;
@@ -749,7 +750,6 @@ container.on('settled', () => {});
 // client sender -> our receiver
 container.on('receiver_open', (ctx) => {
   const link = ctx.receiver;
-  Object.assign(link.options, linkOptions);
   const address = link.target ? link.target.address : undefined;
   link.local.attach.rcv_settle_mode = link.remote.attach.rcv_settle_mode || 0;
   link.local.attach.snd_settle_mode = link.remote.attach.snd_settle_mode === undefined ? 2 : link.remote.attach.snd_settle_mode;
@@ -808,7 +808,7 @@ const sockets = new Set();
 
 function listenAmqp(port) {
   return new Promise((resolve, reject) => {
-    const srv = container.listen({ host: opts.host, port, ...linkOptions });
+    const srv = container.listen({ host: opts.host, port });
     srv.on('connection', (sock) => { sockets.add(sock); sock.on('close', () => sockets.delete(sock)); });
     srv.once('listening', () => { amqpServer = srv; resolve(srv.address().port); });
     srv.once('error', reject);

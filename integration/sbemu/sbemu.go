@@ -1,0 +1,447 @@
+// Package sbemu starts and drives the project's Azure Service Bus emulator (emulator.js, an
+// AMQP 1.0 server on the npm library rhea run with Node.js) for integration tests and
+// benchmarks. It owns the emulator's process lifecycle, its connection string, and the
+// loopback control channel used to create queues and inject faults.
+//
+// The emulator speaks plain AMQP over TCP on 127.0.0.1; the azservicebus SDK is pointed at it
+// with a connection string carrying UseDevelopmentEmulator=true (see ConnectionString).
+package sbemu
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+)
+
+// DefaultKeyName is the SAS key name the emulator accepts unless Options say otherwise.
+const DefaultKeyName = "RootManageSharedAccessKey"
+
+// ErrNodeMissing is returned when node or npm cannot be found on PATH.
+var ErrNodeMissing = errors.New("sbemu: Node.js (node and npm) is required to run the Service Bus emulator; install Node.js 18+ (Debian: apt-get install nodejs npm)")
+
+// Options configure an emulator process. The zero value is usable.
+type Options struct {
+	// KeyName and Key are the SAS key the emulator verifies put-token signatures against.
+	// Empty Key: a random one.
+	KeyName string
+	Key     string
+	// Dir is the directory holding emulator.js and package.json. Empty: this package's
+	// source directory.
+	Dir string
+	// Debug makes the emulator log protocol events to its stderr.
+	Debug bool
+	// StartTimeout bounds npm ci plus process start. Zero: 2 minutes.
+	StartTimeout time.Duration
+}
+
+// Emulator is a running emulator process.
+type Emulator struct {
+	keyName, key string
+	amqpPort     int
+	controlPort  int
+	ctl          *http.Client
+
+	cmd     *exec.Cmd
+	stdin   io.WriteCloser
+	done    chan struct{}
+	waitErr error
+
+	logMu sync.Mutex
+	log   bytes.Buffer
+}
+
+// Start starts an emulator for the test and stops it at test end (t.Cleanup). It fails the test
+// with a clear message when Node.js is missing or the emulator cannot start.
+func Start(t testing.TB, opts *Options) *Emulator {
+	t.Helper()
+	var o Options
+	if opts != nil {
+		o = *opts
+	}
+	timeout := o.StartTimeout
+	if timeout == 0 {
+		timeout = 2 * time.Minute
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	e, err := StartProcess(ctx, o)
+	if err != nil {
+		t.Fatalf("start Service Bus emulator: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := e.Close(); err != nil {
+			t.Logf("sbemu: stop: %v", err)
+		}
+		if t.Failed() {
+			t.Logf("sbemu stderr:\n%s", e.Log())
+		}
+	})
+	return e
+}
+
+// StartProcess starts an emulator without a testing.TB; the caller must Close it.
+func StartProcess(ctx context.Context, o Options) (*Emulator, error) {
+	if o.KeyName == "" {
+		o.KeyName = DefaultKeyName
+	}
+	if o.Key == "" {
+		b := make([]byte, 32)
+		if _, err := rand.Read(b); err != nil {
+			return nil, fmt.Errorf("sbemu: random key: %w", err)
+		}
+		o.Key = base64.StdEncoding.EncodeToString(b)
+	}
+	dir := o.Dir
+	if dir == "" {
+		dir = sourceDir()
+	}
+	node, err := exec.LookPath("node")
+	if err != nil {
+		return nil, ErrNodeMissing
+	}
+	if err := ensureDeps(ctx, dir); err != nil {
+		return nil, err
+	}
+
+	e := &Emulator{keyName: o.KeyName, key: o.Key, done: make(chan struct{}),
+		ctl: &http.Client{Timeout: 10 * time.Second}}
+	cmd := exec.Command(node, filepath.Join(dir, "emulator.js"),
+		"--host", "127.0.0.1", "--port", "0", "--control-port", "0",
+		"--key-name", o.KeyName, "--key", o.Key)
+	cmd.Dir = dir
+	cmd.Env = os.Environ()
+	if o.Debug {
+		cmd.Env = append(cmd.Env, "SBEMU_DEBUG=1")
+	}
+	cmd.Stderr = &lockedWriter{mu: &e.logMu, w: &e.log}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, fmt.Errorf("sbemu: stdout pipe: %w", err)
+	}
+	// The emulator exits when its stdin closes, so it never outlives this process.
+	e.stdin, err = cmd.StdinPipe()
+	if err != nil {
+		return nil, fmt.Errorf("sbemu: stdin pipe: %w", err)
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("sbemu: start node: %w", err)
+	}
+	e.cmd = cmd
+	go func() {
+		e.waitErr = cmd.Wait()
+		close(e.done)
+	}()
+
+	type ready struct {
+		Ready       bool `json:"ready"`
+		AMQPPort    int  `json:"amqpPort"`
+		ControlPort int  `json:"controlPort"`
+	}
+	lineCh := make(chan ready, 1)
+	errCh := make(chan error, 1)
+	go func() {
+		r := bufio.NewReader(stdout)
+		line, err := r.ReadBytes('\n')
+		if err != nil {
+			errCh <- fmt.Errorf("sbemu: emulator exited before it was ready: %w", err)
+			return
+		}
+		var rd ready
+		if err := json.Unmarshal(line, &rd); err != nil || !rd.Ready {
+			errCh <- fmt.Errorf("sbemu: unexpected first line from emulator: %q", line)
+			return
+		}
+		lineCh <- rd
+		_, _ = io.Copy(io.Discard, r)
+	}()
+	select {
+	case rd := <-lineCh:
+		e.amqpPort, e.controlPort = rd.AMQPPort, rd.ControlPort
+	case err := <-errCh:
+		_ = e.Close()
+		return nil, fmt.Errorf("%w\n%s", err, e.Log())
+	case <-ctx.Done():
+		_ = e.Close()
+		return nil, fmt.Errorf("sbemu: waiting for the emulator to start: %w\n%s", ctx.Err(), e.Log())
+	}
+	// The ready line is printed after listen(); confirm with one real connection.
+	d := net.Dialer{}
+	c, err := d.DialContext(ctx, "tcp", e.Endpoint())
+	if err != nil {
+		_ = e.Close()
+		return nil, fmt.Errorf("sbemu: emulator does not accept connections: %w", err)
+	}
+	_ = c.Close()
+	return e, nil
+}
+
+// Close stops the emulator process and waits for it to exit.
+func (e *Emulator) Close() error {
+	if e.cmd == nil {
+		return nil
+	}
+	_ = e.stdin.Close()
+	select {
+	case <-e.done:
+	case <-time.After(5 * time.Second):
+		_ = e.cmd.Process.Kill()
+		<-e.done
+	}
+	var ee *exec.ExitError
+	if e.waitErr != nil && !errors.As(e.waitErr, &ee) {
+		return e.waitErr
+	}
+	return nil
+}
+
+// Exited is closed when the emulator process has exited.
+func (e *Emulator) Exited() <-chan struct{} { return e.done }
+
+// Log returns what the emulator wrote to stderr so far.
+func (e *Emulator) Log() string {
+	e.logMu.Lock()
+	defer e.logMu.Unlock()
+	return e.log.String()
+}
+
+// Endpoint is host:port of the AMQP listener.
+func (e *Emulator) Endpoint() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(e.amqpPort)) }
+
+// KeyName and Key are the SAS credentials the emulator accepts.
+func (e *Emulator) KeyName() string { return e.keyName }
+
+// Key is the SAS key the emulator accepts.
+func (e *Emulator) Key() string { return e.key }
+
+// ConnectionString is a Service Bus connection string for the emulator with the right key.
+func (e *Emulator) ConnectionString() string { return e.ConnectionStringWithKey(e.key) }
+
+// ConnectionStringWithKey is a connection string carrying another key (e.g. a wrong one).
+func (e *Emulator) ConnectionStringWithKey(key string) string {
+	return fmt.Sprintf("Endpoint=sb://%s;SharedAccessKeyName=%s;SharedAccessKey=%s;UseDevelopmentEmulator=true",
+		e.Endpoint(), e.keyName, key)
+}
+
+// QueueOptions describe a queue. Zero values take Service Bus defaults (lock 60 s,
+// MaxDeliveryCount 10, no TTL, no sessions, no duplicate detection).
+type QueueOptions struct {
+	LockDuration             time.Duration
+	MaxDeliveryCount         int
+	DefaultTTL               time.Duration
+	RequiresSession          bool
+	DuplicateDetectionWindow time.Duration
+	// NoDeadLetterOnExpiry drops expired messages instead of dead-lettering them.
+	NoDeadLetterOnExpiry bool
+}
+
+// MessageState is a message as the control endpoint reports it.
+type MessageState struct {
+	SequenceNumber        int64  `json:"sequenceNumber"`
+	MessageID             string `json:"messageId"`
+	SessionID             string `json:"sessionId"`
+	DeliveryCount         int    `json:"deliveryCount"`
+	Locked                bool   `json:"locked"`
+	DeadLetterReason      string `json:"deadLetterReason"`
+	DeadLetterDescription string `json:"deadLetterDescription"`
+	Body                  []byte `json:"body"`
+}
+
+// QueueState is a snapshot of a queue.
+type QueueState struct {
+	Name           string         `json:"name"`
+	Active         int            `json:"active"`
+	Locked         int            `json:"locked"`
+	DeadLettered   int            `json:"deadLettered"`
+	Waiting        int            `json:"waiting"` // accept-next-session receivers waiting
+	Consumers      int            `json:"consumers"`
+	Messages       []MessageState `json:"messages"`
+	LockedMessages []MessageState `json:"lockedMessages"`
+	DeadLetters    []MessageState `json:"deadLetters"`
+	Stats          struct {
+		Enqueued     int `json:"enqueued"`
+		Completed    int `json:"completed"`
+		DeadLettered int `json:"deadLettered"`
+		Duplicates   int `json:"duplicates"`
+		Expired      int `json:"expired"`
+	} `json:"stats"`
+}
+
+// CreateQueue creates a queue (and its dead-letter sub-queue).
+func (e *Emulator) CreateQueue(ctx context.Context, name string, q QueueOptions) error {
+	body := map[string]any{
+		"lockDurationMs":             q.LockDuration.Milliseconds(),
+		"maxDeliveryCount":           q.MaxDeliveryCount,
+		"defaultTtlMs":               q.DefaultTTL.Milliseconds(),
+		"requiresSession":            q.RequiresSession,
+		"duplicateDetectionWindowMs": q.DuplicateDetectionWindow.Milliseconds(),
+		"deadLetterOnExpiry":         !q.NoDeadLetterOnExpiry,
+	}
+	if q.MaxDeliveryCount == 0 {
+		delete(body, "maxDeliveryCount")
+	}
+	return e.control(ctx, http.MethodPut, "/queues/"+url.PathEscape(name), body, nil)
+}
+
+// Queue returns a snapshot of a queue with its active, locked and dead-lettered messages.
+func (e *Emulator) Queue(ctx context.Context, name string) (*QueueState, error) {
+	var qs QueueState
+	if err := e.control(ctx, http.MethodGet, "/queues/"+url.PathEscape(name), nil, &qs); err != nil {
+		return nil, err
+	}
+	return &qs, nil
+}
+
+// DropConnections closes every client connection at the TCP level (state is kept).
+func (e *Emulator) DropConnections(ctx context.Context) (int, error) {
+	var r struct{ Dropped int }
+	err := e.control(ctx, http.MethodPost, "/faults/drop-connections", nil, &r)
+	return r.Dropped, err
+}
+
+// DetachLinks force-detaches (amqp:link:detach-forced) every receiver link of a queue; an empty
+// queue name detaches all. Locks held by those links are lost.
+func (e *Emulator) DetachLinks(ctx context.Context, queue string) (int, error) {
+	var r struct{ Detached int }
+	err := e.control(ctx, http.MethodPost, "/faults/detach-links?queue="+url.QueryEscape(queue), nil, &r)
+	return r.Detached, err
+}
+
+// ExpireLocks expires every lock on the queue now (as if the lock duration had passed): the
+// messages become available again and settling them fails with lock lost.
+func (e *Emulator) ExpireLocks(ctx context.Context, queue string) (int, error) {
+	var r struct{ Expired int }
+	err := e.control(ctx, http.MethodPost, "/faults/expire-locks?queue="+url.QueryEscape(queue), nil, &r)
+	return r.Expired, err
+}
+
+// StopListener stops accepting connections and drops existing ones; queues are kept, as a
+// broker restart with durable storage would.
+func (e *Emulator) StopListener(ctx context.Context) error {
+	return e.control(ctx, http.MethodPost, "/listener/stop", nil, nil)
+}
+
+// StartListener listens again on the same port.
+func (e *Emulator) StartListener(ctx context.Context) error {
+	return e.control(ctx, http.MethodPost, "/listener/start", nil, nil)
+}
+
+// Restart stops and restarts the listener (StopListener then StartListener).
+func (e *Emulator) Restart(ctx context.Context) error {
+	if err := e.StopListener(ctx); err != nil {
+		return err
+	}
+	return e.StartListener(ctx)
+}
+
+// ControlError is a non-2xx answer from the control endpoint.
+type ControlError struct {
+	Status int
+	Body   string
+}
+
+func (e *ControlError) Error() string {
+	return fmt.Sprintf("sbemu control: HTTP %d: %s", e.Status, e.Body)
+}
+
+func (e *Emulator) control(ctx context.Context, method, path string, in, out any) error {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		body = bytes.NewReader(b)
+	}
+	u := "http://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(e.controlPort)) + path
+	req, err := http.NewRequestWithContext(ctx, method, u, body)
+	if err != nil {
+		return err
+	}
+	resp, err := e.ctl.Do(req)
+	if err != nil {
+		return fmt.Errorf("sbemu control %s %s: %w", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode/100 != 2 {
+		return &ControlError{Status: resp.StatusCode, Body: string(b)}
+	}
+	if out != nil {
+		if err := json.Unmarshal(b, out); err != nil {
+			return fmt.Errorf("sbemu control %s %s: decode: %w", method, path, err)
+		}
+	}
+	return nil
+}
+
+func sourceDir() string {
+	_, file, _, ok := runtime.Caller(0)
+	if !ok {
+		return "."
+	}
+	return filepath.Dir(file)
+}
+
+// ensureDeps runs npm ci when node_modules lacks rhea. A file lock serialises concurrent test
+// binaries (go test runs packages in parallel).
+func ensureDeps(ctx context.Context, dir string) error {
+	if _, err := os.Stat(filepath.Join(dir, "node_modules", "rhea", "package.json")); err == nil {
+		return nil
+	}
+	npm, err := exec.LookPath("npm")
+	if err != nil {
+		return ErrNodeMissing
+	}
+	sum := sha256.Sum256([]byte(dir))
+	unlock, err := lockFile(filepath.Join(os.TempDir(), "sbemu-npm-"+hex.EncodeToString(sum[:8])+".lock"))
+	if err != nil {
+		return fmt.Errorf("sbemu: lock for npm ci: %w", err)
+	}
+	defer unlock()
+	if _, err := os.Stat(filepath.Join(dir, "node_modules", "rhea", "package.json")); err == nil {
+		return nil
+	}
+	cmd := exec.CommandContext(ctx, npm, "ci", "--no-audit", "--no-fund")
+	cmd.Dir = dir
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("sbemu: npm ci in %s failed: %w\n%s", dir, err, out)
+	}
+	return nil
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  *bytes.Buffer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.w.Len() > 4<<20 {
+		return len(p), nil
+	}
+	return l.w.Write(p)
+}
