@@ -1,0 +1,326 @@
+// Package httpreport delivers signed results to an HTTPS endpoint: the alternative to replying
+// on a Service Bus queue. It owns the retry policy (429, 5xx and network errors are retried
+// with jittered exponential backoff up to a bound; other 4xx never are), the idempotency key
+// (the command id), TLS verification (a CA file or the system pool), and the classification of
+// failures into permanent and transient so the caller can decide not to complete the command
+// message: a result that cannot be delivered is not lost, the command comes back and the stored
+// outcome is sent again.
+package httpreport
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/hashicorp/go-retryablehttp"
+)
+
+// Defaults for Config's zero fields.
+const (
+	DefaultMaxAttempts = 5
+	DefaultMinBackoff  = 200 * time.Millisecond
+	DefaultMaxBackoff  = 10 * time.Second
+	DefaultTimeout     = 15 * time.Second
+	DefaultContentType = "application/vnd.adwriteback.result+json;v=1"
+)
+
+// IdempotencyKeyHeader carries the command id so the endpoint can drop duplicate deliveries.
+const IdempotencyKeyHeader = "Idempotency-Key"
+
+// Config configures a Reporter.
+type Config struct {
+	// URL is the https:// endpoint results are POSTed to (required). http:// is refused unless
+	// AllowInsecureHTTP is set.
+	URL string
+	// CAFile is a PEM bundle of roots to trust; empty means the system pool.
+	CAFile string
+	// RootCAs, if set, is used instead of CAFile / the system pool (tests, embedding).
+	RootCAs *x509.CertPool
+	// AllowInsecureHTTP permits an http:// URL. Loud, for local development only.
+	AllowInsecureHTTP bool
+	// MaxAttempts bounds the attempts per report, the first included (DefaultMaxAttempts if 0).
+	MaxAttempts int
+	// MinBackoff and MaxBackoff bound the wait between attempts; a Retry-After header is
+	// honoured up to MaxBackoff.
+	MinBackoff, MaxBackoff time.Duration
+	// Timeout bounds one attempt (DefaultTimeout if 0).
+	Timeout time.Duration
+	// ContentType of the body (DefaultContentType if empty).
+	ContentType string
+	// Header holds extra request headers (e.g. Authorization read from a secret file).
+	Header http.Header
+	// Logger receives one line per retry; nil discards.
+	Logger *slog.Logger
+}
+
+// Kind says why a report failed.
+type Kind int
+
+// Failure kinds.
+const (
+	// KindRejected: the endpoint answered 4xx (not 429). Permanent: the same body will be
+	// rejected again.
+	KindRejected Kind = iota + 1
+	// KindUnavailable: 429 or 5xx on every attempt. Transient.
+	KindUnavailable
+	// KindNetwork: no HTTP answer (connection refused, reset, timeout). Transient.
+	KindNetwork
+	// KindTLS: the server's certificate did not verify. Permanent until the configuration
+	// changes.
+	KindTLS
+	// KindCanceled: the caller's context ended. Transient.
+	KindCanceled
+)
+
+func (k Kind) String() string {
+	switch k {
+	case KindRejected:
+		return "rejected"
+	case KindUnavailable:
+		return "unavailable"
+	case KindNetwork:
+		return "network"
+	case KindTLS:
+		return "tls"
+	case KindCanceled:
+		return "canceled"
+	}
+	return "unknown"
+}
+
+// Sentinels for errors.Is.
+var (
+	// ErrPermanent matches errors that retrying the same report cannot fix.
+	ErrPermanent = errors.New("httpreport: permanent failure")
+	// ErrTransient matches errors that a later retry may fix.
+	ErrTransient = errors.New("httpreport: transient failure")
+)
+
+// Error is a failed report.
+type Error struct {
+	Kind       Kind
+	StatusCode int // last HTTP status, 0 if none
+	Attempts   int
+	// Detail is the start of the endpoint's answer, for admins.
+	Detail string
+	Err    error
+}
+
+func (e *Error) Error() string {
+	msg := fmt.Sprintf("httpreport: result delivery %s after %d attempt(s)", e.Kind, e.Attempts)
+	if e.StatusCode != 0 {
+		msg += fmt.Sprintf(": HTTP %d", e.StatusCode)
+	}
+	if e.Err != nil {
+		msg += ": " + e.Err.Error()
+	}
+	return msg
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// Permanent reports whether retrying the same report cannot help.
+func (e *Error) Permanent() bool { return e.Kind == KindRejected || e.Kind == KindTLS }
+
+// Is matches ErrPermanent or ErrTransient.
+func (e *Error) Is(target error) bool {
+	switch target {
+	case ErrPermanent:
+		return e.Permanent()
+	case ErrTransient:
+		return !e.Permanent()
+	}
+	return false
+}
+
+// IsPermanent reports whether err is a permanent report failure.
+func IsPermanent(err error) bool { return errors.Is(err, ErrPermanent) }
+
+// Reporter POSTs result bodies. It is safe for concurrent use.
+type Reporter struct {
+	url         string
+	contentType string
+	header      http.Header
+	maxAttempts int
+	minBackoff  time.Duration
+	maxBackoff  time.Duration
+	http        *http.Client
+	log         *slog.Logger
+}
+
+// New validates cfg and builds a Reporter.
+func New(cfg Config) (*Reporter, error) {
+	u, err := url.Parse(cfg.URL)
+	if err != nil || u.Host == "" {
+		return nil, fmt.Errorf("httpreport: invalid URL %q", cfg.URL)
+	}
+	switch u.Scheme {
+	case "https":
+	case "http":
+		if !cfg.AllowInsecureHTTP {
+			return nil, fmt.Errorf("httpreport: URL %q is not https (set the explicit insecure flag to allow it)", cfg.URL)
+		}
+	default:
+		return nil, fmt.Errorf("httpreport: URL %q: unsupported scheme %q", cfg.URL, u.Scheme)
+	}
+	if cfg.MaxAttempts < 0 || cfg.MinBackoff < 0 || cfg.MaxBackoff < 0 || cfg.Timeout < 0 {
+		return nil, errors.New("httpreport: negative attempts, backoff or timeout")
+	}
+	attempts := cfg.MaxAttempts
+	if attempts == 0 {
+		attempts = DefaultMaxAttempts
+	}
+	minB, maxB := cfg.MinBackoff, cfg.MaxBackoff
+	if minB == 0 {
+		minB = DefaultMinBackoff
+	}
+	if maxB == 0 {
+		maxB = DefaultMaxBackoff
+	}
+	if maxB < minB {
+		maxB = minB
+	}
+	timeout := cfg.Timeout
+	if timeout == 0 {
+		timeout = DefaultTimeout
+	}
+	roots := cfg.RootCAs
+	if roots == nil && cfg.CAFile != "" {
+		pem, err := os.ReadFile(cfg.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("httpreport: read CA file: %w", err)
+		}
+		roots = x509.NewCertPool()
+		if !roots.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("httpreport: CA file %s holds no PEM certificate", cfg.CAFile)
+		}
+	}
+	transport := http.DefaultTransport.(*http.Transport).Clone()
+	transport.TLSClientConfig = &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
+
+	httpClient := &http.Client{Transport: transport, Timeout: timeout}
+	ct := cfg.ContentType
+	if ct == "" {
+		ct = DefaultContentType
+	}
+	return &Reporter{url: cfg.URL, contentType: ct, header: cfg.Header.Clone(), maxAttempts: attempts,
+		minBackoff: minB, maxBackoff: maxB, http: httpClient, log: cfg.Logger}, nil
+}
+
+// Report POSTs body (the signed result, bytes as given) with the command id as idempotency
+// key. It returns nil once the endpoint answered 2xx, else an *Error.
+func (r *Reporter) Report(ctx context.Context, commandID string, body []byte) error {
+	if commandID == "" {
+		return &Error{Kind: KindRejected, Err: errors.New("empty command id")}
+	}
+	req, err := retryablehttp.NewRequestWithContext(ctx, http.MethodPost, r.url, body)
+	if err != nil {
+		return &Error{Kind: KindRejected, Err: err}
+	}
+	for k, v := range r.header {
+		req.Header[k] = append([]string(nil), v...)
+	}
+	req.Header.Set("Content-Type", r.contentType)
+	req.Header.Set(IdempotencyKeyHeader, commandID)
+	req.Header.Set("User-Agent", "adwriteback")
+
+	attempts := 0
+	resp, err := r.do(req, &attempts)
+	if err != nil {
+		if ctx.Err() != nil {
+			return &Error{Kind: KindCanceled, Attempts: attempts, Err: ctx.Err()}
+		}
+		if isTLSError(err) {
+			return &Error{Kind: KindTLS, Attempts: attempts, Err: err}
+		}
+		return &Error{Kind: KindNetwork, Attempts: attempts, Err: err}
+	}
+	defer resp.Body.Close()
+	detail, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	switch {
+	case resp.StatusCode >= 200 && resp.StatusCode < 300:
+		return nil
+	case retryableStatus(resp.StatusCode):
+		return &Error{Kind: KindUnavailable, StatusCode: resp.StatusCode, Attempts: attempts, Detail: string(detail)}
+	default:
+		return &Error{Kind: KindRejected, StatusCode: resp.StatusCode, Attempts: attempts, Detail: string(detail)}
+	}
+}
+
+// do runs the request through a retrying client, counting attempts.
+func (r *Reporter) do(req *retryablehttp.Request, attempts *int) (*http.Response, error) {
+	c := &retryablehttp.Client{
+		HTTPClient:   r.http,
+		RetryMax:     r.maxAttempts - 1,
+		RetryWaitMin: r.minBackoff,
+		RetryWaitMax: r.maxBackoff,
+		CheckRetry:   checkRetry,
+		Backoff:      backoff,
+		ErrorHandler: retryablehttp.PassthroughErrorHandler,
+		RequestLogHook: func(_ retryablehttp.Logger, hr *http.Request, n int) {
+			*attempts = n + 1
+			if n > 0 && r.log != nil {
+				r.log.Info("retrying result delivery", "attempt", n+1, "host", hr.URL.Host)
+			}
+		},
+	}
+	return c.Do(req)
+}
+
+func retryableStatus(code int) bool {
+	return code == http.StatusTooManyRequests || (code >= 500 && code != http.StatusNotImplemented)
+}
+
+func checkRetry(ctx context.Context, resp *http.Response, err error) (bool, error) {
+	if ctx.Err() != nil {
+		return false, ctx.Err()
+	}
+	if err != nil {
+		if isTLSError(err) {
+			return false, err
+		}
+		// retryablehttp's default policy refuses to retry malformed URLs, bad schemes and
+		// certificate errors, and retries the rest.
+		return retryablehttp.DefaultRetryPolicy(ctx, resp, err)
+	}
+	return retryableStatus(resp.StatusCode), nil
+}
+
+// backoff is exponential with full jitter between min and max; Retry-After (on 429/503) is
+// honoured, capped at max.
+func backoff(minB, maxB time.Duration, attempt int, resp *http.Response) time.Duration {
+	if resp != nil && (resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable) {
+		if s := resp.Header.Get("Retry-After"); s != "" {
+			if secs, err := strconv.Atoi(s); err == nil && secs >= 0 {
+				return min(time.Duration(secs)*time.Second, maxB)
+			}
+		}
+	}
+	ceil := minB << min(attempt, 30)
+	if ceil <= 0 || ceil > maxB {
+		ceil = maxB
+	}
+	if ceil <= minB {
+		return minB
+	}
+	return minB + rand.N(ceil-minB)
+}
+
+func isTLSError(err error) bool {
+	var unknown x509.UnknownAuthorityError
+	var hostname x509.HostnameError
+	var invalid x509.CertificateInvalidError
+	var verify *tls.CertificateVerificationError
+	return errors.As(err, &unknown) || errors.As(err, &hostname) || errors.As(err, &invalid) || errors.As(err, &verify)
+}

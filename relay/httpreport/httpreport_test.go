@@ -1,0 +1,223 @@
+package httpreport
+
+import (
+	"context"
+	"encoding/pem"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+)
+
+type hit struct {
+	key, contentType string
+	body             string
+}
+
+// server is a real TLS endpoint answering with the given statuses in turn (the last repeats).
+func server(t *testing.T, statuses ...int) (*httptest.Server, func() []hit) {
+	t.Helper()
+	var mu sync.Mutex
+	var hits []hit
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		n := len(hits)
+		hits = append(hits, hit{key: r.Header.Get(IdempotencyKeyHeader), contentType: r.Header.Get("Content-Type"), body: string(b)})
+		mu.Unlock()
+		if r.Method != http.MethodPost {
+			w.WriteHeader(http.StatusMethodNotAllowed)
+			return
+		}
+		st := statuses[min(n, len(statuses)-1)]
+		w.WriteHeader(st)
+		_, _ = io.WriteString(w, http.StatusText(st))
+	}))
+	t.Cleanup(srv.Close)
+	return srv, func() []hit {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]hit(nil), hits...)
+	}
+}
+
+func caFile(t *testing.T, srv *httptest.Server) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "ca.pem")
+	pemBytes := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})
+	if err := os.WriteFile(p, pemBytes, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func reporter(t *testing.T, srv *httptest.Server, attempts int) *Reporter {
+	t.Helper()
+	r, err := New(Config{URL: srv.URL + "/results", CAFile: caFile(t, srv), MaxAttempts: attempts,
+		MinBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func TestRetries503ThenSucceeds(t *testing.T) {
+	srv, hits := server(t, 503, 503, 200)
+	r := reporter(t, srv, 5)
+	if err := r.Report(context.Background(), "cmd-1", []byte(`{"signed":"result"}`)); err != nil {
+		t.Fatalf("report: %v", err)
+	}
+	h := hits()
+	if len(h) != 3 {
+		t.Fatalf("attempts = %d, want 3", len(h))
+	}
+	for _, x := range h {
+		if x.key != "cmd-1" || x.body != `{"signed":"result"}` || x.contentType != DefaultContentType {
+			t.Fatalf("request %+v", x)
+		}
+	}
+}
+
+func TestGivesUpCleanlyOn400(t *testing.T) {
+	for _, st := range []int{400, 401, 403, 404, 409, 422} {
+		srv, hits := server(t, st, 200)
+		r := reporter(t, srv, 5)
+		err := r.Report(context.Background(), "cmd-2", []byte("x"))
+		var re *Error
+		if !errors.As(err, &re) || re.Kind != KindRejected || re.StatusCode != st || re.Attempts != 1 {
+			t.Fatalf("status %d: err %v", st, err)
+		}
+		if !IsPermanent(err) || errors.Is(err, ErrTransient) {
+			t.Fatalf("status %d: not permanent: %v", st, err)
+		}
+		if n := len(hits()); n != 1 {
+			t.Fatalf("status %d: %d attempts, want 1 (4xx is never retried)", st, n)
+		}
+	}
+}
+
+func TestGivesUpAfterBoundOnPersistent503(t *testing.T) {
+	srv, hits := server(t, 503)
+	r := reporter(t, srv, 4)
+	err := r.Report(context.Background(), "cmd-3", []byte("x"))
+	var re *Error
+	if !errors.As(err, &re) || re.Kind != KindUnavailable || re.StatusCode != 503 || re.Attempts != 4 {
+		t.Fatalf("err %v", err)
+	}
+	if IsPermanent(err) || !errors.Is(err, ErrTransient) {
+		t.Fatalf("persistent 503 must be transient: %v", err)
+	}
+	if n := len(hits()); n != 4 {
+		t.Fatalf("attempts = %d, want 4", n)
+	}
+}
+
+func TestRetries429(t *testing.T) {
+	srv, hits := server(t, 429, 200)
+	r := reporter(t, srv, 3)
+	if err := r.Report(context.Background(), "cmd-4", []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(hits()); n != 2 {
+		t.Fatalf("attempts %d", n)
+	}
+}
+
+func TestUntrustedCertificateIsTLSError(t *testing.T) {
+	srv, hits := server(t, 200)
+	r, err := New(Config{URL: srv.URL, MaxAttempts: 3, MinBackoff: time.Millisecond, MaxBackoff: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = r.Report(context.Background(), "cmd-5", []byte("x"))
+	var re *Error
+	if !errors.As(err, &re) || re.Kind != KindTLS || re.Attempts != 1 || !IsPermanent(err) {
+		t.Fatalf("err %v", err)
+	}
+	if n := len(hits()); n != 0 {
+		t.Fatalf("handler reached %d times through an unverified connection", n)
+	}
+}
+
+func TestNetworkErrorIsTransientAfterBound(t *testing.T) {
+	srv, _ := server(t, 200)
+	r := reporter(t, srv, 3)
+	srv.Close()
+	err := r.Report(context.Background(), "cmd-6", []byte("x"))
+	var re *Error
+	if !errors.As(err, &re) || re.Kind != KindNetwork || re.Attempts != 3 || IsPermanent(err) {
+		t.Fatalf("err %v", err)
+	}
+}
+
+func TestCanceledContext(t *testing.T) {
+	srv, _ := server(t, 503)
+	r, err := New(Config{URL: srv.URL, CAFile: caFile(t, srv), MaxAttempts: 100, MinBackoff: time.Hour, MaxBackoff: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Report(ctx, "cmd-7", []byte("x")) }()
+	cancel()
+	err = <-done
+	var re *Error
+	if !errors.As(err, &re) || IsPermanent(err) {
+		t.Fatalf("err %v", err)
+	}
+	if re.Kind != KindCanceled || !errors.Is(err, context.Canceled) {
+		t.Fatalf("kind %v err %v", re.Kind, err)
+	}
+}
+
+func TestConfigValidation(t *testing.T) {
+	bad := []Config{
+		{URL: ""},
+		{URL: "ftp://x/"},
+		{URL: "http://example.invalid/"},
+		{URL: "https://x/", CAFile: filepath.Join(t.TempDir(), "missing.pem")},
+		{URL: "https://x/", MaxAttempts: -1},
+	}
+	for _, c := range bad {
+		if _, err := New(c); err == nil {
+			t.Errorf("New(%+v) accepted", c)
+		}
+	}
+	empty := filepath.Join(t.TempDir(), "empty.pem")
+	_ = os.WriteFile(empty, []byte("not pem"), 0o600)
+	if _, err := New(Config{URL: "https://x/", CAFile: empty}); err == nil {
+		t.Error("CA file without PEM accepted")
+	}
+	if _, err := New(Config{URL: "http://localhost/", AllowInsecureHTTP: true}); err != nil {
+		t.Errorf("explicit insecure http refused: %v", err)
+	}
+}
+
+func TestEmptyCommandID(t *testing.T) {
+	srv, hits := server(t, 200)
+	r := reporter(t, srv, 2)
+	if err := r.Report(context.Background(), "", []byte("x")); !IsPermanent(err) {
+		t.Fatalf("err %v", err)
+	}
+	if len(hits()) != 0 {
+		t.Fatal("request sent without idempotency key")
+	}
+}
+
+func TestBackoffBounds(t *testing.T) {
+	for attempt := 0; attempt < 40; attempt++ {
+		d := backoff(10*time.Millisecond, time.Second, attempt, nil)
+		if d < 10*time.Millisecond || d > time.Second {
+			t.Fatalf("attempt %d: %v out of bounds", attempt, d)
+		}
+	}
+	resp := &http.Response{StatusCode: 503, Header: http.Header{"Retry-After": {"3600"}}}
+	if d := backoff(time.Millisecond, 2*time.Second, 1, resp); d != 2*time.Second {
+		t.Fatalf("Retry-After not capped: %v", d)
+	}
+}
