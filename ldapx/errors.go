@@ -222,6 +222,9 @@ func decode(op, dc string, err error) error {
 
 // classify maps an LDAP result code and Windows code to a Kind.
 func classify(rc uint16, win uint32) Kind {
+	if rc == ldap.LDAPResultInsufficientAccessRights {
+		return KindAccessDenied
+	}
 	switch win {
 	case WinPasswordRestriction:
 		return KindPasswordRestriction
