@@ -3,6 +3,7 @@ package protocol_test
 import (
 	"context"
 	"crypto/ed25519"
+	"crypto/hpke"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
@@ -235,3 +236,12 @@ func b64(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
 var base64Std = base64.StdEncoding
 
 func ed25519Sign(k protocol.SigningKey, msg []byte) []byte { return ed25519.Sign(k.Key, msg) }
+
+func mustX25519(t testing.TB) hpke.PrivateKey {
+	t.Helper()
+	k, err := keys.DeriveConnector(protocol.KEMX25519, seed("adwriteback test x25519"), keyCreated)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k.HPKE
+}

@@ -28,31 +28,29 @@ const maxJSONDepth = 5
 
 // strictDecode decodes one JSON object from data into v, more strictly than
 // encoding/json: data must be valid UTF-8 holding exactly one object (no
-// trailing data), with no duplicate member names, no member name that
-// differs from the schema (encoding/json would match case-insensitively),
-// no null, nesting at most maxJSONDepth. Numbers decode as json.Number
-// into interface values.
+// trailing data), with no duplicate member names, member names exactly as
+// the schema spells them (encoding/json would match case-insensitively) and
+// without escapes, no null, nesting at most maxJSONDepth. Numbers decode as
+// json.Number into interface values.
 func strictDecode(data []byte, sch schema, v any) error {
 	if !utf8.Valid(data) {
 		return newError(ErrMalformed, "not valid UTF-8", nil)
 	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.UseNumber()
-	tok, err := dec.Token()
-	if err != nil {
-		return newError(ErrMalformed, "not JSON", err)
-	}
-	if d, ok := tok.(json.Delim); !ok || d != '{' {
+	sc := scanner{data: data, sch: sch}
+	sc.skipSpace()
+	if sc.i >= len(data) || data[sc.i] != '{' {
 		return newError(ErrMalformed, "not a JSON object", nil)
 	}
-	if err := walkObject(dec, sch, "", 1); err != nil {
+	if err := sc.value("", 0); err != nil {
 		return err
 	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+	sc.skipSpace()
+	if sc.i != len(data) {
 		return newError(ErrMalformed, "trailing data after the JSON object", nil)
 	}
-
-	dec = json.NewDecoder(bytes.NewReader(data))
+	// The scan above checked names and shape but not full JSON syntax;
+	// encoding/json does that now. Unknown names cannot reach it.
+	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber()
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
@@ -60,40 +58,155 @@ func strictDecode(data []byte, sch schema, v any) error {
 		if errors.As(err, &pe) {
 			return pe
 		}
+		var se *json.SyntaxError
+		if errors.As(err, &se) {
+			return newError(ErrMalformed, fmt.Sprintf("bad JSON at byte %d", se.Offset), nil)
+		}
+		if errors.Is(err, io.ErrUnexpectedEOF) {
+			return newError(ErrMalformed, "truncated JSON", nil)
+		}
 		var ute *json.UnmarshalTypeError
 		if errors.As(err, &ute) {
 			return newError(ErrInvalidField, fmt.Sprintf("%s: wrong JSON type", ute.Field), nil)
 		}
-		// Unknown names were already rejected by the walk; anything left is
-		// a value the Go type cannot hold.
 		return newError(ErrInvalidField, "", err)
 	}
 	return nil
 }
 
-// walkObject consumes the members of an object whose '{' was just read.
-func walkObject(dec *json.Decoder, sch schema, parent string, depth int) error {
+// scanner is a single-pass structural check of JSON text: member names
+// against the schema, duplicates, nulls and depth. It does not validate
+// literals or string escapes (encoding/json does, afterwards), but it
+// follows the structure of any valid JSON text exactly.
+type scanner struct {
+	data []byte
+	i    int
+	sch  schema
+}
+
+func (s *scanner) skipSpace() {
+	for s.i < len(s.data) {
+		switch s.data[s.i] {
+		case ' ', '\t', '\n', '\r':
+			s.i++
+		default:
+			return
+		}
+	}
+}
+
+func (s *scanner) malformed() error {
+	return newError(ErrMalformed, fmt.Sprintf("bad JSON at byte %d", s.i), nil)
+}
+
+// value scans one value; key is the member name it belongs to.
+func (s *scanner) value(key string, depth int) error {
+	s.skipSpace()
+	if s.i >= len(s.data) {
+		return s.malformed()
+	}
+	switch c := s.data[s.i]; {
+	case c == '{':
+		return s.object(key, depth+1)
+	case c == '[':
+		if depth+1 > maxJSONDepth {
+			return newError(ErrMalformed, "nested too deeply", nil)
+		}
+		s.i++
+		s.skipSpace()
+		if s.i < len(s.data) && s.data[s.i] == ']' {
+			s.i++
+			return nil
+		}
+		for {
+			if err := s.value(key, depth+1); err != nil {
+				return err
+			}
+			s.skipSpace()
+			if s.i >= len(s.data) {
+				return s.malformed()
+			}
+			switch s.data[s.i] {
+			case ',':
+				s.i++
+			case ']':
+				s.i++
+				return nil
+			default:
+				return s.malformed()
+			}
+		}
+	case c == '"':
+		_, err := s.str()
+		return err
+	case c == 'n':
+		return newError(ErrInvalidField, fmt.Sprintf("%s: null is not allowed", key), nil)
+	case c == 't' || c == 'f' || c == '-' || c >= '0' && c <= '9':
+		start := s.i
+		for s.i < len(s.data) {
+			c := s.data[s.i]
+			if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '+' || c == '.' || c == 'E') {
+				break
+			}
+			s.i++
+		}
+		if s.i == start {
+			return s.malformed()
+		}
+		return nil
+	default:
+		return s.malformed()
+	}
+}
+
+// str scans a string starting at its quote and returns its raw content.
+func (s *scanner) str() ([]byte, error) {
+	s.i++ // opening quote
+	start := s.i
+	for s.i < len(s.data) {
+		switch s.data[s.i] {
+		case '"':
+			raw := s.data[start:s.i]
+			s.i++
+			return raw, nil
+		case '\\':
+			s.i += 2
+		default:
+			s.i++
+		}
+	}
+	return nil, s.malformed()
+}
+
+func (s *scanner) object(parent string, depth int) error {
 	if depth > maxJSONDepth {
 		return newError(ErrMalformed, "nested too deeply", nil)
 	}
-	allowed, ok := sch[parent]
+	allowed, ok := s.sch[parent]
 	if !ok {
 		return newError(ErrInvalidField, fmt.Sprintf("%s: must not be an object", parent), nil)
 	}
-	seen := make(map[string]bool, 8)
-	for dec.More() {
-		tok, err := dec.Token()
+	s.i++ // '{'
+	s.skipSpace()
+	if s.i < len(s.data) && s.data[s.i] == '}' {
+		s.i++
+		return nil
+	}
+	var seen [16]string
+	n := 0
+	for {
+		s.skipSpace()
+		if s.i >= len(s.data) || s.data[s.i] != '"' {
+			return s.malformed()
+		}
+		raw, err := s.str()
 		if err != nil {
-			return newError(ErrMalformed, "bad JSON", err)
+			return err
 		}
-		name, ok := tok.(string)
-		if !ok {
-			return newError(ErrMalformed, "bad member name", nil)
+		if bytes.IndexByte(raw, '\\') >= 0 || len(raw) > 64 {
+			return newError(ErrUnknownField, "member name with an escape or too long", nil)
 		}
-		if seen[name] {
-			return newError(ErrMalformed, fmt.Sprintf("duplicate member %q", name), nil)
-		}
-		seen[name] = true
+		name := string(raw)
 		if allowed == nil {
 			if !validFieldKey(name) {
 				return newError(ErrInvalidField, fmt.Sprintf("%s: bad key %q", parent, name), nil)
@@ -101,43 +214,38 @@ func walkObject(dec *json.Decoder, sch schema, parent string, depth int) error {
 		} else if !allowed[name] {
 			return newError(ErrUnknownField, fmt.Sprintf("%q", name), nil)
 		}
-		if err := walkValue(dec, sch, name, depth); err != nil {
+		for _, prev := range seen[:n] {
+			if prev == name {
+				return newError(ErrMalformed, fmt.Sprintf("duplicate member %q", name), nil)
+			}
+		}
+		if n == len(seen) {
+			return newError(ErrInvalidField, fmt.Sprintf("%s: more than %d members", parent, len(seen)), nil)
+		}
+		seen[n] = name
+		n++
+		s.skipSpace()
+		if s.i >= len(s.data) || s.data[s.i] != ':' {
+			return s.malformed()
+		}
+		s.i++
+		if err := s.value(name, depth); err != nil {
 			return err
 		}
-	}
-	if _, err := dec.Token(); err != nil { // '}'
-		return newError(ErrMalformed, "bad JSON", err)
-	}
-	return nil
-}
-
-func walkValue(dec *json.Decoder, sch schema, key string, depth int) error {
-	tok, err := dec.Token()
-	if err != nil {
-		return newError(ErrMalformed, "bad JSON", err)
-	}
-	switch t := tok.(type) {
-	case nil:
-		return newError(ErrInvalidField, fmt.Sprintf("%s: null is not allowed", key), nil)
-	case json.Delim:
-		switch t {
-		case '{':
-			return walkObject(dec, sch, key, depth+1)
-		case '[':
-			if depth+1 > maxJSONDepth {
-				return newError(ErrMalformed, "nested too deeply", nil)
-			}
-			for dec.More() {
-				if err := walkValue(dec, sch, key, depth+1); err != nil {
-					return err
-				}
-			}
-			if _, err := dec.Token(); err != nil { // ']'
-				return newError(ErrMalformed, "bad JSON", err)
-			}
+		s.skipSpace()
+		if s.i >= len(s.data) {
+			return s.malformed()
+		}
+		switch s.data[s.i] {
+		case ',':
+			s.i++
+		case '}':
+			s.i++
+			return nil
+		default:
+			return s.malformed()
 		}
 	}
-	return nil
 }
 
 // validFieldKey: [a-z][a-z0-9_]{0,63}.

@@ -1,0 +1,16 @@
+// Package servicebus is the connector's Azure Service Bus transport. It owns:
+//
+//   - building an azservicebus client from configuration (SAS connection string or Entra ID
+//     through azidentity; AMQP over TCP 5671 or over WebSockets on 443 with an optional HTTPS
+//     proxy): auth.go;
+//   - Source, which receives commands in peek-lock mode with bounded prefetch and concurrency,
+//     renews locks at half the lock duration until settled, settles (complete, abandon with
+//     backoff, dead-letter with a reason), and guards against stalls and reconnect storms
+//     with a watchdog and jittered backoff: source.go;
+//   - ReplySender, which answers a command on its ReplyTo queue: reply.go;
+//   - CommandSender, which sends commands and awaits their replies (the sender SDK's
+//     Transport): command.go;
+//   - Health, the link state for the readiness endpoint: health.go.
+//
+// The handler the connector engine implements sees only transport-neutral data (Delivery).
+package servicebus

@@ -1,0 +1,59 @@
+package servicebus
+
+import (
+	"sync"
+	"time"
+)
+
+// LinkState is the receive link's state as the Source last saw it.
+type LinkState string
+
+// Link states.
+const (
+	LinkConnecting LinkState = "connecting"
+	LinkUp         LinkState = "up"
+	LinkDown       LinkState = "down"    // failing; the source is backing off
+	LinkStopped    LinkState = "stopped" // Run returned
+)
+
+// Health is a snapshot of a Source's signals for the readiness endpoint.
+type Health struct {
+	Queue string
+	State LinkState
+	// LastReceive is when a receive call last succeeded (with or without messages).
+	LastReceive time.Time
+	// LastMessage is when a message was last received.
+	LastMessage time.Time
+	// LastError is the last failure (receive, settle, renew), with LastErrorAt; nil if none.
+	LastError   error
+	LastErrorAt time.Time
+	// ConsecutiveFailures counts receive failures since the last success.
+	ConsecutiveFailures int
+	// Reconnects counts receivers recreated after a failure or a watchdog stall.
+	Reconnects int
+	InFlight   int
+	// Totals since start.
+	Received, Completed, Abandoned, DeadLettered, LockLost, SettleErrors int64
+}
+
+// healthTracker is written by the Source and read concurrently.
+type healthTracker struct {
+	mu sync.Mutex
+	h  Health
+}
+
+func (t *healthTracker) update(f func(h *Health)) {
+	t.mu.Lock()
+	f(&t.h)
+	t.mu.Unlock()
+}
+
+func (t *healthTracker) snapshot() Health {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.h
+}
+
+func (t *healthTracker) fail(now time.Time, err error) {
+	t.update(func(h *Health) { h.LastError, h.LastErrorAt = err, now })
+}
