@@ -2,7 +2,12 @@
 GO ?= go
 export GOFLAGS ?= -buildvcs=false
 
-.PHONY: test unit build vet fuzz testdc-up testdc-down demo
+.PHONY: test unit build vet testdc-up testdc-down demo
+
+## demo: the local demo (starts the throw-away Samba AD DC if needed).
+demo:
+	bash integration/scripts/install-deps.sh
+	$(GO) run ./integration/cmd/demo
 
 ## test: every test there is, unit and integration, with the race detector.
 test: vet
