@@ -44,6 +44,7 @@ func commands() cli.Table {
 	t := cli.Table{}
 	add := func(c cli.Command) { t[c.Name] = c }
 	add(cli.VersionCommand(cli.BuildInfo{Version: version}))
+	add(cli.KeygenCommand())
 	add(cli.HelpCommand(t))
 	return t
 }
