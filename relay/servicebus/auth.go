@@ -82,7 +82,9 @@ var ErrConfig = errors.New("servicebus: invalid configuration")
 // Validate returns every problem with cfg.
 func (cfg Config) Validate() error {
 	var errs []error
-	add := func(format string, a ...any) { errs = append(errs, fmt.Errorf("%w: "+format, append([]any{ErrConfig}, a...)...)) }
+	add := func(format string, a ...any) {
+		errs = append(errs, fmt.Errorf("%w: "+format, append([]any{ErrConfig}, a...)...))
+	}
 	switch cfg.Auth {
 	case AuthConnectionString:
 		if cfg.ConnectionString == "" {
