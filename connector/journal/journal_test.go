@@ -1,0 +1,214 @@
+package journal
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/adwriteback/adwriteback/relay/protocol"
+)
+
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) now() time.Time      { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) add(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unlock() }
+func newClock() *clock               { return &clock{t: time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)} }
+
+func open(t *testing.T, path string, c *clock) *Journal {
+	t.Helper()
+	if path == "" {
+		path = filepath.Join(t.TempDir(), "journal.db")
+	}
+	j, err := Open(path, Options{Now: c.now, Retention: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { j.Close() })
+	return j
+}
+
+func TestClaimLifecycleSurvivesReopen(t *testing.T) {
+	c := newClock()
+	path := filepath.Join(t.TempDir(), "j.db")
+	j, err := Open(path, Options{Now: c.now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	d := sha256.Sum256([]byte("cmd-1"))
+	until := c.now().Add(10 * time.Minute)
+	for i, want := range []protocol.ClaimStatus{protocol.ClaimNew, protocol.ClaimDuplicate} {
+		st, err := j.Claim(ctx, "cmd-1", d, until)
+		if err != nil || st != want {
+			t.Fatalf("claim %d: %v %v, want %v", i, st, err, want)
+		}
+	}
+	if st, _ := j.Claim(ctx, "cmd-1", sha256.Sum256([]byte("other")), until); st != protocol.ClaimConflict {
+		t.Fatalf("different digest: %v, want conflict", st)
+	}
+	if err := j.MarkApplying(ctx, "cmd-1", "CN=u"); err != nil {
+		t.Fatal(err)
+	}
+	pend, err := j.Pending(ctx)
+	if err != nil || len(pend) != 1 || pend[0].UserDN != "CN=u" {
+		t.Fatalf("pending %+v %v", pend, err)
+	}
+	if err := j.Finish(ctx, "cmd-1", "succeeded", "ldaps://dc1", []byte("signed")); err != nil {
+		t.Fatal(err)
+	}
+	if err := j.Finish(ctx, "cmd-1", "transient", "ldaps://dc2", []byte("second")); err != nil {
+		t.Fatal(err)
+	}
+	j.Close()
+
+	j = open(t, path, c)
+	e, err := j.Get(ctx, "cmd-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.State != StateDone || e.Code != "succeeded" || string(e.Result) != "signed" || e.DC != "ldaps://dc1" {
+		t.Fatalf("after reopen: %+v (the first outcome must win)", e)
+	}
+	if err := j.MarkApplying(ctx, "cmd-1", "CN=u"); err == nil {
+		t.Fatal("a done command was marked applying again")
+	}
+	if _, err := j.Get(ctx, "nope"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("missing id: %v", err)
+	}
+	if err := j.Finish(ctx, "nope", "x", "", nil); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("finish of unknown id: %v", err)
+	}
+}
+
+func TestConcurrentClaimsOfOneIDOnlyOneNew(t *testing.T) {
+	j := open(t, "", newClock())
+	d := sha256.Sum256([]byte("x"))
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	counts := map[protocol.ClaimStatus]int{}
+	for range 32 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			st, err := j.Claim(context.Background(), "same", d, time.Now().Add(time.Hour))
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			mu.Lock()
+			counts[st]++
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	if counts[protocol.ClaimNew] != 1 || counts[protocol.ClaimDuplicate] != 31 {
+		t.Fatalf("claims %v, want exactly one new", counts)
+	}
+}
+
+func TestSweep(t *testing.T) {
+	c := newClock()
+	j := open(t, "", c)
+	ctx := context.Background()
+	for i, until := range []time.Duration{time.Minute, 3 * time.Hour} {
+		id := fmt.Sprint("c", i)
+		if _, err := j.Claim(ctx, id, sha256.Sum256([]byte(id)), c.now().Add(until)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := j.Claim(ctx, "applying", [32]byte{}, c.now()); err != nil {
+		t.Fatal(err)
+	}
+	if err := j.MarkApplying(ctx, "applying", "CN=x"); err != nil {
+		t.Fatal(err)
+	}
+	c.add(30 * time.Minute)
+	if n, err := j.Sweep(ctx, 24*time.Hour); err != nil || n != 0 {
+		t.Fatalf("inside retention swept %d, %v", n, err)
+	}
+	c.add(2 * time.Hour) // c0: past window and retention; c1: inside its replay window
+	if n, err := j.Sweep(ctx, 24*time.Hour); err != nil || n != 1 {
+		t.Fatalf("swept %d, %v; want 1", n, err)
+	}
+	if _, err := j.Get(ctx, "c0"); !errors.Is(err, ErrNotFound) {
+		t.Error("c0 kept")
+	}
+	for _, id := range []string{"c1", "applying"} {
+		if _, err := j.Get(ctx, id); err != nil {
+			t.Errorf("%s: %v (must be kept)", id, err)
+		}
+	}
+}
+
+func TestTakeAttemptSlidingWindow(t *testing.T) {
+	c := newClock()
+	j := open(t, "", c)
+	ctx := context.Background()
+	for i := range 5 {
+		ok, _, err := j.TakeAttempt(ctx, "CN=u", 5, 24*time.Hour)
+		if err != nil || !ok {
+			t.Fatalf("attempt %d refused: %v", i+1, err)
+		}
+		c.add(time.Hour)
+	}
+	ok, wait, err := j.TakeAttempt(ctx, "CN=u", 5, 24*time.Hour)
+	if err != nil || ok {
+		t.Fatalf("6th attempt allowed (%v)", err)
+	}
+	if wait != 19*time.Hour {
+		t.Fatalf("retry after %v, want 19h (the first attempt leaves the window)", wait)
+	}
+	if ok, _, _ := j.TakeAttempt(ctx, "CN=other", 5, 24*time.Hour); !ok {
+		t.Fatal("another user limited")
+	}
+	c.add(19 * time.Hour)
+	if ok, _, _ := j.TakeAttempt(ctx, "CN=u", 5, 24*time.Hour); !ok {
+		t.Fatal("not allowed again after the window slid")
+	}
+	if ok, _, _ := j.TakeAttempt(ctx, "CN=u", 0, time.Hour); !ok {
+		t.Fatal("limit 0 means unlimited")
+	}
+}
+
+func TestSecondOpenTimesOut(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "j.db")
+	open(t, path, newClock())
+	if _, err := Open(path, Options{Timeout: 50 * time.Millisecond}); err == nil {
+		t.Fatal("a second process-level open of the same journal succeeded")
+	}
+}
+
+func BenchmarkClaimFinishDurable(b *testing.B) {
+	j, err := Open(filepath.Join(b.TempDir(), "j.db"), Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer j.Close()
+	ctx := context.Background()
+	until := time.Now().Add(time.Hour)
+	b.SetParallelism(64)
+	var n sync.Map
+	b.RunParallel(func(pb *testing.PB) {
+		i := 0
+		var g [8]byte
+		for pb.Next() {
+			i++
+			id := fmt.Sprintf("%p-%d", &g, i)
+			if _, err := j.Claim(ctx, id, [32]byte{}, until); err != nil {
+				b.Fatal(err)
+			}
+			if err := j.Finish(ctx, id, "succeeded", "dc", make([]byte, 600)); err != nil {
+				b.Fatal(err)
+			}
+		}
+		n.Store(&g, i)
+	})
+}
