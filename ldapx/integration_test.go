@@ -604,3 +604,75 @@ func TestCancelEndsHungOperation(t *testing.T) {
 		t.Fatalf("after cancel: %v", err)
 	}
 }
+
+func TestPolicyCacheRefresh(t *testing.T) {
+	info := testdc.Ensure(t)
+	var mu sync.Mutex
+	now := time.Now()
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	cl := newClient(t, info, func(c *ldapx.Config) { c.Clock = clock; c.PolicyRefresh = time.Minute })
+
+	admin, err := testdc.Admin(ctxT(t), info)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	u := testdc.NewUser(t, info, "")
+	group := "CN=grp-" + u.SAM + ",OU=Groups," + info.BaseDN
+	pso := "CN=pso-" + u.SAM + ",CN=Password Settings Container,CN=System," + info.BaseDN
+	g := ldap.NewAddRequest(group, nil)
+	g.Attribute("objectClass", []string{"group"})
+	g.Attribute("sAMAccountName", []string{"grp-" + u.SAM})
+	if err := admin.Add(g); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { admin.Del(ldap.NewDelRequest(group, nil)) })
+	if err := testdc.AddToGroup(admin, group, u.DN); err != nil {
+		t.Fatal(err)
+	}
+	p := ldap.NewAddRequest(pso, nil)
+	for attr, v := range map[string]string{
+		"objectClass": "msDS-PasswordSettings", "msDS-PasswordSettingsPrecedence": "5",
+		"msDS-PasswordReversibleEncryptionEnabled": "FALSE", "msDS-PasswordHistoryLength": "3",
+		"msDS-PasswordComplexityEnabled": "FALSE", "msDS-MinimumPasswordLength": "9",
+		"msDS-MinimumPasswordAge": "0", "msDS-MaximumPasswordAge": "-36288000000000",
+		"msDS-LockoutThreshold": "0", "msDS-LockoutObservationWindow": "-18000000000",
+		"msDS-LockoutDuration": "-18000000000", "msDS-PSOAppliesTo": group,
+	} {
+		p.Attribute(attr, []string{v})
+	}
+	if err := admin.Add(p); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { admin.Del(ldap.NewDelRequest(pso, nil)) })
+
+	read := func() *ldapx.Policy {
+		t.Helper()
+		usr, err := cl.ReadUser(ctxT(t), u.DN)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pol, err := cl.EffectivePolicy(ctxT(t), usr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return pol
+	}
+	if pol := read(); pol.MinLength != 9 || pol.Complexity || pol.HistoryLength != 3 || !strings.EqualFold(pol.PSO, pso) {
+		t.Fatalf("policy %+v", pol)
+	}
+	m := ldap.NewModifyRequest(pso, nil)
+	m.Replace("msDS-MinimumPasswordLength", []string{"11"})
+	if err := admin.Modify(m); err != nil {
+		t.Fatal(err)
+	}
+	if pol := read(); pol.MinLength != 9 {
+		t.Fatalf("min length %d inside the refresh interval, want the cached 9", pol.MinLength)
+	}
+	mu.Lock()
+	now = now.Add(2 * time.Minute)
+	mu.Unlock()
+	if pol := read(); pol.MinLength != 11 {
+		t.Fatalf("min length %d after the refresh interval, want 11", pol.MinLength)
+	}
+}

@@ -29,6 +29,13 @@ type Applied struct {
 // policyHintsValue is the control value: BER SEQUENCE { INTEGER 1 }.
 const policyHintsValue = "\x30\x03\x02\x01\x01"
 
+// policyHintsControl is sent non-critical: Samba misreads go-ldap's
+// criticality encoding, and a DC that advertises the control honours it
+// either way.
+func policyHintsControl(oid string) ldap.Control {
+	return ldap.NewControlString(oid, false, policyHintsValue)
+}
+
 // Reset sets dn's password as an administrator (one replace of
 // unicodePwd), with must-change and unlock in the same modify. When the
 // DC advertises the policy-hints control it is sent (non-critical), so
@@ -46,7 +53,7 @@ func (cl *Client) Reset(ctx context.Context, dn, newPassword string, opts ResetO
 			return Applied{}, err
 		}
 		if hints = r.PolicyHintsOID(); hints != "" {
-			controls = append(controls, ldap.NewControlString(hints, false, policyHintsValue))
+			controls = append(controls, policyHintsControl(hints))
 		}
 	}
 	m := ldap.NewModifyRequest(dn, controls)
