@@ -42,25 +42,36 @@ func SecretFromString(s string) Secret {
 	return NewSecret([]byte(s))
 }
 
-// ReadSecret reads a password from r (for example standard input), without
-// ever buffering more than MaxPasswordBytes+2 bytes: a longer input is
-// rejected with ErrBadSecret, not read to the end. One trailing "\n" or
-// "\r\n" is removed. The result is validated with ValidatePassword.
+// ReadSecret reads one password line from r (for example standard
+// input): the bytes up to the first "\n" or the end of input, without the
+// line ending ("\n" or "\r\n"). It reads byte by byte, so it never consumes
+// past that line (a second call reads the next line) and never holds more
+// than MaxPasswordBytes+1 bytes: a longer line is rejected with ErrBadSecret
+// without being read to its end. The result is checked by ValidatePassword.
 func ReadSecret(r io.Reader) (Secret, error) {
-	buf := make([]byte, MaxPasswordBytes+3)
-	n, err := io.ReadFull(r, buf)
-	switch {
-	case err == nil:
-		clear(buf)
-		return Secret{}, newError(ErrBadSecret, fmt.Sprintf("longer than %d bytes", MaxPasswordBytes), nil)
-	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
-	default:
-		clear(buf)
-		return Secret{}, fmt.Errorf("protocol: read secret: %w", err)
+	buf := make([]byte, 0, MaxPasswordBytes+2) // never reallocated: no stray copies
+	var one [1]byte
+	for {
+		n, err := r.Read(one[:])
+		if n == 1 {
+			if one[0] == '\n' {
+				break
+			}
+			if len(buf) > MaxPasswordBytes {
+				clear(buf)
+				return Secret{}, newError(ErrBadSecret, fmt.Sprintf("longer than %d bytes", MaxPasswordBytes), nil)
+			}
+			buf = append(buf, one[0])
+		}
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			clear(buf)
+			return Secret{}, fmt.Errorf("protocol: read secret: %w", err)
+		}
 	}
-	b := buf[:n]
-	b = bytes.TrimSuffix(b, []byte("\n"))
-	b = bytes.TrimSuffix(b, []byte("\r"))
+	b := bytes.TrimSuffix(buf, []byte("\r"))
 	s := NewSecret(b)
 	if err := ValidatePassword(s); err != nil {
 		clear(buf)
