@@ -217,6 +217,10 @@ func (c *Command) Validate() error {
 	return nil
 }
 
+// Validate checks the user reference alone (exactly one identifier, each
+// in its form, optional DNS domain).
+func (u UserRef) Validate() error { return u.validate() }
+
 func (u UserRef) validate() error {
 	kind, v := u.Kind()
 	switch kind {
