@@ -40,6 +40,7 @@ type MemoryReplayCache struct {
 	mu        sync.Mutex
 	entries   map[string]replayEntry
 	nextSweep time.Time
+	lastSweep time.Time
 }
 
 type replayEntry struct {
@@ -78,7 +79,9 @@ func (m *MemoryReplayCache) Claim(ctx context.Context, id string, digest [32]byt
 		}
 		return ClaimConflict, nil
 	}
-	if !now.Before(m.nextSweep) || len(m.entries) >= m.max {
+	// Sweep once a minute, or when full (at most once a second, so a cache
+	// full of live ids does not scan itself on every claim).
+	if !now.Before(m.nextSweep) || len(m.entries) >= m.max && now.Sub(m.lastSweep) >= time.Second {
 		m.sweep(now)
 	}
 	if len(m.entries) >= m.max {
@@ -101,5 +104,6 @@ func (m *MemoryReplayCache) sweep(now time.Time) {
 			delete(m.entries, id)
 		}
 	}
+	m.lastSweep = now
 	m.nextSweep = now.Add(time.Minute)
 }

@@ -1,10 +1,13 @@
 package protocol_test
 
 import (
+	"context"
 	"errors"
 	"strings"
+	"sync"
 	"testing"
 	"testing/iotest"
+	"time"
 
 	"github.com/adwriteback/adwriteback/relay/protocol"
 )
@@ -39,5 +42,34 @@ func TestReadSecret(t *testing.T) {
 	}
 	if _, err := protocol.ReadSecret(iotest.ErrReader(errors.New("boom"))); err == nil || errors.Is(err, protocol.ErrBadSecret) {
 		t.Fatalf("read error: %v", err)
+	}
+}
+
+func TestMemoryReplayCacheConcurrentClaims(t *testing.T) {
+	m := protocol.NewMemoryReplayCache(nil, 0)
+	const n = 16
+	results := make(chan protocol.ClaimStatus, n)
+	var wg sync.WaitGroup
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s, err := m.Claim(context.Background(), "same-id", [32]byte{9}, time.Now().Add(time.Minute))
+			if err != nil {
+				t.Error(err)
+			}
+			results <- s
+		}()
+	}
+	wg.Wait()
+	close(results)
+	fresh := 0
+	for s := range results {
+		if s == protocol.ClaimNew {
+			fresh++
+		}
+	}
+	if fresh != 1 {
+		t.Fatalf("%d concurrent claims of one id were new", fresh)
 	}
 }
