@@ -51,6 +51,9 @@ type Entry struct {
 	// kept in StateDone).
 	Applying time.Time `json:"applying,omitzero"`
 	UserDN   string    `json:"userDN,omitempty"`
+	// PwdLastSetBefore is the account's pwdLastSet read before the write:
+	// a later value on the DC proves the write happened.
+	PwdLastSetBefore time.Time `json:"pwdLastSetBefore,omitzero"`
 	DC       string    `json:"dc,omitempty"`
 	// Code and Result are set in StateDone: the outcome code and the
 	// signed result envelope as sent.
@@ -184,12 +187,12 @@ func (j *Journal) Get(ctx context.Context, id string) (*Entry, error) {
 
 // MarkApplying records, before the write to AD is sent, that it is about to
 // be: after a crash the connector knows the write may have happened.
-func (j *Journal) MarkApplying(ctx context.Context, id, userDN string) error {
+func (j *Journal) MarkApplying(ctx context.Context, id, userDN string, pwdLastSetBefore time.Time) error {
 	return j.modify(ctx, id, func(e *Entry) error {
 		if e.State == StateDone {
 			return fmt.Errorf("journal: command %q is already done", id)
 		}
-		e.State, e.UserDN, e.Applying = StateApplying, userDN, j.opt.Now()
+		e.State, e.UserDN, e.Applying, e.PwdLastSetBefore = StateApplying, userDN, j.opt.Now(), pwdLastSetBefore
 		return nil
 	})
 }

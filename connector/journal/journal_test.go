@@ -54,7 +54,7 @@ func TestClaimLifecycleSurvivesReopen(t *testing.T) {
 	if st, _ := j.Claim(ctx, "cmd-1", sha256.Sum256([]byte("other")), until); st != protocol.ClaimConflict {
 		t.Fatalf("different digest: %v, want conflict", st)
 	}
-	if err := j.MarkApplying(ctx, "cmd-1", "CN=u"); err != nil {
+	if err := j.MarkApplying(ctx, "cmd-1", "CN=u", time.Time{}); err != nil {
 		t.Fatal(err)
 	}
 	pend, err := j.Pending(ctx)
@@ -77,7 +77,7 @@ func TestClaimLifecycleSurvivesReopen(t *testing.T) {
 	if e.State != StateDone || e.Code != "succeeded" || string(e.Result) != "signed" || e.DC != "ldaps://dc1" {
 		t.Fatalf("after reopen: %+v (the first outcome must win)", e)
 	}
-	if err := j.MarkApplying(ctx, "cmd-1", "CN=u"); err == nil {
+	if err := j.MarkApplying(ctx, "cmd-1", "CN=u", time.Time{}); err == nil {
 		t.Fatal("a done command was marked applying again")
 	}
 	if _, err := j.Get(ctx, "nope"); !errors.Is(err, ErrNotFound) {
@@ -127,7 +127,7 @@ func TestSweep(t *testing.T) {
 	if _, err := j.Claim(ctx, "applying", [32]byte{}, c.now()); err != nil {
 		t.Fatal(err)
 	}
-	if err := j.MarkApplying(ctx, "applying", "CN=x"); err != nil {
+	if err := j.MarkApplying(ctx, "applying", "CN=x", time.Time{}); err != nil {
 		t.Fatal(err)
 	}
 	c.add(30 * time.Minute)

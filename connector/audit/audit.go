@@ -1,0 +1,114 @@
+// Package audit writes the connector's audit trail: one JSON object per line
+// for every command handled, separate from the operational log. A record
+// holds who asked for what on which account, the outcome and the rules that
+// failed, the DC and the latency; it has no field that could hold a secret.
+package audit
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"time"
+)
+
+// Record is one audit line. Every field is a plain value chosen by the
+// connector; none is ever a password or derived from one.
+type Record struct {
+	Time          time.Time `json:"time"`
+	CommandID     string    `json:"command_id"`
+	Op            string    `json:"op,omitempty"`
+	Domain        string    `json:"domain,omitempty"`
+	UserRefKind   string    `json:"user_ref_kind,omitempty"`
+	UserDN        string    `json:"user_dn,omitempty"`
+	ActorKind     string    `json:"actor_kind,omitempty"`
+	ActorID       string    `json:"actor_id,omitempty"`
+	Outcome       string    `json:"outcome"`
+	Rules         []string  `json:"rules,omitempty"`
+	DCReason      string    `json:"dc_reason,omitempty"`
+	DC            string    `json:"dc,omitempty"`
+	Detail        string    `json:"detail,omitempty"`
+	Applied       bool      `json:"applied"`
+	FromJournal   bool      `json:"from_journal,omitempty"`
+	DeliveryCount uint32    `json:"delivery_count,omitempty"`
+	LatencyMS     float64   `json:"latency_ms"`
+	Settlement    string    `json:"settlement,omitempty"`
+}
+
+// Log appends records to a writer, one line each, flushed per record.
+type Log struct {
+	mu   sync.Mutex
+	w    *bufio.Writer
+	c    io.Closer
+	sync func() error
+	subs []func(Record)
+}
+
+// New writes to w (closed by Close when it is an io.Closer).
+func New(w io.Writer) *Log {
+	l := &Log{w: bufio.NewWriter(w)}
+	if c, ok := w.(io.Closer); ok && w != os.Stdout && w != os.Stderr {
+		l.c = c
+	}
+	if f, ok := w.(*os.File); ok {
+		l.sync = f.Sync
+	}
+	return l
+}
+
+// OpenFile appends to the file at path (created 0600).
+func OpenFile(path string) (*Log, error) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("audit log: %w", err)
+	}
+	return New(f), nil
+}
+
+// Subscribe calls fn with every record written (the status page keeps the
+// last ones). fn must not block.
+func (l *Log) Subscribe(fn func(Record)) {
+	l.mu.Lock()
+	l.subs = append(l.subs, fn)
+	l.mu.Unlock()
+}
+
+// Write appends one record.
+func (l *Log) Write(r Record) error {
+	b, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if _, err := l.w.Write(append(b, '\n')); err != nil {
+		return fmt.Errorf("audit log: %w", err)
+	}
+	if err := l.w.Flush(); err != nil {
+		return fmt.Errorf("audit log: %w", err)
+	}
+	for _, fn := range l.subs {
+		fn(r)
+	}
+	return nil
+}
+
+// Close flushes, syncs and closes the underlying file.
+func (l *Log) Close() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	err := l.w.Flush()
+	if l.sync != nil {
+		if serr := l.sync(); err == nil {
+			err = serr
+		}
+	}
+	if l.c != nil {
+		if cerr := l.c.Close(); err == nil {
+			err = cerr
+		}
+	}
+	return err
+}

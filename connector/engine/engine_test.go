@@ -1,0 +1,576 @@
+package engine
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/adwriteback/adwriteback/connector/audit"
+	"github.com/adwriteback/adwriteback/connector/journal"
+	"github.com/adwriteback/adwriteback/ldapx"
+	"github.com/adwriteback/adwriteback/relay/keys"
+	"github.com/adwriteback/adwriteback/relay/protocol"
+	"github.com/adwriteback/adwriteback/relay/sender"
+	"github.com/adwriteback/adwriteback/relay/servicebus"
+)
+
+// fakeDir is an in-memory directory with AD's behaviour where the engine
+// depends on it.
+type fakeDir struct {
+	mu       sync.Mutex
+	users    map[string]*ldapx.User // by sAMAccountName
+	pol      ldapx.Policy
+	now      func() time.Time
+	writes   []string // "reset CN=..", ...
+	resetErr error
+	// applyThenFail: the write happens, then the error is returned (lost answer).
+	applyThenFail bool
+	groups        map[string][]string // group -> member DNs
+}
+
+func (f *fakeDir) find(ref ldapx.UserRef) []*ldapx.User {
+	var out []*ldapx.User
+	for _, u := range f.users {
+		switch ref.Kind {
+		case ldapx.RefSAM:
+			if strings.EqualFold(u.SAMAccountName, ref.Value) {
+				out = append(out, u)
+			}
+		case ldapx.RefUPN:
+			if strings.EqualFold(u.UserPrincipalName, ref.Value) {
+				out = append(out, u)
+			}
+		case ldapx.RefObjectGUID:
+			if u.ObjectGUID == ref.Value {
+				out = append(out, u)
+			}
+		}
+	}
+	return out
+}
+
+func (f *fakeDir) FindUser(ctx context.Context, ref ldapx.UserRef) (*ldapx.User, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	m := f.find(ref)
+	switch len(m) {
+	case 0:
+		return nil, &ldapx.Error{Op: "find", Kind: ldapx.KindNotFound}
+	case 1:
+		c := *m[0]
+		return &c, nil
+	}
+	return nil, &ldapx.Error{Op: "find", Kind: ldapx.KindAmbiguous}
+}
+
+func (f *fakeDir) ReadUser(ctx context.Context, dn string) (*ldapx.User, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, u := range f.users {
+		if u.DN == dn {
+			c := *u
+			return &c, nil
+		}
+	}
+	return nil, &ldapx.Error{Op: "read", Kind: ldapx.KindNoSuchObject}
+}
+
+func (f *fakeDir) IsMemberOf(ctx context.Context, dn, group string) (bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, m := range f.groups[group] {
+		if m == dn {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+func (f *fakeDir) EffectivePolicy(ctx context.Context, u *ldapx.User) (*ldapx.Policy, error) {
+	p := f.pol
+	return &p, nil
+}
+
+func (f *fakeDir) write(op, dn string) (ldapx.Applied, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.resetErr != nil && !f.applyThenFail {
+		return ldapx.Applied{}, f.resetErr
+	}
+	f.writes = append(f.writes, op+" "+dn)
+	for _, u := range f.users {
+		if u.DN == dn && op != "unlock" {
+			u.PwdLastSet = f.now().Add(time.Second)
+		}
+	}
+	if f.applyThenFail {
+		return ldapx.Applied{}, f.resetErr
+	}
+	return ldapx.Applied{DC: "ldaps://fake-dc"}, nil
+}
+
+func (f *fakeDir) Reset(ctx context.Context, dn, pw string, o ldapx.ResetOptions) (ldapx.Applied, error) {
+	return f.write("reset", dn)
+}
+func (f *fakeDir) Change(ctx context.Context, dn, old, pw string) (ldapx.Applied, error) {
+	return f.write("change", dn)
+}
+func (f *fakeDir) Unlock(ctx context.Context, dn string) (ldapx.Applied, error) {
+	return f.write("unlock", dn)
+}
+
+func (f *fakeDir) writeCount() int { f.mu.Lock(); defer f.mu.Unlock(); return len(f.writes) }
+
+// memReporter keeps results; fail makes Report fail.
+type memReporter struct {
+	mu      sync.Mutex
+	results map[string][][]byte
+	fail    error
+}
+
+func (m *memReporter) Report(ctx context.Context, d *servicebus.Delivery, id string, body []byte) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.fail != nil {
+		return m.fail
+	}
+	m.results[id] = append(m.results[id], append([]byte(nil), body...))
+	return nil
+}
+
+type rig struct {
+	t      *testing.T
+	eng    *Engine
+	dir    *fakeDir
+	rep    *memReporter
+	snd    *sender.Client
+	jr     *journal.Journal
+	auditB *syncBuf
+	now    time.Time
+}
+
+// noLeak fails if any password appears in the audit trail or a result.
+func (r *rig) noLeak(pws ...string) {
+	r.t.Helper()
+	var all strings.Builder
+	all.WriteString(r.auditB.String())
+	r.rep.mu.Lock()
+	for _, bodies := range r.rep.results {
+		for _, b := range bodies {
+			all.Write(b)
+		}
+	}
+	r.rep.mu.Unlock()
+	for _, pw := range pws {
+		if strings.Contains(all.String(), pw) {
+			r.t.Fatalf("password %q leaked into the audit trail or a result", pw)
+		}
+	}
+}
+
+type syncBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
+func (s *syncBuf) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
+const scopeOU = "OU=Managed,DC=adw,DC=test"
+
+func newRig(t *testing.T, mutate ...func(*Config, *Domain)) *rig {
+	t.Helper()
+	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	clock := func() time.Time { return now }
+	conn, err := keys.GenerateConnector(keys.DefaultKEM, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	snd, err := keys.GenerateSender(now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	scfg, err := sender.ConfigFromKeys(snd, conn.Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	scfg.Now = clock
+	sc, err := sender.New(scfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	openKeys, _ := keys.OpenKeysOf(conn)
+	verify, _ := keys.VerifyKeysOf(snd.Public())
+	jr, err := journal.Open(filepath.Join(t.TempDir(), "j.db"), journal.Options{Now: clock, NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { jr.Close() })
+	dir := &fakeDir{now: clock, users: map[string]*ldapx.User{}, groups: map[string][]string{},
+		pol: ldapx.Policy{MinLength: 12, Complexity: true, HistoryLength: 24, MinAge: 24 * time.Hour}}
+	for i, u := range []struct{ sam, dn, display string }{
+		{"alice", "CN=Alice Liddell," + scopeOU, "Alice Liddell"},
+		{"outsider", "CN=Otto,OU=Unmanaged,DC=adw,DC=test", "Otto"},
+		{"prot", "CN=Prot," + scopeOU, "Prot"},
+		{"off", "CN=Off," + scopeOU, "Off"},
+		{"excluded", "CN=Ex," + scopeOU, "Ex"},
+	} {
+		dir.users[u.sam] = &ldapx.User{DN: u.dn, SAMAccountName: u.sam, UserPrincipalName: u.sam + "@adw.test",
+			DisplayName: u.display, ObjectGUID: fmt.Sprintf("00000000-0000-0000-0000-%012d", i),
+			PwdLastSet: now.Add(-48 * time.Hour), UserAccountControl: ldapx.UACNormalAccount}
+	}
+	dir.users["prot"].AdminCount = 1
+	dir.users["off"].UserAccountControl |= ldapx.UACAccountDisable
+	dir.groups["CN=NoWriteback,DC=adw,DC=test"] = []string{dir.users["excluded"].DN}
+	rep := &memReporter{results: map[string][][]byte{}}
+	ab := &syncBuf{}
+	dom := &Domain{Name: "adw.test", Dir: dir, ScopeOUs: []string{scopeOU}, ExcludeGroups: []string{"CN=NoWriteback,DC=adw,DC=test"}}
+	cfg := Config{
+		Receiver: &protocol.Receiver{Senders: verify, Keys: openKeys, Now: clock},
+		Signer:   conn.SigningKey(), Journal: jr, Reporter: rep, Domains: []*Domain{dom},
+		Audit: audit.New(ab), Now: clock, Logger: slog.New(slog.NewTextHandler(os.Stderr, nil)),
+	}
+	for _, m := range mutate {
+		m(&cfg, dom)
+	}
+	eng, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &rig{t: t, eng: eng, dir: dir, rep: rep, snd: sc, jr: jr, auditB: ab, now: now}
+}
+
+func (r *rig) build(req sender.Request) *servicebus.Delivery {
+	r.t.Helper()
+	p, err := r.snd.Build(req)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	return &servicebus.Delivery{MessageID: p.Envelope.ID, Body: p.Envelope.Body, DeliveryCount: 1, ReplyTo: "replies"}
+}
+
+func reset(sam, pw string) sender.Request {
+	return sender.Request{Op: protocol.OpReset, User: protocol.UserRef{SAM: sam},
+		Actor: protocol.Actor{Kind: protocol.ActorSelfService, ID: "portal"}, NewPassword: protocol.SecretFromString(pw)}
+}
+
+func (r *rig) result(id string) *protocol.VerifiedResult {
+	r.t.Helper()
+	r.rep.mu.Lock()
+	bodies := r.rep.results[id]
+	r.rep.mu.Unlock()
+	if len(bodies) == 0 {
+		r.t.Fatalf("no result for %s", id)
+	}
+	v, err := r.snd.VerifyResult(bodies[len(bodies)-1], id)
+	if err != nil {
+		r.t.Fatalf("result does not verify: %v", err)
+	}
+	return v
+}
+
+func wantAction(t *testing.T, got servicebus.Disposition, want servicebus.Disposition) {
+	t.Helper()
+	if got.Action != want.Action {
+		t.Fatalf("disposition %+v, want %+v", got, want)
+	}
+}
+
+const goodPw = "Correct!Horse.42"
+
+func TestResetSucceedsOnceAndRedeliveryIsAnsweredFromJournal(t *testing.T) {
+	r := newRig(t)
+	d := r.build(reset("alice", goodPw))
+	wantAction(t, r.eng.Handle(context.Background(), d), servicebus.Complete())
+	res := r.result(d.MessageID)
+	if res.Code != protocol.CodeSucceeded || res.DC != "fake-dc" {
+		t.Fatalf("result %+v", res.Result)
+	}
+	d2 := *d
+	d2.DeliveryCount = 2
+	wantAction(t, r.eng.Handle(context.Background(), &d2), servicebus.Complete())
+	if n := r.dir.writeCount(); n != 1 {
+		t.Fatalf("%d writes to AD, want exactly 1", n)
+	}
+	r.rep.mu.Lock()
+	bodies := r.rep.results[d.MessageID]
+	r.rep.mu.Unlock()
+	if len(bodies) != 2 || !bytes.Equal(bodies[0], bodies[1]) {
+		t.Fatalf("redelivery answered with a different result (%d results)", len(bodies))
+	}
+	if !strings.Contains(r.auditB.String(), `"from_journal":true`) {
+		t.Error("audit does not show the journal answer")
+	}
+	r.noLeak(goodPw)
+}
+
+func TestPolicyViolationNamesEveryRule(t *testing.T) {
+	r := newRig(t)
+	d := r.build(reset("alice", "alice1"))
+	wantAction(t, r.eng.Handle(context.Background(), d), servicebus.Complete())
+	res := r.result(d.MessageID)
+	if res.Code != protocol.CodePolicyViolation {
+		t.Fatalf("code %s", res.Code)
+	}
+	rules := map[string]protocol.Violation{}
+	for _, v := range res.Violations {
+		rules[v.Rule] = v
+	}
+	for _, want := range []string{"min_length", "complexity", "contains_account_name"} {
+		if _, ok := rules[want]; !ok {
+			t.Errorf("rule %s missing from %+v", want, res.Violations)
+		}
+	}
+	if got := rules["min_length"].Fields["required"]; fmt.Sprint(got) != "12" {
+		t.Errorf("min_length required %v", got)
+	}
+	if r.dir.writeCount() != 0 {
+		t.Fatal("a refused password reached AD")
+	}
+	r.noLeak("alice1")
+}
+
+func TestRefusalsBeforeTouchingAD(t *testing.T) {
+	for _, tc := range []struct {
+		sam  string
+		code protocol.ResultCode
+	}{
+		{"nobody", protocol.CodeUserNotFound},
+		{"outsider", protocol.CodeOutOfScope},
+		{"prot", protocol.CodeProtectedAccount},
+		{"off", protocol.CodeAccountDisabled},
+		{"excluded", protocol.CodeOutOfScope},
+	} {
+		t.Run(tc.sam, func(t *testing.T) {
+			r := newRig(t)
+			d := r.build(reset(tc.sam, goodPw))
+			wantAction(t, r.eng.Handle(context.Background(), d), servicebus.Complete())
+			if res := r.result(d.MessageID); res.Code != tc.code {
+				t.Fatalf("code %s, want %s", res.Code, tc.code)
+			}
+			if r.dir.writeCount() != 0 {
+				t.Fatal("AD was written")
+			}
+		})
+	}
+	t.Run("ambiguous", func(t *testing.T) {
+		r := newRig(t)
+		r.dir.users["alice2"] = &ldapx.User{DN: "CN=A2," + scopeOU, SAMAccountName: "x", UserPrincipalName: "alice@adw.test"}
+		d := r.build(sender.Request{Op: protocol.OpReset, User: protocol.UserRef{UPN: "alice@adw.test"},
+			Actor: protocol.Actor{Kind: protocol.ActorAdmin, ID: "a"}, NewPassword: protocol.SecretFromString(goodPw)})
+		r.eng.Handle(context.Background(), d)
+		if res := r.result(d.MessageID); res.Code != protocol.CodeAmbiguousUser {
+			t.Fatalf("code %s", res.Code)
+		}
+	})
+	t.Run("protected allowed", func(t *testing.T) {
+		r := newRig(t, func(_ *Config, d *Domain) { d.AllowProtected = true })
+		d := r.build(reset("prot", goodPw))
+		r.eng.Handle(context.Background(), d)
+		if res := r.result(d.MessageID); res.Code != protocol.CodeSucceeded {
+			t.Fatalf("code %s", res.Code)
+		}
+	})
+}
+
+func TestRateLimitOnSixthAttempt(t *testing.T) {
+	r := newRig(t)
+	for i := range 6 {
+		d := r.build(reset("alice", fmt.Sprintf("Correct!Horse.%d", 40+i)))
+		r.eng.Handle(context.Background(), d)
+		res := r.result(d.MessageID)
+		if i < 5 && res.Code != protocol.CodeSucceeded {
+			t.Fatalf("attempt %d: %s", i+1, res.Code)
+		}
+		if i == 5 {
+			if res.Code != protocol.CodeRateLimited || res.RetryAfter <= 0 {
+				t.Fatalf("6th attempt: %s retryAfter %d", res.Code, res.RetryAfter)
+			}
+		}
+	}
+	if n := r.dir.writeCount(); n != 5 {
+		t.Fatalf("%d writes", n)
+	}
+}
+
+func TestTransientIsRetriedThenAnswered(t *testing.T) {
+	r := newRig(t)
+	r.dir.resetErr = &ldapx.Error{Op: "reset", Kind: ldapx.KindTransient}
+	d := r.build(reset("alice", goodPw))
+	wantAction(t, r.eng.Handle(context.Background(), d), servicebus.Abandon())
+	d.DeliveryCount = 5
+	wantAction(t, r.eng.Handle(context.Background(), d), servicebus.Complete())
+	if res := r.result(d.MessageID); res.Code != protocol.CodeTransient {
+		t.Fatalf("code %s", res.Code)
+	}
+}
+
+func TestLostAnswerRecognisedFromPwdLastSet(t *testing.T) {
+	r := newRig(t)
+	r.dir.resetErr = &ldapx.Error{Op: "reset", Kind: ldapx.KindTransient}
+	r.dir.applyThenFail = true
+	d := r.build(reset("alice", goodPw))
+	wantAction(t, r.eng.Handle(context.Background(), d), servicebus.Complete())
+	if res := r.result(d.MessageID); res.Code != protocol.CodeSucceeded {
+		t.Fatalf("code %s, want succeeded (the write happened)", res.Code)
+	}
+}
+
+func TestCrashAfterApplyIsSettledFromAD(t *testing.T) {
+	r := newRig(t)
+	d := r.build(reset("alice", goodPw))
+	// Simulate the first life: claimed, marked applying, written, then the
+	// process died before recording the outcome.
+	v, err := protocol.VerifyCommand(d.Body, r.eng.recv.Senders)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.jr.Claim(context.Background(), v.ID, v.Digest, r.now.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	alice := r.dir.users["alice"]
+	if err := r.jr.MarkApplying(context.Background(), v.ID, alice.DN, alice.PwdLastSet); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.dir.write("reset", alice.DN); err != nil {
+		t.Fatal(err)
+	}
+	d.DeliveryCount = 2
+	wantAction(t, r.eng.Handle(context.Background(), d), servicebus.Complete())
+	if res := r.result(d.MessageID); res.Code != protocol.CodeSucceeded {
+		t.Fatalf("code %s", res.Code)
+	}
+	if n := r.dir.writeCount(); n != 1 {
+		t.Fatalf("%d writes; the resumed command must not write again", n)
+	}
+}
+
+func TestReportFailureAbandonsAndRedeliveryResends(t *testing.T) {
+	r := newRig(t)
+	r.rep.fail = errors.New("reply queue down")
+	d := r.build(reset("alice", goodPw))
+	wantAction(t, r.eng.Handle(context.Background(), d), servicebus.Abandon())
+	r.rep.fail = nil
+	d.DeliveryCount = 2
+	wantAction(t, r.eng.Handle(context.Background(), d), servicebus.Complete())
+	if res := r.result(d.MessageID); res.Code != protocol.CodeSucceeded {
+		t.Fatalf("code %s", res.Code)
+	}
+	if n := r.dir.writeCount(); n != 1 {
+		t.Fatalf("%d writes", n)
+	}
+}
+
+func TestUnverifiableIsDeadLetteredAndExpiredIsAnswered(t *testing.T) {
+	r := newRig(t)
+	d := r.build(reset("alice", goodPw))
+	bad := *d
+	bad.Body = bytes.Replace(append([]byte(nil), d.Body...), []byte(`"sig"`), []byte(`"sIg"`), 1)
+	if bytes.Equal(bad.Body, d.Body) {
+		bad.Body = append([]byte(nil), d.Body[:len(d.Body)-2]...)
+	}
+	disp := r.eng.Handle(context.Background(), &bad)
+	wantAction(t, disp, servicebus.DeadLetter("x", "y"))
+	if disp.Reason != string(protocol.CodeInvalidCommand) {
+		t.Errorf("dead-letter reason %q", disp.Reason)
+	}
+
+	r2 := newRig(t, func(c *Config, _ *Domain) {
+		later := time.Date(2026, 11, 25, 13, 0, 0, 0, time.UTC)
+		c.Now = func() time.Time { return later }
+		c.Receiver.Now = c.Now
+	})
+	d2 := r2.build(reset("alice", goodPw))
+	wantAction(t, r2.eng.Handle(context.Background(), d2), servicebus.Complete())
+	if res := r2.result(d2.MessageID); res.Code != protocol.CodeExpired {
+		t.Fatalf("code %s", res.Code)
+	}
+	if r2.dir.writeCount() != 0 {
+		t.Fatal("expired command applied")
+	}
+}
+
+func TestCheckAndUnlockAndChange(t *testing.T) {
+	r := newRig(t)
+	chk := r.build(sender.Request{Op: protocol.OpCheck, User: protocol.UserRef{SAM: "alice"},
+		Actor: protocol.Actor{Kind: protocol.ActorSelfService, ID: "p"}, NewPassword: protocol.SecretFromString(goodPw)})
+	r.eng.Handle(context.Background(), chk)
+	if res := r.result(chk.MessageID); res.Code != protocol.CodeSucceeded {
+		t.Fatalf("check: %s", res.Code)
+	}
+	if r.dir.writeCount() != 0 {
+		t.Fatal("check wrote to AD")
+	}
+	un := r.build(sender.Request{Op: protocol.OpUnlock, User: protocol.UserRef{SAM: "alice"},
+		Actor: protocol.Actor{Kind: protocol.ActorAdmin, ID: "helpdesk"}})
+	r.eng.Handle(context.Background(), un)
+	if res := r.result(un.MessageID); res.Code != protocol.CodeSucceeded {
+		t.Fatalf("unlock: %s", res.Code)
+	}
+	// The domain minimum age is 1 day and alice's password is 2 days old;
+	// after the unlock it still is: a change is allowed, and a DC history
+	// refusal comes back as rejected_by_dc/history.
+	r.dir.resetErr = &ldapx.Error{Op: "change", Kind: ldapx.KindPasswordRestriction}
+	ch := r.build(sender.Request{Op: protocol.OpChange, User: protocol.UserRef{SAM: "alice"},
+		Actor: protocol.Actor{Kind: protocol.ActorSelfService, ID: "p"}, NewPassword: protocol.SecretFromString(goodPw),
+		OldPassword: protocol.SecretFromString("Old!Password.1")})
+	r.eng.Handle(context.Background(), ch)
+	if res := r.result(ch.MessageID); res.Code != protocol.CodeRejectedByDC || res.DCReason != protocol.DCReasonHistory {
+		t.Fatalf("change: %s/%s", res.Code, res.DCReason)
+	}
+	r.noLeak(goodPw, "Old!Password.1")
+}
+
+func TestChangeUnderMinAgeIsPredicted(t *testing.T) {
+	r := newRig(t)
+	r.dir.users["alice"].PwdLastSet = r.now.Add(-time.Hour)
+	ch := r.build(sender.Request{Op: protocol.OpChange, User: protocol.UserRef{SAM: "alice"},
+		Actor: protocol.Actor{Kind: protocol.ActorSelfService, ID: "p"}, NewPassword: protocol.SecretFromString(goodPw),
+		OldPassword: protocol.SecretFromString("Old!Password.1")})
+	r.eng.Handle(context.Background(), ch)
+	res := r.result(ch.MessageID)
+	if res.Code != protocol.CodePolicyViolation || len(res.Violations) != 1 || res.Violations[0].Rule != "min_age" {
+		t.Fatalf("result %+v", res.Result)
+	}
+	if r.dir.writeCount() != 0 {
+		t.Fatal("AD was written")
+	}
+}
+
+func TestInFlightDuplicateIsAbandoned(t *testing.T) {
+	r := newRig(t)
+	d := r.build(reset("alice", goodPw))
+	v, _ := protocol.VerifyCommand(d.Body, r.eng.recv.Senders)
+	if !r.eng.enter(v.ID) {
+		t.Fatal("enter")
+	}
+	wantAction(t, r.eng.Handle(context.Background(), d), servicebus.Abandon())
+	r.eng.leave(v.ID)
+	if r.dir.writeCount() != 0 {
+		t.Fatal("written while the first delivery was in flight")
+	}
+}
+
+func TestInScope(t *testing.T) {
+	ous := []string{"OU=Managed, DC=adw,DC=test"}
+	for dn, want := range map[string]bool{
+		"CN=a,OU=Managed,DC=adw,DC=test":         true,
+		"CN=a,OU=Sub,ou=managed,dc=ADW,dc=test":  true,
+		"OU=Managed,DC=adw,DC=test":              true,
+		"CN=a,OU=NotManaged,DC=adw,DC=test":      false,
+		"CN=a,OU=Managed,DC=adw,DC=test,DC=evil": false,
+		"CN=OU=Managed\\,DC=adw\\,DC=test,DC=x":  false,
+	} {
+		if got := inScope(dn, ous); got != want {
+			t.Errorf("%s: %v", dn, got)
+		}
+	}
+}
