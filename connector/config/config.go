@@ -1,0 +1,165 @@
+// Package config loads the connector's YAML configuration strictly: a
+// version field is required, unknown keys are errors, and every problem
+// (unknown key, wrong type, missing or invalid value, unreadable secret) is
+// reported at once with its path. Secrets are never inline: they come from
+// files or environment variables named in the config.
+package config
+
+import (
+	"time"
+)
+
+// Version is the configuration format this build reads.
+const Version = 1
+
+// Config is the whole configuration. Field docs are the reference; see
+// configs/reference.yaml for a commented example.
+type Config struct {
+	Version int       `yaml:"version"`
+	Domains []*Domain `yaml:"domains"`
+	Queue   Queue     `yaml:"queue"`
+	Results Results   `yaml:"results"`
+	Keys    Keys      `yaml:"keys"`
+	Journal Journal   `yaml:"journal"`
+	Limits  Limits    `yaml:"limits"`
+	Audit   Audit     `yaml:"audit"`
+	HTTP    HTTP      `yaml:"http"`
+	Log     Log       `yaml:"log"`
+}
+
+// Domain is one AD domain.
+type Domain struct {
+	// Name is the DNS name; commands route by it or by UPN suffix.
+	Name        string   `yaml:"name"`
+	UPNSuffixes []string `yaml:"upn_suffixes"`
+	// Servers: ldaps://host[:636] or ldap://host[:389] (StartTLS), tried in order.
+	Servers []string `yaml:"servers"`
+	// Discover adds DCs from DNS SRV _ldap._tcp.dc._msdcs.<name>.
+	Discover      bool          `yaml:"discover"`
+	Bind          Bind          `yaml:"bind"`
+	TLS           TLS           `yaml:"tls"`
+	BaseDN        string        `yaml:"base_dn"`
+	PoolSize      int           `yaml:"pool_size"`
+	DialTimeout   time.Duration `yaml:"dial_timeout"`
+	OpTimeout     time.Duration `yaml:"operation_timeout"`
+	PolicyRefresh time.Duration `yaml:"policy_refresh"`
+	Scope         Scope         `yaml:"scope"`
+	OrgPolicy     OrgPolicy     `yaml:"org_policy"`
+}
+
+// Bind is the service account.
+type Bind struct {
+	DN           string `yaml:"dn"`
+	PasswordFile string `yaml:"password_file"`
+	PasswordEnv  string `yaml:"password_env"`
+	// Password is resolved from the file or environment at load time.
+	Password string `yaml:"-"`
+}
+
+// TLS is how DC certificates are verified.
+type TLS struct {
+	CAFile     string `yaml:"ca_file"`
+	ServerName string `yaml:"server_name"`
+	// InsecureSkipVerify turns verification off. For labs only; logged loudly.
+	InsecureSkipVerify bool `yaml:"insecure_skip_verify"`
+}
+
+// Scope limits which accounts the connector may touch.
+type Scope struct {
+	OUs            []string `yaml:"ous"`
+	ExcludeGroups  []string `yaml:"exclude_groups"`
+	AllowProtected bool     `yaml:"allow_protected"`
+}
+
+// OrgPolicy adds the organisation's rules to AD's.
+type OrgPolicy struct {
+	MinLength       int    `yaml:"min_length"`
+	BannedWordsFile string `yaml:"banned_words_file"`
+	BreachedIndex   string `yaml:"breached_index"`
+}
+
+// Queue is the Service Bus source.
+type Queue struct {
+	Name string `yaml:"name"`
+	// Auth: connection_string (default), client_secret, client_certificate,
+	// managed_identity, workload_identity, default.
+	Auth                    string `yaml:"auth"`
+	ConnectionStringFile    string `yaml:"connection_string_file"`
+	ConnectionStringEnv     string `yaml:"connection_string_env"`
+	Namespace               string `yaml:"namespace"`
+	TenantID                string `yaml:"tenant_id"`
+	ClientID                string `yaml:"client_id"`
+	ClientSecretFile        string `yaml:"client_secret_file"`
+	ClientSecretEnv         string `yaml:"client_secret_env"`
+	CertificateFile         string `yaml:"certificate_file"`
+	CertificatePasswordFile string `yaml:"certificate_password_file"`
+	ManagedIdentityClientID string `yaml:"managed_identity_client_id"`
+	TokenFile               string `yaml:"token_file"`
+	// Transport: amqp (TCP 5671, default) or websockets (443).
+	Transport     string        `yaml:"transport"`
+	ProxyURL      string        `yaml:"proxy_url"`
+	Prefetch      int           `yaml:"prefetch"`
+	Concurrency   int           `yaml:"concurrency"`
+	ShutdownGrace time.Duration `yaml:"shutdown_grace"`
+
+	ConnectionString    string `yaml:"-"`
+	ClientSecret        string `yaml:"-"`
+	CertificatePassword string `yaml:"-"`
+}
+
+// Results says where results go.
+type Results struct {
+	// Mode: reply_queue (default: the command's ReplyTo) or https.
+	Mode  string        `yaml:"mode"`
+	TTL   time.Duration `yaml:"ttl"`
+	HTTPS HTTPSResults  `yaml:"https"`
+}
+
+// HTTPSResults is the HTTPS callback.
+type HTTPSResults struct {
+	URL         string `yaml:"url"`
+	CAFile      string `yaml:"ca_file"`
+	MaxAttempts int    `yaml:"max_attempts"`
+}
+
+// Keys are the key files (see `adwriteback keygen`).
+type Keys struct {
+	// Connector private key files; several during a rotation. The first
+	// signs results.
+	Connector []string `yaml:"connector"`
+	// Sender public key files trusted to sign commands.
+	Senders []string `yaml:"senders"`
+}
+
+// Journal is the durable store.
+type Journal struct {
+	Path      string        `yaml:"path"`
+	Retention time.Duration `yaml:"retention"`
+}
+
+// Limits protect users and DCs.
+type Limits struct {
+	PerUser     *int          `yaml:"per_user"`
+	Window      time.Duration `yaml:"window"`
+	Concurrency int           `yaml:"concurrency"`
+	MaxAttempts int           `yaml:"max_attempts"`
+}
+
+// Audit is the audit log.
+type Audit struct {
+	// Path of the JSON-lines file; "-" is standard output.
+	Path string `yaml:"path"`
+}
+
+// HTTP is the health, metrics and status listener.
+type HTTP struct {
+	Listen      string `yaml:"listen"`
+	TLSCertFile string `yaml:"tls_cert_file"`
+	TLSKeyFile  string `yaml:"tls_key_file"`
+}
+
+// Log is the operational log.
+type Log struct {
+	Level  string `yaml:"level"`
+	Format string `yaml:"format"`
+}
