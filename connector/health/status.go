@@ -82,7 +82,7 @@ tr.warn{background:var(--warn-bg)}tr.bad{background:var(--bad-bg)}
 <thead><tr><th>Time</th><th>Command</th><th>Op</th><th>User</th><th>Outcome</th><th>Rules</th><th>DC</th><th>Latency</th></tr></thead>
 <tbody>
 {{- range .Ops}}
-<tr class="{{.Class}}"><td data-label="Time" class="mono">{{.Time}}</td><td data-label="Command" class="mono">{{.ID}}</td><td data-label="Op">{{.Op}}</td><td data-label="User">{{.User}}</td><td data-label="Outcome"><span class="state">{{.Outcome}}</span>{{if .Note}} <span class="small">{{.Note}}</span>{{end}}</td><td data-label="Rules">{{.Rules}}</td><td data-label="DC" class="mono">{{.DC}}</td><td data-label="Latency" class="num">{{.Latency}}</td></tr>
+<tr class="{{.Class}}"><td data-label="Time" class="mono">{{.Time}}</td><td data-label="Command" class="mono">{{.ID}}</td><td data-label="Op">{{.Op}}</td><td data-label="User">{{.User}}</td><td data-label="Outcome"><div><span class="state">{{.Outcome}}</span>{{if .Note}}<br><span class="small">{{.Note}}</span>{{end}}</div></td><td data-label="Rules">{{.Rules}}</td><td data-label="DC" class="mono">{{.DC}}</td><td data-label="Latency" class="num">{{.Latency}}</td></tr>
 {{- end}}
 </tbody>
 </table>
@@ -175,6 +175,11 @@ func statusData(rep Report, ops []audit.Record, counters map[string]float64, ver
 			notes = append(notes, "delivery "+strconv.FormatUint(uint64(r.DeliveryCount), 10))
 		}
 		ov.Note = strings.Join(notes, "; ")
+		for _, f := range []*string{&ov.ID, &ov.Op, &ov.User, &ov.Outcome, &ov.Rules, &ov.DC} {
+			if *f == "" {
+				*f = "–"
+			}
+		}
 		v.Ops = append(v.Ops, ov)
 	}
 	names := make([]string, 0, len(counters))
