@@ -45,6 +45,9 @@ func commands() cli.Table {
 	add := func(c cli.Command) { t[c.Name] = c }
 	add(cli.VersionCommand(cli.BuildInfo{Version: version}))
 	add(cli.KeygenCommand())
+	add(cli.RunCommand())
+	add(cli.CheckConfigCommand())
+	add(cli.SendCommand())
 	add(cli.HelpCommand(t))
 	return t
 }

@@ -1,0 +1,299 @@
+// Package app wires a running connector from its configuration: the one
+// place where every component is built and connected by hand. Commands
+// (run, doctor) and the end-to-end tests use it.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
+
+	"github.com/adwriteback/adwriteback/connector/audit"
+	"github.com/adwriteback/adwriteback/connector/config"
+	"github.com/adwriteback/adwriteback/connector/engine"
+	"github.com/adwriteback/adwriteback/connector/journal"
+	"github.com/adwriteback/adwriteback/connector/policy"
+	"github.com/adwriteback/adwriteback/ldapx"
+	"github.com/adwriteback/adwriteback/relay/httpreport"
+	"github.com/adwriteback/adwriteback/relay/keys"
+	"github.com/adwriteback/adwriteback/relay/protocol"
+	"github.com/adwriteback/adwriteback/relay/sender"
+	"github.com/adwriteback/adwriteback/relay/servicebus"
+)
+
+// Deps are what the process gives the app.
+type Deps struct {
+	Logger *slog.Logger
+	// AuditOut replaces the audit file (tests); nil opens audit.path.
+	AuditOut io.Writer
+	Now      func() time.Time
+	// Metrics receives engine events; nil is none.
+	Metrics engine.Metrics
+	// WrapReporter, when set, wraps the result reporter (tests simulate a
+	// crash between journaling a result and settling the message).
+	WrapReporter func(engine.Reporter) engine.Reporter
+}
+
+// App is a built connector.
+type App struct {
+	Cfg      *config.Config
+	Log      *slog.Logger
+	Journal  *journal.Journal
+	Audit    *audit.Log
+	Domains  map[string]*ldapx.Client
+	Engine   *engine.Engine
+	Source   *servicebus.Source
+	Keys     []*keys.ConnectorPrivate
+	Senders  []*keys.SenderPublic
+	sbClient *azservicebus.Client
+	replies  *servicebus.ReplySender
+	closers  []func() error
+}
+
+// NewLogger builds the operational logger from the log section.
+func NewLogger(c config.Log, w io.Writer) *slog.Logger {
+	var lvl slog.Level
+	_ = lvl.UnmarshalText([]byte(strings.ToUpper(c.Level)))
+	opts := &slog.HandlerOptions{Level: lvl}
+	if c.Format == "text" {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+// Build constructs every component. Nothing is dialed yet except opening
+// files; on error everything opened is closed.
+func Build(ctx context.Context, cfg *config.Config, deps Deps) (a *App, err error) {
+	if deps.Logger == nil {
+		deps.Logger = slog.New(slog.DiscardHandler)
+	}
+	if deps.Now == nil {
+		deps.Now = time.Now
+	}
+	a = &App{Cfg: cfg, Log: deps.Logger, Domains: map[string]*ldapx.Client{}}
+	defer func() {
+		if err != nil {
+			a.Close(context.Background())
+			a = nil
+		}
+	}()
+
+	// Keys.
+	for _, f := range cfg.Keys.Connector {
+		k, err := keys.LoadConnectorPrivate(f)
+		if err != nil {
+			return nil, fmt.Errorf("connector key %s: %w", f, err)
+		}
+		a.Keys = append(a.Keys, k)
+	}
+	for _, f := range cfg.Keys.Senders {
+		k, err := keys.LoadSenderPublic(f)
+		if err != nil {
+			return nil, fmt.Errorf("sender key %s: %w", f, err)
+		}
+		a.Senders = append(a.Senders, k)
+	}
+	openKeys, err := keys.OpenKeysOf(a.Keys...)
+	if err != nil {
+		return nil, err
+	}
+	verify, err := keys.VerifyKeysOf(a.Senders...)
+	if err != nil {
+		return nil, err
+	}
+
+	// Journal and audit.
+	a.Journal, err = journal.Open(cfg.Journal.Path, journal.Options{Retention: cfg.Journal.Retention, Now: deps.Now})
+	if err != nil {
+		return nil, err
+	}
+	a.closers = append(a.closers, a.Journal.Close)
+	switch {
+	case deps.AuditOut != nil:
+		a.Audit = audit.New(deps.AuditOut)
+	case cfg.Audit.Path == "-":
+		a.Audit = audit.New(os.Stdout)
+	default:
+		a.Audit, err = audit.OpenFile(cfg.Audit.Path)
+		if err != nil {
+			return nil, err
+		}
+	}
+	a.closers = append(a.closers, a.Audit.Close)
+
+	// Domains.
+	var domains []*engine.Domain
+	for _, d := range cfg.Domains {
+		cl, err := ldapx.New(ldapx.Config{
+			Servers: d.Servers, Domain: d.Name, Discover: d.Discover,
+			BindDN: d.Bind.DN, BindPassword: d.Bind.Password,
+			CAFile: d.TLS.CAFile, ServerName: d.TLS.ServerName, InsecureSkipVerify: d.TLS.InsecureSkipVerify,
+			BaseDN: d.BaseDN, PoolSize: d.PoolSize, DialTimeout: d.DialTimeout, OpTimeout: d.OpTimeout,
+			PolicyRefresh: d.PolicyRefresh, Logger: deps.Logger.With("domain", d.Name),
+		})
+		if err != nil {
+			return nil, fmt.Errorf("domain %s: %w", d.Name, err)
+		}
+		if d.TLS.InsecureSkipVerify {
+			deps.Logger.Warn("TLS VERIFICATION IS OFF for this domain: passwords can be read by anyone on the path", "domain", d.Name)
+		}
+		a.Domains[d.Name] = cl
+		a.closers = append(a.closers, cl.Close)
+		ed := &engine.Domain{Name: d.Name, UPNSuffixes: d.UPNSuffixes, Dir: cl, ScopeOUs: d.Scope.OUs,
+			ExcludeGroups: d.Scope.ExcludeGroups, AllowProtected: d.Scope.AllowProtected, OrgMinLength: d.OrgPolicy.MinLength}
+		if d.OrgPolicy.BannedWordsFile != "" {
+			f, err := os.Open(d.OrgPolicy.BannedWordsFile)
+			if err != nil {
+				return nil, err
+			}
+			ed.Banned, err = policy.ReadBannedList(f)
+			f.Close()
+			if err != nil {
+				return nil, fmt.Errorf("domain %s banned words: %w", d.Name, err)
+			}
+		}
+		if d.OrgPolicy.BreachedIndex != "" {
+			chk, closer, err := openBreached(d.OrgPolicy.BreachedIndex)
+			if err != nil {
+				return nil, fmt.Errorf("domain %s breached index: %w", d.Name, err)
+			}
+			ed.Breached = chk
+			a.closers = append(a.closers, closer)
+		}
+		domains = append(domains, ed)
+	}
+
+	// Service Bus.
+	sbCfg := servicebus.Config{
+		Auth: servicebus.AuthKind(cfg.Queue.Auth), ConnectionString: cfg.Queue.ConnectionString,
+		Namespace: cfg.Queue.Namespace, TenantID: cfg.Queue.TenantID, ClientID: cfg.Queue.ClientID,
+		ClientSecret: cfg.Queue.ClientSecret, CertificateFile: cfg.Queue.CertificateFile,
+		CertificatePassword: cfg.Queue.CertificatePassword, ManagedIdentityClientID: cfg.Queue.ManagedIdentityClientID,
+		TokenFile: cfg.Queue.TokenFile, Transport: servicebus.TransportKind(cfg.Queue.Transport), ProxyURL: cfg.Queue.ProxyURL,
+	}
+	a.sbClient, err = servicebus.NewClient(sbCfg)
+	if err != nil {
+		return nil, fmt.Errorf("service bus: %w", err)
+	}
+	a.closers = append(a.closers, func() error { return a.sbClient.Close(context.Background()) })
+
+	var reporter engine.Reporter
+	switch cfg.Results.Mode {
+	case "https":
+		r, err := httpreport.New(httpreport.Config{URL: cfg.Results.HTTPS.URL, CAFile: cfg.Results.HTTPS.CAFile,
+			MaxAttempts: cfg.Results.HTTPS.MaxAttempts, ContentType: sender.ContentTypeResult, Logger: deps.Logger})
+		if err != nil {
+			return nil, err
+		}
+		reporter = httpsReporter{r}
+	default:
+		a.replies = servicebus.NewReplySender(a.sbClient, cfg.Results.TTL, sender.ContentTypeResult)
+		a.closers = append(a.closers, func() error { return a.replies.Close(context.Background()) })
+		reporter = queueReporter{a.replies}
+	}
+
+	if deps.WrapReporter != nil {
+		reporter = deps.WrapReporter(reporter)
+	}
+	a.Engine, err = engine.New(engine.Config{
+		Receiver: &protocol.Receiver{Senders: verify, Keys: openKeys, Now: deps.Now},
+		Signer:   a.Keys[0].SigningKey(), Journal: a.Journal, Reporter: reporter, Domains: domains,
+		Audit: a.Audit, Logger: deps.Logger, Metrics: deps.Metrics,
+		RateLimit: rateLimit(*cfg.Limits.PerUser), RateWindow: cfg.Limits.Window,
+		Concurrency: cfg.Limits.Concurrency, MaxAttempts: uint32(cfg.Limits.MaxAttempts), Now: deps.Now,
+	})
+	if err != nil {
+		return nil, err
+	}
+	a.Source, err = servicebus.NewSource(a.sbClient, servicebus.SourceConfig{
+		Queue: cfg.Queue.Name, Prefetch: cfg.Queue.Prefetch, Concurrency: cfg.Queue.Concurrency,
+		ShutdownGrace: cfg.Queue.ShutdownGrace, Logger: deps.Logger,
+	}, a.Engine)
+	if err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// rateLimit maps the config's "0 = no limit" to the engine's "negative =
+// no limit".
+func rateLimit(n int) int {
+	if n == 0 {
+		return -1
+	}
+	return n
+}
+
+// Run receives and handles commands until ctx ends, then shuts down
+// gracefully: no new receives, in-flight commands finish within the grace
+// period (the rest are abandoned and come back), and the journal and audit
+// log are flushed by Close.
+func (a *App) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		a.sweep(ctx)
+	}()
+	a.Log.Info("connector running", "queue", a.Cfg.Queue.Name, "domains", len(a.Domains))
+	err := a.Source.Run(ctx)
+	wg.Wait()
+	if err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	a.Log.Info("connector stopped")
+	return nil
+}
+
+func (a *App) sweep(ctx context.Context) {
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		if n, err := a.Journal.Sweep(ctx, a.Cfg.Limits.Window); err != nil {
+			a.Log.Warn("journal sweep failed", "err", err)
+		} else if n > 0 {
+			a.Log.Info("journal swept", "expired", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// Close releases everything, in reverse order of creation.
+func (a *App) Close(ctx context.Context) error {
+	var errs []error
+	for i := len(a.closers) - 1; i >= 0; i-- {
+		if err := a.closers[i](); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	a.closers = nil
+	return errors.Join(errs...)
+}
+
+type queueReporter struct{ r *servicebus.ReplySender }
+
+func (q queueReporter) Report(ctx context.Context, d *servicebus.Delivery, id string, body []byte) error {
+	if d.ReplyTo == "" {
+		return fmt.Errorf("%w: the result stays in the journal", servicebus.ErrNoReplyTo)
+	}
+	return q.r.Send(ctx, servicebus.Reply{To: d.ReplyTo, CorrelationID: id, SessionID: d.ReplyToSessionID,
+		Body: body, ContentType: sender.ContentTypeResult})
+}
+
+type httpsReporter struct{ r *httpreport.Reporter }
+
+func (h httpsReporter) Report(ctx context.Context, _ *servicebus.Delivery, id string, body []byte) error {
+	return h.r.Report(ctx, id, body)
+}

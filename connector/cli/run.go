@@ -1,0 +1,81 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+
+	"github.com/adwriteback/adwriteback/connector/app"
+	"github.com/adwriteback/adwriteback/connector/config"
+)
+
+// RunCommand is `adwriteback run --config FILE`: the connector itself.
+func RunCommand() Command {
+	return Command{Name: "run", Summary: "run the connector (receive, check, apply, report)", Run: runRun}
+}
+
+// parseFlags parses args into fs; -h prints usage and returns ErrHelp as nil.
+func parseFlags(fs *flag.FlagSet, env *Env, args []string) (help bool, err error) {
+	fs.SetOutput(env.Stderr)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return true, nil
+		}
+		return false, Usage("%s: %v", fs.Name(), err)
+	}
+	if fs.NArg() > 0 {
+		return false, Usage("%s: unexpected argument %q", fs.Name(), fs.Arg(0))
+	}
+	return false, nil
+}
+
+func loadConfig(env *Env, path string) (*config.Config, error) {
+	if path == "" {
+		return nil, Usage("--config FILE is required")
+	}
+	cfg, err := config.Load(path, env.Getenv)
+	if err != nil {
+		return nil, &ExitError{Code: 2, Err: err}
+	}
+	return cfg, nil
+}
+
+func runRun(ctx context.Context, env *Env, args []string) error {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	path := fs.String("config", "", "configuration file (YAML)")
+	if help, err := parseFlags(fs, env, args); help || err != nil {
+		return err
+	}
+	cfg, err := loadConfig(env, *path)
+	if err != nil {
+		return err
+	}
+	log := app.NewLogger(cfg.Log, env.Stderr)
+	a, err := app.Build(ctx, cfg, app.Deps{Logger: log, Metrics: env.Metrics})
+	if err != nil {
+		return fmt.Errorf("start: %w", err)
+	}
+	runErr := a.Run(ctx)
+	if err := a.Close(context.Background()); err != nil {
+		log.Error("shutdown", "err", err)
+	}
+	return runErr
+}
+
+// CheckConfigCommand is `adwriteback check-config --config FILE`.
+func CheckConfigCommand() Command {
+	return Command{Name: "check-config", Summary: "validate a configuration file, listing every problem", Run: func(ctx context.Context, env *Env, args []string) error {
+		fs := flag.NewFlagSet("check-config", flag.ContinueOnError)
+		path := fs.String("config", "", "configuration file (YAML)")
+		if help, err := parseFlags(fs, env, args); help || err != nil {
+			return err
+		}
+		cfg, err := loadConfig(env, *path)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(env.Stdout, "%s: ok (%d domain(s), queue %q, results by %s)\n", *path, len(cfg.Domains), cfg.Queue.Name, cfg.Results.Mode)
+		return nil
+	}}
+}

@@ -1,0 +1,443 @@
+//go:build integration
+
+package e2e
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/go-ldap/ldap/v3"
+
+	"github.com/adwriteback/adwriteback/connector/app"
+	"github.com/adwriteback/adwriteback/connector/engine"
+	"github.com/adwriteback/adwriteback/integration/testdc"
+	"github.com/adwriteback/adwriteback/ldapx"
+	"github.com/adwriteback/adwriteback/relay/keys"
+	"github.com/adwriteback/adwriteback/relay/protocol"
+	"github.com/adwriteback/adwriteback/relay/sender"
+	"github.com/adwriteback/adwriteback/relay/servicebus"
+)
+
+func sam(u testdc.SeedUser) protocol.UserRef { return protocol.UserRef{SAM: u.SAM} }
+
+func bindErr(t *testing.T, info *testdc.Info, dn, pw string) error {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := testdc.Bind(ctx, info, dn, pw)
+	if err == nil {
+		c.Close()
+	}
+	return err
+}
+
+func bindData(err error) string {
+	var le *ldap.Error
+	if errors.As(err, &le) && le.Err != nil {
+		s := le.Err.Error()
+		if i := strings.Index(s, "data "); i >= 0 {
+			return strings.SplitN(s[i+5:], ",", 2)[0]
+		}
+	}
+	return ""
+}
+
+func readUser(t *testing.T, info *testdc.Info, dn string) *ldapx.User {
+	t.Helper()
+	cl, err := ldapx.New(ldapx.Config{Servers: []string{info.LDAPSURL}, BindDN: info.AdminDN, BindPassword: info.AdminPass, CAFile: info.CAFile})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	u, err := cl.ReadUser(ctx, dn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
+}
+
+// TestEveryOutcomeForReal drives one connector through the real SDK, the
+// emulator and the Samba DC, producing each result code from real
+// behaviour.
+func TestEveryOutcomeForReal(t *testing.T) {
+	s := newStack(t)
+	s.start("a", `limits:
+  per_user: 5
+`, app.Deps{})
+	c := s.client()
+	dc := s.dc
+
+	t.Run("succeeded, and the user binds with the new password", func(t *testing.T) {
+		u := testdc.NewUser(t, dc, "")
+		pw := "E2e!Reset.Pass1"
+		res := s.do(c, sender.Request{Op: protocol.OpReset, User: protocol.UserRef{UPN: u.UPN}, NewPassword: s.secret(pw)})
+		if res.Code != protocol.CodeSucceeded || res.DC == "" {
+			t.Fatalf("result %+v", res.Result)
+		}
+		if err := bindErr(t, dc, u.DN, pw); err != nil {
+			t.Fatalf("bind with the new password: %v", err)
+		}
+	})
+	t.Run("policy_violation names every rule", func(t *testing.T) {
+		u := testdc.NewUser(t, dc, "")
+		res := s.do(c, sender.Request{Op: protocol.OpReset, User: sam(u), NewPassword: s.secret(u.SAM + "x")})
+		if res.Code != protocol.CodePolicyViolation {
+			t.Fatalf("result %+v", res.Result)
+		}
+		rules := map[string]bool{}
+		for _, v := range res.Violations {
+			rules[v.Rule] = true
+		}
+		for _, r := range []string{"min_length", "complexity", "contains_account_name"} {
+			if !rules[r] {
+				t.Errorf("rule %s not named: %+v", r, res.Violations)
+			}
+		}
+	})
+	t.Run("must change and unlock verified in AD", func(t *testing.T) {
+		u := testdc.NewUser(t, dc, "", dc.ChangeGroupDN) // lockout after 3 bad passwords
+		for range 3 {
+			_ = bindErr(t, dc, u.DN, "Wrong!Pass.0")
+		}
+		if code := bindData(bindErr(t, dc, u.DN, testdc.UserPass)); code != "775" {
+			t.Fatalf("not locked: data %q", code)
+		}
+		res := s.do(c, sender.Request{Op: protocol.OpUnlock, User: sam(u)})
+		if res.Code != protocol.CodeSucceeded {
+			t.Fatalf("unlock: %+v", res.Result)
+		}
+		if err := bindErr(t, dc, u.DN, testdc.UserPass); err != nil {
+			t.Fatalf("after unlock: %v", err)
+		}
+		pw := "E2e!Must.Change2"
+		res = s.do(c, sender.Request{Op: protocol.OpReset, User: sam(u), NewPassword: s.secret(pw),
+			Options: protocol.Options{MustChange: true, Unlock: true}})
+		if res.Code != protocol.CodeSucceeded {
+			t.Fatalf("reset: %+v", res.Result)
+		}
+		if !readUser(t, dc, u.DN).MustChange {
+			t.Fatal("pwdLastSet is not 0")
+		}
+		if code := bindData(bindErr(t, dc, u.DN, pw)); code != "773" {
+			t.Fatalf("bind data %q, want 773 (must change)", code)
+		}
+	})
+	t.Run("check applies nothing", func(t *testing.T) {
+		u := testdc.NewUser(t, dc, "")
+		before := readUser(t, dc, u.DN).PwdLastSet
+		res := s.do(c, sender.Request{Op: protocol.OpCheck, User: sam(u), NewPassword: s.secret("E2e!Check.Only3")})
+		if res.Code != protocol.CodeSucceeded {
+			t.Fatalf("%+v", res.Result)
+		}
+		if !readUser(t, dc, u.DN).PwdLastSet.Equal(before) {
+			t.Fatal("check changed the password")
+		}
+	})
+	t.Run("refusals", func(t *testing.T) {
+		for _, tc := range []struct {
+			name string
+			ref  protocol.UserRef
+			code protocol.ResultCode
+		}{
+			{"user_not_found", protocol.UserRef{SAM: "nobody-here"}, protocol.CodeUserNotFound},
+			{"ambiguous_user", protocol.UserRef{ImmutableID: testdc.ConsistencyGUIDDup}, protocol.CodeAmbiguousUser},
+			{"out_of_scope", protocol.UserRef{SAM: "outsider"}, protocol.CodeOutOfScope},
+			{"protected_account", protocol.UserRef{SAM: "protected"}, protocol.CodeProtectedAccount},
+			{"out_of_scope: unknown domain", protocol.UserRef{SAM: "alice", Domain: "other.test"}, protocol.CodeOutOfScope},
+		} {
+			res := s.do(c, sender.Request{Op: protocol.OpReset, User: tc.ref, NewPassword: s.secret("E2e!Refused.Pw4")})
+			if res.Code != tc.code {
+				t.Errorf("%s: got %s (%s)", tc.name, res.Code, res.Detail)
+			}
+		}
+	})
+	t.Run("account_disabled", func(t *testing.T) {
+		u := testdc.NewUser(t, dc, "")
+		admin, err := testdc.Admin(context.Background(), dc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := ldap.NewModifyRequest(u.DN, nil)
+		m.Replace("userAccountControl", []string{"514"})
+		if err := admin.Modify(m); err != nil {
+			t.Fatal(err)
+		}
+		admin.Close()
+		res := s.do(c, sender.Request{Op: protocol.OpReset, User: sam(u), NewPassword: s.secret("E2e!Disabled.Pw5")})
+		if res.Code != protocol.CodeAccountDisabled {
+			t.Fatalf("%+v", res.Result)
+		}
+	})
+	t.Run("access_denied: wrong old password", func(t *testing.T) {
+		u := testdc.NewUser(t, dc, "", dc.ChangeGroupDN)
+		res := s.do(c, sender.Request{Op: protocol.OpChange, User: sam(u), OldPassword: s.secret("Not!The.Old.Pw6"),
+			NewPassword: s.secret("E2e!Change.New7")})
+		if res.Code != protocol.CodeAccessDenied {
+			t.Fatalf("%+v", res.Result)
+		}
+	})
+	t.Run("rejected_by_dc: history on change", func(t *testing.T) {
+		u := testdc.NewUser(t, dc, "", dc.ChangeGroupDN) // no minimum age, history 5
+		pw := "E2e!History.One8"
+		res := s.do(c, sender.Request{Op: protocol.OpChange, User: sam(u), OldPassword: s.secret(testdc.UserPass), NewPassword: s.secret(pw)})
+		if res.Code != protocol.CodeSucceeded {
+			t.Fatalf("first change: %+v", res.Result)
+		}
+		res = s.do(c, sender.Request{Op: protocol.OpChange, User: sam(u), OldPassword: s.secret(pw), NewPassword: s.secret(testdc.UserPass)})
+		if res.Code != protocol.CodeRejectedByDC || res.DCReason != protocol.DCReasonHistory {
+			t.Fatalf("change back: %+v", res.Result)
+		}
+	})
+	t.Run("policy_violation: min_age predicted on change", func(t *testing.T) {
+		u := testdc.NewUser(t, dc, "") // domain minimum age: 1 day
+		res := s.do(c, sender.Request{Op: protocol.OpChange, User: sam(u), OldPassword: s.secret(testdc.UserPass), NewPassword: s.secret("E2e!Too.Young9")})
+		if res.Code != protocol.CodePolicyViolation || len(res.Violations) != 1 || res.Violations[0].Rule != "min_age" {
+			t.Fatalf("%+v", res.Result)
+		}
+	})
+	t.Run("rate_limited on the 6th try", func(t *testing.T) {
+		u := testdc.NewUser(t, dc, "")
+		for i := range 6 {
+			res := s.do(c, sender.Request{Op: protocol.OpReset, User: sam(u), NewPassword: s.secret(fmt.Sprintf("E2e!Rate.Limit%d", i))})
+			want := protocol.CodeSucceeded
+			if i == 5 {
+				want = protocol.CodeRateLimited
+			}
+			if res.Code != want {
+				t.Fatalf("try %d: %s", i+1, res.Code)
+			}
+			if i == 5 && res.RetryAfter <= 0 {
+				t.Fatal("no retryAfter")
+			}
+		}
+	})
+	t.Run("invalid_command: sealed to an unknown connector key", func(t *testing.T) {
+		u := testdc.NewUser(t, dc, "")
+		other, err := keys.GenerateConnector(keys.DefaultKEM, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		wrong := s.client(func(cfg *sender.Config) {
+			pub := other.Public()
+			cfg.SealTo = protocol.SealKey{KID: pub.KID, Key: pub.HPKE}
+		})
+		res := s.do(wrong, sender.Request{Op: protocol.OpReset, User: sam(u), NewPassword: s.secret("E2e!Invalid.Pw11")})
+		if res.Code != protocol.CodeInvalidCommand {
+			t.Fatalf("%+v", res.Result)
+		}
+	})
+}
+
+// TestExpiredWhenClocksDisagree: a command that is already expired by the
+// connector's clock (here 30 minutes ahead of the sender's) is answered
+// "expired" and not applied.
+func TestExpiredWhenClocksDisagree(t *testing.T) {
+	s := newStack(t)
+	s.start("a", "", app.Deps{Now: func() time.Time { return time.Now().Add(30 * time.Minute) }})
+	u := testdc.NewUser(t, s.dc, "")
+	before := readUser(t, s.dc, u.DN).PwdLastSet
+	res := s.do(s.client(), sender.Request{Op: protocol.OpReset, User: sam(u), NewPassword: s.secret("E2e!Expired.Pw10"), TTL: 5 * time.Minute})
+	if res.Code != protocol.CodeExpired {
+		t.Fatalf("%+v", res.Result)
+	}
+	if !readUser(t, s.dc, u.DN).PwdLastSet.Equal(before) {
+		t.Fatal("an expired command was applied")
+	}
+}
+
+// TestTransientWhenNoDCAnswers: a domain whose only DC refuses connections
+// is retried (abandon, redelivery) and finally answered "transient".
+func TestTransientWhenNoDCAnswers(t *testing.T) {
+	s := newStack(t)
+	cfg := s.configYAML("t", "limits:\n  max_attempts: 2\n")
+	cfg = strings.Replace(cfg, s.dc.LDAPSURL, "ldaps://127.0.0.1:1", 1)
+	s.write("config-t-raw.yaml", []byte(cfg), 0o600)
+	in := s.startRaw("t", cfg, app.Deps{})
+	_ = in
+	c := s.client()
+	res := s.do(c, sender.Request{Op: protocol.OpReset, User: protocol.UserRef{SAM: "alice"}, NewPassword: s.secret("E2e!Transient.12")})
+	if res.Code != protocol.CodeTransient {
+		t.Fatalf("%+v", res.Result)
+	}
+	if !strings.Contains(s.audits.String(), `"settlement":"abandoned"`) {
+		t.Error("the first attempt was not abandoned for a retry")
+	}
+}
+
+// blockingReporter journals-then-hangs: the first Report for each id
+// blocks until released, like a process that dies after journaling the
+// result but before sending it and settling the message.
+type blockingReporter struct {
+	inner   engine.Reporter
+	entered chan string
+	release chan struct{}
+}
+
+func (b *blockingReporter) Report(ctx context.Context, d *servicebus.Delivery, id string, body []byte) error {
+	select {
+	case b.entered <- id:
+	default:
+	}
+	select {
+	case <-b.release:
+	case <-ctx.Done():
+	}
+	return errors.New("simulated crash before the result was sent")
+}
+
+// TestRedeliveryAfterCrashAppliesOnce: instance A applies a reset and
+// journals the result, then "crashes" before reporting and settling; the
+// command comes back to instance A' (same journal) and is answered from
+// the journal with the same result, without a second write to AD.
+func TestRedeliveryAfterCrashAppliesOnce(t *testing.T) {
+	s := newStack(t)
+	u := testdc.NewUser(t, s.dc, "")
+	br := &blockingReporter{entered: make(chan string, 1), release: make(chan struct{})}
+	a := s.start("a", "", app.Deps{WrapReporter: func(r engine.Reporter) engine.Reporter { br.inner = r; return br }})
+	c := s.client()
+	pw := "E2e!Crash.Once13"
+	p, err := c.Send(context.Background(), sender.Request{Op: protocol.OpReset, User: sam(u), NewPassword: s.secret(pw),
+		Actor: protocol.Actor{Kind: protocol.ActorAdmin, ID: "e2e"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-br.entered:
+	case <-time.After(time.Minute):
+		t.Fatal("the command was never applied")
+	}
+	applied := readUser(t, s.dc, u.DN).PwdLastSet
+	if err := bindErr(t, s.dc, u.DN, pw); err != nil {
+		t.Fatalf("not applied before the crash: %v", err)
+	}
+	close(br.release)
+	a.stop(t) // the message is abandoned on shutdown
+
+	s.start("a", "", app.Deps{}) // restarted on the same journal
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	res, err := c.Await(ctx, p.Command.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Code != protocol.CodeSucceeded {
+		t.Fatalf("%+v", res.Result)
+	}
+	if now := readUser(t, s.dc, u.DN).PwdLastSet; !now.Equal(applied) {
+		t.Fatalf("pwdLastSet moved from %v to %v: applied twice", applied, now)
+	}
+}
+
+// TestTwoInstancesOneQueueNoDoubleApply: two connectors with their own
+// journals consume one queue; every command is applied once and answered.
+func TestTwoInstancesOneQueueNoDoubleApply(t *testing.T) {
+	s := newStack(t)
+	s.start("a", "", app.Deps{})
+	s.start("b", "", app.Deps{})
+	c := s.client()
+	const n = 12
+	var wg sync.WaitGroup
+	var failed atomic.Int32
+	ids := make([]string, n)
+	for i := range n {
+		u := testdc.NewUser(t, s.dc, "")
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			res, err := c.Do(ctx, sender.Request{Op: protocol.OpReset, User: sam(u), NewPassword: s.secret(fmt.Sprintf("E2e!Two.Inst%02d", i)),
+				Actor: protocol.Actor{Kind: protocol.ActorSelfService, ID: "e2e"}})
+			if err != nil || res.Code != protocol.CodeSucceeded {
+				t.Errorf("command %d: %v %+v", i, err, res)
+				failed.Add(1)
+				return
+			}
+			ids[i] = res.CommandID
+		}()
+	}
+	wg.Wait()
+	if failed.Load() > 0 {
+		t.FailNow()
+	}
+	instances := map[string]bool{}
+	for _, id := range ids {
+		appliedLines := 0
+		for _, l := range s.auditLines(id) {
+			if strings.Contains(l, `"applied":true`) && !strings.Contains(l, `"from_journal":true`) {
+				appliedLines++
+			}
+		}
+		if appliedLines != 1 {
+			t.Errorf("command %s applied %d times", id, appliedLines)
+		}
+	}
+	for _, l := range strings.Split(s.logs.String(), "\n") {
+		if strings.Contains(l, `"msg":"connector running"`) {
+			instances[l[strings.Index(l, `"instance":`):]] = true
+		}
+	}
+	if len(instances) != 2 {
+		t.Errorf("expected two running instances, saw %d", len(instances))
+	}
+}
+
+// TestShutdownMidBurstLosesNothing: a burst is queued, the connector is
+// stopped part-way, and a restarted connector (same journal) answers every
+// command exactly once in effect.
+func TestShutdownMidBurstLosesNothing(t *testing.T) {
+	s := newStack(t)
+	c := s.client()
+	const n = 16
+	var users []testdc.SeedUser
+	var preps []*sender.Prepared
+	for i := range n {
+		u := testdc.NewUser(t, s.dc, "")
+		users = append(users, u)
+		p, err := c.Send(context.Background(), sender.Request{Op: protocol.OpReset, User: sam(u),
+			NewPassword: s.secret(fmt.Sprintf("E2e!Burst.Pw%02d", i)), Actor: protocol.Actor{Kind: protocol.ActorAdmin, ID: "e2e"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		preps = append(preps, p)
+	}
+	a := s.start("a", "", app.Deps{})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if _, err := c.Await(ctx, preps[2].Command.ID); err != nil { // some work done
+		t.Fatal(err)
+	}
+	a.stop(t)
+	s.start("a", "", app.Deps{}) // same journal file
+	for i, p := range preps {
+		res, err := c.Await(ctx, p.Command.ID)
+		if err != nil {
+			t.Fatalf("command %d lost: %v", i, err)
+		}
+		if res.Code != protocol.CodeSucceeded {
+			t.Errorf("command %d: %+v", i, res.Result)
+		}
+		if err := bindErr(t, s.dc, users[i].DN, fmt.Sprintf("E2e!Burst.Pw%02d", i)); err != nil {
+			t.Errorf("user %d cannot bind with the new password: %v", i, err)
+		}
+	}
+	for _, p := range preps {
+		n := 0
+		for _, l := range s.auditLines(p.Command.ID) {
+			if strings.Contains(l, `"applied":true`) && !strings.Contains(l, `"from_journal":true`) {
+				n++
+			}
+		}
+		if n != 1 {
+			t.Errorf("command %s applied %d times", p.Command.ID, n)
+		}
+	}
+}

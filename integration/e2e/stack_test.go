@@ -1,0 +1,283 @@
+//go:build integration
+
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/adwriteback/adwriteback/connector/app"
+	"github.com/adwriteback/adwriteback/connector/config"
+	"github.com/adwriteback/adwriteback/integration/sbemu"
+	"github.com/adwriteback/adwriteback/integration/testdc"
+	"github.com/adwriteback/adwriteback/relay/keys"
+	"github.com/adwriteback/adwriteback/relay/protocol"
+	"github.com/adwriteback/adwriteback/relay/sender"
+	"github.com/adwriteback/adwriteback/relay/servicebus"
+)
+
+// syncBuf collects what a component writes (logs, audit) for assertions
+// and the secret-leak scan.
+type syncBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
+func (s *syncBuf) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
+// stack is one test's world: the shared Samba DC, its own emulator and
+// queues, keys, and a config for connector instances.
+type stack struct {
+	t        *testing.T
+	dc       *testdc.Info
+	emu      *sbemu.Emulator
+	dir      string
+	queue    string
+	replies  string
+	connKey  *keys.ConnectorPrivate
+	sendKey  *keys.SenderPrivate
+	logs     *syncBuf
+	audits   *syncBuf
+	results  *syncBuf
+	secrets  []string
+	secretMu sync.Mutex
+}
+
+func newStack(t *testing.T) *stack {
+	t.Helper()
+	s := &stack{t: t, dc: testdc.Ensure(t), emu: sbemu.Start(t, nil), dir: t.TempDir(),
+		queue: "commands", replies: "replies", logs: &syncBuf{}, audits: &syncBuf{}, results: &syncBuf{}}
+	ctx := context.Background()
+	if err := s.emu.CreateQueue(ctx, s.queue, sbemu.QueueOptions{LockDuration: 10 * time.Second, MaxDeliveryCount: 10}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.emu.CreateQueue(ctx, s.replies, sbemu.QueueOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	var err error
+	now := time.Now()
+	if s.connKey, err = keys.GenerateConnector(keys.DefaultKEM, now); err != nil {
+		t.Fatal(err)
+	}
+	if s.sendKey, err = keys.GenerateSender(now); err != nil {
+		t.Fatal(err)
+	}
+	ck, err := s.connKey.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	spub := s.sendKey.Public().Marshal()
+	s.write("connector.key.json", ck, 0o600)
+	s.write("sender.pub.json", spub, 0o644)
+	s.write("bind.pass", []byte(s.dc.ServicePass+"\n"), 0o600)
+	s.write("sb.conn", []byte(s.emu.ConnectionString()), 0o600)
+	t.Cleanup(func() { s.scanForSecrets() })
+	return s
+}
+
+func (s *stack) write(name string, b []byte, mode os.FileMode) {
+	if err := os.WriteFile(filepath.Join(s.dir, name), b, mode); err != nil {
+		s.t.Fatal(err)
+	}
+}
+
+// configYAML is the connector's configuration for this stack.
+func (s *stack) configYAML(instance string, extra string) string {
+	return fmt.Sprintf(`version: 1
+domains:
+  - name: adw.test
+    servers: [%s]
+    bind:
+      dn: %q
+      password_file: %s
+    tls:
+      ca_file: %s
+    scope:
+      ous: [%q]
+    dial_timeout: 2s
+    org_policy:
+      min_length: 12
+queue:
+  name: %s
+  connection_string_file: %s
+  concurrency: 4
+  shutdown_grace: 10s
+keys:
+  connector: [%s]
+  senders: [%s]
+journal:
+  path: %s
+audit:
+  path: %s
+log:
+  level: debug
+%s`, s.dc.LDAPSURL, s.dc.ServiceDN, s.path("bind.pass"), s.dc.CAFile, s.dc.InScopeOU, s.queue,
+		s.path("sb.conn"), s.path("connector.key.json"), s.path("sender.pub.json"),
+		s.path("journal-"+instance+".db"), s.path("audit-"+instance+".jsonl"), extra)
+}
+
+func (s *stack) path(name string) string { return filepath.Join(s.dir, name) }
+
+// instance is one running connector.
+type instance struct {
+	app    *app.App
+	cancel context.CancelFunc
+	done   chan error
+}
+
+// start builds and runs a connector from the stack's config (extra YAML
+// is appended; wrap may wrap the reporter).
+func (s *stack) start(name, extra string, deps app.Deps) *instance {
+	s.t.Helper()
+	return s.startRaw(name, s.configYAML(name, extra), deps)
+}
+
+// startRaw runs a connector from the given YAML.
+func (s *stack) startRaw(name, yaml string, deps app.Deps) *instance {
+	s.t.Helper()
+	path := s.path("config-" + name + ".yaml")
+	s.write("config-"+name+".yaml", []byte(yaml), 0o600)
+	cfg, err := config.Load(path, os.Getenv)
+	if err != nil {
+		s.t.Fatalf("config: %v", err)
+	}
+	deps.Logger = slog.New(slog.NewJSONHandler(s.logs, &slog.HandlerOptions{Level: slog.LevelDebug})).With("instance", name)
+	deps.AuditOut = s.audits
+	a, err := app.Build(context.Background(), cfg, deps)
+	if err != nil {
+		s.t.Fatalf("build: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	in := &instance{app: a, cancel: cancel, done: make(chan error, 1)}
+	go func() { in.done <- a.Run(ctx) }()
+	s.t.Cleanup(func() { in.stop(s.t) })
+	return in
+}
+
+// stop shuts the instance down gracefully and waits for it.
+func (in *instance) stop(t *testing.T) {
+	if in.cancel == nil {
+		return
+	}
+	in.cancel()
+	in.cancel = nil
+	select {
+	case err := <-in.done:
+		if err != nil {
+			t.Errorf("connector run: %v", err)
+		}
+	case <-time.After(time.Minute):
+		t.Error("connector did not stop within a minute")
+	}
+	if err := in.app.Close(context.Background()); err != nil {
+		t.Errorf("close: %v", err)
+	}
+}
+
+// client is a sender SDK client over the real Service Bus SDK.
+func (s *stack) client(mutate ...func(*sender.Config)) *sender.Client {
+	s.t.Helper()
+	cfg, err := sender.ConfigFromKeys(s.sendKey, s.connKey.Public())
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	sb, err := servicebus.NewClient(servicebus.Config{Auth: servicebus.AuthConnectionString, ConnectionString: s.emu.ConnectionString()})
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	s.t.Cleanup(func() { sb.Close(context.Background()) })
+	cs, err := servicebus.NewCommandSender(sb, servicebus.CommandSenderConfig{Queue: s.queue, ReplyQueue: s.replies})
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	s.t.Cleanup(func() { cs.Close(context.Background()) })
+	cfg.Transport = cs
+	for _, m := range mutate {
+		m(&cfg)
+	}
+	c, err := sender.New(cfg)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return c
+}
+
+// secret registers a password for the leak scan and returns it sealed-ready.
+func (s *stack) secret(pw string) protocol.Secret {
+	s.secretMu.Lock()
+	s.secrets = append(s.secrets, pw)
+	s.secretMu.Unlock()
+	return protocol.SecretFromString(pw)
+}
+
+// do sends req and waits for its verified result.
+func (s *stack) do(c *sender.Client, req sender.Request) *protocol.VerifiedResult {
+	s.t.Helper()
+	if req.Actor.Kind == "" {
+		req.Actor = protocol.Actor{Kind: protocol.ActorSelfService, ID: "e2e"}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	res, err := c.Do(ctx, req)
+	if err != nil {
+		s.t.Fatalf("%s %+v: %v", req.Op, req.User, err)
+	}
+	s.results.Write([]byte(fmt.Sprintf("%+v\n", res.Result)))
+	return res
+}
+
+// scanForSecrets fails the test if any password it used appears in any
+// log line, audit record, result or dead-letter text it produced.
+func (s *stack) scanForSecrets() {
+	var hay strings.Builder
+	hay.WriteString(s.logs.String())
+	hay.WriteString(s.audits.String())
+	hay.WriteString(s.results.String())
+	for _, q := range []string{s.queue, s.replies} {
+		st, err := s.emu.Queue(context.Background(), q)
+		if err != nil {
+			continue
+		}
+		for _, m := range append(append(st.DeadLetters, st.Messages...), st.LockedMessages...) {
+			hay.WriteString(m.DeadLetterReason)
+			hay.WriteString(m.DeadLetterDescription)
+			hay.Write(m.Body)
+		}
+	}
+	for _, f := range []string{"audit-a.jsonl", "audit-b.jsonl"} {
+		if b, err := os.ReadFile(s.path(f)); err == nil {
+			hay.Write(b)
+		}
+	}
+	all := hay.String()
+	if len(all) == 0 {
+		s.t.Error("leak scan: nothing was produced to scan")
+	}
+	s.secretMu.Lock()
+	defer s.secretMu.Unlock()
+	for _, pw := range s.secrets {
+		if strings.Contains(all, pw) {
+			s.t.Errorf("leak scan: a password used by the test appears in logs, audit, results or dead letters")
+		}
+	}
+}
+
+// auditRecords returns the audit lines mentioning id.
+func (s *stack) auditLines(id string) []string {
+	var out []string
+	for _, l := range strings.Split(s.audits.String(), "\n") {
+		if strings.Contains(l, `"command_id":"`+id+`"`) {
+			out = append(out, l)
+		}
+	}
+	return out
+}
