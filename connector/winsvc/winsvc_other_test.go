@@ -1,0 +1,36 @@
+//go:build !windows
+
+package winsvc
+
+import (
+	"context"
+	"errors"
+	"testing"
+)
+
+func TestNotWindows(t *testing.T) {
+	ctx := context.Background()
+	if ok, err := IsService(); ok || err != nil {
+		t.Errorf("IsService = %v, %v", ok, err)
+	}
+	called := false
+	errs := map[string]error{
+		"Run":       Run("x", func(context.Context) error { called = true; return nil }),
+		"Install":   Install("x", "/bin/x", nil, InstallOptions{}),
+		"Uninstall": Uninstall("x"),
+		"Start":     Start(ctx, "x"),
+		"Stop":      Stop(ctx, "x"),
+	}
+	_, _, errs["NewEventLogHandler"] = NewEventLogHandler("x", nil)
+	for name, err := range errs {
+		if !errors.Is(err, ErrNotWindows) {
+			t.Errorf("%s = %v, want ErrNotWindows", name, err)
+		}
+	}
+	if called {
+		t.Error("Run called the function outside Windows")
+	}
+	if ErrNotWindows.Error() != "winsvc: Windows services are only available on Windows" {
+		t.Errorf("message %q", ErrNotWindows)
+	}
+}
