@@ -121,7 +121,7 @@ func (c *CommandSender) AwaitResult(ctx context.Context, commandID string) (send
 		if err := ctx.Err(); err != nil {
 			return sender.Envelope{}, err
 		}
-		if err := c.receiveOnce(ctx); err != nil {
+		if err := c.receiveOnce(ctx, commandID); err != nil {
 			if ctx.Err() != nil {
 				return sender.Envelope{}, ctx.Err()
 			}
@@ -163,9 +163,17 @@ func (c *CommandSender) store(env sender.Envelope) {
 	}
 }
 
-func (c *CommandSender) receiveOnce(ctx context.Context) error {
+func (c *CommandSender) receiveOnce(ctx context.Context, awaited string) error {
 	c.recvMu.Lock()
 	defer c.recvMu.Unlock()
+	// Another awaiter may have received our result while we waited for
+	// the lock: do not block in a receive for it.
+	c.mu.Lock()
+	_, ready := c.results[awaited]
+	c.mu.Unlock()
+	if ready {
+		return nil
+	}
 	if c.rcv == nil {
 		if c.cfg.ReplySessionID != "" {
 			r, err := c.client.AcceptSessionForQueue(ctx, c.cfg.ReplyQueue, c.cfg.ReplySessionID, nil)
