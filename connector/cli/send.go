@@ -161,7 +161,7 @@ func printResult(env *Env, c protocol.Command, r *protocol.Result, asJSON bool) 
 	}
 	fmt.Fprintf(env.Stdout, "\n  %s\n", r.Message)
 	for _, v := range r.Violations {
-		fmt.Fprintf(env.Stdout, "  - %s: %s\n", v.Rule, v.Message)
+		fmt.Fprintf(env.Stdout, "  - %s\n", v.Message)
 	}
 	if r.Detail != "" {
 		fmt.Fprintf(env.Stdout, "  detail: %s\n", r.Detail)

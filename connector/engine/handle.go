@@ -253,6 +253,9 @@ func (e *Engine) inDomain(ctx context.Context, dom *Domain, rec *protocol.Receiv
 	if err == nil {
 		o := base
 		o.code, o.applied, o.dc = protocol.CodeSucceeded, true, applied.DC
+		if rec.Op == protocol.OpUnlock {
+			o.message = "Your account was unlocked."
+		}
 		return o
 	}
 	o := with(e.applyFailure(dom, u, rec, pol, err))

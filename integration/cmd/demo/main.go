@@ -1,24 +1,33 @@
-// Command demo runs the local demo against the throw-away Samba AD DC: it
-// starts the DC if needed and shows the directory core at work, as the
-// connector's service account: the DC's rootDSE, a user's effective
-// policy, a reset that passes (the user then binds with it), resets the DC
-// refuses with its reason, and the least-privilege refusals.
+// Command demo runs the local demo stack: the throw-away Samba AD DC, the
+// Service Bus emulator and the real adwriteback binary. It generates keys,
+// writes and checks a configuration, starts `adwriteback run`, sends
+// commands with `adwriteback send` (a reset that passes, a reset that fails
+// three rules, an unlock, a check, a reset of a protected account) and shows
+// each result, then stops the connector gracefully and shows its audit log.
 package main
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
 	"time"
 
+	"github.com/go-ldap/ldap/v3"
+
+	"github.com/adwriteback/adwriteback/integration/sbemu"
 	"github.com/adwriteback/adwriteback/integration/testdc"
-	"github.com/adwriteback/adwriteback/ldapx"
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx)
 	stop()
 	if err != nil {
@@ -27,98 +36,241 @@ func main() {
 	}
 }
 
+func say(format string, a ...any) { fmt.Printf("\n\033[1m== "+format+"\033[0m\n", a...) }
+
 func run(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
 	defer cancel()
-	info, err := testdc.Up(ctx, testdc.Config{Log: func(f string, a ...any) { fmt.Fprintf(os.Stderr, f+"\n", a...) }})
+	dir, err := os.MkdirTemp("", "adwriteback-demo-")
 	if err != nil {
 		return err
 	}
-	cl, err := ldapx.New(ldapx.Config{
-		Servers: []string{info.LDAPSURL}, BindDN: info.ServiceDN, BindPassword: info.ServicePass, CAFile: info.CAFile,
-	})
+	defer os.RemoveAll(dir)
+
+	say("Samba AD DC (throw-away domain ADW.TEST on 127.77.0.10, LDAPS with its own CA)")
+	info, err := testdc.Up(ctx, testdc.Config{Log: func(f string, a ...any) { fmt.Printf("   "+f+"\n", a...) }})
 	if err != nil {
 		return err
 	}
-	defer cl.Close()
+	fmt.Printf("   %s, service account %s (Reset/Change Password, pwdLastSet, lockoutTime on OU=Managed only)\n", info.LDAPSURL, info.ServiceUPN)
 
-	r, err := cl.RootDSE(ctx)
+	say("Service Bus emulator (AMQP 1.0 on loopback, the real azservicebus client talks to it)")
+	emu, err := sbemu.StartProcess(ctx, sbemu.Options{})
 	if err != nil {
 		return err
 	}
-	fmt.Printf("== Domain controller %s (%s), naming context %s, policy hints: %s\n",
-		r.DNSHostName, r.DC, r.DefaultNamingContext, orNone(r.PolicyHintsOID()))
-
-	show := func(sam string) (*ldapx.User, error) {
-		u, err := cl.FindUser(ctx, ldapx.UserRef{Kind: ldapx.RefSAM, Value: sam})
-		if err != nil {
-			return nil, err
+	defer emu.Close()
+	for _, q := range []string{"writeback-commands", "writeback-results"} {
+		if err := emu.CreateQueue(ctx, q, sbemu.QueueOptions{LockDuration: 30 * time.Second}); err != nil {
+			return err
 		}
-		p, err := cl.EffectivePolicy(ctx, u)
-		if err != nil {
-			return nil, err
-		}
-		src := "domain"
-		if p.PSO != "" {
-			src = p.PSO
-		}
-		fmt.Printf("\n== %s (%s, %q)\n   policy from %s: min length %d, complexity %v, history %d, min age %v\n",
-			u.SAMAccountName, u.DN, u.DisplayName, src, p.MinLength, p.Complexity, p.HistoryLength, p.MinAge)
-		return u, nil
 	}
-	step := func(what string, err error) {
-		if err == nil {
-			fmt.Printf("   %-44s -> applied\n", what)
-			return
-		}
-		var e *ldapx.Error
-		if errors.As(err, &e) {
-			fmt.Printf("   %-44s -> %s (LDAP %d, %08X) %s\n", what, e.Kind, e.ResultCode, e.WinCode, e.Reason)
-			return
-		}
-		fmt.Printf("   %-44s -> %v\n", what, err)
+	fmt.Printf("   %s, queues writeback-commands and writeback-results\n", emu.Endpoint())
+
+	say("Build the adwriteback binary")
+	bin := filepath.Join(dir, "adwriteback")
+	if err := show(ctx, "", nil, "go", "build", "-o", bin, "./connector/cmd/adwriteback"); err != nil {
+		return err
+	}
+	if err := show(ctx, "", nil, bin, "version"); err != nil {
+		return err
 	}
 
-	alice, err := show("alice")
+	say("Keys: the connector's (HPKE + result signing) and the sender's (command signing)")
+	if err := show(ctx, "", nil, bin, "keygen", "--out", filepath.Join(dir, "keys")); err != nil {
+		return err
+	}
+
+	// A user for the demo, so it can be run again and again.
+	user, err := demoUser(ctx, info)
 	if err != nil {
 		return err
 	}
-	pw := fmt.Sprintf("Demo!Run.%d", time.Now().Unix()%100000)
-	_, err = cl.Reset(ctx, alice.DN, pw, ldapx.ResetOptions{Unlock: true})
-	step("reset to a good password (+ unlock)", err)
-	if err == nil {
-		c, berr := testdc.Bind(ctx, info, alice.DN, pw)
-		if berr == nil {
-			c.Close()
-		}
-		step("alice binds with the new password", berr)
-	}
-	_, err = cl.Reset(ctx, alice.DN, "Ab1!", ldapx.ResetOptions{})
-	step("reset to a 4-character password", err)
-	_, err = cl.Reset(ctx, alice.DN, "onlylowercaseletters", ldapx.ResetOptions{})
-	step("reset to lowercase letters only", err)
 
-	strict, err := show("strict")
-	if err != nil {
+	cfgPath := filepath.Join(dir, "config.yaml")
+	if err := writeConfig(dir, cfgPath, info, emu); err != nil {
 		return err
 	}
-	_, err = cl.Reset(ctx, strict.DN, "Twelve!Char1", ldapx.ResetOptions{})
-	step("reset to 12 characters under a 16 PSO", err)
+	say("Configuration (%s)", cfgPath)
+	if b, err := os.ReadFile(cfgPath); err == nil {
+		fmt.Print(indent(string(b)))
+	}
+	if err := show(ctx, "", nil, bin, "check-config", "--config", cfgPath); err != nil {
+		return err
+	}
 
-	fmt.Printf("\n== least privilege (service account %s)\n", info.ServiceUPN)
-	_, err = cl.Reset(ctx, info.Users["outsider"].DN, pw, ldapx.ResetOptions{})
-	step("reset a user outside the managed OU", err)
-	_, err = cl.Reset(ctx, info.ProtectedDN, pw, ldapx.ResetOptions{})
-	step("reset a protected account (adminCount=1)", err)
-	_, err = cl.FindUser(ctx, ldapx.UserRef{Kind: ldapx.RefConsistencyGUID, Value: testdc.ConsistencyGUIDDup})
-	step("find by a duplicated immutable id", err)
-	fmt.Println("\nThe DC keeps running; stop it with: go run ./integration/cmd/testdc down")
+	say("Start the connector: adwriteback run --config %s", filepath.Base(cfgPath))
+	var logs bytes.Buffer
+	conn := exec.CommandContext(ctx, bin, "run", "--config", cfgPath)
+	conn.Stdout, conn.Stderr = &logs, &logs
+	conn.Env = os.Environ()
+	if err := conn.Start(); err != nil {
+		return err
+	}
+	stopped := false
+	defer func() {
+		if !stopped {
+			conn.Process.Kill()
+			conn.Wait()
+		}
+	}()
+
+	sendEnv := append(os.Environ(), "ADW_SERVICEBUS="+emu.ConnectionString())
+	send := func(title, stdin string, args ...string) {
+		say("%s", title)
+		base := []string{"send", "--queue", "writeback-commands", "--reply-queue", "writeback-results",
+			"--sender-key", filepath.Join(dir, "keys", "sender.key.json"),
+			"--connector-key", filepath.Join(dir, "keys", "connector.pub.json"), "--wait", "60s"}
+		if err := show(ctx, stdin, sendEnv, bin, append(base, args...)...); err != nil {
+			var ee *exec.ExitError
+			if !errors.As(err, &ee) {
+				fmt.Println("   error:", err)
+			}
+		}
+	}
+	newPw := fmt.Sprintf("Sunny!Harbor.%d", time.Now().Unix()%100000)
+	send("A reset that passes (the password is read from stdin, sealed to the connector's key)",
+		newPw+"\n", "--op", "reset", "--user", "upn:"+user.UPN, "--actor", "self_service:demo-portal")
+	if c, err := testdc.Bind(ctx, info, user.DN, newPw); err == nil {
+		c.Close()
+		fmt.Println("   -> verified: the user binds to the DC with the new password")
+	} else {
+		fmt.Println("   -> the user could NOT bind with the new password:", err)
+	}
+	send("A reset that fails three rules: too short, too few categories, contains the account name",
+		user.SAM+"1\n", "--op", "reset", "--user", "sam:"+user.SAM)
+	lockOut(ctx, info, user.DN)
+	send("Unlock (the account was just locked by 3 wrong passwords)", "", "--op", "unlock", "--user", "sam:"+user.SAM, "--actor", "admin:helpdesk-42")
+	if c, err := testdc.Bind(ctx, info, user.DN, newPw); err == nil {
+		c.Close()
+		fmt.Println("   -> verified: the user can bind again")
+	}
+	send("A check: is this candidate acceptable? (nothing is written)", "Candidate!Pass.42\n", "--op", "check", "--user", "sam:"+user.SAM)
+	send("A reset of a protected account (adminCount=1): refused before touching AD", newPw+"\n", "--op", "reset", "--user", "sam:protected")
+
+	say("Stop the connector (SIGTERM: stop receiving, finish in-flight, flush the journal)")
+	conn.Process.Signal(syscall.SIGTERM)
+	werr := conn.Wait()
+	stopped = true
+	fmt.Printf("   exit: %v\n", exitText(werr))
+
+	say("Audit log (one JSON record per command; never a password)")
+	if b, err := os.ReadFile(filepath.Join(dir, "audit.jsonl")); err == nil {
+		fmt.Print(indent(string(b)))
+	}
+	say("Connector log (last lines)")
+	lines := strings.Split(strings.TrimSpace(logs.String()), "\n")
+	if len(lines) > 8 {
+		lines = lines[len(lines)-8:]
+	}
+	fmt.Print(indent(strings.Join(lines, "\n") + "\n"))
+	if strings.Contains(logs.String(), newPw) {
+		return errors.New("the password appeared in the connector's log")
+	}
+	fmt.Println("\nThe DC keeps running for the next run; stop it with: go run ./integration/cmd/testdc down")
 	return nil
 }
 
-func orNone(s string) string {
-	if s == "" {
-		return "not advertised"
+func exitText(err error) string {
+	if err == nil {
+		return "0 (clean shutdown)"
 	}
-	return s
+	return err.Error()
+}
+
+// show runs a command, echoing it and its output indented.
+func show(ctx context.Context, stdin string, env []string, name string, args ...string) error {
+	shown := append([]string{filepath.Base(name)}, args...)
+	for i, a := range shown {
+		if strings.HasPrefix(a, "/") {
+			shown[i] = filepath.Base(a)
+		}
+	}
+	fmt.Printf("   $ %s\n", strings.Join(shown, " "))
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Stdin = strings.NewReader(stdin)
+	if env != nil {
+		cmd.Env = env
+	}
+	out, err := cmd.CombinedOutput()
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	for sc.Scan() {
+		fmt.Println("     " + sc.Text())
+	}
+	return err
+}
+
+func indent(s string) string {
+	var b strings.Builder
+	for _, l := range strings.Split(strings.TrimRight(s, "\n"), "\n") {
+		b.WriteString("     " + l + "\n")
+	}
+	return b.String()
+}
+
+func demoUser(ctx context.Context, info *testdc.Info) (testdc.SeedUser, error) {
+	c, err := testdc.Admin(ctx, info)
+	if err != nil {
+		return testdc.SeedUser{}, err
+	}
+	defer c.Close()
+	name := fmt.Sprintf("demo%d", time.Now().Unix()%1000000)
+	u := testdc.SeedUser{DN: "CN=" + name + "," + info.InScopeOU, SAM: name, UPN: name + "@adw.test", DisplayName: "Morgan Lee"}
+	err = testdc.CreateUser(ctx, c, testdc.UserSpec{DN: u.DN, SAM: u.SAM, UPN: u.UPN, DisplayName: u.DisplayName, Password: testdc.UserPass})
+	if err != nil {
+		return u, err
+	}
+	// In the group whose policy locks out after 3 bad passwords.
+	return u, testdc.AddToGroup(c, info.ChangeGroupDN, u.DN)
+}
+
+func lockOut(ctx context.Context, info *testdc.Info, dn string) {
+	for range 3 {
+		if c, err := testdc.Bind(ctx, info, dn, "Wrong!Password.0"); err == nil {
+			c.Close()
+		}
+	}
+	_, err := testdc.Bind(ctx, info, dn, "Wrong!Password.0")
+	var le *ldap.Error
+	if errors.As(err, &le) && strings.Contains(le.Error(), "data 775") {
+		fmt.Println("\n   (the demo user is now locked out: bind answers data 775)")
+	}
+}
+
+func writeConfig(dir, path string, info *testdc.Info, emu *sbemu.Emulator) error {
+	if err := os.WriteFile(filepath.Join(dir, "bind.password"), []byte(info.ServicePass+"\n"), 0o600); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "servicebus.connection"), []byte(emu.ConnectionString()), 0o600); err != nil {
+		return err
+	}
+	cfg := fmt.Sprintf(`version: 1
+domains:
+  - name: adw.test
+    servers: [%s]
+    bind:
+      dn: %q
+      password_file: %s
+    tls:
+      ca_file: %s
+    scope:
+      ous: [%q]
+    org_policy:
+      min_length: 12
+queue:
+  name: writeback-commands
+  connection_string_file: %s
+keys:
+  connector: [%s]
+  senders: [%s]
+journal:
+  path: %s
+audit:
+  path: %s
+log:
+  format: text
+`, info.LDAPSURL, info.ServiceDN, filepath.Join(dir, "bind.password"), info.CAFile, info.InScopeOU,
+		filepath.Join(dir, "servicebus.connection"), filepath.Join(dir, "keys", "connector.key.json"),
+		filepath.Join(dir, "keys", "sender.pub.json"), filepath.Join(dir, "journal.db"), filepath.Join(dir, "audit.jsonl"))
+	return os.WriteFile(path, []byte(cfg), 0o600)
 }
