@@ -54,7 +54,7 @@ type Entry struct {
 	// PwdLastSetBefore is the account's pwdLastSet read before the write:
 	// a later value on the DC proves the write happened.
 	PwdLastSetBefore time.Time `json:"pwdLastSetBefore,omitzero"`
-	DC       string    `json:"dc,omitempty"`
+	DC               string    `json:"dc,omitempty"`
 	// Code and Result are set in StateDone: the outcome code and the
 	// signed result envelope as sent.
 	Code   string    `json:"code,omitempty"`
