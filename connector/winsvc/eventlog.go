@@ -5,6 +5,7 @@ import (
 	"context"
 	"log/slog"
 	"strings"
+	"sync"
 )
 
 // eventWriter is the part of *eventlog.Log the handler uses.
@@ -86,4 +87,33 @@ func (h *eventHandler) WithGroup(name string) slog.Handler {
 		return h
 	}
 	return h.with(func(t slog.Handler) slog.Handler { return t.WithGroup(name) })
+}
+
+// lineWriter writes each complete line as one information event: for a
+// logger that only takes an io.Writer (the run command's configured log).
+type lineWriter struct {
+	mu  sync.Mutex
+	w   eventWriter
+	buf []byte
+}
+
+func (l *lineWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.buf = append(l.buf, p...)
+	for {
+		i := bytes.IndexByte(l.buf, '\n')
+		if i < 0 {
+			break
+		}
+		line := strings.TrimRight(string(l.buf[:i]), "\r")
+		l.buf = l.buf[i+1:]
+		if line == "" {
+			continue
+		}
+		if err := l.w.Info(EventInfo, line); err != nil {
+			return len(p), err
+		}
+	}
+	return len(p), nil
 }

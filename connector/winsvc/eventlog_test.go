@@ -86,3 +86,17 @@ func TestEventHandlerReportsWriteError(t *testing.T) {
 		t.Errorf("Handle = %v, want %v", err, boom)
 	}
 }
+
+func TestLineWriter(t *testing.T) {
+	fl := &fakeEventLog{}
+	w := &lineWriter{w: fl}
+	for _, chunk := range []string{`{"level":"INFO","msg":"star`, "ted\"}\n\n", "second\r\nthird (incomplete)"} {
+		if n, err := w.Write([]byte(chunk)); n != len(chunk) || err != nil {
+			t.Fatalf("Write = %d, %v", n, err)
+		}
+	}
+	want := []event{{"info", EventInfo, `{"level":"INFO","msg":"started"}`}, {"info", EventInfo, "second"}}
+	if len(fl.events) != 2 || fl.events[0] != want[0] || fl.events[1] != want[1] {
+		t.Errorf("events %+v", fl.events)
+	}
+}

@@ -4,6 +4,7 @@ package winsvc
 
 import (
 	"context"
+	"io"
 	"log/slog"
 )
 
@@ -28,5 +29,10 @@ func Stop(ctx context.Context, name string) error { return ErrNotWindows }
 
 // NewEventLogHandler is only available on Windows.
 func NewEventLogHandler(source string, level slog.Leveler) (slog.Handler, func() error, error) {
+	return nil, nil, ErrNotWindows
+}
+
+// NewEventLogWriter is only available on Windows.
+func NewEventLogWriter(source string) (io.Writer, func() error, error) {
 	return nil, nil, ErrNotWindows
 }

@@ -22,6 +22,7 @@ func TestNotWindows(t *testing.T) {
 		"Stop":      Stop(ctx, "x"),
 	}
 	_, _, errs["NewEventLogHandler"] = NewEventLogHandler("x", nil)
+	_, _, errs["NewEventLogWriter"] = NewEventLogWriter("x")
 	for name, err := range errs {
 		if !errors.Is(err, ErrNotWindows) {
 			t.Errorf("%s = %v, want ErrNotWindows", name, err)

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"time"
 
@@ -242,4 +243,14 @@ func NewEventLogHandler(source string, level slog.Leveler) (slog.Handler, func()
 		return nil, nil, fmt.Errorf("winsvc: open event log source %s: %w", source, err)
 	}
 	return newEventHandler(el, level), el.Close, nil
+}
+
+// NewEventLogWriter returns a writer that sends each line written to it to
+// the event log under source as an information event, and its close function.
+func NewEventLogWriter(source string) (io.Writer, func() error, error) {
+	el, err := eventlog.Open(source)
+	if err != nil {
+		return nil, nil, fmt.Errorf("winsvc: open event log source %s: %w", source, err)
+	}
+	return &lineWriter{w: el}, el.Close, nil
 }

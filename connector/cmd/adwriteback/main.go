@@ -48,6 +48,7 @@ func commands() cli.Table {
 	add(cli.RunCommand())
 	add(cli.CheckConfigCommand())
 	add(cli.SendCommand())
+	add(cli.ServiceCommand(t))
 	add(cli.HelpCommand(t))
 	return t
 }

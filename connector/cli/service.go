@@ -1,0 +1,193 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/adwriteback/adwriteback/connector/winsvc"
+)
+
+// serviceManager is what the service command needs from winsvc; tests
+// replace it with a fake.
+type serviceManager struct {
+	isService func() (bool, error)
+	run       func(name string, fn func(ctx context.Context) error) error
+	install   func(name, exePath string, args []string, o winsvc.InstallOptions) error
+	uninstall func(name string) error
+	start     func(ctx context.Context, name string) error
+	stop      func(ctx context.Context, name string) error
+	logWriter func(source string) (io.Writer, func() error, error)
+	logger    func(source string, level slog.Leveler) (slog.Handler, func() error, error)
+	exe       func() (string, error)
+}
+
+func windowsManager() serviceManager {
+	return serviceManager{
+		isService: winsvc.IsService, run: winsvc.Run, install: winsvc.Install, uninstall: winsvc.Uninstall,
+		start: winsvc.Start, stop: winsvc.Stop, logWriter: winsvc.NewEventLogWriter,
+		logger: winsvc.NewEventLogHandler, exe: os.Executable,
+	}
+}
+
+// ServiceCommand returns `adwriteback service install|uninstall|start|stop|run`,
+// which manages the connector as a Windows service. "run" is what the Service
+// Control Manager starts: it runs t's "run" command with the installed
+// --config, stopping it when the service is stopped.
+func ServiceCommand(t Table) Command {
+	return serviceCommand(t, windowsManager())
+}
+
+const serviceUsage = `Usage: adwriteback service <action> [flags]   (Windows only)
+
+Actions:
+  install --config FILE [--name NAME] [--account ACCOUNT] [--manual]
+            register the service; it starts at boot and runs "adwriteback run --config FILE"
+  uninstall [--name NAME]   stop and remove the service
+  start [--name NAME]       start the service and wait until it runs
+  stop [--name NAME]        stop the service and wait until it has stopped
+  run --config FILE [--name NAME]
+            run as the service (used by the Service Control Manager, not by hand)
+`
+
+func serviceCommand(t Table, m serviceManager) Command {
+	return Command{
+		Name:    "service",
+		Summary: "install, remove, start or stop the Windows service",
+		Run: func(ctx context.Context, env *Env, args []string) error {
+			if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+				fmt.Fprint(env.Stderr, serviceUsage)
+				if len(args) == 0 {
+					return Usage("service: an action is required")
+				}
+				return nil
+			}
+			action, rest := args[0], args[1:]
+			fs := flag.NewFlagSet("service "+action, flag.ContinueOnError)
+			name := fs.String("name", winsvc.DefaultName, "service name")
+			var config, account *string
+			var manual *bool
+			timeout := fs.Duration("timeout", 2*time.Minute, "how long start and stop wait")
+			switch action {
+			case "install":
+				config = fs.String("config", "", "configuration file (YAML), stored as an absolute path")
+				account = fs.String("account", "", `account running the service (default: virtual account "NT SERVICE\NAME")`)
+				manual = fs.Bool("manual", false, "start manually instead of at boot")
+			case "run":
+				config = fs.String("config", "", "configuration file (YAML)")
+			case "uninstall", "start", "stop":
+			default:
+				fmt.Fprint(env.Stderr, serviceUsage)
+				return Usage("service: unknown action %q", action)
+			}
+			if help, err := parseFlags(fs, env, rest); help || err != nil {
+				return err
+			}
+			if *name == "" {
+				return Usage("service %s: --name must not be empty", action)
+			}
+			switch action {
+			case "install":
+				return serviceInstall(env, m, *name, *config, *account, *manual)
+			case "uninstall":
+				sctx, cancel := context.WithTimeout(ctx, *timeout)
+				defer cancel()
+				if err := m.stop(sctx, *name); err != nil && !errors.Is(err, winsvc.ErrNotInstalled) {
+					return fmt.Errorf("service uninstall: %w", err)
+				}
+				if err := m.uninstall(*name); err != nil {
+					return fmt.Errorf("service uninstall: %w", err)
+				}
+				fmt.Fprintf(env.Stdout, "service %s removed\n", *name)
+				return nil
+			case "start", "stop":
+				sctx, cancel := context.WithTimeout(ctx, *timeout)
+				defer cancel()
+				f, done := m.start, "running"
+				if action == "stop" {
+					f, done = m.stop, "stopped"
+				}
+				if err := f(sctx, *name); err != nil {
+					return fmt.Errorf("service %s: %w", action, err)
+				}
+				fmt.Fprintf(env.Stdout, "service %s %s\n", *name, done)
+				return nil
+			default: // run
+				return serviceRun(env, t, m, *name, *config)
+			}
+		},
+	}
+}
+
+func serviceInstall(env *Env, m serviceManager, name, config, account string, manual bool) error {
+	if config == "" {
+		return Usage("service install: --config FILE is required")
+	}
+	abs, err := filepath.Abs(config)
+	if err != nil {
+		return fmt.Errorf("service install: %w", err)
+	}
+	if _, err := os.Stat(abs); err != nil {
+		return &ExitError{Code: 2, Err: fmt.Errorf("service install: configuration file: %w", err)}
+	}
+	exe, err := m.exe()
+	if err != nil {
+		return fmt.Errorf("service install: locate this program: %w", err)
+	}
+	if account == "" {
+		account = winsvc.VirtualAccount(name)
+	}
+	args := []string{"service", "run", "--name", name, "--config", abs}
+	err = m.install(name, exe, args, winsvc.InstallOptions{
+		DisplayName: "adwriteback password writeback",
+		Description: "Applies password resets from the cloud SSPR service to Active Directory over LDAPS.",
+		Account:     account,
+		Manual:      manual,
+	})
+	if err != nil {
+		return fmt.Errorf("service install: %w", err)
+	}
+	fmt.Fprintf(env.Stdout, `service %s installed: runs %q service run --name %s --config %q as %s
+Give that account read access to the configuration and key files and modify access to the journal directory, e.g.:
+  icacls "%s" /grant "%s:(OI)(CI)RX"
+  icacls "<journal directory>" /grant "%s:(OI)(CI)M"
+Then start it with: adwriteback service start --name %s
+`, name, exe, name, abs, account, filepath.Dir(abs), account, account, name)
+	return nil
+}
+
+func serviceRun(env *Env, t Table, m serviceManager, name, config string) error {
+	if config == "" {
+		return Usage("service run: --config FILE is required")
+	}
+	ok, err := m.isService()
+	if err != nil {
+		return fmt.Errorf("service run: %w", err)
+	}
+	if !ok {
+		return Usage("service run is started by the Windows Service Control Manager; in a console use: adwriteback run --config FILE")
+	}
+	runCmd, found := t["run"]
+	if !found {
+		return errors.New("service run: this build has no run command")
+	}
+	// Under the SCM there is no console: logs go to the event log.
+	senv := *env
+	if w, closeW, err := m.logWriter(name); err == nil {
+		defer closeW()
+		senv.Stderr, senv.Stdout = w, w
+	}
+	if h, closeH, err := m.logger(name, slog.LevelInfo); err == nil {
+		defer closeH()
+		senv.Log = slog.New(h)
+	}
+	return m.run(name, func(ctx context.Context) error {
+		return runCmd.Run(ctx, &senv, []string{"--config", config})
+	})
+}
