@@ -574,3 +574,36 @@ func TestInScope(t *testing.T) {
 		}
 	}
 }
+
+func TestRoutingAcrossDomains(t *testing.T) {
+	r := newRig(t, func(c *Config, d *Domain) {
+		d.UPNSuffixes = []string{"corp.example"}
+		other := &fakeDir{now: c.Now, users: map[string]*ldapx.User{}, groups: map[string][]string{}, pol: ldapx.Policy{MinLength: 8}}
+		other.users["bob"] = &ldapx.User{DN: "CN=Bob,OU=People,DC=other,DC=test", SAMAccountName: "bob",
+			UserPrincipalName: "bob@other.test", ObjectGUID: "11111111-0000-0000-0000-000000000000"}
+		c.Domains = append(c.Domains, &Domain{Name: "other.test", Dir: other, ScopeOUs: []string{"OU=People,DC=other,DC=test"}})
+	})
+	other := r.eng.cfg.Domains[1].Dir.(*fakeDir)
+	for _, tc := range []struct {
+		ref      protocol.UserRef
+		code     protocol.ResultCode
+		adw, oth int
+	}{
+		{protocol.UserRef{UPN: "bob@other.test"}, protocol.CodeSucceeded, 0, 1},
+		{protocol.UserRef{SAM: "bob", Domain: "OTHER.test"}, protocol.CodeSucceeded, 0, 2},
+		{protocol.UserRef{UPN: "alice@corp.example"}, protocol.CodeUserNotFound, 0, 2}, // routed to adw.test by suffix; no such UPN there
+		{protocol.UserRef{SAM: "alice", Domain: "adw.test"}, protocol.CodeSucceeded, 1, 2},
+		{protocol.UserRef{SAM: "alice"}, protocol.CodeOutOfScope, 1, 2}, // several domains, none named
+		{protocol.UserRef{UPN: "alice@nowhere.test"}, protocol.CodeOutOfScope, 1, 2},
+	} {
+		d := r.build(sender.Request{Op: protocol.OpReset, User: tc.ref, Actor: protocol.Actor{Kind: protocol.ActorAdmin, ID: "a"},
+			NewPassword: protocol.SecretFromString(goodPw)})
+		r.eng.Handle(context.Background(), d)
+		if res := r.result(d.MessageID); res.Code != tc.code {
+			t.Errorf("%+v: %s (%s), want %s", tc.ref, res.Code, res.Detail, tc.code)
+		}
+		if r.dir.writeCount() != tc.adw || other.writeCount() != tc.oth {
+			t.Errorf("%+v: writes adw=%d other=%d, want %d/%d", tc.ref, r.dir.writeCount(), other.writeCount(), tc.adw, tc.oth)
+		}
+	}
+}
