@@ -1,0 +1,451 @@
+package policy
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"math/bits"
+	"slices"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+)
+
+// Banned-term length bounds, in runes after normalisation. Entra's custom
+// banned list takes 4 to 16 characters; we allow longer terms, which only
+// cost query time when present.
+const (
+	MinBannedTermLength = 4
+	MaxBannedTermLength = 63
+)
+
+// ErrBannedTerm is returned for a term the list cannot hold.
+var ErrBannedTerm = errors.New("policy: invalid banned term")
+
+// BannedList is an immutable banned-word list with Entra-style matching: the
+// password and the terms are normalised (NormalizeBanned), and the password
+// is refused when any substring of it is within Levenshtein distance 1 of a
+// term (one character inserted, deleted or substituted).
+//
+// Index: a symmetric-delete index. For every term t it stores the key t and
+// each one-character deletion of t, as 64-bit hashes in one open-addressing
+// table of uint64 slots (32-bit fingerprint, 32-bit term id). A substring s
+// is within distance 1 of t only if {s} plus s's deletions meets t's keys, so
+// a check hashes every password substring of a possible length (with rolling
+// hashes, O(1) each) and its interior deletions (deletions at either end are
+// shorter substrings, looked up anyway), probes the table, and verifies each
+// fingerprint hit against the term itself. With terms of up to L runes and a
+// password of n, that is O(n*L*L) probes and no allocation beyond two small
+// buffers. A BannedList is safe for concurrent use.
+type BannedList struct {
+	slots  []uint64 // one per distinct key: see insert; 0 = empty
+	mask   uint64
+	groups []group  // keys shared by several terms, plus a sentinel
+	gids   []uint32 // group g's term ids are gids[groups[g].start:groups[g+1].start]
+	blob   []byte   // the terms as given, concatenated
+	offs   []uint32 // term i is blob[offs[i]:offs[i+1]]
+	minLen int      // shortest and longest normalised term, in runes
+	maxLen int
+}
+
+// NormalizeBanned returns s as the banned-list matcher sees it: lower case,
+// with common substitutions undone (0->o, 1->l, 3->e, 4->a, 5->s, 7->t,
+// $->s, @->a, !->i, |->l, +->t). It maps rune to rune.
+func NormalizeBanned(s string) string { return string(normalizeRunes(nil, s)) }
+
+var substitutions = func() (t [utf8.RuneSelf]rune) {
+	for i := range t {
+		t[i] = rune(i)
+	}
+	for c := 'A'; c <= 'Z'; c++ {
+		t[c] = c + 'a' - 'A'
+	}
+	for _, p := range []string{"0o", "1l", "3e", "4a", "5s", "7t", "$s", "@a", "!i", "|l", "+t"} {
+		t[p[0]] = rune(p[1])
+	}
+	return t
+}()
+
+func normalizeRune(r rune) rune {
+	if r < utf8.RuneSelf {
+		return substitutions[r]
+	}
+	return unicode.ToLower(r)
+}
+
+func normalizeRunes(dst []rune, s string) []rune {
+	for _, r := range s {
+		dst = append(dst, normalizeRune(r))
+	}
+	return dst
+}
+
+// NewBannedList builds the index. Blank terms are skipped; terms that are
+// shorter than MinBannedTermLength or longer than MaxBannedTermLength after
+// normalisation are an error (wrapping ErrBannedTerm, naming the term's
+// index). Terms that normalise alike are stored once.
+func NewBannedList(terms []string) (*BannedList, error) {
+	b := &BannedList{minLen: MaxBannedTermLength + 1}
+	seen := make(map[string]struct{}, len(terms))
+	var norm []rune
+	nKeys := 0
+	for i, t := range terms {
+		t = strings.TrimSpace(t)
+		if t == "" {
+			continue
+		}
+		norm = normalizeRunes(norm[:0], t)
+		if len(norm) < MinBannedTermLength || len(norm) > MaxBannedTermLength {
+			return nil, fmt.Errorf("%w: term %d has %d characters, want %d to %d",
+				ErrBannedTerm, i+1, len(norm), MinBannedTermLength, MaxBannedTermLength)
+		}
+		k := string(norm)
+		if _, dup := seen[k]; dup {
+			continue
+		}
+		seen[k] = struct{}{}
+		if uint64(len(b.blob))+uint64(len(t)) > 1<<32-1 || len(b.offs) >= 1<<31 {
+			return nil, fmt.Errorf("%w: list too large", ErrBannedTerm)
+		}
+		b.offs = append(b.offs, uint32(len(b.blob)))
+		b.blob = append(b.blob, t...)
+		b.minLen = min(b.minLen, len(norm))
+		b.maxLen = max(b.maxLen, len(norm))
+		nKeys += 1 + len(norm)
+	}
+	b.offs = append(b.offs, uint32(len(b.blob)))
+	seen = nil
+	// Every (key, tag, term) entry, sorted by key, so that a key shared by
+	// several terms becomes one slot (long runs of equal keys would otherwise
+	// make long probe sequences).
+	type entry struct {
+		key uint64
+		tag uint32
+		id  uint32
+	}
+	entries := make([]entry, 0, nKeys)
+	var h hasher
+	for id := 0; id+1 < len(b.offs); id++ {
+		norm = normalizeRunes(norm[:0], b.term(id))
+		h.reset(norm)
+		m := len(norm)
+		entries = append(entries, entry{h.key(0, m, -1), 0, uint32(id)})
+		for j := 0; j < m; j++ {
+			entries = append(entries, entry{h.key(0, m, j), uint32(j + 1), uint32(id)})
+		}
+	}
+	slices.SortFunc(entries, func(x, y entry) int {
+		if x.key != y.key {
+			if x.key < y.key {
+				return -1
+			}
+			return 1
+		}
+		return int(x.id) - int(y.id)
+	})
+	distinct := 0
+	for i := range entries {
+		if i == 0 || entries[i].key != entries[i-1].key {
+			distinct++
+		}
+	}
+	// Load factor at most 2/3.
+	size := uint64(1) << bits.Len64(uint64(distinct)*3/2+1)
+	b.slots = make([]uint64, size)
+	b.mask = size - 1
+	for i := 0; i < len(entries); {
+		j := i + 1
+		for j < len(entries) && entries[j].key == entries[i].key {
+			j++
+		}
+		run := entries[i:j]
+		if len(run) == 1 {
+			b.insert(run[0].key, int(run[0].tag), run[0].id+1)
+		} else {
+			g := group{start: uint32(len(b.gids))}
+			for _, e := range run {
+				if e.tag == 0 {
+					g.exact = true
+				} else {
+					g.mask |= 1 << (e.tag - 1)
+				}
+				if len(b.gids) == 0 || b.gids[len(b.gids)-1] != e.id || len(b.gids) == int(g.start) {
+					b.gids = append(b.gids, e.id)
+				}
+			}
+			b.groups = append(b.groups, g)
+			b.insert(run[0].key, tagGroup, uint32(len(b.groups)))
+		}
+		i = j
+	}
+	b.groups = append(b.groups, group{start: uint32(len(b.gids))})
+	b.groups = slices.Clip(b.groups)
+	b.gids = slices.Clip(b.gids)
+	return b, nil
+}
+
+// ReadBannedList reads one term per line; blank lines and lines starting
+// with '#' are skipped. Errors name the line number, never the content.
+func ReadBannedList(r io.Reader) (*BannedList, error) {
+	var terms []string
+	lines := []int{}
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 0, 64*1024), 1<<20)
+	line := 0
+	for sc.Scan() {
+		line++
+		t := strings.TrimSpace(sc.Text())
+		if t == "" || strings.HasPrefix(t, "#") {
+			continue
+		}
+		terms = append(terms, t)
+		lines = append(lines, line)
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("policy: reading banned list: %w", err)
+	}
+	for i, t := range terms {
+		if n := utf8.RuneCountInString(t); n < MinBannedTermLength || n > MaxBannedTermLength {
+			return nil, fmt.Errorf("%w: line %d has %d characters, want %d to %d",
+				ErrBannedTerm, lines[i], n, MinBannedTermLength, MaxBannedTermLength)
+		}
+	}
+	return NewBannedList(terms)
+}
+
+// Len is the number of distinct terms.
+func (b *BannedList) Len() int { return len(b.offs) - 1 }
+
+// MemoryBytes is the memory the index holds (slots, terms and offsets).
+func (b *BannedList) MemoryBytes() int {
+	return cap(b.slots)*8 + cap(b.groups)*16 + cap(b.gids)*4 + cap(b.blob) + cap(b.offs)*4
+}
+
+func (b *BannedList) term(id int) string { return string(b.blob[b.offs[id]:b.offs[id+1]]) }
+
+// A slot holds fp<<39 | tag<<32 | payload: fp is the key's top 25 bits; tag
+// is 0 for a whole term and i+1 for the term without its rune i, with payload
+// the term id + 1; or tag is tagGroup, for a key several terms share, with
+// payload the group index + 1.
+const (
+	fpShift  = 39
+	tagShift = 32
+	tagMask  = 0x7f
+	tagGroup = tagMask
+)
+
+// group is a key shared by several terms: which of them have it as the whole
+// term (exact) and at which deletion positions (mask bit i: without rune i).
+type group struct {
+	mask  uint64
+	start uint32
+	exact bool
+}
+
+func (b *BannedList) insert(k uint64, tag int, payload uint32) {
+	e := (k>>fpShift)<<fpShift | uint64(tag)<<tagShift | uint64(payload)
+	for i := k & b.mask; ; i = (i + 1) & b.mask {
+		if b.slots[i] == 0 {
+			b.slots[i] = e
+			return
+		}
+	}
+}
+
+// Match reports whether password contains a substring within edit distance 1
+// of a banned term, after normalisation, and returns that term as listed.
+// Longer matching substrings are preferred; among equals, the leftmost.
+func (b *BannedList) Match(password string) (string, bool) {
+	if b == nil || b.Len() == 0 {
+		return "", false
+	}
+	var buf [64]rune
+	p := normalizeRunes(buf[:0], password)
+	n := len(p)
+	var h hasher
+	h.reset(p)
+	var q probes
+	for m := min(n, b.maxLen+1); m >= b.minLen-1 && m >= 1; m-- {
+		q.n = 0
+		for a := 0; a+m <= n; a++ {
+			if m <= b.maxLen {
+				if !q.add(h.key(a, a+m, -1), a, m, -1) {
+					if id, ok := b.run(&q, p); ok {
+						return b.term(id), true
+					}
+					q.add(h.key(a, a+m, -1), a, m, -1)
+				}
+			}
+			if m < b.minLen {
+				continue // its deletions are shorter than every key
+			}
+			for j := a + 1; j < a+m-1; j++ {
+				if !q.add(h.key(a, a+m, j), a, m, j-a) {
+					if id, ok := b.run(&q, p); ok {
+						return b.term(id), true
+					}
+					q.add(h.key(a, a+m, j), a, m, j-a)
+				}
+			}
+		}
+		if id, ok := b.run(&q, p); ok {
+			return b.term(id), true
+		}
+	}
+	return "", false
+}
+
+// probes is a batch of table lookups. Loading all their first slots in one
+// tight loop lets the CPU overlap the cache misses, which dominate a check
+// against a large list.
+type probes struct {
+	n     int
+	key   [256]uint64
+	first [256]uint64
+	pos   [256][3]int32 // substring start, length, deleted rune (relative) or -1
+}
+
+func (q *probes) add(k uint64, a, m, del int) bool {
+	if q.n == len(q.key) {
+		return false
+	}
+	q.key[q.n] = k
+	q.pos[q.n] = [3]int32{int32(a), int32(m), int32(del)}
+	q.n++
+	return true
+}
+
+// run probes the batch in order and empties it; it returns the first
+// verified match.
+func (b *BannedList) run(q *probes, p []rune) (int, bool) {
+	n := q.n
+	q.n = 0
+	for i := range n {
+		q.first[i] = b.slots[q.key[i]&b.mask]
+	}
+	var tbuf [MaxBannedTermLength + 1]rune
+	for i := range n {
+		if q.first[i] == 0 {
+			continue
+		}
+		a, m, del := q.pos[i][0], q.pos[i][1], q.pos[i][2]
+		if id, ok := b.lookup(q.key[i], p[a:a+m], int(del), tbuf[:0]); ok {
+			return id, true
+		}
+	}
+	return 0, false
+}
+
+// lookup probes key, the hash of s (del < 0) or of s without its rune del,
+// and verifies the hits that can mean distance 1. A hit of s without rune j
+// on a term without its rune i is distance 1 only when i == j (one
+// substitution); when i != j, any true match is also found by another probe
+// (see Match), so such entries are skipped unverified.
+func (b *BannedList) lookup(k uint64, s []rune, del int, tbuf []rune) (int, bool) {
+	fp := k >> fpShift
+	for i := k & b.mask; ; i = (i + 1) & b.mask {
+		e := b.slots[i]
+		if e == 0 {
+			return 0, false
+		}
+		if e>>fpShift != fp {
+			continue
+		}
+		tag := int(e>>tagShift) & tagMask
+		if tag == tagGroup {
+			g := &b.groups[uint32(e)-1]
+			if del >= 0 && !g.exact && g.mask&(1<<del) == 0 {
+				continue
+			}
+			for _, id := range b.gids[g.start:b.groups[uint32(e)].start] {
+				if withinOne(s, normalizeRunes(tbuf[:0], b.term(int(id)))) {
+					return int(id), true
+				}
+			}
+			continue
+		}
+		if tag != 0 && del >= 0 && tag != del+1 {
+			continue
+		}
+		id := int(uint32(e)) - 1
+		if withinOne(s, normalizeRunes(tbuf[:0], b.term(id))) {
+			return id, true
+		}
+	}
+}
+
+// withinOne reports whether the Levenshtein distance of a and b is at most 1.
+func withinOne(a, b []rune) bool {
+	if len(a) > len(b) {
+		a, b = b, a
+	}
+	if len(b)-len(a) > 1 {
+		return false
+	}
+	i := 0
+	for i < len(a) && a[i] == b[i] {
+		i++
+	}
+	if i == len(a) {
+		return true // equal, or b is a plus one trailing rune
+	}
+	if len(a) == len(b) {
+		return slices.Equal(a[i+1:], b[i+1:]) // one substitution
+	}
+	return slices.Equal(a[i:], b[i+1:]) // one insertion into a
+}
+
+// hasher gives O(1) polynomial hashes (mod 2^64) of any substring of the
+// runes it was reset with, optionally with one rune deleted.
+type hasher struct {
+	pre [65]uint64 // pre[i] = hash of the first i runes
+	pow [65]uint64
+	big []uint64 // pre and pow for inputs longer than 64 runes
+	p   []uint64
+	w   []uint64
+}
+
+const hashBase = 0x9E3779B97F4A7C15 | 1
+
+func (h *hasher) reset(r []rune) {
+	n := len(r)
+	if n+1 <= len(h.pre) {
+		h.p, h.w = h.pre[:n+1], h.pow[:n+1]
+	} else {
+		if cap(h.big) < 2*(n+1) {
+			h.big = make([]uint64, 2*(n+1))
+		}
+		h.p, h.w = h.big[:n+1], h.big[n+1:2*(n+1)]
+	}
+	h.p[0], h.w[0] = 0, 1
+	for i, c := range r {
+		h.p[i+1] = h.p[i]*hashBase + uint64(uint32(c)) + 1
+		h.w[i+1] = h.w[i] * hashBase
+	}
+}
+
+func (h *hasher) sub(a, b int) uint64 { return h.p[b] - h.p[a]*h.w[b-a] }
+
+// key is the table key of runes [a,b), without rune del when del >= 0.
+func (h *hasher) key(a, b, del int) uint64 {
+	var v uint64
+	n := b - a
+	if del < 0 {
+		v = h.sub(a, b)
+	} else {
+		v = h.sub(a, del)*h.w[b-del-1] + h.sub(del+1, b)
+		n--
+	}
+	return mix(v ^ uint64(n)*0xD6E8FEB86659FD93)
+}
+
+// mix is the murmur3 64-bit finaliser.
+func mix(x uint64) uint64 {
+	x ^= x >> 33
+	x *= 0xff51afd7ed558ccd
+	x ^= x >> 33
+	x *= 0xc4ceb9fe1a85ec53
+	x ^= x >> 33
+	return x
+}
