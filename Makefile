@@ -2,7 +2,7 @@
 GO ?= go
 export GOFLAGS ?= -buildvcs=false
 
-.PHONY: test unit build vet testdc-up testdc-down demo
+.PHONY: test unit build vet fuzz cross testdc-up testdc-down demo
 
 ## demo: the local demo (starts the throw-away Samba AD DC if needed).
 demo:
@@ -10,8 +10,20 @@ demo:
 	$(GO) run ./integration/cmd/demo
 
 ## test: every test there is, unit and integration, with the race detector.
-test: vet
+test: vet cross
 	$(GO) test -race -count=1 -tags integration -timeout 25m ./...
+	FUZZTIME=$${FUZZTIME:-8s} bash integration/scripts/fuzz.sh
+
+## fuzz: every fuzz target for FUZZTIME (default 10s) each.
+fuzz:
+	bash integration/scripts/fuzz.sh
+
+## cross: the binary for every supported platform.
+cross:
+	CGO_ENABLED=0 GOOS=linux GOARCH=amd64 $(GO) build -o /dev/null ./connector/cmd/adwriteback
+	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -o /dev/null ./connector/cmd/adwriteback
+	CGO_ENABLED=0 GOOS=windows GOARCH=amd64 $(GO) build -o /dev/null ./connector/cmd/adwriteback
+	GOOS=windows GOARCH=amd64 $(GO) vet ./connector/... ./ldapx/... ./relay/...
 
 ## unit: unit tests only (no Samba, no emulator).
 unit:
