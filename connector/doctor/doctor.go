@@ -1,0 +1,233 @@
+package doctor
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/adwriteback/adwriteback/connector/config"
+	"github.com/adwriteback/adwriteback/ldapx"
+)
+
+// Options configure a run.
+type Options struct {
+	ConfigPath string
+	Getenv     func(string) string
+	// Timeout bounds each network step (dial, handshake, bind, queue peek);
+	// default 10s.
+	Timeout time.Duration
+	// Injected dependencies; nil means the real thing.
+	Now      func() time.Time
+	Dialer   Dialer
+	Resolver ldapx.SRVResolver
+	Logger   *slog.Logger
+}
+
+func (o *Options) setDefaults() {
+	if o.Getenv == nil {
+		o.Getenv = func(string) string { return "" }
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = 10 * time.Second
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Dialer == nil {
+		o.Dialer = &net.Dialer{}
+	}
+	if o.Resolver == nil {
+		o.Resolver = net.DefaultResolver
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// Run loads the configuration and runs every check. It never returns an
+// error: whatever goes wrong is a check in the report.
+func Run(ctx context.Context, opts Options) *Report {
+	opts.setDefaults()
+	rep := &Report{Config: opts.ConfigPath}
+	cfg, err := config.Load(opts.ConfigPath, opts.Getenv)
+	rep.Add(CheckConfig(cfg, err, opts.ConfigPath))
+	if err != nil {
+		return rep
+	}
+	for i, d := range cfg.Domains {
+		rep.Add(checkDomain(ctx, opts, i, d)...)
+	}
+	rep.Add(CheckConnectorKeys(cfg.Keys.Connector)...)
+	rep.Add(CheckSenderKeys(cfg.Keys.Senders)...)
+	rep.Add(CheckJournalPath(cfg.Journal.Path), CheckAuditPath(cfg.Audit.Path))
+	rep.Add(CheckQueue(ctx, cfg.Queue, opts.Timeout))
+	rep.Redact(secretsOf(cfg)...)
+	return rep
+}
+
+// secretsOf lists every secret value in cfg, for the final scrub.
+func secretsOf(cfg *config.Config) []string {
+	s := []string{cfg.Queue.ConnectionString, cfg.Queue.ClientSecret, cfg.Queue.CertificatePassword}
+	for _, part := range strings.Split(cfg.Queue.ConnectionString, ";") {
+		if k, v, ok := strings.Cut(strings.TrimSpace(part), "="); ok && strings.EqualFold(k, "SharedAccessKey") {
+			s = append(s, v)
+		}
+	}
+	for _, d := range cfg.Domains {
+		s = append(s, d.Bind.Password)
+	}
+	return s
+}
+
+func passwordSource(i int, d *config.Domain) string {
+	switch {
+	case d.Bind.PasswordFile != "":
+		return fmt.Sprintf("the file %s (domains[%d].bind.password_file)", d.Bind.PasswordFile, i)
+	case d.Bind.PasswordEnv != "":
+		return fmt.Sprintf("the environment variable %s (domains[%d].bind.password_env)", d.Bind.PasswordEnv, i)
+	}
+	return fmt.Sprintf("domains[%d].bind.password_file", i)
+}
+
+// checkDomain runs the per-DC checks on every DC, then the directory checks
+// (policy, PSOs, rights) on the first DC the service account could bind to.
+func checkDomain(ctx context.Context, opts Options, i int, d *config.Domain) []Check {
+	var out []Check
+	tlsSet := TLSSettings{CAFile: d.TLS.CAFile, ServerName: d.TLS.ServerName, Insecure: d.TLS.InsecureSkipVerify}
+	acct := Account{DN: d.Bind.DN, PasswordSource: passwordSource(i, d)}
+
+	urls := append([]string(nil), d.Servers...)
+	if d.Discover {
+		dctx, cancel := context.WithTimeout(ctx, opts.Timeout)
+		found, err := ldapx.Discover(dctx, opts.Resolver, d.Name)
+		cancel()
+		if err != nil {
+			out = append(out, warn("dc discovery", d.Name, fmt.Sprintf("DNS SRV _ldap._tcp.dc._msdcs.%s failed: %v", d.Name, err),
+				"point this host's DNS at the domain's DNS servers, or list the DCs in domains[].servers and set discover: false"))
+		} else {
+			out = append(out, ok("dc discovery", d.Name, "%d DC(s) advertised: %s", len(found), strings.Join(found, ", ")))
+			urls = append(urls, found...)
+		}
+	}
+	var good *server
+	var root *ldapx.RootDSE
+	var goodClient *ldapx.Client
+	defer func() {
+		if goodClient != nil {
+			goodClient.Close()
+		}
+	}()
+	for _, u := range urls {
+		s, err := parseServer(u)
+		if err != nil {
+			out = append(out, fail("server url", u, err.Error(), "use ldaps://dc.example.com (or ldap://... for StartTLS) in domains[].servers"))
+			continue
+		}
+		checks, cl, r := checkDC(ctx, opts, s, d, tlsSet, acct)
+		out = append(out, checks...)
+		if cl != nil {
+			if good == nil {
+				good, root, goodClient = &s, r, cl
+			} else {
+				cl.Close()
+			}
+		}
+	}
+	if good == nil {
+		return append(out, skip("directory checks", d.Name, "no DC of this domain accepted the service account's bind: policy and rights checks were not run"))
+	}
+	nc := root.DefaultNamingContext
+	out = append(out, CheckScopeInDomain(d.Scope.OUs, nc, d.Name)...)
+
+	pctx, cancel := context.WithTimeout(ctx, opts.Timeout)
+	pol, perr := goodClient.DomainPolicy(pctx)
+	cancel()
+
+	conn, err := dialLDAP(ctx, opts.Dialer, *good, tlsSet, d.Bind.DN, d.Bind.Password, opts.Timeout)
+	if err != nil {
+		return append(out, fail("directory read", good.URL, fmt.Sprintf("a second connection to the DC failed: %v", err), "run doctor again; if it persists, check the DC's connection limits"))
+	}
+	defer conn.Close()
+	acc, err := readServiceAccount(conn, d.Bind.DN, nc)
+	if err != nil {
+		out = append(out, CheckDomainPolicy(pol, perr, d.Name, nc, d.Bind.DN))
+		return append(out, fail("service account", d.Bind.DN, fmt.Sprintf("cannot read the service account's objectSid and tokenGroups: %v", err),
+			"the account must be able to read its own entry (it can by default); check domains[].bind.dn"))
+	}
+	out = append(out, ok("service account", acc.DN, "objectSid %s, %d group(s) in its token", acc.SID, len(acc.Groups)))
+	out = append(out, CheckDomainPolicy(pol, perr, d.Name, nc, acc.Trustee()))
+	psos, err := readPSOs(conn, nc)
+	out = append(out, CheckPSOs(psos, err, d.Name, nc, acc.SID, acc.Trustee()))
+
+	for _, ou := range d.Scope.OUs {
+		if !dnUnder(ou, nc) {
+			continue
+		}
+		in := RightsInput{OU: ou, Account: acc}
+		in.DACL, in.DACLErr = readDACL(conn, ou)
+		if in.DACLErr != nil && isNoSuchObject(in.DACLErr) {
+			out = append(out, fail("scope", ou, "the OU does not exist (or the service account cannot see it)",
+				"correct domains[].scope.ous, or let the service account list and read the OU"))
+			continue
+		}
+		if su, err := readSampleUser(conn, ou); err == nil && su != nil {
+			in.Sample = su
+			in.SampleDACL, _ = readDACL(conn, su.DN)
+		}
+		out = append(out, CheckRights(in)...)
+	}
+	return out
+}
+
+// checkDC runs the checks of one DC; it returns the bound ldapx client and
+// the rootDSE when the bind succeeded.
+func checkDC(ctx context.Context, opts Options, s server, d *config.Domain, t TLSSettings, acct Account) ([]Check, *ldapx.Client, *ldapx.RootDSE) {
+	tctx, cancel := context.WithTimeout(ctx, opts.Timeout)
+	defer cancel()
+	tcp := CheckTCP(tctx, opts.Dialer, s)
+	out := []Check{tcp}
+	if tcp.Status == Fail {
+		return append(out, skip("tls trust", s.URL, "not reachable"), skip("bind", s.URL, "not reachable")), nil, nil
+	}
+	chain, err := FetchCertificates(tctx, opts.Dialer, s)
+	if err != nil {
+		out = append(out, fail("tls handshake", s.URL, fmt.Sprintf("TLS handshake failed: %v", err),
+			"the DC must offer LDAPS on 636 (or StartTLS on 389) with a server certificate; on Windows enroll a Domain Controller certificate, on Samba set tls enabled/certfile/keyfile"))
+		return append(out, skip("bind", s.URL, "no TLS")), nil, nil
+	}
+	now := opts.Now()
+	trust := CheckTrust(chain, s, t, now)
+	out = append(out, trust, CheckExpiry(chain, s, now))
+	if trust.Status == Fail {
+		return append(out, skip("bind", s.URL, "the certificate is not trusted: the connector will not send the password")), nil, nil
+	}
+	cl, err := ldapx.New(ldapx.Config{
+		Servers: []string{s.URL}, BindDN: d.Bind.DN, BindPassword: d.Bind.Password,
+		CAFile: t.CAFile, ServerName: t.ServerName, InsecureSkipVerify: t.Insecure,
+		DialTimeout: opts.Timeout, OpTimeout: opts.Timeout, PoolSize: 1, Dialer: opts.Dialer,
+		Backoff: ldapx.Backoff{Initial: time.Millisecond, Max: time.Millisecond}, Logger: opts.Logger,
+	})
+	if err != nil {
+		return append(out, fail("bind", s.URL, err.Error(), "correct domains[].bind and domains[].tls")), nil, nil
+	}
+	err = cl.Ping(tctx)
+	out = append(out, CheckBind(err, s.URL, acct))
+	if err != nil {
+		cl.Close()
+		return out, nil, nil
+	}
+	r, err := cl.RootDSE(tctx)
+	if err != nil {
+		cl.Close()
+		return append(out, fail("rootDSE", s.URL, fmt.Sprintf("cannot read the rootDSE: %v", err), "check the DC's health")), nil, nil
+	}
+	out = append(out, CheckRootDSE(r, s.URL)...)
+	if r.DefaultNamingContext == "" {
+		cl.Close()
+		return out, nil, nil
+	}
+	return out, cl, r
+}

@@ -1,0 +1,102 @@
+package doctor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
+
+	"github.com/adwriteback/adwriteback/connector/config"
+	"github.com/adwriteback/adwriteback/relay/servicebus"
+)
+
+// QueueClientConfig is the servicebus configuration the connector builds
+// from the queue section (as connector/app does), with few retries so the
+// doctor answers quickly.
+func QueueClientConfig(q config.Queue) servicebus.Config {
+	return servicebus.Config{
+		Auth: servicebus.AuthKind(q.Auth), ConnectionString: q.ConnectionString,
+		Namespace: q.Namespace, TenantID: q.TenantID, ClientID: q.ClientID,
+		ClientSecret: q.ClientSecret, CertificateFile: q.CertificateFile,
+		CertificatePassword: q.CertificatePassword, ManagedIdentityClientID: q.ManagedIdentityClientID,
+		TokenFile: q.TokenFile, Transport: servicebus.TransportKind(q.Transport), ProxyURL: q.ProxyURL,
+		RetryOptions: azservicebus.RetryOptions{MaxRetries: 1, RetryDelay: 200 * time.Millisecond, MaxRetryDelay: time.Second},
+	}
+}
+
+// CheckQueue opens a receiver on the queue and peeks one message (a peek
+// takes no lock and changes nothing), within timeout.
+func CheckQueue(ctx context.Context, q config.Queue, timeout time.Duration) Check {
+	where := queueEndpoint(q)
+	client, err := servicebus.NewClient(QueueClientConfig(q))
+	if err != nil {
+		return QueueResult(err, q, where)
+	}
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		client.Close(cctx)
+	}()
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	r, err := client.NewReceiverForQueue(q.Name, nil)
+	if err != nil {
+		return QueueResult(err, q, where)
+	}
+	defer r.Close(context.Background())
+	_, err = r.PeekMessages(ctx, 1, nil)
+	return QueueResult(err, q, where)
+}
+
+// QueueResult explains the outcome of the peek.
+func QueueResult(err error, q config.Queue, where string) Check {
+	const name = "queue"
+	target := fmt.Sprintf("%s/%s", where, q.Name)
+	if err == nil {
+		return ok(name, target, "reachable and authorised: a receiver opened and peeked (auth %s, transport %s)", orDefault(q.Auth, "connection_string"), orDefault(q.Transport, "amqp"))
+	}
+	err = servicebus.Classify(err)
+	switch {
+	case errors.Is(err, servicebus.ErrConfig):
+		return fail(name, target, fmt.Sprintf("the queue settings are invalid: %v", err), "correct the queue section of the configuration")
+	case errors.Is(err, servicebus.ErrUnauthorized):
+		fix := "put the right connection string (with a key allowed to Listen on the queue; Azure portal > Service Bus namespace > Shared access policies) in queue.connection_string_file or queue.connection_string_env"
+		if a := q.Auth; a != "" && a != string(servicebus.AuthConnectionString) {
+			fix = fmt.Sprintf("give the identity (auth %s, client_id %q) the role \"Azure Service Bus Data Receiver\" (and Data Sender for replies) on the namespace or queue, and check tenant_id/client_id/secret", a, q.ClientID)
+		}
+		return fail(name, target, "unauthorized: Service Bus refused the credentials (wrong SAS key or key name, or the identity lacks a role)", fix)
+	case errors.Is(err, servicebus.ErrNotFound):
+		return fail(name, target, fmt.Sprintf("the queue %q does not exist in this namespace", q.Name),
+			fmt.Sprintf("create the queue %q (Azure portal, or `az servicebus queue create --name %s ...`), or correct queue.name", q.Name, q.Name))
+	case errors.Is(err, context.DeadlineExceeded):
+		return fail(name, target, "no answer in time: the namespace is unreachable from here",
+			"allow outbound TCP 5671 (AMQP) to the namespace, or set queue.transport: websockets (TCP 443, with queue.proxy_url if a proxy is required)")
+	}
+	return fail(name, target, fmt.Sprintf("cannot reach the queue: %v", err),
+		"check the namespace in the connection string, DNS, and outbound TCP 5671 (or queue.transport: websockets on 443)")
+}
+
+func orDefault(s, d string) string {
+	if s == "" {
+		return d
+	}
+	return s
+}
+
+// queueEndpoint names the namespace without any secret: the Endpoint part
+// of a connection string, or the configured namespace.
+func queueEndpoint(q config.Queue) string {
+	if q.Namespace != "" {
+		return q.Namespace
+	}
+	for _, part := range strings.Split(q.ConnectionString, ";") {
+		k, v, found := strings.Cut(strings.TrimSpace(part), "=")
+		if found && strings.EqualFold(k, "Endpoint") {
+			return strings.TrimSuffix(v, "/")
+		}
+	}
+	return "service bus"
+}
