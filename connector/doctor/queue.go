@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
+	"github.com/Azure/go-amqp"
 
 	"github.com/adwriteback/adwriteback/connector/config"
 	"github.com/adwriteback/adwriteback/relay/servicebus"
@@ -68,7 +69,7 @@ func QueueResult(err error, q config.Queue, where string) Check {
 			fix = fmt.Sprintf("give the identity (auth %s, client_id %q) the role \"Azure Service Bus Data Receiver\" (and Data Sender for replies) on the namespace or queue, and check tenant_id/client_id/secret", a, q.ClientID)
 		}
 		return fail(name, target, "unauthorized: Service Bus refused the credentials (wrong SAS key or key name, or the identity lacks a role)", fix)
-	case errors.Is(err, servicebus.ErrNotFound):
+	case errors.Is(err, servicebus.ErrNotFound) || amqpNotFound(err):
 		return fail(name, target, fmt.Sprintf("the queue %q does not exist in this namespace", q.Name),
 			fmt.Sprintf("create the queue %q (Azure portal, or `az servicebus queue create --name %s ...`), or correct queue.name", q.Name, q.Name))
 	case errors.Is(err, context.DeadlineExceeded):
@@ -77,6 +78,14 @@ func QueueResult(err error, q config.Queue, where string) Check {
 	}
 	return fail(name, target, fmt.Sprintf("cannot reach the queue: %v", err),
 		"check the namespace in the connection string, DNS, and outbound TCP 5671 (or queue.transport: websockets on 443)")
+}
+
+// amqpNotFound reports an AMQP amqp:not-found refusal. The SDK maps it to
+// its CodeNotFound only for management RPCs, not when the receiver link
+// attach is refused, which is how a missing queue shows up here.
+func amqpNotFound(err error) bool {
+	var ae *amqp.Error
+	return errors.As(err, &ae) && ae.Condition == amqp.ErrCondNotFound
 }
 
 func orDefault(s, d string) string {
