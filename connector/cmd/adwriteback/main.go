@@ -30,12 +30,11 @@ func main() {
 
 func run(ctx context.Context, args []string) error {
 	env := &cli.Env{
-		Stdin:   os.Stdin,
-		Stdout:  os.Stdout,
-		Stderr:  os.Stderr,
-		Log:     slog.New(slog.NewTextHandler(os.Stderr, nil)),
-		Getenv:  os.Getenv,
-		Version: version,
+		Stdin:  os.Stdin,
+		Stdout: os.Stdout,
+		Stderr: os.Stderr,
+		Log:    slog.New(slog.NewTextHandler(os.Stderr, nil)),
+		Getenv: os.Getenv,
 	}
 	return commands().Dispatch(ctx, env, args)
 }
