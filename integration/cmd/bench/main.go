@@ -1,0 +1,109 @@
+// Command bench runs the performance benchmarks of integration/bench,
+// prints the results table and writes it to integration/bench/RESULTS.md:
+//
+//	go run ./integration/cmd/bench          # reduced (CI, a few minutes)
+//	go run ./integration/cmd/bench -full    # 100,000 + 2,000 commands
+//
+// The DC-bound part needs the Samba test DC (root; see integration/testdc)
+// and Node.js for the Service Bus emulator.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/adwriteback/adwriteback/integration/bench"
+	"github.com/adwriteback/adwriteback/integration/testdc"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:])
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	full := fs.Bool("full", false, "full run: 100,000 connector-bound commands, a 2,000-command DC burst")
+	out := fs.String("out", "", "results file (default integration/bench/RESULTS.md in the module)")
+	noDC := fs.Bool("no-dc", false, "skip the DC-bound part")
+	workers := fs.Int("workers", 64, "concurrent handlers in the connector-bound run")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *out == "" {
+		root, err := moduleRoot()
+		if err != nil {
+			return err
+		}
+		*out = filepath.Join(root, "integration", "bench", "RESULTS.md")
+	}
+	n, baseline, burst, users := 5000, 100, 300, 30
+	cmd := "go run ./integration/cmd/bench"
+	if *full {
+		n, baseline, burst, users = 100000, 1000, 2000, 200
+		cmd += " -full"
+	}
+	rep := &bench.Report{Machine: bench.ThisMachine(), Load: bench.LoadAvg(), Full: *full, Command: cmd}
+	logf := func(f string, a ...any) {
+		fmt.Fprintf(os.Stderr, "%s "+f+"\n", append([]any{time.Now().Format("15:04:05")}, a...)...)
+	}
+
+	logf("connector-bound: %d commands, %d handlers, GOMAXPROCS=1", n, *workers)
+	c, err := bench.ConnectorBound(ctx, bench.ConnectorOptions{N: n, Workers: *workers, Users: 1000})
+	if err != nil {
+		return fmt.Errorf("connector-bound: %w", err)
+	}
+	rep.Connector = c
+
+	if !*noDC {
+		dctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+		info, err := testdc.Up(dctx, testdc.Config{Log: logf})
+		cancel()
+		if err != nil {
+			rep.DCError = err.Error()
+		} else {
+			d, err := bench.DCBound(ctx, bench.DCOptions{Info: info, Baseline: baseline, Burst: burst, Users: users, Log: logf})
+			if err != nil {
+				return fmt.Errorf("DC-bound: %w", err)
+			}
+			rep.DC = d
+		}
+	}
+	rep.Notes = bench.Notes(rep)
+	md := rep.Markdown()
+	fmt.Print(md)
+	if err := os.WriteFile(*out, []byte(md), 0o644); err != nil {
+		return err
+	}
+	logf("wrote %s", *out)
+	return nil
+}
+
+func moduleRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("go.mod not found above the working directory; pass -out")
+		}
+		dir = parent
+	}
+}
