@@ -151,7 +151,7 @@ func NewBannedList(terms []string) (*BannedList, error) {
 		}
 	}
 	// Load factor at most 2/3.
-	size := uint64(1) << bits.Len64(uint64(distinct)*3/2+1)
+	size := max(uint64(1)<<bits.Len64(uint64(distinct)*3/2+1), bucketSlots)
 	b.slots = make([]uint64, size)
 	b.mask = size - 1
 	for i := 0; i < len(entries); {
@@ -233,6 +233,9 @@ const (
 	tagShift = 32
 	tagMask  = 0x7f
 	tagGroup = tagMask
+	// Probing starts at the first slot of the key's 64-byte bucket (8
+	// slots), so that a probe almost always stays inside one cache line.
+	bucketSlots = 8
 )
 
 // group is a key shared by several terms: which of them have it as the whole
@@ -245,7 +248,7 @@ type group struct {
 
 func (b *BannedList) insert(k uint64, tag int, payload uint32) {
 	e := (k>>fpShift)<<fpShift | uint64(tag)<<tagShift | uint64(payload)
-	for i := k & b.mask; ; i = (i + 1) & b.mask {
+	for i := k & b.mask &^ (bucketSlots - 1); ; i = (i + 1) & b.mask {
 		if b.slots[i] == 0 {
 			b.slots[i] = e
 			return
@@ -322,7 +325,7 @@ func (b *BannedList) run(q *probes, p []rune) (int, bool) {
 	n := q.n
 	q.n = 0
 	for i := range n {
-		q.first[i] = b.slots[q.key[i]&b.mask]
+		q.first[i] = b.slots[q.key[i]&b.mask&^(bucketSlots-1)]
 	}
 	var tbuf [MaxBannedTermLength + 1]rune
 	for i := range n {
@@ -344,7 +347,7 @@ func (b *BannedList) run(q *probes, p []rune) (int, bool) {
 // (see Match), so such entries are skipped unverified.
 func (b *BannedList) lookup(k uint64, s []rune, del int, tbuf []rune) (int, bool) {
 	fp := k >> fpShift
-	for i := k & b.mask; ; i = (i + 1) & b.mask {
+	for i := k & b.mask &^ (bucketSlots - 1); ; i = (i + 1) & b.mask {
 		e := b.slots[i]
 		if e == 0 {
 			return 0, false

@@ -3,8 +3,8 @@ package policy
 import (
 	"fmt"
 	"math/rand/v2"
-	"sync"
 	"runtime"
+	"sync"
 	"testing"
 )
 

@@ -48,14 +48,14 @@ type Violation struct {
 // with snake_case names.
 func (v Violation) MarshalJSON() ([]byte, error) {
 	type out struct {
-		Rule      Rule       `json:"rule"`
-		Message   string     `json:"message"`
-		Required  *int       `json:"required,omitempty"`
-		Got       *int       `json:"got,omitempty"`
+		Rule      Rule        `json:"rule"`
+		Message   string      `json:"message"`
+		Required  *int        `json:"required,omitempty"`
+		Got       *int        `json:"got,omitempty"`
 		Found     *[]Category `json:"found,omitempty"`
 		Missing   *[]Category `json:"missing,omitempty"`
-		Token     string     `json:"token,omitempty"`
-		NotBefore *time.Time `json:"not_before,omitempty"`
+		Token     string      `json:"token,omitempty"`
+		NotBefore *time.Time  `json:"not_before,omitempty"`
 	}
 	o := out{Rule: v.Rule, Message: v.Message, Token: v.Token}
 	switch v.Rule {
