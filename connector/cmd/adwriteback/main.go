@@ -50,6 +50,7 @@ func commands() cli.Table {
 	add(cli.SendCommand())
 	add(cli.DoctorCommand())
 	add(cli.ServiceCommand(t))
+	add(cli.PolicyCommand())
 	add(cli.HelpCommand(t))
 	return t
 }

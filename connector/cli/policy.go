@@ -1,0 +1,236 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"unicode/utf8"
+
+	"github.com/adwriteback/adwriteback/connector/policy"
+	"github.com/adwriteback/adwriteback/connector/policy/breach"
+)
+
+// maxPasswordInput bounds what "policy check" reads from stdin.
+const maxPasswordInput = 64 << 10
+
+// ExitPolicyUnchecked is the exit code of "policy check" when the check
+// could not be completed (the breached-password index failed to read).
+const ExitPolicyUnchecked = 3
+
+const policyUsage = `Usage:
+  adwriteback policy check [flags] < password
+  adwriteback policy build-breached --in FILE --out INDEX [--min-count N]
+
+check reads one password from standard input (one trailing newline, LF or
+CRLF, is removed) and checks it against an offline policy given by flags:
+Active Directory's length and complexity rules (Microsoft's definition: UTF-16
+length, at most 256; 3 of 5 character categories; account name and display-
+name tokens) plus the organisation's extras. The password is never printed.
+Exit status: 0 the password passes, 1 it violates the policy, 2 usage error,
+3 the check could not be completed.
+
+build-breached turns a breached-password list in the published format
+("HASH:COUNT" lines of 40-hex SHA-1 or 32-hex NT hashes, any order) into the
+index file that --breached reads.
+
+check flags:
+`
+
+// PolicyCommand returns the "policy" command.
+func PolicyCommand() Command {
+	return Command{
+		Name:    "policy",
+		Summary: "check a password against the password policy; build the breached-password index",
+		Run: func(ctx context.Context, env *Env, args []string) error {
+			if len(args) == 0 {
+				io.WriteString(env.Stderr, policyUsage)
+				newCheckFlags(env.Stderr).fs.PrintDefaults()
+				return Usage("policy: give a subcommand: check or build-breached")
+			}
+			switch args[0] {
+			case "check":
+				return policyCheck(ctx, env, args[1:])
+			case "build-breached":
+				return policyBuildBreached(ctx, env, args[1:])
+			case "-h", "--help", "help":
+				io.WriteString(env.Stdout, policyUsage)
+				newCheckFlags(env.Stdout).fs.PrintDefaults()
+				return nil
+			}
+			return Usage("policy: unknown subcommand %q (want check or build-breached)", args[0])
+		},
+	}
+}
+
+type checkFlags struct {
+	fs           *flag.FlagSet
+	minLength    int
+	orgMinLength int
+	complexity   bool
+	sam          string
+	displayName  string
+	banned       string
+	breached     string
+	jsonOut      bool
+	config       string
+	user         string
+}
+
+func newCheckFlags(out io.Writer) *checkFlags {
+	f := &checkFlags{fs: flag.NewFlagSet("policy check", flag.ContinueOnError)}
+	f.fs.SetOutput(out)
+	f.fs.IntVar(&f.minLength, "min-length", 7, "the domain's minimum length (minPwdLength; AD's default domain policy: 7)")
+	f.fs.BoolVar(&f.complexity, "complexity", true, "complexity requirements on (pwdProperties bit 1; AD's default: on); also switches the name rules")
+	f.fs.IntVar(&f.orgMinLength, "org-min-length", 0, "the organisation's minimum length, applied when above --min-length")
+	f.fs.StringVar(&f.sam, "sam", "", "the user's sAMAccountName, for the account-name rule")
+	f.fs.StringVar(&f.displayName, "display-name", "", "the user's displayName, for the display-name rule")
+	f.fs.StringVar(&f.banned, "banned", "", "banned-word list `FILE` (one term per line, 4 to 63 characters, # comments)")
+	f.fs.StringVar(&f.breached, "breached", "", "breached-password `INDEX` made by 'policy build-breached'")
+	f.fs.BoolVar(&f.jsonOut, "json", false, `print {"ok": bool, "violations": [...]} as JSON`)
+	f.fs.StringVar(&f.config, "config", "", "connector config `FILE`, for the live policy of --user (not available yet)")
+	f.fs.StringVar(&f.user, "user", "", "user `ID` whose effective policy is read from AD (not available yet)")
+	return f
+}
+
+func policyCheck(ctx context.Context, env *Env, args []string) error {
+	f := newCheckFlags(env.Stderr)
+	if err := f.fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return Usage("policy check: %v", err)
+	}
+	if f.fs.NArg() > 0 {
+		// The argument may be a password: never echo it.
+		return Usage("policy check: takes no arguments (the password is read from standard input)")
+	}
+	if f.config != "" || f.user != "" {
+		return Usage("policy check: the live policy (--config/--user) is not available yet; give the policy with --min-length, --complexity, --sam, --display-name, --banned, --breached")
+	}
+	if f.minLength < 0 || f.orgMinLength < 0 {
+		return Usage("policy check: lengths must not be negative")
+	}
+
+	p := policy.Policy{MinLength: f.minLength, OrgMinLength: f.orgMinLength, ComplexityEnabled: f.complexity}
+	if f.banned != "" {
+		fh, err := os.Open(f.banned)
+		if err != nil {
+			return Usage("policy check: --banned: %v", err)
+		}
+		bl, err := policy.ReadBannedList(fh)
+		fh.Close()
+		if err != nil {
+			return Usage("policy check: --banned %s: %v", f.banned, err)
+		}
+		p.Banned = bl
+	}
+	if f.breached != "" {
+		ix, err := breach.Open(f.breached)
+		if err != nil {
+			return Usage("policy check: --breached: %v", err)
+		}
+		defer ix.Close()
+		p.Breached = ix
+	}
+
+	pw, err := readPassword(env.Stdin)
+	if err != nil {
+		return err
+	}
+	vs, err := policy.Check(p, policy.User{SAMAccountName: f.sam, DisplayName: f.displayName}, pw)
+	if err != nil {
+		return &ExitError{Code: ExitPolicyUnchecked, Err: fmt.Errorf("policy check: %w", err)}
+	}
+	if f.jsonOut {
+		out := struct {
+			OK         bool               `json:"ok"`
+			Violations []policy.Violation `json:"violations"`
+		}{OK: len(vs) == 0, Violations: append([]policy.Violation{}, vs...)}
+		b, err := json.Marshal(out)
+		if err != nil {
+			return fmt.Errorf("policy check: %w", err)
+		}
+		if _, err := fmt.Fprintf(env.Stdout, "%s\n", b); err != nil {
+			return err
+		}
+	} else {
+		var b bytes.Buffer
+		if len(vs) == 0 {
+			b.WriteString("ok: the password meets the policy\n")
+		}
+		for _, v := range vs {
+			b.WriteString(v.Message + "\n")
+		}
+		if _, err := env.Stdout.Write(b.Bytes()); err != nil {
+			return err
+		}
+	}
+	if len(vs) > 0 {
+		return &ExitError{Code: 1, Err: fmt.Errorf("the password does not meet the policy (%d violations)", len(vs))}
+	}
+	return nil
+}
+
+// readPassword reads stdin and removes exactly one trailing "\n" or "\r\n".
+func readPassword(r io.Reader) (string, error) {
+	if r == nil {
+		return "", Usage("policy check: no standard input")
+	}
+	b, err := io.ReadAll(io.LimitReader(r, maxPasswordInput+1))
+	if err != nil {
+		return "", Usage("policy check: reading the password from standard input: %v", err)
+	}
+	if len(b) > maxPasswordInput {
+		return "", Usage("policy check: standard input is longer than %d bytes", maxPasswordInput)
+	}
+	if bytes.HasSuffix(b, []byte("\r\n")) {
+		b = b[:len(b)-2]
+	} else if bytes.HasSuffix(b, []byte("\n")) {
+		b = b[:len(b)-1]
+	}
+	if !utf8.Valid(b) {
+		return "", Usage("policy check: the password on standard input is not valid UTF-8")
+	}
+	return string(b), nil
+}
+
+func policyBuildBreached(ctx context.Context, env *Env, args []string) error {
+	fs := flag.NewFlagSet("policy build-breached", flag.ContinueOnError)
+	fs.SetOutput(env.Stderr)
+	in := fs.String("in", "", "breached-password list `FILE` in the published format, or - for standard input")
+	out := fs.String("out", "", "index `FILE` to write (replaced atomically)")
+	minCount := fs.Uint64("min-count", 0, "keep only hashes seen at least `N` times")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return Usage("policy build-breached: %v", err)
+	}
+	if fs.NArg() > 0 {
+		return Usage("policy build-breached: takes no arguments, only --in, --out and --min-count")
+	}
+	if *in == "" || *out == "" {
+		return Usage("policy build-breached: --in and --out are required")
+	}
+	var r io.Reader = env.Stdin
+	if *in != "-" {
+		fh, err := os.Open(*in)
+		if err != nil {
+			return Usage("policy build-breached: --in: %v", err)
+		}
+		defer fh.Close()
+		r = fh
+	}
+	st, err := breach.Build(ctx, r, *out, breach.BuildOptions{MinCount: *minCount})
+	if err != nil {
+		return fmt.Errorf("policy build-breached: %w", err)
+	}
+	_, err = fmt.Fprintf(env.Stdout, "wrote %s: %d %s hashes from %d lines (%d below --min-count), %d bytes\n",
+		*out, st.Records, st.Kind, st.Lines, st.Skipped, st.OutBytes)
+	return err
+}
