@@ -225,6 +225,8 @@ audit:
   path: %s
 limits:
   per_user: 1000000
+http:
+  listen: 127.0.0.1:0
 `, info.LDAPSURL, info.ServiceDN, p("bind.pass"), info.CAFile, info.InScopeOU, p("sb.conn"),
 		p("connector.key.json"), p("sender.pub.json"), p("journal.db"), p("audit.jsonl"))
 	if err := os.WriteFile(p("config.yaml"), []byte(yaml), 0o600); err != nil {

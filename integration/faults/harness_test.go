@@ -1,0 +1,431 @@
+//go:build integration
+
+// Package faults injects faults into a running adwriteback binary (a
+// subprocess built once per test binary) wired to a real Samba DC and the
+// Service Bus emulator, and checks the invariants after recovery: every
+// command ends with exactly one effect in AD (unicodePwd written once,
+// counted from replPropertyMetaData) and one verified result for the
+// sender, and no password leaks into logs, audit or dead letters.
+package faults
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-ldap/ldap/v3"
+
+	"github.com/adwriteback/adwriteback/integration/sbemu"
+	"github.com/adwriteback/adwriteback/integration/testdc"
+	"github.com/adwriteback/adwriteback/relay/keys"
+	"github.com/adwriteback/adwriteback/relay/protocol"
+	"github.com/adwriteback/adwriteback/relay/sender"
+	"github.com/adwriteback/adwriteback/relay/servicebus"
+)
+
+var binPath string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "adwriteback-faults-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binPath = filepath.Join(dir, "adwriteback")
+	out, err := exec.Command("go", "build", "-o", binPath, "../../connector/cmd/adwriteback").CombinedOutput()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "go build adwriteback: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+type syncBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
+func (s *syncBuf) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
+// stack is one test's world.
+type stack struct {
+	t       *testing.T
+	dc      *testdc.Info
+	emu     *sbemu.Emulator
+	dir     string
+	connKey *keys.ConnectorPrivate
+	sendKey *keys.SenderPrivate
+	logs    *syncBuf
+	proc    *exec.Cmd
+	exited  chan struct{}
+	servers []string
+	extra   string
+	lock    time.Duration
+	secrets []string
+	client  *sender.Client
+	cs      *servicebus.CommandSender
+	results *syncBuf
+	// httpAddr is the connector's health/metrics listener (a fixed free
+	// port, so instances in parallel tests do not collide).
+	httpAddr string
+}
+
+const (
+	queue   = "commands"
+	replies = "replies"
+)
+
+func newStack(t *testing.T, dc *testdc.Info, lock time.Duration) *stack {
+	t.Helper()
+	s := &stack{t: t, dc: dc, emu: sbemu.Start(t, nil), dir: t.TempDir(), logs: &syncBuf{}, results: &syncBuf{},
+		servers: []string{dc.LDAPSURL}, lock: lock, httpAddr: freeAddr(t)}
+	ctx := context.Background()
+	if err := s.emu.CreateQueue(ctx, queue, sbemu.QueueOptions{LockDuration: lock, MaxDeliveryCount: 50}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.emu.CreateQueue(ctx, replies, sbemu.QueueOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	var err error
+	if s.connKey, err = keys.GenerateConnector(keys.DefaultKEM, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if s.sendKey, err = keys.GenerateSender(time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	ck, err := s.connKey.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for n, b := range map[string][]byte{"connector.key.json": ck, "sender.pub.json": s.sendKey.Public().Marshal(),
+		"bind.pass": []byte(dc.ServicePass + "\n"), "sb.conn": []byte(s.emu.ConnectionString())} {
+		if err := os.WriteFile(s.path(n), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg, err := sender.ConfigFromKeys(s.sendKey, s.connKey.Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	sb, err := servicebus.NewClient(servicebus.Config{Auth: servicebus.AuthConnectionString, ConnectionString: s.emu.ConnectionString()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sb.Close(context.Background()) })
+	s.cs, err = servicebus.NewCommandSender(sb, servicebus.CommandSenderConfig{Queue: queue, ReplyQueue: replies, MaxPending: 4096})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.cs.Close(context.Background()) })
+	cfg.Transport = s.cs
+	cfg.TTL = 30 * time.Minute
+	if s.client, err = sender.New(cfg); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		s.scanForSecrets()
+		s.kill()
+		if t.Failed() {
+			f, err := os.CreateTemp("", "adwriteback-faults-"+t.Name()+"-*.log")
+			if err == nil {
+				f.WriteString(s.logs.String())
+				f.WriteString("\n--- audit ---\n")
+				f.WriteString(readFile(s.path("audit.jsonl")))
+				f.Close()
+				t.Logf("full connector log and audit kept in %s", f.Name())
+			}
+			t.Logf("connector log (tail):\n%s", tail(s.logs.String(), 3000))
+		}
+	})
+	return s
+}
+
+func (s *stack) path(n string) string { return filepath.Join(s.dir, n) }
+
+func (s *stack) config() string {
+	return fmt.Sprintf(`version: 1
+domains:
+  - name: adw.test
+    servers: [%s]
+    bind:
+      dn: %q
+      password_file: %s
+    tls:
+      ca_file: %s
+    scope:
+      ous: [%q]
+    dial_timeout: 2s
+    operation_timeout: 10s
+    org_policy:
+      min_length: 12
+queue:
+  name: %s
+  connection_string_file: %s
+  concurrency: 4
+  shutdown_grace: 5s
+keys:
+  connector: [%s]
+  senders: [%s]
+journal:
+  path: %s
+audit:
+  path: %s
+limits:
+  per_user: 1000
+  max_attempts: 40
+http:
+  listen: %s
+log:
+  level: debug
+%s`, strings.Join(s.servers, ", "), s.dc.ServiceDN, s.path("bind.pass"), s.dc.CAFile, s.dc.InScopeOU, queue,
+		s.path("sb.conn"), s.path("connector.key.json"), s.path("sender.pub.json"),
+		s.path("journal.db"), s.path("audit.jsonl"), s.httpAddr, s.extra)
+}
+
+// start runs the binary; prefix (e.g. prlimit) wraps it.
+func (s *stack) start(prefix ...string) {
+	s.t.Helper()
+	if err := os.WriteFile(s.path("config.yaml"), []byte(s.config()), 0o600); err != nil {
+		s.t.Fatal(err)
+	}
+	args := append(append([]string{}, prefix...), binPath, "run", "--config", s.path("config.yaml"))
+	cmd := exec.Command(args[0], args[1:]...)
+	cmd.Stdout, cmd.Stderr = s.logs, s.logs
+	if err := cmd.Start(); err != nil {
+		s.t.Fatal(err)
+	}
+	s.proc = cmd
+	s.exited = make(chan struct{})
+	go func(c *exec.Cmd, ch chan struct{}) { c.Wait(); close(ch) }(cmd, s.exited)
+}
+
+// kill sends SIGKILL and waits for the process.
+func (s *stack) kill() {
+	if s.proc == nil {
+		return
+	}
+	_ = s.proc.Process.Kill()
+	<-s.exited
+	s.proc = nil
+}
+
+// running reports whether the connector process is alive.
+func (s *stack) running() bool {
+	if s.proc == nil {
+		return false
+	}
+	select {
+	case <-s.exited:
+		return false
+	default:
+		return true
+	}
+}
+
+// auditCount is how many audit records mention settlement (any outcome).
+func (s *stack) auditCount() int {
+	b, _ := os.ReadFile(s.path("audit.jsonl"))
+	return bytes.Count(b, []byte("\n"))
+}
+
+// job is one reset command of a burst, to its own user.
+type job struct {
+	user    testdc.SeedUser
+	pw      string
+	v0      int
+	id      string
+	result  *protocol.VerifiedResult
+	err     error
+	awaited chan struct{}
+}
+
+// users creates n users for this test.
+func (s *stack) users(n int) []testdc.SeedUser {
+	out := make([]testdc.SeedUser, n)
+	for i := range out {
+		out[i] = testdc.NewUser(s.t, s.dc, "")
+	}
+	return out
+}
+
+// burst sends one reset per user and starts awaiting each result.
+func (s *stack) burst(users []testdc.SeedUser) []*job { return s.burstWith(users, true) }
+
+func (s *stack) burstWith(users []testdc.SeedUser, readVersion bool) []*job {
+	s.t.Helper()
+	jobs := make([]*job, len(users))
+	for i, u := range users {
+		j := &job{user: u, pw: fmt.Sprintf("Fault!Reset.%d.%04d", time.Now().UnixNano()%1e6, i), awaited: make(chan struct{})}
+		if readVersion {
+			j.v0 = pwdVersion(s.t, s.dc, u.DN)
+		} else {
+			j.v0 = -1
+		}
+		s.secrets = append(s.secrets, j.pw)
+		sec := protocol.SecretFromString(j.pw)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		p, err := s.client.Send(ctx, sender.Request{Op: protocol.OpReset, User: protocol.UserRef{SAM: u.SAM}, NewPassword: sec,
+			Actor: protocol.Actor{Kind: protocol.ActorSelfService, ID: "faults"}})
+		cancel()
+		if err != nil {
+			s.t.Fatalf("send: %v", err)
+		}
+		j.id = p.Command.ID
+		jobs[i] = j
+		go func() {
+			defer close(j.awaited)
+			ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
+			defer cancel()
+			j.result, j.err = s.client.Await(ctx, j.id)
+		}()
+	}
+	return jobs
+}
+
+// check waits for every result and checks exactly one effect per command.
+func (s *stack) check(jobs []*job) {
+	s.t.Helper()
+	for _, j := range jobs {
+		<-j.awaited
+		if j.err != nil {
+			s.t.Errorf("%s: no result: %v", j.user.SAM, j.err)
+			continue
+		}
+		s.results.Write([]byte(fmt.Sprintf("%+v\n", j.result.Result)))
+		if j.result.Code != protocol.CodeSucceeded {
+			s.t.Errorf("%s: %s (%s)", j.user.SAM, j.result.Code, j.result.Detail)
+		}
+		if d := pwdVersion(s.t, s.dc, j.user.DN) - j.v0; d != 1 {
+			s.t.Errorf("%s: unicodePwd written %d times, want exactly 1", j.user.SAM, d)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		c, err := testdc.Bind(ctx, s.dc, j.user.DN, j.pw)
+		cancel()
+		if err != nil {
+			s.t.Errorf("%s: bind with the new password: %v", j.user.SAM, err)
+		} else {
+			c.Close()
+		}
+	}
+}
+
+// waitFor polls cond until it holds or the timeout ends.
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func (s *stack) scanForSecrets() {
+	var hay strings.Builder
+	hay.WriteString(s.logs.String())
+	hay.WriteString(s.results.String())
+	if b, err := os.ReadFile(s.path("audit.jsonl")); err == nil {
+		hay.Write(b)
+	}
+	for _, q := range []string{queue, replies} {
+		if st, err := s.emu.Queue(context.Background(), q); err == nil {
+			for _, m := range st.DeadLetters {
+				hay.WriteString(m.DeadLetterReason)
+				hay.WriteString(m.DeadLetterDescription)
+			}
+		}
+	}
+	if s.running() {
+		if b, err := httpGet("http://" + s.httpAddr + "/metrics"); err == nil {
+			hay.Write(b)
+		} else {
+			s.t.Logf("leak scan: /metrics not scanned: %v", err)
+		}
+	}
+	all := hay.String()
+	if all == "" {
+		s.t.Error("leak scan: nothing to scan")
+	}
+	for _, pw := range s.secrets {
+		if strings.Contains(all, pw) {
+			s.t.Error("leak scan: a password used by the test appears in logs, audit, results or dead letters")
+		}
+	}
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return s[len(s)-n:]
+	}
+	return s
+}
+
+// attidUnicodePwd is unicodePwd's attribute id in replPropertyMetaData.
+const attidUnicodePwd = 0x0009005a
+
+// pwdVersion is the replication version of the account's unicodePwd: it
+// grows by one with every password write, so it counts effects in AD.
+func pwdVersion(t *testing.T, info *testdc.Info, dn string) int {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := testdc.Admin(ctx, info)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	r, err := c.Search(ldap.NewSearchRequest(dn, ldap.ScopeBaseObject, ldap.NeverDerefAliases, 0, 30, false, "(objectClass=*)", []string{"replPropertyMetaData"}, nil))
+	if err != nil || len(r.Entries) != 1 {
+		t.Fatalf("read replPropertyMetaData of %s: %v", dn, err)
+	}
+	raw := r.Entries[0].GetRawAttributeValue("replPropertyMetaData")
+	if len(raw) < 16 {
+		t.Fatalf("replPropertyMetaData of %s: %d bytes", dn, len(raw))
+	}
+	n := int(binary.LittleEndian.Uint32(raw[8:]))
+	for i := range n {
+		if 16+48*i+48 > len(raw) {
+			break
+		}
+		e := raw[16+48*i:]
+		if binary.LittleEndian.Uint32(e) == attidUnicodePwd {
+			return int(binary.LittleEndian.Uint32(e[4:]))
+		}
+	}
+	return 0
+}
+
+// freeAddr is a loopback address with a port free right now.
+func freeAddr(t *testing.T) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+func httpGet(url string) ([]byte, error) {
+	c := &http.Client{Timeout: 10 * time.Second}
+	r, err := c.Get(url)
+	if err != nil {
+		return nil, err
+	}
+	defer r.Body.Close()
+	return io.ReadAll(io.LimitReader(r.Body, 4<<20))
+}

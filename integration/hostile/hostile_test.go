@@ -1,0 +1,349 @@
+//go:build integration
+
+package hostile
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/adwriteback/adwriteback/integration/testdc"
+	"github.com/adwriteback/adwriteback/relay/keys"
+	"github.com/adwriteback/adwriteback/relay/protocol"
+	"github.com/adwriteback/adwriteback/relay/sender"
+)
+
+// want is the acceptable fate of a hostile message: answered with one of
+// codes (a signed result to its command id), or dead-lettered with reason.
+type want struct {
+	codes      []protocol.ResultCode
+	deadReason string
+}
+
+// TestHostileInputThroughTheQueue sends hostile bodies through the real
+// Service Bus client and emulator to a running connector: each is answered
+// with the right code or dead-lettered with a reason, no password leaks,
+// nothing is applied to the victim account, and the connector keeps
+// serving afterwards.
+func TestHostileInputThroughTheQueue(t *testing.T) {
+	s := newStack(t)
+	victim := testdc.NewUser(t, s.dc, "")
+	victimBefore := pwdLastSet(t, s.dc, victim.DN)
+	good := protocol.UserRef{SAM: victim.SAM}
+	invalid := want{codes: []protocol.ResultCode{protocol.CodeInvalidCommand}}
+	dead := want{deadReason: string(protocol.CodeInvalidCommand)}
+
+	type tc struct {
+		name  string
+		body  func() (body []byte, commandID string)
+		want  want
+		check func(t *testing.T, o outcome)
+	}
+	otherSender, err := keys.GenerateSender(time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []tc{
+		{"forged signature", func() ([]byte, string) {
+			c := command(good)
+			b := s.signed(c, "Hostile!Forged.01")
+			var env protocol.Envelope
+			_ = json.Unmarshal(b, &env)
+			sig := []byte(env.Sig)
+			sig[3] ^= 0x01 // still base64, another signature
+			if sig[3] == '+' || sig[3] == '/' || sig[3] == '=' {
+				sig[3] = 'A'
+			}
+			env.Sig = string(sig)
+			out, _ := json.Marshal(env)
+			return out, c.ID
+		}, dead, nil},
+		{"payload changed after signing", func() ([]byte, string) {
+			c := command(good)
+			b := s.signed(c, "Hostile!Tamper.02")
+			var env protocol.Envelope
+			_ = json.Unmarshal(b, &env)
+			c.User = protocol.UserRef{SAM: "alice"}
+			p, _ := json.Marshal(c)
+			env.Payload = b64(p)
+			out, _ := json.Marshal(env)
+			return out, c.ID
+		}, dead, nil},
+		{"unknown signer key id", func() ([]byte, string) {
+			c := command(good)
+			pw := "Hostile!Unknown.03"
+			s.secret([]byte(pw))
+			if err := protocol.Seal(c, s.connKey.Public().SealKey(), protocol.DefaultSuite(), protocol.SecretFromString(pw), protocol.Secret{}); err != nil {
+				t.Fatal(err)
+			}
+			p, _ := json.Marshal(c)
+			return signRaw(p, otherSender.SigningKey()), c.ID
+		}, dead, nil},
+		{"unsigned", func() ([]byte, string) {
+			c := command(good)
+			b := s.signed(c, "Hostile!Unsigned.04")
+			var env protocol.Envelope
+			_ = json.Unmarshal(b, &env)
+			env.Sig = ""
+			out, _ := json.Marshal(env)
+			return out, c.ID
+		}, dead, nil},
+		{"expired", func() ([]byte, string) {
+			c := command(good)
+			old := time.Now().Add(-time.Hour).UTC().Truncate(time.Millisecond)
+			c.IssuedAt, c.ExpiresAt = protocol.At(old), protocol.At(old.Add(5*time.Minute))
+			return s.signed(c, "Hostile!Expired.05"), c.ID
+		}, want{codes: []protocol.ResultCode{protocol.CodeExpired}}, nil},
+		{"issued far in the future", func() ([]byte, string) {
+			c := command(good)
+			fut := time.Now().Add(time.Hour).UTC().Truncate(time.Millisecond)
+			c.IssuedAt, c.ExpiresAt = protocol.At(fut), protocol.At(fut.Add(5*time.Minute))
+			return s.signed(c, "Hostile!Future.06"), c.ID
+		}, want{codes: []protocol.ResultCode{protocol.CodeExpired, protocol.CodeInvalidCommand}}, nil},
+		{"sealed to another connector key", func() ([]byte, string) {
+			other, err := keys.GenerateConnector(keys.DefaultKEM, time.Now())
+			if err != nil {
+				t.Fatal(err)
+			}
+			c := command(good)
+			sealRaw(c, other.Public(), []byte("Hostile!OtherKey.07"))
+			s.secret([]byte("Hostile!OtherKey.07"))
+			p, _ := json.Marshal(c)
+			return signRaw(p, s.sendKey.SigningKey()), c.ID
+		}, invalid, nil},
+		{"oversized envelope (100 KB)", func() ([]byte, string) {
+			return []byte(`{"v":1,"type":"command","kid":"x","sig":"","payload":"` + strings.Repeat("A", 100<<10) + `"}`), ""
+		}, dead, nil},
+		{"10 MB body", func() ([]byte, string) {
+			return []byte(strings.Repeat("{", 10<<20)), ""
+		}, dead, nil},
+		{"deeply nested JSON body", func() ([]byte, string) {
+			return []byte(strings.Repeat("[", 30000) + strings.Repeat("]", 30000)), ""
+		}, dead, nil},
+		{"deeply nested JSON inside a signed payload", func() ([]byte, string) {
+			p := `{"v":1,"id":"nested-1","op":"reset","user":` + strings.Repeat(`{"sam":`, 5000) + `"x"` + strings.Repeat("}", 5000) + `}`
+			return signRaw([]byte(p), s.sendKey.SigningKey()), "nested-1"
+		}, want{codes: []protocol.ResultCode{protocol.CodeInvalidCommand}, deadReason: string(protocol.CodeInvalidCommand)}, nil},
+		{"malformed JSON", func() ([]byte, string) { return []byte(`{"v":1,"type":"command",`), "" }, dead, nil},
+		{"not JSON at all", func() ([]byte, string) { return []byte("\x00\x01\xff\xfePK\x03\x04"), "" }, dead, nil},
+		{"empty body", func() ([]byte, string) { return []byte{}, "" }, dead, nil},
+		{"duplicate keys in the envelope", func() ([]byte, string) {
+			c := command(good)
+			b := s.signed(c, "Hostile!DupKey.08")
+			return []byte(strings.Replace(string(b), `"v":1,`, `"v":1,"v":1,`, 1)), c.ID
+		}, dead, nil},
+		{"wrong types: v as a string (signed)", func() ([]byte, string) {
+			id := newID()
+			p := `{"v":"1","id":"` + id + `","op":"reset","user":{"sam":"x"}}`
+			return signRaw([]byte(p), s.sendKey.SigningKey()), id
+		}, want{codes: []protocol.ResultCode{protocol.CodeInvalidCommand}, deadReason: string(protocol.CodeInvalidCommand)}, nil},
+		{"wrong types: user as a number (signed)", func() ([]byte, string) {
+			c := command(good)
+			b, _ := json.Marshal(c)
+			p := strings.Replace(string(b), `"user":{"sam":"`+victim.SAM+`"}`, `"user":12345`, 1)
+			return signRaw([]byte(p), s.sendKey.SigningKey()), c.ID
+		}, want{codes: []protocol.ResultCode{protocol.CodeInvalidCommand}, deadReason: string(protocol.CodeInvalidCommand)}, nil},
+		{"unknown field (signed)", func() ([]byte, string) {
+			c := command(good)
+			b, _ := json.Marshal(c)
+			p := strings.Replace(string(b), `"v":1,`, `"v":1,"admin":true,`, 1)
+			return signRaw([]byte(p), s.sendKey.SigningKey()), c.ID
+		}, want{codes: []protocol.ResultCode{protocol.CodeInvalidCommand}, deadReason: string(protocol.CodeInvalidCommand)}, nil},
+		{"LDAP filter metacharacters in sam: *", func() ([]byte, string) {
+			c := command(protocol.UserRef{SAM: "*"})
+			return s.signed(c, "Hostile!Star.Sam.09"), c.ID
+		}, want{codes: []protocol.ResultCode{protocol.CodeInvalidCommand, protocol.CodeUserNotFound}}, nil},
+		{"LDAP filter injection in sam", func() ([]byte, string) {
+			c := command(protocol.UserRef{SAM: victim.SAM + ")(|(sAMAccountName=*"})
+			return s.signed(c, "Hostile!Inject.Sam.10"), c.ID
+		}, want{codes: []protocol.ResultCode{protocol.CodeInvalidCommand, protocol.CodeUserNotFound}}, nil},
+		{"LDAP filter metacharacters in upn", func() ([]byte, string) {
+			c := command(protocol.UserRef{UPN: victim.SAM[:3] + "*@adw.test"})
+			return s.signed(c, "Hostile!Star.Upn.11"), c.ID
+		}, want{codes: []protocol.ResultCode{protocol.CodeInvalidCommand, protocol.CodeUserNotFound}}, nil},
+		{"backslash escape in sam", func() ([]byte, string) {
+			c := command(protocol.UserRef{SAM: `\2a`})
+			return s.signed(c, "Hostile!Escape.12"), c.ID
+		}, want{codes: []protocol.ResultCode{protocol.CodeInvalidCommand, protocol.CodeUserNotFound}}, nil},
+		{"NUL in sam", func() ([]byte, string) {
+			c := command(protocol.UserRef{SAM: victim.SAM + "\x00x"})
+			return s.signed(c, "Hostile!Nul.Sam.13"), c.ID
+		}, want{codes: []protocol.ResultCode{protocol.CodeInvalidCommand, protocol.CodeUserNotFound}}, nil},
+		{"malformed objectGUID", func() ([]byte, string) {
+			c := command(protocol.UserRef{ObjectGUID: "*)(objectClass=*"})
+			return s.signed(c, "Hostile!Guid.14"), c.ID
+		}, want{codes: []protocol.ResultCode{protocol.CodeInvalidCommand}}, nil},
+		{"invalid UTF-8 in the password", func() ([]byte, string) {
+			c := command(good)
+			pw := []byte("Hostile!\xff\xfeUtf8.15")
+			s.secret(pw)
+			sealRaw(c, s.connKey.Public(), pw)
+			p, _ := json.Marshal(c)
+			return signRaw(p, s.sendKey.SigningKey()), c.ID
+		}, invalid, nil},
+		{"lone UTF-16 surrogate in the password (CESU-style bytes)", func() ([]byte, string) {
+			c := command(good)
+			pw := []byte("Hostile!\xed\xa0\x80Surr.16")
+			s.secret(pw)
+			sealRaw(c, s.connKey.Public(), pw)
+			p, _ := json.Marshal(c)
+			return signRaw(p, s.sendKey.SigningKey()), c.ID
+		}, invalid, nil},
+		{"NUL inside the password", func() ([]byte, string) {
+			c := command(good)
+			pw := []byte("Hostile!\x00Nul.Pw.17")
+			s.secret([]byte("Nul.Pw.17"))
+			sealRaw(c, s.connKey.Public(), pw)
+			p, _ := json.Marshal(c)
+			return signRaw(p, s.sendKey.SigningKey()), c.ID
+		}, invalid, nil},
+		{"password longer than 256 UTF-16 units (sealed, 1 KB)", func() ([]byte, string) {
+			c := command(good)
+			pw := []byte("Aa1!" + strings.Repeat("x", 1020))
+			s.secret(pw)
+			sealRaw(c, s.connKey.Public(), pw)
+			p, _ := json.Marshal(c)
+			return signRaw(p, s.sendKey.SigningKey()), c.ID
+		}, invalid, nil},
+	}
+
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			body, id := c.body()
+			msgID := newID()
+			if err := s.send(msgID, body); err != nil {
+				t.Fatalf("send: %v", err)
+			}
+			o := s.await(t, msgID, id)
+			switch {
+			case o.result != nil:
+				if !containsCode(c.want.codes, o.result.Code) {
+					t.Fatalf("answered %s (%s), want one of %v / dead letter %q", o.result.Code, o.result.Detail, c.want.codes, c.want.deadReason)
+				}
+				if o.result.CommandID != id {
+					t.Fatalf("answer for %q, want %q", o.result.CommandID, id)
+				}
+				t.Logf("answered %s: %s", o.result.Code, o.result.Detail)
+			default:
+				if c.want.deadReason == "" || o.deadReason != c.want.deadReason {
+					t.Fatalf("dead-lettered %q (%s), want %v / %q", o.deadReason, o.deadDesc, c.want.codes, c.want.deadReason)
+				}
+				if o.deadDesc == "" {
+					t.Fatal("dead-lettered without a description")
+				}
+				t.Logf("dead-lettered %s: %s", o.deadReason, o.deadDesc)
+			}
+			select {
+			case err := <-s.done:
+				t.Fatalf("the connector stopped: %v", err)
+			default:
+			}
+		})
+	}
+
+	t.Run("replayed id is answered with its first result and applied once", func(t *testing.T) {
+		u := testdc.NewUser(t, s.dc, "")
+		c := command(protocol.UserRef{SAM: u.SAM})
+		body := s.signed(c, "Hostile!Replay.Pw18")
+		v0 := pwdVersion(t, s.dc, u.DN)
+		if err := s.send(newID(), body); err != nil {
+			t.Fatal(err)
+		}
+		first := s.await(t, "-", c.ID)
+		if first.result.Code != protocol.CodeSucceeded {
+			t.Fatalf("first: %s %s", first.result.Code, first.result.Detail)
+		}
+		s.mu.Lock()
+		delete(s.replies, c.ID)
+		s.mu.Unlock()
+		if err := s.send(newID(), body); err != nil {
+			t.Fatal(err)
+		}
+		second := s.await(t, "-", c.ID)
+		if string(second.rawResult) != string(first.rawResult) {
+			t.Fatalf("replay answered differently: %s vs %s", second.result.Code, first.result.Code)
+		}
+		if d := pwdVersion(t, s.dc, u.DN) - v0; d != 1 {
+			t.Fatalf("unicodePwd written %d times, want 1", d)
+		}
+		// The same id for a different command (another password) is refused.
+		c2 := command(protocol.UserRef{SAM: u.SAM})
+		c2.ID = c.ID
+		if err := s.send(newID(), s.signed(c2, "Hostile!Reuse.Pw19")); err != nil {
+			t.Fatal(err)
+		}
+		third := s.await(t, "-", c.ID)
+		if third.result.Code == protocol.CodeSucceeded && string(third.rawResult) != string(first.rawResult) {
+			t.Fatalf("a different command reusing an id was applied: %+v", third.result.Result)
+		}
+		if d := pwdVersion(t, s.dc, u.DN) - v0; d != 1 {
+			t.Fatalf("unicodePwd written %d times after the id reuse, want 1", d)
+		}
+	})
+
+	t.Run("still serving, and the victim untouched", func(t *testing.T) {
+		if got := pwdLastSet(t, s.dc, victim.DN); got != victimBefore {
+			t.Fatalf("the victim's pwdLastSet changed: %s -> %s", victimBefore, got)
+		}
+		u := testdc.NewUser(t, s.dc, "")
+		c := command(protocol.UserRef{SAM: u.SAM})
+		pw := "Hostile!Still.Up20"
+		if err := s.send(newID(), s.signed(c, pw)); err != nil {
+			t.Fatal(err)
+		}
+		o := s.await(t, "-", c.ID)
+		if o.result == nil || o.result.Code != protocol.CodeSucceeded {
+			t.Fatalf("after the hostile input: %+v", o)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		conn, err := testdc.Bind(ctx, s.dc, u.DN, pw)
+		if err != nil {
+			t.Fatalf("bind with the new password: %v", err)
+		}
+		conn.Close()
+	})
+	_ = sender.ContentTypeCommand
+}
+
+func containsCode(cs []protocol.ResultCode, c protocol.ResultCode) bool {
+	for _, x := range cs {
+		if x == c {
+			return true
+		}
+	}
+	return false
+}
+
+// TestHugeSealedPassword sends a password of 4 MB, sealed (a ~7.5 MB
+// message). Seen here: the send succeeds, but the message is neither
+// delivered to the connector (it logs nothing) nor dead-lettered within
+// 90 s, and the emulator's queue snapshot does not come back, while the
+// 10 MB raw body above is dead-lettered at once. The cause (emulator or
+// SDK transfer of large multi-frame messages) is not found yet; Service Bus
+// itself refuses messages over 256 KB (Standard) or 100 MB (Premium).
+// Run with ADW_HOSTILE_KNOWN_ISSUES=1.
+func TestHugeSealedPassword(t *testing.T) {
+	if os.Getenv("ADW_HOSTILE_KNOWN_ISSUES") == "" {
+		t.Skip("known issue: a ~7.5 MB message is never delivered through the emulator; set ADW_HOSTILE_KNOWN_ISSUES=1")
+	}
+	s := newStack(t)
+	victim := testdc.NewUser(t, s.dc, "")
+	c := command(protocol.UserRef{SAM: victim.SAM})
+	sealRaw(c, s.connKey.Public(), []byte("Aa1!"+strings.Repeat("y", 4<<20)))
+	p, _ := json.Marshal(c)
+	msgID := newID()
+	if err := s.send(msgID, signRaw(p, s.sendKey.SigningKey())); err != nil {
+		t.Fatalf("send: %v", err)
+	}
+	o := s.await(t, msgID, c.ID)
+	if o.result != nil && o.result.Code != protocol.CodeInvalidCommand {
+		t.Fatalf("answered %s", o.result.Code)
+	}
+	if o.result == nil && o.deadReason != string(protocol.CodeInvalidCommand) {
+		t.Fatalf("dead-lettered %q", o.deadReason)
+	}
+}
