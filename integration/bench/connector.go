@@ -54,6 +54,9 @@ type ConnectorResult struct {
 	PeakRSSKB         int64
 	PeakRSSReset      bool // VmHWM was reset before the measured phase
 	Succeeded         int  // journal says "succeeded"
+	// JournalBytes is the journal file's size after the burst (bbolt maps
+	// it into memory, so its touched pages count in RSS).
+	JournalBytes int64
 	// Crypto floor: verify + open + sign per command, one goroutine.
 	CryptoN      int
 	CryptoPerCmd time.Duration
@@ -358,6 +361,9 @@ func ConnectorBound(ctx context.Context, opt ConnectorOptions) (*ConnectorResult
 	res.Wall, res.CPU = time.Since(t0), cpuTime()-cpu0
 	res.PeakRSSKB = peakRSSKB()
 	runtime.GOMAXPROCS(prev)
+	if st, err := os.Stat(filepath.Join(dir, "journal.db")); err == nil {
+		res.JournalBytes = st.Size()
+	}
 	if rerr != nil {
 		return nil, rerr
 	}
