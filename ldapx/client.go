@@ -72,7 +72,8 @@ func (cl *Client) Servers() []ServerStatus {
 	for _, s := range all {
 		s.mu.Lock()
 		st := ServerStatus{URL: s.url.raw, Healthy: s.failures == 0, LastOK: s.lastOK,
-			Failures: s.failures, RetryAt: s.retryAt, BindLatency: s.lastDelay}
+			Failures: s.failures, RetryAt: s.retryAt, BindLatency: s.lastDelay,
+			CertNotAfter: s.certNotAfter, CertSubject: s.certSubject}
 		if s.lastErr != nil {
 			st.LastError = s.lastErr.Error()
 		}

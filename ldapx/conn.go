@@ -112,8 +112,15 @@ func (cl *Client) dialOne(ctx context.Context, s *server) (*conn, error) {
 				return err
 			}
 		}
-		if st, ok := l.TLSConnectionState(); !ok || !st.HandshakeComplete {
+		st, ok := l.TLSConnectionState()
+		if !ok || !st.HandshakeComplete {
 			return errors.New("connection is not encrypted")
+		}
+		if len(st.PeerCertificates) > 0 {
+			leaf := st.PeerCertificates[0]
+			s.mu.Lock()
+			s.certNotAfter, s.certSubject = leaf.NotAfter, leaf.Subject.String()
+			s.mu.Unlock()
 		}
 		return l.Bind(cl.cfg.BindDN, cl.cfg.BindPassword)
 	})

@@ -20,6 +20,10 @@ type server struct {
 	lastErr   error
 	lastOK    time.Time
 	lastDelay time.Duration
+	// certNotAfter is the expiry of the DC's certificate, from the last
+	// handshake.
+	certNotAfter time.Time
+	certSubject  string
 }
 
 func (s *server) recordLatency(d time.Duration) {
@@ -37,6 +41,10 @@ type ServerStatus struct {
 	Failures    int // consecutive
 	RetryAt     time.Time
 	BindLatency time.Duration
+	// CertNotAfter and CertSubject describe the DC's TLS certificate as
+	// last seen (zero before the first connection).
+	CertNotAfter time.Time
+	CertSubject  string
 }
 
 // pool hands out bound connections, at most size at once.

@@ -71,3 +71,11 @@ func (cl *Client) RootDSE(ctx context.Context) (*RootDSE, error) {
 	cl.mu.Unlock()
 	return r, nil
 }
+
+// CachedRootDSE returns the rootDSE read last, or nil before the first
+// read. It never dials.
+func (cl *Client) CachedRootDSE() *RootDSE {
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	return cl.rootDSE
+}

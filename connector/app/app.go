@@ -9,17 +9,22 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/adwriteback/adwriteback/connector/audit"
 	"github.com/adwriteback/adwriteback/connector/config"
 	"github.com/adwriteback/adwriteback/connector/engine"
+	"github.com/adwriteback/adwriteback/connector/health"
 	"github.com/adwriteback/adwriteback/connector/journal"
+	"github.com/adwriteback/adwriteback/connector/metrics"
 	"github.com/adwriteback/adwriteback/connector/policy"
 	"github.com/adwriteback/adwriteback/ldapx"
 	"github.com/adwriteback/adwriteback/relay/httpreport"
@@ -35,8 +40,11 @@ type Deps struct {
 	// AuditOut replaces the audit file (tests); nil opens audit.path.
 	AuditOut io.Writer
 	Now      func() time.Time
-	// Metrics receives engine events; nil is none.
-	Metrics engine.Metrics
+	// Version is shown on the status page.
+	Version string
+	// ProbeInterval is how often idle DCs are checked for readiness
+	// (default 15s).
+	ProbeInterval time.Duration
 	// WrapReporter, when set, wraps the result reporter (tests simulate a
 	// crash between journaling a result and settling the message).
 	WrapReporter func(engine.Reporter) engine.Reporter
@@ -44,18 +52,24 @@ type Deps struct {
 
 // App is a built connector.
 type App struct {
-	Cfg      *config.Config
-	Log      *slog.Logger
-	Journal  *journal.Journal
-	Audit    *audit.Log
-	Domains  map[string]*ldapx.Client
-	Engine   *engine.Engine
-	Source   *servicebus.Source
-	Keys     []*keys.ConnectorPrivate
-	Senders  []*keys.SenderPublic
-	sbClient *azservicebus.Client
-	replies  *servicebus.ReplySender
-	closers  []func() error
+	Cfg         *config.Config
+	Log         *slog.Logger
+	Journal     *journal.Journal
+	Audit       *audit.Log
+	Domains     map[string]*ldapx.Client
+	Engine      *engine.Engine
+	Source      *servicebus.Source
+	Keys        []*keys.ConnectorPrivate
+	Senders     []*keys.SenderPublic
+	Registry    *prometheus.Registry
+	Metrics     *metrics.Metrics
+	HTTPHandler http.Handler
+	recent      *health.Recent
+	httpLn      net.Listener
+	sbClient    *azservicebus.Client
+	replies     *servicebus.ReplySender
+	closers     []func() error
+	probeEvery  time.Duration
 }
 
 // NewLogger builds the operational logger from the log section.
@@ -78,13 +92,21 @@ func Build(ctx context.Context, cfg *config.Config, deps Deps) (a *App, err erro
 	if deps.Now == nil {
 		deps.Now = time.Now
 	}
-	a = &App{Cfg: cfg, Log: deps.Logger, Domains: map[string]*ldapx.Client{}}
+	if deps.ProbeInterval <= 0 {
+		deps.ProbeInterval = 15 * time.Second
+	}
+	a = &App{Cfg: cfg, Log: deps.Logger, Domains: map[string]*ldapx.Client{}, probeEvery: deps.ProbeInterval}
 	defer func() {
 		if err != nil {
 			a.Close(context.Background())
 			a = nil
 		}
 	}()
+
+	a.Registry = prometheus.NewRegistry()
+	if a.Metrics, err = metrics.New(a.Registry); err != nil {
+		return nil, err
+	}
 
 	// Keys.
 	for _, f := range cfg.Keys.Connector {
@@ -147,7 +169,7 @@ func Build(ctx context.Context, cfg *config.Config, deps Deps) (a *App, err erro
 		}
 		a.Domains[d.Name] = cl
 		a.closers = append(a.closers, cl.Close)
-		ed := &engine.Domain{Name: d.Name, UPNSuffixes: d.UPNSuffixes, Dir: cl, ScopeOUs: d.Scope.OUs,
+		ed := &engine.Domain{Name: d.Name, UPNSuffixes: d.UPNSuffixes, Dir: timedDir{cl, a.Metrics}, ScopeOUs: d.Scope.OUs,
 			ExcludeGroups: d.Scope.ExcludeGroups, AllowProtected: d.Scope.AllowProtected, OrgMinLength: d.OrgPolicy.MinLength}
 		if d.OrgPolicy.BannedWordsFile != "" {
 			f, err := os.Open(d.OrgPolicy.BannedWordsFile)
@@ -178,12 +200,16 @@ func Build(ctx context.Context, cfg *config.Config, deps Deps) (a *App, err erro
 		ClientSecret: cfg.Queue.ClientSecret, CertificateFile: cfg.Queue.CertificateFile,
 		CertificatePassword: cfg.Queue.CertificatePassword, ManagedIdentityClientID: cfg.Queue.ManagedIdentityClientID,
 		TokenFile: cfg.Queue.TokenFile, Transport: servicebus.TransportKind(cfg.Queue.Transport), ProxyURL: cfg.Queue.ProxyURL,
+		// Fail fast inside the SDK: the Source reconnects with its own
+		// backoff and reports the link as down meanwhile, which readiness
+		// needs to see within seconds, not minutes.
+		RetryOptions: azservicebus.RetryOptions{MaxRetries: 2, RetryDelay: 250 * time.Millisecond, MaxRetryDelay: 2 * time.Second},
 	}
 	a.sbClient, err = servicebus.NewClient(sbCfg)
 	if err != nil {
 		return nil, fmt.Errorf("service bus: %w", err)
 	}
-	a.closers = append(a.closers, func() error { return a.sbClient.Close(context.Background()) })
+	a.closers = append(a.closers, a.quiet("service bus client", func() error { return a.sbClient.Close(context.Background()) }))
 
 	var reporter engine.Reporter
 	switch cfg.Results.Mode {
@@ -196,7 +222,7 @@ func Build(ctx context.Context, cfg *config.Config, deps Deps) (a *App, err erro
 		reporter = httpsReporter{r}
 	default:
 		a.replies = servicebus.NewReplySender(a.sbClient, cfg.Results.TTL, sender.ContentTypeResult)
-		a.closers = append(a.closers, func() error { return a.replies.Close(context.Background()) })
+		a.closers = append(a.closers, a.quiet("reply sender", func() error { return a.replies.Close(context.Background()) }))
 		reporter = queueReporter{a.replies}
 	}
 
@@ -206,7 +232,7 @@ func Build(ctx context.Context, cfg *config.Config, deps Deps) (a *App, err erro
 	a.Engine, err = engine.New(engine.Config{
 		Receiver: &protocol.Receiver{Senders: verify, Keys: openKeys, Now: deps.Now},
 		Signer:   a.Keys[0].SigningKey(), Journal: a.Journal, Reporter: reporter, Domains: domains,
-		Audit: a.Audit, Logger: deps.Logger, Metrics: deps.Metrics,
+		Audit: a.Audit, Logger: deps.Logger, Metrics: a.Metrics,
 		RateLimit: rateLimit(*cfg.Limits.PerUser), RateWindow: cfg.Limits.Window,
 		Concurrency: cfg.Limits.Concurrency, MaxAttempts: uint32(cfg.Limits.MaxAttempts), Now: deps.Now,
 	})
@@ -216,8 +242,11 @@ func Build(ctx context.Context, cfg *config.Config, deps Deps) (a *App, err erro
 	a.Source, err = servicebus.NewSource(a.sbClient, servicebus.SourceConfig{
 		Queue: cfg.Queue.Name, Prefetch: cfg.Queue.Prefetch, Concurrency: cfg.Queue.Concurrency,
 		ShutdownGrace: cfg.Queue.ShutdownGrace, Logger: deps.Logger,
-	}, a.Engine)
+	}, lagHandler(a.Metrics, a.Engine))
 	if err != nil {
+		return nil, err
+	}
+	if err := a.observability(deps); err != nil {
 		return nil, err
 	}
 	return a, nil
@@ -238,11 +267,13 @@ func rateLimit(n int) int {
 // log are flushed by Close.
 func (a *App) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		a.sweep(ctx)
-	}()
+	for _, f := range []func(context.Context){a.sweep, a.serveHTTP, func(ctx context.Context) { a.probeDCs(ctx, a.probeEvery) }} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			f(ctx)
+		}()
+	}
 	a.Log.Info("connector running", "queue", a.Cfg.Queue.Name, "domains", len(a.Domains))
 	err := a.Source.Run(ctx)
 	wg.Wait()
@@ -280,6 +311,17 @@ func (a *App) Close(ctx context.Context) error {
 	}
 	a.closers = nil
 	return errors.Join(errs...)
+}
+
+// quiet logs a close error instead of returning it: closing a Service Bus
+// link on a dead connection fails, and nothing is lost by it.
+func (a *App) quiet(what string, close func() error) func() error {
+	return func() error {
+		if err := close(); err != nil {
+			a.Log.Debug("close", "what", what, "err", err)
+		}
+		return nil
+	}
 }
 
 type queueReporter struct{ r *servicebus.ReplySender }

@@ -11,7 +11,6 @@ import (
 	"log/slog"
 	"sort"
 	"strings"
-	"time"
 )
 
 // Env is what a command may touch: its standard streams, a logger and the
@@ -22,17 +21,8 @@ type Env struct {
 	Stderr io.Writer
 	Log    *slog.Logger
 	Getenv func(string) string
-	// Metrics, when set, receives the engine's events (the run command).
-	Metrics EngineMetrics
-}
-
-// EngineMetrics is the engine's metrics sink (engine.Metrics), declared
-// here so commands need not import the engine.
-type EngineMetrics interface {
-	Command(op, outcome string, d time.Duration)
-	Violation(rule string)
-	JournalHit()
-	Retry()
+	// Version of the binary (shown on the status page).
+	Version string
 }
 
 // Command is one subcommand of the binary.

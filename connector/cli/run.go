@@ -52,7 +52,7 @@ func runRun(ctx context.Context, env *Env, args []string) error {
 		return err
 	}
 	log := app.NewLogger(cfg.Log, env.Stderr)
-	a, err := app.Build(ctx, cfg, app.Deps{Logger: log, Metrics: env.Metrics})
+	a, err := app.Build(ctx, cfg, app.Deps{Logger: log, Version: env.Version})
 	if err != nil {
 		return fmt.Errorf("start: %w", err)
 	}

@@ -10,7 +10,6 @@ import (
 	"image/png"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -21,67 +20,8 @@ import (
 
 	"github.com/adwriteback/adwriteback/connector/audit"
 	"github.com/adwriteback/adwriteback/connector/metrics"
+	"github.com/adwriteback/adwriteback/integration/browser"
 )
-
-// Phone-sized viewport (a common Android phone in CSS pixels).
-const phoneW, phoneH = 412, 915
-
-// chromium finds Debian's headless-capable Chromium, or fails the test with
-// how to install it. ADWRITEBACK_CHROMIUM overrides the binary.
-func chromium(t *testing.T) string {
-	t.Helper()
-	if p := os.Getenv("ADWRITEBACK_CHROMIUM"); p != "" {
-		return p
-	}
-	for _, name := range []string{"chromium", "chromium-browser"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	t.Fatal("chromium not found in PATH: the status page browser test needs headless Chromium. " +
-		"Install it from Debian's packages with: apt-get install -y chromium " +
-		"(or set ADWRITEBACK_CHROMIUM to a Chromium binary)")
-	return ""
-}
-
-// repoRoot walks up from the package directory to the directory with go.mod.
-func repoRoot(t *testing.T) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("go.mod not found above the test directory")
-		}
-		dir = parent
-	}
-}
-
-func runChromium(t *testing.T, bin string, args ...string) []byte {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	base := []string{
-		"--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-		"--disable-background-networking", "--disable-component-update", "--disable-sync",
-		"--disable-dev-shm-usage", "--hide-scrollbars",
-		"--user-data-dir=" + t.TempDir(),
-		fmt.Sprintf("--window-size=%d,%d", phoneW, phoneH),
-	}
-	cmd := exec.CommandContext(ctx, bin, append(base, args...)...)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("chromium %v: %v\nstderr:\n%s", args, err, stderr.String())
-	}
-	return stdout.Bytes()
-}
 
 // realistic is a connector one hour into a working day: two DCs with one
 // down, the queue up, a client certificate about to expire, and a mix of
@@ -131,7 +71,7 @@ func realistic(now time.Time) (Snapshot, []audit.Record) {
 }
 
 func TestStatusPageInChromium(t *testing.T) {
-	bin := chromium(t)
+	bin := browser.Chromium(t)
 	now := time.Now().UTC().Truncate(time.Second)
 	snap, recs := realistic(now)
 
@@ -166,7 +106,7 @@ func TestStatusPageInChromium(t *testing.T) {
 	defer srv.Close()
 	url := srv.URL + "/status"
 
-	dom := string(runChromium(t, bin, "--dump-dom", url))
+	dom := string(browser.Run(t, bin, "--dump-dom", url))
 	for _, want := range []string{
 		"Ready, with warnings",
 		"dc:ldaps://dc1.corp.example:636", "dc:ldaps://dc2.corp.example:636", "connection refused",
@@ -193,7 +133,7 @@ func TestStatusPageInChromium(t *testing.T) {
 		t.Error("the hostile DN is not shown as text")
 	}
 
-	artifacts := filepath.Join(repoRoot(t), "integration", "artifacts")
+	artifacts := filepath.Join(browser.RepoRoot(t), "integration", "artifacts")
 	if err := os.MkdirAll(artifacts, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -201,7 +141,7 @@ func TestStatusPageInChromium(t *testing.T) {
 	if err := os.Remove(shot); err != nil && !errors.Is(err, os.ErrNotExist) {
 		t.Fatal(err)
 	}
-	runChromium(t, bin, "--screenshot="+shot, url)
+	browser.Run(t, bin, "--screenshot="+shot, url)
 	f, err := os.Open(shot)
 	if err != nil {
 		t.Fatalf("no screenshot written: %v", err)
@@ -211,13 +151,13 @@ func TestStatusPageInChromium(t *testing.T) {
 	if err != nil {
 		t.Fatalf("screenshot is not a PNG: %v", err)
 	}
-	if b := img.Bounds(); b.Dx() != phoneW || b.Dy() != phoneH {
-		t.Errorf("screenshot is %dx%d, want %dx%d", b.Dx(), b.Dy(), phoneW, phoneH)
+	if b := img.Bounds(); b.Dx() != browser.PhoneW || b.Dy() != browser.PhoneH {
+		t.Errorf("screenshot is %dx%d, want %dx%d", b.Dx(), b.Dy(), browser.PhoneW, browser.PhoneH)
 	}
 	// The page is not blank: the header badge and table rows paint many colours.
 	colours := map[uint32]bool{}
-	for y := 0; y < phoneH; y += 7 {
-		for x := 0; x < phoneW; x += 7 {
+	for y := 0; y < browser.PhoneH; y += 7 {
+		for x := 0; x < browser.PhoneW; x += 7 {
 			r, g, b, _ := img.At(x, y).RGBA()
 			colours[r>>12<<8|g>>12<<4|b>>12] = true
 		}

@@ -80,7 +80,17 @@ func newStack(t *testing.T) *stack {
 	s.write("sender.pub.json", spub, 0o644)
 	s.write("bind.pass", []byte(s.dc.ServicePass+"\n"), 0o600)
 	s.write("sb.conn", []byte(s.emu.ConnectionString()), 0o600)
-	t.Cleanup(func() { s.scanForSecrets() })
+	t.Cleanup(func() {
+		s.scanForSecrets()
+		if t.Failed() {
+			// Leave the evidence for whoever reads the CI log.
+			dir := filepath.Join("..", "artifacts")
+			_ = os.MkdirAll(dir, 0o755)
+			name := filepath.Join(dir, strings.ReplaceAll(t.Name(), "/", "_")+".log")
+			_ = os.WriteFile(name, []byte(s.logs.String()+"\n---- audit\n"+s.audits.String()+"\n---- emulator\n"+s.emu.Log()), 0o644)
+			t.Logf("logs in %s", name)
+		}
+	})
 	return s
 }
 
@@ -186,6 +196,12 @@ func (in *instance) stop(t *testing.T) {
 // client is a sender SDK client over the real Service Bus SDK.
 func (s *stack) client(mutate ...func(*sender.Config)) *sender.Client {
 	s.t.Helper()
+	return s.clientOn(s.replies, mutate...)
+}
+
+// clientOn is client with results read from replyQueue.
+func (s *stack) clientOn(replyQueue string, mutate ...func(*sender.Config)) *sender.Client {
+	s.t.Helper()
 	cfg, err := sender.ConfigFromKeys(s.sendKey, s.connKey.Public())
 	if err != nil {
 		s.t.Fatal(err)
@@ -195,7 +211,7 @@ func (s *stack) client(mutate ...func(*sender.Config)) *sender.Client {
 		s.t.Fatal(err)
 	}
 	s.t.Cleanup(func() { sb.Close(context.Background()) })
-	cs, err := servicebus.NewCommandSender(sb, servicebus.CommandSenderConfig{Queue: s.queue, ReplyQueue: s.replies})
+	cs, err := servicebus.NewCommandSender(sb, servicebus.CommandSenderConfig{Queue: s.queue, ReplyQueue: replyQueue})
 	if err != nil {
 		s.t.Fatal(err)
 	}

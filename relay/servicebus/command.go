@@ -196,11 +196,12 @@ func (c *CommandSender) receiveOnce(ctx context.Context, awaited string) error {
 		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
 			return nil
 		}
-		var sbErr *azservicebus.Error
-		if errors.As(err, &sbErr) && (sbErr.Code == azservicebus.CodeLockLost || sbErr.Code == azservicebus.CodeClosed) {
-			_ = c.rcv.Close(context.Background())
-			c.rcv = nil
-		}
+		// Any failure: drop the receiver so the next call attaches a fresh
+		// link (a link left from a lost connection may never deliver again).
+		cctx, ccancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_ = c.rcv.Close(cctx)
+		ccancel()
+		c.rcv = nil
 		return fmt.Errorf("servicebus: receive replies: %w", Classify(err))
 	}
 	for _, m := range msgs {

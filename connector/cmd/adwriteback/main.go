@@ -30,11 +30,12 @@ func main() {
 
 func run(ctx context.Context, args []string) error {
 	env := &cli.Env{
-		Stdin:  os.Stdin,
-		Stdout: os.Stdout,
-		Stderr: os.Stderr,
-		Log:    slog.New(slog.NewTextHandler(os.Stderr, nil)),
-		Getenv: os.Getenv,
+		Stdin:   os.Stdin,
+		Stdout:  os.Stdout,
+		Stderr:  os.Stderr,
+		Log:     slog.New(slog.NewTextHandler(os.Stderr, nil)),
+		Getenv:  os.Getenv,
+		Version: version,
 	}
 	return commands().Dispatch(ctx, env, args)
 }

@@ -1,0 +1,183 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"net"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/adwriteback/adwriteback/connector/engine"
+	"github.com/adwriteback/adwriteback/connector/health"
+	"github.com/adwriteback/adwriteback/connector/metrics"
+	"github.com/adwriteback/adwriteback/ldapx"
+	"github.com/adwriteback/adwriteback/relay/servicebus"
+)
+
+// observability builds the metrics registry, the recent-operations ring,
+// and the HTTP listener for /livez, /readyz, /metrics and /status.
+func (a *App) observability(deps Deps) error {
+	m := a.Metrics
+	if err := m.WatchQueue(a.Source.Health); err != nil {
+		return err
+	}
+	for name, cl := range a.Domains {
+		if err := m.WatchDCs(name, cl.Servers); err != nil {
+			return err
+		}
+	}
+	a.recent = health.NewRecent(50)
+	a.Audit.Subscribe(a.recent.Add)
+	a.HTTPHandler = health.NewHandler(health.Options{
+		Snapshot: a.Snapshot,
+		Metrics:  promhttp.HandlerFor(a.Registry, promhttp.HandlerOpts{}),
+		Recent:   a.recent, Counters: health.CountersFrom(a.Registry, "adwriteback_"),
+		Version: deps.Version, Logger: a.Log,
+	})
+	if a.Cfg.HTTP.Listen != "" {
+		ln, err := net.Listen("tcp", a.Cfg.HTTP.Listen)
+		if err != nil {
+			return err
+		}
+		a.httpLn = ln
+	}
+	return nil
+}
+
+// HTTPAddr is the address the health listener is bound to ("" if none).
+func (a *App) HTTPAddr() string {
+	if a.httpLn == nil {
+		return ""
+	}
+	return a.httpLn.Addr().String()
+}
+
+// Snapshot gathers what readiness depends on.
+func (a *App) Snapshot(ctx context.Context) health.Snapshot {
+	s := health.Snapshot{
+		Now: time.Now(), Queue: health.QueueFrom(a.Source.Health()),
+		ConnectorKeys: len(a.Keys), SenderKeys: len(a.Senders), JournalPath: a.Cfg.Journal.Path,
+	}
+	jctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	s.Journal = a.Journal.Writable(jctx)
+	cancel()
+	for _, d := range a.Cfg.Domains {
+		cl := a.Domains[d.Name]
+		servers := cl.Servers()
+		hd := health.Domain{Name: d.Name, DCs: health.DCsFrom(servers)}
+		if r := cl.CachedRootDSE(); r != nil {
+			hd.PolicyHintsKnown, hd.PolicyHints = true, r.PolicyHintsOID() != ""
+		}
+		s.Domains = append(s.Domains, hd)
+		for _, st := range servers {
+			if !st.CertNotAfter.IsZero() {
+				s.Certificates = append(s.Certificates, health.CertInfo{Name: "DC certificate " + st.URL, Subject: st.CertSubject, NotAfter: st.CertNotAfter})
+			}
+		}
+		if d.TLS.CAFile != "" {
+			if certs, err := health.CertsFromFile("LDAPS CA ("+d.Name+")", d.TLS.CAFile); err == nil {
+				s.Certificates = append(s.Certificates, certs...)
+			}
+		}
+	}
+	if a.Cfg.HTTP.TLSCertFile != "" {
+		if certs, err := health.CertsFromFile("HTTPS listener", a.Cfg.HTTP.TLSCertFile); err == nil {
+			s.Certificates = append(s.Certificates, certs...)
+		}
+	}
+	return s
+}
+
+// probeDCs keeps the DC health fresh while the queue is quiet: each domain
+// is pinged every interval (a pooled connection is reused, so this costs a
+// rootDSE read).
+func (a *App) probeDCs(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		for name, cl := range a.Domains {
+			pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			if err := cl.Ping(pctx); err != nil && ctx.Err() == nil {
+				a.Log.Warn("domain controller check failed", "domain", name, "err", err)
+			}
+			cancel()
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// serveHTTP runs the health listener until ctx ends.
+func (a *App) serveHTTP(ctx context.Context) {
+	if a.httpLn == nil {
+		return
+	}
+	err := health.Serve(ctx, a.httpLn, a.Cfg.HTTP.TLSCertFile, a.Cfg.HTTP.TLSKeyFile, a.HTTPHandler)
+	if err != nil && !errors.Is(err, context.Canceled) {
+		a.Log.Error("health listener", "err", err)
+	}
+}
+
+// timedDir reports each directory call's latency by DC.
+type timedDir struct {
+	engine.Directory
+	m *metrics.Metrics
+}
+
+func (t timedDir) observe(op string, start time.Time, dc string, err error) {
+	if dc == "" {
+		var le *ldapx.Error
+		if errors.As(err, &le) {
+			dc = le.DC
+		}
+	}
+	if dc != "" {
+		t.m.ObserveLDAP(dc, op, time.Since(start))
+	}
+}
+
+func (t timedDir) FindUser(ctx context.Context, ref ldapx.UserRef) (*ldapx.User, error) {
+	start := time.Now()
+	u, err := t.Directory.FindUser(ctx, ref)
+	dc := ""
+	if u != nil {
+		dc = u.DC
+	}
+	t.observe("find_user", start, dc, err)
+	return u, err
+}
+
+func (t timedDir) Reset(ctx context.Context, dn, pw string, o ldapx.ResetOptions) (ldapx.Applied, error) {
+	start := time.Now()
+	a, err := t.Directory.Reset(ctx, dn, pw, o)
+	t.observe("reset", start, a.DC, err)
+	return a, err
+}
+
+func (t timedDir) Change(ctx context.Context, dn, old, pw string) (ldapx.Applied, error) {
+	start := time.Now()
+	a, err := t.Directory.Change(ctx, dn, old, pw)
+	t.observe("change", start, a.DC, err)
+	return a, err
+}
+
+func (t timedDir) Unlock(ctx context.Context, dn string) (ldapx.Applied, error) {
+	start := time.Now()
+	a, err := t.Directory.Unlock(ctx, dn)
+	t.observe("unlock", start, a.DC, err)
+	return a, err
+}
+
+// lagHandler records the queue receive lag before handing a delivery on.
+func lagHandler(m *metrics.Metrics, h servicebus.Handler) servicebus.Handler {
+	return servicebus.HandlerFunc(func(ctx context.Context, d *servicebus.Delivery) servicebus.Disposition {
+		if !d.EnqueuedTime.IsZero() {
+			m.ObserveReceiveLag(d.EnqueuedTime, time.Now())
+		}
+		return h.Handle(ctx, d)
+	})
+}
