@@ -224,6 +224,7 @@ adwriteback_queue_link_state{state="up"} 0
 	h.State = servicebus.LinkUp
 	h.InFlight = 3
 	h.Received, h.Completed, h.Abandoned, h.DeadLettered, h.LockLost, h.SettleErrors, h.Reconnects = 10, 6, 2, 1, 1, 4, 5
+	h.LockRenewals = 7
 	h.LastReceive = time.Unix(1700000000, 500_000_000)
 	mu.Unlock()
 
@@ -245,6 +246,9 @@ adwriteback_queue_settled_total{disposition="dead_lettered"} 1
 # HELP adwriteback_queue_lock_lost_total Message locks lost (renewal failed or expired) while a command was in flight.
 # TYPE adwriteback_queue_lock_lost_total counter
 adwriteback_queue_lock_lost_total 1
+# HELP adwriteback_queue_lock_renewals_total Message locks renewed while a command was in flight.
+# TYPE adwriteback_queue_lock_renewals_total counter
+adwriteback_queue_lock_renewals_total 7
 # HELP adwriteback_queue_settle_errors_total Failed settle calls (complete, abandon, dead-letter).
 # TYPE adwriteback_queue_settle_errors_total counter
 adwriteback_queue_settle_errors_total 4
@@ -257,7 +261,7 @@ adwriteback_queue_last_receive_timestamp_seconds 1.7000000005e+09
 `
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(want),
 		"adwriteback_queue_link_state", "adwriteback_queue_in_flight", "adwriteback_queue_received_total",
-		"adwriteback_queue_settled_total", "adwriteback_queue_lock_lost_total", "adwriteback_queue_settle_errors_total",
+		"adwriteback_queue_settled_total", "adwriteback_queue_lock_lost_total", "adwriteback_queue_lock_renewals_total", "adwriteback_queue_settle_errors_total",
 		"adwriteback_queue_reconnects_total", "adwriteback_queue_last_receive_timestamp_seconds"); err != nil {
 		t.Error(err)
 	}

@@ -38,6 +38,8 @@ var (
 		"Messages settled, by disposition.", []string{"disposition"}, nil)
 	descLockLost = prometheus.NewDesc(Namespace+"_queue_lock_lost_total",
 		"Message locks lost (renewal failed or expired) while a command was in flight.", nil, nil)
+	descLockRenewals = prometheus.NewDesc(Namespace+"_queue_lock_renewals_total",
+		"Message locks renewed while a command was in flight.", nil, nil)
 	descSettleErrors = prometheus.NewDesc(Namespace+"_queue_settle_errors_total",
 		"Failed settle calls (complete, abandon, dead-letter).", nil, nil)
 	descReconnects = prometheus.NewDesc(Namespace+"_queue_reconnects_total",
@@ -48,7 +50,7 @@ var (
 
 func (c *queueCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descLinkState, descInFlight, descConsecutiveFailures, descReceived,
-		descSettled, descLockLost, descSettleErrors, descReconnects, descLastReceive} {
+		descSettled, descLockLost, descLockRenewals, descSettleErrors, descReconnects, descLastReceive} {
 		ch <- d
 	}
 }
@@ -69,6 +71,7 @@ func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descSettled, prometheus.CounterValue, float64(h.Abandoned), "abandoned")
 	ch <- prometheus.MustNewConstMetric(descSettled, prometheus.CounterValue, float64(h.DeadLettered), "dead_lettered")
 	ch <- prometheus.MustNewConstMetric(descLockLost, prometheus.CounterValue, float64(h.LockLost))
+	ch <- prometheus.MustNewConstMetric(descLockRenewals, prometheus.CounterValue, float64(h.LockRenewals))
 	ch <- prometheus.MustNewConstMetric(descSettleErrors, prometheus.CounterValue, float64(h.SettleErrors))
 	ch <- prometheus.MustNewConstMetric(descReconnects, prometheus.CounterValue, float64(h.Reconnects))
 	last := 0.0

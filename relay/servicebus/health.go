@@ -34,6 +34,8 @@ type Health struct {
 	InFlight   int
 	// Totals since start.
 	Received, Completed, Abandoned, DeadLettered, LockLost, SettleErrors int64
+	// LockRenewals counts successful lock renewals.
+	LockRenewals int64
 }
 
 // healthTracker is written by the Source and read concurrently.

@@ -11,6 +11,7 @@ import (
 	"unicode"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
+	"github.com/Azure/go-amqp"
 )
 
 // Delivery is one received command, transport-neutral. Body is the signed, sealed envelope:
@@ -114,6 +115,16 @@ func Classify(err error) error {
 			return fmt.Errorf("%w: %w", ErrUnauthorized, err)
 		case azservicebus.CodeNotFound:
 			return fmt.Errorf("%w: %w", ErrNotFound, err)
+		}
+	}
+	// Opening a link to a missing entity fails below the SDK's own codes.
+	var amqpErr *amqp.Error
+	if errors.As(err, &amqpErr) {
+		switch amqpErr.Condition {
+		case amqp.ErrCondNotFound:
+			return fmt.Errorf("%w: %w", ErrNotFound, err)
+		case amqp.ErrCondUnauthorizedAccess:
+			return fmt.Errorf("%w: %w", ErrUnauthorized, err)
 		}
 	}
 	return err
@@ -531,6 +542,7 @@ func (s *Source) renewLoop(ctx context.Context, r receiver, m *azservicebus.Rece
 		}
 		if err == nil {
 			failures = 0
+			s.health.update(func(h *Health) { h.LockRenewals++ })
 			continue
 		}
 		cerr := Classify(err)

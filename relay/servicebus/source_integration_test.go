@@ -225,8 +225,8 @@ func TestSourceRenewsLockAcrossSlowHandler(t *testing.T) {
 	run(t, s)
 	waitFor(t, 10*time.Second, "completion", func() bool { return s.Health().Completed == 1 })
 	h := s.Health()
-	if h.LockLost != 0 || h.Received != 1 {
-		t.Fatalf("health %+v", h)
+	if h.LockLost != 0 || h.Received != 1 || h.LockRenewals < 2 {
+		t.Fatalf("health %+v (a 1.5 s handler on a 0.5 s lock needs at least 2 renewals)", h)
 	}
 	if qs := e.state(t); qs.Stats.Completed != 1 || qs.Active != 0 {
 		t.Fatalf("queue %+v", qs)
