@@ -607,3 +607,28 @@ func TestRoutingAcrossDomains(t *testing.T) {
 		}
 	}
 }
+
+// TestAppliedByAnotherInstanceIsRecognised: with no journal entry (another
+// instance applied the command), the DC refuses the password again
+// (history) and the account's pwdLastSet is newer than the command: that is
+// success, not a false failure.
+func TestAppliedByAnotherInstanceIsRecognised(t *testing.T) {
+	r := newRig(t)
+	d := r.build(reset("alice", goodPw))
+	// The other instance applied it a moment after the command was issued.
+	r.dir.users["alice"].PwdLastSet = r.now.Add(time.Second)
+	r.dir.resetErr = &ldapx.Error{Op: "reset", Kind: ldapx.KindPasswordRestriction}
+	wantAction(t, r.eng.Handle(context.Background(), d), servicebus.Complete())
+	res := r.result(d.MessageID)
+	if res.Code != protocol.CodeSucceeded || !strings.Contains(res.Detail, "already applied") {
+		t.Fatalf("result %+v", res.Result)
+	}
+	// Without the newer pwdLastSet the same refusal is a real one.
+	r2 := newRig(t)
+	r2.dir.resetErr = &ldapx.Error{Op: "reset", Kind: ldapx.KindPasswordRestriction}
+	d2 := r2.build(reset("alice", goodPw))
+	r2.eng.Handle(context.Background(), d2)
+	if res := r2.result(d2.MessageID); res.Code != protocol.CodeRejectedByDC {
+		t.Fatalf("result %+v", res.Result)
+	}
+}
