@@ -47,6 +47,19 @@ type BannedList struct {
 	offs   []uint32 // term i is blob[offs[i]:offs[i+1]]
 	minLen int      // shortest and longest normalised term, in runes
 	maxLen int
+	// The runes that occur in some normalised term. A substring with two
+	// runes outside this set is never within distance 1 of a term, and with
+	// one, only its deletion can be: Match skips the rest (exact pruning).
+	ascii [utf8.RuneSelf]bool
+	other map[rune]struct{}
+}
+
+func (b *BannedList) known(r rune) bool {
+	if r < utf8.RuneSelf {
+		return b.ascii[r]
+	}
+	_, ok := b.other[r]
+	return ok
 }
 
 // NormalizeBanned returns s as the banned-list matcher sees it: lower case,
@@ -110,6 +123,16 @@ func NewBannedList(terms []string) (*BannedList, error) {
 		}
 		b.offs = append(b.offs, uint32(len(b.blob)))
 		b.blob = append(b.blob, t...)
+		for _, r := range norm {
+			if r < utf8.RuneSelf {
+				b.ascii[r] = true
+			} else {
+				if b.other == nil {
+					b.other = map[rune]struct{}{}
+				}
+				b.other[r] = struct{}{}
+			}
+		}
 		b.minLen = min(b.minLen, len(norm))
 		b.maxLen = max(b.maxLen, len(norm))
 		nKeys += 1 + len(norm)
@@ -268,32 +291,76 @@ func (b *BannedList) Match(password string) (string, bool) {
 	n := len(p)
 	var h hasher
 	h.reset(p)
+	// foreign[i] counts the runes before i that no term has; last[i] is the
+	// index of the last such rune before i.
+	var fbuf [2 * 65]int32
+	var foreign, last []int32
+	if n+1 <= len(fbuf)/2 {
+		foreign, last = fbuf[:n+1], fbuf[n+1:2*(n+1)]
+	} else {
+		foreign, last = make([]int32, n+1), make([]int32, n+1)
+	}
+	last[0] = -1
+	for i, r := range p {
+		foreign[i+1], last[i+1] = foreign[i], last[i]
+		if !b.known(r) {
+			foreign[i+1]++
+			last[i+1] = int32(i)
+		}
+	}
 	var q probes
+	flush := func() (string, bool) {
+		if id, ok := b.run(&q, p); ok {
+			return b.term(id), true
+		}
+		return "", false
+	}
+	add := func(a, m, j int) (string, bool) {
+		k, del := h.key(a, a+m, j), -1
+		if j >= 0 {
+			del = j - a
+		}
+		if q.add(k, a, m, del) {
+			return "", false
+		}
+		if t, ok := flush(); ok {
+			return t, true
+		}
+		q.add(k, a, m, del)
+		return "", false
+	}
 	for m := min(n, b.maxLen+1); m >= b.minLen-1 && m >= 1; m-- {
-		q.n = 0
 		for a := 0; a+m <= n; a++ {
-			if m <= b.maxLen {
-				if !q.add(h.key(a, a+m, -1), a, m, -1) {
-					if id, ok := b.run(&q, p); ok {
-						return b.term(id), true
+			switch foreign[a+m] - foreign[a] {
+			case 0:
+			case 1:
+				// Only deleting the foreign rune can match; at either end,
+				// that is a shorter substring, probed on its own.
+				if j := int(last[a+m]); m >= b.minLen && j > a && j < a+m-1 {
+					if t, ok := add(a, m, j); ok {
+						return t, true
 					}
-					q.add(h.key(a, a+m, -1), a, m, -1)
+				}
+				continue
+			default:
+				continue
+			}
+			if m <= b.maxLen {
+				if t, ok := add(a, m, -1); ok {
+					return t, true
 				}
 			}
 			if m < b.minLen {
 				continue // its deletions are shorter than every key
 			}
 			for j := a + 1; j < a+m-1; j++ {
-				if !q.add(h.key(a, a+m, j), a, m, j-a) {
-					if id, ok := b.run(&q, p); ok {
-						return b.term(id), true
-					}
-					q.add(h.key(a, a+m, j), a, m, j-a)
+				if t, ok := add(a, m, j); ok {
+					return t, true
 				}
 			}
 		}
-		if id, ok := b.run(&q, p); ok {
-			return b.term(id), true
+		if t, ok := flush(); ok {
+			return t, true
 		}
 	}
 	return "", false

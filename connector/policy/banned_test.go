@@ -106,9 +106,10 @@ func TestBannedAgainstReference(t *testing.T) {
 		t.Fatal(err)
 	}
 	pws := append([]string{}, benchPasswords...)
-	pws = append(pws, "aaaaaaa", "xaabx", "mississipi", "misisippi", "mIssi55ippi!", "bbaaab")
+	pws = append(pws, "aaaaaaa", "xaabx", "mis#issippi", "##mississippi##", "mi#ss#issippi", "€mississipp", "mississipi", "misisippi", "mIssi55ippi!", "bbaaab")
 	for _, w := range syntheticTerms(200) {
-		pws = append(pws, "X"+w+"7", w[1:], w[:len(w)-1]+"q", strings.ToUpper(w))
+		pws = append(pws, "X"+w+"7", w[1:], w[:len(w)-1]+"q", strings.ToUpper(w),
+			w[:2]+"#"+w[2:], "-"+w[:3]+"%"+w[3:]+"#", w[:1]+"€"+w[2:], "a#b"+w+"c^d")
 	}
 	for _, pw := range pws {
 		_, got := bl.Match(pw)
