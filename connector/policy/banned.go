@@ -37,7 +37,15 @@ var ErrBannedTerm = errors.New("policy: invalid banned term")
 // shorter substrings, looked up anyway), probes the table, and verifies each
 // fingerprint hit against the term itself. With terms of up to L runes and a
 // password of n, that is O(n*L*L) probes and no allocation beyond two small
-// buffers. A BannedList is safe for concurrent use.
+// buffers. Substrings holding two runes that no term uses are skipped, and
+// with one such rune only its deletion is probed (exact: no match is lost).
+// A BannedList is safe for concurrent use.
+//
+// Matching inside the password is strict: a 4-character term also refuses
+// every password containing one of its 3-character deletions. Entra softens
+// this with a points score (a password passes with 5 points, each match
+// counting 1); this list does not, so keep very short terms out of a large
+// list.
 type BannedList struct {
 	slots  []uint64 // one per distinct key: see insert; 0 = empty
 	mask   uint64

@@ -71,7 +71,8 @@ var ErrBreachCheck = errors.New("policy: breached-password lookup failed")
 // Check evaluates password against p for user u and returns every violation,
 // in a stable order (min_length, max_length, complexity,
 // contains_account_name, contains_display_name, banned, breached). It returns
-// nil when the password passes.
+// nil when the password passes. One exception to "every": a password longer
+// than the maximum length is not scanned against the banned list.
 //
 // The error is non-nil only when p.Breached failed (it wraps ErrBreachCheck);
 // the violations of every other rule are still returned then, and the caller
@@ -96,7 +97,10 @@ func Check(p Policy, u User, password string) ([]Violation, error) {
 		}
 		vs = append(vs, checkNames(u, password)...)
 	}
-	if p.Banned != nil {
+	// The banned-list scan costs O(n) probes per term length: a password
+	// already refused for its length (over 256 by default) is not scanned,
+	// so that an oversized input cannot cost more than a normal check.
+	if p.Banned != nil && n <= p.EffectiveMaxLength() {
 		if term, ok := p.Banned.Match(password); ok {
 			vs = append(vs, Violation{Rule: RuleBanned, Token: term,
 				Message: fmt.Sprintf("banned: contains a banned word or a close variant of it (%q)", term)})

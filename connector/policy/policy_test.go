@@ -262,6 +262,17 @@ func TestEveryViolation(t *testing.T) {
 	}
 }
 
+func TestBannedSkippedWhenTooLong(t *testing.T) {
+	bl, _ := NewBannedList([]string{"password"})
+	long := "password" + strings.Repeat("x", 300)
+	if got := rules(mustCheck(t, Policy{Banned: bl}, User{}, long)); !slices.Equal(got, []Rule{RuleMaxLength}) {
+		t.Errorf("rules = %v, want [max_length] only", got)
+	}
+	if got := rules(mustCheck(t, Policy{Banned: bl}, User{}, long[:256])); !slices.Equal(got, []Rule{RuleBanned}) {
+		t.Errorf("rules = %v, want [banned]", got)
+	}
+}
+
 func TestPasswordNeverInViolations(t *testing.T) {
 	bl, _ := NewBannedList([]string{"sekrit"})
 	p := Policy{MinLength: 40, ComplexityEnabled: true, Banned: bl, Breached: fakeBreach{"x"}}
