@@ -25,7 +25,6 @@ import (
 	"github.com/adwriteback/adwriteback/connector/health"
 	"github.com/adwriteback/adwriteback/connector/journal"
 	"github.com/adwriteback/adwriteback/connector/metrics"
-	"github.com/adwriteback/adwriteback/connector/policy"
 	"github.com/adwriteback/adwriteback/ldapx"
 	"github.com/adwriteback/adwriteback/relay/httpreport"
 	"github.com/adwriteback/adwriteback/relay/keys"
@@ -95,10 +94,12 @@ func Build(ctx context.Context, cfg *config.Config, deps Deps) (a *App, err erro
 	if deps.ProbeInterval <= 0 {
 		deps.ProbeInterval = 15 * time.Second
 	}
-	a = &App{Cfg: cfg, Log: deps.Logger, Domains: map[string]*ldapx.Client{}, probeEvery: deps.ProbeInterval}
+	built := &App{Cfg: cfg, Log: deps.Logger, Domains: map[string]*ldapx.Client{}, probeEvery: deps.ProbeInterval}
+	a = built
 	defer func() {
+		// "return nil, err" has already set a to nil: close what was built.
 		if err != nil {
-			a.Close(context.Background())
+			built.Close(context.Background())
 			a = nil
 		}
 	}()
@@ -154,15 +155,9 @@ func Build(ctx context.Context, cfg *config.Config, deps Deps) (a *App, err erro
 	// Domains.
 	var domains []*engine.Domain
 	for _, d := range cfg.Domains {
-		cl, err := ldapx.New(ldapx.Config{
-			Servers: d.Servers, Domain: d.Name, Discover: d.Discover,
-			BindDN: d.Bind.DN, BindPassword: d.Bind.Password,
-			CAFile: d.TLS.CAFile, ServerName: d.TLS.ServerName, InsecureSkipVerify: d.TLS.InsecureSkipVerify,
-			BaseDN: d.BaseDN, PoolSize: d.PoolSize, DialTimeout: d.DialTimeout, OpTimeout: d.OpTimeout,
-			PolicyRefresh: d.PolicyRefresh, Logger: deps.Logger.With("domain", d.Name),
-		})
+		cl, err := NewDirectory(d, deps.Logger)
 		if err != nil {
-			return nil, fmt.Errorf("domain %s: %w", d.Name, err)
+			return nil, err
 		}
 		if d.TLS.InsecureSkipVerify {
 			deps.Logger.Warn("TLS VERIFICATION IS OFF for this domain: passwords can be read by anyone on the path", "domain", d.Name)
@@ -171,24 +166,14 @@ func Build(ctx context.Context, cfg *config.Config, deps Deps) (a *App, err erro
 		a.closers = append(a.closers, cl.Close)
 		ed := &engine.Domain{Name: d.Name, UPNSuffixes: d.UPNSuffixes, Dir: timedDir{cl, a.Metrics}, ScopeOUs: d.Scope.OUs,
 			ExcludeGroups: d.Scope.ExcludeGroups, AllowProtected: d.Scope.AllowProtected, OrgMinLength: d.OrgPolicy.MinLength}
-		if d.OrgPolicy.BannedWordsFile != "" {
-			f, err := os.Open(d.OrgPolicy.BannedWordsFile)
-			if err != nil {
-				return nil, err
-			}
-			ed.Banned, err = policy.ReadBannedList(f)
-			f.Close()
-			if err != nil {
-				return nil, fmt.Errorf("domain %s banned words: %w", d.Name, err)
-			}
+		banned, idx, err := OrgExtras(d)
+		if err != nil {
+			return nil, err
 		}
-		if d.OrgPolicy.BreachedIndex != "" {
-			chk, closer, err := openBreached(d.OrgPolicy.BreachedIndex)
-			if err != nil {
-				return nil, fmt.Errorf("domain %s breached index: %w", d.Name, err)
-			}
-			ed.Breached = chk
-			a.closers = append(a.closers, closer)
+		ed.Banned = banned
+		if idx != nil {
+			ed.Breached = idx
+			a.closers = append(a.closers, idx.Close)
 		}
 		domains = append(domains, ed)
 	}
@@ -235,6 +220,7 @@ func Build(ctx context.Context, cfg *config.Config, deps Deps) (a *App, err erro
 		Audit: a.Audit, Logger: deps.Logger, Metrics: a.Metrics,
 		RateLimit: rateLimit(*cfg.Limits.PerUser), RateWindow: cfg.Limits.Window,
 		Concurrency: cfg.Limits.Concurrency, MaxAttempts: uint32(cfg.Limits.MaxAttempts), Now: deps.Now,
+		WriteWindow: maxOpTimeout(cfg) + 5*time.Second,
 	})
 	if err != nil {
 		return nil, err
@@ -250,6 +236,16 @@ func Build(ctx context.Context, cfg *config.Config, deps Deps) (a *App, err erro
 		return nil, err
 	}
 	return a, nil
+}
+
+// maxOpTimeout is the longest any LDAP write may take before the
+// connector gives up on it.
+func maxOpTimeout(cfg *config.Config) time.Duration {
+	var m time.Duration
+	for _, d := range cfg.Domains {
+		m = max(m, d.OpTimeout)
+	}
+	return m
 }
 
 // rateLimit maps the config's "0 = no limit" to the engine's "negative =

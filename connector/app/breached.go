@@ -1,13 +1,54 @@
 package app
 
 import (
-	"errors"
+	"fmt"
+	"log/slog"
+	"os"
 
+	"github.com/adwriteback/adwriteback/connector/config"
 	"github.com/adwriteback/adwriteback/connector/policy"
+	"github.com/adwriteback/adwriteback/connector/policy/breach"
+	"github.com/adwriteback/adwriteback/ldapx"
 )
 
-// openBreached opens a breached-password index built by
-// `adwriteback policy build-breached`.
-func openBreached(path string) (policy.BreachChecker, func() error, error) {
-	return nil, nil, errors.New("breached index support is being wired")
+// NewDirectory builds the LDAP client of one configured domain (it does not
+// dial).
+func NewDirectory(d *config.Domain, log *slog.Logger) (*ldapx.Client, error) {
+	cl, err := ldapx.New(ldapx.Config{
+		Servers: d.Servers, Domain: d.Name, Discover: d.Discover,
+		BindDN: d.Bind.DN, BindPassword: d.Bind.Password,
+		CAFile: d.TLS.CAFile, ServerName: d.TLS.ServerName, InsecureSkipVerify: d.TLS.InsecureSkipVerify,
+		BaseDN: d.BaseDN, PoolSize: d.PoolSize, DialTimeout: d.DialTimeout, OpTimeout: d.OpTimeout,
+		PolicyRefresh: d.PolicyRefresh, Logger: log.With("domain", d.Name),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("domain %s: %w", d.Name, err)
+	}
+	return cl, nil
+}
+
+// OrgExtras loads a domain's organisation rules: the banned-word list and
+// the breached-password index (close the returned index when done; nil
+// when none).
+func OrgExtras(d *config.Domain) (*policy.BannedList, *breach.Index, error) {
+	var banned *policy.BannedList
+	if d.OrgPolicy.BannedWordsFile != "" {
+		f, err := os.Open(d.OrgPolicy.BannedWordsFile)
+		if err != nil {
+			return nil, nil, fmt.Errorf("domain %s banned words: %w", d.Name, err)
+		}
+		banned, err = policy.ReadBannedList(f)
+		f.Close()
+		if err != nil {
+			return nil, nil, fmt.Errorf("domain %s banned words: %w", d.Name, err)
+		}
+	}
+	var idx *breach.Index
+	if d.OrgPolicy.BreachedIndex != "" {
+		var err error
+		if idx, err = breach.Open(d.OrgPolicy.BreachedIndex); err != nil {
+			return nil, nil, fmt.Errorf("domain %s breached index: %w", d.Name, err)
+		}
+	}
+	return banned, idx, nil
 }

@@ -79,6 +79,7 @@ type checkFlags struct {
 	jsonOut      bool
 	config       string
 	user         string
+	domain       string
 }
 
 func newCheckFlags(out io.Writer) *checkFlags {
@@ -92,8 +93,9 @@ func newCheckFlags(out io.Writer) *checkFlags {
 	f.fs.StringVar(&f.banned, "banned", "", "banned-word list `FILE` (one term per line, 4 to 63 characters, # comments)")
 	f.fs.StringVar(&f.breached, "breached", "", "breached-password `INDEX` made by 'policy build-breached'")
 	f.fs.BoolVar(&f.jsonOut, "json", false, `print {"ok": bool, "violations": [...]} as JSON`)
-	f.fs.StringVar(&f.config, "config", "", "connector config `FILE`, for the live policy of --user (not available yet)")
-	f.fs.StringVar(&f.user, "user", "", "user `ID` whose effective policy is read from AD (not available yet)")
+	f.fs.StringVar(&f.config, "config", "", "connector config `FILE`: read the live effective policy of --user from AD (domain or PSO, plus the org rules of the config)")
+	f.fs.StringVar(&f.user, "user", "", "user whose live policy applies (with --config): upn:NAME@DOMAIN, sam:NAME, objectGUID:GUID, immutableId:BASE64")
+	f.fs.StringVar(&f.domain, "domain", "", "AD domain of --user when the config has several")
 	return f
 }
 
@@ -109,14 +111,26 @@ func policyCheck(ctx context.Context, env *Env, args []string) error {
 		// The argument may be a password: never echo it.
 		return Usage("policy check: takes no arguments (the password is read from standard input)")
 	}
-	if f.config != "" || f.user != "" {
-		return Usage("policy check: the live policy (--config/--user) is not available yet; give the policy with --min-length, --complexity, --sam, --display-name, --banned, --breached")
+	if (f.config == "") != (f.user == "") {
+		return Usage("policy check: --config and --user go together (the live policy of a user)")
 	}
 	if f.minLength < 0 || f.orgMinLength < 0 {
 		return Usage("policy check: lengths must not be negative")
 	}
 
-	p := policy.Policy{MinLength: f.minLength, OrgMinLength: f.orgMinLength, ComplexityEnabled: f.complexity}
+	var p policy.Policy
+	var who policy.User
+	if f.config != "" {
+		lp, lu, cleanup, err := livePolicy(ctx, env, f.config, f.user, f.domain)
+		if err != nil {
+			return err
+		}
+		defer cleanup()
+		p, who = lp, lu
+	} else {
+		p = policy.Policy{MinLength: f.minLength, OrgMinLength: f.orgMinLength, ComplexityEnabled: f.complexity}
+		who = policy.User{SAMAccountName: f.sam, DisplayName: f.displayName}
+	}
 	if f.banned != "" {
 		fh, err := os.Open(f.banned)
 		if err != nil {
@@ -142,7 +156,7 @@ func policyCheck(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	vs, err := policy.Check(p, policy.User{SAMAccountName: f.sam, DisplayName: f.displayName}, pw)
+	vs, err := policy.Check(p, who, pw)
 	if err != nil {
 		return &ExitError{Code: ExitPolicyUnchecked, Err: fmt.Errorf("policy check: %w", err)}
 	}

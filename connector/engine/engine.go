@@ -87,8 +87,15 @@ type Config struct {
 	// back) until its delivery count reaches this, then answered
 	// "transient" (default 5).
 	MaxAttempts uint32
+	// WriteWindow is how long a write sent to AD may still land after it
+	// was started (the LDAP operation timeout plus a margin; default 35s).
+	// A command found half-way after a restart is not written again before
+	// this window has passed since the first attempt.
+	WriteWindow time.Duration
 	// Now is the clock.
 	Now func() time.Time
+	// After waits (time.After by default); tests inject it.
+	After func(time.Duration) <-chan time.Time
 }
 
 // Metrics receives the engine's events; nil fields are no-ops. The
@@ -153,6 +160,12 @@ func New(cfg Config) (*Engine, error) {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.After == nil {
+		cfg.After = time.After
+	}
+	if cfg.WriteWindow <= 0 {
+		cfg.WriteWindow = 35 * time.Second
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)

@@ -155,6 +155,9 @@ type rig struct {
 	jr     *journal.Journal
 	auditB *syncBuf
 	now    time.Time
+	// waits are the engine's timed waits; duringWait runs inside each.
+	waits      []time.Duration
+	duringWait func()
 }
 
 // noLeak fails if any password appears in the audit trail or a result.
@@ -232,11 +235,23 @@ func newRig(t *testing.T, mutate ...func(*Config, *Domain)) *rig {
 	dir.groups["CN=NoWriteback,DC=adw,DC=test"] = []string{dir.users["excluded"].DN}
 	rep := &memReporter{results: map[string][][]byte{}}
 	ab := &syncBuf{}
+	rg := &rig{}
 	dom := &Domain{Name: "adw.test", Dir: dir, ScopeOUs: []string{scopeOU}, ExcludeGroups: []string{"CN=NoWriteback,DC=adw,DC=test"}}
 	cfg := Config{
 		Receiver: &protocol.Receiver{Senders: verify, Keys: openKeys, Now: clock},
 		Signer:   conn.SigningKey(), Journal: jr, Reporter: rep, Domains: []*Domain{dom},
 		Audit: audit.New(ab), Now: clock, Logger: slog.New(slog.NewTextHandler(os.Stderr, nil)),
+		After: func(d time.Duration) <-chan time.Time {
+			// Waits are recorded, and end at once: a test decides what
+			// happened meanwhile through rg.duringWait.
+			rg.waits = append(rg.waits, d)
+			if rg.duringWait != nil {
+				rg.duringWait()
+			}
+			ch := make(chan time.Time, 1)
+			ch <- now.Add(d)
+			return ch
+		},
 	}
 	for _, m := range mutate {
 		m(&cfg, dom)
@@ -245,7 +260,8 @@ func newRig(t *testing.T, mutate ...func(*Config, *Domain)) *rig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &rig{t: t, eng: eng, dir: dir, rep: rep, snd: sc, jr: jr, auditB: ab, now: now}
+	*rg = rig{t: t, eng: eng, dir: dir, rep: rep, snd: sc, jr: jr, auditB: ab, now: now}
+	return rg
 }
 
 func (r *rig) build(req sender.Request) *servicebus.Delivery {
@@ -450,6 +466,44 @@ func TestCrashAfterApplyIsSettledFromAD(t *testing.T) {
 	}
 	if n := r.dir.writeCount(); n != 1 {
 		t.Fatalf("%d writes; the resumed command must not write again", n)
+	}
+}
+
+// TestResumeWaitsForAnEarlierWriteToLand: a command found "applying" after
+// a restart, with pwdLastSet not (yet) moved, is not written again until the
+// first write can no longer land; if it landed meanwhile, nothing is
+// written again.
+func TestResumeWaitsForAnEarlierWriteToLand(t *testing.T) {
+	for _, landed := range []bool{true, false} {
+		t.Run(fmt.Sprint("landed=", landed), func(t *testing.T) {
+			r := newRig(t)
+			d := r.build(reset("alice", goodPw))
+			v, err := protocol.VerifyCommand(d.Body, r.eng.recv.Senders)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := r.jr.Claim(context.Background(), v.ID, v.Digest, r.now.Add(time.Hour)); err != nil {
+				t.Fatal(err)
+			}
+			alice := r.dir.users["alice"]
+			if err := r.jr.MarkApplying(context.Background(), v.ID, alice.DN, alice.PwdLastSet); err != nil {
+				t.Fatal(err)
+			}
+			if landed {
+				r.duringWait = func() { r.dir.write("reset", alice.DN) } // the dead process's write arrives late
+			}
+			d.DeliveryCount = 2
+			wantAction(t, r.eng.Handle(context.Background(), d), servicebus.Complete())
+			if len(r.waits) != 1 || r.waits[0] != 35*time.Second {
+				t.Fatalf("waits %v, want one of the write window (35s)", r.waits)
+			}
+			if res := r.result(d.MessageID); res.Code != protocol.CodeSucceeded {
+				t.Fatalf("code %s", res.Code)
+			}
+			if n := r.dir.writeCount(); n != 1 {
+				t.Fatalf("%d writes, want exactly 1", n)
+			}
+		})
 	}
 }
 

@@ -167,8 +167,26 @@ func (e *Engine) inDomain(ctx context.Context, dom *Domain, rec *protocol.Receiv
 	with := func(o outcome) outcome { o.userDN = u.DN; return o }
 
 	// A command found half-way in the journal (the process stopped after
-	// marking the write): settle it from AD instead of writing again.
+	// marking the write): settle it from AD instead of writing again. The
+	// first write may still be queued at a busy DC, so when pwdLastSet has
+	// not moved yet, wait until that write can no longer land (the lock is
+	// renewed meanwhile) and look again before writing.
 	if ent, err := e.cfg.Journal.Get(ctx, rec.ID); err == nil && ent.State == journal.StateApplying && rec.Op != protocol.OpUnlock {
+		if !u.PwdLastSet.After(ent.PwdLastSetBefore) {
+			if wait := ent.Applying.Add(e.cfg.WriteWindow).Sub(e.cfg.Now()); wait > 0 {
+				e.cfg.Logger.Info("resumed command: waiting until an earlier write can no longer land", "id", rec.ID, "wait", wait)
+				select {
+				case <-ctx.Done():
+					return with(answer(protocol.CodeTransient, "shutting down"))
+				case <-e.cfg.After(wait):
+				}
+				if u2, err := dom.Dir.ReadUser(ctx, u.DN); err == nil {
+					u = u2
+				} else {
+					return with(dirFailure(err))
+				}
+			}
+		}
 		if u.PwdLastSet.After(ent.PwdLastSetBefore) {
 			o := with(answer(protocol.CodeSucceeded, "applied before a restart; confirmed from pwdLastSet"))
 			o.applied = true
@@ -213,7 +231,7 @@ func (e *Engine) inDomain(ctx context.Context, dom *Domain, rec *protocol.Receiv
 			return with(dirFailure(err))
 		}
 		newPw := string(rec.Secrets.New.Bytes())
-		vs, err := policy.Check(localPolicy(dom, pol), policy.User{SAMAccountName: u.SAMAccountName,
+		vs, err := policy.Check(LocalPolicy(dom, pol), policy.User{SAMAccountName: u.SAMAccountName,
 			DisplayName: u.DisplayName, PwdLastSet: u.PwdLastSet}, newPw)
 		if err != nil {
 			return with(answer(protocol.CodeTransient, "policy check: "+err.Error()))
@@ -355,7 +373,9 @@ func userRef(r protocol.UserRef) (ldapx.UserRef, error) {
 	return ldapx.UserRef{}, errors.New("no user reference")
 }
 
-func localPolicy(dom *Domain, p *ldapx.Policy) policy.Policy {
+// LocalPolicy is what the pre-check evaluates: the user's effective AD
+// policy (domain or PSO) plus the domain's organisation rules.
+func LocalPolicy(dom *Domain, p *ldapx.Policy) policy.Policy {
 	return policy.Policy{
 		MinLength: p.MinLength, ComplexityEnabled: p.Complexity, HistoryLength: p.HistoryLength,
 		MinAge: p.MinAge, MaxAge: p.MaxAge,

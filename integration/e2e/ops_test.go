@@ -153,7 +153,7 @@ func failing(r readyReport) []string {
 func TestReadinessMetricsAndStatusPage(t *testing.T) {
 	s := newStack(t)
 	proxy := newSwitchProxy(t, s.dc.Addr+":636")
-	cfg := s.configYAML("ops", "http:\n  listen: 127.0.0.1:0\n")
+	cfg := s.configYAML("ops", "")
 	cfg = strings.Replace(cfg, "servers: ["+s.dc.LDAPSURL+"]", "servers: [ldaps://"+proxy.addr+"]\n    tls_server_name_placeholder: x", 1)
 	cfg = strings.Replace(cfg, "\n    tls_server_name_placeholder: x", "", 1)
 	cfg = strings.Replace(cfg, "      ca_file: "+s.dc.CAFile, "      ca_file: "+s.dc.CAFile+"\n      server_name: "+s.dc.Addr, 1)

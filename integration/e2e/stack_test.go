@@ -130,6 +130,8 @@ audit:
   path: %s
 log:
   level: debug
+http:
+  listen: 127.0.0.1:0
 %s`, s.dc.LDAPSURL, s.dc.ServiceDN, s.path("bind.pass"), s.dc.CAFile, s.dc.InScopeOU, s.queue,
 		s.path("sb.conn"), s.path("connector.key.json"), s.path("sender.pub.json"),
 		s.path("journal-"+instance+".db"), s.path("audit-"+instance+".jsonl"), extra)
