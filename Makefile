@@ -2,7 +2,7 @@
 GO ?= go
 export GOFLAGS ?= -buildvcs=false
 
-.PHONY: test unit build vet fuzz cross testdc-up testdc-down demo
+.PHONY: test unit build vet fuzz cross bench bench-full testdc-up testdc-down demo
 
 ## demo: the local demo (starts the throw-away Samba AD DC if needed).
 demo:
@@ -24,6 +24,15 @@ cross:
 	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -o /dev/null ./connector/cmd/adwriteback
 	CGO_ENABLED=0 GOOS=windows GOARCH=amd64 $(GO) build -o /dev/null ./connector/cmd/adwriteback
 	GOOS=windows GOARCH=amd64 $(GO) vet ./connector/... ./ldapx/... ./relay/...
+
+## bench: the reduced benchmark (connector-bound + DC-bound), table on
+## stdout and in integration/artifacts/bench-RESULTS.md.
+bench:
+	$(GO) run ./integration/cmd/bench -out integration/artifacts/bench-RESULTS.md
+
+## bench-full: the full benchmark; rewrites integration/bench/RESULTS.md.
+bench-full:
+	$(GO) run ./integration/cmd/bench -full
 
 ## unit: unit tests only (no Samba, no emulator).
 unit:
