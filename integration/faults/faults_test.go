@@ -30,20 +30,14 @@ import (
 // TestKill9ImmediateRedelivery for what happens without the pause).
 func TestKill9DuringBurst(t *testing.T) { kill9(t, 3*time.Second) }
 
-// TestKill9ImmediateRedelivery restarts at once after SIGKILL. It
-// reproduces a double apply (unicodePwd written twice): a reset sent by the
-// killed process is still queued at a busy DC when the restarted connector
-// resumes the command from the journal (state "applying"), sees pwdLastSet
-// unchanged, and writes again; the late write then lands as well. In
-// production the same happens when a lock is lost (expiry, another
-// instance) while a write is in flight. Known bug, reported to the lead:
-// run with ADW_FAULTS_KNOWN_BUGS=1.
-func TestKill9ImmediateRedelivery(t *testing.T) {
-	if os.Getenv("ADW_FAULTS_KNOWN_BUGS") == "" {
-		t.Skip("known bug (double apply when a command is resumed while the dead process's write is still in flight); set ADW_FAULTS_KNOWN_BUGS=1 to run")
-	}
-	kill9(t, 0)
-}
+// TestKill9ImmediateRedelivery restarts at once after SIGKILL. A reset sent
+// by the killed process may still be queued at a busy DC when the restarted
+// connector resumes the command from the journal (state "applying") and
+// sees pwdLastSet unchanged. It found a double apply (unicodePwd written
+// twice); the engine now waits until the first write can no longer land
+// (the write window: operation timeout plus a margin) and reads again
+// before writing.
+func TestKill9ImmediateRedelivery(t *testing.T) { kill9(t, 0) }
 
 func kill9(t *testing.T, pause time.Duration) {
 	dc := testdc.Ensure(t)
