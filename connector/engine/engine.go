@@ -42,6 +42,7 @@ type Journal interface {
 	MarkApplying(ctx context.Context, id, userDN string, pwdLastSetBefore time.Time) error
 	Finish(ctx context.Context, id, code, dc string, result []byte) error
 	TakeAttempt(ctx context.Context, key string, limit int, window time.Duration) (bool, time.Duration, error)
+	Writable(ctx context.Context) error
 }
 
 var _ Journal = (*journal.Journal)(nil)

@@ -686,3 +686,64 @@ func TestAppliedByAnotherInstanceIsRecognised(t *testing.T) {
 		t.Fatalf("result %+v", res.Result)
 	}
 }
+
+// flakyJournal fails writes while down is set.
+type flakyJournal struct {
+	*journal.Journal
+	mu   sync.Mutex
+	down bool
+}
+
+func (f *flakyJournal) isDown() bool { f.mu.Lock(); defer f.mu.Unlock(); return f.down }
+func (f *flakyJournal) set(d bool)   { f.mu.Lock(); f.down = d; f.mu.Unlock() }
+
+var errDiskFull = errors.New("no space left on device")
+
+func (f *flakyJournal) Finish(ctx context.Context, id, code, dc string, result []byte) error {
+	if f.isDown() {
+		return errDiskFull
+	}
+	return f.Journal.Finish(ctx, id, code, dc, result)
+}
+
+func (f *flakyJournal) Writable(ctx context.Context) error {
+	if f.isDown() {
+		return errDiskFull
+	}
+	return f.Journal.Writable(ctx)
+}
+
+// TestJournalFullHoldsTheOutcome: the write to AD happened but the journal
+// cannot record it: the engine holds the result (checking the journal
+// every few seconds) instead of abandoning, then records, reports and
+// completes once the journal is writable again.
+func TestJournalFullHoldsTheOutcome(t *testing.T) {
+	var fj *flakyJournal
+	r := newRig(t, func(c *Config, _ *Domain) {
+		fj = &flakyJournal{Journal: c.Journal.(*journal.Journal)}
+		c.Journal = fj
+	})
+	d := r.build(reset("alice", goodPw))
+	fj.set(true)
+	checks := 0
+	r.duringWait = func() {
+		checks++
+		if checks == 3 {
+			fj.set(false) // space freed
+		}
+	}
+	wantAction(t, r.eng.Handle(context.Background(), d), servicebus.Complete())
+	if checks != 3 {
+		t.Fatalf("the journal was waited for %d times, want 3", checks)
+	}
+	if res := r.result(d.MessageID); res.Code != protocol.CodeSucceeded {
+		t.Fatalf("code %s", res.Code)
+	}
+	ent, err := r.jr.Get(context.Background(), d.MessageID)
+	if err != nil || ent.State != journal.StateDone {
+		t.Fatalf("journal entry %+v %v", ent, err)
+	}
+	if n := r.dir.writeCount(); n != 1 {
+		t.Fatalf("%d writes", n)
+	}
+}

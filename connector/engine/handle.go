@@ -67,6 +67,21 @@ func (e *Engine) Handle(ctx context.Context, d *servicebus.Delivery) servicebus.
 	return e.finish(ctx, d, rec, out, start)
 }
 
+// waitJournal blocks until the journal accepts a write again (checked
+// every few seconds) or ctx ends; it reports whether the journal is back.
+func (e *Engine) waitJournal(ctx context.Context) bool {
+	for {
+		if err := e.cfg.Journal.Writable(ctx); err == nil {
+			return true
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-e.cfg.After(2 * time.Second):
+		}
+	}
+}
+
 func (e *Engine) enter(id string) bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -101,7 +116,12 @@ func (e *Engine) refused(ctx context.Context, d *servicebus.Delivery, start time
 	case errors.Is(err, protocol.ErrReplayed):
 		return e.replay(ctx, d, perr.CommandID, start)
 	case perr.Code == protocol.CodeTransient:
-		e.cfg.Logger.Error("journal unavailable; command not taken", "id", perr.CommandID, "err", err)
+		// The journal cannot record the command: hold this delivery (its
+		// lock is renewed) until the journal is writable again, so the
+		// connector stops taking work instead of spinning through
+		// redeliveries; then let it come back.
+		e.cfg.Logger.Error("journal unavailable; holding work until it is writable", "id", perr.CommandID, "err", err)
+		e.waitJournal(ctx)
 		return servicebus.Abandon()
 	}
 	// Verified but refused (expired, future-dated, bad seal, id reused by
@@ -416,11 +436,19 @@ func (e *Engine) send(ctx context.Context, d *servicebus.Delivery, rec *protocol
 		return servicebus.Abandon()
 	}
 	if journaled {
-		// Stored before it is sent: a redelivery is answered from here.
-		if err := e.cfg.Journal.Finish(ctx, rec.ID, string(out.code), out.dc, signed); err != nil {
-			e.cfg.Logger.Error("cannot journal the outcome; the command will come back", "id", rec.ID, "err", err)
-			e.audit(d, rec, out, start, false, "abandoned")
-			return servicebus.Abandon()
+		// Stored before it is sent: a redelivery is answered from here. If
+		// the journal cannot take it, hold the result (the lock is renewed)
+		// until it can: the outcome in AD is final and must not be lost.
+		for {
+			err := e.cfg.Journal.Finish(ctx, rec.ID, string(out.code), out.dc, signed)
+			if err == nil {
+				break
+			}
+			e.cfg.Logger.Error("cannot journal the outcome; holding it until the journal is writable", "id", rec.ID, "err", err)
+			if !e.waitJournal(ctx) {
+				e.audit(d, rec, out, start, false, "abandoned")
+				return servicebus.Abandon()
+			}
 		}
 	}
 	e.cfg.Metrics.Command(string(rec.Op), string(out.code), now.Sub(start))
