@@ -37,7 +37,10 @@ var ErrBannedTerm = errors.New("policy: invalid banned term")
 // shorter substrings, looked up anyway), probes the table, and verifies each
 // fingerprint hit against the term itself. With terms of up to L runes and a
 // password of n, that is O(n*L*L) probes and no allocation beyond two small
-// buffers. Substrings holding two runes that no term uses are skipped, and
+// buffers. Before probing the table, which is far too big for any cache, a
+// key's first and last four runes are checked in a small bitmap of those of
+// every key (the gate; see gateIndex): a substring far from every term usually
+// fails there, without a memory miss. Substrings holding two runes that no term uses are skipped, and
 // with one such rune only its deletion is probed (exact: no match is lost).
 // A BannedList is safe for concurrent use.
 //
@@ -48,6 +51,8 @@ var ErrBannedTerm = errors.New("policy: invalid banned term")
 // list.
 type BannedList struct {
 	slots  []uint64 // one per distinct key: see insert; 0 = empty
+	gate   []uint64 // bitmap of the keys' first and last four runes: see gateIndex
+	gshift uint
 	mask   uint64
 	groups []group  // keys shared by several terms, plus a sentinel
 	gids   []uint32 // group g's term ids are gids[groups[g].start:groups[g+1].start]
@@ -185,6 +190,7 @@ func NewBannedList(terms []string) (*BannedList, error) {
 	size := max(uint64(1)<<bits.Len64(uint64(distinct)*3/2+1), bucketSlots)
 	b.slots = make([]uint64, size)
 	b.mask = size - 1
+	b.buildGate(len(b.offs) - 1)
 	for i := 0; i < len(entries); {
 		j := i + 1
 		for j < len(entries) && entries[j].key == entries[i].key {
@@ -250,7 +256,7 @@ func (b *BannedList) Len() int { return len(b.offs) - 1 }
 
 // MemoryBytes is the memory the index holds (slots, terms and offsets).
 func (b *BannedList) MemoryBytes() int {
-	return cap(b.slots)*8 + cap(b.groups)*16 + cap(b.gids)*4 + cap(b.blob) + cap(b.offs)*4
+	return cap(b.slots)*8 + cap(b.gate)*8 + cap(b.groups)*16 + cap(b.gids)*4 + cap(b.blob) + cap(b.offs)*4
 }
 
 func (b *BannedList) term(id int) string { return string(b.blob[b.offs[id]:b.offs[id+1]]) }
@@ -275,6 +281,73 @@ type group struct {
 	mask  uint64
 	start uint32
 	exact bool
+}
+
+// The gate is a one-bit-per-gram hashed bitmap of the first four and the
+// last four runes of every key (of the whole key when it has three). A key
+// whose first or last four runes are not in it is not in the table, and the
+// gate is small enough (gateBitsPerTerm bits a term) to stay in cache, where
+// the table is not: Match checks the gate before probing the table, which
+// rules out most substrings and deletions that are far from every term
+// without a memory miss.
+const (
+	gateBitsPerTerm = 8
+	gateMinBits     = 1 << 12
+	gateMaxBits     = 1 << 26
+	gateSuffix      = 0xA0761D6478BD642F // decorrelates suffix grams from prefix grams
+)
+
+// gateIndex is the bitmap bit of gram hash g (from hasher.key), as a prefix
+// or a suffix.
+func (b *BannedList) gateIndex(g uint64, suffix bool) uint64 {
+	if suffix {
+		g = (g ^ gateSuffix) * 0x9E3779B97F4A7C15
+	}
+	return g >> b.gshift
+}
+
+func (b *BannedList) gateSet(g uint64, suffix bool) {
+	i := b.gateIndex(g, suffix)
+	b.gate[i>>6] |= 1 << (i & 63)
+}
+
+func (b *BannedList) gateHas(g uint64, suffix bool) bool {
+	i := b.gateIndex(g, suffix)
+	return b.gate[i>>6]&(1<<(i&63)) != 0
+}
+
+// buildGate fills the gate with the grams of every key of the n terms.
+func (b *BannedList) buildGate(n int) {
+	size := uint64(gateMinBits)
+	for size < uint64(n)*gateBitsPerTerm && size < gateMaxBits {
+		size <<= 1
+	}
+	b.gate = make([]uint64, size/64)
+	b.gshift = uint(64 - bits.TrailingZeros64(size))
+	var h hasher
+	var norm []rune
+	for id := range n {
+		norm = normalizeRunes(norm[:0], b.term(id))
+		h.reset(norm)
+		m := len(norm)
+		for j := -1; j < m; j++ {
+			if m == 4 && j >= 0 { // a three-rune key: its own gram
+				b.gateSet(h.key(0, 4, j), false)
+				b.gateSet(h.key(0, 4, j), true)
+				continue
+			}
+			if j < 0 || j >= 4 {
+				b.gateSet(h.key(0, 4, -1), false)
+			} else {
+				b.gateSet(h.key(0, 5, j), false)
+			}
+			if j < 0 || m-1-j >= 4 {
+				b.gateSet(h.key(m-4, m, -1), true)
+			} else {
+				b.gateSet(h.key(m-5, m, j), true)
+			}
+		}
+	}
 }
 
 func (b *BannedList) insert(k uint64, tag int, payload uint32) {
@@ -316,6 +389,52 @@ func (b *BannedList) Match(password string) (string, bool) {
 			last[i+1] = int32(i)
 		}
 	}
+	// pre[d][a] is whether the gate has the first four runes of a key that
+	// starts at a and lacks rune a+d (d = 0: lacks none of the four);
+	// suf[d][e] the same for the last four runes of a key that ends at e and
+	// lacks rune e-1-d.
+	var gbuf [8 * 65]bool
+	var gs []bool
+	if 8*(n+1) <= len(gbuf) {
+		gs = gbuf[:8*(n+1)]
+	} else {
+		gs = make([]bool, 8*(n+1))
+	}
+	var pre, suf [4][]bool
+	for d := range 4 {
+		pre[d] = gs[2*d*(n+1) : (2*d+1)*(n+1)]
+		suf[d] = gs[(2*d+1)*(n+1) : (2*d+2)*(n+1)]
+	}
+	for a := 0; a+4 <= n; a++ {
+		pre[0][a] = b.gateHas(h.key(a, a+4, -1), false)
+		suf[0][a+4] = b.gateHas(h.key(a, a+4, -1), true)
+		if a+5 <= n {
+			for d := 1; d < 4; d++ {
+				pre[d][a] = b.gateHas(h.key(a, a+5, a+d), false)
+				suf[d][a+5] = b.gateHas(h.key(a, a+5, a+4-d), true)
+			}
+		}
+	}
+	// pass is false when the key of runes [a,a+m) without rune j (j >= 0)
+	// is certainly not in the table.
+	pass := func(a, m, j int) bool {
+		l, e := m, a+m
+		if j >= 0 {
+			l--
+		}
+		if l == 3 {
+			g := h.key(a, e, j)
+			return b.gateHas(g, false) && b.gateHas(g, true)
+		}
+		dp, ds := 0, 0
+		if j >= 0 && j-a < 4 {
+			dp = j - a
+		}
+		if j >= 0 && e-1-j < 4 {
+			ds = e - 1 - j
+		}
+		return pre[dp][a] && suf[ds][e]
+	}
 	var q probes
 	flush := func() (string, bool) {
 		if id, ok := b.run(&q, p); ok {
@@ -324,6 +443,9 @@ func (b *BannedList) Match(password string) (string, bool) {
 		return "", false
 	}
 	add := func(a, m, j int) (string, bool) {
+		if !pass(a, m, j) {
+			return "", false
+		}
 		k, del := h.key(a, a+m, j), -1
 		if j >= 0 {
 			del = j - a

@@ -2,6 +2,7 @@ package policy
 
 import (
 	"errors"
+	"math/rand/v2"
 	"strings"
 	"testing"
 )
@@ -117,5 +118,44 @@ func TestBannedAgainstReference(t *testing.T) {
 		if got != want {
 			t.Fatalf("Match(%q) = %v, reference %v (%s)", pw, got, want, refBanned(terms, pw))
 		}
+	}
+}
+
+// TestBannedRandomAgainstReference compares the index with brute force on
+// small random lists over a small alphabet, where near misses (one edit at
+// every position, at either end of a term or of the password) are common.
+func TestBannedRandomAgainstReference(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 11))
+	word := func(alpha string, lo, hi int) string {
+		b := make([]byte, lo+rng.IntN(hi-lo+1))
+		for i := range b {
+			b[i] = alpha[rng.IntN(len(alpha))]
+		}
+		return string(b)
+	}
+	hits := 0
+	for round := range 300 {
+		terms := make([]string, 1+rng.IntN(6))
+		for i := range terms {
+			terms[i] = word("abcd", 4, 4+round%9)
+		}
+		bl, err := NewBannedList(terms)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range 40 {
+			pw := word("abcde", 0, 16)
+			_, got := bl.Match(pw)
+			want := refBanned(terms, pw) != ""
+			if got != want {
+				t.Fatalf("terms %q: Match(%q) = %v, reference %v", terms, pw, got, want)
+			}
+			if got {
+				hits++
+			}
+		}
+	}
+	if hits == 0 || hits == 300*40 {
+		t.Fatalf("hits = %d: the test does not exercise both outcomes", hits)
 	}
 }
