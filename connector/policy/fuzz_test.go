@@ -130,7 +130,7 @@ func FuzzCheck(f *testing.F) {
 	f.Add(strings.Repeat("😀", 129), "x", "", "aaaa", 300, true)
 	f.Fuzz(func(t *testing.T, pw, sam, display, term string, minLen int, complexity bool) {
 		var terms []string
-		if n := len(refNormalize(strings.TrimSpace(term))); n >= MinBannedTermLength && n <= MaxBannedTermLength {
+		if n := len(refNormalize(strings.TrimSpace(term))); n >= MinBannedTermLength && n < MaxBannedTermLength { // term+"x" must fit too
 			terms = []string{term, term + "x"}
 		}
 		bl, err := NewBannedList(terms)
