@@ -39,9 +39,10 @@ var ErrBannedTerm = errors.New("policy: invalid banned term")
 // password of n, that is O(n*L*L) probes and no allocation beyond two small
 // buffers. Before probing the table, which is far too big for any cache, a
 // key's first and last four runes are checked in a small bitmap of those of
-// every key (the gate; see gateIndex): a substring far from every term usually
-// fails there, without a memory miss. Substrings holding two runes that no term uses are skipped, and
-// with one such rune only its deletion is probed (exact: no match is lost).
+// every key (the gate; see gateIndex): a substring far from every term
+// usually fails there, without a memory miss. Substrings holding two runes
+// that no term uses are skipped, and with one such rune only its deletion is
+// probed (exact: no match is lost).
 // A BannedList is safe for concurrent use.
 //
 // Matching inside the password is strict: a 4-character term also refuses
@@ -254,7 +255,8 @@ func ReadBannedList(r io.Reader) (*BannedList, error) {
 // Len is the number of distinct terms.
 func (b *BannedList) Len() int { return len(b.offs) - 1 }
 
-// MemoryBytes is the memory the index holds (slots, terms and offsets).
+// MemoryBytes is the memory the index holds (slots, gate, groups, terms and
+// offsets).
 func (b *BannedList) MemoryBytes() int {
 	return cap(b.slots)*8 + cap(b.gate)*8 + cap(b.groups)*16 + cap(b.gids)*4 + cap(b.blob) + cap(b.offs)*4
 }
