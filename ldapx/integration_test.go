@@ -24,6 +24,9 @@ func newClient(t *testing.T, info *testdc.Info, mutate ...func(*ldapx.Config)) *
 		BindDN:       info.ServiceDN,
 		BindPassword: info.ServicePass,
 		CAFile:       info.CAFile,
+		// Generous: CI runs the fault suites against the same machine at
+		// the same time, and a loaded Samba can take seconds to bind.
+		DialTimeout: 20 * time.Second,
 	}
 	for _, m := range mutate {
 		m(&cfg)
@@ -464,7 +467,7 @@ func TestFailover(t *testing.T) {
 	cl := newClient(t, info, func(c *ldapx.Config) {
 		c.Servers = []string{"ldaps://" + deadAddr(t), "ldaps://" + hang, info.LDAPSURL}
 		c.ServerName = info.Addr
-		c.DialTimeout = 500 * time.Millisecond
+		c.DialTimeout = 3 * time.Second // the hanging address costs this much
 	})
 	u := testdc.NewUser(t, info, "")
 	a, err := cl.Reset(ctxT(t), u.DN, newPass, ldapx.ResetOptions{})

@@ -113,7 +113,7 @@ domains:
       ca_file: %s
     scope:
       ous: [%q]
-    dial_timeout: 2s
+    dial_timeout: 10s
     org_policy:
       min_length: 12
 queue:
