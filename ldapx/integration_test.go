@@ -60,17 +60,6 @@ func userBind(t *testing.T, info *testdc.Info, dn, pw string) error {
 	return err
 }
 
-func bindDataCode(err error) string {
-	var le *ldap.Error
-	if errors.As(err, &le) && le.Err != nil {
-		s := le.Err.Error()
-		if i := strings.Index(s, "data "); i >= 0 {
-			return strings.SplitN(s[i+5:], ",", 2)[0]
-		}
-	}
-	return ""
-}
-
 func TestRootDSE(t *testing.T) {
 	info := testdc.Ensure(t)
 	cl := newClient(t, info)
@@ -155,7 +144,7 @@ func TestResetMustChangeAndUnlockInOneCall(t *testing.T) {
 			t.Fatal("wrong password bound")
 		}
 	}
-	if code := bindDataCode(userBind(t, info, u.DN, testdc.UserPass)); code != "775" {
+	if code := testdc.BindData(userBind(t, info, u.DN, testdc.UserPass)); code != "775" {
 		t.Fatalf("after 3 bad passwords bind says data %q, want 775 (locked)", code)
 	}
 	before, err := cl.ReadUser(ctxT(t), u.DN)
@@ -169,7 +158,7 @@ func TestResetMustChangeAndUnlockInOneCall(t *testing.T) {
 	if _, err := cl.Reset(ctxT(t), u.DN, newPass, ldapx.ResetOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if code := bindDataCode(userBind(t, info, u.DN, newPass)); code != "775" {
+	if code := testdc.BindData(userBind(t, info, u.DN, newPass)); code != "775" {
 		t.Fatalf("reset without unlock: bind data %q, want still locked", code)
 	}
 	const third = "Third!Pass.2028"
@@ -183,7 +172,7 @@ func TestResetMustChangeAndUnlockInOneCall(t *testing.T) {
 	if !after.LockoutTime.IsZero() || !after.MustChange {
 		t.Fatalf("after reset+unlock+must-change: lockout %v mustChange %v", after.LockoutTime, after.MustChange)
 	}
-	if code := bindDataCode(userBind(t, info, u.DN, third)); code != "773" {
+	if code := testdc.BindData(userBind(t, info, u.DN, third)); code != "773" {
 		t.Fatalf("bind data %q, want 773 (must change)", code)
 	}
 	if _, err := cl.SetMustChange(ctxT(t), u.DN, false); err != nil {
@@ -202,7 +191,7 @@ func TestUnlock(t *testing.T) {
 		_ = userBind(t, info, u.DN, "Wrong!Password.1")
 	}
 	err := userBind(t, info, u.DN, testdc.UserPass)
-	if code := bindDataCode(err); code != "775" {
+	if code := testdc.BindData(err); code != "775" {
 		t.Fatalf("bind data %q, want 775", code)
 	}
 	if _, err := cl.Unlock(ctxT(t), u.DN); err != nil {

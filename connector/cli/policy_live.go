@@ -4,13 +4,12 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"strings"
 
 	"github.com/adwriteback/adwriteback/connector/app"
 	"github.com/adwriteback/adwriteback/connector/config"
 	"github.com/adwriteback/adwriteback/connector/engine"
 	"github.com/adwriteback/adwriteback/connector/policy"
-	"github.com/adwriteback/adwriteback/ldapx"
+	"github.com/adwriteback/adwriteback/relay/protocol"
 	"github.com/adwriteback/adwriteback/relay/sender"
 )
 
@@ -28,9 +27,13 @@ func livePolicy(ctx context.Context, env *Env, cfgPath, userArg, domainArg strin
 	if err != nil {
 		return policy.Policy{}, policy.User{}, none, Usage("policy check: --user: %v", err)
 	}
-	d, err := pickDomain(cfg, ref.Domain, ref.UPN)
+	d, err := pickDomain(cfg, ref)
 	if err != nil {
 		return policy.Policy{}, policy.User{}, none, Usage("policy check: %v", err)
+	}
+	lref, err := engine.UserRef(ref)
+	if err != nil {
+		return policy.Policy{}, policy.User{}, none, Usage("policy check: --user: %v", err)
 	}
 	log := env.Log
 	if log == nil {
@@ -50,18 +53,6 @@ func livePolicy(ctx context.Context, env *Env, cfgPath, userArg, domainArg strin
 		if idx != nil {
 			idx.Close()
 		}
-	}
-	kind, value := ref.Kind()
-	lref := ldapx.UserRef{Value: value}
-	switch kind {
-	case "objectGUID":
-		lref.Kind = ldapx.RefObjectGUID
-	case "immutableId":
-		lref.Kind = ldapx.RefConsistencyGUID
-	case "upn":
-		lref.Kind = ldapx.RefUPN
-	default:
-		lref.Kind = ldapx.RefSAM
 	}
 	u, err := cl.FindUser(ctx, lref)
 	if err != nil {
@@ -85,33 +76,21 @@ func livePolicy(ctx context.Context, env *Env, cfgPath, userArg, domainArg strin
 	return engine.LocalPolicy(dom, eff), policy.User{SAMAccountName: u.SAMAccountName, DisplayName: u.DisplayName, PwdLastSet: u.PwdLastSet}, cleanup, nil
 }
 
-func pickDomain(cfg *config.Config, domain, upn string) (*config.Domain, error) {
-	want := strings.ToLower(domain)
-	if want == "" && upn != "" {
-		if i := strings.LastIndexByte(upn, '@'); i >= 0 {
-			suffix := strings.ToLower(upn[i+1:])
-			for _, d := range cfg.Domains {
-				if strings.EqualFold(d.Name, suffix) {
-					return d, nil
-				}
-				for _, s := range d.UPNSuffixes {
-					if strings.EqualFold(s, suffix) {
-						return d, nil
-					}
-				}
-			}
+// pickDomain routes ref to a configured domain the way the engine routes
+// a command.
+func pickDomain(cfg *config.Config, ref protocol.UserRef) (*config.Domain, error) {
+	names := make([]*engine.Domain, len(cfg.Domains))
+	for i, d := range cfg.Domains {
+		names[i] = &engine.Domain{Name: d.Name, UPNSuffixes: d.UPNSuffixes}
+	}
+	picked, err := engine.Route(names, ref)
+	if err != nil {
+		return nil, err
+	}
+	for i, n := range names {
+		if n == picked {
+			return cfg.Domains[i], nil
 		}
 	}
-	if want == "" {
-		if len(cfg.Domains) == 1 {
-			return cfg.Domains[0], nil
-		}
-		return nil, fmt.Errorf("several domains are configured: name one with --domain")
-	}
-	for _, d := range cfg.Domains {
-		if strings.EqualFold(d.Name, want) {
-			return d, nil
-		}
-	}
-	return nil, fmt.Errorf("domain %q is not in the configuration", domain)
+	return nil, fmt.Errorf("domain %q is not in the configuration", ref.Domain)
 }

@@ -211,12 +211,17 @@ func (r resumable) Claim(ctx context.Context, id string, digest [32]byte, until 
 }
 
 // route picks the domain for a user reference.
-func (e *Engine) route(ref protocol.UserRef) (*Domain, error) {
+func (e *Engine) route(ref protocol.UserRef) (*Domain, error) { return Route(e.cfg.Domains, ref) }
+
+// Route picks, among domains, the one a user reference belongs to: the
+// domain it names, else the one whose name or UPN suffixes match its UPN,
+// else the only one. Only Name and UPNSuffixes are read.
+func Route(domains []*Domain, ref protocol.UserRef) (*Domain, error) {
 	want := strings.ToLower(ref.Domain)
 	if want == "" && ref.UPN != "" {
 		if i := strings.LastIndexByte(ref.UPN, '@'); i >= 0 {
 			suffix := strings.ToLower(ref.UPN[i+1:])
-			for _, d := range e.cfg.Domains {
+			for _, d := range domains {
 				if strings.EqualFold(d.Name, suffix) {
 					return d, nil
 				}
@@ -226,18 +231,18 @@ func (e *Engine) route(ref protocol.UserRef) (*Domain, error) {
 					}
 				}
 			}
-			if len(e.cfg.Domains) > 1 {
+			if len(domains) > 1 {
 				return nil, fmt.Errorf("no configured domain has the UPN suffix %q", suffix)
 			}
 		}
 	}
 	if want == "" {
-		if len(e.cfg.Domains) == 1 {
-			return e.cfg.Domains[0], nil
+		if len(domains) == 1 {
+			return domains[0], nil
 		}
 		return nil, errors.New("several domains are configured and the command names none")
 	}
-	for _, d := range e.cfg.Domains {
+	for _, d := range domains {
 		if strings.EqualFold(d.Name, want) {
 			return d, nil
 		}

@@ -64,7 +64,7 @@ func (e *Engine) Handle(ctx context.Context, d *servicebus.Delivery) servicebus.
 		e.audit(d, rec, out, start, false, "abandoned")
 		return servicebus.Abandon()
 	}
-	return e.finish(ctx, d, rec, out, start)
+	return e.send(ctx, d, rec, out, start, true)
 }
 
 // waitJournal blocks until the journal accepts a write again (checked
@@ -175,7 +175,7 @@ func (e *Engine) process(ctx context.Context, rec *protocol.Received) outcome {
 }
 
 func (e *Engine) inDomain(ctx context.Context, dom *Domain, rec *protocol.Received) outcome {
-	ref, err := userRef(rec.User)
+	ref, err := UserRef(rec.User)
 	if err != nil {
 		return answer(protocol.CodeInvalidCommand, err.Error())
 	}
@@ -183,7 +183,6 @@ func (e *Engine) inDomain(ctx context.Context, dom *Domain, rec *protocol.Receiv
 	if err != nil {
 		return dirFailure(err)
 	}
-	base := outcome{userDN: u.DN}
 	with := func(o outcome) outcome { o.userDN = u.DN; return o }
 
 	// A command found half-way in the journal (the process stopped after
@@ -244,13 +243,15 @@ func (e *Engine) inDomain(ctx context.Context, dom *Domain, rec *protocol.Receiv
 		}
 	}
 
+	// One string copy of the new password serves the check and the write
+	// (go-ldap and the rules take strings; the Secret itself is zeroed).
+	newPw := string(rec.Secrets.New.Bytes())
 	var pol *ldapx.Policy
 	if rec.Op != protocol.OpUnlock {
 		pol, err = dom.Dir.EffectivePolicy(ctx, u)
 		if err != nil {
 			return with(dirFailure(err))
 		}
-		newPw := string(rec.Secrets.New.Bytes())
 		vs, err := policy.Check(LocalPolicy(dom, pol), policy.User{SAMAccountName: u.SAMAccountName,
 			DisplayName: u.DisplayName, PwdLastSet: u.PwdLastSet}, newPw)
 		if err != nil {
@@ -279,18 +280,18 @@ func (e *Engine) inDomain(ctx context.Context, dom *Domain, rec *protocol.Receiv
 	var applied ldapx.Applied
 	switch rec.Op {
 	case protocol.OpReset:
-		applied, err = dom.Dir.Reset(ctx, u.DN, string(rec.Secrets.New.Bytes()),
+		applied, err = dom.Dir.Reset(ctx, u.DN, newPw,
 			ldapx.ResetOptions{MustChange: rec.Options.MustChange, Unlock: rec.Options.Unlock})
 	case protocol.OpChange:
-		applied, err = dom.Dir.Change(ctx, u.DN, string(rec.Secrets.Old.Bytes()), string(rec.Secrets.New.Bytes()))
+		applied, err = dom.Dir.Change(ctx, u.DN, string(rec.Secrets.Old.Bytes()), newPw)
 	case protocol.OpUnlock:
 		applied, err = dom.Dir.Unlock(ctx, u.DN)
 	default:
 		return with(answer(protocol.CodeInvalidCommand, "unknown operation"))
 	}
 	if err == nil {
-		o := base
-		o.code, o.applied, o.dc = protocol.CodeSucceeded, true, applied.DC
+		o := with(answer(protocol.CodeSucceeded, ""))
+		o.applied, o.dc = true, applied.DC
 		if rec.Op == protocol.OpUnlock {
 			o.message = "Your account was unlocked."
 		}
@@ -379,7 +380,8 @@ func dirFailure(err error) outcome {
 	return answer(protocol.CodeInternal, err.Error())
 }
 
-func userRef(r protocol.UserRef) (ldapx.UserRef, error) {
+// UserRef turns the wire protocol's user reference into the directory's.
+func UserRef(r protocol.UserRef) (ldapx.UserRef, error) {
 	switch {
 	case r.ObjectGUID != "":
 		return ldapx.UserRef{Kind: ldapx.RefObjectGUID, Value: r.ObjectGUID}, nil
@@ -403,11 +405,8 @@ func LocalPolicy(dom *Domain, p *ldapx.Policy) policy.Policy {
 	}
 }
 
-// finish signs, journals, reports and settles a final outcome.
-func (e *Engine) finish(ctx context.Context, d *servicebus.Delivery, rec *protocol.Received, out outcome, start time.Time) servicebus.Disposition {
-	return e.send(ctx, d, rec, out, start, true)
-}
-
+// send signs a final outcome, journals it (when the command was claimed),
+// reports it and settles the message.
 func (e *Engine) send(ctx context.Context, d *servicebus.Delivery, rec *protocol.Received, out outcome, start time.Time, journaled bool) servicebus.Disposition {
 	now := e.cfg.Now()
 	res := &protocol.Result{

@@ -37,17 +37,6 @@ func bindErr(t *testing.T, info *testdc.Info, dn, pw string) error {
 	return err
 }
 
-func bindData(err error) string {
-	var le *ldap.Error
-	if errors.As(err, &le) && le.Err != nil {
-		s := le.Err.Error()
-		if i := strings.Index(s, "data "); i >= 0 {
-			return strings.SplitN(s[i+5:], ",", 2)[0]
-		}
-	}
-	return ""
-}
-
 func readUser(t *testing.T, info *testdc.Info, dn string) *ldapx.User {
 	t.Helper()
 	cl, err := ldapx.New(ldapx.Config{Servers: []string{info.LDAPSURL}, BindDN: info.AdminDN, BindPassword: info.AdminPass, CAFile: info.CAFile})
@@ -107,7 +96,7 @@ func TestEveryOutcomeForReal(t *testing.T) {
 		for range 3 {
 			_ = bindErr(t, dc, u.DN, "Wrong!Pass.0")
 		}
-		if code := bindData(bindErr(t, dc, u.DN, testdc.UserPass)); code != "775" {
+		if code := testdc.BindData(bindErr(t, dc, u.DN, testdc.UserPass)); code != "775" {
 			t.Fatalf("not locked: data %q", code)
 		}
 		res := s.do(c, sender.Request{Op: protocol.OpUnlock, User: sam(u)})
@@ -126,7 +115,7 @@ func TestEveryOutcomeForReal(t *testing.T) {
 		if !readUser(t, dc, u.DN).MustChange {
 			t.Fatal("pwdLastSet is not 0")
 		}
-		if code := bindData(bindErr(t, dc, u.DN, pw)); code != "773" {
+		if code := testdc.BindData(bindErr(t, dc, u.DN, pw)); code != "773" {
 			t.Fatalf("bind data %q, want 773 (must change)", code)
 		}
 	})

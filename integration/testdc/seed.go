@@ -5,14 +5,16 @@ import (
 	"crypto/tls"
 	"encoding/base64"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"os/exec"
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf16"
 
 	"github.com/go-ldap/ldap/v3"
+
+	"github.com/adwriteback/adwriteback/ldapx"
 )
 
 type seedUser struct {
@@ -77,14 +79,21 @@ func Bind(ctx context.Context, info *Info, dn, password string) (*ldap.Conn, err
 	return c, nil
 }
 
-// EncodePassword is the unicodePwd value for pw: quoted, UTF-16LE.
-func EncodePassword(pw string) string {
-	u := utf16.Encode([]rune(`"` + pw + `"`))
-	b := make([]byte, 2*len(u))
-	for i, v := range u {
-		binary.LittleEndian.PutUint16(b[2*i:], v)
+// EncodePassword is the unicodePwd value for pw (ldapx's encoding, as a
+// go-ldap attribute value).
+func EncodePassword(pw string) string { return string(ldapx.EncodePassword(pw)) }
+
+// BindData returns the sub-code AD puts after "data " in a failed bind's
+// diagnostic (775 locked, 773 must change, 52e wrong password), "" if none.
+func BindData(err error) string {
+	var le *ldap.Error
+	if errors.As(err, &le) && le.Err != nil {
+		s := le.Err.Error()
+		if i := strings.Index(s, "data "); i >= 0 {
+			return strings.SplitN(s[i+5:], ",", 2)[0]
+		}
 	}
-	return string(b)
+	return ""
 }
 
 func seed(ctx context.Context, cfg Config, info *Info) error {

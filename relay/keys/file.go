@@ -193,21 +193,31 @@ func ParseConnectorPublic(b []byte) (*ConnectorPublic, error) {
 	return p, nil
 }
 
-// ParseSenderPrivate parses a sender private key file.
-func ParseSenderPrivate(b []byte) (*SenderPrivate, error) {
-	f, err := parse(b, TypeSenderPrivate)
+// parseSender parses a sender key file of type typ: no HPKE members, and
+// an Ed25519 member of size bytes (what names it in errors).
+func parseSender(b []byte, typ string, size int, what string) (*keyFile, []byte, error) {
+	f, err := parse(b, typ)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if f.KEM != 0 || f.HPKE != "" {
-		return nil, invalidf("sender key file has HPKE members")
+		return nil, nil, invalidf("sender key file has HPKE members")
 	}
-	seed, err := unb64("ed25519", f.Ed25519)
+	raw, err := unb64("ed25519", f.Ed25519)
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(raw) != size {
+		return nil, nil, invalidf("ed25519: %s must be %d bytes", what, size)
+	}
+	return f, raw, nil
+}
+
+// ParseSenderPrivate parses a sender private key file.
+func ParseSenderPrivate(b []byte) (*SenderPrivate, error) {
+	f, seed, err := parseSender(b, TypeSenderPrivate, ed25519.SeedSize, "seed")
 	if err != nil {
 		return nil, err
-	}
-	if len(seed) != ed25519.SeedSize {
-		return nil, invalidf("ed25519: seed must be %d bytes", ed25519.SeedSize)
 	}
 	k := &SenderPrivate{KID: f.KID, Sign: ed25519.NewKeyFromSeed(seed)}
 	clear(seed)
@@ -222,19 +232,9 @@ func ParseSenderPrivate(b []byte) (*SenderPrivate, error) {
 
 // ParseSenderPublic parses a sender public key file.
 func ParseSenderPublic(b []byte) (*SenderPublic, error) {
-	f, err := parse(b, TypeSenderPublic)
+	f, vb, err := parseSender(b, TypeSenderPublic, ed25519.PublicKeySize, "public key")
 	if err != nil {
 		return nil, err
-	}
-	if f.KEM != 0 || f.HPKE != "" {
-		return nil, invalidf("sender key file has HPKE members")
-	}
-	vb, err := unb64("ed25519", f.Ed25519)
-	if err != nil {
-		return nil, err
-	}
-	if len(vb) != ed25519.PublicKeySize {
-		return nil, invalidf("ed25519: public key must be %d bytes", ed25519.PublicKeySize)
 	}
 	p := &SenderPublic{KID: f.KID, Verify: ed25519.PublicKey(vb)}
 	if want := p.computeKID(); f.KID != want {

@@ -20,8 +20,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/go-ldap/ldap/v3"
-
 	"github.com/adwriteback/adwriteback/integration/sbemu"
 	"github.com/adwriteback/adwriteback/integration/testdc"
 )
@@ -231,8 +229,7 @@ func lockOut(ctx context.Context, info *testdc.Info, dn string) {
 		}
 	}
 	_, err := testdc.Bind(ctx, info, dn, "Wrong!Password.0")
-	var le *ldap.Error
-	if errors.As(err, &le) && strings.Contains(le.Error(), "data 775") {
+	if testdc.BindData(err) == "775" {
 		fmt.Println("\n   (the demo user is now locked out: bind answers data 775)")
 	}
 }
