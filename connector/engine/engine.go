@@ -122,6 +122,8 @@ type Engine struct {
 	sem      chan struct{}
 	mu       sync.Mutex
 	inflight map[string]bool
+	// crash is the fault-injection hook (a no-op outside -tags faultinject).
+	crash crashPoints
 }
 
 var _ servicebus.Handler = (*Engine)(nil)
@@ -177,7 +179,11 @@ func New(cfg Config) (*Engine, error) {
 	if cfg.Audit == nil {
 		cfg.Audit = audit.New(discard{})
 	}
-	e := &Engine{cfg: cfg, recv: *cfg.Receiver, sem: make(chan struct{}, cfg.Concurrency), inflight: map[string]bool{}}
+	crash, err := newCrashPoints()
+	if err != nil {
+		return nil, err
+	}
+	e := &Engine{cfg: cfg, recv: *cfg.Receiver, sem: make(chan struct{}, cfg.Concurrency), inflight: map[string]bool{}, crash: crash}
 	e.recv.Replay = resumable{cfg.Journal}
 	if e.recv.Now == nil {
 		e.recv.Now = cfg.Now

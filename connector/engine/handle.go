@@ -52,6 +52,7 @@ func (e *Engine) Handle(ctx context.Context, d *servicebus.Delivery) servicebus.
 		return servicebus.Abandon()
 	}
 	defer e.leave(rec.ID)
+	e.crashPoint("after_receive")
 
 	out := e.process(ctx, rec)
 	if out.transient && ctx.Err() == nil && d.DeliveryCount < e.cfg.MaxAttempts {
@@ -289,6 +290,7 @@ func (e *Engine) inDomain(ctx context.Context, dom *Domain, rec *protocol.Receiv
 	default:
 		return with(answer(protocol.CodeInvalidCommand, "unknown operation"))
 	}
+	e.crashPoint("after_apply")
 	if err == nil {
 		o := with(answer(protocol.CodeSucceeded, ""))
 		o.applied, o.dc = true, applied.DC
@@ -449,6 +451,7 @@ func (e *Engine) send(ctx context.Context, d *servicebus.Delivery, rec *protocol
 				return servicebus.Abandon()
 			}
 		}
+		e.crashPoint("after_journal")
 	}
 	e.cfg.Metrics.Command(string(rec.Op), string(out.code), now.Sub(start))
 	if err := e.cfg.Reporter.Report(ctx, d, rec.ID, signed); err != nil {
@@ -456,7 +459,9 @@ func (e *Engine) send(ctx context.Context, d *servicebus.Delivery, rec *protocol
 		e.audit(d, rec, out, start, false, "abandoned")
 		return servicebus.Abandon()
 	}
+	e.crashPoint("after_report")
 	e.audit(d, rec, out, start, false, "completed")
+	e.crashPoint("before_settle")
 	return servicebus.Complete()
 }
 
