@@ -34,7 +34,9 @@ import (
 	"github.com/adwriteback/adwriteback/relay/servicebus"
 )
 
-var binPath string
+// binPath is the production binary; faultBinPath is built with -tags
+// faultinject (the crash points of connector/engine are live in it).
+var binPath, faultBinPath string
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "adwriteback-faults-bin-")
@@ -43,10 +45,26 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	binPath = filepath.Join(dir, "adwriteback")
-	out, err := exec.Command("go", "build", "-o", binPath, "../../connector/cmd/adwriteback").CombinedOutput()
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "go build adwriteback: %v\n%s", err, out)
-		os.Exit(1)
+	faultBinPath = filepath.Join(dir, "adwriteback-faultinject")
+	var wg sync.WaitGroup
+	errs := make([]error, 2)
+	for i, args := range [][]string{
+		{"build", "-o", binPath, "../../connector/cmd/adwriteback"},
+		{"build", "-tags", "faultinject", "-o", faultBinPath, "../../connector/cmd/adwriteback"},
+	} {
+		wg.Go(func() {
+			if out, err := exec.Command("go", args...).CombinedOutput(); err != nil {
+				errs[i] = fmt.Errorf("go %s: %v\n%s", strings.Join(args, " "), err, out)
+			}
+		})
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.RemoveAll(dir)
+			os.Exit(1)
+		}
 	}
 	code := m.Run()
 	os.RemoveAll(dir)
@@ -82,6 +100,16 @@ type stack struct {
 	// httpAddr is the connector's health/metrics listener (a fixed free
 	// port, so instances in parallel tests do not collide).
 	httpAddr string
+	// bin is the binary start runs (binPath unless set); env is added to
+	// its environment.
+	bin string
+	env []string
+	// concurrency is queue.concurrency (0: 4).
+	concurrency int
+	// serverName is tls.server_name ("": the URL's host).
+	serverName string
+	// resetOpts are the options of every reset a burst sends.
+	resetOpts protocol.Options
 }
 
 const (
@@ -157,6 +185,14 @@ func newStack(t *testing.T, dc *testdc.Info, lock time.Duration) *stack {
 func (s *stack) path(n string) string { return filepath.Join(s.dir, n) }
 
 func (s *stack) config() string {
+	concurrency := s.concurrency
+	if concurrency == 0 {
+		concurrency = 4
+	}
+	serverName := ""
+	if s.serverName != "" {
+		serverName = "\n      server_name: " + s.serverName
+	}
 	return fmt.Sprintf(`version: 1
 domains:
   - name: adw.test
@@ -165,7 +201,7 @@ domains:
       dn: %q
       password_file: %s
     tls:
-      ca_file: %s
+      ca_file: %s%s
     scope:
       ous: [%q]
     dial_timeout: 2s
@@ -175,7 +211,7 @@ domains:
 queue:
   name: %s
   connection_string_file: %s
-  concurrency: 4
+  concurrency: %d
   shutdown_grace: 5s
 keys:
   connector: [%s]
@@ -191,8 +227,8 @@ http:
   listen: %s
 log:
   level: debug
-%s`, strings.Join(s.servers, ", "), s.dc.ServiceDN, s.path("bind.pass"), s.dc.CAFile, s.dc.InScopeOU, queue,
-		s.path("sb.conn"), s.path("connector.key.json"), s.path("sender.pub.json"),
+%s`, strings.Join(s.servers, ", "), s.dc.ServiceDN, s.path("bind.pass"), s.dc.CAFile, serverName, s.dc.InScopeOU, queue,
+		s.path("sb.conn"), concurrency, s.path("connector.key.json"), s.path("sender.pub.json"),
 		s.path("journal.db"), s.path("audit.jsonl"), s.httpAddr, s.extra)
 }
 
@@ -202,8 +238,13 @@ func (s *stack) start(prefix ...string) {
 	if err := os.WriteFile(s.path("config.yaml"), []byte(s.config()), 0o600); err != nil {
 		s.t.Fatal(err)
 	}
-	args := append(append([]string{}, prefix...), binPath, "run", "--config", s.path("config.yaml"))
+	bin := s.bin
+	if bin == "" {
+		bin = binPath
+	}
+	args := append(append([]string{}, prefix...), bin, "run", "--config", s.path("config.yaml"))
 	cmd := exec.Command(args[0], args[1:]...)
+	cmd.Env = append(os.Environ(), s.env...)
 	cmd.Stdout, cmd.Stderr = s.logs, s.logs
 	if err := cmd.Start(); err != nil {
 		s.t.Fatal(err)
@@ -279,7 +320,7 @@ func (s *stack) burstWith(users []testdc.SeedUser, readVersion bool) []*job {
 		sec := protocol.SecretFromString(j.pw)
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		p, err := s.client.Send(ctx, sender.Request{Op: protocol.OpReset, User: protocol.UserRef{SAM: u.SAM}, NewPassword: sec,
-			Actor: protocol.Actor{Kind: protocol.ActorSelfService, ID: "faults"}})
+			Options: s.resetOpts, Actor: protocol.Actor{Kind: protocol.ActorSelfService, ID: "faults"}})
 		cancel()
 		if err != nil {
 			s.t.Fatalf("send: %v", err)
@@ -315,10 +356,13 @@ func (s *stack) check(jobs []*job) {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		c, err := testdc.Bind(ctx, s.dc, j.user.DN, j.pw)
 		cancel()
-		if err != nil {
-			s.t.Errorf("%s: bind with the new password: %v", j.user.SAM, err)
-		} else {
+		switch {
+		case err == nil:
 			c.Close()
+		case s.resetOpts.MustChange && testdc.BindData(err) == "773":
+			// The password is right; the user must change it first.
+		default:
+			s.t.Errorf("%s: bind with the new password: %v", j.user.SAM, err)
 		}
 	}
 }

@@ -1,0 +1,225 @@
+//go:build integration
+
+package faults
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/adwriteback/adwriteback/integration/testdc"
+	"github.com/adwriteback/adwriteback/relay/protocol"
+)
+
+// crashRow is one stage of the pipeline where the faultinject binary kills
+// itself (connector/engine/crashpoint_faultinject.go).
+type crashRow struct {
+	stage string
+	// written: the killed command's write has returned from AD.
+	written bool
+	// answered: its result was sent before the kill, so the restart sends
+	// it again from the journal (a duplicate the sender SDK drops).
+	answered bool
+	// fromJournal: the restart answers it from the journal.
+	fromJournal bool
+}
+
+var crashRows = []crashRow{
+	{stage: "after_receive"},
+	{stage: "after_apply", written: true},
+	{stage: "after_journal", written: true, fromJournal: true},
+	{stage: "after_report", written: true, answered: true, fromJournal: true},
+	{stage: "before_settle", written: true, answered: true, fromJournal: true},
+}
+
+// crashAt is the call at the stage that kills: the first command of the
+// burst has gone through the whole pipeline by then.
+const crashAt = 2
+
+// TestKill9AtEachStage kills the connector with SIGKILL at each step of the
+// pipeline, deterministically: a binary built with -tags faultinject kills
+// itself when the second command of a burst reaches the stage (one command
+// at a time, so the state at the kill is known exactly). It checks that
+// state (writes in AD, results on the reply queue), restarts on the same
+// journal (with the same environment: the marker file left by the first
+// kill keeps it from crashing again) and checks that every command ends
+// with exactly one write in AD and one verified result, and that a result
+// is sent twice only when the kill came after it was sent and before the
+// message was settled.
+func TestKill9AtEachStage(t *testing.T) {
+	dc := testdc.Ensure(t)
+	for _, row := range crashRows {
+		t.Run(row.stage, func(t *testing.T) { kill9At(t, dc, row, protocol.Options{}) })
+	}
+}
+
+// TestKill9AfterApplyMustChange is the after_apply row for a reset that also
+// sets pwdLastSet=0 (must change at next logon). It finds a double apply:
+// the restarted connector resumes the command ("applying" in the journal)
+// and decides whether the first write landed by pwdLastSet having moved
+// forward; a must-change reset moves it to 0, so after the write window it
+// writes again (unicodePwd version +2). Skipped until the engine uses a
+// signal every password write moves (e.g. unicodePwd's replication
+// metadata version); ADW_FAULTS_KNOWN_BUGS=1 runs it.
+func TestKill9AfterApplyMustChange(t *testing.T) {
+	if os.Getenv("ADW_FAULTS_KNOWN_BUGS") != "1" {
+		t.Skip("known double apply of a must-change reset resumed after a kill; ADW_FAULTS_KNOWN_BUGS=1 runs it")
+	}
+	dc := testdc.Ensure(t)
+	kill9At(t, dc, crashRows[1], protocol.Options{MustChange: true})
+}
+
+func kill9At(t *testing.T, dc *testdc.Info, row crashRow, opts protocol.Options) {
+	s := newStack(t, dc, 10*time.Second)
+	s.bin, s.concurrency, s.resetOpts = faultBinPath, 1, opts
+	marker := s.path("crash.marker")
+	s.env = []string{"ADW_FAULT_CRASH_AT=" + row.stage, "ADW_FAULT_CRASH_AFTER=" + strconv.Itoa(crashAt),
+		"ADW_FAULT_CRASH_MARKER=" + marker}
+	users := s.users(4)
+	jobs := s.burst(users) // queued before the connector starts
+	s.start()
+
+	st := s.waitExit(2 * time.Minute)
+	ws, ok := st.Sys().(syscall.WaitStatus)
+	if !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
+		t.Fatalf("the connector ended with %v, not SIGKILL at %s", st, row.stage)
+	}
+	if b, err := os.ReadFile(marker); err != nil || string(b) != row.stage+" "+strconv.Itoa(crashAt)+"\n" {
+		t.Fatalf("crash marker %q (%v), want the stage %s", b, err, row.stage)
+	}
+
+	// The state at the kill: with one command at a time, the first is done
+	// and the second stopped at the stage.
+	written := 0
+	for _, j := range jobs {
+		switch d := pwdVersion(t, dc, j.user.DN) - j.v0; {
+		case d == 1:
+			written++
+		case d > 1:
+			t.Errorf("%s: unicodePwd written %d times before the restart", j.user.SAM, d)
+		}
+	}
+	wantWritten, wantSent := crashAt-1, crashAt-1
+	if row.written {
+		wantWritten++
+	}
+	if row.answered {
+		wantSent++
+	}
+	if written != wantWritten {
+		t.Errorf("killed at %s: %d users written in AD, want %d", row.stage, written, wantWritten)
+	}
+	if sent := s.repliesSent(); sent != wantSent {
+		t.Errorf("killed at %s: %d results sent, want %d", row.stage, sent, wantSent)
+	}
+	t.Logf("killed at %s (call %d): %d written, %d answered", row.stage, crashAt, written, wantSent)
+
+	// Restart on the same journal; the marker keeps it alive.
+	s.start()
+	s.check(jobs)
+	waitFor(t, time.Minute, "every command completed on the queue", func() bool {
+		q, err := s.emu.Queue(context.Background(), queue)
+		return err == nil && q.Stats.Completed == len(jobs) && q.Active == 0 && q.Locked == 0
+	})
+	q, err := s.emu.Queue(context.Background(), queue)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if q.DeadLettered != 0 {
+		t.Errorf("%d commands dead-lettered", q.DeadLettered)
+	}
+	// One result per command, plus the one sent again from the journal when
+	// the kill came after it was sent.
+	wantReplies := len(jobs)
+	if row.answered {
+		wantReplies++
+	}
+	if sent := s.repliesSent(); sent != wantReplies {
+		t.Errorf("%d results sent for %d commands, want %d", sent, len(jobs), wantReplies)
+	}
+	fromJournal := 0
+	for _, r := range s.auditRecords() {
+		if r.FromJournal {
+			fromJournal++
+			if r.Outcome != string(protocol.CodeSucceeded) || r.Settlement != "completed" {
+				t.Errorf("answer from the journal: %+v", r)
+			}
+		}
+	}
+	if want := map[bool]int{false: 0, true: 1}[row.fromJournal]; fromJournal != want {
+		t.Errorf("%d commands answered from the journal after the restart, want %d", fromJournal, want)
+	}
+	if !s.running() {
+		t.Error("the restarted connector exited (the crash marker did not hold)")
+	}
+}
+
+// waitExit waits for the connector process to end by itself and returns
+// its state.
+func (s *stack) waitExit(timeout time.Duration) *os.ProcessState {
+	s.t.Helper()
+	select {
+	case <-s.exited:
+	case <-time.After(timeout):
+		s.t.Fatalf("the connector was still running after %s", timeout)
+	}
+	st := s.proc.ProcessState
+	s.proc = nil
+	return st
+}
+
+// repliesSent is how many results the connector has put on the reply queue.
+func (s *stack) repliesSent() int {
+	s.t.Helper()
+	q, err := s.emu.Queue(context.Background(), replies)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return q.Stats.Enqueued
+}
+
+// auditRecord is the part of an audit line the fault tests read.
+type auditRecord struct {
+	CommandID   string `json:"command_id"`
+	Outcome     string `json:"outcome"`
+	Detail      string `json:"detail"`
+	Applied     bool   `json:"applied"`
+	FromJournal bool   `json:"from_journal"`
+	Settlement  string `json:"settlement"`
+}
+
+func (s *stack) auditRecords() []auditRecord {
+	s.t.Helper()
+	var out []auditRecord
+	for _, l := range strings.Split(readFile(s.path("audit.jsonl")), "\n") {
+		if l == "" {
+			continue
+		}
+		var r auditRecord
+		if err := json.Unmarshal([]byte(l), &r); err != nil {
+			s.t.Fatalf("audit line %q: %v", l, err)
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+// TestCrashPointsOnlyInFaultBuild: the production binary has no crash
+// points (its engine never reads ADW_FAULT_CRASH_AT); the faultinject
+// binary does.
+func TestCrashPointsOnlyInFaultBuild(t *testing.T) {
+	for bin, want := range map[string]bool{binPath: false, faultBinPath: true} {
+		b, err := os.ReadFile(bin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.Contains(string(b), "ADW_FAULT_CRASH_AT"); got != want {
+			t.Errorf("%s: holds the crash-point hook: %v, want %v", bin, got, want)
+		}
+	}
+}
