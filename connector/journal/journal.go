@@ -5,16 +5,22 @@
 // and never applied twice), and the per-user attempt counts of the rate
 // limit. Entries expire after a retention period.
 //
-// Writes go through bbolt's Batch, which coalesces concurrent callers into
-// one fsync'd transaction: durable, and cheap under load.
+// What must survive a crash is written before it matters, and no more
+// often: a claim lives in memory until the command's first durable write
+// (the mark before the write to AD, or its outcome), and a rate-limit
+// attempt is flushed with the next transaction. A command lost with an
+// unwritten claim was not applied and comes back from the queue. Writes
+// from all handlers share fsync'd transactions (a group commit), so a
+// successful reset costs two shares of an fsync and a refusal one.
 package journal
 
 import (
 	"bytes"
 	"context"
-	"encoding/json"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -23,8 +29,16 @@ import (
 )
 
 var (
-	bucketCommands = []byte("commands")
+	// bucketIDs maps a command id to its sequence number in bucketLog.
+	bucketIDs = []byte("ids")
+	// bucketLog holds the entries in arrival order (8-byte big-endian
+	// sequence keys): writes touch only its tail and the sweep reads from
+	// its head, so the pages in memory stay few however long the
+	// retention.
+	bucketLog      = []byte("log")
 	bucketAttempts = []byte("attempts")
+	// bucketLegacy is where development builds kept JSON entries.
+	bucketLegacy = []byte("commands")
 )
 
 // State is where a command is in its life.
@@ -40,26 +54,27 @@ const (
 	StateDone State = "done"
 )
 
-// Entry is what the journal knows of one command.
+// Entry is what the journal knows of one command (stored in the binary
+// form of codec.go).
 type Entry struct {
-	ID      string    `json:"id"`
-	Digest  [32]byte  `json:"digest"`
-	State   State     `json:"state"`
-	Until   time.Time `json:"until"`   // kept at least until then (replay window)
-	Created time.Time `json:"created"` // first seen
+	ID      string
+	Digest  [32]byte
+	State   State
+	Until   time.Time // kept at least until then (replay window)
+	Created time.Time // first seen
 	// Applying is when the write to AD was started (StateApplying, and
 	// kept in StateDone).
-	Applying time.Time `json:"applying,omitzero"`
-	UserDN   string    `json:"userDN,omitempty"`
+	Applying time.Time
+	UserDN   string
 	// PwdLastSetBefore is the account's pwdLastSet read before the write:
 	// a later value on the DC proves the write happened.
-	PwdLastSetBefore time.Time `json:"pwdLastSetBefore,omitzero"`
-	DC               string    `json:"dc,omitempty"`
+	PwdLastSetBefore time.Time
+	DC               string
 	// Code and Result are set in StateDone: the outcome code and the
 	// signed result envelope as sent.
-	Code   string    `json:"code,omitempty"`
-	Result []byte    `json:"result,omitempty"`
-	Done   time.Time `json:"done,omitzero"`
+	Code   string
+	Result []byte
+	Done   time.Time
 }
 
 // Options tune the journal.
@@ -79,6 +94,15 @@ type Options struct {
 type Journal struct {
 	db  *bolt.DB
 	opt Options
+	c   *committer
+
+	mu sync.Mutex
+	// claims are verified commands not yet written (see the package doc).
+	claims map[string]*Entry
+	// attempts caches the rate-limit records of the users seen (loaded
+	// on first use); dirty are the ones the next transaction writes.
+	attempts map[string][]time.Time
+	dirty    map[string]bool
 }
 
 // ErrNotFound: no entry for that id.
@@ -97,13 +121,18 @@ func Open(path string, opt Options) (*Journal, error) {
 	if opt.Timeout <= 0 {
 		opt.Timeout = 5 * time.Second
 	}
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: opt.Timeout, NoSync: opt.NoSync})
+	// The freelist is rebuilt on open instead of written by every commit
+	// (bbolt's default rewrites all of it each time).
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: opt.Timeout, NoSync: opt.NoSync,
+		NoFreelistSync: true, FreelistType: bolt.FreelistMapType})
 	if err != nil {
 		return nil, fmt.Errorf("open journal %s: %w", path, err)
 	}
-	db.MaxBatchDelay = 2 * time.Millisecond
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketCommands, bucketAttempts} {
+		if tx.Bucket(bucketLegacy) != nil {
+			return fmt.Errorf("it was written by a development build in an older format; move it aside to start a new one")
+		}
+		for _, b := range [][]byte{bucketIDs, bucketLog, bucketAttempts} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -114,152 +143,250 @@ func Open(path string, opt Options) (*Journal, error) {
 		db.Close()
 		return nil, fmt.Errorf("init journal %s: %w", path, err)
 	}
-	return &Journal{db: db, opt: opt}, nil
+	j := &Journal{db: db, opt: opt, claims: map[string]*Entry{}, attempts: map[string][]time.Time{}, dirty: map[string]bool{}}
+	j.c = newCommitter(db, j.flushAttempts)
+	return j, nil
 }
 
-// Close flushes and closes the file.
-func (j *Journal) Close() error { return j.db.Close() }
+// Close writes what is queued and closes the file.
+func (j *Journal) Close() error {
+	j.c.close()
+	// Attempts taken since the last write (none when every command ended
+	// with a write): one last transaction.
+	_ = j.db.Update(func(tx *bolt.Tx) error {
+		after, err := j.flushAttempts(tx)
+		if after != nil {
+			defer after(err == nil)
+		}
+		return err
+	})
+	return j.db.Close()
+}
+
+// Stats counts the journal's work since Open.
+type Stats struct {
+	// Commits is the number of fsync'd transactions, Writes the number of
+	// writes they carried (Writes/Commits is the group commit's effect).
+	Commits, Writes int64
+}
+
+// Stats reports the counters.
+func (j *Journal) Stats() Stats {
+	return Stats{Commits: j.c.commits.Load(), Writes: j.c.writes.Load()}
+}
 
 // Path is the file's path.
 func (j *Journal) Path() string { return j.db.Path() }
 
 // Writable reports whether a write transaction commits (for readiness).
 func (j *Journal) Writable(ctx context.Context) error {
-	return j.update(ctx, func(tx *bolt.Tx) error {
+	return j.c.do(ctx, func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketAttempts).Put([]byte("\x00probe"), nil)
 	})
 }
 
-func (j *Journal) update(ctx context.Context, fn func(*bolt.Tx) error) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	return j.db.Batch(fn)
-}
-
 var _ protocol.ReplayCache = (*Journal)(nil)
 
-// Claim implements protocol.ReplayCache durably: a new id is recorded in
-// StateClaimed; an id seen before with the same digest is a duplicate
-// delivery (answer from the journal), with another digest a conflict.
+// Claim implements protocol.ReplayCache: a new id is recorded in
+// StateClaimed (in memory until the command's first write); an id seen
+// before with the same digest is a duplicate delivery (answer from the
+// journal), with another digest a conflict.
 func (j *Journal) Claim(ctx context.Context, id string, digest [32]byte, until time.Time) (protocol.ClaimStatus, error) {
-	status := protocol.ClaimNew
-	err := j.update(ctx, func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketCommands)
-		if raw := b.Get([]byte(id)); raw != nil {
-			var e Entry
-			if err := json.Unmarshal(raw, &e); err != nil {
-				return fmt.Errorf("journal entry %q: %w", id, err)
-			}
-			if bytes.Equal(e.Digest[:], digest[:]) {
-				status = protocol.ClaimDuplicate
-			} else {
-				status = protocol.ClaimConflict
-			}
-			return nil
-		}
-		status = protocol.ClaimNew
-		e := Entry{ID: id, Digest: digest, State: StateClaimed, Until: until, Created: j.opt.Now()}
-		return put(b, &e)
-	})
-	if err != nil {
-		return 0, fmt.Errorf("journal claim: %w", err)
+	if err := ctx.Err(); err != nil {
+		return 0, err
 	}
-	return status, nil
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	prev := j.claims[id]
+	if prev == nil {
+		var err error
+		if prev, err = j.stored(id); err != nil && !errors.Is(err, ErrNotFound) {
+			return 0, fmt.Errorf("journal claim: %w", err)
+		}
+	}
+	switch {
+	case prev == nil:
+		j.claims[id] = &Entry{ID: id, Digest: digest, State: StateClaimed, Until: until, Created: j.opt.Now()}
+		return protocol.ClaimNew, nil
+	case bytes.Equal(prev.Digest[:], digest[:]):
+		return protocol.ClaimDuplicate, nil
+	default:
+		return protocol.ClaimConflict, nil
+	}
 }
 
 // Get returns the entry for id, or ErrNotFound.
 func (j *Journal) Get(ctx context.Context, id string) (*Entry, error) {
+	j.mu.Lock()
+	if c := j.claims[id]; c != nil {
+		e := *c
+		j.mu.Unlock()
+		return &e, nil
+	}
+	j.mu.Unlock()
+	return j.stored(id)
+}
+
+// stored reads id's entry from the file.
+func (j *Journal) stored(id string) (*Entry, error) {
 	var e *Entry
 	err := j.db.View(func(tx *bolt.Tx) error {
-		raw := tx.Bucket(bucketCommands).Get([]byte(id))
+		_, raw := lookup(tx, id)
 		if raw == nil {
 			return ErrNotFound
 		}
-		e = new(Entry)
-		return json.Unmarshal(raw, e)
+		var err error
+		e, err = decodeEntry(raw)
+		return err
 	})
-	if err != nil {
-		return nil, err
+	return e, err
+}
+
+// lookup finds id's log key and entry bytes (nil, nil if absent).
+func lookup(tx *bolt.Tx, id string) (key, raw []byte) {
+	key = tx.Bucket(bucketIDs).Get([]byte(id))
+	if key == nil {
+		return nil, nil
 	}
-	return e, nil
+	return key, tx.Bucket(bucketLog).Get(key)
 }
 
 // MarkApplying records, before the write to AD is sent, that it is about to
 // be: after a crash the connector knows the write may have happened.
 func (j *Journal) MarkApplying(ctx context.Context, id, userDN string, pwdLastSetBefore time.Time) error {
-	return j.modify(ctx, id, func(e *Entry) error {
+	now := j.opt.Now()
+	return j.modify(ctx, id, func(e *Entry) (bool, error) {
 		if e.State == StateDone {
-			return fmt.Errorf("journal: command %q is already done", id)
+			return false, fmt.Errorf("journal: command %q is already done", id)
 		}
-		e.State, e.UserDN, e.Applying, e.PwdLastSetBefore = StateApplying, userDN, j.opt.Now(), pwdLastSetBefore
-		return nil
+		e.State, e.UserDN, e.Applying, e.PwdLastSetBefore = StateApplying, userDN, now, pwdLastSetBefore
+		return true, nil
 	})
 }
 
 // Finish records the final outcome and the signed result to send. It is
 // written before the result is sent, so a redelivery finds it.
 func (j *Journal) Finish(ctx context.Context, id, code, dc string, result []byte) error {
-	return j.modify(ctx, id, func(e *Entry) error {
+	now := j.opt.Now()
+	return j.modify(ctx, id, func(e *Entry) (bool, error) {
 		if e.State == StateDone {
-			return nil // first outcome wins
+			return false, nil // first outcome wins
 		}
-		e.State, e.Code, e.DC, e.Result, e.Done = StateDone, code, dc, result, j.opt.Now()
-		return nil
+		e.State, e.Code, e.DC, e.Result, e.Done = StateDone, code, dc, result, now
+		return true, nil
 	})
 }
 
-func (j *Journal) modify(ctx context.Context, id string, fn func(*Entry) error) error {
-	return j.update(ctx, func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketCommands)
-		raw := b.Get([]byte(id))
-		if raw == nil {
-			return fmt.Errorf("%w: %q", ErrNotFound, id)
+// modify changes id's entry (from the file, else its claim) durably; fn
+// reports whether there is anything to write.
+func (j *Journal) modify(ctx context.Context, id string, fn func(*Entry) (bool, error)) error {
+	written := false
+	err := j.c.do(ctx, func(tx *bolt.Tx) error {
+		key, raw := lookup(tx, id)
+		var e *Entry
+		if raw != nil {
+			var err error
+			if e, err = decodeEntry(raw); err != nil {
+				return fmt.Errorf("journal entry %q: %w", id, err)
+			}
+		} else {
+			j.mu.Lock()
+			c := j.claims[id]
+			j.mu.Unlock()
+			if c == nil {
+				return fmt.Errorf("%w: %q", ErrNotFound, id)
+			}
+			cp := *c
+			e = &cp
 		}
-		var e Entry
-		if err := json.Unmarshal(raw, &e); err != nil {
-			return fmt.Errorf("journal entry %q: %w", id, err)
-		}
-		if err := fn(&e); err != nil {
+		change, err := fn(e)
+		if err != nil || !change {
 			return err
 		}
-		return put(b, &e)
+		log := tx.Bucket(bucketLog)
+		if key == nil {
+			seq, err := log.NextSequence()
+			if err != nil {
+				return err
+			}
+			key = binary.BigEndian.AppendUint64(nil, seq)
+			if err := tx.Bucket(bucketIDs).Put([]byte(id), key); err != nil {
+				return err
+			}
+		}
+		written = true
+		return log.Put(key, encodeEntry(e))
 	})
-}
-
-func put(b *bolt.Bucket, e *Entry) error {
-	raw, err := json.Marshal(e)
-	if err != nil {
-		return err
+	if err == nil && written {
+		// On file now: the claim is no longer needed.
+		j.mu.Lock()
+		delete(j.claims, id)
+		j.mu.Unlock()
 	}
-	return b.Put([]byte(e.ID), raw)
+	return err
 }
 
 // Sweep deletes entries past both their replay window and the retention,
-// and attempt records older than maxWindow. It returns how many commands
-// it deleted.
+// claims past their replay window, and attempt records older than
+// maxWindow. It returns how many commands it deleted.
 func (j *Journal) Sweep(ctx context.Context, maxWindow time.Duration) (int, error) {
 	now := j.opt.Now()
+	j.mu.Lock()
+	for id, c := range j.claims {
+		if now.After(c.Until) {
+			delete(j.claims, id)
+		}
+	}
+	for k, ts := range j.attempts {
+		if !j.dirty[k] && (len(ts) == 0 || now.Sub(ts[len(ts)-1]) > maxWindow) {
+			delete(j.attempts, k)
+		}
+	}
+	j.mu.Unlock()
 	n := 0
-	err := j.db.Update(func(tx *bolt.Tx) error {
-		c := tx.Bucket(bucketCommands).Cursor()
+	err := j.c.do(ctx, func(tx *bolt.Tx) error {
+		ids := tx.Bucket(bucketIDs)
+		c := tx.Bucket(bucketLog).Cursor()
+		var doomed [][2][]byte
 		for k, v := c.First(); k != nil; k, v = c.Next() {
-			var e Entry
-			if err := json.Unmarshal(v, &e); err != nil {
-				continue
+			e, err := decodeEntry(v)
+			if err != nil {
+				continue // kept for inspection; never matched again
 			}
-			if now.After(e.Until) && now.Sub(e.Created) > j.opt.Retention && e.State != StateApplying {
-				if err := c.Delete(); err != nil {
-					return err
-				}
-				n++
+			if now.Sub(e.Created) <= j.opt.Retention {
+				break // the log is in arrival order: the rest is younger
+			}
+			if now.After(e.Until) && e.State != StateApplying {
+				doomed = append(doomed, [2][]byte{k, []byte(e.ID)})
 			}
 		}
-		a := tx.Bucket(bucketAttempts).Cursor()
-		for k, v := a.First(); k != nil; k, v = a.Next() {
-			var ts []time.Time
-			if json.Unmarshal(v, &ts) != nil || len(ts) == 0 || now.Sub(ts[len(ts)-1]) > maxWindow {
-				if err := a.Delete(); err != nil {
+		for _, d := range doomed {
+			if err := tx.Bucket(bucketLog).Delete(d[0]); err != nil {
+				return err
+			}
+			if err := ids.Delete(d[1]); err != nil {
+				return err
+			}
+		}
+		n = len(doomed)
+		a := tx.Bucket(bucketAttempts)
+		var old [][]byte
+		err := a.ForEach(func(k, v []byte) error {
+			ts, err := decodeTimes(v)
+			if err != nil || len(ts) == 0 || now.Sub(ts[len(ts)-1]) > maxWindow {
+				old = append(old, k)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, k := range old {
+			j.mu.Lock()
+			keep := j.dirty[string(k)]
+			j.mu.Unlock()
+			if !keep {
+				if err := a.Delete(k); err != nil {
 					return err
 				}
 			}
@@ -274,13 +401,13 @@ func (j *Journal) Sweep(ctx context.Context, maxWindow time.Duration) (int, erro
 func (j *Journal) Pending(ctx context.Context) ([]Entry, error) {
 	var out []Entry
 	err := j.db.View(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketCommands).ForEach(func(k, v []byte) error {
-			var e Entry
-			if err := json.Unmarshal(v, &e); err != nil {
-				return nil
+		return tx.Bucket(bucketLog).ForEach(func(k, v []byte) error {
+			if err := ctx.Err(); err != nil {
+				return err
 			}
-			if e.State == StateApplying {
-				out = append(out, e)
+			e, err := decodeEntry(v)
+			if err == nil && e.State == StateApplying {
+				out = append(out, *e)
 			}
 			return nil
 		})

@@ -6,9 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	bolt "go.etcd.io/bbolt"
 
 	"github.com/adwriteback/adwriteback/relay/protocol"
 )
@@ -123,6 +126,14 @@ func TestSweep(t *testing.T) {
 		if _, err := j.Claim(ctx, id, sha256.Sum256([]byte(id)), c.now().Add(until)); err != nil {
 			t.Fatal(err)
 		}
+		if err := j.Finish(ctx, id, "succeeded", "", []byte("r")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A claim never written (its command was abandoned and never came
+	// back) is forgotten once its replay window is over.
+	if _, err := j.Claim(ctx, "unwritten", [32]byte{1}, c.now().Add(time.Minute)); err != nil {
+		t.Fatal(err)
 	}
 	if _, err := j.Claim(ctx, "applying", [32]byte{}, c.now()); err != nil {
 		t.Fatal(err)
@@ -138,8 +149,10 @@ func TestSweep(t *testing.T) {
 	if n, err := j.Sweep(ctx, 24*time.Hour); err != nil || n != 1 {
 		t.Fatalf("swept %d, %v; want 1", n, err)
 	}
-	if _, err := j.Get(ctx, "c0"); !errors.Is(err, ErrNotFound) {
-		t.Error("c0 kept")
+	for _, id := range []string{"c0", "unwritten"} {
+		if _, err := j.Get(ctx, id); !errors.Is(err, ErrNotFound) {
+			t.Errorf("%s kept", id)
+		}
 	}
 	for _, id := range []string{"c1", "applying"} {
 		if _, err := j.Get(ctx, id); err != nil {
@@ -211,4 +224,101 @@ func BenchmarkClaimFinishDurable(b *testing.B) {
 		}
 		n.Store(&g, i)
 	})
+}
+
+func TestAttemptsSurviveReopen(t *testing.T) {
+	c := newClock()
+	path := filepath.Join(t.TempDir(), "j.db")
+	ctx := context.Background()
+	j := open(t, path, c)
+	for i := range 3 {
+		if ok, _, err := j.TakeAttempt(ctx, "dom/u", 5, 24*time.Hour); !ok || err != nil {
+			t.Fatalf("attempt %d: %v", i, err)
+		}
+	}
+	// Written with the next transaction (a command's outcome)...
+	if _, err := j.Claim(ctx, "cmd", [32]byte{}, c.now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if err := j.Finish(ctx, "cmd", "succeeded", "", nil); err != nil {
+		t.Fatal(err)
+	}
+	// ...or at close.
+	for range 2 {
+		if ok, _, err := j.TakeAttempt(ctx, "dom/u", 5, 24*time.Hour); !ok || err != nil {
+			t.Fatal(err)
+		}
+	}
+	j.Close()
+	j = open(t, path, c)
+	if ok, wait, err := j.TakeAttempt(ctx, "dom/u", 5, 24*time.Hour); ok || err != nil || wait != 24*time.Hour {
+		t.Fatalf("6th attempt after reopen: ok=%v wait=%v err=%v (the 5 earlier ones must have been kept)", ok, wait, err)
+	}
+}
+
+// TestGroupCommitIsolatesFailures: many writers share transactions; one
+// whose change is refused gets its error, the others are written.
+func TestGroupCommitIsolatesFailures(t *testing.T) {
+	j := open(t, "", newClock())
+	ctx := context.Background()
+	const n = 200
+	for i := range n {
+		if _, err := j.Claim(ctx, fmt.Sprint("c", i), [32]byte{}, time.Now().Add(time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := j.Finish(ctx, "c0", "succeeded", "", nil); err != nil {
+		t.Fatal(err)
+	}
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = j.MarkApplying(ctx, fmt.Sprint("c", i), "CN=u", time.Time{})
+		}()
+	}
+	wg.Wait()
+	if errs[0] == nil {
+		t.Fatal("a done command was marked applying")
+	}
+	for i := 1; i < n; i++ {
+		if errs[i] != nil {
+			t.Fatalf("c%d: %v", i, errs[i])
+		}
+		if e, err := j.Get(ctx, fmt.Sprint("c", i)); err != nil || e.State != StateApplying {
+			t.Fatalf("c%d: %+v %v", i, e, err)
+		}
+	}
+	if p, err := j.Pending(ctx); err != nil || len(p) != n-1 {
+		t.Fatalf("pending: %d %v", len(p), err)
+	}
+}
+
+func TestClosedJournalRefusesWrites(t *testing.T) {
+	j, err := Open(filepath.Join(t.TempDir(), "j.db"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	j.Close()
+	if err := j.Writable(context.Background()); !errors.Is(err, errClosed) {
+		t.Fatalf("write after close: %v", err)
+	}
+}
+
+func TestOlderFormatIsRefusedClearly(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "j.db")
+	db, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Update(func(tx *bolt.Tx) error { _, err := tx.CreateBucket(bucketLegacy); return err }); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	_, err = Open(path, Options{})
+	if err == nil || !strings.Contains(err.Error(), "older format") || !strings.Contains(err.Error(), path) {
+		t.Fatalf("open of an older journal: %v", err)
+	}
 }
