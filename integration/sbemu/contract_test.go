@@ -3,7 +3,9 @@
 package sbemu_test
 
 import (
+	"bytes"
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"sync/atomic"
@@ -564,3 +566,150 @@ func TestRestartKeepsMessages(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// randomBody is n random bytes (incompressible, so a corrupted or truncated transfer shows).
+func randomBody(t *testing.T, n int) []byte {
+	t.Helper()
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// wantStatus fails unless err is a control error with the given HTTP status.
+func wantStatus(t *testing.T, err error, status int, what string) {
+	t.Helper()
+	var ce *sbemu.ControlError
+	if !errors.As(err, &ce) || ce.Status != status {
+		t.Fatalf("%s: got %v, want HTTP %d", what, err, status)
+	}
+}
+
+// receiveIntact receives one message, checks its body is want byte for byte, and completes it.
+func receiveIntact(t *testing.T, c *azservicebus.Client, q string, want []byte) {
+	t.Helper()
+	r, err := c.NewReceiverForQueue(q, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close(context.Background())
+	m := receiveOne(t, r)
+	if !bytes.Equal(m.Body, want) {
+		t.Fatalf("received a body of %d bytes that differs from the %d bytes sent", len(m.Body), len(want))
+	}
+	if err := r.CompleteMessage(ctxT(t, 10*time.Second), m, nil); err != nil {
+		t.Fatalf("complete: %v", err)
+	}
+}
+
+// Standard tier: a message is capped at 256 KB. The SDK learns the cap from the attach and
+// refuses a larger message with ErrMessageTooLarge (not retried, nothing enqueued, the sender
+// still usable); a message just under the cap crosses several 64 KB frames each way intact.
+func TestMessageSizeStandard(t *testing.T) {
+	e := emulator(t)
+	q := newQueue(t, e, sbemu.QueueOptions{LockDuration: 10 * time.Second})
+	if qs := queueState(t, e, q); qs.Tier != sbemu.TierStandard || qs.MaxMessageSize != sbemu.StandardMaxMessageSize {
+		t.Fatalf("standard queue: tier %q, cap %d", qs.Tier, qs.MaxMessageSize)
+	}
+	err := e.CreateQueue(context.Background(), q+"-big", sbemu.QueueOptions{MaxMessageSizeInKilobytes: 2048})
+	wantStatus(t, err, 400, "a message size on a standard namespace")
+
+	c := newClient(t, e.ConnectionString())
+	s, err := c.NewSender(q, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close(context.Background())
+	err = s.SendMessage(ctxT(t, 20*time.Second), &azservicebus.Message{Body: randomBody(t, sbemu.StandardMaxMessageSize+1)}, nil)
+	if !errors.Is(err, azservicebus.ErrMessageTooLarge) {
+		t.Fatalf("send over 256 KB: got %v, want ErrMessageTooLarge", err)
+	}
+	body := randomBody(t, sbemu.StandardMaxMessageSize-1024) // the rest is room for the message's own sections
+	if err := s.SendMessage(ctxT(t, 20*time.Second), &azservicebus.Message{MessageID: ptr("fits"), Body: body}, nil); err != nil {
+		t.Fatalf("send under 256 KB: %v", err)
+	}
+	qs := queueState(t, e, q)
+	if qs.Stats.Enqueued != 1 || len(qs.Messages) != 1 || !bytes.Equal(qs.Messages[0].Body, body) || qs.Messages[0].BodySize != len(body) {
+		t.Fatalf("after one refused and one allowed send: enqueued %d, %d messages", qs.Stats.Enqueued, len(qs.Messages))
+	}
+	if qs.Stats.TooLarge != 0 {
+		t.Fatalf("the emulator saw %d oversized deliveries; the SDK should have refused the send from the attach's max-message-size", qs.Stats.TooLarge)
+	}
+	receiveIntact(t, c, q, body)
+}
+
+// Premium tier: the cap is the queue's MaxMessageSizeInKilobytes (1 MB by default, 1 MB to
+// 100 MB). A multi-megabyte message within it is delivered intact (and left out of snapshots,
+// which report its size); one over it is refused.
+func TestMessageSizePremium(t *testing.T) {
+	e := sbemu.Start(t, &sbemu.Options{Tier: sbemu.TierPremium})
+	ctx := context.Background()
+	if err := e.CreateQueue(ctx, "default", sbemu.QueueOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if qs := queueState(t, e, "default"); qs.Tier != sbemu.TierPremium || qs.MaxMessageSize != sbemu.PremiumDefaultMaxMessageSizeKB<<10 {
+		t.Fatalf("premium default queue: tier %q, cap %d", qs.Tier, qs.MaxMessageSize)
+	}
+	for _, kb := range []int64{sbemu.PremiumMinMaxMessageSizeKB - 1, sbemu.PremiumMaxMaxMessageSizeKB + 1, -1} {
+		err := e.CreateQueue(ctx, fmt.Sprintf("bad%d", kb), sbemu.QueueOptions{MaxMessageSizeInKilobytes: kb})
+		wantStatus(t, err, 400, fmt.Sprintf("MaxMessageSizeInKilobytes %d", kb))
+	}
+	const capKB = 10 << 10 // 10 MB
+	if err := e.CreateQueue(ctx, "large", sbemu.QueueOptions{LockDuration: 20 * time.Second, MaxMessageSizeInKilobytes: capKB}); err != nil {
+		t.Fatal(err)
+	}
+	c := newClient(t, e.ConnectionString())
+	s, err := c.NewSender("large", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close(context.Background())
+	if err := s.SendMessage(ctxT(t, 30*time.Second), &azservicebus.Message{Body: randomBody(t, capKB<<10)}, nil); !errors.Is(err, azservicebus.ErrMessageTooLarge) {
+		t.Fatalf("send over the queue's 10 MB: got %v, want ErrMessageTooLarge", err)
+	}
+	body := randomBody(t, 9<<20)
+	if err := s.SendMessage(ctxT(t, 30*time.Second), &azservicebus.Message{Body: body}, nil); err != nil {
+		t.Fatalf("send 9 MB to a 10 MB queue: %v", err)
+	}
+	qs := queueState(t, e, "large")
+	if qs.Stats.Enqueued != 1 || len(qs.Messages) != 1 || !qs.Messages[0].BodyOmitted || qs.Messages[0].Body != nil || qs.Messages[0].BodySize != len(body) {
+		t.Fatalf("snapshot of a 9 MB message: enqueued %d, %d messages %+v", qs.Stats.Enqueued, len(qs.Messages), qs.Messages)
+	}
+	receiveIntact(t, c, "large", body)
+}
+
+// The cap is enforced on receipt too: lowered while a sender link is up (the link still holds
+// the old max-message-size), a larger message is rejected with amqp:link:message-size-exceeded,
+// which the SDK returns as ErrMessageTooLarge; the link keeps working.
+func TestMessageSizeEnforcedOnReceipt(t *testing.T) {
+	e := sbemu.Start(t, &sbemu.Options{Tier: sbemu.TierPremium})
+	ctx := context.Background()
+	if err := e.CreateQueue(ctx, "q", sbemu.QueueOptions{MaxMessageSizeInKilobytes: 2048}); err != nil {
+		t.Fatal(err)
+	}
+	c := newClient(t, e.ConnectionString())
+	s, err := c.NewSender("q", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close(context.Background())
+	body := randomBody(t, 1536<<10)
+	if err := s.SendMessage(ctxT(t, 20*time.Second), &azservicebus.Message{Body: body}, nil); err != nil {
+		t.Fatalf("1.5 MB under a 2 MB cap: %v", err)
+	}
+	if err := e.SetMaxMessageSize(ctx, "q", 1024); err != nil {
+		t.Fatal(err)
+	}
+	wantStatus(t, e.SetMaxMessageSize(ctx, "q", 100), 400, "a cap under 1 MB")
+	if err := s.SendMessage(ctxT(t, 20*time.Second), &azservicebus.Message{Body: body}, nil); !errors.Is(err, azservicebus.ErrMessageTooLarge) {
+		t.Fatalf("1.5 MB after the cap fell to 1 MB: got %v, want ErrMessageTooLarge", err)
+	}
+	if err := s.SendMessage(ctxT(t, 20*time.Second), &azservicebus.Message{Body: []byte("small")}, nil); err != nil {
+		t.Fatalf("small message after a refusal: %v", err)
+	}
+	qs := queueState(t, e, "q")
+	if qs.MaxMessageSize != 1<<20 || qs.Stats.TooLarge != 1 || qs.Stats.Enqueued != 2 {
+		t.Fatalf("cap %d, rejected as too large %d, enqueued %d; want 1 MB, 1, 2", qs.MaxMessageSize, qs.Stats.TooLarge, qs.Stats.Enqueued)
+	}
+}

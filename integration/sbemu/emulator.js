@@ -4,9 +4,19 @@
 // shared/docs/servicebus-emulator.md. Started by the Go helper in this directory.
 //
 // Usage: node emulator.js [--host 127.0.0.1] [--port 0] [--control-port 0]
-//                         [--key-name NAME] [--key KEY]
+//                         [--key-name NAME] [--key KEY] [--tier standard|premium]
 // On start it prints one JSON line to stdout: {"ready":true,"amqpPort":N,"controlPort":M}.
 // The control endpoint (HTTP on loopback) creates queues and injects faults; see ROUTES below.
+//
+// Message size, as Service Bus does it: the namespace tier (--tier, default standard) caps a
+// message. Standard: 256 KB. Premium: the entity's MaxMessageSizeInKilobytes (1024 KB by
+// default, 1024..102400 KB). The cap is the encoded AMQP message (what go-amqp measures). It is
+// advertised as max-message-size on the attach of every client sender link (the SDK then
+// refuses a larger message itself, with amqp:link:message-size-exceeded, which azservicebus
+// returns as ErrMessageTooLarge), and enforced again on receipt: a larger delivery is rejected
+// with that condition (a client that ignores the attach, or a limit lowered while the link is
+// up). Like Service Bus, the emulator offers max-frame-size 65536, so large messages arrive as
+// multi-frame transfers.
 
 const http = require('http');
 const crypto = require('crypto');
@@ -36,7 +46,7 @@ linkBase._process = function () {
 // ---------------------------------------------------------------------------------------------
 // options
 function parseArgs(argv) {
-  const o = { host: '127.0.0.1', port: 0, controlPort: 0, keyName: 'RootManageSharedAccessKey', key: 'eA==' };
+  const o = { host: '127.0.0.1', port: 0, controlPort: 0, keyName: 'RootManageSharedAccessKey', key: 'eA==', tier: 'standard' };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const v = argv[i + 1];
@@ -46,12 +56,44 @@ function parseArgs(argv) {
       case '--control-port': o.controlPort = Number(v); i++; break;
       case '--key-name': o.keyName = v; i++; break;
       case '--key': o.key = v; i++; break;
+      case '--tier': o.tier = v; i++; break;
       default: throw new Error('unknown argument ' + a);
     }
   }
+  if (o.tier !== 'standard' && o.tier !== 'premium') throw new Error('--tier must be standard or premium, not ' + o.tier);
   return o;
 }
 const opts = parseArgs(process.argv.slice(2));
+
+// ---------------------------------------------------------------------------------------------
+// message size limits (Service Bus quotas)
+const KB = 1024;
+const STANDARD_MAX_MESSAGE_BYTES = 256 * KB;
+const PREMIUM_DEFAULT_MAX_MESSAGE_KB = 1024;
+const PREMIUM_MIN_MAX_MESSAGE_KB = 1024;
+const PREMIUM_MAX_MAX_MESSAGE_KB = 102400;
+const MAX_FRAME_SIZE = 65536;
+// Bodies larger than this are left out of control-endpoint snapshots (their size is reported):
+// a snapshot is polled often, and megabytes of base64 per poll stall both sides.
+const SNAPSHOT_BODY_MAX = 256 * KB;
+
+// a bad control request (answered 400)
+class BadRequest extends Error {}
+
+// maxMessageBytes resolves an entity's message size cap from its maxMessageSizeInKilobytes
+// option, as Service Bus validates it for the namespace tier.
+function maxMessageBytes(kb) {
+  if (kb === undefined || kb === null || kb === 0) {
+    return opts.tier === 'premium' ? PREMIUM_DEFAULT_MAX_MESSAGE_KB * KB : STANDARD_MAX_MESSAGE_BYTES;
+  }
+  if (opts.tier !== 'premium') {
+    throw new BadRequest('maxMessageSizeInKilobytes can only be set on a premium namespace; standard allows 256 KB');
+  }
+  if (!Number.isInteger(kb) || kb < PREMIUM_MIN_MAX_MESSAGE_KB || kb > PREMIUM_MAX_MAX_MESSAGE_KB) {
+    throw new BadRequest('maxMessageSizeInKilobytes must be an integer from ' + PREMIUM_MIN_MAX_MESSAGE_KB + ' to ' + PREMIUM_MAX_MAX_MESSAGE_KB);
+  }
+  return kb * KB;
+}
 
 function log(...args) {
   if (process.env.SBEMU_DEBUG) console.error('[sbemu]', ...args);
@@ -147,7 +189,7 @@ let seqCounter = 0;
 const queues = new Map(); // name -> Queue
 
 class Queue {
-  constructor(name, o, isDLQ) {
+  constructor(name, o, isDLQ, parent) {
     this.name = name;
     this.isDLQ = !!isDLQ;
     this.lockDurationMs = o.lockDurationMs || 60000;
@@ -156,20 +198,22 @@ class Queue {
     this.deadLetterOnExpiry = isDLQ ? false : o.deadLetterOnExpiry !== false;
     this.requiresSession = isDLQ ? false : !!o.requiresSession;
     this.duplicateWindowMs = isDLQ ? 0 : (o.duplicateDetectionWindowMs || 0);
+    this.maxMessageSizeBytes = parent ? parent.maxMessageSizeBytes : maxMessageBytes(o.maxMessageSizeInKilobytes);
     this.available = []; // entries, in sequence order
     this.locked = new Map(); // tokenKey -> entry
     this.seenIds = new Map(); // message id -> time
     this.sessions = new Map(); // sid -> {id, owner: link|null, lockedUntil}
     this.consumers = new Set(); // sender links (client receivers)
     this.waiting = []; // held accept-next links
-    this.dlq = isDLQ ? null : new Queue(name + '/$DeadLetterQueue', {}, true);
-    this.stats = { enqueued: 0, completed: 0, deadLettered: 0, duplicates: 0, expired: 0 };
+    this.dlq = isDLQ ? null : new Queue(name + '/$DeadLetterQueue', {}, true, this);
+    this.stats = { enqueued: 0, completed: 0, deadLettered: 0, duplicates: 0, expired: 0, tooLarge: 0 };
   }
   describe() {
     return {
       name: this.name, lockDurationMs: this.lockDurationMs, maxDeliveryCount: this.maxDeliveryCount,
       defaultTtlMs: this.defaultTtlMs, requiresSession: this.requiresSession,
       duplicateDetectionWindowMs: this.duplicateWindowMs,
+      tier: opts.tier, maxMessageSizeBytes: this.maxMessageSizeBytes,
       active: this.available.length, locked: this.locked.size,
       waiting: this.waiting.length, consumers: this.consumers.size,
       deadLettered: this.dlq ? this.dlq.available.length + this.dlq.locked.size : 0,
@@ -760,6 +804,8 @@ container.on('receiver_open', (ctx) => {
   const q = resolveEntity(address);
   if (!q || q.isDLQ) { refuse(link, 'amqp:not-found', 'The messaging entity ' + address + ' could not be found.'); return; }
   link._sbTarget = q;
+  // the entity's cap as of now; a later change applies on receipt (see the message handler)
+  link.local.attach.max_message_size = q.maxMessageSizeBytes;
 });
 
 container.on('message', (ctx) => {
@@ -782,6 +828,14 @@ container.on('message', (ctx) => {
   }
   const q = link._sbTarget;
   if (!q) { d.reject({ condition: 'amqp:not-found', description: 'entity not found' }); return; }
+  const size = msg._raw ? msg._raw.length : 0;
+  if (size > q.maxMessageSizeBytes) {
+    q.stats.tooLarge++;
+    d.reject({ condition: 'amqp:link:message-size-exceeded',
+      description: 'The received message (delivery-id:' + d.id + ', size:' + size + ' bytes) exceeds the limit (' +
+        q.maxMessageSizeBytes + ' bytes) currently allowed on the link.' });
+    return;
+  }
   if (q.requiresSession && (msg.group_id === undefined || msg.group_id === null)) {
     d.reject({ condition: 'amqp:invalid-field', description: 'The SessionId was not set on a message, and it cannot be sent to the entity. Entities that have session support enabled can only receive messages that have the SessionId set to a valid value.' });
     return;
@@ -808,7 +862,7 @@ const sockets = new Set();
 
 function listenAmqp(port) {
   return new Promise((resolve, reject) => {
-    const srv = container.listen({ host: opts.host, port });
+    const srv = container.listen({ host: opts.host, port, max_frame_size: MAX_FRAME_SIZE });
     srv.on('connection', (sock) => { sockets.add(sock); sock.on('close', () => sockets.delete(sock)); });
     srv.once('listening', () => { amqpServer = srv; resolve(srv.address().port); });
     srv.once('error', reject);
@@ -851,12 +905,16 @@ function entrySummary(e) {
   const byCode = {};
   for (const s of e.sections) byCode[s.code] = s;
   const body = byCode[0x75] ? plain(byCode[0x75].typed) : null;
+  const bodySize = Buffer.isBuffer(body) ? body.length : 0;
+  const omit = bodySize > SNAPSHOT_BODY_MAX;
   return {
     sequenceNumber: e.seq, messageId: e.messageId, sessionId: e.sessionId, deliveryCount: e.deliveryCount,
     locked: !!e.lockToken,
     deadLetterReason: e.extraAppProps.DeadLetterReason ? plain(e.extraAppProps.DeadLetterReason) : undefined,
     deadLetterDescription: e.extraAppProps.DeadLetterErrorDescription ? plain(e.extraAppProps.DeadLetterErrorDescription) : undefined,
-    body: Buffer.isBuffer(body) ? body.toString('base64') : undefined,
+    body: Buffer.isBuffer(body) && !omit ? body.toString('base64') : undefined,
+    bodySize,
+    bodyOmitted: omit,
   };
 }
 
@@ -872,7 +930,11 @@ function readJSON(req) {
 // ROUTES:
 //   GET  /healthz                         -> {"ok":true}
 //   PUT  /queues/{name}  {lockDurationMs,maxDeliveryCount,defaultTtlMs,requiresSession,
-//                         duplicateDetectionWindowMs,deadLetterOnExpiry} -> queue description
+//                         duplicateDetectionWindowMs,deadLetterOnExpiry,
+//                         maxMessageSizeInKilobytes (premium only)} -> queue description (400: bad option)
+//   PATCH /queues/{name} {maxMessageSizeInKilobytes} -> queue description (premium only; links
+//                         already attached keep the max-message-size they were told, the new cap
+//                         applies on receipt)
 //   GET  /queues/{name}                   -> description + messages (active, locked, deadLettered)
 //   DELETE /queues/{name}
 //   POST /faults/drop-connections         -> {"dropped":N}
@@ -886,7 +948,7 @@ async function handleControl(req, res) {
   const parts = url.pathname.split('/').filter(Boolean).map(decodeURIComponent);
   const send = (code, obj) => { res.writeHead(code, { 'content-type': 'application/json' }); res.end(JSON.stringify(obj)); };
   try {
-    if (req.method === 'GET' && url.pathname === '/healthz') return send(200, { ok: true, listening: !!amqpServer });
+    if (req.method === 'GET' && url.pathname === '/healthz') return send(200, { ok: true, listening: !!amqpServer, tier: opts.tier });
     if (parts[0] === 'queues' && parts.length >= 2) {
       const name = parts.slice(1).join('/');
       if (req.method === 'PUT') {
@@ -896,6 +958,15 @@ async function handleControl(req, res) {
       }
       const q = resolveEntity(name);
       if (!q) return send(404, { error: 'no such queue' });
+      if (req.method === 'PATCH') {
+        const body = await readJSON(req);
+        if (q.isDLQ) return send(400, { error: 'a dead-letter queue takes its settings from its queue' });
+        if (body.maxMessageSizeInKilobytes !== undefined) {
+          q.maxMessageSizeBytes = maxMessageBytes(body.maxMessageSizeInKilobytes);
+          q.dlq.maxMessageSizeBytes = q.maxMessageSizeBytes;
+        }
+        return send(200, q.describe());
+      }
       if (req.method === 'GET') {
         expireMessages(q);
         const d = q.describe();
@@ -932,6 +1003,7 @@ async function handleControl(req, res) {
     }
     return send(404, { error: 'no route' });
   } catch (err) {
+    if (err instanceof BadRequest || err instanceof SyntaxError) return send(400, { error: String(err.message) });
     return send(500, { error: String(err && err.message) });
   }
 }

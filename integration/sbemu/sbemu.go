@@ -5,6 +5,11 @@
 //
 // The emulator speaks plain AMQP over TCP on 127.0.0.1; the azservicebus SDK is pointed at it
 // with a connection string carrying UseDevelopmentEmulator=true (see ConnectionString).
+//
+// Message size follows the Service Bus quotas of the namespace tier (Options.Tier): Standard
+// caps a message at 256 KB; Premium at the queue's MaxMessageSizeInKilobytes (1 MB unless set,
+// up to 100 MB). The cap is advertised on link attach, so the SDK refuses a larger message with
+// azservicebus.ErrMessageTooLarge, and enforced again when a message arrives.
 package sbemu
 
 import (
@@ -35,6 +40,31 @@ import (
 // DefaultKeyName is the SAS key name the emulator accepts unless Options say otherwise.
 const DefaultKeyName = "RootManageSharedAccessKey"
 
+// Tier is the Service Bus namespace tier the emulator models.
+type Tier string
+
+// Namespace tiers.
+const (
+	// TierStandard caps every message at StandardMaxMessageSize.
+	TierStandard Tier = "standard"
+	// TierPremium caps a message at its queue's MaxMessageSizeInKilobytes.
+	TierPremium Tier = "premium"
+)
+
+// Message size quotas, as Service Bus sets them. A message's size is its encoded AMQP form
+// (body, properties and annotations).
+const (
+	StandardMaxMessageSize = 256 << 10
+	// PremiumDefaultMaxMessageSizeKB is a Premium queue's cap unless set; Premium allows
+	// PremiumMinMaxMessageSizeKB to PremiumMaxMaxMessageSizeKB.
+	PremiumDefaultMaxMessageSizeKB = 1024
+	PremiumMinMaxMessageSizeKB     = 1024
+	PremiumMaxMaxMessageSizeKB     = 102400
+	// SnapshotBodyMax is the largest body a Queue snapshot carries; a larger one is reported
+	// by size only (MessageState.BodyOmitted).
+	SnapshotBodyMax = 256 << 10
+)
+
 // ErrNodeMissing is returned when node or npm cannot be found on PATH.
 var ErrNodeMissing = errors.New("sbemu: Node.js (node and npm) is required to run the Service Bus emulator; install Node.js 18+ (Debian: apt-get install nodejs npm)")
 
@@ -51,6 +81,8 @@ type Options struct {
 	Debug bool
 	// StartTimeout bounds npm ci plus process start. Zero: 2 minutes.
 	StartTimeout time.Duration
+	// Tier is the namespace tier, which sets the message size cap. Empty: TierStandard.
+	Tier Tier
 }
 
 // Emulator is a running emulator process.
@@ -110,6 +142,13 @@ func StartProcess(ctx context.Context, o Options) (*Emulator, error) {
 		}
 		o.Key = base64.StdEncoding.EncodeToString(b)
 	}
+	switch o.Tier {
+	case "":
+		o.Tier = TierStandard
+	case TierStandard, TierPremium:
+	default:
+		return nil, fmt.Errorf("sbemu: unknown tier %q (want %q or %q)", o.Tier, TierStandard, TierPremium)
+	}
 	dir := o.Dir
 	if dir == "" {
 		dir = sourceDir()
@@ -126,7 +165,7 @@ func StartProcess(ctx context.Context, o Options) (*Emulator, error) {
 		ctl: &http.Client{Timeout: 10 * time.Second}}
 	cmd := exec.Command(node, filepath.Join(dir, "emulator.js"),
 		"--host", "127.0.0.1", "--port", "0", "--control-port", "0",
-		"--key-name", o.KeyName, "--key", o.Key)
+		"--key-name", o.KeyName, "--key", o.Key, "--tier", string(o.Tier))
 	cmd.Dir = dir
 	cmd.Env = os.Environ()
 	if o.Debug {
@@ -251,6 +290,10 @@ type QueueOptions struct {
 	DuplicateDetectionWindow time.Duration
 	// NoDeadLetterOnExpiry drops expired messages instead of dead-lettering them.
 	NoDeadLetterOnExpiry bool
+	// MaxMessageSizeInKilobytes is the message size cap of a queue on a Premium namespace
+	// (PremiumMinMaxMessageSizeKB..PremiumMaxMaxMessageSizeKB). Zero: the tier's cap. Setting it
+	// on a Standard namespace is refused, as Service Bus does.
+	MaxMessageSizeInKilobytes int64
 }
 
 // MessageState is a message as the control endpoint reports it.
@@ -262,12 +305,18 @@ type MessageState struct {
 	Locked                bool   `json:"locked"`
 	DeadLetterReason      string `json:"deadLetterReason"`
 	DeadLetterDescription string `json:"deadLetterDescription"`
-	Body                  []byte `json:"body"`
+	// Body is nil when the body is larger than SnapshotBodyMax (BodyOmitted); BodySize is the
+	// body's length either way.
+	Body        []byte `json:"body"`
+	BodySize    int    `json:"bodySize"`
+	BodyOmitted bool   `json:"bodyOmitted"`
 }
 
 // QueueState is a snapshot of a queue.
 type QueueState struct {
 	Name           string         `json:"name"`
+	Tier           Tier           `json:"tier"`
+	MaxMessageSize int64          `json:"maxMessageSizeBytes"` // the cap in bytes
 	Active         int            `json:"active"`
 	Locked         int            `json:"locked"`
 	DeadLettered   int            `json:"deadLettered"`
@@ -282,6 +331,9 @@ type QueueState struct {
 		DeadLettered int `json:"deadLettered"`
 		Duplicates   int `json:"duplicates"`
 		Expired      int `json:"expired"`
+		// TooLarge counts deliveries the emulator rejected as over the size cap (a sender
+		// that honours the attach's max-message-size never sends them).
+		TooLarge int `json:"tooLarge"`
 	} `json:"stats"`
 }
 
@@ -298,7 +350,19 @@ func (e *Emulator) CreateQueue(ctx context.Context, name string, q QueueOptions)
 	if q.MaxDeliveryCount == 0 {
 		delete(body, "maxDeliveryCount")
 	}
+	if q.MaxMessageSizeInKilobytes != 0 {
+		body["maxMessageSizeInKilobytes"] = q.MaxMessageSizeInKilobytes
+	}
 	return e.control(ctx, http.MethodPut, "/queues/"+url.PathEscape(name), body, nil)
+}
+
+// SetMaxMessageSize changes a Premium queue's message size cap, as updating the queue's
+// MaxMessageSizeInKilobytes does. Links already attached keep the max-message-size they were
+// told; the new cap applies when a message arrives (a larger one is rejected with
+// amqp:link:message-size-exceeded).
+func (e *Emulator) SetMaxMessageSize(ctx context.Context, queue string, kilobytes int64) error {
+	return e.control(ctx, http.MethodPatch, "/queues/"+url.PathEscape(queue),
+		map[string]any{"maxMessageSizeInKilobytes": kilobytes}, nil)
 }
 
 // Queue returns a snapshot of a queue with its active, locked and dead-lettered messages.
@@ -362,6 +426,9 @@ func (e *ControlError) Error() string {
 	return fmt.Sprintf("sbemu control: HTTP %d: %s", e.Status, e.Body)
 }
 
+// maxControlReply bounds a control reply (a snapshot carries bodies up to SnapshotBodyMax).
+const maxControlReply = 64 << 20
+
 func (e *Emulator) control(ctx context.Context, method, path string, in, out any) error {
 	var body io.Reader
 	if in != nil {
@@ -381,9 +448,12 @@ func (e *Emulator) control(ctx context.Context, method, path string, in, out any
 		return fmt.Errorf("sbemu control %s %s: %w", method, path, err)
 	}
 	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	b, err := io.ReadAll(io.LimitReader(resp.Body, maxControlReply+1))
 	if err != nil {
-		return err
+		return fmt.Errorf("sbemu control %s %s: read: %w", method, path, err)
+	}
+	if len(b) > maxControlReply {
+		return fmt.Errorf("sbemu control %s %s: reply larger than %d bytes", method, path, maxControlReply)
 	}
 	if resp.StatusCode/100 != 2 {
 		return &ControlError{Status: resp.StatusCode, Body: string(b)}
