@@ -91,9 +91,19 @@ func TestResetThenUserCanBind(t *testing.T) {
 	info := testdc.Ensure(t)
 	cl := newClient(t, info)
 	u := testdc.NewUser(t, info, "")
+	before, err := cl.ReadUser(ctxT(t), u.DN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if before.PwdVersion == 0 {
+		t.Fatal("unicodePwd's replication version not read with the service account")
+	}
 	a, err := cl.Reset(ctxT(t), u.DN, newPass, ldapx.ResetOptions{})
 	if err != nil {
 		t.Fatalf("reset: %v", err)
+	}
+	if after, err := cl.ReadUser(ctxT(t), u.DN); err != nil || after.PwdVersion != before.PwdVersion+1 {
+		t.Fatalf("unicodePwd version %d -> %+v (%v): one write must raise it by one", before.PwdVersion, after, err)
 	}
 	if a.DC != info.LDAPSURL {
 		t.Errorf("applied at %q", a.DC)
@@ -162,12 +172,20 @@ func TestResetMustChangeAndUnlockInOneCall(t *testing.T) {
 		t.Fatalf("reset without unlock: bind data %q, want still locked", code)
 	}
 	const third = "Third!Pass.2028"
+	mid, err := cl.ReadUser(ctxT(t), u.DN)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if _, err := cl.Reset(ctxT(t), u.DN, third, ldapx.ResetOptions{Unlock: true, MustChange: true}); err != nil {
 		t.Fatal(err)
 	}
 	after, err := cl.ReadUser(ctxT(t), u.DN)
 	if err != nil {
 		t.Fatal(err)
+	}
+	// pwdLastSet went to 0, so only the version shows this write landed.
+	if after.PwdVersion != mid.PwdVersion+1 {
+		t.Fatalf("must-change reset: unicodePwd version %d -> %d", mid.PwdVersion, after.PwdVersion)
 	}
 	if !after.LockoutTime.IsZero() || !after.MustChange {
 		t.Fatalf("after reset+unlock+must-change: lockout %v mustChange %v", after.LockoutTime, after.MustChange)

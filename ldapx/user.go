@@ -53,10 +53,14 @@ type User struct {
 	AdminCount         int
 	PwdLastSet         time.Time // zero when 0 (must change) or never set
 	MustChange         bool      // pwdLastSet is 0
-	LockoutTime        time.Time // zero when not locked
-	ResultantPSO       string    // DN of the effective PSO, "" when the domain policy applies
-	MemberOf           []string  // direct group memberships (DNs)
-	DC                 string
+	// PwdVersion is unicodePwd's replication version (raised by every
+	// password write); 0 when the account cannot read
+	// replPropertyMetaData.
+	PwdVersion   uint32
+	LockoutTime  time.Time // zero when not locked
+	ResultantPSO string    // DN of the effective PSO, "" when the domain policy applies
+	MemberOf     []string  // direct group memberships (DNs)
+	DC           string
 }
 
 // userAccountControl flags used by the connector.
@@ -75,7 +79,7 @@ func (u *User) Protected() bool { return u.AdminCount == 1 }
 
 var userAttributes = []string{
 	"objectGUID", "sAMAccountName", "userPrincipalName", "displayName", "userAccountControl",
-	"adminCount", "pwdLastSet", "lockoutTime", "msDS-ResultantPSO", "memberOf",
+	"adminCount", "pwdLastSet", "lockoutTime", "msDS-ResultantPSO", "memberOf", "replPropertyMetaData",
 }
 
 // filter returns the LDAP filter for ref, every value escaped.
@@ -179,6 +183,9 @@ func userFromEntry(e *ldap.Entry, dc string) (*User, error) {
 	}
 	if s := e.GetAttributeValue("adminCount"); s != "" {
 		u.AdminCount, _ = strconv.Atoi(s)
+	}
+	if v, ok := PwdVersion(e.GetRawAttributeValue("replPropertyMetaData")); ok {
+		u.PwdVersion = v
 	}
 	pls := e.GetAttributeValue("pwdLastSet")
 	u.MustChange = pls == "0"

@@ -99,7 +99,10 @@ func (f *fakeDir) EffectivePolicy(ctx context.Context, u *ldapx.User) (*ldapx.Po
 	return &p, nil
 }
 
-func (f *fakeDir) write(op, dn string) (ldapx.Applied, error) {
+// write models AD: a password write raises unicodePwd's version (when the
+// account's version is readable, non-zero) and sets pwdLastSet, to 0 for
+// must-change.
+func (f *fakeDir) write(op, dn string, mustChange bool) (ldapx.Applied, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.resetErr != nil && !f.applyThenFail {
@@ -108,7 +111,13 @@ func (f *fakeDir) write(op, dn string) (ldapx.Applied, error) {
 	f.writes = append(f.writes, op+" "+dn)
 	for _, u := range f.users {
 		if u.DN == dn && op != "unlock" {
-			u.PwdLastSet = f.now().Add(time.Second)
+			u.PwdLastSet, u.MustChange = f.now().Add(time.Second), false
+			if mustChange {
+				u.PwdLastSet, u.MustChange = time.Time{}, true
+			}
+			if u.PwdVersion != 0 {
+				u.PwdVersion++
+			}
 		}
 	}
 	if f.applyThenFail {
@@ -118,13 +127,13 @@ func (f *fakeDir) write(op, dn string) (ldapx.Applied, error) {
 }
 
 func (f *fakeDir) Reset(ctx context.Context, dn, pw string, o ldapx.ResetOptions) (ldapx.Applied, error) {
-	return f.write("reset", dn)
+	return f.write("reset", dn, o.MustChange)
 }
 func (f *fakeDir) Change(ctx context.Context, dn, old, pw string) (ldapx.Applied, error) {
-	return f.write("change", dn)
+	return f.write("change", dn, false)
 }
 func (f *fakeDir) Unlock(ctx context.Context, dn string) (ldapx.Applied, error) {
-	return f.write("unlock", dn)
+	return f.write("unlock", dn, false)
 }
 
 func (f *fakeDir) writeCount() int { f.mu.Lock(); defer f.mu.Unlock(); return len(f.writes) }
@@ -453,10 +462,10 @@ func TestCrashAfterApplyIsSettledFromAD(t *testing.T) {
 		t.Fatal(err)
 	}
 	alice := r.dir.users["alice"]
-	if err := r.jr.MarkApplying(context.Background(), v.ID, alice.DN, alice.PwdLastSet); err != nil {
+	if err := r.jr.MarkApplying(context.Background(), v.ID, alice.DN, alice.PwdLastSet, alice.PwdVersion); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := r.dir.write("reset", alice.DN); err != nil {
+	if _, err := r.dir.write("reset", alice.DN, false); err != nil {
 		t.Fatal(err)
 	}
 	d.DeliveryCount = 2
@@ -466,6 +475,70 @@ func TestCrashAfterApplyIsSettledFromAD(t *testing.T) {
 	}
 	if n := r.dir.writeCount(); n != 1 {
 		t.Fatalf("%d writes; the resumed command must not write again", n)
+	}
+}
+
+// TestCrashAfterMustChangeResetIsSettledFromAD: a must-change reset sets
+// pwdLastSet to 0, so "pwdLastSet moved forward" cannot prove it landed;
+// unicodePwd's version does, and without a readable version the move to 0
+// from a set value does.
+func TestCrashAfterMustChangeResetIsSettledFromAD(t *testing.T) {
+	for _, version := range []uint32{0, 12} {
+		t.Run(fmt.Sprint("version=", version), func(t *testing.T) {
+			r := newRig(t)
+			alice := r.dir.users["alice"]
+			alice.PwdVersion = version
+			req := reset("alice", goodPw)
+			req.Options.MustChange = true
+			d := r.build(req)
+			v, err := protocol.VerifyCommand(d.Body, r.eng.recv.Senders)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := r.jr.Claim(context.Background(), v.ID, v.Digest, r.now.Add(time.Hour)); err != nil {
+				t.Fatal(err)
+			}
+			if err := r.jr.MarkApplying(context.Background(), v.ID, alice.DN, alice.PwdLastSet, alice.PwdVersion); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := r.dir.write("reset", alice.DN, true); err != nil {
+				t.Fatal(err)
+			}
+			d.DeliveryCount = 2
+			wantAction(t, r.eng.Handle(context.Background(), d), servicebus.Complete())
+			if res := r.result(d.MessageID); res.Code != protocol.CodeSucceeded {
+				t.Fatalf("code %s", res.Code)
+			}
+			if n := r.dir.writeCount(); n != 1 || len(r.waits) != 0 {
+				t.Fatalf("%d writes, waits %v; the landed must-change reset must be recognised at once", n, r.waits)
+			}
+		})
+	}
+}
+
+func TestLanded(t *testing.T) {
+	set := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	later := set.Add(time.Hour)
+	cases := []struct {
+		name       string
+		version    uint32
+		setBefore  time.Time
+		now        ldapx.User
+		mustChange bool
+		want       bool
+	}{
+		{"version moved", 5, set, ldapx.User{PwdVersion: 6, PwdLastSet: set}, false, true},
+		{"version unchanged wins over pwdLastSet", 5, set, ldapx.User{PwdVersion: 5, PwdLastSet: later}, false, false},
+		{"no version: pwdLastSet moved", 0, set, ldapx.User{PwdLastSet: later}, false, true},
+		{"no version: pwdLastSet unchanged", 0, set, ldapx.User{PwdLastSet: set}, false, false},
+		{"no version: must-change set it to 0", 0, set, ldapx.User{MustChange: true}, true, true},
+		{"no version: 0 before and after", 0, time.Time{}, ldapx.User{MustChange: true}, true, false},
+		{"no version: 0 now but no must-change asked", 0, set, ldapx.User{MustChange: true}, false, false},
+	}
+	for _, c := range cases {
+		if got := landed(c.version, c.setBefore, &c.now, c.mustChange); got != c.want {
+			t.Errorf("%s: %v, want %v", c.name, got, c.want)
+		}
 	}
 }
 
@@ -486,11 +559,11 @@ func TestResumeWaitsForAnEarlierWriteToLand(t *testing.T) {
 				t.Fatal(err)
 			}
 			alice := r.dir.users["alice"]
-			if err := r.jr.MarkApplying(context.Background(), v.ID, alice.DN, alice.PwdLastSet); err != nil {
+			if err := r.jr.MarkApplying(context.Background(), v.ID, alice.DN, alice.PwdLastSet, alice.PwdVersion); err != nil {
 				t.Fatal(err)
 			}
 			if landed {
-				r.duringWait = func() { r.dir.write("reset", alice.DN) } // the dead process's write arrives late
+				r.duringWait = func() { r.dir.write("reset", alice.DN, false) } // the dead process's write arrives late
 			}
 			d.DeliveryCount = 2
 			wantAction(t, r.eng.Handle(context.Background(), d), servicebus.Complete())

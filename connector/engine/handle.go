@@ -188,11 +188,14 @@ func (e *Engine) inDomain(ctx context.Context, dom *Domain, rec *protocol.Receiv
 
 	// A command found half-way in the journal (the process stopped after
 	// marking the write): settle it from AD instead of writing again. The
-	// first write may still be queued at a busy DC, so when pwdLastSet has
-	// not moved yet, wait until that write can no longer land (the lock is
-	// renewed meanwhile) and look again before writing.
+	// first write may still be queued at a busy DC, so when the account
+	// shows no write yet, wait until that write can no longer land (the
+	// lock is renewed meanwhile) and look again before writing.
 	if ent, err := e.cfg.Journal.Get(ctx, rec.ID); err == nil && ent.State == journal.StateApplying && rec.Op != protocol.OpUnlock {
-		if !u.PwdLastSet.After(ent.PwdLastSetBefore) {
+		done := func() bool {
+			return landed(ent.PwdVersionBefore, ent.PwdLastSetBefore, u, rec.Op == protocol.OpReset && rec.Options.MustChange)
+		}
+		if !done() {
 			if wait := ent.Applying.Add(e.cfg.WriteWindow).Sub(e.cfg.Now()); wait > 0 {
 				e.cfg.Logger.Info("resumed command: waiting until an earlier write can no longer land", "id", rec.ID, "wait", wait)
 				select {
@@ -207,8 +210,8 @@ func (e *Engine) inDomain(ctx context.Context, dom *Domain, rec *protocol.Receiv
 				}
 			}
 		}
-		if u.PwdLastSet.After(ent.PwdLastSetBefore) {
-			o := with(answer(protocol.CodeSucceeded, "applied before a restart; confirmed from pwdLastSet"))
+		if done() {
+			o := with(answer(protocol.CodeSucceeded, "applied before a restart; confirmed from the account's password version"))
 			o.applied = true
 			return o
 		}
@@ -275,7 +278,7 @@ func (e *Engine) inDomain(ctx context.Context, dom *Domain, rec *protocol.Receiv
 		}
 	}
 
-	if err := e.cfg.Journal.MarkApplying(ctx, rec.ID, u.DN, u.PwdLastSet); err != nil {
+	if err := e.cfg.Journal.MarkApplying(ctx, rec.ID, u.DN, u.PwdLastSet, u.PwdVersion); err != nil {
 		return with(answer(protocol.CodeTransient, "journal: "+err.Error()))
 	}
 	var applied ldapx.Applied
@@ -309,8 +312,23 @@ func (e *Engine) inDomain(ctx context.Context, dom *Domain, rec *protocol.Receiv
 	return o
 }
 
+// landed reports whether the account (now) shows a password write since
+// the values before were read: unicodePwd's replication version moved
+// (authoritative when both are known: every write raises it), else
+// pwdLastSet moved forward, or went to 0 for a must-change reset (from a
+// non-zero value; from 0 to 0 nothing shows).
+func landed(versionBefore uint32, setBefore time.Time, now *ldapx.User, mustChange bool) bool {
+	if versionBefore != 0 && now.PwdVersion != 0 {
+		return now.PwdVersion > versionBefore
+	}
+	if now.PwdLastSet.After(setBefore) {
+		return true
+	}
+	return mustChange && !setBefore.IsZero() && now.MustChange
+}
+
 // applyFailure classifies a failed write. A transient or cancelled write
-// may still have happened: the account's pwdLastSet tells.
+// may still have happened: the account's password version tells.
 func (e *Engine) applyFailure(dom *Domain, u *ldapx.User, rec *protocol.Received, pol *ldapx.Policy, err error) outcome {
 	var le *ldapx.Error
 	errors.As(err, &le)
@@ -352,7 +370,7 @@ func (e *Engine) applyFailure(dom *Domain, u *ldapx.User, rec *protocol.Received
 		if rec.Op != protocol.OpUnlock {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
-			if now, rerr := dom.Dir.ReadUser(ctx, u.DN); rerr == nil && now.PwdLastSet.After(u.PwdLastSet) {
+			if now, rerr := dom.Dir.ReadUser(ctx, u.DN); rerr == nil && landed(u.PwdVersion, u.PwdLastSet, now, rec.Op == protocol.OpReset && rec.Options.MustChange) {
 				o := answer(protocol.CodeSucceeded, "the write was applied although its answer was lost")
 				o.applied = true
 				return o

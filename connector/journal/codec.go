@@ -17,6 +17,7 @@ import (
 //	[32]    digest
 //	byte    state (1 claimed, 2 applying, 3 done)
 //	varint  until, created, applying, pwdLastSetBefore, done (Unix ns; 0 = zero time)
+//	uvarint pwdVersionBefore
 //	uvarint len, UserDN | DC | Code | Result
 const entryFormat = 2
 
@@ -38,6 +39,7 @@ func encodeEntry(e *Entry) []byte {
 	for _, t := range []time.Time{e.Until, e.Created, e.Applying, e.PwdLastSetBefore, e.Done} {
 		b = binary.AppendVarint(b, unixNano(t))
 	}
+	b = binary.AppendUvarint(b, uint64(e.PwdVersionBefore))
 	for _, s := range []string{e.UserDN, e.DC, e.Code} {
 		b = appendBytes(b, []byte(s))
 	}
@@ -58,6 +60,11 @@ func decodeEntry(b []byte) (*Entry, error) {
 	e.State = st
 	for _, t := range []*time.Time{&e.Until, &e.Created, &e.Applying, &e.PwdLastSetBefore, &e.Done} {
 		*t = fromUnixNano(d.varint())
+	}
+	if v := d.uvarint(); v > 1<<32-1 {
+		d.fail("version")
+	} else {
+		e.PwdVersionBefore = uint32(v)
 	}
 	for _, s := range []*string{&e.UserDN, &e.DC, &e.Code} {
 		*s = string(d.bytes())
@@ -147,6 +154,16 @@ func (d *decoder) fixed(n int) []byte {
 
 func (d *decoder) varint() int64 {
 	v, n := binary.Varint(d.b)
+	if n <= 0 {
+		d.fail("number")
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) uvarint() uint64 {
+	v, n := binary.Uvarint(d.b)
 	if n <= 0 {
 		d.fail("number")
 		return 0

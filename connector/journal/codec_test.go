@@ -10,7 +10,7 @@ import (
 func sampleEntry() *Entry {
 	at := time.Date(2026, 11, 25, 12, 0, 0, 123, time.UTC)
 	return &Entry{ID: "0b7c-id", Digest: [32]byte{1, 2, 3}, State: StateDone, Until: at.Add(time.Hour), Created: at,
-		Applying: at.Add(time.Second), UserDN: "CN=Ünïcode,OU=Managed,DC=adw,DC=test", PwdLastSetBefore: at.Add(-48 * time.Hour),
+		Applying: at.Add(time.Second), UserDN: "CN=Ünïcode,OU=Managed,DC=adw,DC=test", PwdLastSetBefore: at.Add(-48 * time.Hour), PwdVersionBefore: 300,
 		DC: "ldaps://dc1.adw.test:636", Code: "succeeded", Result: []byte(`{"signed":"result"}`), Done: at.Add(2 * time.Second)}
 }
 
@@ -37,6 +37,12 @@ func TestDecodeEntryRejectsDamage(t *testing.T) {
 	}
 	bad := append([]byte(nil), good...)
 	bad[1+1+len("0b7c-id")+32] = 7 // the state byte
+	small := encodeEntry(&Entry{ID: "x", State: StateDone})
+	const at = 1 + 2 + 32 + 1 + 5 // format, id, digest, state, five zero times
+	if small[at] != 0 {
+		t.Fatal("layout changed: fix the offset")
+	}
+	cases["version beyond 32 bits"] = append(append(append([]byte(nil), small[:at]...), 0x80, 0x80, 0x80, 0x80, 0x10), small[at+1:]...)
 	cases["unknown state"] = bad
 	for name, b := range cases {
 		if _, err := decodeEntry(b); !errors.Is(err, errCorrupt) {

@@ -69,6 +69,10 @@ type Entry struct {
 	// PwdLastSetBefore is the account's pwdLastSet read before the write:
 	// a later value on the DC proves the write happened.
 	PwdLastSetBefore time.Time
+	// PwdVersionBefore is unicodePwd's replication version read before
+	// the write (0 when unknown): a higher value proves it landed, also
+	// for a must-change reset, which sets pwdLastSet to 0.
+	PwdVersionBefore uint32
 	DC               string
 	// Code and Result are set in StateDone: the outcome code and the
 	// signed result envelope as sent.
@@ -253,13 +257,13 @@ func lookup(tx *bolt.Tx, id string) (key, raw []byte) {
 
 // MarkApplying records, before the write to AD is sent, that it is about to
 // be: after a crash the connector knows the write may have happened.
-func (j *Journal) MarkApplying(ctx context.Context, id, userDN string, pwdLastSetBefore time.Time) error {
+func (j *Journal) MarkApplying(ctx context.Context, id, userDN string, pwdLastSetBefore time.Time, pwdVersionBefore uint32) error {
 	now := j.opt.Now()
 	return j.modify(ctx, id, func(e *Entry) (bool, error) {
 		if e.State == StateDone {
 			return false, fmt.Errorf("journal: command %q is already done", id)
 		}
-		e.State, e.UserDN, e.Applying, e.PwdLastSetBefore = StateApplying, userDN, now, pwdLastSetBefore
+		e.State, e.UserDN, e.Applying, e.PwdLastSetBefore, e.PwdVersionBefore = StateApplying, userDN, now, pwdLastSetBefore, pwdVersionBefore
 		return true, nil
 	})
 }

@@ -57,7 +57,7 @@ func TestClaimLifecycleSurvivesReopen(t *testing.T) {
 	if st, _ := j.Claim(ctx, "cmd-1", sha256.Sum256([]byte("other")), until); st != protocol.ClaimConflict {
 		t.Fatalf("different digest: %v, want conflict", st)
 	}
-	if err := j.MarkApplying(ctx, "cmd-1", "CN=u", time.Time{}); err != nil {
+	if err := j.MarkApplying(ctx, "cmd-1", "CN=u", time.Time{}, 0); err != nil {
 		t.Fatal(err)
 	}
 	pend, err := j.Pending(ctx)
@@ -80,7 +80,7 @@ func TestClaimLifecycleSurvivesReopen(t *testing.T) {
 	if e.State != StateDone || e.Code != "succeeded" || string(e.Result) != "signed" || e.DC != "ldaps://dc1" {
 		t.Fatalf("after reopen: %+v (the first outcome must win)", e)
 	}
-	if err := j.MarkApplying(ctx, "cmd-1", "CN=u", time.Time{}); err == nil {
+	if err := j.MarkApplying(ctx, "cmd-1", "CN=u", time.Time{}, 0); err == nil {
 		t.Fatal("a done command was marked applying again")
 	}
 	if _, err := j.Get(ctx, "nope"); !errors.Is(err, ErrNotFound) {
@@ -138,7 +138,7 @@ func TestSweep(t *testing.T) {
 	if _, err := j.Claim(ctx, "applying", [32]byte{}, c.now()); err != nil {
 		t.Fatal(err)
 	}
-	if err := j.MarkApplying(ctx, "applying", "CN=x", time.Time{}); err != nil {
+	if err := j.MarkApplying(ctx, "applying", "CN=x", time.Time{}, 0); err != nil {
 		t.Fatal(err)
 	}
 	c.add(30 * time.Minute)
@@ -276,7 +276,7 @@ func TestGroupCommitIsolatesFailures(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs[i] = j.MarkApplying(ctx, fmt.Sprint("c", i), "CN=u", time.Time{})
+			errs[i] = j.MarkApplying(ctx, fmt.Sprint("c", i), "CN=u", time.Time{}, 0)
 		}()
 	}
 	wg.Wait()

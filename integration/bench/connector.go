@@ -57,6 +57,8 @@ type ConnectorResult struct {
 	// JournalBytes is the journal file's size after the burst (bbolt maps
 	// it into memory, so its touched pages count in RSS).
 	JournalBytes int64
+	// Journal counts the fsync'd transactions and the writes they carried.
+	Journal journal.Stats
 	// Crypto floor: verify + open + sign per command, one goroutine.
 	CryptoN      int
 	CryptoPerCmd time.Duration
@@ -361,6 +363,7 @@ func ConnectorBound(ctx context.Context, opt ConnectorOptions) (*ConnectorResult
 	res.Wall, res.CPU = time.Since(t0), cpuTime()-cpu0
 	res.PeakRSSKB = peakRSSKB()
 	runtime.GOMAXPROCS(prev)
+	res.Journal = j.Stats()
 	if st, err := os.Stat(filepath.Join(dir, "journal.db")); err == nil {
 		res.JournalBytes = st.Size()
 	}

@@ -93,20 +93,30 @@ func DCBound(ctx context.Context, opt DCOptions) (*DCResult, error) {
 	var seq int
 	pw := func() string { seq++; return fmt.Sprintf("Dcb!Reset.%07d", seq) }
 
-	logf("(1) bare go-ldap loop: %d resets on one connection", opt.Baseline)
-	c, err := testdc.Bind(ctx, info, info.ServiceDN, info.ServicePass)
+	// (1) runs in two halves, before (2) and after (3), so a DC whose
+	// speed drifts during the run (its database grows, other work comes
+	// and goes) is compared with the pipeline on both sides.
+	bare := func(n int) (resetRun, error) {
+		c, err := testdc.Bind(ctx, info, info.ServiceDN, info.ServicePass)
+		if err != nil {
+			return resetRun{}, err
+		}
+		defer c.Close()
+		return runResets(n, func(i int) error {
+			m := ldap.NewModifyRequest(users[i%len(users)].dn, nil)
+			m.Replace("unicodePwd", []string{testdc.EncodePassword(pw())})
+			return c.Modify(m)
+		}), nil
+	}
+	first := opt.Baseline / 2
+	logf("(1) bare go-ldap loop, first half: %d resets on one connection", first)
+	bare1, err := bare(first)
 	if err != nil {
 		return nil, err
 	}
-	res.Bare = timeResets("bare go-ldap loop, one connection", opt.Baseline, func(i int) error {
-		m := ldap.NewModifyRequest(users[i%len(users)].dn, nil)
-		m.Replace("unicodePwd", []string{testdc.EncodePassword(pw())})
-		return c.Modify(m)
-	})
-	c.Close()
 
 	logf("(2) naive: %d x (dial + bind + modify + close)", opt.Baseline)
-	res.Naive = timeResets("naive dial+bind+modify+close", opt.Baseline, func(i int) error {
+	res.Naive = runResets(opt.Baseline, func(i int) error {
 		c, err := testdc.Bind(ctx, info, info.ServiceDN, info.ServicePass)
 		if err != nil {
 			return err
@@ -115,30 +125,51 @@ func DCBound(ctx context.Context, opt DCOptions) (*DCResult, error) {
 		m := ldap.NewModifyRequest(users[i%len(users)].dn, nil)
 		m.Replace("unicodePwd", []string{testdc.EncodePassword(pw())})
 		return c.Modify(m)
-	})
+	}).throughput("naive dial+bind+modify+close")
 
 	logf("(3) full pipeline: %d commands", opt.Burst)
 	res.Pipeline, res.Codes, err = pipeline(ctx, info, dir, users, opt.Burst)
 	if err != nil {
 		return nil, err
 	}
+
+	logf("(1) bare go-ldap loop, second half: %d resets", opt.Baseline-first)
+	bare2, err := bare(opt.Baseline - first)
+	if err != nil {
+		return nil, err
+	}
+	res.Bare = bare1.plus(bare2).throughput("bare go-ldap loop, one connection (half before (2), half after (3))")
 	return res, nil
 }
 
-func timeResets(name string, n int, reset func(i int) error) Throughput {
-	lat := make([]time.Duration, 0, n)
-	errs := 0
+// resetRun is one timed series of resets.
+type resetRun struct {
+	lat  []time.Duration
+	wall time.Duration
+	errs int
+}
+
+func runResets(n int, reset func(i int) error) resetRun {
+	r := resetRun{lat: make([]time.Duration, 0, n)}
 	start := time.Now()
 	for i := range n {
 		s := time.Now()
 		if err := reset(i); err != nil {
-			errs++
+			r.errs++
 			continue
 		}
-		lat = append(lat, time.Since(s))
+		r.lat = append(r.lat, time.Since(s))
 	}
-	wall := time.Since(start)
-	return Throughput{Name: name, N: n, Wall: wall, PerSec: float64(len(lat)) / wall.Seconds(), Latency: summarise(lat), Errors: errs}
+	r.wall = time.Since(start)
+	return r
+}
+
+func (r resetRun) plus(o resetRun) resetRun {
+	return resetRun{lat: append(append([]time.Duration(nil), r.lat...), o.lat...), wall: r.wall + o.wall, errs: r.errs + o.errs}
+}
+
+func (r resetRun) throughput(name string) Throughput {
+	return Throughput{Name: name, N: len(r.lat) + r.errs, Wall: r.wall, PerSec: float64(len(r.lat)) / r.wall.Seconds(), Latency: summarise(r.lat), Errors: r.errs}
 }
 
 func createUsers(ctx context.Context, info *testdc.Info, n int) ([]dcUser, func(), error) {

@@ -59,17 +59,13 @@ func TestKill9AtEachStage(t *testing.T) {
 }
 
 // TestKill9AfterApplyMustChange is the after_apply row for a reset that also
-// sets pwdLastSet=0 (must change at next logon). It finds a double apply:
-// the restarted connector resumes the command ("applying" in the journal)
-// and decides whether the first write landed by pwdLastSet having moved
-// forward; a must-change reset moves it to 0, so after the write window it
-// writes again (unicodePwd version +2). Skipped until the engine uses a
-// signal every password write moves (e.g. unicodePwd's replication
-// metadata version); ADW_FAULTS_KNOWN_BUGS=1 runs it.
+// sets pwdLastSet=0 (must change at next logon). It found a double apply:
+// the restarted connector resumed the command ("applying" in the journal)
+// and decided whether the first write had landed by pwdLastSet moving
+// forward, which a must-change reset moves to 0, so after the write window
+// it wrote again (unicodePwd version +2). The engine now reads unicodePwd's
+// replication version, which every password write raises.
 func TestKill9AfterApplyMustChange(t *testing.T) {
-	if os.Getenv("ADW_FAULTS_KNOWN_BUGS") != "1" {
-		t.Skip("known double apply of a must-change reset resumed after a kill; ADW_FAULTS_KNOWN_BUGS=1 runs it")
-	}
 	dc := testdc.Ensure(t)
 	kill9At(t, dc, crashRows[1], protocol.Options{MustChange: true})
 }

@@ -38,7 +38,7 @@ func run(ctx context.Context, args []string) error {
 	full := fs.Bool("full", false, "full run: 100,000 connector-bound commands, a 2,000-command DC burst")
 	out := fs.String("out", "", "results file (default integration/bench/RESULTS.md in the module)")
 	noDC := fs.Bool("no-dc", false, "skip the DC-bound part")
-	workers := fs.Int("workers", 64, "concurrent handlers in the connector-bound run")
+	workers := fs.Int("workers", 16, "concurrent handlers in the connector-bound burst")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -49,10 +49,10 @@ func run(ctx context.Context, args []string) error {
 		}
 		*out = filepath.Join(root, "integration", "bench", "RESULTS.md")
 	}
-	n, baseline, burst, users := 5000, 100, 300, 30
+	n, sweepN, baseline, burst, users := 5000, 1000, 100, 300, 30
 	cmd := "go run ./integration/cmd/bench"
 	if *full {
-		n, baseline, burst, users = 100000, 1000, 2000, 200
+		n, sweepN, baseline, burst, users = 100000, 5000, 1000, 2000, 200
 		cmd += " -full"
 	}
 	rep := &bench.Report{Machine: bench.ThisMachine(), Load: bench.LoadAvg(), Full: *full, Command: cmd}
@@ -66,6 +66,18 @@ func run(ctx context.Context, args []string) error {
 		return fmt.Errorf("connector-bound: %w", err)
 	}
 	rep.Connector = c
+	for _, w := range bench.SweepWorkers() {
+		logf("connector-bound sweep: %d commands, %d handlers", sweepN, w)
+		r, err := bench.ConnectorBound(ctx, bench.ConnectorOptions{N: sweepN, Workers: w, Users: 1000})
+		if err != nil {
+			return fmt.Errorf("connector-bound sweep: %w", err)
+		}
+		rep.Sweep = append(rep.Sweep, r)
+	}
+	logf("journal alone: %d commands one after another", sweepN)
+	if rep.JournalFloor, err = bench.MeasureJournalFloor(ctx, "", sweepN); err != nil {
+		return fmt.Errorf("journal floor: %w", err)
+	}
 
 	if !*noDC {
 		dctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
