@@ -42,6 +42,11 @@ func (s *syncBuf) String() string              { s.mu.Lock(); defer s.mu.Unlock(
 
 // stack: the shared test DC, an emulator of its own, and one connector
 // running in this process, fed raw bodies through azservicebus.
+//
+// On a Premium namespace the command queue takes messages up to 100 MB (the
+// largest Service Bus allows), so a hostile body far over the connector's own
+// envelope limit reaches it and must be refused by its bounded decoder. On
+// Standard, Service Bus caps a message at 256 KB and refuses a larger send.
 type stack struct {
 	t       *testing.T
 	dc      *testdc.Info
@@ -69,13 +74,17 @@ const (
 	maxWait = 90 * time.Second
 )
 
-func newStack(t *testing.T) *stack {
+func newStack(t *testing.T, tier sbemu.Tier) *stack {
 	t.Helper()
-	s := &stack{t: t, dc: testdc.Ensure(t), emu: sbemu.Start(t, nil), dir: t.TempDir(),
+	s := &stack{t: t, dc: testdc.Ensure(t), emu: sbemu.Start(t, &sbemu.Options{Tier: tier}), dir: t.TempDir(),
 		logs: &syncBuf{}, audits: &syncBuf{}, replies: map[string][]byte{}, done: make(chan error, 1)}
 	s.httpAddr = freeAddr(t)
 	ctx := context.Background()
-	if err := s.emu.CreateQueue(ctx, queue, sbemu.QueueOptions{LockDuration: 20 * time.Second, MaxDeliveryCount: 5}); err != nil {
+	qo := sbemu.QueueOptions{LockDuration: 20 * time.Second, MaxDeliveryCount: 5}
+	if tier == sbemu.TierPremium {
+		qo.MaxMessageSizeInKilobytes = sbemu.PremiumMaxMaxMessageSizeKB
+	}
+	if err := s.emu.CreateQueue(ctx, queue, qo); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.emu.CreateQueue(ctx, replyQ, sbemu.QueueOptions{}); err != nil {
@@ -144,6 +153,7 @@ log:
 	runCtx, cancel := context.WithCancel(ctx)
 	go func() { s.done <- a.Run(runCtx) }()
 	t.Cleanup(func() {
+		pages := s.fetchPages() // while the connector still serves them
 		cancel()
 		select {
 		case err := <-s.done:
@@ -154,7 +164,7 @@ log:
 			t.Error("connector did not stop")
 		}
 		a.Close(context.Background())
-		s.scanForSecrets()
+		s.scanForSecrets(pages)
 	})
 
 	s.sb, err = azservicebus.NewClientFromConnectionString(s.emu.ConnectionString(), nil)
@@ -226,6 +236,7 @@ func (s *stack) await(t *testing.T, msgID, commandID string) outcome {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(maxWait)
+	var snapErr error // the last failed snapshot: reported, never taken for "not yet"
 	for time.Now().Before(deadline) {
 		if commandID != "" {
 			s.mu.Lock()
@@ -240,6 +251,7 @@ func (s *stack) await(t *testing.T, msgID, commandID string) outcome {
 			}
 		}
 		st, err := s.emu.Queue(context.Background(), queue)
+		snapErr = err
 		if err == nil {
 			for _, m := range st.DeadLetters {
 				if m.MessageID == msgID {
@@ -249,8 +261,13 @@ func (s *stack) await(t *testing.T, msgID, commandID string) outcome {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	st, _ := s.emu.Queue(context.Background(), queue)
-	if st != nil {
+	if snapErr != nil {
+		t.Logf("the last queue snapshot failed: %v", snapErr)
+	}
+	st, err := s.emu.Queue(context.Background(), queue)
+	if err != nil {
+		t.Logf("queue snapshot: %v", err)
+	} else {
 		t.Logf("queue: %d active, %d locked, %d dead-lettered, stats %+v", st.Active, st.Locked, st.DeadLettered, st.Stats)
 	}
 	t.Logf("connector log (tail): %s", tailString(s.logs.String(), 3000))
@@ -330,9 +347,51 @@ func (s *stack) signed(c *protocol.Command, pw string) []byte {
 	return signRaw(payload, s.sendKey.SigningKey())
 }
 
+// serving checks the connector is up and still applies a valid command:
+// a fresh user's password is reset and binds.
+func (s *stack) serving(t *testing.T, pw string) {
+	t.Helper()
+	select {
+	case err := <-s.done:
+		t.Fatalf("the connector stopped: %v", err)
+	default:
+	}
+	u := testdc.NewUser(t, s.dc, "")
+	c := command(protocol.UserRef{SAM: u.SAM})
+	if err := s.send(newID(), s.signed(c, pw)); err != nil {
+		t.Fatal(err)
+	}
+	o := s.await(t, "-", c.ID)
+	if o.result == nil || o.result.Code != protocol.CodeSucceeded {
+		t.Fatalf("a valid command: %+v", o)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := testdc.Bind(ctx, s.dc, u.DN, pw)
+	if err != nil {
+		t.Fatalf("bind with the new password: %v", err)
+	}
+	conn.Close()
+}
+
+// fetchPages reads the connector's status and metrics pages for the leak
+// scan; a page it cannot read fails the test (the scan would be incomplete).
+func (s *stack) fetchPages() []byte {
+	var b bytes.Buffer
+	for _, page := range []string{"/metrics", "/status", "/readyz"} {
+		p, err := httpGet("http://" + s.httpAddr + page)
+		if err != nil {
+			s.t.Errorf("leak scan: %s not scanned: %v", page, err)
+			continue
+		}
+		b.Write(p)
+	}
+	return b.Bytes()
+}
+
 // scanForSecrets fails the test if a password it sent appears in any log
-// line, audit record, result or dead-letter text.
-func (s *stack) scanForSecrets() {
+// line, audit record, result, dead-letter text or the pages given.
+func (s *stack) scanForSecrets(pages []byte) {
 	var hay bytes.Buffer
 	hay.WriteString(s.logs.String())
 	hay.WriteString(s.audits.String())
@@ -350,17 +409,13 @@ func (s *stack) scanForSecrets() {
 			hay.WriteString(m.DeadLetterReason)
 			hay.WriteString(m.DeadLetterDescription)
 		}
+	} else {
+		s.t.Errorf("leak scan: dead letters not scanned: %v", err)
 	}
 	if b, err := os.ReadFile(filepath.Join(s.dir, "audit.jsonl")); err == nil {
 		hay.Write(b)
 	}
-	for _, page := range []string{"/metrics", "/status", "/readyz"} {
-		if b, err := httpGet("http://" + s.httpAddr + page); err == nil {
-			hay.Write(b)
-		} else {
-			s.t.Logf("leak scan: %s not scanned: %v", page, err)
-		}
-	}
+	hay.Write(pages)
 	if hay.Len() == 0 {
 		s.t.Error("leak scan: nothing to scan")
 	}
