@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/adwriteback/adwriteback/connector/audit"
@@ -124,6 +125,9 @@ type Engine struct {
 	inflight map[string]bool
 	// crash is the fault-injection hook (a no-op outside -tags faultinject).
 	crash crashPoints
+	// journalDown is set when a journal write failed and cleared when the
+	// journal takes writes again; meanwhile no new work starts.
+	journalDown atomic.Bool
 }
 
 var _ servicebus.Handler = (*Engine)(nil)

@@ -772,6 +772,13 @@ func (f *flakyJournal) set(d bool)   { f.mu.Lock(); f.down = d; f.mu.Unlock() }
 
 var errDiskFull = errors.New("no space left on device")
 
+func (f *flakyJournal) MarkApplying(ctx context.Context, id, dn string, set time.Time, v uint32) error {
+	if f.isDown() {
+		return errDiskFull
+	}
+	return f.Journal.MarkApplying(ctx, id, dn, set, v)
+}
+
 func (f *flakyJournal) Finish(ctx context.Context, id, code, dc string, result []byte) error {
 	if f.isDown() {
 		return errDiskFull
@@ -819,4 +826,55 @@ func TestJournalFullHoldsTheOutcome(t *testing.T) {
 	if n := r.dir.writeCount(); n != 1 {
 		t.Fatalf("%d writes", n)
 	}
+}
+
+// TestJournalDownStopsTakingWork: a failed journal write holds the command
+// before anything is written to AD, the engine says so, takes no new work
+// until the journal is writable again, and then finishes the held command
+// normally (no abandon, no redelivery needed).
+func TestJournalDownStopsTakingWork(t *testing.T) {
+	fj := &flakyJournal{down: true}
+	r := newRig(t, func(c *Config, _ *Domain) { fj.Journal = c.Journal.(*journal.Journal); c.Journal = fj })
+	var logs syncBuf
+	r.eng.cfg.Logger = slog.New(slog.NewJSONHandler(&logs, nil))
+	writesWhileDown := -1
+	r.duringWait = func() {
+		if len(r.waits) == 3 {
+			writesWhileDown = r.dir.writeCount()
+			fj.set(false) // space freed
+		}
+	}
+	d := r.build(reset("alice", goodPw))
+	wantAction(t, r.eng.Handle(context.Background(), d), servicebus.Complete())
+	if writesWhileDown != 0 {
+		t.Fatalf("%d writes to AD while the journal was down", writesWhileDown)
+	}
+	if res := r.result(d.MessageID); res.Code != protocol.CodeSucceeded || r.dir.writeCount() != 1 {
+		t.Fatalf("code %s, %d writes", res.Code, r.dir.writeCount())
+	}
+	if !strings.Contains(logs.String(), "journal not writable: stopped taking work") || !strings.Contains(logs.String(), "journal writable again") {
+		t.Fatalf("the engine did not say so:\n%s", logs.String())
+	}
+
+	// Down again, now at the outcome: the next delivery is not even
+	// decoded until the journal is back.
+	r.waits = nil
+	fj.set(true)
+	r.eng.journalDown.Store(true)
+	d2 := r.build(reset("alice", "An0ther!Passphrase"))
+	received := false
+	r.duringWait = func() {
+		// Claimed means received and verified: it must not be yet.
+		if _, err := r.jr.Get(context.Background(), d2.MessageID); err == nil {
+			received = true
+		}
+		if len(r.waits) == 2 {
+			fj.set(false)
+		}
+	}
+	wantAction(t, r.eng.Handle(context.Background(), d2), servicebus.Complete())
+	if received || len(r.waits) != 2 {
+		t.Fatalf("work taken while the journal was down (waits %v)", r.waits)
+	}
+	r.noLeak(goodPw, "An0ther!Passphrase")
 }

@@ -40,6 +40,14 @@ func answer(code protocol.ResultCode, detail string) outcome {
 // Handle processes one delivery and says how to settle it.
 func (e *Engine) Handle(ctx context.Context, d *servicebus.Delivery) servicebus.Disposition {
 	start := e.cfg.Now()
+	if e.journalDown.Load() {
+		// Stop taking work while the journal cannot record it: this
+		// delivery waits (its lock is renewed) and, the handlers all
+		// waiting, the source receives nothing more.
+		if !e.waitJournal(ctx) {
+			return servicebus.Abandon()
+		}
+	}
 	rec, err := e.recv.Receive(ctx, d.Body)
 	if err != nil {
 		return e.refused(ctx, d, start, err)
@@ -68,11 +76,26 @@ func (e *Engine) Handle(ctx context.Context, d *servicebus.Delivery) servicebus.
 	return e.send(ctx, d, rec, out, start, true)
 }
 
+// journalFailed records a failed journal write: no new work starts until
+// the journal is writable again (waitJournal).
+func (e *Engine) journalFailed(id, msg string, err error) {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return // shutting down, not a journal problem
+	}
+	if !e.journalDown.Swap(true) {
+		e.cfg.Logger.Error("journal not writable: stopped taking work", "err", err)
+	}
+	e.cfg.Logger.Error(msg, "id", id, "err", err)
+}
+
 // waitJournal blocks until the journal accepts a write again (checked
 // every few seconds) or ctx ends; it reports whether the journal is back.
 func (e *Engine) waitJournal(ctx context.Context) bool {
 	for {
 		if err := e.cfg.Journal.Writable(ctx); err == nil {
+			if e.journalDown.Swap(false) {
+				e.cfg.Logger.Info("journal writable again: taking work")
+			}
 			return true
 		}
 		select {
@@ -278,8 +301,17 @@ func (e *Engine) inDomain(ctx context.Context, dom *Domain, rec *protocol.Receiv
 		}
 	}
 
-	if err := e.cfg.Journal.MarkApplying(ctx, rec.ID, u.DN, u.PwdLastSet, u.PwdVersion); err != nil {
-		return with(answer(protocol.CodeTransient, "journal: "+err.Error()))
+	// Nothing is written to AD unless the journal has recorded that it is
+	// about to be: while it cannot, the command waits here.
+	for {
+		err := e.cfg.Journal.MarkApplying(ctx, rec.ID, u.DN, u.PwdLastSet, u.PwdVersion)
+		if err == nil {
+			break
+		}
+		e.journalFailed(rec.ID, "cannot journal the write before it is sent; holding the command until the journal is writable", err)
+		if !e.waitJournal(ctx) {
+			return with(answer(protocol.CodeTransient, "journal: "+err.Error()))
+		}
 	}
 	var applied ldapx.Applied
 	switch rec.Op {
@@ -463,7 +495,7 @@ func (e *Engine) send(ctx context.Context, d *servicebus.Delivery, rec *protocol
 			if err == nil {
 				break
 			}
-			e.cfg.Logger.Error("cannot journal the outcome; holding it until the journal is writable", "id", rec.ID, "err", err)
+			e.journalFailed(rec.ID, "cannot journal the outcome; holding it until the journal is writable", err)
 			if !e.waitJournal(ctx) {
 				e.audit(d, rec, out, start, false, "abandoned")
 				return servicebus.Abandon()

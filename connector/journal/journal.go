@@ -37,6 +37,8 @@ var (
 	// retention.
 	bucketLog      = []byte("log")
 	bucketAttempts = []byte("attempts")
+	// bucketProbe holds the readiness probe's write.
+	bucketProbe = []byte("probe")
 	// bucketLegacy is where development builds kept JSON entries.
 	bucketLegacy = []byte("commands")
 )
@@ -136,7 +138,7 @@ func Open(path string, opt Options) (*Journal, error) {
 		if tx.Bucket(bucketLegacy) != nil {
 			return fmt.Errorf("it was written by a development build in an older format; move it aside to start a new one")
 		}
-		for _, b := range [][]byte{bucketIDs, bucketLog, bucketAttempts} {
+		for _, b := range [][]byte{bucketIDs, bucketLog, bucketAttempts, bucketProbe} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -182,11 +184,24 @@ func (j *Journal) Stats() Stats {
 // Path is the file's path.
 func (j *Journal) Path() string { return j.db.Path() }
 
-// Writable reports whether a write transaction commits (for readiness).
+// probeSize is the room Writable asks for: more than a busy group commit
+// writes, so "writable" means work can resume, not only that a few bytes
+// fit in a page bbolt had free.
+const probeSize = 64 << 10
+
+// Writable reports whether the journal takes writes (for readiness, and
+// to resume work after a failed write): it writes probeSize bytes in one
+// transaction and removes them in the next, so a full disk or a file that
+// cannot grow fails it.
 func (j *Journal) Writable(ctx context.Context) error {
-	return j.c.do(ctx, func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketAttempts).Put([]byte("\x00probe"), nil)
+	key := []byte("room")
+	err := j.c.do(ctx, func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketProbe).Put(key, make([]byte, probeSize))
 	})
+	if err != nil {
+		return err
+	}
+	return j.c.do(ctx, func(tx *bolt.Tx) error { return tx.Bucket(bucketProbe).Delete(key) })
 }
 
 var _ protocol.ReplayCache = (*Journal)(nil)
