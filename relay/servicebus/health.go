@@ -42,6 +42,34 @@ type Health struct {
 type healthTracker struct {
 	mu sync.Mutex
 	h  Health
+	// epoch counts link failures; a probe started before a failure must not report the
+	// link up after it.
+	epoch uint64
+}
+
+// linkFailed records a link failure (state down) and starts a new epoch.
+func (t *healthTracker) linkFailed(f func(h *Health)) {
+	t.mu.Lock()
+	t.epoch++
+	f(&t.h)
+	t.mu.Unlock()
+}
+
+// probeStart returns the current epoch, and whether the link is not known to be up (so a probe
+// is worth running).
+func (t *healthTracker) probeStart() (uint64, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.epoch, t.h.State == LinkConnecting || t.h.State == LinkDown
+}
+
+// probeOK marks the link up if no failure happened since the probe started.
+func (t *healthTracker) probeOK(epoch uint64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.epoch == epoch && (t.h.State == LinkConnecting || t.h.State == LinkDown) {
+		t.h.State, t.h.ConsecutiveFailures = LinkUp, 0
+	}
 }
 
 func (t *healthTracker) update(f func(h *Health)) {

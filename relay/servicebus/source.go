@@ -99,6 +99,9 @@ var (
 	ErrNotFound = errors.New("servicebus: queue not found")
 	// ErrStalled: a receive call did not return within its deadline plus grace.
 	ErrStalled = errors.New("servicebus: receive stalled; receiver recreated")
+	// ErrLinkInterrupted: the receive link or its connection failed during a receive; the SDK
+	// re-attaches on the next one.
+	ErrLinkInterrupted = errors.New("servicebus: receive link interrupted; re-attaching")
 )
 
 // Classify maps an SDK error onto this package's sentinels (wrapping the original).
@@ -137,6 +140,7 @@ type receiver interface {
 	AbandonMessage(ctx context.Context, m *azservicebus.ReceivedMessage, o *azservicebus.AbandonMessageOptions) error
 	DeadLetterMessage(ctx context.Context, m *azservicebus.ReceivedMessage, o *azservicebus.DeadLetterOptions) error
 	RenewMessageLock(ctx context.Context, m *azservicebus.ReceivedMessage, o *azservicebus.RenewMessageLockOptions) error
+	PeekMessages(ctx context.Context, maxMessageCount int, options *azservicebus.PeekMessagesOptions) ([]*azservicebus.ReceivedMessage, error)
 	Close(ctx context.Context) error
 }
 
@@ -287,7 +291,7 @@ func (s *Source) Run(ctx context.Context) error {
 	fail := func(err error) {
 		failures++
 		now := s.cfg.Clock.Now()
-		s.health.update(func(h *Health) {
+		s.health.linkFailed(func(h *Health) {
 			h.State, h.LastError, h.LastErrorAt = LinkDown, err, now
 			h.ConsecutiveFailures = failures
 		})
@@ -330,6 +334,12 @@ loop:
 			msgs, err := r.ReceiveMessages(rctx, n, nil)
 			resCh <- receiveResult{msgs, err}
 		}()
+		if epoch, down := s.health.probeStart(); down {
+			// An idle receive only returns at its deadline (ReceiveTimeout), so it cannot tell
+			// that the link is back. A peek needs the same connection and links the receive
+			// uses (the SDK attaches them together): once it succeeds the link is up.
+			go s.probe(rctx, r, epoch)
+		}
 		watchdog, stopWatchdog := s.cfg.Clock.After(s.cfg.ReceiveTimeout + s.cfg.WatchdogGrace)
 		var res receiveResult
 		select {
@@ -360,6 +370,18 @@ loop:
 			<-slots
 		}
 		now := s.cfg.Clock.Now()
+		if res.err == nil && len(res.msgs) == 0 {
+			if ctx.Err() != nil {
+				break
+			}
+			// The SDK returns nothing and no error when the link or connection failed during
+			// the call (it recovers on the next call): not a healthy receive.
+			fail(ErrLinkInterrupted)
+			if !backoff() {
+				break
+			}
+			continue
+		}
 		if res.err != nil && len(res.msgs) == 0 {
 			if ctx.Err() != nil {
 				break
@@ -427,6 +449,13 @@ loop:
 	}
 	s.health.update(func(h *Health) { h.State = LinkStopped })
 	return nil
+}
+
+// probe marks the link up when a peek on r succeeds, unless a failure was recorded since epoch.
+func (s *Source) probe(ctx context.Context, r receiver, epoch uint64) {
+	if _, err := r.PeekMessages(ctx, 1, nil); err == nil {
+		s.health.probeOK(epoch)
+	}
 }
 
 func (s *Source) releaseLate(r receiver, msgs []*azservicebus.ReceivedMessage) {

@@ -208,6 +208,11 @@ func (f *fakeReceiver) RenewMessageLock(_ context.Context, m *azservicebus.Recei
 	m.LockedUntil = &lu
 	return nil
 }
+func (f *fakeReceiver) PeekMessages(context.Context, int, *azservicebus.PeekMessagesOptions) ([]*azservicebus.ReceivedMessage, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return nil, f.recvErr
+}
 func (f *fakeReceiver) Close(context.Context) error { f.closed.Store(true); return nil }
 
 func (f *fakeReceiver) result(id string) string {
