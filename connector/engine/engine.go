@@ -41,7 +41,7 @@ type Journal interface {
 	protocol.ReplayCache
 	Get(ctx context.Context, id string) (*journal.Entry, error)
 	MarkApplying(ctx context.Context, id, userDN string, pwdLastSetBefore time.Time, pwdVersionBefore uint32) error
-	Finish(ctx context.Context, id, code, dc string, result []byte) error
+	FinishAsync(ctx context.Context, id, code, dc string, result []byte) (wait func(context.Context) error)
 	TakeAttempt(ctx context.Context, key string, limit int, window time.Duration) (bool, time.Duration, error)
 	Writable(ctx context.Context) error
 }

@@ -779,11 +779,11 @@ func (f *flakyJournal) MarkApplying(ctx context.Context, id, dn string, set time
 	return f.Journal.MarkApplying(ctx, id, dn, set, v)
 }
 
-func (f *flakyJournal) Finish(ctx context.Context, id, code, dc string, result []byte) error {
+func (f *flakyJournal) FinishAsync(ctx context.Context, id, code, dc string, result []byte) func(context.Context) error {
 	if f.isDown() {
-		return errDiskFull
+		return func(context.Context) error { return errDiskFull }
 	}
-	return f.Journal.Finish(ctx, id, code, dc, result)
+	return f.Journal.FinishAsync(ctx, id, code, dc, result)
 }
 
 func (f *flakyJournal) Writable(ctx context.Context) error {

@@ -486,30 +486,42 @@ func (e *Engine) send(ctx context.Context, d *servicebus.Delivery, rec *protocol
 		e.cfg.Logger.Error("cannot sign result", "id", rec.ID, "err", err)
 		return servicebus.Abandon()
 	}
+	// The outcome goes to the journal's next shared transaction before the
+	// result is sent, and the message is settled only once it is durable.
+	// A crash in between makes the command come back: the outcome is then
+	// on file (answered from the journal) or not (a refusal is decided
+	// again; a write is settled from AD by the durable mark made before
+	// it), so at most a duplicate result goes out, which the protocol
+	// allows.
+	var durable func(context.Context) error
 	if journaled {
-		// Stored before it is sent: a redelivery is answered from here. If
-		// the journal cannot take it, hold the result (the lock is renewed)
-		// until it can: the outcome in AD is final and must not be lost.
-		for {
-			err := e.cfg.Journal.Finish(ctx, rec.ID, string(out.code), out.dc, signed)
-			if err == nil {
-				break
-			}
-			e.journalFailed(rec.ID, "cannot journal the outcome; holding it until the journal is writable", err)
-			if !e.waitJournal(ctx) {
-				e.audit(d, rec, out, start, false, "abandoned")
-				return servicebus.Abandon()
-			}
-		}
+		durable = e.cfg.Journal.FinishAsync(ctx, rec.ID, string(out.code), out.dc, signed)
 		e.crashPoint("after_journal")
 	}
 	e.cfg.Metrics.Command(string(rec.Op), string(out.code), now.Sub(start))
 	if err := e.cfg.Reporter.Report(ctx, d, rec.ID, signed); err != nil {
 		e.cfg.Logger.Warn("result not delivered; the command will come back and be answered from the journal", "id", rec.ID, "err", err)
+		if durable != nil {
+			_ = durable(ctx)
+		}
 		e.audit(d, rec, out, start, false, "abandoned")
 		return servicebus.Abandon()
 	}
 	e.crashPoint("after_report")
+	for durable != nil {
+		err := durable(ctx)
+		if err == nil {
+			break
+		}
+		// Hold the message (its lock is renewed) until the outcome is on
+		// file: the outcome in AD is final and must not be lost.
+		e.journalFailed(rec.ID, "cannot journal the outcome; holding it until the journal is writable", err)
+		if !e.waitJournal(ctx) {
+			e.audit(d, rec, out, start, false, "abandoned")
+			return servicebus.Abandon()
+		}
+		durable = e.cfg.Journal.FinishAsync(ctx, rec.ID, string(out.code), out.dc, signed)
+	}
 	e.audit(d, rec, out, start, false, "completed")
 	e.crashPoint("before_settle")
 	return servicebus.Complete()

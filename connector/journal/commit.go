@@ -31,8 +31,23 @@ type committer struct {
 }
 
 type op struct {
-	fn   func(*bolt.Tx) error
+	fn func(*bolt.Tx) error
+	// then, if set, runs in the committer once the outcome is known,
+	// before done is signalled.
+	then func(error)
 	done chan error // buffered: the committer never blocks on a gone caller
+}
+
+// wait blocks until the op's transaction committed (nil) or failed, or ctx
+// ends (the write may then still happen).
+func (o *op) wait(ctx context.Context) error {
+	select {
+	case err := <-o.done:
+		o.done <- err // later waits see it too
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 var errClosed = errors.New("journal: closed")
@@ -48,14 +63,26 @@ func newCommitter(db *bolt.DB, before func(*bolt.Tx) (func(bool), error)) *commi
 // transaction roll back and every fn of it run again alone). When ctx ends
 // first, do returns its error and the write may or may not happen.
 func (c *committer) do(ctx context.Context, fn func(*bolt.Tx) error) error {
-	if err := ctx.Err(); err != nil {
-		return err
+	return c.submit(ctx, fn, nil).wait(ctx)
+}
+
+// submit queues fn (and then, run with its outcome) and returns at once.
+func (c *committer) submit(ctx context.Context, fn func(*bolt.Tx) error, then func(error)) *op {
+	o := &op{fn: fn, then: then, done: make(chan error, 1)}
+	fail := func(err error) *op {
+		if then != nil {
+			then(err)
+		}
+		o.done <- err
+		return o
 	}
-	o := &op{fn: fn, done: make(chan error, 1)}
+	if err := ctx.Err(); err != nil {
+		return fail(err)
+	}
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
-		return errClosed
+		return fail(errClosed)
 	}
 	c.queue = append(c.queue, o)
 	select {
@@ -63,12 +90,7 @@ func (c *committer) do(ctx context.Context, fn func(*bolt.Tx) error) error {
 	default: // a wake-up is already pending
 	}
 	c.mu.Unlock()
-	select {
-	case err := <-o.done:
-		return err
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return o
 }
 
 func (c *committer) loop() {
@@ -95,15 +117,22 @@ func (c *committer) commit(batch []*op) {
 	err := c.run(batch)
 	if err == nil || len(batch) == 1 {
 		for _, o := range batch {
-			o.done <- err
+			o.finish(err)
 		}
 		return
 	}
 	// One of them failed (or the commit did): each alone, so one bad
 	// write does not fail the others.
 	for _, o := range batch {
-		o.done <- c.run([]*op{o})
+		o.finish(c.run([]*op{o}))
 	}
+}
+
+func (o *op) finish(err error) {
+	if o.then != nil {
+		o.then(err)
+	}
+	o.done <- err
 }
 
 func (c *committer) run(batch []*op) error {

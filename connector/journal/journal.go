@@ -103,8 +103,10 @@ type Journal struct {
 	c   *committer
 
 	mu sync.Mutex
-	// claims are verified commands not yet written (see the package doc).
-	claims map[string]*Entry
+	// claims are verified commands not yet written (see the package doc);
+	// outcomes are finished ones whose outcome is queued, not yet durable.
+	claims   map[string]*Entry
+	outcomes map[string]*Entry
 	// attempts caches the rate-limit records of the users seen (loaded
 	// on first use); dirty are the ones the next transaction writes.
 	attempts map[string][]time.Time
@@ -149,7 +151,7 @@ func Open(path string, opt Options) (*Journal, error) {
 		db.Close()
 		return nil, fmt.Errorf("init journal %s: %w", path, err)
 	}
-	j := &Journal{db: db, opt: opt, claims: map[string]*Entry{}, attempts: map[string][]time.Time{}, dirty: map[string]bool{}}
+	j := &Journal{db: db, opt: opt, claims: map[string]*Entry{}, outcomes: map[string]*Entry{}, attempts: map[string][]time.Time{}, dirty: map[string]bool{}}
 	j.c = newCommitter(db, j.flushAttempts)
 	return j, nil
 }
@@ -216,7 +218,10 @@ func (j *Journal) Claim(ctx context.Context, id string, digest [32]byte, until t
 	}
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	prev := j.claims[id]
+	prev := j.outcomes[id]
+	if prev == nil {
+		prev = j.claims[id]
+	}
 	if prev == nil {
 		var err error
 		if prev, err = j.stored(id); err != nil && !errors.Is(err, ErrNotFound) {
@@ -237,7 +242,11 @@ func (j *Journal) Claim(ctx context.Context, id string, digest [32]byte, until t
 // Get returns the entry for id, or ErrNotFound.
 func (j *Journal) Get(ctx context.Context, id string) (*Entry, error) {
 	j.mu.Lock()
-	if c := j.claims[id]; c != nil {
+	c := j.outcomes[id]
+	if c == nil {
+		c = j.claims[id]
+	}
+	if c != nil {
 		e := *c
 		j.mu.Unlock()
 		return &e, nil
@@ -283,24 +292,55 @@ func (j *Journal) MarkApplying(ctx context.Context, id, userDN string, pwdLastSe
 	})
 }
 
-// Finish records the final outcome and the signed result to send. It is
-// written before the result is sent, so a redelivery finds it.
+// Finish records the final outcome and the signed result to send, and
+// returns once it is durable.
 func (j *Journal) Finish(ctx context.Context, id, code, dc string, result []byte) error {
+	return j.FinishAsync(ctx, id, code, dc, result)(ctx)
+}
+
+// FinishAsync queues the final outcome for the next shared transaction and
+// returns at once; the function it returns waits until the outcome is
+// durable (nil) or its write failed. Until then Get and Claim already see
+// the outcome. The engine sends the result meanwhile and settles the
+// message only after the wait: a crash in between makes the command come
+// back, and the durable mark before the write to AD says how to settle it.
+func (j *Journal) FinishAsync(ctx context.Context, id, code, dc string, result []byte) (wait func(context.Context) error) {
 	now := j.opt.Now()
-	return j.modify(ctx, id, func(e *Entry) (bool, error) {
+	done := func(e *Entry) {
+		e.State, e.Code, e.DC, e.Result, e.Done = StateDone, code, dc, result, now
+	}
+	j.mu.Lock()
+	base := j.claims[id]
+	j.mu.Unlock()
+	if base == nil {
+		base, _ = j.stored(id)
+	}
+	if base != nil && base.State != StateDone {
+		e := *base
+		done(&e)
+		j.mu.Lock()
+		j.outcomes[id] = &e
+		j.mu.Unlock()
+	}
+	o := j.modifyAsync(ctx, id, func(e *Entry) (bool, error) {
 		if e.State == StateDone {
 			return false, nil // first outcome wins
 		}
-		e.State, e.Code, e.DC, e.Result, e.Done = StateDone, code, dc, result, now
+		done(e)
 		return true, nil
 	})
+	return o.wait
 }
 
 // modify changes id's entry (from the file, else its claim) durably; fn
 // reports whether there is anything to write.
 func (j *Journal) modify(ctx context.Context, id string, fn func(*Entry) (bool, error)) error {
+	return j.modifyAsync(ctx, id, fn).wait(ctx)
+}
+
+func (j *Journal) modifyAsync(ctx context.Context, id string, fn func(*Entry) (bool, error)) *op {
 	written := false
-	err := j.c.do(ctx, func(tx *bolt.Tx) error {
+	write := func(tx *bolt.Tx) error {
 		key, raw := lookup(tx, id)
 		var e *Entry
 		if raw != nil {
@@ -335,14 +375,15 @@ func (j *Journal) modify(ctx context.Context, id string, fn func(*Entry) (bool, 
 		}
 		written = true
 		return log.Put(key, encodeEntry(e))
-	})
-	if err == nil && written {
-		// On file now: the claim is no longer needed.
-		j.mu.Lock()
-		delete(j.claims, id)
-		j.mu.Unlock()
 	}
-	return err
+	return j.c.submit(ctx, write, func(err error) {
+		j.mu.Lock()
+		defer j.mu.Unlock()
+		delete(j.outcomes, id) // on file now, or to be written again
+		if err == nil && written {
+			delete(j.claims, id) // on file now: the claim is no longer needed
+		}
+	})
 }
 
 // Sweep deletes entries past both their replay window and the retention,

@@ -322,3 +322,36 @@ func TestOlderFormatIsRefusedClearly(t *testing.T) {
 		t.Fatalf("open of an older journal: %v", err)
 	}
 }
+
+// TestFinishAsyncIsSeenAtOnceAndDurableAfterWait: a queued outcome answers
+// Get and Claim before its transaction commits, and is on file after the
+// wait.
+func TestFinishAsyncIsSeenAtOnceAndDurableAfterWait(t *testing.T) {
+	c := newClock()
+	path := filepath.Join(t.TempDir(), "j.db")
+	j := open(t, path, c)
+	ctx := context.Background()
+	d := sha256.Sum256([]byte("a"))
+	if _, err := j.Claim(ctx, "a", d, c.now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if err := j.MarkApplying(ctx, "a", "CN=u", c.now(), 7); err != nil {
+		t.Fatal(err)
+	}
+	wait := j.FinishAsync(ctx, "a", "succeeded", "dc1", []byte("signed"))
+	e, err := j.Get(ctx, "a")
+	if err != nil || e.State != StateDone || e.Code != "succeeded" || e.PwdVersionBefore != 7 {
+		t.Fatalf("before the commit: %+v %v", e, err)
+	}
+	if st, err := j.Claim(ctx, "a", d, c.now().Add(time.Hour)); err != nil || st != protocol.ClaimDuplicate {
+		t.Fatalf("claim before the commit: %v %v", st, err)
+	}
+	if err := wait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	j.Close()
+	j = open(t, path, c)
+	if e, err := j.Get(ctx, "a"); err != nil || e.State != StateDone || string(e.Result) != "signed" {
+		t.Fatalf("after reopen: %+v %v", e, err)
+	}
+}

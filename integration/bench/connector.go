@@ -50,7 +50,8 @@ type ConnectorResult struct {
 	Wall, CPU         time.Duration
 	PerSec            float64       // commands/s on Procs cores
 	CPUPerCmd         time.Duration // process CPU (user+sys) per command
-	Latency           Latencies     // Handle: delivery in -> settled decision out
+	Latency           Latencies     // delivery in -> result sent (what the sender waits for)
+	Settled           Latencies     // delivery in -> settled decision out
 	PeakRSSKB         int64
 	PeakRSSReset      bool // VmHWM was reset before the measured phase
 	Succeeded         int  // journal says "succeeded"
@@ -125,11 +126,17 @@ func (d *instantDir) Unlock(context.Context, string) (ldapx.Applied, error) {
 	return ldapx.Applied{DC: "ldaps://instant.bench.test:636"}, nil
 }
 
-// nopReporter drops results (the reply queue is not part of this run).
+// nopReporter drops results (the reply queue is not part of this run),
+// noting when each was sent in the *time.Time its context carries.
 type nopReporter struct{ n atomic.Int64 }
 
-func (r *nopReporter) Report(context.Context, *servicebus.Delivery, string, []byte) error {
+type sentAtKey struct{}
+
+func (r *nopReporter) Report(ctx context.Context, _ *servicebus.Delivery, _ string, _ []byte) error {
 	r.n.Add(1)
+	if at, ok := ctx.Value(sentAtKey{}).(*time.Time); ok {
+		*at = time.Now()
+	}
 	return nil
 }
 
@@ -331,6 +338,7 @@ func ConnectorBound(ctx context.Context, opt ConnectorOptions) (*ConnectorResult
 	}
 	jobs := make(chan job, opt.Workers)
 	lat := make([]time.Duration, opt.N)
+	settled := make([]time.Duration, opt.N)
 	var next atomic.Int64
 	var bad atomic.Int64
 	var wg sync.WaitGroup
@@ -340,13 +348,16 @@ func ConnectorBound(ctx context.Context, opt ConnectorOptions) (*ConnectorResult
 		go func() {
 			defer wg.Done()
 			for jb := range jobs {
+				var sent time.Time
+				hctx := context.WithValue(ctx, sentAtKey{}, &sent)
 				s := time.Now()
-				d := eng.Handle(ctx, &servicebus.Delivery{MessageID: jb.id, Body: jb.body, DeliveryCount: 1, ReplyTo: "results"})
+				d := eng.Handle(hctx, &servicebus.Delivery{MessageID: jb.id, Body: jb.body, DeliveryCount: 1, ReplyTo: "results"})
 				el := time.Since(s)
-				if d.Action != servicebus.ActionComplete {
+				if d.Action != servicebus.ActionComplete || sent.IsZero() {
 					bad.Add(1)
 				}
-				lat[next.Add(1)-1] = el
+				i := next.Add(1) - 1
+				lat[i], settled[i] = sent.Sub(s), el
 			}
 		}()
 	}
@@ -374,7 +385,7 @@ func ConnectorBound(ctx context.Context, opt ConnectorOptions) (*ConnectorResult
 		return nil, err
 	}
 	n := int(next.Load())
-	res.Latency = summarise(lat[:n])
+	res.Latency, res.Settled = summarise(lat[:n]), summarise(settled[:n])
 	res.PerSec = float64(n) / res.Wall.Seconds()
 	res.CPUPerCmd = res.CPU / time.Duration(max(n, 1))
 	if b := bad.Load(); b > 0 {

@@ -17,12 +17,12 @@ func Notes(r *Report) []string {
 		if c.PerSec < 4000 {
 			why := fmt.Sprintf("4,000 commands/s per core is missed (%.0f/s). The crypto alone allows at most %.0f/s per core on this CPU (the MLKEM768+X25519 decapsulation and the Ed25519 verification dominate it)", c.PerSec, c.CryptoPerSec)
 			if f := r.JournalFloor; f != nil {
-				why += fmt.Sprintf(", and each command needs two durable journal writes before its effects (the mark before the write to AD, the outcome before the result is sent): alone, one command after another, they cost %s of wall time and %s of CPU (mostly the kernel's fdatasync; bbolt syncs data and meta page per commit) on this disk. The group commit shares each transaction among the handlers waiting for it (%.2f transactions per command in the burst), which is what lets the burst run at all above %.0f/s", us(f.PerCmdWall), us(f.PerCmdCPU), float64(c.Journal.Commits)/float64(max(c.N, 1)), f.PerSec)
+				why += fmt.Sprintf(", and each command writes the journal durably twice (the mark before the write to AD, awaited; the outcome, durable before the message is settled): alone, one command after another, the two cost %s of wall time and %s of CPU (mostly the kernel's fdatasync; bbolt syncs data and meta page per commit) on this disk. The group commit shares each transaction among the handlers waiting for it (%.2f transactions per command in the burst), which is what lets the burst run above %.0f/s", us(f.PerCmdWall), us(f.PerCmdCPU), float64(c.Journal.Commits)/float64(max(c.N, 1)), f.PerSec)
 			}
 			n = append(n, why+". Neither floor can be removed without giving up post-quantum sealing or durability before effects, so the target cannot be met on this machine.")
 		}
 		if u := r.Unloaded(); u != nil && u.Latency.P99 >= 2*time.Millisecond {
-			n = append(n, fmt.Sprintf("p99 added latency %s misses 2 ms (p50 %s). One command at a time pays its crypto and two fsync'd commits in sequence; the journal floor alone is %s per command here.", ms(u.Latency.P99), ms(u.Latency.P50), func() string {
+			n = append(n, fmt.Sprintf("p99 added latency %s misses 2 ms (p50 %s). Before its result goes out a command pays its crypto and one fsync'd commit (the mark before the write to AD); the journal floor (two commits) is %s per command here.", ms(u.Latency.P99), ms(u.Latency.P50), func() string {
 				if r.JournalFloor == nil {
 					return "unmeasured"
 				}
