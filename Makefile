@@ -12,6 +12,7 @@ demo:
 ## test: every test there is, unit and integration, with the race detector.
 test: vet cross
 	$(GO) test -race -count=1 -tags integration -timeout 25m ./...
+	$(GO) test -race -count=1 -tags faultinject ./connector/engine/
 	FUZZTIME=$${FUZZTIME:-8s} bash integration/scripts/fuzz.sh
 
 ## fuzz: every fuzz target for FUZZTIME (default 10s) each.

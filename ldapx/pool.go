@@ -14,9 +14,13 @@ import (
 type server struct {
 	url serverURL
 
-	mu        sync.Mutex
-	failures  int
-	retryAt   time.Time
+	mu       sync.Mutex
+	failures int
+	retryAt  time.Time
+	// failedAt is when the last failure was counted: a failure of an
+	// attempt started before it is the same outage seen by a concurrent
+	// caller, not one more.
+	failedAt  time.Time
 	lastErr   error
 	lastOK    time.Time
 	lastDelay time.Duration
@@ -174,6 +178,7 @@ func (cl *Client) dial(ctx context.Context) (*conn, error) {
 				continue
 			}
 			tried++
+			started := cl.cfg.Clock()
 			c, err := cl.dialOne(ctx, s)
 			if err == nil {
 				s.mu.Lock()
@@ -186,9 +191,12 @@ func (cl *Client) dial(ctx context.Context) (*conn, error) {
 			}
 			derr := decode("ldapx.dial", s.url.raw, err)
 			s.mu.Lock()
-			s.failures++
+			if !started.Before(s.failedAt) {
+				s.failures++
+				s.failedAt = cl.cfg.Clock()
+				s.retryAt = s.failedAt.Add(cl.cfg.Backoff.Delay(s.failures))
+			}
 			s.lastErr = derr
-			s.retryAt = cl.cfg.Clock().Add(cl.cfg.Backoff.Delay(s.failures))
 			s.mu.Unlock()
 			cl.cfg.Logger.Warn("domain controller unavailable", "dc", s.url.raw, "err", derr)
 			if KindOf(derr) == KindInvalidCredentials {
@@ -197,6 +205,9 @@ func (cl *Client) dial(ctx context.Context) (*conn, error) {
 				return nil, derr
 			}
 			errs = append(errs, derr)
+		}
+		if tried == 1 {
+			return nil, errs[0] // already says where and why
 		}
 		if tried > 0 {
 			return nil, &Error{Op: "ldapx.dial", Kind: worstKind(errs), Err: errors.Join(errs...)}

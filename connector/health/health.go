@@ -198,7 +198,7 @@ func domainChecks(domains []Domain) []Check {
 					why = fmt.Sprintf("down; %d of %d domain controllers of %s still up", up, len(d.DCs), label)
 				}
 				if dc.Failures > 0 {
-					why += fmt.Sprintf(" (%d consecutive failures)", dc.Failures)
+					why += fmt.Sprintf(" (%d consecutive %s)", dc.Failures, map[bool]string{true: "failure", false: "failures"}[dc.Failures == 1])
 				}
 				if dc.LastError != "" {
 					why += ": " + dc.LastError

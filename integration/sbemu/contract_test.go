@@ -507,6 +507,22 @@ func TestDropConnectionsRecovers(t *testing.T) {
 	if n, err := e.DropConnections(context.Background()); err != nil || n == 0 {
 		t.Fatalf("drop connections: %d %v", n, err)
 	}
+	// The dropped connection's links are gone: nothing is delivered to a
+	// consumer no client can reach.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		st, err := e.Queue(context.Background(), q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Consumers == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d consumers left on the queue after its connection was dropped", st.Consumers)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	// The lock died with the connection. The SDK retries settling on the dead link (it only
 	// falls back to $management for link errors, not connection errors), so it fails; the
 	// message is redelivered.

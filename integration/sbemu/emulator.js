@@ -871,7 +871,7 @@ function listenAmqp(port) {
 
 function dropAll() {
   const n = sockets.size;
-  for (const s of sockets) s.destroy();
+  for (const s of sockets) s.destroy(new Error('sbemu: connection dropped (fault injection)'));
   return n;
 }
 
