@@ -1,0 +1,194 @@
+package stack
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/adwriteback/adwriteback/integration/testdc"
+)
+
+// ConfigSpec is a connector configuration with one domain: the settings the
+// integration stacks choose. A zero field is left out of the YAML, so the
+// connector's default applies (connector/config).
+type ConfigSpec struct {
+	// Domain is domains[0].name.
+	Domain string
+	// Servers is domains[0].servers.
+	Servers []string
+	// BindDN and BindPasswordFile are domains[0].bind.dn and .password_file.
+	BindDN, BindPasswordFile string
+	// CAFile and ServerName are domains[0].tls.ca_file and .server_name.
+	CAFile, ServerName string
+	// OUs is domains[0].scope.ous.
+	OUs []string
+	// DialTimeout and OperationTimeout are domains[0].dial_timeout and
+	// .operation_timeout.
+	DialTimeout, OperationTimeout time.Duration
+	// MinLength is domains[0].org_policy.min_length.
+	MinLength int
+
+	// Queue, ConnectionStringFile, Concurrency and ShutdownGrace are
+	// queue.name, .connection_string_file, .concurrency and .shutdown_grace.
+	Queue, ConnectionStringFile string
+	Concurrency                 int
+	ShutdownGrace               time.Duration
+
+	// ConnectorKeys and SenderKeys are keys.connector and keys.senders.
+	ConnectorKeys, SenderKeys []string
+	// Journal is journal.path; Audit is audit.path.
+	Journal, Audit string
+
+	// PerUser and MaxAttempts are limits.per_user and limits.max_attempts
+	// (0: left out, so per_user cannot be set to 0 here).
+	PerUser, MaxAttempts int
+	// HTTPListen is http.listen.
+	HTTPListen string
+	// LogLevel and LogFormat are log.level and log.format.
+	LogLevel, LogFormat string
+}
+
+// The files a stack directory holds, as DCConfig names them.
+const (
+	ConnectorKeyFile     = "connector.key.json"
+	SenderPubFile        = "sender.pub.json"
+	BindPasswordFile     = "bind.pass"
+	ConnectionStringFile = "sb.conn"
+	JournalFile          = "journal.db"
+	AuditFile            = "audit.jsonl"
+)
+
+// DCConfig is the spec of a connector for the test DC, its service account
+// limited to the in-scope OU, with its files in dir under the names above
+// (see WriteKeys and WriteSecrets). Queue and the optional settings are left
+// to the caller.
+func DCConfig(info *testdc.Info, dir string) ConfigSpec {
+	p := func(name string) string { return filepath.Join(dir, name) }
+	return ConfigSpec{
+		Domain:               "adw.test",
+		Servers:              []string{info.LDAPSURL},
+		BindDN:               info.ServiceDN,
+		BindPasswordFile:     p(BindPasswordFile),
+		CAFile:               info.CAFile,
+		OUs:                  []string{info.InScopeOU},
+		ConnectionStringFile: p(ConnectionStringFile),
+		ConnectorKeys:        []string{p(ConnectorKeyFile)},
+		SenderKeys:           []string{p(SenderPubFile)},
+		Journal:              p(JournalFile),
+		Audit:                p(AuditFile),
+	}
+}
+
+// The YAML document: connector/config's keys, each left out when empty.
+type (
+	document struct {
+		Version int          `yaml:"version"`
+		Domains []domain     `yaml:"domains"`
+		Queue   queueSection `yaml:"queue"`
+		Keys    keysSection  `yaml:"keys"`
+		Journal pathSection  `yaml:"journal"`
+		Audit   pathSection  `yaml:"audit"`
+		Limits  limits       `yaml:"limits,omitempty"`
+		HTTP    httpSection  `yaml:"http,omitempty"`
+		Log     logSection   `yaml:"log,omitempty"`
+	}
+	domain struct {
+		Name        string        `yaml:"name"`
+		Servers     []string      `yaml:"servers"`
+		Bind        bind          `yaml:"bind"`
+		TLS         tlsSection    `yaml:"tls,omitempty"`
+		Scope       scope         `yaml:"scope"`
+		DialTimeout time.Duration `yaml:"dial_timeout,omitempty"`
+		OpTimeout   time.Duration `yaml:"operation_timeout,omitempty"`
+		OrgPolicy   orgPolicy     `yaml:"org_policy,omitempty"`
+	}
+	bind struct {
+		DN           string `yaml:"dn"`
+		PasswordFile string `yaml:"password_file"`
+	}
+	tlsSection struct {
+		CAFile     string `yaml:"ca_file,omitempty"`
+		ServerName string `yaml:"server_name,omitempty"`
+	}
+	scope struct {
+		OUs []string `yaml:"ous"`
+	}
+	orgPolicy struct {
+		MinLength int `yaml:"min_length,omitempty"`
+	}
+	queueSection struct {
+		Name                 string        `yaml:"name"`
+		ConnectionStringFile string        `yaml:"connection_string_file"`
+		Concurrency          int           `yaml:"concurrency,omitempty"`
+		ShutdownGrace        time.Duration `yaml:"shutdown_grace,omitempty"`
+	}
+	keysSection struct {
+		Connector []string `yaml:"connector"`
+		Senders   []string `yaml:"senders"`
+	}
+	pathSection struct {
+		Path string `yaml:"path"`
+	}
+	limits struct {
+		PerUser     int `yaml:"per_user,omitempty"`
+		MaxAttempts int `yaml:"max_attempts,omitempty"`
+	}
+	httpSection struct {
+		Listen string `yaml:"listen,omitempty"`
+	}
+	logSection struct {
+		Level  string `yaml:"level,omitempty"`
+		Format string `yaml:"format,omitempty"`
+	}
+)
+
+// YAML renders the spec as a version 1 configuration file.
+func (c ConfigSpec) YAML() ([]byte, error) {
+	doc := document{
+		Version: 1,
+		Domains: []domain{{
+			Name:        c.Domain,
+			Servers:     c.Servers,
+			Bind:        bind{DN: c.BindDN, PasswordFile: c.BindPasswordFile},
+			TLS:         tlsSection{CAFile: c.CAFile, ServerName: c.ServerName},
+			Scope:       scope{OUs: c.OUs},
+			DialTimeout: c.DialTimeout,
+			OpTimeout:   c.OperationTimeout,
+			OrgPolicy:   orgPolicy{MinLength: c.MinLength},
+		}},
+		Queue: queueSection{Name: c.Queue, ConnectionStringFile: c.ConnectionStringFile,
+			Concurrency: c.Concurrency, ShutdownGrace: c.ShutdownGrace},
+		Keys:    keysSection{Connector: c.ConnectorKeys, Senders: c.SenderKeys},
+		Journal: pathSection{Path: c.Journal},
+		Audit:   pathSection{Path: c.Audit},
+		Limits:  limits{PerUser: c.PerUser, MaxAttempts: c.MaxAttempts},
+		HTTP:    httpSection{Listen: c.HTTPListen},
+		Log:     logSection{Level: c.LogLevel, Format: c.LogFormat},
+	}
+	var b bytes.Buffer
+	enc := yaml.NewEncoder(&b)
+	enc.SetIndent(2)
+	if err := enc.Encode(doc); err != nil {
+		return nil, fmt.Errorf("stack: render config: %w", err)
+	}
+	if err := enc.Close(); err != nil {
+		return nil, fmt.Errorf("stack: render config: %w", err)
+	}
+	return b.Bytes(), nil
+}
+
+// WriteFile writes the rendered spec to path (mode 0600).
+func (c ConfigSpec) WriteFile(path string) error {
+	b, err := c.YAML()
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		return fmt.Errorf("stack: write config: %w", err)
+	}
+	return nil
+}
