@@ -58,9 +58,9 @@ func readUser(t *testing.T, info *testdc.Info, dn string) *ldapx.User {
 // behaviour.
 func TestEveryOutcomeForReal(t *testing.T) {
 	s := newStack(t)
-	s.start("a", `limits:
-  per_user: 5
-`, app.Deps{})
+	cfg := s.config("a")
+	cfg.PerUser = 5
+	s.startSpec("a", cfg, app.Deps{})
 	c := s.client()
 	dc := s.dc
 
@@ -230,7 +230,7 @@ func TestEveryOutcomeForReal(t *testing.T) {
 // "expired" and not applied.
 func TestExpiredWhenClocksDisagree(t *testing.T) {
 	s := newStack(t)
-	s.start("a", "", app.Deps{Now: func() time.Time { return time.Now().Add(30 * time.Minute) }})
+	s.start("a", app.Deps{Now: func() time.Time { return time.Now().Add(30 * time.Minute) }})
 	u := testdc.NewUser(t, s.dc, "")
 	before := readUser(t, s.dc, u.DN).PwdLastSet
 	res := s.do(s.client(), sender.Request{Op: protocol.OpReset, User: sam(u), NewPassword: s.secret("E2e!Expired.Pw10"), TTL: 5 * time.Minute})
@@ -246,10 +246,10 @@ func TestExpiredWhenClocksDisagree(t *testing.T) {
 // is retried (abandon, redelivery) and finally answered "transient".
 func TestTransientWhenNoDCAnswers(t *testing.T) {
 	s := newStack(t)
-	cfg := s.configYAML("t", "limits:\n  max_attempts: 2\n")
-	cfg = strings.Replace(cfg, s.dc.LDAPSURL, "ldaps://127.0.0.1:1", 1)
-	s.write("config-t-raw.yaml", []byte(cfg), 0o600)
-	in := s.startRaw("t", cfg, app.Deps{})
+	cfg := s.config("t")
+	cfg.MaxAttempts = 2
+	cfg.Servers = []string{"ldaps://127.0.0.1:1"}
+	in := s.startSpec("t", cfg, app.Deps{})
 	_ = in
 	c := s.client()
 	res := s.do(c, sender.Request{Op: protocol.OpReset, User: protocol.UserRef{SAM: "alice"}, NewPassword: s.secret("E2e!Transient.12")})
@@ -290,7 +290,7 @@ func TestRedeliveryAfterCrashAppliesOnce(t *testing.T) {
 	s := newStack(t)
 	u := testdc.NewUser(t, s.dc, "")
 	br := &blockingReporter{entered: make(chan string, 1), release: make(chan struct{})}
-	a := s.start("a", "", app.Deps{WrapReporter: func(r engine.Reporter) engine.Reporter { br.inner = r; return br }})
+	a := s.start("a", app.Deps{WrapReporter: func(r engine.Reporter) engine.Reporter { br.inner = r; return br }})
 	c := s.client()
 	pw := "E2e!Crash.Once13"
 	p, err := c.Send(context.Background(), sender.Request{Op: protocol.OpReset, User: sam(u), NewPassword: s.secret(pw),
@@ -310,7 +310,7 @@ func TestRedeliveryAfterCrashAppliesOnce(t *testing.T) {
 	close(br.release)
 	a.stop(t) // the message is abandoned on shutdown
 
-	s.start("a", "", app.Deps{}) // restarted on the same journal
+	s.start("a", app.Deps{}) // restarted on the same journal
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	res, err := c.Await(ctx, p.Command.ID)
@@ -329,8 +329,8 @@ func TestRedeliveryAfterCrashAppliesOnce(t *testing.T) {
 // journals consume one queue; every command is applied once and answered.
 func TestTwoInstancesOneQueueNoDoubleApply(t *testing.T) {
 	s := newStack(t)
-	s.start("a", "", app.Deps{})
-	s.start("b", "", app.Deps{})
+	s.start("a", app.Deps{})
+	s.start("b", app.Deps{})
 	c := s.client()
 	const n = 12
 	var wg sync.WaitGroup
@@ -400,7 +400,7 @@ func TestShutdownMidBurstLosesNothing(t *testing.T) {
 		}
 		preps = append(preps, p)
 	}
-	a := s.start("a", "", app.Deps{})
+	a := s.start("a", app.Deps{})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	first, err := c.Await(ctx, preps[2].Command.ID) // some work done
@@ -408,7 +408,7 @@ func TestShutdownMidBurstLosesNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	a.stop(t)
-	s.start("a", "", app.Deps{}) // same journal file
+	s.start("a", app.Deps{}) // same journal file
 	for i, p := range preps {
 		res := first
 		if i != 2 {

@@ -152,10 +152,9 @@ func failing(r readyReport) []string {
 func TestReadinessMetricsAndStatusPage(t *testing.T) {
 	s := newStack(t)
 	proxy := newSwitchProxy(t, s.dc.Addr+":636")
-	cfg := s.configYAML("ops", "")
-	cfg = strings.Replace(cfg, "servers: ["+s.dc.LDAPSURL+"]", "servers: [ldaps://"+proxy.addr+"]", 1)
-	cfg = strings.Replace(cfg, "      ca_file: "+s.dc.CAFile, "      ca_file: "+s.dc.CAFile+"\n      server_name: "+s.dc.Addr, 1)
-	in := s.startRaw("ops", cfg, app.Deps{ProbeInterval: 200 * time.Millisecond, Version: "e2e"})
+	cfg := s.config("ops")
+	cfg.Servers, cfg.ServerName = []string{"ldaps://" + proxy.addr}, s.dc.Addr
+	in := s.startSpec("ops", cfg, app.Deps{ProbeInterval: 200 * time.Millisecond, Version: "e2e"})
 	base := "http://" + in.app.HTTPAddr()
 
 	if code, body := get(t, base+"/livez"); code != 200 {

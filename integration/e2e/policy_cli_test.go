@@ -19,7 +19,9 @@ import (
 // config's organisation rules, read from the Samba DC.
 func TestPolicyCheckLive(t *testing.T) {
 	s := newStack(t)
-	s.write("config-policy.yaml", []byte(s.configYAML("policy", "")), 0o600)
+	if err := s.config("policy").WriteFile(s.path("config-policy.yaml")); err != nil {
+		t.Fatal(err)
+	}
 	u := testdc.NewUser(t, s.dc, "", s.dc.StrictGroupDN)
 	var lastErr error
 	run := func(pw string, args ...string) (string, string, int) {

@@ -20,7 +20,7 @@ import (
 // exit codes) against a running connector.
 func TestSendCLI(t *testing.T) {
 	s := newStack(t)
-	s.start("a", "", app.Deps{})
+	s.start("a", app.Deps{})
 	pub := s.connKey.Public().Marshal()
 	s.write("connector.pub.json", pub, 0o644)
 	sk := s.sendKey.Marshal()

@@ -17,11 +17,11 @@ import (
 	"github.com/adwriteback/adwriteback/connector/app"
 	"github.com/adwriteback/adwriteback/connector/config"
 	"github.com/adwriteback/adwriteback/integration/sbemu"
+	shared "github.com/adwriteback/adwriteback/integration/stack"
 	"github.com/adwriteback/adwriteback/integration/testdc"
 	"github.com/adwriteback/adwriteback/relay/keys"
 	"github.com/adwriteback/adwriteback/relay/protocol"
 	"github.com/adwriteback/adwriteback/relay/sender"
-	"github.com/adwriteback/adwriteback/relay/servicebus"
 )
 
 // syncBuf collects what a component writes (logs, audit) for assertions
@@ -57,29 +57,18 @@ func newStack(t *testing.T) *stack {
 	s := &stack{t: t, dc: testdc.Ensure(t), emu: sbemu.Start(t, nil), dir: t.TempDir(),
 		queue: "commands", replies: "replies", logs: &syncBuf{}, audits: &syncBuf{}, results: &syncBuf{}}
 	ctx := context.Background()
-	if err := s.emu.CreateQueue(ctx, s.queue, sbemu.QueueOptions{LockDuration: 10 * time.Second, MaxDeliveryCount: 10}); err != nil {
+	if err := shared.Queues(ctx, s.emu, shared.Queue{Name: s.queue, Options: sbemu.QueueOptions{LockDuration: 10 * time.Second, MaxDeliveryCount: 10}},
+		shared.Queue{Name: s.replies}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.emu.CreateQueue(ctx, s.replies, sbemu.QueueOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	var err error
-	now := time.Now()
-	if s.connKey, err = keys.GenerateConnector(keys.DefaultKEM, now); err != nil {
-		t.Fatal(err)
-	}
-	if s.sendKey, err = keys.GenerateSender(now); err != nil {
-		t.Fatal(err)
-	}
-	ck, err := s.connKey.Marshal()
+	k, err := shared.WriteKeys(s.dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	spub := s.sendKey.Public().Marshal()
-	s.write("connector.key.json", ck, 0o600)
-	s.write("sender.pub.json", spub, 0o644)
-	s.write("bind.pass", []byte(s.dc.ServicePass+"\n"), 0o600)
-	s.write("sb.conn", []byte(s.emu.ConnectionString()), 0o600)
+	s.connKey, s.sendKey = k.Connector, k.Sender
+	if err := shared.WriteSecrets(s.dir, s.dc.ServicePass, s.emu.ConnectionString()); err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() {
 		s.scanForSecrets()
 		if t.Failed() {
@@ -100,41 +89,17 @@ func (s *stack) write(name string, b []byte, mode os.FileMode) {
 	}
 }
 
-// configYAML is the connector's configuration for this stack.
-func (s *stack) configYAML(instance string, extra string) string {
-	return fmt.Sprintf(`version: 1
-domains:
-  - name: adw.test
-    servers: [%s]
-    bind:
-      dn: %q
-      password_file: %s
-    tls:
-      ca_file: %s
-    scope:
-      ous: [%q]
-    dial_timeout: 10s
-    org_policy:
-      min_length: 12
-queue:
-  name: %s
-  connection_string_file: %s
-  concurrency: 4
-  shutdown_grace: 10s
-keys:
-  connector: [%s]
-  senders: [%s]
-journal:
-  path: %s
-audit:
-  path: %s
-log:
-  level: debug
-http:
-  listen: 127.0.0.1:0
-%s`, s.dc.LDAPSURL, s.dc.ServiceDN, s.path("bind.pass"), s.dc.CAFile, s.dc.InScopeOU, s.queue,
-		s.path("sb.conn"), s.path("connector.key.json"), s.path("sender.pub.json"),
-		s.path("journal-"+instance+".db"), s.path("audit-"+instance+".jsonl"), extra)
+// config is the connector's configuration for this stack; instance names
+// its journal and audit files.
+func (s *stack) config(instance string) shared.ConfigSpec {
+	c := shared.DCConfig(s.dc, s.dir)
+	c.DialTimeout = 10 * time.Second
+	c.MinLength = 12
+	c.Queue, c.Concurrency, c.ShutdownGrace = s.queue, 4, 10*time.Second
+	c.Journal, c.Audit = s.path("journal-"+instance+".db"), s.path("audit-"+instance+".jsonl")
+	c.LogLevel = "debug"
+	c.HTTPListen = "127.0.0.1:0"
+	return c
 }
 
 func (s *stack) path(name string) string { return filepath.Join(s.dir, name) }
@@ -146,18 +111,19 @@ type instance struct {
 	done   chan error
 }
 
-// start builds and runs a connector from the stack's config (extra YAML
-// is appended; wrap may wrap the reporter).
-func (s *stack) start(name, extra string, deps app.Deps) *instance {
+// start builds and runs a connector from the stack's config.
+func (s *stack) start(name string, deps app.Deps) *instance {
 	s.t.Helper()
-	return s.startRaw(name, s.configYAML(name, extra), deps)
+	return s.startSpec(name, s.config(name), deps)
 }
 
-// startRaw runs a connector from the given YAML.
-func (s *stack) startRaw(name, yaml string, deps app.Deps) *instance {
+// startSpec runs a connector from the given config.
+func (s *stack) startSpec(name string, spec shared.ConfigSpec, deps app.Deps) *instance {
 	s.t.Helper()
 	path := s.path("config-" + name + ".yaml")
-	s.write("config-"+name+".yaml", []byte(yaml), 0o600)
+	if err := spec.WriteFile(path); err != nil {
+		s.t.Fatal(err)
+	}
 	cfg, err := config.Load(path, os.Getenv)
 	if err != nil {
 		s.t.Fatalf("config: %v", err)
@@ -204,29 +170,17 @@ func (s *stack) client(mutate ...func(*sender.Config)) *sender.Client {
 // clientOn is client with results read from replyQueue.
 func (s *stack) clientOn(replyQueue string, mutate ...func(*sender.Config)) *sender.Client {
 	s.t.Helper()
-	cfg, err := sender.ConfigFromKeys(s.sendKey, s.connKey.Public())
+	snd, err := shared.NewSender(shared.SenderOptions{ConnectionString: s.emu.ConnectionString(), Queue: s.queue, ReplyQueue: replyQueue,
+		Keys: shared.Keys{Connector: s.connKey, Sender: s.sendKey}, Configure: func(cfg *sender.Config) {
+			for _, m := range mutate {
+				m(cfg)
+			}
+		}})
 	if err != nil {
 		s.t.Fatal(err)
 	}
-	sb, err := servicebus.NewClient(servicebus.Config{Auth: servicebus.AuthConnectionString, ConnectionString: s.emu.ConnectionString()})
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	s.t.Cleanup(func() { sb.Close(context.Background()) })
-	cs, err := servicebus.NewCommandSender(sb, servicebus.CommandSenderConfig{Queue: s.queue, ReplyQueue: replyQueue})
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	s.t.Cleanup(func() { cs.Close(context.Background()) })
-	cfg.Transport = cs
-	for _, m := range mutate {
-		m(&cfg)
-	}
-	c, err := sender.New(cfg)
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	return c
+	s.t.Cleanup(func() { snd.Close(context.Background()) })
+	return snd.Client
 }
 
 // secret registers a password for the leak scan and returns it sealed-ready.
