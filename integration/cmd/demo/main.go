@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/adwriteback/adwriteback/integration/sbemu"
+	"github.com/adwriteback/adwriteback/integration/stack"
 	"github.com/adwriteback/adwriteback/integration/testdc"
 )
 
@@ -58,10 +59,9 @@ func run(ctx context.Context) error {
 		return err
 	}
 	defer emu.Close()
-	for _, q := range []string{"writeback-commands", "writeback-results"} {
-		if err := emu.CreateQueue(ctx, q, sbemu.QueueOptions{LockDuration: 30 * time.Second}); err != nil {
-			return err
-		}
+	qo := sbemu.QueueOptions{LockDuration: 30 * time.Second}
+	if err := stack.Queues(ctx, emu, stack.Queue{Name: "writeback-commands", Options: qo}, stack.Queue{Name: "writeback-results", Options: qo}); err != nil {
+		return err
 	}
 	fmt.Printf("   %s, queues writeback-commands and writeback-results\n", emu.Endpoint())
 
@@ -234,40 +234,17 @@ func lockOut(ctx context.Context, info *testdc.Info, dn string) {
 	}
 }
 
+// writeConfig writes the connector's configuration (and the secret files it
+// points at) for the keys `adwriteback keygen` wrote into dir/keys.
 func writeConfig(dir, path string, info *testdc.Info, emu *sbemu.Emulator) error {
-	if err := os.WriteFile(filepath.Join(dir, "bind.password"), []byte(info.ServicePass+"\n"), 0o600); err != nil {
+	if err := stack.WriteSecrets(dir, info.ServicePass, emu.ConnectionString()); err != nil {
 		return err
 	}
-	if err := os.WriteFile(filepath.Join(dir, "servicebus.connection"), []byte(emu.ConnectionString()), 0o600); err != nil {
-		return err
-	}
-	cfg := fmt.Sprintf(`version: 1
-domains:
-  - name: adw.test
-    servers: [%s]
-    bind:
-      dn: %q
-      password_file: %s
-    tls:
-      ca_file: %s
-    scope:
-      ous: [%q]
-    org_policy:
-      min_length: 12
-queue:
-  name: writeback-commands
-  connection_string_file: %s
-keys:
-  connector: [%s]
-  senders: [%s]
-journal:
-  path: %s
-audit:
-  path: %s
-log:
-  format: text
-`, info.LDAPSURL, info.ServiceDN, filepath.Join(dir, "bind.password"), info.CAFile, info.InScopeOU,
-		filepath.Join(dir, "servicebus.connection"), filepath.Join(dir, "keys", "connector.key.json"),
-		filepath.Join(dir, "keys", "sender.pub.json"), filepath.Join(dir, "journal.db"), filepath.Join(dir, "audit.jsonl"))
-	return os.WriteFile(path, []byte(cfg), 0o600)
+	cfg := stack.DCConfig(info, dir)
+	cfg.MinLength = 12
+	cfg.Queue = "writeback-commands"
+	cfg.ConnectorKeys = []string{filepath.Join(dir, "keys", "connector.key.json")}
+	cfg.SenderKeys = []string{filepath.Join(dir, "keys", "sender.pub.json")}
+	cfg.LogFormat = "text"
+	return cfg.WriteFile(path)
 }
