@@ -25,8 +25,8 @@ import (
 
 	"github.com/adwriteback/adwriteback/connector/doctor"
 	"github.com/adwriteback/adwriteback/integration/sbemu"
+	"github.com/adwriteback/adwriteback/integration/stack"
 	"github.com/adwriteback/adwriteback/integration/testdc"
-	"github.com/adwriteback/adwriteback/relay/keys"
 )
 
 // setup is one test's world: the shared Samba DC, its own emulator and
@@ -44,23 +44,12 @@ type setup struct {
 func newSetup(t *testing.T) *setup {
 	t.Helper()
 	s := &setup{t: t, dc: testdc.Ensure(t), emu: sbemu.Start(t, nil), dir: t.TempDir(), queue: "commands"}
-	if err := s.emu.CreateQueue(context.Background(), s.queue, sbemu.QueueOptions{}); err != nil {
+	if err := stack.Queues(context.Background(), s.emu, stack.Queue{Name: s.queue}); err != nil {
 		t.Fatal(err)
 	}
-	ck, err := keys.GenerateConnector(keys.DefaultKEM, time.Now())
-	if err != nil {
+	if _, err := stack.WriteKeys(s.dir); err != nil {
 		t.Fatal(err)
 	}
-	sk, err := keys.GenerateSender(time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := ck.Marshal()
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.write("connector.key.json", b, 0o600)
-	s.write("sender.pub.json", sk.Public().Marshal(), 0o644)
 	s.caFile, s.bindPass, s.connString, s.ou, s.queueName = s.dc.CAFile, s.dc.ServicePass, s.emu.ConnectionString(), s.dc.InScopeOU, s.queue
 	return s
 }
@@ -77,34 +66,16 @@ func (s *setup) write(name string, b []byte, mode os.FileMode) string {
 // text and JSON renderings (checked for secrets).
 func (s *setup) run() (*doctor.Report, string) {
 	s.t.Helper()
-	s.write("bind.pass", []byte(s.bindPass+"\n"), 0o600)
-	s.write("sb.conn", []byte(s.connString), 0o600)
-	cfg := fmt.Sprintf(`version: 1
-domains:
-  - name: adw.test
-    servers: [%s]
-    bind:
-      dn: %q
-      password_file: %s
-    tls:
-      ca_file: %s
-    scope:
-      ous: [%q]
-    dial_timeout: 2s
-queue:
-  name: %s
-  connection_string_file: %s
-keys:
-  connector: [%s]
-  senders: [%s]
-journal:
-  path: %s
-audit:
-  path: %s
-`, s.dc.LDAPSURL, s.dc.ServiceDN, filepath.Join(s.dir, "bind.pass"), s.caFile, s.ou, s.queueName,
-		filepath.Join(s.dir, "sb.conn"), filepath.Join(s.dir, "connector.key.json"), filepath.Join(s.dir, "sender.pub.json"),
-		filepath.Join(s.dir, "journal.db"), filepath.Join(s.dir, "audit.jsonl"))
-	path := s.write("config.yaml", []byte(cfg), 0o600)
+	if err := stack.WriteSecrets(s.dir, s.bindPass, s.connString); err != nil {
+		s.t.Fatal(err)
+	}
+	cfg := stack.DCConfig(s.dc, s.dir)
+	cfg.CAFile, cfg.OUs, cfg.Queue = s.caFile, []string{s.ou}, s.queueName
+	cfg.DialTimeout = 2 * time.Second
+	path := filepath.Join(s.dir, "config.yaml")
+	if err := cfg.WriteFile(path); err != nil {
+		s.t.Fatal(err)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	rep := doctor.Run(ctx, doctor.Options{ConfigPath: path, Timeout: 5 * time.Second})

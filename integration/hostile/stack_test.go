@@ -27,6 +27,7 @@ import (
 	"github.com/adwriteback/adwriteback/connector/app"
 	"github.com/adwriteback/adwriteback/connector/config"
 	"github.com/adwriteback/adwriteback/integration/sbemu"
+	shared "github.com/adwriteback/adwriteback/integration/stack"
 	"github.com/adwriteback/adwriteback/integration/testdc"
 	"github.com/adwriteback/adwriteback/relay/keys"
 	"github.com/adwriteback/adwriteback/relay/protocol"
@@ -84,62 +85,25 @@ func newStack(t *testing.T, tier sbemu.Tier) *stack {
 	if tier == sbemu.TierPremium {
 		qo.MaxMessageSizeInKilobytes = sbemu.PremiumMaxMaxMessageSizeKB
 	}
-	if err := s.emu.CreateQueue(ctx, queue, qo); err != nil {
+	if err := shared.Queues(ctx, s.emu, shared.Queue{Name: queue, Options: qo}, shared.Queue{Name: replyQ}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.emu.CreateQueue(ctx, replyQ, sbemu.QueueOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	var err error
-	if s.connKey, err = keys.GenerateConnector(keys.DefaultKEM, time.Now()); err != nil {
-		t.Fatal(err)
-	}
-	if s.sendKey, err = keys.GenerateSender(time.Now()); err != nil {
-		t.Fatal(err)
-	}
-	ck, err := s.connKey.Marshal()
+	k, err := shared.WriteKeys(s.dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := func(n string) string { return filepath.Join(s.dir, n) }
-	for n, b := range map[string][]byte{"connector.key.json": ck, "sender.pub.json": s.sendKey.Public().Marshal(),
-		"bind.pass": []byte(s.dc.ServicePass + "\n"), "sb.conn": []byte(s.emu.ConnectionString())} {
-		if err := os.WriteFile(p(n), b, 0o600); err != nil {
-			t.Fatal(err)
-		}
+	s.connKey, s.sendKey = k.Connector, k.Sender
+	if err := shared.WriteSecrets(s.dir, s.dc.ServicePass, s.emu.ConnectionString()); err != nil {
+		t.Fatal(err)
 	}
-	yaml := fmt.Sprintf(`version: 1
-domains:
-  - name: adw.test
-    servers: [%s]
-    bind:
-      dn: %q
-      password_file: %s
-    tls:
-      ca_file: %s
-    scope:
-      ous: [%q]
-    org_policy:
-      min_length: 12
-queue:
-  name: %s
-  connection_string_file: %s
-keys:
-  connector: [%s]
-  senders: [%s]
-journal:
-  path: %s
-audit:
-  path: %s
-limits:
-  per_user: 100
-http:
-  listen: %s
-log:
-  level: debug
-`, s.dc.LDAPSURL, s.dc.ServiceDN, p("bind.pass"), s.dc.CAFile, s.dc.InScopeOU, queue, p("sb.conn"),
-		p("connector.key.json"), p("sender.pub.json"), p("journal.db"), p("audit.jsonl"), s.httpAddr)
-	if err := os.WriteFile(p("config.yaml"), []byte(yaml), 0o600); err != nil {
+	p := func(n string) string { return filepath.Join(s.dir, n) }
+	spec := shared.DCConfig(s.dc, s.dir)
+	spec.MinLength = 12
+	spec.Queue = queue
+	spec.PerUser = 100
+	spec.HTTPListen = s.httpAddr
+	spec.LogLevel = "debug"
+	if err := spec.WriteFile(p("config.yaml")); err != nil {
 		t.Fatal(err)
 	}
 	cfg, err := config.Load(p("config.yaml"), os.Getenv)
