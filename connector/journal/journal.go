@@ -94,6 +94,10 @@ type Options struct {
 	NoSync bool
 	// Timeout bounds waiting for the file lock held by another process.
 	Timeout time.Duration
+	// TrimEvery is how often, after writes, the file's pages are dropped
+	// from the process's memory map (default 1s; Linux only; see
+	// trimResident).
+	TrimEvery time.Duration
 }
 
 // Journal is safe for concurrent use.
@@ -111,6 +115,10 @@ type Journal struct {
 	// on first use); dirty are the ones the next transaction writes.
 	attempts map[string][]time.Time
 	dirty    map[string]bool
+
+	stopTrim, trimDone chan struct{}
+	closeOnce          sync.Once
+	closeErr           error
 }
 
 // ErrNotFound: no entry for that id.
@@ -128,6 +136,9 @@ func Open(path string, opt Options) (*Journal, error) {
 	}
 	if opt.Timeout <= 0 {
 		opt.Timeout = 5 * time.Second
+	}
+	if opt.TrimEvery <= 0 {
+		opt.TrimEvery = time.Second
 	}
 	// The freelist is rebuilt on open instead of written by every commit
 	// (bbolt's default rewrites all of it each time).
@@ -153,11 +164,42 @@ func Open(path string, opt Options) (*Journal, error) {
 	}
 	j := &Journal{db: db, opt: opt, claims: map[string]*Entry{}, outcomes: map[string]*Entry{}, attempts: map[string][]time.Time{}, dirty: map[string]bool{}}
 	j.c = newCommitter(db, j.flushAttempts)
+	j.stopTrim, j.trimDone = make(chan struct{}), make(chan struct{})
+	go j.trimLoop()
 	return j, nil
 }
 
-// Close writes what is queued and closes the file.
+// trimLoop keeps the resident part of the file's map small: after writes,
+// every TrimEvery, it drops the mapped pages (they stay in the page
+// cache).
+func (j *Journal) trimLoop() {
+	defer close(j.trimDone)
+	t := time.NewTicker(j.opt.TrimEvery)
+	defer t.Stop()
+	last := int64(-1)
+	for {
+		select {
+		case <-j.stopTrim:
+			return
+		case <-t.C:
+		}
+		if n := j.c.commits.Load(); n != last {
+			last = n
+			_ = trimResident(j.db) // best effort: memory, not data
+		}
+	}
+}
+
+// Close writes what is queued and closes the file. Closing again does
+// nothing.
 func (j *Journal) Close() error {
+	j.closeOnce.Do(func() { j.closeErr = j.close() })
+	return j.closeErr
+}
+
+func (j *Journal) close() error {
+	close(j.stopTrim)
+	<-j.trimDone
 	j.c.close()
 	// Attempts taken since the last write (none when every command ended
 	// with a write): one last transaction.
@@ -363,6 +405,7 @@ func (j *Journal) modifyAsync(ctx context.Context, id string, fn func(*Entry) (b
 			return err
 		}
 		log := tx.Bucket(bucketLog)
+		log.FillPercent = 0.9 // appended to in key order: fill pages before splitting
 		if key == nil {
 			seq, err := log.NextSequence()
 			if err != nil {
