@@ -66,6 +66,18 @@ type ConnectorResult struct {
 	CryptoPerSec float64
 }
 
+// workDir is dir, or a new temporary directory that cleanup removes.
+func workDir(dir string) (string, func(), error) {
+	if dir != "" {
+		return dir, func() {}, nil
+	}
+	d, err := os.MkdirTemp("", "adwriteback-bench-")
+	if err != nil {
+		return "", nil, err
+	}
+	return d, func() { os.RemoveAll(d) }, nil
+}
+
 // instantDir is an engine.Directory answering at once from memory.
 type instantDir struct {
 	users  map[string]*ldapx.User
@@ -276,15 +288,11 @@ func ConnectorBound(ctx context.Context, opt ConnectorOptions) (*ConnectorResult
 	if opt.Procs <= 0 {
 		opt.Procs = 1
 	}
-	dir := opt.Dir
-	if dir == "" {
-		d, err := os.MkdirTemp("", "adwriteback-bench-")
-		if err != nil {
-			return nil, err
-		}
-		defer os.RemoveAll(d)
-		dir = d
+	dir, cleanup, err := workDir(opt.Dir)
+	if err != nil {
+		return nil, err
 	}
+	defer cleanup()
 	bk, err := newBenchKeys()
 	if err != nil {
 		return nil, err

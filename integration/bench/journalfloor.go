@@ -3,7 +3,6 @@ package bench
 import (
 	"context"
 	"fmt"
-	"os"
 	"path/filepath"
 	"time"
 
@@ -24,14 +23,11 @@ type JournalFloor struct {
 // MeasureJournalFloor writes n commands' journal records in sequence into
 // a fresh journal under dir (a temp dir if empty).
 func MeasureJournalFloor(ctx context.Context, dir string, n int) (*JournalFloor, error) {
-	if dir == "" {
-		d, err := os.MkdirTemp("", "adwriteback-bench-")
-		if err != nil {
-			return nil, err
-		}
-		defer os.RemoveAll(d)
-		dir = d
+	dir, cleanup, err := workDir(dir)
+	if err != nil {
+		return nil, err
 	}
+	defer cleanup()
 	j, err := journal.Open(filepath.Join(dir, "floor.db"), journal.Options{})
 	if err != nil {
 		return nil, err
