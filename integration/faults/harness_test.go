@@ -27,11 +27,11 @@ import (
 	"github.com/go-ldap/ldap/v3"
 
 	"github.com/adwriteback/adwriteback/integration/sbemu"
+	shared "github.com/adwriteback/adwriteback/integration/stack"
 	"github.com/adwriteback/adwriteback/integration/testdc"
 	"github.com/adwriteback/adwriteback/relay/keys"
 	"github.com/adwriteback/adwriteback/relay/protocol"
 	"github.com/adwriteback/adwriteback/relay/sender"
-	"github.com/adwriteback/adwriteback/relay/servicebus"
 )
 
 // binPath is the production binary; faultBinPath is built with -tags
@@ -91,11 +91,9 @@ type stack struct {
 	proc    *exec.Cmd
 	exited  chan struct{}
 	servers []string
-	extra   string
 	lock    time.Duration
 	secrets []string
 	client  *sender.Client
-	cs      *servicebus.CommandSender
 	results *syncBuf
 	// httpAddr is the connector's health/metrics listener (a fixed free
 	// port, so instances in parallel tests do not collide).
@@ -122,48 +120,25 @@ func newStack(t *testing.T, dc *testdc.Info, lock time.Duration) *stack {
 	s := &stack{t: t, dc: dc, emu: sbemu.Start(t, nil), dir: t.TempDir(), logs: &syncBuf{}, results: &syncBuf{},
 		servers: []string{dc.LDAPSURL}, lock: lock, httpAddr: freeAddr(t)}
 	ctx := context.Background()
-	if err := s.emu.CreateQueue(ctx, queue, sbemu.QueueOptions{LockDuration: lock, MaxDeliveryCount: 50}); err != nil {
+	if err := shared.Queues(ctx, s.emu, shared.Queue{Name: queue, Options: sbemu.QueueOptions{LockDuration: lock, MaxDeliveryCount: 50}},
+		shared.Queue{Name: replies}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.emu.CreateQueue(ctx, replies, sbemu.QueueOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	var err error
-	if s.connKey, err = keys.GenerateConnector(keys.DefaultKEM, time.Now()); err != nil {
-		t.Fatal(err)
-	}
-	if s.sendKey, err = keys.GenerateSender(time.Now()); err != nil {
-		t.Fatal(err)
-	}
-	ck, err := s.connKey.Marshal()
+	k, err := shared.WriteKeys(s.dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for n, b := range map[string][]byte{"connector.key.json": ck, "sender.pub.json": s.sendKey.Public().Marshal(),
-		"bind.pass": []byte(dc.ServicePass + "\n"), "sb.conn": []byte(s.emu.ConnectionString())} {
-		if err := os.WriteFile(s.path(n), b, 0o600); err != nil {
-			t.Fatal(err)
-		}
+	s.connKey, s.sendKey = k.Connector, k.Sender
+	if err := shared.WriteSecrets(s.dir, dc.ServicePass, s.emu.ConnectionString()); err != nil {
+		t.Fatal(err)
 	}
-	cfg, err := sender.ConfigFromKeys(s.sendKey, s.connKey.Public())
+	snd, err := shared.NewSender(shared.SenderOptions{ConnectionString: s.emu.ConnectionString(), Queue: queue, ReplyQueue: replies,
+		MaxPending: 4096, Keys: k, TTL: 30 * time.Minute})
 	if err != nil {
 		t.Fatal(err)
 	}
-	sb, err := servicebus.NewClient(servicebus.Config{Auth: servicebus.AuthConnectionString, ConnectionString: s.emu.ConnectionString()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { sb.Close(context.Background()) })
-	s.cs, err = servicebus.NewCommandSender(sb, servicebus.CommandSenderConfig{Queue: queue, ReplyQueue: replies, MaxPending: 4096})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.cs.Close(context.Background()) })
-	cfg.Transport = s.cs
-	cfg.TTL = 30 * time.Minute
-	if s.client, err = sender.New(cfg); err != nil {
-		t.Fatal(err)
-	}
+	t.Cleanup(func() { snd.Close(context.Background()) })
+	s.client = snd.Client
 	t.Cleanup(func() {
 		s.scanForSecrets()
 		s.kill()
@@ -184,58 +159,25 @@ func newStack(t *testing.T, dc *testdc.Info, lock time.Duration) *stack {
 
 func (s *stack) path(n string) string { return filepath.Join(s.dir, n) }
 
-func (s *stack) config() string {
-	concurrency := s.concurrency
-	if concurrency == 0 {
-		concurrency = 4
+func (s *stack) config() shared.ConfigSpec {
+	c := shared.DCConfig(s.dc, s.dir)
+	c.Servers, c.ServerName = s.servers, s.serverName
+	c.DialTimeout, c.OperationTimeout = 2*time.Second, 10*time.Second
+	c.MinLength = 12
+	c.Queue, c.Concurrency, c.ShutdownGrace = queue, s.concurrency, 5*time.Second
+	if c.Concurrency == 0 {
+		c.Concurrency = 4
 	}
-	serverName := ""
-	if s.serverName != "" {
-		serverName = "\n      server_name: " + s.serverName
-	}
-	return fmt.Sprintf(`version: 1
-domains:
-  - name: adw.test
-    servers: [%s]
-    bind:
-      dn: %q
-      password_file: %s
-    tls:
-      ca_file: %s%s
-    scope:
-      ous: [%q]
-    dial_timeout: 2s
-    operation_timeout: 10s
-    org_policy:
-      min_length: 12
-queue:
-  name: %s
-  connection_string_file: %s
-  concurrency: %d
-  shutdown_grace: 5s
-keys:
-  connector: [%s]
-  senders: [%s]
-journal:
-  path: %s
-audit:
-  path: %s
-limits:
-  per_user: 1000
-  max_attempts: 40
-http:
-  listen: %s
-log:
-  level: debug
-%s`, strings.Join(s.servers, ", "), s.dc.ServiceDN, s.path("bind.pass"), s.dc.CAFile, serverName, s.dc.InScopeOU, queue,
-		s.path("sb.conn"), concurrency, s.path("connector.key.json"), s.path("sender.pub.json"),
-		s.path("journal.db"), s.path("audit.jsonl"), s.httpAddr, s.extra)
+	c.PerUser, c.MaxAttempts = 1000, 40
+	c.HTTPListen = s.httpAddr
+	c.LogLevel = "debug"
+	return c
 }
 
 // start runs the binary; prefix (e.g. prlimit) wraps it.
 func (s *stack) start(prefix ...string) {
 	s.t.Helper()
-	if err := os.WriteFile(s.path("config.yaml"), []byte(s.config()), 0o600); err != nil {
+	if err := s.config().WriteFile(s.path("config.yaml")); err != nil {
 		s.t.Fatal(err)
 	}
 	bin := s.bin
