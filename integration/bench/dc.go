@@ -16,10 +16,10 @@ import (
 	"github.com/adwriteback/adwriteback/connector/app"
 	"github.com/adwriteback/adwriteback/connector/config"
 	"github.com/adwriteback/adwriteback/integration/sbemu"
+	"github.com/adwriteback/adwriteback/integration/stack"
 	"github.com/adwriteback/adwriteback/integration/testdc"
 	"github.com/adwriteback/adwriteback/relay/protocol"
 	"github.com/adwriteback/adwriteback/relay/sender"
-	"github.com/adwriteback/adwriteback/relay/servicebus"
 )
 
 // DCOptions configure the DC-bound run.
@@ -208,59 +208,24 @@ func pipeline(ctx context.Context, info *testdc.Info, dir string, users []dcUser
 		return Throughput{}, nil, err
 	}
 	defer emu.Close()
-	for _, q := range []string{"commands", "results"} {
-		if err := emu.CreateQueue(ctx, q, sbemu.QueueOptions{LockDuration: time.Minute, MaxDeliveryCount: 10}); err != nil {
-			return Throughput{}, nil, err
-		}
+	qo := sbemu.QueueOptions{LockDuration: time.Minute, MaxDeliveryCount: 10}
+	if err := stack.Queues(ctx, emu, stack.Queue{Name: "commands", Options: qo}, stack.Queue{Name: "results", Options: qo}); err != nil {
+		return Throughput{}, nil, err
 	}
-	bk, err := newBenchKeys()
+	k, err := stack.WriteKeys(dir)
 	if err != nil {
 		return Throughput{}, nil, err
 	}
-	ck, err := bk.conn.Marshal()
-	if err != nil {
+	if err := stack.WriteSecrets(dir, info.ServicePass, emu.ConnectionString()); err != nil {
 		return Throughput{}, nil, err
-	}
-	files := map[string][]byte{
-		"connector.key.json": ck, "sender.pub.json": bk.send.Public().Marshal(),
-		"bind.pass": []byte(info.ServicePass + "\n"), "sb.conn": []byte(emu.ConnectionString()),
-	}
-	for name, b := range files {
-		if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
-			return Throughput{}, nil, err
-		}
 	}
 	p := func(n string) string { return filepath.Join(dir, n) }
-	yaml := fmt.Sprintf(`version: 1
-domains:
-  - name: adw.test
-    servers: [%s]
-    bind:
-      dn: %q
-      password_file: %s
-    tls:
-      ca_file: %s
-    scope:
-      ous: [%q]
-    org_policy:
-      min_length: 12
-queue:
-  name: commands
-  connection_string_file: %s
-keys:
-  connector: [%s]
-  senders: [%s]
-journal:
-  path: %s
-audit:
-  path: %s
-limits:
-  per_user: 1000000
-http:
-  listen: 127.0.0.1:0
-`, info.LDAPSURL, info.ServiceDN, p("bind.pass"), info.CAFile, info.InScopeOU, p("sb.conn"),
-		p("connector.key.json"), p("sender.pub.json"), p("journal.db"), p("audit.jsonl"))
-	if err := os.WriteFile(p("config.yaml"), []byte(yaml), 0o600); err != nil {
+	spec := stack.DCConfig(info, dir)
+	spec.MinLength = 12
+	spec.Queue = "commands"
+	spec.PerUser = 1000000
+	spec.HTTPListen = "127.0.0.1:0"
+	if err := spec.WriteFile(p("config.yaml")); err != nil {
 		return Throughput{}, nil, err
 	}
 	cfg, err := config.Load(p("config.yaml"), os.Getenv)
@@ -280,26 +245,13 @@ http:
 		a.Close(context.Background())
 	}()
 
-	sb, err := servicebus.NewClient(servicebus.Config{Auth: servicebus.AuthConnectionString, ConnectionString: emu.ConnectionString()})
+	snd, err := stack.NewSender(stack.SenderOptions{ConnectionString: emu.ConnectionString(), Queue: "commands", ReplyQueue: "results",
+		MaxPending: burst + 16, Keys: k, TTL: protocol.DefaultMaxLifetime})
 	if err != nil {
 		return Throughput{}, nil, err
 	}
-	defer sb.Close(context.Background())
-	cs, err := servicebus.NewCommandSender(sb, servicebus.CommandSenderConfig{Queue: "commands", ReplyQueue: "results", MaxPending: burst + 16})
-	if err != nil {
-		return Throughput{}, nil, err
-	}
-	defer cs.Close(context.Background())
-	scfg, err := sender.ConfigFromKeys(bk.send, bk.conn.Public())
-	if err != nil {
-		return Throughput{}, nil, err
-	}
-	scfg.Transport = cs
-	scfg.TTL = protocol.DefaultMaxLifetime
-	client, err := sender.New(scfg)
-	if err != nil {
-		return Throughput{}, nil, err
-	}
+	defer snd.Close(context.Background())
+	client, cs, sb := snd.Client, snd.Commands, snd.Bus
 	// Warm-up: one command so links and the DC connection pool are up.
 	if _, err := doOne(ctx, client, users[0].sam, "Dcb!Warm.Up.0001"); err != nil {
 		return Throughput{}, nil, fmt.Errorf("warm-up: %w", err)
