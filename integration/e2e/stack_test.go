@@ -3,7 +3,6 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -24,16 +23,6 @@ import (
 	"github.com/adwriteback/adwriteback/relay/sender"
 )
 
-// syncBuf collects what a component writes (logs, audit) for assertions
-// and the secret-leak scan.
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
-func (s *syncBuf) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
-
 // stack is one test's world: the shared Samba DC, its own emulator and
 // queues, keys, and a config for connector instances.
 type stack struct {
@@ -45,9 +34,9 @@ type stack struct {
 	replies  string
 	connKey  *keys.ConnectorPrivate
 	sendKey  *keys.SenderPrivate
-	logs     *syncBuf
-	audits   *syncBuf
-	results  *syncBuf
+	logs     *shared.Buffer
+	audits   *shared.Buffer
+	results  *shared.Buffer
 	secrets  []string
 	secretMu sync.Mutex
 }
@@ -55,7 +44,7 @@ type stack struct {
 func newStack(t *testing.T) *stack {
 	t.Helper()
 	s := &stack{t: t, dc: testdc.Ensure(t), emu: sbemu.Start(t, nil), dir: t.TempDir(),
-		queue: "commands", replies: "replies", logs: &syncBuf{}, audits: &syncBuf{}, results: &syncBuf{}}
+		queue: "commands", replies: "replies", logs: &shared.Buffer{}, audits: &shared.Buffer{}, results: &shared.Buffer{}}
 	ctx := context.Background()
 	if err := shared.Queues(ctx, s.emu, shared.Queue{Name: s.queue, Options: sbemu.QueueOptions{LockDuration: 10 * time.Second, MaxDeliveryCount: 10}},
 		shared.Queue{Name: s.replies}); err != nil {

@@ -71,14 +71,6 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
-func (s *syncBuf) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
-
 // stack is one test's world.
 type stack struct {
 	t       *testing.T
@@ -87,14 +79,14 @@ type stack struct {
 	dir     string
 	connKey *keys.ConnectorPrivate
 	sendKey *keys.SenderPrivate
-	logs    *syncBuf
+	logs    *shared.Buffer
 	proc    *exec.Cmd
 	exited  chan struct{}
 	servers []string
 	lock    time.Duration
 	secrets []string
 	client  *sender.Client
-	results *syncBuf
+	results *shared.Buffer
 	// httpAddr is the connector's health/metrics listener (a fixed free
 	// port, so instances in parallel tests do not collide).
 	httpAddr string
@@ -117,7 +109,7 @@ const (
 
 func newStack(t *testing.T, dc *testdc.Info, lock time.Duration) *stack {
 	t.Helper()
-	s := &stack{t: t, dc: dc, emu: sbemu.Start(t, nil), dir: t.TempDir(), logs: &syncBuf{}, results: &syncBuf{},
+	s := &stack{t: t, dc: dc, emu: sbemu.Start(t, nil), dir: t.TempDir(), logs: &shared.Buffer{}, results: &shared.Buffer{},
 		servers: []string{dc.LDAPSURL}, lock: lock, httpAddr: freeAddr(t)}
 	ctx := context.Background()
 	if err := shared.Queues(ctx, s.emu, shared.Queue{Name: queue, Options: sbemu.QueueOptions{LockDuration: lock, MaxDeliveryCount: 50}},

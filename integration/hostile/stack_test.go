@@ -33,14 +33,6 @@ import (
 	"github.com/adwriteback/adwriteback/relay/protocol"
 )
 
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
-func (s *syncBuf) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
-
 // stack: the shared test DC, an emulator of its own, and one connector
 // running in this process, fed raw bodies through azservicebus.
 //
@@ -55,8 +47,8 @@ type stack struct {
 	dir     string
 	connKey *keys.ConnectorPrivate
 	sendKey *keys.SenderPrivate
-	logs    *syncBuf
-	audits  *syncBuf
+	logs    *shared.Buffer
+	audits  *shared.Buffer
 	done    chan error
 	sb      *azservicebus.Client
 	snd     *azservicebus.Sender
@@ -78,7 +70,7 @@ const (
 func newStack(t *testing.T, tier sbemu.Tier) *stack {
 	t.Helper()
 	s := &stack{t: t, dc: testdc.Ensure(t), emu: sbemu.Start(t, &sbemu.Options{Tier: tier}), dir: t.TempDir(),
-		logs: &syncBuf{}, audits: &syncBuf{}, replies: map[string][]byte{}, done: make(chan error, 1)}
+		logs: &shared.Buffer{}, audits: &shared.Buffer{}, replies: map[string][]byte{}, done: make(chan error, 1)}
 	s.httpAddr = freeAddr(t)
 	ctx := context.Background()
 	qo := sbemu.QueueOptions{LockDuration: 20 * time.Second, MaxDeliveryCount: 5}

@@ -170,3 +170,23 @@ func TestWriteSecrets(t *testing.T) {
 		}
 	}
 }
+
+// TestBufferConcurrent: concurrent writers lose nothing (run with -race).
+func TestBufferConcurrent(t *testing.T) {
+	var b Buffer
+	done := make(chan struct{})
+	for range 4 {
+		go func() {
+			for range 100 {
+				b.Write([]byte("x"))
+			}
+			done <- struct{}{}
+		}()
+	}
+	for range 4 {
+		<-done
+	}
+	if n := len(b.String()); n != 400 {
+		t.Fatalf("%d bytes, want 400", n)
+	}
+}
