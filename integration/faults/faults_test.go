@@ -222,9 +222,9 @@ func TestJournalDiskFull(t *testing.T) {
 	dc := testdc.Ensure(t)
 	s := newStack(t, dc, 5*time.Second)
 	users := s.users(20)
-	// bbolt grows its file in steps (32, 64, 128 KiB, ...); 64 KiB holds
-	// a handful of commands.
-	s.start("prlimit", "--fsize=65536", "--")
+	// bbolt grows its file in steps (32, 64, 128 KiB, ...); with 40 KiB it
+	// cannot grow past the first 32 KiB, which hold a few commands.
+	s.start("prlimit", "--fsize=40960", "--")
 	jobs := s.burst(users)
 	waitFor(t, 2*time.Minute, "the connector to say the journal is not writable", func() bool {
 		return strings.Contains(s.logs.String(), "journal not writable: stopped taking work") || !s.running()
@@ -236,9 +236,17 @@ func TestJournalDiskFull(t *testing.T) {
 		b, err := httpGet("http://" + s.httpAddr + "/readyz")
 		return err == nil && strings.Contains(string(b), `"journal"`) && strings.Contains(string(b), "not writable")
 	})
-	// Stopped: across several of the connector's journal checks (every
-	// 2 s) and a lock renewal, nothing new is audited and no message is
-	// delivered again.
+	// Stopped: once the commands already past their journal write have
+	// finished (the audit count holds still for 2 s), across several of the
+	// connector's journal checks (every 2 s) and a lock renewal, nothing
+	// new is audited and no message is delivered again.
+	stable, last := time.Now(), -1
+	waitFor(t, time.Minute, "the commands in flight to finish", func() bool {
+		if n := s.auditCount(); n != last {
+			stable, last = time.Now(), n
+		}
+		return time.Since(stable) > 2*time.Second
+	})
 	snapshot := func() (int, int) {
 		st, err := s.emu.Queue(context.Background(), queue)
 		if err != nil {
