@@ -82,6 +82,10 @@ var userAttributes = []string{
 	"adminCount", "pwdLastSet", "lockoutTime", "msDS-ResultantPSO", "memberOf", "replPropertyMetaData",
 }
 
+// UserAttributes are the attributes FindUser and ReadUser read (for
+// benchmarks that ask a DC for the same work).
+func UserAttributes() []string { return append([]string(nil), userAttributes...) }
+
 // filter returns the LDAP filter for ref, every value escaped.
 func (ref UserRef) filter() (string, error) {
 	v := strings.TrimSpace(ref.Value)

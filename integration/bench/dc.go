@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
 	"github.com/go-ldap/ldap/v3"
 
 	"github.com/adwriteback/adwriteback/connector/app"
@@ -18,8 +19,10 @@ import (
 	"github.com/adwriteback/adwriteback/integration/sbemu"
 	"github.com/adwriteback/adwriteback/integration/stack"
 	"github.com/adwriteback/adwriteback/integration/testdc"
+	"github.com/adwriteback/adwriteback/ldapx"
 	"github.com/adwriteback/adwriteback/relay/protocol"
 	"github.com/adwriteback/adwriteback/relay/sender"
+	"github.com/adwriteback/adwriteback/relay/servicebus"
 )
 
 // DCOptions configure the DC-bound run.
@@ -30,6 +33,9 @@ type DCOptions struct {
 	Baseline int
 	// Burst commands through the full pipeline.
 	Burst int
+	// Rounds: (1) and (3) alternate this many times (default 1), each
+	// round a share of Baseline and Burst.
+	Rounds int
 	// Users to spread the resets over (created for the run, deleted after).
 	Users int
 	// Dir for config, keys, journal; a temp dir if empty.
@@ -51,6 +57,10 @@ type Throughput struct {
 // DCResult is the DC-bound comparison.
 type DCResult struct {
 	Bare, Naive, Pipeline Throughput
+	// Lookup is (1) with the pipeline's per-reset user lookup before each
+	// write (the same subtree search and attributes): the DC's limit for
+	// the work the pipeline must ask of it.
+	Lookup Throughput
 	// Codes of the pipeline's results.
 	Codes map[protocol.ResultCode]int
 }
@@ -93,9 +103,9 @@ func DCBound(ctx context.Context, opt DCOptions) (*DCResult, error) {
 	var seq int
 	pw := func() string { seq++; return fmt.Sprintf("Dcb!Reset.%07d", seq) }
 
-	// (1) runs in two halves, before (2) and after (3), so a DC whose
-	// speed drifts during the run (its database grows, other work comes
-	// and goes) is compared with the pipeline on both sides.
+	// (1) and (3) alternate in rounds, after (2), so a DC whose speed
+	// drifts during the run (its database grows, other work on the
+	// machine comes and goes) weighs on both alike.
 	bare := func(n int) (resetRun, error) {
 		c, err := testdc.Bind(ctx, info, info.ServiceDN, info.ServicePass)
 		if err != nil {
@@ -107,12 +117,6 @@ func DCBound(ctx context.Context, opt DCOptions) (*DCResult, error) {
 			m.Replace("unicodePwd", []string{testdc.EncodePassword(pw())})
 			return c.Modify(m)
 		}), nil
-	}
-	first := opt.Baseline / 2
-	logf("(1) bare go-ldap loop, first half: %d resets on one connection", first)
-	bare1, err := bare(first)
-	if err != nil {
-		return nil, err
 	}
 
 	logf("(2) naive: %d x (dial + bind + modify + close)", opt.Baseline)
@@ -127,18 +131,61 @@ func DCBound(ctx context.Context, opt DCOptions) (*DCResult, error) {
 		return c.Modify(m)
 	}).throughput("naive dial+bind+modify+close")
 
-	logf("(3) full pipeline: %d commands", opt.Burst)
-	res.Pipeline, res.Codes, err = pipeline(ctx, info, dir, users, opt.Burst)
+	rounds := max(opt.Rounds, 1)
+	p, err := startPipe(ctx, info, dir, users, opt.Burst/rounds+1)
 	if err != nil {
 		return nil, err
 	}
-
-	logf("(1) bare go-ldap loop, second half: %d resets", opt.Baseline-first)
-	bare2, err := bare(opt.Baseline - first)
-	if err != nil {
-		return nil, err
+	defer p.close()
+	// lookup is (1) plus, before each write, the user lookup the connector
+	// makes (it must read the account fresh: scope, flags, pwdLastSet and
+	// the password version the crash recovery compares).
+	lookup := func(n int) (resetRun, error) {
+		c, err := testdc.Bind(ctx, info, info.ServiceDN, info.ServicePass)
+		if err != nil {
+			return resetRun{}, err
+		}
+		defer c.Close()
+		return runResets(n, func(i int) error {
+			u := users[i%len(users)]
+			if _, err := c.Search(ldap.NewSearchRequest(info.BaseDN, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 2, 0, false,
+				"(&(objectCategory=person)(objectClass=user)(sAMAccountName="+ldap.EscapeFilter(u.sam)+"))", ldapx.UserAttributes(), nil)); err != nil {
+				return err
+			}
+			m := ldap.NewModifyRequest(u.dn, nil)
+			m.Replace("unicodePwd", []string{testdc.EncodePassword(pw())})
+			return c.Modify(m)
+		}), nil
 	}
-	res.Bare = bare1.plus(bare2).throughput("bare go-ldap loop, one connection (half before (2), half after (3))")
+	var bareAll, lookupAll resetRun
+	var pipeAll pipeRun
+	for r := range rounds {
+		nb, np := opt.Baseline/rounds, opt.Burst/rounds
+		if r == rounds-1 {
+			nb, np = opt.Baseline-nb*(rounds-1), opt.Burst-np*(rounds-1)
+		}
+		logf("round %d/%d: (1) bare go-ldap loop, %d resets on one connection", r+1, rounds, nb)
+		b, err := bare(nb)
+		if err != nil {
+			return nil, err
+		}
+		bareAll = bareAll.plus(b)
+		logf("round %d/%d: (1b) the same with the user lookup, %d resets", r+1, rounds, nb)
+		lb, err := lookup(nb)
+		if err != nil {
+			return nil, err
+		}
+		lookupAll = lookupAll.plus(lb)
+		logf("round %d/%d: (3) full pipeline, a burst of %d commands", r+1, rounds, np)
+		pr, err := p.burst(ctx, users, np)
+		if err != nil {
+			return nil, err
+		}
+		pipeAll = pipeAll.plus(pr)
+	}
+	res.Bare = bareAll.throughput(fmt.Sprintf("bare go-ldap loop, one connection (%d rounds, alternating with (3))", rounds))
+	res.Lookup = lookupAll.throughput("bare loop with the pipeline's user lookup before each write")
+	res.Pipeline, res.Codes = pipeAll.throughput(), pipeAll.codes
 	return res, nil
 }
 
@@ -199,25 +246,45 @@ func createUsers(ctx context.Context, info *testdc.Info, n int) ([]dcUser, func(
 	return users, cleanup, nil
 }
 
-// pipeline runs the connector in this process against the emulator and the
-// DC, sends burst commands at once through the sender SDK over Service
-// Bus, and times each from send to verified result.
-func pipeline(ctx context.Context, info *testdc.Info, dir string, users []dcUser, burst int) (Throughput, map[protocol.ResultCode]int, error) {
+// pipe is the full pipeline, running: the emulator, the connector in this
+// process against it and the DC, and a sender.
+type pipe struct {
+	client *sender.Client
+	cs     *servicebus.CommandSender
+	rcv    *azservicebus.Receiver
+	close  func()
+	built  int // commands built so far (unique passwords)
+}
+
+// startPipe starts the pipeline and warms it up with one command, so links
+// and the DC connection pool are up before anything is timed.
+func startPipe(ctx context.Context, info *testdc.Info, dir string, users []dcUser, maxPending int) (_ *pipe, err error) {
+	var closers []func()
+	closeAll := func() {
+		for i := len(closers) - 1; i >= 0; i-- {
+			closers[i]()
+		}
+	}
+	defer func() {
+		if err != nil {
+			closeAll()
+		}
+	}()
 	emu, err := sbemu.StartProcess(ctx, sbemu.Options{})
 	if err != nil {
-		return Throughput{}, nil, err
+		return nil, err
 	}
-	defer emu.Close()
+	closers = append(closers, func() { emu.Close() })
 	qo := sbemu.QueueOptions{LockDuration: time.Minute, MaxDeliveryCount: 10}
 	if err := stack.Queues(ctx, emu, stack.Queue{Name: "commands", Options: qo}, stack.Queue{Name: "results", Options: qo}); err != nil {
-		return Throughput{}, nil, err
+		return nil, err
 	}
 	k, err := stack.WriteKeys(dir)
 	if err != nil {
-		return Throughput{}, nil, err
+		return nil, err
 	}
 	if err := stack.WriteSecrets(dir, info.ServicePass, emu.ConnectionString()); err != nil {
-		return Throughput{}, nil, err
+		return nil, err
 	}
 	p := func(n string) string { return filepath.Join(dir, n) }
 	spec := stack.DCConfig(info, dir)
@@ -226,79 +293,107 @@ func pipeline(ctx context.Context, info *testdc.Info, dir string, users []dcUser
 	spec.PerUser = 1000000
 	spec.HTTPListen = "127.0.0.1:0"
 	if err := spec.WriteFile(p("config.yaml")); err != nil {
-		return Throughput{}, nil, err
+		return nil, err
 	}
 	cfg, err := config.Load(p("config.yaml"), os.Getenv)
 	if err != nil {
-		return Throughput{}, nil, err
+		return nil, err
 	}
 	a, err := app.Build(ctx, cfg, app.Deps{Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
-		return Throughput{}, nil, err
+		return nil, err
 	}
 	runCtx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- a.Run(runCtx) }()
-	defer func() {
+	closers = append(closers, func() {
 		stop()
 		<-done
 		a.Close(context.Background())
-	}()
-
+	})
 	snd, err := stack.NewSender(stack.SenderOptions{ConnectionString: emu.ConnectionString(), Queue: "commands", ReplyQueue: "results",
-		MaxPending: burst + 16, Keys: k, TTL: protocol.DefaultMaxLifetime})
+		MaxPending: maxPending + 16, Keys: k, TTL: protocol.DefaultMaxLifetime})
 	if err != nil {
-		return Throughput{}, nil, err
+		return nil, err
 	}
-	defer snd.Close(context.Background())
-	client, cs, sb := snd.Client, snd.Commands, snd.Bus
-	// Warm-up: one command so links and the DC connection pool are up.
-	if _, err := doOne(ctx, client, users[0].sam, "Dcb!Warm.Up.0001"); err != nil {
-		return Throughput{}, nil, fmt.Errorf("warm-up: %w", err)
-	}
-
-	// Build every command first (the sender's cost is not the connector's).
-	preps := make([]*sender.Prepared, burst)
-	for i := range burst {
-		s := protocol.SecretFromString(fmt.Sprintf("Dcb!Burst.%07d", i))
-		preps[i], err = client.Build(sender.Request{Op: protocol.OpReset, User: protocol.UserRef{SAM: users[i%len(users)].sam},
-			Actor: protocol.Actor{Kind: protocol.ActorSelfService, ID: "bench"}, NewPassword: s})
-		s.Zero()
-		if err != nil {
-			return Throughput{}, nil, err
-		}
+	closers = append(closers, func() { snd.Close(context.Background()) })
+	if _, err := doOne(ctx, snd.Client, users[0].sam, "Dcb!Warm.Up.0001"); err != nil {
+		return nil, fmt.Errorf("warm-up: %w", err)
 	}
 	// Replies are read by a plain azservicebus receiver and stamped on
 	// arrival (the sender SDK's awaiter is not what is measured).
-	idx := make(map[string]int, burst)
+	rcv, err := snd.Bus.NewReceiverForQueue("results", nil)
+	if err != nil {
+		return nil, err
+	}
+	closers = append(closers, func() { rcv.Close(context.Background()) })
+	return &pipe{client: snd.Client, cs: snd.Commands, rcv: rcv, close: closeAll}, nil
+}
+
+// pipeRun is one or more timed bursts through the pipeline.
+type pipeRun struct {
+	lat   []time.Duration // succeeded commands, send -> verified result
+	wall  time.Duration
+	n     int
+	codes map[protocol.ResultCode]int
+}
+
+func (r pipeRun) plus(o pipeRun) pipeRun {
+	codes := map[protocol.ResultCode]int{}
+	for _, m := range []map[protocol.ResultCode]int{r.codes, o.codes} {
+		for c, n := range m {
+			codes[c] += n
+		}
+	}
+	return pipeRun{lat: append(append([]time.Duration(nil), r.lat...), o.lat...), wall: r.wall + o.wall, n: r.n + o.n, codes: codes}
+}
+
+func (r pipeRun) throughput() Throughput {
+	ok := r.codes[protocol.CodeSucceeded]
+	return Throughput{Name: "full pipeline (emulator -> connector -> DC -> reply)", N: r.n, Wall: r.wall,
+		PerSec: float64(ok) / r.wall.Seconds(), Latency: summarise(r.lat), Errors: r.n - ok}
+}
+
+// burst sends n commands at once and times each from send to verified
+// result; the wall time runs from the first send to the last result.
+func (p *pipe) burst(ctx context.Context, users []dcUser, n int) (pipeRun, error) {
+	// Build every command first (the sender's cost is not the connector's).
+	preps := make([]*sender.Prepared, n)
+	for i := range n {
+		p.built++
+		s := protocol.SecretFromString(fmt.Sprintf("Dcb!Burst.%07d", p.built))
+		var err error
+		preps[i], err = p.client.Build(sender.Request{Op: protocol.OpReset, User: protocol.UserRef{SAM: users[p.built%len(users)].sam},
+			Actor: protocol.Actor{Kind: protocol.ActorSelfService, ID: "bench"}, NewPassword: s})
+		s.Zero()
+		if err != nil {
+			return pipeRun{}, err
+		}
+	}
+	idx := make(map[string]int, n)
 	for i, pr := range preps {
 		idx[pr.Command.ID] = i
 	}
-	rcv, err := sb.NewReceiverForQueue("results", nil)
-	if err != nil {
-		return Throughput{}, nil, err
-	}
-	defer rcv.Close(context.Background())
-	lat := make([]time.Duration, burst)
-	codes := make([]protocol.ResultCode, burst)
-	errs := make([]error, burst)
-	sentAt := make([]time.Time, burst)
-	got := make([]bool, burst)
+	lat := make([]time.Duration, n)
+	codes := make([]protocol.ResultCode, n)
+	errs := make([]error, n)
+	sentAt := make([]time.Time, n)
+	got := make([]bool, n)
 	var mu sync.Mutex
 	recvDone := make(chan error, 1)
 	rctx, rcancel := context.WithTimeout(ctx, 30*time.Minute)
 	defer rcancel()
 	go func() {
-		left := burst
+		left := n
 		for left > 0 {
-			msgs, err := rcv.ReceiveMessages(rctx, 64, nil)
+			msgs, err := p.rcv.ReceiveMessages(rctx, 64, nil)
 			if err != nil {
 				recvDone <- err
 				return
 			}
 			now := time.Now()
 			for _, m := range msgs {
-				_ = rcv.CompleteMessage(rctx, m, nil)
+				_ = p.rcv.CompleteMessage(rctx, m, nil)
 				if m.CorrelationID == nil {
 					continue
 				}
@@ -312,7 +407,7 @@ func pipeline(ctx context.Context, info *testdc.Info, dir string, users []dcUser
 				lat[i] = now.Sub(sentAt[i])
 				mu.Unlock()
 				left--
-				r, err := client.VerifyResult(m.Body, *m.CorrelationID)
+				r, err := p.client.VerifyResult(m.Body, *m.CorrelationID)
 				if err != nil {
 					errs[i] = err
 					continue
@@ -327,30 +422,24 @@ func pipeline(ctx context.Context, info *testdc.Info, dir string, users []dcUser
 		mu.Lock()
 		sentAt[i] = time.Now()
 		mu.Unlock()
-		if err := cs.Send(ctx, pr.Envelope); err != nil {
-			return Throughput{}, nil, fmt.Errorf("send: %w", err)
+		if err := p.cs.Send(ctx, pr.Envelope); err != nil {
+			return pipeRun{}, fmt.Errorf("send: %w", err)
 		}
 	}
 	if err := <-recvDone; err != nil {
-		return Throughput{}, nil, fmt.Errorf("receive results: %w", err)
+		return pipeRun{}, fmt.Errorf("receive results: %w", err)
 	}
-	wall := time.Since(start)
-	cm := map[protocol.ResultCode]int{}
-	okLat := make([]time.Duration, 0, burst)
-	nerr := 0
-	for i := range burst {
+	run := pipeRun{wall: time.Since(start), n: n, codes: map[protocol.ResultCode]int{}}
+	for i := range n {
 		if errs[i] != nil {
-			nerr++
 			continue
 		}
-		cm[codes[i]]++
+		run.codes[codes[i]]++
 		if codes[i] == protocol.CodeSucceeded {
-			okLat = append(okLat, lat[i])
+			run.lat = append(run.lat, lat[i])
 		}
 	}
-	tp := Throughput{Name: "full pipeline (emulator -> connector -> DC -> reply)", N: burst, Wall: wall,
-		PerSec: float64(cm[protocol.CodeSucceeded]) / wall.Seconds(), Latency: summarise(okLat), Errors: burst - cm[protocol.CodeSucceeded]}
-	return tp, cm, nil
+	return run, nil
 }
 
 func doOne(ctx context.Context, c *sender.Client, sam, pw string) (*protocol.VerifiedResult, error) {

@@ -29,6 +29,8 @@ type ConfigSpec struct {
 	// DialTimeout and OperationTimeout are domains[0].dial_timeout and
 	// .operation_timeout.
 	DialTimeout, OperationTimeout time.Duration
+	// PoolSize is domains[0].pool_size (0: the connector's default).
+	PoolSize int
 	// MinLength is domains[0].org_policy.min_length.
 	MinLength int
 
@@ -103,6 +105,7 @@ type (
 		TLS         tlsSection    `yaml:"tls,omitempty"`
 		Scope       scope         `yaml:"scope"`
 		DialTimeout time.Duration `yaml:"dial_timeout,omitempty"`
+		PoolSize    int           `yaml:"pool_size,omitempty"`
 		OpTimeout   time.Duration `yaml:"operation_timeout,omitempty"`
 		OrgPolicy   orgPolicy     `yaml:"org_policy,omitempty"`
 	}
@@ -156,9 +159,9 @@ func (c ConfigSpec) YAML() ([]byte, error) {
 			Bind:        bind{DN: c.BindDN, PasswordFile: c.BindPasswordFile},
 			TLS:         tlsSection{CAFile: c.CAFile, ServerName: c.ServerName},
 			Scope:       scope{OUs: c.OUs},
-			DialTimeout: c.DialTimeout,
-			OpTimeout:   c.OperationTimeout,
-			OrgPolicy:   orgPolicy{MinLength: c.MinLength},
+			DialTimeout: c.DialTimeout, PoolSize: c.PoolSize,
+			OpTimeout: c.OperationTimeout,
+			OrgPolicy: orgPolicy{MinLength: c.MinLength},
 		}},
 		Queue: queueSection{Name: c.Queue, ConnectionStringFile: c.ConnectionStringFile,
 			Concurrency: c.Concurrency, ShutdownGrace: c.ShutdownGrace},

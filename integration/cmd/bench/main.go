@@ -49,10 +49,10 @@ func run(ctx context.Context, args []string) error {
 		}
 		*out = filepath.Join(root, "integration", "bench", "RESULTS.md")
 	}
-	n, sweepN, baseline, burst, users := 5000, 1000, 100, 300, 30
+	n, sweepN, baseline, burst, rounds, users := 5000, 1000, 100, 300, 2, 30
 	cmd := "go run ./integration/cmd/bench"
 	if *full {
-		n, sweepN, baseline, burst, users = 100000, 5000, 1000, 2000, 200
+		n, sweepN, baseline, burst, rounds, users = 100000, 5000, 1000, 2000, 4, 200
 		cmd += " -full"
 	}
 	rep := &bench.Report{Machine: bench.ThisMachine(), Load: bench.LoadAvg(), Full: *full, Command: cmd}
@@ -86,7 +86,7 @@ func run(ctx context.Context, args []string) error {
 		if err != nil {
 			rep.DCError = err.Error()
 		} else {
-			d, err := bench.DCBound(ctx, bench.DCOptions{Info: info, Baseline: baseline, Burst: burst, Users: users, Log: logf})
+			d, err := bench.DCBound(ctx, bench.DCOptions{Info: info, Baseline: baseline, Burst: burst, Rounds: rounds, Users: users, Log: logf})
 			if err != nil {
 				return fmt.Errorf("DC-bound: %w", err)
 			}
