@@ -878,3 +878,25 @@ func TestJournalDownStopsTakingWork(t *testing.T) {
 	}
 	r.noLeak(goodPw, "An0ther!Passphrase")
 }
+
+// expiredJournal has lost every claim (as when a command outlives its
+// replay window): the outcome cannot be recorded.
+type expiredJournal struct{ *journal.Journal }
+
+func (x expiredJournal) FinishAsync(context.Context, string, string, string, []byte) func(context.Context) error {
+	return func(context.Context) error { return journal.ErrNotFound }
+}
+
+// TestOutcomeWithoutClaimIsSettled: an outcome that has no entry to go to
+// is not a journal failure: the message is settled and work goes on.
+func TestOutcomeWithoutClaimIsSettled(t *testing.T) {
+	r := newRig(t, func(c *Config, _ *Domain) { c.Journal = expiredJournal{c.Journal.(*journal.Journal)} })
+	d := r.build(reset("alice", goodPw))
+	wantAction(t, r.eng.Handle(context.Background(), d), servicebus.Complete())
+	if r.eng.journalDown.Load() || len(r.waits) != 0 {
+		t.Fatalf("treated as a journal failure (down=%v, waits %v)", r.eng.journalDown.Load(), r.waits)
+	}
+	if res := r.result(d.MessageID); res.Code != protocol.CodeSucceeded {
+		t.Fatalf("code %s", res.Code)
+	}
+}

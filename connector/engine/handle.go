@@ -79,8 +79,10 @@ func (e *Engine) Handle(ctx context.Context, d *servicebus.Delivery) servicebus.
 // journalFailed records a failed journal write: no new work starts until
 // the journal is writable again (waitJournal).
 func (e *Engine) journalFailed(id, msg string, err error) {
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		return // shutting down, not a journal problem
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, journal.ErrNotFound) {
+		// Shutting down, or an entry's own state: not the journal's health.
+		e.cfg.Logger.Error(msg, "id", id, "err", err)
+		return
 	}
 	if !e.journalDown.Swap(true) {
 		e.cfg.Logger.Error("journal not writable: stopped taking work", "err", err)
@@ -511,6 +513,12 @@ func (e *Engine) send(ctx context.Context, d *servicebus.Delivery, rec *protocol
 	for durable != nil {
 		err := durable(ctx)
 		if err == nil {
+			break
+		}
+		if errors.Is(err, journal.ErrNotFound) {
+			// Its claim expired (the command outlived its replay window):
+			// nothing to record it against. The result went out.
+			e.cfg.Logger.Warn("outcome not journaled: the command's claim has expired", "id", rec.ID)
 			break
 		}
 		// Hold the message (its lock is renewed) until the outcome is on
