@@ -152,14 +152,10 @@ func (d *decoder) fixed(n int) []byte {
 	return s
 }
 
+// varint reads binary.AppendVarint's zig-zag encoding.
 func (d *decoder) varint() int64 {
-	v, n := binary.Varint(d.b)
-	if n <= 0 {
-		d.fail("number")
-		return 0
-	}
-	d.b = d.b[n:]
-	return v
+	u := d.uvarint()
+	return int64(u>>1) ^ -int64(u&1)
 }
 
 func (d *decoder) uvarint() uint64 {
