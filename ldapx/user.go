@@ -79,7 +79,7 @@ func (u *User) Protected() bool { return u.AdminCount == 1 }
 
 var userAttributes = []string{
 	"objectGUID", "sAMAccountName", "userPrincipalName", "displayName", "userAccountControl",
-	"adminCount", "pwdLastSet", "lockoutTime", "msDS-ResultantPSO", "memberOf", "replPropertyMetaData",
+	"adminCount", "pwdLastSet", "lockoutTime", "msDS-ResultantPSO", "replPropertyMetaData",
 }
 
 // UserAttributes are the attributes FindUser and ReadUser read (for
@@ -175,7 +175,6 @@ func userFromEntry(e *ldap.Entry, dc string) (*User, error) {
 		UserPrincipalName: e.GetAttributeValue("userPrincipalName"),
 		DisplayName:       e.GetAttributeValue("displayName"),
 		ResultantPSO:      e.GetAttributeValue("msDS-ResultantPSO"),
-		MemberOf:          e.GetAttributeValues("memberOf"),
 		DC:                dc,
 	}
 	if s := e.GetAttributeValue("userAccountControl"); s != "" {
