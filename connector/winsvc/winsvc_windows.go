@@ -79,15 +79,23 @@ func connect() (*mgr.Mgr, error) {
 	return m, nil
 }
 
-func open(m *mgr.Mgr, name string) (*mgr.Service, error) {
+// withService runs fn on the installed service name, with the service
+// manager connected and the service open for the call.
+func withService(name string, fn func(*mgr.Service) error) error {
+	m, err := connect()
+	if err != nil {
+		return err
+	}
+	defer m.Disconnect()
 	s, err := m.OpenService(name)
 	if errors.Is(err, windows.ERROR_SERVICE_DOES_NOT_EXIST) {
-		return nil, fmt.Errorf("%w: %s", ErrNotInstalled, name)
+		return fmt.Errorf("%w: %s", ErrNotInstalled, name)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("winsvc: open service %s: %w", name, err)
+		return fmt.Errorf("winsvc: open service %s: %w", name, err)
 	}
-	return s, nil
+	defer s.Close()
+	return fn(s)
 }
 
 // Install creates the service name running exePath with args, starting
@@ -143,73 +151,49 @@ func Install(name, exePath string, args []string, o InstallOptions) error {
 // Uninstall marks the service for deletion (it goes once stopped) and
 // removes its event log source.
 func Uninstall(name string) error {
-	m, err := connect()
-	if err != nil {
-		return err
-	}
-	defer m.Disconnect()
-	s, err := open(m, name)
-	if err != nil {
-		return err
-	}
-	defer s.Close()
-	if err := s.Delete(); err != nil {
-		return fmt.Errorf("winsvc: delete service %s: %w", name, err)
-	}
-	_ = eventlog.Remove(name) // absent when installed by other means
-	return nil
+	return withService(name, func(s *mgr.Service) error {
+		if err := s.Delete(); err != nil {
+			return fmt.Errorf("winsvc: delete service %s: %w", name, err)
+		}
+		_ = eventlog.Remove(name) // absent when installed by other means
+		return nil
+	})
 }
 
 // Start starts the service and waits until it runs, stops (failed to
 // start) or ctx ends.
 func Start(ctx context.Context, name string) error {
-	m, err := connect()
-	if err != nil {
-		return err
-	}
-	defer m.Disconnect()
-	s, err := open(m, name)
-	if err != nil {
-		return err
-	}
-	defer s.Close()
-	if err := s.Start(); err != nil {
-		if errors.Is(err, windows.ERROR_SERVICE_ALREADY_RUNNING) {
-			return nil
+	return withService(name, func(s *mgr.Service) error {
+		if err := s.Start(); err != nil {
+			if errors.Is(err, windows.ERROR_SERVICE_ALREADY_RUNNING) {
+				return nil
+			}
+			return fmt.Errorf("winsvc: start service %s: %w", name, err)
 		}
-		return fmt.Errorf("winsvc: start service %s: %w", name, err)
-	}
-	st, err := waitFor(ctx, s, svc.Running, svc.Stopped)
-	if err != nil {
-		return err
-	}
-	if st.State == svc.Stopped {
-		return fmt.Errorf("winsvc: service %s stopped while starting (exit code %d, service exit code %d): see the Application event log",
-			name, st.Win32ExitCode, st.ServiceSpecificExitCode)
-	}
-	return nil
+		st, err := waitFor(ctx, s, svc.Running, svc.Stopped)
+		if err != nil {
+			return err
+		}
+		if st.State == svc.Stopped {
+			return fmt.Errorf("winsvc: service %s stopped while starting (exit code %d, service exit code %d): see the Application event log",
+				name, st.Win32ExitCode, st.ServiceSpecificExitCode)
+		}
+		return nil
+	})
 }
 
 // Stop asks the service to stop and waits until it has, or ctx ends.
 func Stop(ctx context.Context, name string) error {
-	m, err := connect()
-	if err != nil {
-		return err
-	}
-	defer m.Disconnect()
-	s, err := open(m, name)
-	if err != nil {
-		return err
-	}
-	defer s.Close()
-	if _, err := s.Control(svc.Stop); err != nil {
-		if errors.Is(err, windows.ERROR_SERVICE_NOT_ACTIVE) {
-			return nil
+	return withService(name, func(s *mgr.Service) error {
+		if _, err := s.Control(svc.Stop); err != nil {
+			if errors.Is(err, windows.ERROR_SERVICE_NOT_ACTIVE) {
+				return nil
+			}
+			return fmt.Errorf("winsvc: stop service %s: %w", name, err)
 		}
-		return fmt.Errorf("winsvc: stop service %s: %w", name, err)
-	}
-	_, err = waitFor(ctx, s, svc.Stopped)
-	return err
+		_, err := waitFor(ctx, s, svc.Stopped)
+		return err
+	})
 }
 
 // waitFor polls the service's state until it is one of states or ctx ends.
