@@ -273,6 +273,23 @@ func newRig(t *testing.T, mutate ...func(*Config, *Domain)) *rig {
 	return rg
 }
 
+// markApplying puts d's command in the journal as a first life left it
+// when the process died after marking the write to sam's account.
+func (r *rig) markApplying(d *servicebus.Delivery, sam string) {
+	r.t.Helper()
+	v, err := protocol.VerifyCommand(d.Body, r.eng.recv.Senders)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	if _, err := r.jr.Claim(context.Background(), v.ID, v.Digest, r.now.Add(time.Hour)); err != nil {
+		r.t.Fatal(err)
+	}
+	u := r.dir.users[sam]
+	if err := r.jr.MarkApplying(context.Background(), v.ID, u.DN, u.PwdLastSet, u.PwdVersion); err != nil {
+		r.t.Fatal(err)
+	}
+}
+
 func (r *rig) build(req sender.Request) *servicebus.Delivery {
 	r.t.Helper()
 	p, err := r.snd.Build(req)
@@ -454,17 +471,8 @@ func TestCrashAfterApplyIsSettledFromAD(t *testing.T) {
 	d := r.build(reset("alice", goodPw))
 	// Simulate the first life: claimed, marked applying, written, then the
 	// process died before recording the outcome.
-	v, err := protocol.VerifyCommand(d.Body, r.eng.recv.Senders)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := r.jr.Claim(context.Background(), v.ID, v.Digest, r.now.Add(time.Hour)); err != nil {
-		t.Fatal(err)
-	}
+	r.markApplying(d, "alice")
 	alice := r.dir.users["alice"]
-	if err := r.jr.MarkApplying(context.Background(), v.ID, alice.DN, alice.PwdLastSet, alice.PwdVersion); err != nil {
-		t.Fatal(err)
-	}
 	if _, err := r.dir.write("reset", alice.DN, false); err != nil {
 		t.Fatal(err)
 	}
@@ -491,16 +499,7 @@ func TestCrashAfterMustChangeResetIsSettledFromAD(t *testing.T) {
 			req := reset("alice", goodPw)
 			req.Options.MustChange = true
 			d := r.build(req)
-			v, err := protocol.VerifyCommand(d.Body, r.eng.recv.Senders)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if _, err := r.jr.Claim(context.Background(), v.ID, v.Digest, r.now.Add(time.Hour)); err != nil {
-				t.Fatal(err)
-			}
-			if err := r.jr.MarkApplying(context.Background(), v.ID, alice.DN, alice.PwdLastSet, alice.PwdVersion); err != nil {
-				t.Fatal(err)
-			}
+			r.markApplying(d, "alice")
 			if _, err := r.dir.write("reset", alice.DN, true); err != nil {
 				t.Fatal(err)
 			}
@@ -551,17 +550,8 @@ func TestResumeWaitsForAnEarlierWriteToLand(t *testing.T) {
 		t.Run(fmt.Sprint("landed=", landed), func(t *testing.T) {
 			r := newRig(t)
 			d := r.build(reset("alice", goodPw))
-			v, err := protocol.VerifyCommand(d.Body, r.eng.recv.Senders)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if _, err := r.jr.Claim(context.Background(), v.ID, v.Digest, r.now.Add(time.Hour)); err != nil {
-				t.Fatal(err)
-			}
+			r.markApplying(d, "alice")
 			alice := r.dir.users["alice"]
-			if err := r.jr.MarkApplying(context.Background(), v.ID, alice.DN, alice.PwdLastSet, alice.PwdVersion); err != nil {
-				t.Fatal(err)
-			}
 			if landed {
 				r.duringWait = func() { r.dir.write("reset", alice.DN, false) } // the dead process's write arrives late
 			}
