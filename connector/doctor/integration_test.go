@@ -15,7 +15,6 @@ import (
 	"fmt"
 	"math/big"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -161,7 +160,7 @@ func TestDoctorMissingRights(t *testing.T) {
 	s := newSetup(t)
 	ou := freshOU(t, s.dc)
 	sid := serviceSID(t, s.dc)
-	dsacl(t, s.dc, ou, fmt.Sprintf("(OA;CIIO;CR;%s;%s;%s)", doctor.GUIDResetPassword, doctor.GUIDUserClass, sid))
+	testdc.DSACL(t, s.dc, ou, fmt.Sprintf("(OA;CIIO;CR;%s;%s;%s)", doctor.GUIDResetPassword, doctor.GUIDUserClass, sid))
 	testdc.NewUser(t, s.dc, ou)
 	s.ou = ou
 	rep, text := s.run()
@@ -303,16 +302,6 @@ func serviceSID(t *testing.T, info *testdc.Info) string {
 		t.Fatal(err)
 	}
 	return sid
-}
-
-// dsacl grants on the test DC's database, as seed.go does.
-func dsacl(t *testing.T, info *testdc.Info, dn, sddl string) {
-	t.Helper()
-	out, err := exec.Command("samba-tool", "dsacl", "set", "-s", info.ConfFile, "-H", info.Dir+"/private/sam.ldb",
-		"--objectdn="+dn, "--sddl="+sddl).CombinedOutput()
-	if err != nil {
-		t.Fatalf("samba-tool dsacl set: %v\n%s", err, out)
-	}
 }
 
 // unrelatedCA is the PEM certificate of a freshly made CA that signed

@@ -11,7 +11,6 @@ package faults
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"fmt"
 	"io"
 	"net"
@@ -23,8 +22,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/go-ldap/ldap/v3"
 
 	"github.com/adwriteback/adwriteback/integration/sbemu"
 	shared "github.com/adwriteback/adwriteback/integration/stack"
@@ -353,39 +350,9 @@ func tail(s string, n int) string {
 	return s
 }
 
-// attidUnicodePwd is unicodePwd's attribute id in replPropertyMetaData.
-const attidUnicodePwd = 0x0009005a
-
-// pwdVersion is the replication version of the account's unicodePwd: it
-// grows by one with every password write, so it counts effects in AD.
+// pwdVersion counts password writes to dn (testdc.PwdVersion).
 func pwdVersion(t *testing.T, info *testdc.Info, dn string) int {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	c, err := testdc.Admin(ctx, info)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	r, err := c.Search(ldap.NewSearchRequest(dn, ldap.ScopeBaseObject, ldap.NeverDerefAliases, 0, 30, false, "(objectClass=*)", []string{"replPropertyMetaData"}, nil))
-	if err != nil || len(r.Entries) != 1 {
-		t.Fatalf("read replPropertyMetaData of %s: %v", dn, err)
-	}
-	raw := r.Entries[0].GetRawAttributeValue("replPropertyMetaData")
-	if len(raw) < 16 {
-		t.Fatalf("replPropertyMetaData of %s: %d bytes", dn, len(raw))
-	}
-	n := int(binary.LittleEndian.Uint32(raw[8:]))
-	for i := range n {
-		if 16+48*i+48 > len(raw) {
-			break
-		}
-		e := raw[16+48*i:]
-		if binary.LittleEndian.Uint32(e) == attidUnicodePwd {
-			return int(binary.LittleEndian.Uint32(e[4:]))
-		}
-	}
-	return 0
+	return testdc.PwdVersion(t, info, dn)
 }
 
 // freeAddr is a loopback address with a port free right now.

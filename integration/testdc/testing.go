@@ -7,6 +7,10 @@ import (
 	"errors"
 	"testing"
 	"time"
+
+	"github.com/go-ldap/ldap/v3"
+
+	"github.com/adwriteback/adwriteback/ldapx"
 )
 
 // Ensure starts the test DC if it is not running and returns how to reach
@@ -74,4 +78,48 @@ func NewUser(tb testing.TB, info *Info, ou string, groups ...string) SeedUser {
 		}
 	})
 	return u
+}
+
+// ReadAttr reads one attribute of dn, bound as the administrator, and
+// fails the test when it cannot.
+func ReadAttr(tb testing.TB, info *Info, dn, attr string) []byte {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := Admin(ctx, info)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer c.Close()
+	r, err := c.Search(ldap.NewSearchRequest(dn, ldap.ScopeBaseObject, ldap.NeverDerefAliases, 0, 30, false,
+		"(objectClass=*)", []string{attr}, nil))
+	if err != nil || len(r.Entries) != 1 {
+		tb.Fatalf("read %s of %s: %v", attr, dn, err)
+	}
+	return r.Entries[0].GetRawAttributeValue(attr)
+}
+
+// PwdVersion is the replication version of dn's unicodePwd (read with
+// ldapx.PwdVersion from replPropertyMetaData): it grows by one with every
+// password write, so it counts effects in AD. 0 when the account has no
+// password entry yet.
+func PwdVersion(tb testing.TB, info *Info, dn string) int {
+	tb.Helper()
+	raw := ReadAttr(tb, info, dn, "replPropertyMetaData")
+	if len(raw) < 16 {
+		tb.Fatalf("replPropertyMetaData of %s: %d bytes", dn, len(raw))
+	}
+	v, _ := ldapx.PwdVersion(raw)
+	return int(v)
+}
+
+// DSACL applies an SDDL grant to dn on the test DC's database (samba-tool
+// dsacl set, as the seed does).
+func DSACL(tb testing.TB, info *Info, dn, sddl string) {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := dsacl(ctx, Config{Dir: info.Dir}, dn, sddl); err != nil {
+		tb.Fatal(err)
+	}
 }
