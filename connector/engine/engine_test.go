@@ -760,7 +760,7 @@ type flakyJournal struct {
 func (f *flakyJournal) isDown() bool { f.mu.Lock(); defer f.mu.Unlock(); return f.down }
 func (f *flakyJournal) set(d bool)   { f.mu.Lock(); f.down = d; f.mu.Unlock() }
 
-var errDiskFull = errors.New("no space left on device")
+var errDiskFull = fmt.Errorf("%w: write journal.db: no space left on device", journal.ErrStorage)
 
 func (f *flakyJournal) MarkApplying(ctx context.Context, id, dn string, set time.Time, v uint32) error {
 	if f.isDown() {
@@ -870,17 +870,42 @@ func TestJournalDownStopsTakingWork(t *testing.T) {
 }
 
 // expiredJournal has lost every claim (as when a command outlives its
-// replay window): the outcome cannot be recorded.
-type expiredJournal struct{ *journal.Journal }
+// replay window): nothing can be recorded against it.
+type expiredJournal struct {
+	*journal.Journal
+	markToo bool // MarkApplying fails the same way
+}
+
+func (x expiredJournal) MarkApplying(ctx context.Context, id, dn string, set time.Time, v uint32) error {
+	if x.markToo {
+		return journal.ErrNotFound
+	}
+	return x.Journal.MarkApplying(ctx, id, dn, set, v)
+}
 
 func (x expiredJournal) FinishAsync(context.Context, string, string, string, []byte) func(context.Context) error {
 	return func(context.Context) error { return journal.ErrNotFound }
 }
 
+// TestMarkWithoutClaimIsNotRetried: an entry error before the write to AD
+// is not the journal's storage: the command is not written, not held and
+// not retried in place (it once looped, the journal being writable), but
+// answered transient so the queue brings it back.
+func TestMarkWithoutClaimIsNotRetried(t *testing.T) {
+	r := newRig(t, func(c *Config, _ *Domain) {
+		c.Journal = expiredJournal{Journal: c.Journal.(*journal.Journal), markToo: true}
+	})
+	d := r.build(reset("alice", goodPw))
+	wantAction(t, r.eng.Handle(context.Background(), d), servicebus.Abandon())
+	if r.eng.journalDown.Load() || len(r.waits) != 0 || r.dir.writeCount() != 0 {
+		t.Fatalf("down=%v waits=%v writes=%d", r.eng.journalDown.Load(), r.waits, r.dir.writeCount())
+	}
+}
+
 // TestOutcomeWithoutClaimIsSettled: an outcome that has no entry to go to
 // is not a journal failure: the message is settled and work goes on.
 func TestOutcomeWithoutClaimIsSettled(t *testing.T) {
-	r := newRig(t, func(c *Config, _ *Domain) { c.Journal = expiredJournal{c.Journal.(*journal.Journal)} })
+	r := newRig(t, func(c *Config, _ *Domain) { c.Journal = expiredJournal{Journal: c.Journal.(*journal.Journal)} })
 	d := r.build(reset("alice", goodPw))
 	wantAction(t, r.eng.Handle(context.Background(), d), servicebus.Complete())
 	if r.eng.journalDown.Load() || len(r.waits) != 0 {

@@ -76,18 +76,19 @@ func (e *Engine) Handle(ctx context.Context, d *servicebus.Delivery) servicebus.
 	return e.send(ctx, d, rec, out, start, true)
 }
 
-// journalFailed records a failed journal write: no new work starts until
-// the journal is writable again (waitJournal).
-func (e *Engine) journalFailed(id, msg string, err error) {
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, journal.ErrNotFound) {
-		// Shutting down, or an entry's own state: not the journal's health.
-		e.cfg.Logger.Error(msg, "id", id, "err", err)
-		return
+// holdForJournal handles a failed journal write of what: when the
+// journal's storage failed, no new work starts and it waits until the
+// journal is writable again (true). Anything else (one entry's state,
+// shutdown) is not waited for (false).
+func (e *Engine) holdForJournal(ctx context.Context, id, what string, err error) bool {
+	if !errors.Is(err, journal.ErrStorage) {
+		return false
 	}
 	if !e.journalDown.Swap(true) {
 		e.cfg.Logger.Error("journal not writable: stopped taking work", "err", err)
 	}
-	e.cfg.Logger.Error(msg, "id", id, "err", err)
+	e.cfg.Logger.Error("cannot journal "+what+"; holding it until the journal is writable", "id", id, "err", err)
+	return e.waitJournal(ctx)
 }
 
 // waitJournal blocks until the journal accepts a write again (checked
@@ -142,10 +143,10 @@ func (e *Engine) refused(ctx context.Context, d *servicebus.Delivery, start time
 	case errors.Is(err, protocol.ErrReplayed):
 		return e.replay(ctx, d, perr.CommandID, start)
 	case perr.Code == protocol.CodeTransient:
-		// The journal cannot record the command: hold this delivery (its
-		// lock is renewed) until the journal is writable again, so the
-		// connector stops taking work instead of spinning through
-		// redeliveries; then let it come back.
+		// The replay check could not read the journal's file (claims
+		// themselves are kept in memory): hold this delivery (its lock is
+		// renewed) until the journal answers again, instead of spinning
+		// through redeliveries; then let it come back.
 		e.cfg.Logger.Error("journal unavailable; holding work until it is writable", "id", perr.CommandID, "err", err)
 		e.waitJournal(ctx)
 		return servicebus.Abandon()
@@ -310,8 +311,7 @@ func (e *Engine) inDomain(ctx context.Context, dom *Domain, rec *protocol.Receiv
 		if err == nil {
 			break
 		}
-		e.journalFailed(rec.ID, "cannot journal the write before it is sent; holding the command until the journal is writable", err)
-		if !e.waitJournal(ctx) {
+		if !e.holdForJournal(ctx, rec.ID, "the write before it is sent", err) {
 			return with(answer(protocol.CodeTransient, "journal: "+err.Error()))
 		}
 	}
@@ -515,20 +515,21 @@ func (e *Engine) send(ctx context.Context, d *servicebus.Delivery, rec *protocol
 		if err == nil {
 			break
 		}
-		if errors.Is(err, journal.ErrNotFound) {
-			// Its claim expired (the command outlived its replay window):
-			// nothing to record it against. The result went out.
-			e.cfg.Logger.Warn("outcome not journaled: the command's claim has expired", "id", rec.ID)
-			break
-		}
 		// Hold the message (its lock is renewed) until the outcome is on
 		// file: the outcome in AD is final and must not be lost.
-		e.journalFailed(rec.ID, "cannot journal the outcome; holding it until the journal is writable", err)
-		if !e.waitJournal(ctx) {
+		if e.holdForJournal(ctx, rec.ID, "the outcome", err) {
+			durable = e.cfg.Journal.FinishAsync(ctx, rec.ID, string(out.code), out.dc, signed)
+			continue
+		}
+		if ctx.Err() != nil {
 			e.audit(d, rec, out, start, false, "abandoned")
 			return servicebus.Abandon()
 		}
-		durable = e.cfg.Journal.FinishAsync(ctx, rec.ID, string(out.code), out.dc, signed)
+		// Not the storage: the entry itself (its claim expired with the
+		// replay window, say). Nothing to record it against; the result
+		// went out.
+		e.cfg.Logger.Warn("outcome not journaled", "id", rec.ID, "err", err)
+		break
 	}
 	e.audit(d, rec, out, start, false, "completed")
 	e.crashPoint("before_settle")

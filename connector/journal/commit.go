@@ -3,6 +3,7 @@ package journal
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 
@@ -51,6 +52,11 @@ func (o *op) wait(ctx context.Context) error {
 }
 
 var errClosed = errors.New("journal: closed")
+
+// ErrStorage marks a write the journal's file did not take (disk full, a
+// file that cannot grow, I/O errors): waiting can help. Other write errors
+// concern one entry (ErrNotFound, a finished command) and do not.
+var ErrStorage = errors.New("journal: storage failed")
 
 func newCommitter(db *bolt.DB, before func(*bolt.Tx) (func(bool), error)) *committer {
 	c := &committer{db: db, before: before, wake: make(chan struct{}, 1), stopped: make(chan struct{})}
@@ -135,20 +141,27 @@ func (o *op) finish(err error) {
 	o.done <- err
 }
 
+// run applies batch in one transaction. An error of an op's own (its
+// entry's state) is returned as is; any other failure, of the transaction
+// or its commit, is the storage's and wraps ErrStorage.
 func (c *committer) run(batch []*op) error {
 	var after func(bool)
+	var opErr error
 	err := c.db.Update(func(tx *bolt.Tx) error {
 		var err error
 		if after, err = c.before(tx); err != nil {
 			return err
 		}
 		for _, o := range batch {
-			if err := o.fn(tx); err != nil {
-				return err
+			if opErr = o.fn(tx); opErr != nil {
+				return opErr
 			}
 		}
 		return nil
 	})
+	if err != nil && opErr == nil {
+		err = fmt.Errorf("%w: %w", ErrStorage, err)
+	}
 	if after != nil {
 		after(err == nil)
 	}

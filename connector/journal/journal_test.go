@@ -355,3 +355,18 @@ func TestFinishAsyncIsSeenAtOnceAndDurableAfterWait(t *testing.T) {
 		t.Fatalf("after reopen: %+v %v", e, err)
 	}
 }
+
+// TestWriteErrorsSayWhoseTheyAre: a write refused for its entry is not a
+// storage failure (waiting cannot help); one the file did not take is.
+func TestWriteErrorsSayWhoseTheyAre(t *testing.T) {
+	j := open(t, "", newClock())
+	ctx := context.Background()
+	err := j.Finish(ctx, "never-claimed", "succeeded", "", nil)
+	if !errors.Is(err, ErrNotFound) || errors.Is(err, ErrStorage) {
+		t.Fatalf("unknown entry: %v", err)
+	}
+	j.db.Close() // the file goes away under the journal
+	if err := j.Writable(ctx); !errors.Is(err, ErrStorage) {
+		t.Fatalf("write to a closed file: %v, want ErrStorage", err)
+	}
+}
