@@ -67,3 +67,14 @@ func TestExitCode(t *testing.T) {
 		t.Fatal("wrapped ExitError not found")
 	}
 }
+
+// TestStrayArgumentIsNotEchoed: a password typed on the command line by
+// mistake is refused without being repeated in the error.
+func TestStrayArgumentIsNotEchoed(t *testing.T) {
+	const pw = "Typed!On.The.Line9"
+	env, _, errb := testEnv()
+	err := SendCommand().Run(context.Background(), env, []string{"--op", "reset", pw})
+	if ExitCode(err) != 2 || strings.Contains(err.Error(), pw) || strings.Contains(errb.String(), pw) {
+		t.Fatalf("exit %d, err %v, stderr %q", ExitCode(err), err, errb.String())
+	}
+}

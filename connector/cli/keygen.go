@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -54,14 +53,8 @@ Flags:
 `, ConnectorKeyFile, ConnectorPubKeyFile, SenderKeyFile, SenderPubKeyFile)
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return Usage("keygen: %v", err)
-	}
-	if fs.NArg() > 0 {
-		return Usage("keygen: unexpected argument %q", fs.Arg(0))
+	if help, err := parseFlags(fs, env, args); help || err != nil {
+		return err
 	}
 	if *out == "" {
 		fs.Usage()

@@ -25,7 +25,9 @@ func parseFlags(fs *flag.FlagSet, env *Env, args []string) (help bool, err error
 		return false, Usage("%s: %v", fs.Name(), err)
 	}
 	if fs.NArg() > 0 {
-		return false, Usage("%s: unexpected argument %q", fs.Name(), fs.Arg(0))
+		// Never echoed: a stray argument may be a password typed on the
+		// command line (passwords are read from standard input).
+		return false, Usage("%s: unexpected argument (%d given; only flags are accepted)", fs.Name(), fs.NArg())
 	}
 	return false, nil
 }
