@@ -24,17 +24,6 @@ func keys(names ...string) map[string]bool {
 	return m
 }
 
-// hasFreeForm reports whether an object of any names (decoded into a map
-// of interface values) may occur.
-func (s schema) hasFreeForm() bool {
-	for _, names := range s {
-		if names == nil {
-			return true
-		}
-	}
-	return false
-}
-
 const maxJSONDepth = 5
 
 // strictDecode decodes one JSON object from data into v, more strictly than
@@ -60,19 +49,13 @@ func strictDecode(data []byte, sch schema, v any) error {
 		return newError(ErrMalformed, "trailing data after the JSON object", nil)
 	}
 	// The scan above checked names and shape but not full JSON syntax;
-	// encoding/json does that now. Unknown names cannot reach it.
-	// Unmarshal is the cheaper path (no copy into a decoder buffer); only
-	// a schema with free-form values needs the decoder's UseNumber.
-	var err error
-	if sch.hasFreeForm() {
-		dec := json.NewDecoder(bytes.NewReader(data))
-		dec.UseNumber()
-		dec.DisallowUnknownFields()
-		err = dec.Decode(v)
-	} else {
-		err = json.Unmarshal(data, v)
-	}
-	if err != nil {
+	// encoding/json does that now. Unknown names cannot reach it;
+	// DisallowUnknownFields still guards a schema naming a member its
+	// struct lacks.
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
 		var pe *Error
 		if errors.As(err, &pe) {
 			return pe
