@@ -195,8 +195,8 @@ func (cl *Client) dial(ctx context.Context) (*conn, error) {
 				s.failures++
 				s.failedAt = cl.cfg.Clock()
 				s.retryAt = s.failedAt.Add(cl.cfg.Backoff.Delay(s.failures))
+				s.lastErr = derr // a late failure of the same outage must not outlive a success
 			}
-			s.lastErr = derr
 			s.mu.Unlock()
 			cl.cfg.Logger.Warn("domain controller unavailable", "dc", s.url.raw, "err", derr)
 			if KindOf(derr) == KindInvalidCredentials {

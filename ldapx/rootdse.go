@@ -39,10 +39,7 @@ func (r *RootDSE) PolicyHintsOID() string {
 
 // RootDSE returns the rootDSE, read once and cached (Ping refreshes it).
 func (cl *Client) RootDSE(ctx context.Context) (*RootDSE, error) {
-	cl.mu.Lock()
-	r := cl.rootDSE
-	cl.mu.Unlock()
-	if r != nil {
+	if r := cl.CachedRootDSE(); r != nil {
 		return r, nil
 	}
 	res, dc, err := cl.search(ctx, "ldapx.RootDSE", ldap.NewSearchRequest("", ldap.ScopeBaseObject,
@@ -56,7 +53,7 @@ func (cl *Client) RootDSE(ctx context.Context) (*RootDSE, error) {
 		return nil, &Error{Op: "ldapx.RootDSE", Kind: KindOther, DC: dc, Err: errNoRootDSE}
 	}
 	e := res.Entries[0]
-	r = &RootDSE{
+	r := &RootDSE{
 		DefaultNamingContext:       e.GetAttributeValue("defaultNamingContext"),
 		ConfigurationNamingContext: e.GetAttributeValue("configurationNamingContext"),
 		DNSHostName:                e.GetAttributeValue("dnsHostName"),

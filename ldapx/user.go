@@ -187,9 +187,7 @@ func userFromEntry(e *ldap.Entry, dc string) (*User, error) {
 	if s := e.GetAttributeValue("adminCount"); s != "" {
 		u.AdminCount, _ = strconv.Atoi(s)
 	}
-	if v, ok := PwdVersion(e.GetRawAttributeValue("replPropertyMetaData")); ok {
-		u.PwdVersion = v
-	}
+	u.PwdVersion, _ = PwdVersion(e.GetRawAttributeValue("replPropertyMetaData")) // 0 when unreadable
 	pls := e.GetAttributeValue("pwdLastSet")
 	u.MustChange = pls == "0"
 	var err error

@@ -169,12 +169,12 @@ func (d *decoder) uvarint() uint64 {
 }
 
 func (d *decoder) bytes() []byte {
-	l, n := binary.Uvarint(d.b)
-	if n <= 0 || l > maxField || l > uint64(len(d.b)-n) {
+	l := d.uvarint()
+	if l > maxField || l > uint64(len(d.b)) {
 		d.fail("string")
 		return nil
 	}
-	s := d.b[n : n+int(l)]
-	d.b = d.b[n+int(l):]
+	s := d.b[:l]
+	d.b = d.b[l:]
 	return s
 }
