@@ -49,6 +49,10 @@ type CommandSender struct {
 	delivered map[string]struct{} // ids whose result was handed out (bounded)
 	dorder    []string
 	settling  sync.WaitGroup
+	// settleMu guards settleClosed and every settling.Add: once closeHeld
+	// waits, no settlement starts (Add beside Wait is a misuse).
+	settleMu     sync.Mutex
+	settleClosed bool
 	// life bounds background settlements; Close cancels it.
 	life     context.Context
 	stopLife context.CancelFunc
@@ -195,7 +199,15 @@ func (c *CommandSender) markDeliveredLocked(id string) {
 
 // settleAsync completes (complete) or abandons a reply message in the background; Close waits.
 func (c *CommandSender) settleAsync(r replyReceiver, m *azservicebus.ReceivedMessage, complete bool) {
+	c.settleMu.Lock()
+	if c.settleClosed {
+		// Closing: left to its lock expiry, the message comes back (a
+		// delivered id is then dropped by whoever receives it next).
+		c.settleMu.Unlock()
+		return
+	}
 	c.settling.Add(1)
+	c.settleMu.Unlock()
 	go func() {
 		defer c.settling.Done()
 		ctx, cancel := context.WithTimeout(c.life, settleTimeout)
@@ -323,6 +335,9 @@ func (c *CommandSender) closeHeld(ctx context.Context) {
 	}
 	c.order = nil
 	c.mu.Unlock()
+	c.settleMu.Lock()
+	c.settleClosed = true
+	c.settleMu.Unlock()
 	settled := make(chan struct{})
 	go func() { c.settling.Wait(); close(settled) }()
 	select {

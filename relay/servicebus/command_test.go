@@ -139,3 +139,17 @@ func sameSet(got []*azservicebus.ReceivedMessage, want ...*azservicebus.Received
 	}
 	return true
 }
+
+// TestNoSettlementStartsAfterClose: a result handed out while Close waits
+// (AwaitResult does not hold the receive lock then) starts no settlement
+// beside the wait; its message returns by lock expiry.
+func TestNoSettlementStartsAfterClose(t *testing.T) {
+	cs, f := newFakeCommandSender(2)
+	cs.closeHeld(context.Background())
+	m := &azservicebus.ReceivedMessage{}
+	cs.settleAsync(f, m, true)
+	cs.settling.Wait()
+	if c, a := f.settled(); len(c)+len(a) != 0 {
+		t.Fatalf("settled after close: %d completed, %d abandoned", len(c), len(a))
+	}
+}
