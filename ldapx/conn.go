@@ -52,9 +52,22 @@ func (c *conn) do(ctx context.Context, defTimeout time.Duration, fn func(l *ldap
 	}
 	if err != nil && isConnFatal(err) {
 		c.broken.Store(true)
+		var le *ldap.Error
+		if !errors.As(err, &le) && c.l.IsClosing() {
+			// go-ldap hands a request whose connection died under it the
+			// reader's plain error ("unable to read LDAP response packet:
+			// EOF"); the connection's state, not that text, says the
+			// network failed: retry or fail over, and for a write, find
+			// out whether it landed.
+			return fmt.Errorf("%w: %w", errConnLost, err)
+		}
 	}
 	return err
 }
+
+// errConnLost marks a request whose connection closed before its answer
+// came: the outcome is unknown, and the failure transient.
+var errConnLost = errors.New("connection to the domain controller lost")
 
 // isConnFatal reports errors after which the connection can't be trusted.
 func isConnFatal(err error) bool {

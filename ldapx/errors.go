@@ -197,6 +197,10 @@ func decode(op, dc string, err error) error {
 		e.Kind = KindTLS
 		return e
 	}
+	if errors.Is(err, errConnLost) {
+		e.Kind = KindTransient
+		return e
+	}
 	var le *ldap.Error
 	if !errors.As(err, &le) {
 		var ne net.Error

@@ -466,6 +466,26 @@ func TestLostAnswerRecognisedFromPwdLastSet(t *testing.T) {
 	}
 }
 
+// TestUnclassifiedWriteFailureChecksAD: an error ldapx could not classify
+// says nothing about the write; when the account shows it landed the
+// answer is succeeded, else internal (and nothing is written twice).
+func TestUnclassifiedWriteFailureChecksAD(t *testing.T) {
+	for _, wrote := range []bool{true, false} {
+		r := newRig(t)
+		r.dir.resetErr = errors.New("something no one classified")
+		r.dir.applyThenFail = wrote
+		d := r.build(reset("alice", goodPw))
+		wantAction(t, r.eng.Handle(context.Background(), d), servicebus.Complete())
+		want := protocol.CodeInternal
+		if wrote {
+			want = protocol.CodeSucceeded
+		}
+		if res := r.result(d.MessageID); res.Code != want {
+			t.Errorf("written=%v: code %s, want %s", wrote, res.Code, want)
+		}
+	}
+}
+
 func TestCrashAfterApplyIsSettledFromAD(t *testing.T) {
 	r := newRig(t)
 	d := r.build(reset("alice", goodPw))

@@ -401,18 +401,35 @@ func (e *Engine) applyFailure(dom *Domain, u *ldapx.User, rec *protocol.Received
 		o.dcReason = protocol.DCReasonOther
 		return o
 	case ldapx.KindTransient, ldapx.KindCanceled:
-		if rec.Op != protocol.OpUnlock {
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			if now, rerr := dom.Dir.ReadUser(ctx, u.DN); rerr == nil && landed(u.PwdVersion, u.PwdLastSet, now, rec.Op == protocol.OpReset && rec.Options.MustChange) {
-				o := answer(protocol.CodeSucceeded, "the write was applied although its answer was lost")
-				o.applied = true
-				return o
-			}
+		if o, ok := wroteAnyway(dom, u, rec); ok {
+			return o
 		}
 		return answer(protocol.CodeTransient, err.Error())
 	}
+	// A failure nobody classified says nothing about whether the write
+	// happened: the account tells, before "internal" is answered.
+	if o, ok := wroteAnyway(dom, u, rec); ok {
+		return o
+	}
 	return answer(protocol.CodeInternal, err.Error())
+}
+
+// wroteAnyway reads the account after a write whose answer is missing or
+// unclassified and says (succeeded, true) when the password moved since
+// u was read.
+func wroteAnyway(dom *Domain, u *ldapx.User, rec *protocol.Received) (outcome, bool) {
+	if rec.Op == protocol.OpUnlock {
+		return outcome{}, false
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	now, err := dom.Dir.ReadUser(ctx, u.DN)
+	if err != nil || !landed(u.PwdVersion, u.PwdLastSet, now, rec.Op == protocol.OpReset && rec.Options.MustChange) {
+		return outcome{}, false
+	}
+	o := answer(protocol.CodeSucceeded, "the write was applied although its answer was lost")
+	o.applied = true
+	return o, true
 }
 
 // dirFailure maps a lookup or read failure.
