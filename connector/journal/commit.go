@@ -23,6 +23,8 @@ type committer struct {
 	before func(tx *bolt.Tx) (after func(committed bool), err error)
 
 	commits, writes atomic.Int64
+	// failures counts transactions the storage did not take.
+	failures atomic.Int64
 
 	mu      sync.Mutex
 	queue   []*op
@@ -160,6 +162,7 @@ func (c *committer) run(batch []*op) error {
 		return nil
 	})
 	if err != nil && opErr == nil {
+		c.failures.Add(1)
 		err = fmt.Errorf("%w: %w", ErrStorage, err)
 	}
 	if after != nil {

@@ -118,6 +118,14 @@ type Journal struct {
 	attempts map[string][]time.Time
 	dirty    map[string]bool
 
+	// probe makes Writable single-flight and keeps its answer for
+	// probeFresh: /readyz, /status and every held handler ask, and each
+	// probe is two fsync'd transactions.
+	probe          chan struct{} // a one-slot semaphore
+	probedAt       time.Time
+	probedErr      error
+	probedFailures int64 // committer failures when probed
+
 	stopTrim, trimDone chan struct{}
 	closeOnce          sync.Once
 	closeErr           error
@@ -164,7 +172,7 @@ func Open(path string, opt Options) (*Journal, error) {
 		db.Close()
 		return nil, fmt.Errorf("init journal %s: %w", path, err)
 	}
-	j := &Journal{db: db, opt: opt, claims: map[string]*Entry{}, outcomes: map[string]*Entry{}, attempts: map[string][]time.Time{}, dirty: map[string]bool{}}
+	j := &Journal{db: db, opt: opt, probe: make(chan struct{}, 1), claims: map[string]*Entry{}, outcomes: map[string]*Entry{}, attempts: map[string][]time.Time{}, dirty: map[string]bool{}}
 	j.c = newCommitter(db, j.flushAttempts)
 	j.stopTrim, j.trimDone = make(chan struct{}), make(chan struct{})
 	go j.trimLoop()
@@ -235,11 +243,33 @@ func (j *Journal) Path() string { return j.db.Path() }
 // fit in a page bbolt had free.
 const probeSize = 64 << 10
 
+// probeFresh is how long a Writable answer is reused.
+const probeFresh = time.Second
+
 // Writable reports whether the journal takes writes (for readiness, and
 // to resume work after a failed write): it writes probeSize bytes in one
 // transaction and removes them in the next, so a full disk or a file that
-// cannot grow fails it.
+// cannot grow fails it. Concurrent callers share one probe, and an answer
+// younger than probeFresh is reused unless a write has failed since.
 func (j *Journal) Writable(ctx context.Context) error {
+	select {
+	case j.probe <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-j.probe }()
+	now, failures := j.opt.Now(), j.c.failures.Load()
+	if age := now.Sub(j.probedAt); !j.probedAt.IsZero() && age >= 0 && age < probeFresh && failures == j.probedFailures {
+		return j.probedErr
+	}
+	err := j.writeProbe(ctx)
+	if ctx.Err() == nil {
+		j.probedAt, j.probedErr, j.probedFailures = now, err, j.c.failures.Load()
+	}
+	return err
+}
+
+func (j *Journal) writeProbe(ctx context.Context) error {
 	key := []byte("room")
 	err := j.c.do(ctx, func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketProbe).Put(key, make([]byte, probeSize))

@@ -370,3 +370,41 @@ func TestWriteErrorsSayWhoseTheyAre(t *testing.T) {
 		t.Fatalf("write to a closed file: %v, want ErrStorage", err)
 	}
 }
+
+// TestWritableIsSharedAndReused: callers asking at once share one probe
+// (two transactions), an answer younger than probeFresh is reused, and an
+// older one is probed again; a failure is seen by the next probe.
+func TestWritableIsSharedAndReused(t *testing.T) {
+	c := newClock()
+	j := open(t, "", c)
+	ctx := context.Background()
+	before := j.Stats().Commits
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := j.Writable(ctx); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if n := j.Stats().Commits - before; n != 2 {
+		t.Fatalf("8 concurrent probes made %d commits, want 2 (one shared probe)", n)
+	}
+	c.add(probeFresh / 2)
+	if err := j.Writable(ctx); err != nil || j.Stats().Commits-before != 2 {
+		t.Fatalf("a fresh answer was not reused: %v, %d commits", err, j.Stats().Commits-before)
+	}
+	j.db.Close() // the file goes away under the journal
+	// A failed write makes the next Writable probe again, though the last
+	// answer is fresh (else a held handler would resume at once and fail
+	// again, in a loop).
+	if err := j.Finish(ctx, "x", "succeeded", "", nil); err == nil {
+		t.Fatal("a write to a closed file succeeded")
+	}
+	if err := j.Writable(ctx); !errors.Is(err, ErrStorage) {
+		t.Fatalf("a fresh answer was reused after a write failed: %v", err)
+	}
+}
