@@ -303,7 +303,7 @@ func TestRedeliveryAfterCrashAppliesOnce(t *testing.T) {
 	case <-time.After(time.Minute):
 		t.Fatal("the command was never applied")
 	}
-	applied := readUser(t, s.dc, u.DN).PwdLastSet
+	applied := testdc.PwdVersion(t, s.dc, u.DN)
 	if err := bindErr(t, s.dc, u.DN, pw); err != nil {
 		t.Fatalf("not applied before the crash: %v", err)
 	}
@@ -320,8 +320,8 @@ func TestRedeliveryAfterCrashAppliesOnce(t *testing.T) {
 	if res.Code != protocol.CodeSucceeded {
 		t.Fatalf("%+v", res.Result)
 	}
-	if now := readUser(t, s.dc, u.DN).PwdLastSet; !now.Equal(applied) {
-		t.Fatalf("pwdLastSet moved from %v to %v: applied twice", applied, now)
+	if now := testdc.PwdVersion(t, s.dc, u.DN); now != applied {
+		t.Fatalf("the password's version moved from %d to %d: applied twice", applied, now)
 	}
 }
 
@@ -336,8 +336,11 @@ func TestTwoInstancesOneQueueNoDoubleApply(t *testing.T) {
 	var wg sync.WaitGroup
 	var failed atomic.Int32
 	ids := make([]string, n)
+	users := make([]testdc.SeedUser, n)
+	v0 := make([]int, n)
 	for i := range n {
 		u := testdc.NewUser(t, s.dc, "")
+		users[i], v0[i] = u, testdc.PwdVersion(t, s.dc, u.DN)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -371,6 +374,11 @@ func TestTwoInstancesOneQueueNoDoubleApply(t *testing.T) {
 			t.Errorf("command %s applied %d times", id, appliedLines)
 		}
 	}
+	for i, u := range users {
+		if v := testdc.PwdVersion(t, s.dc, u.DN); v != v0[i]+1 {
+			t.Errorf("user %d: password written %d times, want once", i, v-v0[i])
+		}
+	}
 	for _, l := range strings.Split(s.logs.String(), "\n") {
 		if strings.Contains(l, `"msg":"connector running"`) {
 			instances[l[strings.Index(l, `"instance":`):]] = true
@@ -389,10 +397,12 @@ func TestShutdownMidBurstLosesNothing(t *testing.T) {
 	c := s.client()
 	const n = 16
 	var users []testdc.SeedUser
+	var v0 []int
 	var preps []*sender.Prepared
 	for i := range n {
 		u := testdc.NewUser(t, s.dc, "")
 		users = append(users, u)
+		v0 = append(v0, testdc.PwdVersion(t, s.dc, u.DN))
 		p, err := c.Send(context.Background(), sender.Request{Op: protocol.OpReset, User: sam(u),
 			NewPassword: s.secret(fmt.Sprintf("E2e!Burst.Pw%02d", i)), Actor: protocol.Actor{Kind: protocol.ActorAdmin, ID: "e2e"}})
 		if err != nil {
@@ -432,6 +442,11 @@ func TestShutdownMidBurstLosesNothing(t *testing.T) {
 		}
 		if n != 1 {
 			t.Errorf("command %s applied %d times", p.Command.ID, n)
+		}
+	}
+	for i, u := range users {
+		if v := testdc.PwdVersion(t, s.dc, u.DN); v != v0[i]+1 {
+			t.Errorf("user %d: password written %d times, want once", i, v-v0[i])
 		}
 	}
 }
