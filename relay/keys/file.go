@@ -3,6 +3,7 @@ package keys
 import (
 	"bytes"
 	"crypto/ed25519"
+	"crypto/hpke"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -130,11 +131,7 @@ func ParseConnectorPrivate(b []byte) (*ConnectorPrivate, error) {
 	if err != nil {
 		return nil, err
 	}
-	kem, err := connectorKEM(f.KEM)
-	if err != nil || f.KEM == 0 {
-		return nil, invalidf("kem: unsupported 0x%04x", f.KEM)
-	}
-	hb, err := unb64("hpke", f.HPKE)
+	kem, hb, err := hpkeMember(f)
 	if err != nil {
 		return nil, err
 	}
@@ -143,12 +140,9 @@ func ParseConnectorPrivate(b []byte) (*ConnectorPrivate, error) {
 	if err != nil {
 		return nil, invalidf("hpke: not a private key for KEM 0x%04x", f.KEM)
 	}
-	seed, err := unb64("ed25519", f.Ed25519)
+	seed, err := ed25519Member(f, ed25519.SeedSize, "seed")
 	if err != nil {
 		return nil, err
-	}
-	if len(seed) != ed25519.SeedSize {
-		return nil, invalidf("ed25519: seed must be %d bytes", ed25519.SeedSize)
 	}
 	k := &ConnectorPrivate{HPKE: hk, Sign: ed25519.NewKeyFromSeed(seed), KID: f.KID}
 	clear(seed)
@@ -167,11 +161,7 @@ func ParseConnectorPublic(b []byte) (*ConnectorPublic, error) {
 	if err != nil {
 		return nil, err
 	}
-	kem, err := connectorKEM(f.KEM)
-	if err != nil || f.KEM == 0 {
-		return nil, invalidf("kem: unsupported 0x%04x", f.KEM)
-	}
-	hb, err := unb64("hpke", f.HPKE)
+	kem, hb, err := hpkeMember(f)
 	if err != nil {
 		return nil, err
 	}
@@ -179,12 +169,9 @@ func ParseConnectorPublic(b []byte) (*ConnectorPublic, error) {
 	if err != nil {
 		return nil, invalidf("hpke: not a public key for KEM 0x%04x", f.KEM)
 	}
-	vb, err := unb64("ed25519", f.Ed25519)
+	vb, err := ed25519Member(f, ed25519.PublicKeySize, "public key")
 	if err != nil {
 		return nil, err
-	}
-	if len(vb) != ed25519.PublicKeySize {
-		return nil, invalidf("ed25519: public key must be %d bytes", ed25519.PublicKeySize)
 	}
 	p := &ConnectorPublic{KID: f.KID, HPKE: hp, Verify: ed25519.PublicKey(vb)}
 	if want := p.computeKID(); f.KID != want {
@@ -203,14 +190,39 @@ func parseSender(b []byte, typ string, size int, what string) (*keyFile, []byte,
 	if f.KEM != 0 || f.HPKE != "" {
 		return nil, nil, invalidf("sender key file has HPKE members")
 	}
-	raw, err := unb64("ed25519", f.Ed25519)
+	raw, err := ed25519Member(f, size, what)
 	if err != nil {
 		return nil, nil, err
 	}
-	if len(raw) != size {
-		return nil, nil, invalidf("ed25519: %s must be %d bytes", what, size)
-	}
 	return f, raw, nil
+}
+
+// hpkeMember returns a connector key file's KEM (which it must name) and
+// its decoded HPKE member.
+func hpkeMember(f *keyFile) (hpke.KEM, []byte, error) {
+	kem, err := connectorKEM(f.KEM)
+	if err != nil || f.KEM == 0 {
+		return nil, nil, invalidf("kem: unsupported 0x%04x", f.KEM)
+	}
+	hb, err := unb64("hpke", f.HPKE)
+	if err != nil {
+		return nil, nil, err
+	}
+	return kem, hb, nil
+}
+
+// ed25519Member decodes the Ed25519 member, which must be size bytes
+// (what names it in errors).
+func ed25519Member(f *keyFile, size int, what string) ([]byte, error) {
+	raw, err := unb64("ed25519", f.Ed25519)
+	if err != nil {
+		return nil, err
+	}
+	if len(raw) != size {
+		clear(raw)
+		return nil, invalidf("ed25519: %s must be %d bytes", what, size)
+	}
+	return raw, nil
 }
 
 // ParseSenderPrivate parses a sender private key file.
