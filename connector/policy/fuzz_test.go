@@ -130,7 +130,11 @@ func FuzzCheck(f *testing.F) {
 	f.Add(strings.Repeat("😀", 129), "x", "", "aaaa", 300, true)
 	f.Fuzz(func(t *testing.T, pw, sam, display, term string, minLen int, complexity bool) {
 		var terms []string
-		if n := len(refNormalize(strings.TrimSpace(term))); n >= MinBannedTermLength && n < MaxBannedTermLength { // term+"x" must fit too
+		fits := func(t string) bool {
+			n := len(normalizeRunes(nil, strings.TrimSpace(t))) // the list's own length rule
+			return n >= MinBannedTermLength && n <= MaxBannedTermLength
+		}
+		if fits(term) && fits(term+"x") { // term+"x" keeps term's trailing space
 			terms = []string{term, term + "x"}
 		}
 		bl, err := NewBannedList(terms)
