@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	shared "github.com/adwriteback/adwriteback/integration/stack"
 	"github.com/adwriteback/adwriteback/integration/testdc"
 	"github.com/adwriteback/adwriteback/relay/protocol"
 )
@@ -123,7 +124,7 @@ func kill9At(t *testing.T, dc *testdc.Info, row crashRow, opts protocol.Options)
 	// Restart on the same journal; the marker keeps it alive.
 	s.start()
 	s.check(jobs)
-	waitFor(t, time.Minute, "every command completed on the queue", func() bool {
+	shared.WaitFor(t, time.Minute, "every command completed on the queue", func() bool {
 		q, err := s.emu.Queue(context.Background(), queue)
 		return err == nil && q.Stats.Completed == len(jobs) && q.Active == 0 && q.Locked == 0
 	})

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	shared "github.com/adwriteback/adwriteback/integration/stack"
 	"github.com/adwriteback/adwriteback/integration/testdc"
 )
 
@@ -105,7 +106,7 @@ func TestEmulatorFaults(t *testing.T) {
 	}
 	for _, f := range faults {
 		n := s.auditCount()
-		waitFor(t, 2*time.Minute, "progress before "+f.name, func() bool { return s.auditCount() > n || allDone(jobs) })
+		shared.WaitFor(t, 2*time.Minute, "progress before "+f.name, func() bool { return s.auditCount() > n || allDone(jobs) })
 		if err := f.do(); err != nil {
 			t.Fatalf("%s: %v", f.name, err)
 		}
@@ -172,7 +173,7 @@ func TestDCFaults(t *testing.T) {
 	users := s.users(12)
 	s.start()
 	jobs := s.burst(users[:6])
-	waitFor(t, 3*time.Minute, "some commands handled through the dead and hanging servers", func() bool { return s.auditCount() >= 2 })
+	shared.WaitFor(t, 3*time.Minute, "some commands handled through the dead and hanging servers", func() bool { return s.auditCount() >= 2 })
 	later := users[6:]
 	v0s := make([]int, len(later))
 	for i, u := range later {
@@ -188,7 +189,7 @@ func TestDCFaults(t *testing.T) {
 	}
 	jobs = append(jobs, more...)
 	n := s.auditCount()
-	waitFor(t, 2*time.Minute, "a command abandoned while the DC is down", func() bool {
+	shared.WaitFor(t, 2*time.Minute, "a command abandoned while the DC is down", func() bool {
 		return s.auditCount() > n && strings.Contains(readFile(s.path("audit.jsonl")), `"abandoned"`)
 	})
 	if _, err := testdc.Up(ctx, cfg); err != nil {
@@ -226,14 +227,14 @@ func TestJournalDiskFull(t *testing.T) {
 	// cannot grow past the first 32 KiB, which hold a few commands.
 	s.start("prlimit", "--fsize=40960", "--")
 	jobs := s.burst(users)
-	waitFor(t, 2*time.Minute, "the connector to say the journal is not writable", func() bool {
+	shared.WaitFor(t, 2*time.Minute, "the connector to say the journal is not writable", func() bool {
 		return strings.Contains(s.logs.String(), "journal not writable: stopped taking work") || !s.running()
 	})
 	if !s.running() {
 		t.Fatal("the connector exited when the journal could not grow")
 	}
-	waitFor(t, time.Minute, "/readyz to fail on the journal", func() bool {
-		b, err := httpGet("http://" + s.httpAddr + "/readyz")
+	shared.WaitFor(t, time.Minute, "/readyz to fail on the journal", func() bool {
+		b, err := shared.HTTPGet("http://" + s.httpAddr + "/readyz")
 		return err == nil && strings.Contains(string(b), `"journal"`) && strings.Contains(string(b), "not writable")
 	})
 	// Stopped: once the commands already past their journal write have
@@ -241,7 +242,7 @@ func TestJournalDiskFull(t *testing.T) {
 	// connector's journal checks (every 2 s) and a lock renewal, nothing
 	// new is audited and no message is delivered again.
 	stable, last := time.Now(), -1
-	waitFor(t, time.Minute, "the commands in flight to finish", func() bool {
+	shared.WaitFor(t, time.Minute, "the commands in flight to finish", func() bool {
 		if n := s.auditCount(); n != last {
 			stable, last = time.Now(), n
 		}

@@ -12,9 +12,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -107,7 +104,7 @@ const (
 func newStack(t *testing.T, dc *testdc.Info, lock time.Duration) *stack {
 	t.Helper()
 	s := &stack{t: t, dc: dc, emu: sbemu.Start(t, nil), dir: t.TempDir(), logs: &shared.Buffer{}, results: &shared.Buffer{},
-		servers: []string{dc.LDAPSURL}, lock: lock, httpAddr: freeAddr(t)}
+		servers: []string{dc.LDAPSURL}, lock: lock, httpAddr: shared.FreeAddr(t)}
 	ctx := context.Background()
 	if err := shared.Queues(ctx, s.emu, shared.Queue{Name: queue, Options: sbemu.QueueOptions{LockDuration: lock, MaxDeliveryCount: 50}},
 		shared.Queue{Name: replies}); err != nil {
@@ -298,18 +295,6 @@ func (s *stack) check(jobs []*job) {
 	}
 }
 
-// waitFor polls cond until it holds or the timeout ends.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 func (s *stack) scanForSecrets() {
 	var hay strings.Builder
 	hay.WriteString(s.logs.String())
@@ -326,7 +311,7 @@ func (s *stack) scanForSecrets() {
 		}
 	}
 	if s.running() {
-		if b, err := httpGet("http://" + s.httpAddr + "/metrics"); err == nil {
+		if b, err := shared.HTTPGet("http://" + s.httpAddr + "/metrics"); err == nil {
 			hay.Write(b)
 		} else {
 			s.t.Logf("leak scan: /metrics not scanned: %v", err)
@@ -353,24 +338,4 @@ func tail(s string, n int) string {
 // pwdVersion counts password writes to dn (testdc.PwdVersion).
 func pwdVersion(t *testing.T, info *testdc.Info, dn string) int {
 	return testdc.PwdVersion(t, info, dn)
-}
-
-// freeAddr is a loopback address with a port free right now.
-func freeAddr(t *testing.T) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
-func httpGet(url string) ([]byte, error) {
-	c := &http.Client{Timeout: 10 * time.Second}
-	r, err := c.Get(url)
-	if err != nil {
-		return nil, err
-	}
-	defer r.Body.Close()
-	return io.ReadAll(io.LimitReader(r.Body, 4<<20))
 }

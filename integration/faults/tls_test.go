@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	shared "github.com/adwriteback/adwriteback/integration/stack"
 	"github.com/adwriteback/adwriteback/integration/testdc"
 	"github.com/adwriteback/adwriteback/relay/protocol"
 )
@@ -47,7 +48,7 @@ func TestLDAPSCertificateBecomesUntrusted(t *testing.T) {
 	t.Log("the DC's certificate is now untrusted")
 	second := s.burst(users[3:])
 	var detail string
-	waitFor(t, time.Minute, "/readyz 503 naming the DC's certificate problem", func() bool {
+	shared.WaitFor(t, time.Minute, "/readyz 503 naming the DC's certificate problem", func() bool {
 		code, r, _ := s.readyz()
 		c := r.check("dc:" + dcURL)
 		if code != http.StatusServiceUnavailable || c == nil || c.OK || c.Severity != "critical" {
@@ -59,7 +60,7 @@ func TestLDAPSCertificateBecomesUntrusted(t *testing.T) {
 	t.Logf("/readyz: dc:%s: %s", dcURL, detail)
 	// Each command delivered, refused at the DC's certificate and abandoned,
 	// and once more after its redelivery.
-	waitFor(t, time.Minute, "every command of the second burst abandoned twice", func() bool {
+	shared.WaitFor(t, time.Minute, "every command of the second burst abandoned twice", func() bool {
 		abandoned := map[string]int{}
 		for _, r := range s.auditRecords() {
 			if r.Settlement == "abandoned" {
@@ -116,7 +117,7 @@ func TestLDAPSUntrustedDCFailover(t *testing.T) {
 	s.check(jobs)
 
 	var detail string
-	waitFor(t, time.Minute, "/readyz naming the untrusted DC's certificate", func() bool {
+	shared.WaitFor(t, time.Minute, "/readyz naming the untrusted DC's certificate", func() bool {
 		code, r, _ := s.readyz()
 		bad, good := r.check("dc:"+badURL), r.check("dc:"+dc.LDAPSURL)
 		if code != http.StatusOK || bad == nil || good == nil || bad.OK || !good.OK {
@@ -129,7 +130,7 @@ func TestLDAPSUntrustedDCFailover(t *testing.T) {
 	if code, r, body := s.readyz(); code != http.StatusOK || !r.Ready || r.check("dc:"+badURL).Severity != "warning" {
 		t.Errorf("/readyz %d: %s", code, body)
 	}
-	page, err := httpGet("http://" + s.httpAddr + "/status")
+	page, err := shared.HTTPGet("http://" + s.httpAddr + "/status")
 	if err != nil {
 		t.Fatal(err)
 	}

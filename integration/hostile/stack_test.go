@@ -11,10 +11,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
-	"io"
 	"log/slog"
-	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -71,7 +68,7 @@ func newStack(t *testing.T, tier sbemu.Tier) *stack {
 	t.Helper()
 	s := &stack{t: t, dc: testdc.Ensure(t), emu: sbemu.Start(t, &sbemu.Options{Tier: tier}), dir: t.TempDir(),
 		logs: &shared.Buffer{}, audits: &shared.Buffer{}, replies: map[string][]byte{}, done: make(chan error, 1)}
-	s.httpAddr = freeAddr(t)
+	s.httpAddr = shared.FreeAddr(t)
 	ctx := context.Background()
 	qo := sbemu.QueueOptions{LockDuration: 20 * time.Second, MaxDeliveryCount: 5}
 	if tier == sbemu.TierPremium {
@@ -335,7 +332,7 @@ func (s *stack) serving(t *testing.T, pw string) {
 func (s *stack) fetchPages() []byte {
 	var b bytes.Buffer
 	for _, page := range []string{"/metrics", "/status", "/readyz"} {
-		p, err := httpGet("http://" + s.httpAddr + page)
+		p, err := shared.HTTPGet("http://" + s.httpAddr + page)
 		if err != nil {
 			s.t.Errorf("leak scan: %s not scanned: %v", page, err)
 			continue
@@ -410,24 +407,4 @@ func tailString(s string, n int) string {
 		return s[len(s)-n:]
 	}
 	return s
-}
-
-// freeAddr is a loopback address with a port free right now.
-func freeAddr(t *testing.T) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
-func httpGet(url string) ([]byte, error) {
-	c := &http.Client{Timeout: 10 * time.Second}
-	r, err := c.Get(url)
-	if err != nil {
-		return nil, err
-	}
-	defer r.Body.Close()
-	return io.ReadAll(io.LimitReader(r.Body, 4<<20))
 }

@@ -370,23 +370,12 @@ loop:
 			<-slots
 		}
 		now := s.cfg.Clock.Now()
-		if res.err == nil && len(res.msgs) == 0 {
+		if len(res.msgs) == 0 {
 			if ctx.Err() != nil {
 				break
 			}
-			// The SDK returns nothing and no error when the link or connection failed during
-			// the call (it recovers on the next call): not a healthy receive.
-			fail(ErrLinkInterrupted)
-			if !backoff() {
-				break
-			}
-			continue
-		}
-		if res.err != nil && len(res.msgs) == 0 {
-			if ctx.Err() != nil {
-				break
-			}
-			if errors.Is(res.err, context.DeadlineExceeded) {
+			switch {
+			case errors.Is(res.err, context.DeadlineExceeded):
 				// idle: nothing to receive within ReceiveTimeout
 				s.health.update(func(h *Health) {
 					h.State, h.LastReceive, h.ConsecutiveFailures = LinkUp, now, 0
@@ -399,11 +388,16 @@ loop:
 					s.health.update(func(h *Health) { h.Reconnects++ })
 				}
 				continue
+			case res.err == nil:
+				// The SDK returns nothing and no error when the link or connection failed
+				// during the call (it recovers on the next call): not a healthy receive.
+				fail(ErrLinkInterrupted)
+			default:
+				closeRcv(rcv)
+				rcv = nil
+				s.health.update(func(h *Health) { h.Reconnects++ })
+				fail(Classify(res.err))
 			}
-			closeRcv(rcv)
-			rcv = nil
-			s.health.update(func(h *Health) { h.Reconnects++ })
-			fail(Classify(res.err))
 			if !backoff() {
 				break
 			}
