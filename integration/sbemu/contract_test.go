@@ -15,6 +15,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
 
 	"github.com/adwriteback/adwriteback/integration/sbemu"
+	"github.com/adwriteback/adwriteback/integration/stack"
 )
 
 // The contract suite drives the emulator with the unmodified azservicebus SDK through each
@@ -91,20 +92,6 @@ func code(err error) azservicebus.Code {
 		return sbErr.Code
 	}
 	return ""
-}
-
-// waitFor polls cond until it holds or the deadline passes (wait-for-condition, not a sleep).
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		<-tick.C
-	}
 }
 
 func queueState(t *testing.T, e *sbemu.Emulator, q string) *sbemu.QueueState {
@@ -290,7 +277,7 @@ func TestLockExpiryAndRenewal(t *testing.T) {
 		if err := r.RenewMessageLock(ctxT(t, 5*time.Second), m, nil); err != nil {
 			t.Fatalf("renew: %v", err)
 		}
-		waitFor(t, time.Second, "half the lock duration", func() bool { return time.Until(*m.LockedUntil) < 300*time.Millisecond })
+		stack.WaitFor(t, time.Second, "half the lock duration", func() bool { return time.Until(*m.LockedUntil) < 300*time.Millisecond })
 	}
 	if !m.LockedUntil.After(first) {
 		t.Fatalf("LockedUntil not extended: %v -> %v", first, m.LockedUntil)
@@ -301,7 +288,7 @@ func TestLockExpiryAndRenewal(t *testing.T) {
 
 	// message 2: the lock runs out; settling reports lock lost and the message comes back
 	m2 := receiveOne(t, r)
-	waitFor(t, 5*time.Second, "lock expiry", func() bool { return queueState(t, e, q).Active == 1 })
+	stack.WaitFor(t, 5*time.Second, "lock expiry", func() bool { return queueState(t, e, q).Active == 1 })
 	err := r.CompleteMessage(ctxT(t, 5*time.Second), m2, nil)
 	if code(err) != azservicebus.CodeLockLost {
 		t.Fatalf("complete after expiry: %v (code %q), want CodeLockLost", err, code(err))
@@ -344,7 +331,7 @@ func TestMessageTTLDeadLetters(t *testing.T) {
 	c := newClient(t, e.ConnectionString())
 	short := 200 * time.Millisecond
 	send(t, c, q, &azservicebus.Message{MessageID: ptr("old"), Body: []byte("x"), TimeToLive: &short})
-	waitFor(t, 5*time.Second, "expiry", func() bool { return queueState(t, e, q).Stats.Expired == 1 })
+	stack.WaitFor(t, 5*time.Second, "expiry", func() bool { return queueState(t, e, q).Stats.Expired == 1 })
 	qs := queueState(t, e, q)
 	if qs.Active != 0 || len(qs.DeadLetters) != 1 || qs.DeadLetters[0].DeadLetterReason != "TTLExpiredException" {
 		t.Fatalf("after ttl: %+v", qs)
@@ -352,7 +339,7 @@ func TestMessageTTLDeadLetters(t *testing.T) {
 	// queue default TTL caps the message TTL
 	q2 := newQueue(t, e, sbemu.QueueOptions{DefaultTTL: 200 * time.Millisecond, NoDeadLetterOnExpiry: true})
 	send(t, c, q2, &azservicebus.Message{Body: []byte("y")})
-	waitFor(t, 5*time.Second, "expiry", func() bool { return queueState(t, e, q2).Stats.Expired == 1 })
+	stack.WaitFor(t, 5*time.Second, "expiry", func() bool { return queueState(t, e, q2).Stats.Expired == 1 })
 	if qs := queueState(t, e, q2); qs.Active != 0 || len(qs.DeadLetters) != 0 {
 		t.Fatalf("after default ttl: %+v", qs)
 	}
@@ -489,7 +476,7 @@ func TestSessions(t *testing.T) {
 		defer r.Close(context.Background())
 		got <- r.SessionID()
 	}()
-	waitFor(t, 5*time.Second, "accept-next to be waiting", func() bool { return queueState(t, e, q).Waiting == 1 })
+	stack.WaitFor(t, 5*time.Second, "accept-next to be waiting", func() bool { return queueState(t, e, q).Waiting == 1 })
 	send(t, c, q, &azservicebus.Message{SessionID: ptr("c"), Body: []byte("c1")})
 	if sid := <-got; sid != "c" {
 		t.Fatalf("waiting accept-next got %q", sid)
