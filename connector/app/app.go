@@ -284,10 +284,16 @@ func (a *App) sweep(ctx context.Context) {
 	t := time.NewTicker(time.Hour)
 	defer t.Stop()
 	for {
-		if n, err := a.Journal.Sweep(ctx, a.Cfg.Limits.Window); err != nil {
+		if sw, err := a.Journal.Sweep(ctx, a.Cfg.Limits.Window); err != nil {
 			a.Log.Warn("journal sweep failed", "err", err)
-		} else if n > 0 {
-			a.Log.Info("journal swept", "expired", n)
+		} else {
+			for _, e := range sw.Unresolved {
+				a.Log.Warn("journal swept a command whose outcome was never recorded (stopped between the write to AD and its result; check the account)",
+					"id", e.ID, "user_dn", e.UserDN, "applying_since", e.Applying)
+			}
+			if sw.Finished > 0 || len(sw.Unresolved) > 0 {
+				a.Log.Info("journal swept", "expired", sw.Finished, "unresolved", len(sw.Unresolved))
+			}
 		}
 		select {
 		case <-ctx.Done():

@@ -461,10 +461,22 @@ func (j *Journal) modifyAsync(ctx context.Context, id string, fn func(*Entry) (b
 	})
 }
 
+// Swept is what a Sweep deleted.
+type Swept struct {
+	// Finished counts commands with a recorded outcome.
+	Finished int
+	// Unresolved are commands left applying (the process stopped between
+	// the write to AD and recording its outcome, and the command never
+	// came back): their outcome was never known. They go once past the
+	// retention and their command's lifetime, as the others do, and are
+	// returned so the caller can say so.
+	Unresolved []Entry
+}
+
 // Sweep deletes entries past both their replay window and the retention,
 // claims past their replay window, and attempt records older than
-// maxWindow. It returns how many commands it deleted.
-func (j *Journal) Sweep(ctx context.Context, maxWindow time.Duration) (int, error) {
+// maxWindow.
+func (j *Journal) Sweep(ctx context.Context, maxWindow time.Duration) (Swept, error) {
 	now := j.opt.Now()
 	j.mu.Lock()
 	for id, c := range j.claims {
@@ -478,8 +490,9 @@ func (j *Journal) Sweep(ctx context.Context, maxWindow time.Duration) (int, erro
 		}
 	}
 	j.mu.Unlock()
-	n := 0
+	var sw Swept
 	err := j.c.do(ctx, func(tx *bolt.Tx) error {
+		sw = Swept{} // a transaction may run again
 		ids := tx.Bucket(bucketIDs)
 		c := tx.Bucket(bucketLog).Cursor()
 		var doomed [][2][]byte
@@ -491,8 +504,15 @@ func (j *Journal) Sweep(ctx context.Context, maxWindow time.Duration) (int, erro
 			if now.Sub(e.Created) <= j.opt.Retention {
 				break // the log is in arrival order: the rest is younger
 			}
-			if now.After(e.Until) && e.State != StateApplying {
-				doomed = append(doomed, [2][]byte{k, []byte(e.ID)})
+			if !now.After(e.Until) {
+				continue
+			}
+			doomed = append(doomed, [2][]byte{k, []byte(e.ID)})
+			if e.State == StateApplying {
+				e.Result = nil
+				sw.Unresolved = append(sw.Unresolved, *e)
+			} else {
+				sw.Finished++
 			}
 		}
 		for _, d := range doomed {
@@ -503,7 +523,6 @@ func (j *Journal) Sweep(ctx context.Context, maxWindow time.Duration) (int, erro
 				return err
 			}
 		}
-		n = len(doomed)
 		a := tx.Bucket(bucketAttempts)
 		var old [][]byte
 		err := a.ForEach(func(k, v []byte) error {
@@ -528,7 +547,10 @@ func (j *Journal) Sweep(ctx context.Context, maxWindow time.Duration) (int, erro
 		}
 		return nil
 	})
-	return n, err
+	if err != nil {
+		return Swept{}, err
+	}
+	return sw, nil
 }
 
 // Pending lists commands left in StateApplying (a crash between the write
