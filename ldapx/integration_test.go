@@ -98,12 +98,19 @@ func TestResetThenUserCanBind(t *testing.T) {
 	if before.PwdVersion == 0 {
 		t.Fatal("unicodePwd's replication version not read with the service account")
 	}
+	sent := time.Now().Truncate(time.Second)
 	a, err := cl.Reset(ctxT(t), u.DN, newPass, ldapx.ResetOptions{})
 	if err != nil {
 		t.Fatalf("reset: %v", err)
 	}
-	if after, err := cl.ReadUser(ctxT(t), u.DN); err != nil || after.PwdVersion != before.PwdVersion+1 {
+	after, err := cl.ReadUser(ctxT(t), u.DN)
+	if err != nil || after.PwdVersion != before.PwdVersion+1 {
 		t.Fatalf("unicodePwd version %d -> %+v (%v): one write must raise it by one", before.PwdVersion, after, err)
+	}
+	// The DC runs on this machine's clock: the write's recorded time is
+	// between the send and now.
+	if w := after.PwdWrittenAt; w.Before(sent) || w.After(time.Now()) || w.Before(before.PwdWrittenAt) {
+		t.Fatalf("password written at %v (before: %v), want within [%v, now]", w, before.PwdWrittenAt, sent)
 	}
 	if a.DC != info.LDAPSURL {
 		t.Errorf("applied at %q", a.DC)

@@ -3,6 +3,7 @@ package ldapx
 import (
 	"encoding/binary"
 	"testing"
+	"time"
 )
 
 // metaVector builds a replPropertyMetaData value with (attid, version) pairs.
@@ -37,13 +38,29 @@ func TestPwdVersion(t *testing.T) {
 	}
 }
 
+func TestPwdMetaTime(t *testing.T) {
+	raw := metaVector([2]uint32{0x90060, 4}, [2]uint32{attidUnicodePwd, 9})
+	want := time.Date(2026, 11, 25, 17, 30, 5, 0, time.UTC)
+	binary.LittleEndian.PutUint64(raw[16+48+8:], uint64(want.Unix()+dsTimeUnixOffset))
+	if w, ok := PwdMeta(raw); !ok || w.Version != 9 || !w.At.Equal(want) {
+		t.Fatalf("got %+v %v, want version 9 at %v", w, ok, want)
+	}
+	binary.LittleEndian.PutUint64(raw[16+48+8:], 0)
+	if w, ok := PwdMeta(raw); !ok || !w.At.IsZero() {
+		t.Fatalf("no time recorded: got %+v %v", w, ok)
+	}
+}
+
 func FuzzPwdVersion(f *testing.F) {
 	f.Add(metaVector([2]uint32{attidUnicodePwd, 7}))
 	f.Add([]byte{1, 0, 0, 0, 0, 0, 0, 0, 255, 255, 255, 255, 0, 0, 0, 0})
 	f.Fuzz(func(t *testing.T, raw []byte) {
-		v, ok := PwdVersion(raw)
-		if !ok && v != 0 {
-			t.Fatalf("version %d without ok", v)
+		w, ok := PwdMeta(raw)
+		if !ok && w != (PwdWrite{}) {
+			t.Fatalf("%+v without ok", w)
+		}
+		if !w.At.IsZero() && (w.At.Year() < 1970 || w.At.Year() > 9999) {
+			t.Fatalf("time %v out of range", w.At)
 		}
 	})
 }

@@ -56,7 +56,11 @@ type User struct {
 	// PwdVersion is unicodePwd's replication version (raised by every
 	// password write); 0 when the account cannot read
 	// replPropertyMetaData.
-	PwdVersion   uint32
+	PwdVersion uint32
+	// PwdWrittenAt is when the password was last written, by the writing
+	// DC's clock in whole seconds (replPropertyMetaData); zero when
+	// unreadable.
+	PwdWrittenAt time.Time
 	LockoutTime  time.Time // zero when not locked
 	ResultantPSO string    // DN of the effective PSO, "" when the domain policy applies
 	MemberOf     []string  // direct group memberships (DNs)
@@ -187,7 +191,8 @@ func userFromEntry(e *ldap.Entry, dc string) (*User, error) {
 	if s := e.GetAttributeValue("adminCount"); s != "" {
 		u.AdminCount, _ = strconv.Atoi(s)
 	}
-	u.PwdVersion, _ = PwdVersion(e.GetRawAttributeValue("replPropertyMetaData")) // 0 when unreadable
+	pw, _ := PwdMeta(e.GetRawAttributeValue("replPropertyMetaData")) // zero when unreadable
+	u.PwdVersion, u.PwdWrittenAt = pw.Version, pw.At
 	pls := e.GetAttributeValue("pwdLastSet")
 	u.MustChange = pls == "0"
 	var err error

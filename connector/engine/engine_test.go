@@ -111,6 +111,7 @@ func (f *fakeDir) write(op, dn string, mustChange bool) (ldapx.Applied, error) {
 	f.writes = append(f.writes, op+" "+dn)
 	for _, u := range f.users {
 		if u.DN == dn && op != "unlock" {
+			u.PwdWrittenAt = f.now()
 			u.PwdLastSet, u.MustChange = f.now().Add(time.Second), false
 			if mustChange {
 				u.PwdLastSet, u.MustChange = time.Time{}, true
@@ -503,6 +504,55 @@ func TestCrashAfterApplyIsSettledFromAD(t *testing.T) {
 	}
 	if n := r.dir.writeCount(); n != 1 {
 		t.Fatalf("%d writes; the resumed command must not write again", n)
+	}
+}
+
+// TestRedeliveryAppliedByAnotherInstance: instances share the queue, not
+// the journal. A redelivered command this journal never marked, whose
+// account shows a password write after the command was queued (with the
+// must-change flag the command sets), was applied by an earlier delivery to
+// another instance that stopped before answering: it is answered succeeded
+// and not written again. A first delivery, a write from before the command
+// was queued, or a flag the command would not set, is written as usual.
+func TestRedeliveryAppliedByAnotherInstance(t *testing.T) {
+	for _, tc := range []struct {
+		name            string
+		deliveries      uint32
+		writtenAfter    time.Duration // the account's last write, from the enqueue
+		mustChange      bool          // the command's option
+		accountMustChng bool
+		wantWrite       bool
+	}{
+		{name: "redelivered, written after queued", deliveries: 2, writtenAfter: 3 * time.Second},
+		{name: "written in the second it was queued", deliveries: 2, writtenAfter: -300 * time.Millisecond},
+		{name: "must-change reset, account must change", deliveries: 3, writtenAfter: time.Second, mustChange: true, accountMustChng: true},
+		{name: "first delivery", deliveries: 1, writtenAfter: time.Second, wantWrite: true},
+		{name: "written before queued", deliveries: 2, writtenAfter: -2 * time.Second, wantWrite: true},
+		{name: "flag the command does not set", deliveries: 2, writtenAfter: time.Second, accountMustChng: true, wantWrite: true},
+		{name: "must-change reset, account need not change", deliveries: 2, writtenAfter: time.Second, mustChange: true, wantWrite: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRig(t)
+			req := reset("alice", goodPw)
+			req.Options.MustChange = tc.mustChange
+			d := r.build(req)
+			d.DeliveryCount = tc.deliveries
+			d.EnqueuedTime = r.now.Add(-time.Minute).Add(500 * time.Millisecond)
+			alice := r.dir.users["alice"]
+			alice.PwdWrittenAt = d.EnqueuedTime.Add(tc.writtenAfter).Truncate(time.Second)
+			alice.MustChange = tc.accountMustChng
+			wantAction(t, r.eng.Handle(context.Background(), d), servicebus.Complete())
+			res := r.result(d.MessageID)
+			if res.Code != protocol.CodeSucceeded {
+				t.Fatalf("code %s (%s)", res.Code, res.Detail)
+			}
+			if n := r.dir.writeCount(); (n == 1) != tc.wantWrite || n > 1 {
+				t.Fatalf("%d writes, want a write: %v (%s)", n, tc.wantWrite, res.Detail)
+			}
+			if !tc.wantWrite && !strings.Contains(res.Detail, "another instance") {
+				t.Errorf("detail %q does not say why nothing was written", res.Detail)
+			}
+		})
 	}
 }
 

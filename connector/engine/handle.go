@@ -62,7 +62,7 @@ func (e *Engine) Handle(ctx context.Context, d *servicebus.Delivery) servicebus.
 	defer e.leave(rec.ID)
 	e.crashPoint("after_receive")
 
-	out := e.process(ctx, rec)
+	out := e.process(ctx, d, rec)
 	if out.transient && ctx.Err() == nil && d.DeliveryCount < e.cfg.MaxAttempts {
 		e.cfg.Metrics.Retry()
 		e.audit(d, rec, out, start, false, "abandoned")
@@ -185,7 +185,7 @@ func (e *Engine) replay(ctx context.Context, d *servicebus.Delivery, id string, 
 }
 
 // process runs the pipeline for a verified command.
-func (e *Engine) process(ctx context.Context, rec *protocol.Received) outcome {
+func (e *Engine) process(ctx context.Context, d *servicebus.Delivery, rec *protocol.Received) outcome {
 	dom, err := e.route(rec.User)
 	if err != nil {
 		return answer(protocol.CodeOutOfScope, err.Error())
@@ -196,12 +196,12 @@ func (e *Engine) process(ctx context.Context, rec *protocol.Received) outcome {
 	case <-ctx.Done():
 		return answer(protocol.CodeTransient, "shutting down")
 	}
-	out := e.inDomain(ctx, dom, rec)
+	out := e.inDomain(ctx, dom, d, rec)
 	out.domain = dom.Name
 	return out
 }
 
-func (e *Engine) inDomain(ctx context.Context, dom *Domain, rec *protocol.Received) outcome {
+func (e *Engine) inDomain(ctx context.Context, dom *Domain, d *servicebus.Delivery, rec *protocol.Received) outcome {
 	ref, err := UserRef(rec.User)
 	if err != nil {
 		return answer(protocol.CodeInvalidCommand, err.Error())
@@ -217,7 +217,9 @@ func (e *Engine) inDomain(ctx context.Context, dom *Domain, rec *protocol.Receiv
 	// first write may still be queued at a busy DC, so when the account
 	// shows no write yet, wait until that write can no longer land (the
 	// lock is renewed meanwhile) and look again before writing.
-	if ent, err := e.cfg.Journal.Get(ctx, rec.ID); err == nil && ent.State == journal.StateApplying && rec.Op != protocol.OpUnlock {
+	ent, err := e.cfg.Journal.Get(ctx, rec.ID)
+	resumed := err == nil && ent.State == journal.StateApplying
+	if resumed && rec.Op != protocol.OpUnlock {
 		done := func() bool {
 			return landed(ent.PwdVersionBefore, ent.PwdLastSetBefore, u, rec.Op == protocol.OpReset && rec.Options.MustChange)
 		}
@@ -241,6 +243,17 @@ func (e *Engine) inDomain(ctx context.Context, dom *Domain, rec *protocol.Receiv
 			o.applied = true
 			return o
 		}
+	}
+
+	// A command this journal never marked may still have been written by
+	// another instance that stopped before answering (instances share the
+	// queue, not the journal).
+	if !resumed && writtenElsewhere(d, rec, u) {
+		o := with(answer(protocol.CodeSucceeded, fmt.Sprintf(
+			"not written again: the password was written at %s, after this command was queued (%s), and this is its delivery %d: an earlier delivery, to another instance, applied it",
+			u.PwdWrittenAt.Format(time.RFC3339), queuedAt(d, rec).Format(time.RFC3339), d.DeliveryCount)))
+		o.applied = true
+		return o
 	}
 
 	if !inScope(u.DN, dom.ScopeOUs) {
@@ -344,6 +357,42 @@ func (e *Engine) inDomain(ctx context.Context, dom *Domain, rec *protocol.Receiv
 		}
 	}
 	return o
+}
+
+// writtenElsewhere reports whether a redelivered password command, of
+// which this journal holds no mark, shows in the account as applied: the
+// password was written after the command was queued (by the DC's clock,
+// whole seconds), and the must-change flag is what the command sets. The
+// earlier delivery went to another instance (this one marks its journal
+// before it writes), which wrote and stopped before answering. A first
+// delivery is never taken for applied: a write after it was queued is
+// someone else's.
+func writtenElsewhere(d *servicebus.Delivery, rec *protocol.Received, u *ldapx.User) bool {
+	if d.DeliveryCount < 2 || u.PwdWrittenAt.IsZero() {
+		return false
+	}
+	switch rec.Op {
+	case protocol.OpReset:
+		if u.MustChange != rec.Options.MustChange {
+			return false
+		}
+	case protocol.OpChange:
+		if u.MustChange {
+			return false
+		}
+	default:
+		return false
+	}
+	return !u.PwdWrittenAt.Before(queuedAt(d, rec).Truncate(time.Second))
+}
+
+// queuedAt is when the command entered the queue (the sender's issue time
+// when the broker gave none).
+func queuedAt(d *servicebus.Delivery, rec *protocol.Received) time.Time {
+	if !d.EnqueuedTime.IsZero() {
+		return d.EnqueuedTime
+	}
+	return rec.IssuedAt.Time
 }
 
 // landed reports whether the account (now) shows a password write since

@@ -233,3 +233,75 @@ func TestCrashPointsOnlyInFaultBuild(t *testing.T) {
 		}
 	}
 }
+
+// sibling is a second connector instance on the same queue, DC and keys,
+// with its own directory (journal, audit, config) and health listener, as a
+// second server running adwriteback would be.
+func (s *stack) sibling() *stack {
+	s.t.Helper()
+	b := *s
+	b.dir, b.httpAddr = s.t.TempDir(), shared.FreeAddr(s.t)
+	b.proc, b.exited, b.bin, b.env = nil, nil, "", nil
+	for _, name := range []string{shared.ConnectorKeyFile, shared.SenderPubFile, shared.BindPasswordFile, shared.ConnectionStringFile} {
+		raw, err := os.ReadFile(s.path(name))
+		if err != nil {
+			s.t.Fatal(err)
+		}
+		if err := os.WriteFile(b.path(name), raw, 0o600); err != nil {
+			s.t.Fatal(err)
+		}
+	}
+	s.t.Cleanup(func() { b.scanForSecrets(); b.kill() })
+	return &b
+}
+
+// TestKill9AfterApplyAnotherInstanceAnswers: two instances, each with its
+// own journal, share the queue. Instance A (the faultinject binary, one
+// command at a time) is killed right after its first write to AD returns,
+// before it records the outcome or answers. The command comes back, once
+// its lock expires, to instance B, whose journal never saw it: B must not
+// write it again (unicodePwd's version rises once) and must answer it
+// succeeded, saying why; every other command is applied once by B.
+func TestKill9AfterApplyAnotherInstanceAnswers(t *testing.T) {
+	dc := testdc.Ensure(t)
+	a := newStack(t, dc, 5*time.Second)
+	a.bin, a.concurrency = faultBinPath, 1
+	a.env = []string{"ADW_FAULT_CRASH_AT=after_apply", "ADW_FAULT_CRASH_AFTER=1", "ADW_FAULT_CRASH_MARKER=" + a.path("crash.marker")}
+	jobs := a.burst(a.users(3))
+	a.start()
+	st := a.waitExit(2 * time.Minute)
+	if ws, ok := st.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
+		t.Fatalf("instance A ended with %v, not SIGKILL after its first write", st)
+	}
+	var killed *job
+	for _, j := range jobs {
+		if pwdVersion(t, dc, j.user.DN)-j.v0 == 1 {
+			if killed != nil {
+				t.Fatalf("two commands written before the kill")
+			}
+			killed = j
+		}
+	}
+	if killed == nil {
+		t.Fatal("instance A was killed after a write that is not in AD")
+	}
+	if n := a.repliesSent(); n != 0 {
+		t.Fatalf("instance A sent %d results before the kill, want 0", n)
+	}
+
+	b := a.sibling()
+	b.start()
+	a.check(jobs) // every command: one write, succeeded, the new password binds
+	var said bool
+	for _, r := range b.auditRecords() {
+		if r.CommandID == killed.id {
+			said = r.Outcome == string(protocol.CodeSucceeded) && strings.Contains(r.Detail, "another instance")
+		}
+	}
+	if !said {
+		t.Errorf("instance B's audit does not answer %s as applied by another instance:\n%s", killed.id, readFile(b.path("audit.jsonl")))
+	}
+	if n := a.repliesSent(); n != len(jobs) {
+		t.Errorf("%d results sent for %d commands", n, len(jobs))
+	}
+}
