@@ -521,6 +521,7 @@ func TestRedeliveryAppliedByAnotherInstance(t *testing.T) {
 		writtenAfter    time.Duration // the account's last write, from the enqueue
 		mustChange      bool          // the command's option
 		accountMustChng bool
+		noMeta          bool // replPropertyMetaData unreadable: pwdLastSet tells
 		wantWrite       bool
 	}{
 		{name: "redelivered, written after queued", deliveries: 2, writtenAfter: 3 * time.Second},
@@ -530,6 +531,9 @@ func TestRedeliveryAppliedByAnotherInstance(t *testing.T) {
 		{name: "written before queued", deliveries: 2, writtenAfter: -2 * time.Second, wantWrite: true},
 		{name: "flag the command does not set", deliveries: 2, writtenAfter: time.Second, accountMustChng: true, wantWrite: true},
 		{name: "must-change reset, account need not change", deliveries: 2, writtenAfter: time.Second, mustChange: true, wantWrite: true},
+		{name: "no metadata, pwdLastSet after queued", deliveries: 2, writtenAfter: time.Second, noMeta: true},
+		{name: "no metadata, pwdLastSet before queued", deliveries: 2, writtenAfter: -time.Minute, noMeta: true, wantWrite: true},
+		{name: "no metadata, must-change reset", deliveries: 2, writtenAfter: time.Second, noMeta: true, mustChange: true, accountMustChng: true, wantWrite: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := newRig(t)
@@ -541,6 +545,12 @@ func TestRedeliveryAppliedByAnotherInstance(t *testing.T) {
 			alice := r.dir.users["alice"]
 			alice.PwdWrittenAt = d.EnqueuedTime.Add(tc.writtenAfter).Truncate(time.Second)
 			alice.MustChange = tc.accountMustChng
+			if tc.noMeta {
+				alice.PwdLastSet, alice.PwdWrittenAt = alice.PwdWrittenAt, time.Time{}
+				if tc.accountMustChng {
+					alice.PwdLastSet = time.Time{}
+				}
+			}
 			wantAction(t, r.eng.Handle(context.Background(), d), servicebus.Complete())
 			res := r.result(d.MessageID)
 			if res.Code != protocol.CodeSucceeded {

@@ -248,10 +248,10 @@ func (e *Engine) inDomain(ctx context.Context, dom *Domain, d *servicebus.Delive
 	// A command this journal never marked may still have been written by
 	// another instance that stopped before answering (instances share the
 	// queue, not the journal).
-	if !resumed && writtenElsewhere(d, rec, u) {
+	if at, ok := writtenElsewhere(d, rec, u); ok && !resumed {
 		o := with(answer(protocol.CodeSucceeded, fmt.Sprintf(
 			"not written again: the password was written at %s, after this command was queued (%s), and this is its delivery %d: an earlier delivery, to another instance, applied it",
-			u.PwdWrittenAt.Format(time.RFC3339), queuedAt(d, rec).Format(time.RFC3339), d.DeliveryCount)))
+			at.Format(time.RFC3339), queuedAt(d, rec).Format(time.RFC3339), d.DeliveryCount)))
 		o.applied = true
 		return o
 	}
@@ -362,28 +362,33 @@ func (e *Engine) inDomain(ctx context.Context, dom *Domain, d *servicebus.Delive
 // writtenElsewhere reports whether a redelivered password command, of
 // which this journal holds no mark, shows in the account as applied: the
 // password was written after the command was queued (by the DC's clock,
-// whole seconds), and the must-change flag is what the command sets. The
-// earlier delivery went to another instance (this one marks its journal
-// before it writes), which wrote and stopped before answering. A first
-// delivery is never taken for applied: a write after it was queued is
-// someone else's.
-func writtenElsewhere(d *servicebus.Delivery, rec *protocol.Received, u *ldapx.User) bool {
-	if d.DeliveryCount < 2 || u.PwdWrittenAt.IsZero() {
-		return false
+// whole seconds; pwdLastSet when replPropertyMetaData is unreadable and
+// the account need not change its password), and the must-change flag is
+// what the command sets. The earlier delivery went to another instance
+// (this one marks its journal before it writes), which wrote and stopped
+// before answering. A first delivery is never taken for applied: a write
+// after it was queued is someone else's. at is the write's time used.
+func writtenElsewhere(d *servicebus.Delivery, rec *protocol.Received, u *ldapx.User) (at time.Time, ok bool) {
+	at = u.PwdWrittenAt
+	if at.IsZero() && !u.MustChange {
+		at = u.PwdLastSet // replPropertyMetaData unreadable: a write sets pwdLastSet to its time
+	}
+	if d.DeliveryCount < 2 || at.IsZero() {
+		return at, false
 	}
 	switch rec.Op {
 	case protocol.OpReset:
 		if u.MustChange != rec.Options.MustChange {
-			return false
+			return at, false
 		}
 	case protocol.OpChange:
 		if u.MustChange {
-			return false
+			return at, false
 		}
 	default:
-		return false
+		return at, false
 	}
-	return !u.PwdWrittenAt.Before(queuedAt(d, rec).Truncate(time.Second))
+	return at, !at.Before(queuedAt(d, rec).Truncate(time.Second))
 }
 
 // queuedAt is when the command entered the queue (the sender's issue time
