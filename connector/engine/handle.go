@@ -245,17 +245,6 @@ func (e *Engine) inDomain(ctx context.Context, dom *Domain, d *servicebus.Delive
 		}
 	}
 
-	// A command this journal never marked may still have been written by
-	// another instance that stopped before answering (instances share the
-	// queue, not the journal).
-	if at, ok := writtenElsewhere(d, rec, u); ok && !resumed {
-		o := with(answer(protocol.CodeSucceeded, fmt.Sprintf(
-			"not written again: the password was written at %s, after this command was queued (%s), and this is its delivery %d: an earlier delivery, to another instance, applied it",
-			at.Format(time.RFC3339), queuedAt(d, rec).Format(time.RFC3339), d.DeliveryCount)))
-		o.applied = true
-		return o
-	}
-
 	if !inScope(u.DN, dom.ScopeOUs) {
 		return with(answer(protocol.CodeOutOfScope, "the account is outside the configured OUs"))
 	}
@@ -274,6 +263,19 @@ func (e *Engine) inDomain(ctx context.Context, dom *Domain, d *servicebus.Delive
 	if u.Disabled() {
 		return with(answer(protocol.CodeAccountDisabled, "userAccountControl has ACCOUNTDISABLE"))
 	}
+
+	// A command this journal never marked may still have been written by
+	// another instance that stopped before answering (instances share the
+	// queue, not the journal). Checked after scope and protection: what
+	// this instance would refuse, it refuses whoever wrote.
+	if at, ok := writtenElsewhere(d, rec, u); ok && !resumed {
+		o := with(answer(protocol.CodeSucceeded, fmt.Sprintf(
+			"not written again: the password was written at %s, after this command was queued (%s), and this is its delivery %d: an earlier delivery, to another instance, applied it",
+			at.Format(time.RFC3339), queuedAt(d, rec).Format(time.RFC3339), d.DeliveryCount)))
+		o.applied = true
+		return o
+	}
+
 	if rec.Op != protocol.OpCheck && e.cfg.RateLimit > 0 {
 		ok, wait, err := e.cfg.Journal.TakeAttempt(ctx, dom.Name+"/"+u.ObjectGUID, e.cfg.RateLimit, e.cfg.RateWindow)
 		if err != nil {
