@@ -513,7 +513,9 @@ func TestCrashAfterApplyIsSettledFromAD(t *testing.T) {
 // must-change flag the command sets), was applied by an earlier delivery to
 // another instance that stopped before answering: it is answered succeeded
 // and not written again. A first delivery, a write from before the command
-// was queued, or a flag the command would not set, is written as usual.
+// was queued, or a flag the command would not set, is written as usual. The
+// write's time is pwdLastSet (to 100 ns), or for a must-change reset (which
+// sets it to 0) the replication metadata's (whole seconds).
 func TestRedeliveryAppliedByAnotherInstance(t *testing.T) {
 	for _, tc := range []struct {
 		name            string
@@ -521,15 +523,18 @@ func TestRedeliveryAppliedByAnotherInstance(t *testing.T) {
 		writtenAfter    time.Duration // the account's last write, from the enqueue
 		mustChange      bool          // the command's option
 		accountMustChng bool
-		noMeta          bool // replPropertyMetaData unreadable: pwdLastSet tells
+		noMeta          bool // replPropertyMetaData unreadable
 		wantWrite       bool
 	}{
 		{name: "redelivered, written after queued", deliveries: 2, writtenAfter: 3 * time.Second},
-		{name: "written in the second it was queued", deliveries: 2, writtenAfter: -300 * time.Millisecond},
-		{name: "must-change reset, account must change", deliveries: 3, writtenAfter: time.Second, mustChange: true, accountMustChng: true},
-		{name: "first delivery", deliveries: 1, writtenAfter: time.Second, wantWrite: true},
+		{name: "written just after queued, same second", deliveries: 2, writtenAfter: 300 * time.Millisecond},
+		{name: "written just before queued, same second", deliveries: 2, writtenAfter: -300 * time.Millisecond, wantWrite: true},
 		{name: "written before queued", deliveries: 2, writtenAfter: -2 * time.Second, wantWrite: true},
+		{name: "first delivery", deliveries: 1, writtenAfter: time.Second, wantWrite: true},
 		{name: "flag the command does not set", deliveries: 2, writtenAfter: time.Second, accountMustChng: true, wantWrite: true},
+		{name: "must-change reset, account must change", deliveries: 3, writtenAfter: time.Second, mustChange: true, accountMustChng: true},
+		{name: "must-change reset, written in the second queued", deliveries: 2, writtenAfter: -300 * time.Millisecond, mustChange: true, accountMustChng: true},
+		{name: "must-change reset, written the second before", deliveries: 2, writtenAfter: -time.Second, mustChange: true, accountMustChng: true, wantWrite: true},
 		{name: "must-change reset, account need not change", deliveries: 2, writtenAfter: time.Second, mustChange: true, wantWrite: true},
 		{name: "no metadata, pwdLastSet after queued", deliveries: 2, writtenAfter: time.Second, noMeta: true},
 		{name: "no metadata, pwdLastSet before queued", deliveries: 2, writtenAfter: -time.Minute, noMeta: true, wantWrite: true},
@@ -542,14 +547,14 @@ func TestRedeliveryAppliedByAnotherInstance(t *testing.T) {
 			d := r.build(req)
 			d.DeliveryCount = tc.deliveries
 			d.EnqueuedTime = r.now.Add(-time.Minute).Add(500 * time.Millisecond)
+			written := d.EnqueuedTime.Add(tc.writtenAfter)
 			alice := r.dir.users["alice"]
-			alice.PwdWrittenAt = d.EnqueuedTime.Add(tc.writtenAfter).Truncate(time.Second)
-			alice.MustChange = tc.accountMustChng
+			alice.PwdWrittenAt, alice.PwdLastSet, alice.MustChange = written.Truncate(time.Second), written, tc.accountMustChng
+			if tc.accountMustChng {
+				alice.PwdLastSet = time.Time{}
+			}
 			if tc.noMeta {
-				alice.PwdLastSet, alice.PwdWrittenAt = alice.PwdWrittenAt, time.Time{}
-				if tc.accountMustChng {
-					alice.PwdLastSet = time.Time{}
-				}
+				alice.PwdWrittenAt = time.Time{}
 			}
 			wantAction(t, r.eng.Handle(context.Background(), d), servicebus.Complete())
 			res := r.result(d.MessageID)

@@ -362,35 +362,37 @@ func (e *Engine) inDomain(ctx context.Context, dom *Domain, d *servicebus.Delive
 }
 
 // writtenElsewhere reports whether a redelivered password command, of
-// which this journal holds no mark, shows in the account as applied: the
-// password was written after the command was queued (by the DC's clock,
-// whole seconds; pwdLastSet when replPropertyMetaData is unreadable and
-// the account need not change its password), and the must-change flag is
-// what the command sets. The earlier delivery went to another instance
-// (this one marks its journal before it writes), which wrote and stopped
-// before answering. A first delivery is never taken for applied: a write
-// after it was queued is someone else's. at is the write's time used.
-func writtenElsewhere(d *servicebus.Delivery, rec *protocol.Received, u *ldapx.User) (at time.Time, ok bool) {
-	at = u.PwdWrittenAt
-	if at.IsZero() && !u.MustChange {
-		at = u.PwdLastSet // replPropertyMetaData unreadable: a write sets pwdLastSet to its time
+// which this journal holds no mark, shows in the account as applied, and
+// the write's time it went by. The earlier delivery went to another
+// instance (this one marks its journal before it writes), which wrote and
+// stopped before answering. A first delivery is never taken for applied: a
+// write after it was queued is someone else's.
+//
+// Applied means the password was written after the command was queued,
+// leaving the must-change flag the command sets. The write's time is
+// pwdLastSet (to 100 ns), except after a must-change reset, which sets it
+// to 0: then only replPropertyMetaData's time of the password's last write
+// tells, in whole seconds, so a write in the second the command was queued
+// counts.
+func writtenElsewhere(d *servicebus.Delivery, rec *protocol.Received, u *ldapx.User) (time.Time, bool) {
+	if d.DeliveryCount < 2 {
+		return time.Time{}, false
 	}
-	if d.DeliveryCount < 2 || at.IsZero() {
-		return at, false
-	}
-	switch rec.Op {
-	case protocol.OpReset:
-		if u.MustChange != rec.Options.MustChange {
-			return at, false
+	queued := queuedAt(d, rec)
+	switch {
+	case rec.Op == protocol.OpReset && rec.Options.MustChange:
+		at := u.PwdWrittenAt
+		return at, u.MustChange && !at.IsZero() && !at.Before(queued.Truncate(time.Second))
+	case rec.Op == protocol.OpReset || rec.Op == protocol.OpChange:
+		if u.MustChange || u.PwdLastSet.IsZero() {
+			return time.Time{}, false
 		}
-	case protocol.OpChange:
-		if u.MustChange {
-			return at, false
+		if !u.PwdWrittenAt.IsZero() && u.PwdWrittenAt.Before(queued.Truncate(time.Second)) {
+			return time.Time{}, false // pwdLastSet moved without a password write
 		}
-	default:
-		return at, false
+		return u.PwdLastSet, !u.PwdLastSet.Before(queued)
 	}
-	return at, !at.Before(queuedAt(d, rec).Truncate(time.Second))
+	return time.Time{}, false
 }
 
 // queuedAt is when the command entered the queue (the sender's issue time

@@ -5,6 +5,7 @@ package faults
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"strconv"
 	"strings"
@@ -261,11 +262,21 @@ func (s *stack) sibling() *stack {
 // before it records the outcome or answers. The command comes back, once
 // its lock expires, to instance B, whose journal never saw it: B must not
 // write it again (unicodePwd's version rises once) and must answer it
-// succeeded, saying why; every other command is applied once by B.
+// succeeded, saying why; every other command is applied once by B. B tells
+// from pwdLastSet, or for must-change resets (pwdLastSet 0) from the
+// replication metadata's time of the password's last write.
 func TestKill9AfterApplyAnotherInstanceAnswers(t *testing.T) {
 	dc := testdc.Ensure(t)
+	for _, mustChange := range []bool{false, true} {
+		t.Run(fmt.Sprint("must_change=", mustChange), func(t *testing.T) {
+			killAfterApplyOtherInstance(t, dc, protocol.Options{MustChange: mustChange})
+		})
+	}
+}
+
+func killAfterApplyOtherInstance(t *testing.T, dc *testdc.Info, opts protocol.Options) {
 	a := newStack(t, dc, 5*time.Second)
-	a.bin, a.concurrency = faultBinPath, 1
+	a.bin, a.concurrency, a.resetOpts = faultBinPath, 1, opts
 	a.env = []string{"ADW_FAULT_CRASH_AT=after_apply", "ADW_FAULT_CRASH_AFTER=1", "ADW_FAULT_CRASH_MARKER=" + a.path("crash.marker")}
 	jobs := a.burst(a.users(3))
 	a.start()
