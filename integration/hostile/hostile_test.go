@@ -4,6 +4,7 @@ package hostile
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"strings"
@@ -56,12 +57,12 @@ func TestHostileInputThroughTheQueue(t *testing.T) {
 			b := s.signed(c, "Hostile!Forged.01")
 			var env protocol.Envelope
 			_ = json.Unmarshal(b, &env)
-			sig := []byte(env.Sig)
-			sig[3] ^= 0x01 // still base64, another signature
-			if sig[3] == '+' || sig[3] == '/' || sig[3] == '=' {
-				sig[3] = 'A'
+			sig, err := base64.StdEncoding.DecodeString(env.Sig)
+			if err != nil {
+				t.Fatal(err)
 			}
-			env.Sig = string(sig)
+			sig[3] ^= 0x01 // another signature, still well-formed
+			env.Sig = base64.StdEncoding.EncodeToString(sig)
 			out, _ := json.Marshal(env)
 			return out, c.ID
 		}, dead, nil},
