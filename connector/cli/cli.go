@@ -82,18 +82,24 @@ func (t Table) Dispatch(ctx context.Context, env *Env, args []string) error {
 	cmd, ok := t[name]
 	if !ok {
 		t.WriteHelp(env.Stderr)
-		return Usage("unknown command %q", args[0])
+		return unknownWord("command", args[0], t.names()...)
 	}
 	return cmd.Run(ctx, env, args[1:])
 }
 
-// WriteHelp prints the command list.
-func (t Table) WriteHelp(w io.Writer) {
+// names are the commands' names, sorted.
+func (t Table) names() []string {
 	names := make([]string, 0, len(t))
 	for n := range t {
 		names = append(names, n)
 	}
 	sort.Strings(names)
+	return names
+}
+
+// WriteHelp prints the command list.
+func (t Table) WriteHelp(w io.Writer) {
+	names := t.names()
 	var b strings.Builder
 	b.WriteString("adwriteback: on-prem password writeback connector for Active Directory\n\n")
 	b.WriteString("Usage: adwriteback <command> [flags]\n\nCommands:\n")
@@ -114,7 +120,7 @@ func HelpCommand(t Table) Command {
 				if c, ok := t[args[0]]; ok && c.Name != "help" {
 					return c.Run(ctx, env, []string{"-h"})
 				}
-				return Usage("unknown command %q", args[0])
+				return unknownWord("command", args[0], t.names()...)
 			}
 			t.WriteHelp(env.Stdout)
 			return nil

@@ -47,8 +47,11 @@ func TestHelpListsCommandsAndUnknownIsUsageError(t *testing.T) {
 		}
 	}
 	err := tb.Dispatch(context.Background(), env, []string{"frobnicate"})
-	if ExitCode(err) != 2 || !strings.Contains(err.Error(), "frobnicate") {
-		t.Fatalf("unknown command: %v (exit %d)", err, ExitCode(err))
+	if ExitCode(err) != 2 || !strings.Contains(err.Error(), "unknown command (not repeated here)") || strings.Contains(err.Error()+errb.String(), "frobnicate") {
+		t.Fatalf("unknown command: %v (exit %d); the word must not be repeated (it may be a password)", err, ExitCode(err))
+	}
+	if err := tb.Dispatch(context.Background(), env, []string{"verison"}); !strings.Contains(err.Error(), `did you mean "version"?`) {
+		t.Errorf("a typo: %v", err)
 	}
 	if !strings.Contains(errb.String(), "Commands:") {
 		t.Error("unknown command does not print the command list")

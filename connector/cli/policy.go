@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -62,7 +61,7 @@ func PolicyCommand() Command {
 				newCheckFlags(env.Stdout).fs.PrintDefaults()
 				return nil
 			}
-			return Usage("policy: unknown subcommand %q (want check or build-breached)", args[0])
+			return unknownWord("policy: subcommand", args[0], "check", "build-breached")
 		},
 	}
 }
@@ -101,15 +100,8 @@ func newCheckFlags(out io.Writer) *checkFlags {
 
 func policyCheck(ctx context.Context, env *Env, args []string) error {
 	f := newCheckFlags(env.Stderr)
-	if err := f.fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return Usage("policy check: %v", err)
-	}
-	if f.fs.NArg() > 0 {
-		// The argument may be a password: never echo it.
-		return Usage("policy check: takes no arguments (the password is read from standard input)")
+	if help, err := parseFlags(f.fs, env, args); help || err != nil {
+		return err
 	}
 	if (f.config == "") != (f.user == "") {
 		return Usage("policy check: --config and --user go together (the live policy of a user)")
@@ -219,14 +211,8 @@ func policyBuildBreached(ctx context.Context, env *Env, args []string) error {
 	in := fs.String("in", "", "breached-password list `FILE` in the published format, or - for standard input")
 	out := fs.String("out", "", "index `FILE` to write (replaced atomically)")
 	minCount := fs.Uint64("min-count", 0, "keep only hashes seen at least `N` times")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return Usage("policy build-breached: %v", err)
-	}
-	if fs.NArg() > 0 {
-		return Usage("policy build-breached: takes no arguments, only --in, --out and --min-count")
+	if help, err := parseFlags(fs, env, args); help || err != nil {
+		return err
 	}
 	if *in == "" || *out == "" {
 		return Usage("policy build-breached: --in and --out are required")

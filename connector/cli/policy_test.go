@@ -169,7 +169,9 @@ func TestPolicyUsageErrors(t *testing.T) {
 	}{
 		{"no subcommand", "", nil, "subcommand"},
 		{"unknown subcommand", "", []string{"frobnicate"}, "unknown subcommand"},
-		{"unknown flag", "x\n", []string{"check", "--nope"}, "nope"},
+		{"unknown flag", "x\n", []string{"check", "--nope"}, "argument 1 is not a flag of policy check"},
+		{"password as a flag", "x\n", []string{"check", "--hunter2"}, "argument 1 is not a flag"},
+		{"password as a value", "x\n", []string{"check", "--min-length", "hunter2"}, "invalid value for --min-length"},
 		{"positional password refused", "", []string{"check", "hunter2"}, "standard input"},
 		{"live mode: config missing", "x\n", []string{"check", "--config", "c.yaml", "--user", "bob"}, "read config"},
 		{"user alone", "x\n", []string{"check", "--user", "bob"}, "go together"},

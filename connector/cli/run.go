@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 
@@ -13,23 +12,6 @@ import (
 // RunCommand is `adwriteback run --config FILE`: the connector itself.
 func RunCommand() Command {
 	return Command{Name: "run", Summary: "run the connector (receive, check, apply, report)", Run: runRun}
-}
-
-// parseFlags parses args into fs; -h prints usage and returns ErrHelp as nil.
-func parseFlags(fs *flag.FlagSet, env *Env, args []string) (help bool, err error) {
-	fs.SetOutput(env.Stderr)
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return true, nil
-		}
-		return false, Usage("%s: %v", fs.Name(), err)
-	}
-	if fs.NArg() > 0 {
-		// Never echoed: a stray argument may be a password typed on the
-		// command line (passwords are read from standard input).
-		return false, Usage("%s: unexpected argument (%d given; only flags are accepted)", fs.Name(), fs.NArg())
-	}
-	return false, nil
 }
 
 func loadConfig(env *Env, path string) (*config.Config, error) {

@@ -110,9 +110,10 @@ func TestServiceInstallErrors(t *testing.T) {
 	}{
 		{[]string{"install"}, "--config FILE is required"},
 		{[]string{"install", "--config", filepath.Join(t.TempDir(), "missing.yaml")}, "configuration file"},
-		{[]string{"install", "--config", "x", "--bogus"}, "flag provided but not defined"},
+		{[]string{"install", "--config", "x", "--bogus"}, "argument 3 is not a flag"},
 		{[]string{"install", "--config", "x", "--name", ""}, "--name must not be empty"},
-		{[]string{"frobnicate"}, `unknown action "frobnicate"`},
+		{[]string{"frobnicate"}, `service: unknown action (not repeated here)`},
+		{[]string{"instal"}, `did you mean "install"?`},
 		{[]string{"start", "extra"}, `unexpected argument (1 given`},
 		{nil, "an action is required"},
 	} {
