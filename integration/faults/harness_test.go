@@ -47,7 +47,9 @@ func TestMain(m *testing.M) {
 		{"build", "-tags", "faultinject", "-o", faultBinPath, "../../connector/cmd/adwriteback"},
 	} {
 		wg.Go(func() {
-			if out, err := exec.Command("go", args...).CombinedOutput(); err != nil {
+			cmd := exec.Command("go", args...)
+			cmd.Env = append(os.Environ(), "CGO_ENABLED=0") // as the shipped binary is built
+			if out, err := cmd.CombinedOutput(); err != nil {
 				errs[i] = fmt.Errorf("go %s: %v\n%s", strings.Join(args, " "), err, out)
 			}
 		})

@@ -50,7 +50,7 @@ func run(ctx context.Context, args []string) error {
 		*out = filepath.Join(root, "integration", "bench", "RESULTS.md")
 	}
 	n, sweepN, baseline, burst, rounds, users := 5000, 1000, 100, 300, 2, 30
-	cmd := "go run ./integration/cmd/bench"
+	cmd := "CGO_ENABLED=0 go run ./integration/cmd/bench"
 	if *full {
 		n, sweepN, baseline, burst, rounds, users = 100000, 5000, 1000, 2000, 4, 200
 		cmd += " -full"
