@@ -63,7 +63,6 @@ type User struct {
 	PwdWrittenAt time.Time
 	LockoutTime  time.Time // zero when not locked
 	ResultantPSO string    // DN of the effective PSO, "" when the domain policy applies
-	MemberOf     []string  // direct group memberships (DNs)
 	DC           string
 }
 
