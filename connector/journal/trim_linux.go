@@ -1,8 +1,6 @@
 package journal
 
 import (
-	"os"
-
 	bolt "go.etcd.io/bbolt"
 	"golang.org/x/sys/unix"
 )
@@ -14,15 +12,12 @@ import (
 // fault-around its neighbours too) stays resident, so RSS grows with the
 // file over the retention period although the connector only ever works
 // on the log's tail. It runs inside a read transaction, which keeps bbolt
-// from remapping meanwhile; bbolt's map always covers the whole file (it
-// remaps before it grows the file), so the file's size bounds the range.
+// from remapping meanwhile; the map covers at least the pages the
+// transaction sees (tx.Size, bbolt's high-water mark), and no page past
+// them is ever read.
 func trimResident(db *bolt.DB) error {
 	return db.View(func(tx *bolt.Tx) error {
-		st, err := os.Stat(db.Path())
-		if err != nil {
-			return err
-		}
-		addr, size := db.Info().Data, st.Size()
+		addr, size := db.Info().Data, tx.Size()
 		if size <= 0 {
 			return nil
 		}
