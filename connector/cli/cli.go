@@ -82,7 +82,7 @@ func (t Table) Dispatch(ctx context.Context, env *Env, args []string) error {
 	cmd, ok := t[name]
 	if !ok {
 		t.WriteHelp(env.Stderr)
-		return unknownWord("command", args[0], t.names()...)
+		return unknownWord("unknown command", args[0], t.names()...)
 	}
 	return cmd.Run(ctx, env, args[1:])
 }
@@ -120,7 +120,7 @@ func HelpCommand(t Table) Command {
 				if c, ok := t[args[0]]; ok && c.Name != "help" {
 					return c.Run(ctx, env, []string{"-h"})
 				}
-				return unknownWord("command", args[0], t.names()...)
+				return unknownWord("unknown command", args[0], t.names()...)
 			}
 			t.WriteHelp(env.Stdout)
 			return nil

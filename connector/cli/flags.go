@@ -78,38 +78,36 @@ func flagProblem(fs *flag.FlagSet, args []string) string {
 	return "invalid flags (run with -h for the list)"
 }
 
-// unknownWord is the error for a command, subcommand or action word (what,
-// e.g. "policy: subcommand") that is not one of known. The word is not
-// repeated (it may be a password typed in the wrong place); the nearest
-// known one is suggested.
+// unknownWord is the error for a command, subcommand or action word that
+// is not one of known; what says which ("unknown command", "policy: unknown
+// subcommand"). The word is not repeated (it may be a password typed in the
+// wrong place); the nearest known one is suggested.
 func unknownWord(what, got string, known ...string) error {
+	hint := "not repeated here"
+	if best := nearest(got, known); best != "" {
+		hint += "; did you mean " + strconv.Quote(best) + "?"
+	}
+	return Usage("%s (%s)", what, hint)
+}
+
+// closestFlag suggests the defined flag nearest to a mistyped name.
+func closestFlag(fs *flag.FlagSet, name string) string {
+	var names []string
+	fs.VisitAll(func(f *flag.Flag) { names = append(names, f.Name) })
+	if best := nearest(name, names); best != "" {
+		return " (did you mean --" + best + "?)"
+	}
+	return ""
+}
+
+// nearest is the word of known within two edits of got (case aside), the
+// closest and, among equals, the first in sort order; "" when none is.
+func nearest(got string, known []string) string {
 	best, bestD := "", 3
 	for _, k := range known {
 		if d := levenshtein.ComputeDistance(strings.ToLower(got), k); d < bestD || d == bestD && k < best {
 			best, bestD = k, d
 		}
 	}
-	scope, noun := "", what
-	if i := strings.LastIndex(what, ": "); i >= 0 {
-		scope, noun = what[:i+2], what[i+2:]
-	}
-	hint := "not repeated here"
-	if best != "" {
-		hint += "; did you mean " + strconv.Quote(best) + "?"
-	}
-	return Usage("%sunknown %s (%s)", scope, noun, hint)
-}
-
-// closestFlag suggests the defined flag nearest to a mistyped name.
-func closestFlag(fs *flag.FlagSet, name string) string {
-	best, bestD := "", 3
-	fs.VisitAll(func(f *flag.Flag) {
-		if d := levenshtein.ComputeDistance(strings.ToLower(name), f.Name); d < bestD { // VisitAll goes in name order
-			best, bestD = f.Name, d
-		}
-	})
-	if best == "" {
-		return ""
-	}
-	return " (did you mean --" + best + "?)"
+	return best
 }

@@ -61,7 +61,7 @@ func PolicyCommand() Command {
 				newCheckFlags(env.Stdout).fs.PrintDefaults()
 				return nil
 			}
-			return unknownWord("policy: subcommand", args[0], "check", "build-breached")
+			return unknownWord("policy: unknown subcommand", args[0], "check", "build-breached")
 		},
 	}
 }

@@ -84,7 +84,7 @@ func serviceCommand(t Table, m serviceManager) Command {
 			case "uninstall", "start", "stop":
 			default:
 				fmt.Fprint(env.Stderr, serviceUsage)
-				return unknownWord("service: action", action, "install", "uninstall", "start", "stop", "run")
+				return unknownWord("service: unknown action", action, "install", "uninstall", "start", "stop", "run")
 			}
 			if help, err := parseFlags(fs, env, rest); help || err != nil {
 				return err
