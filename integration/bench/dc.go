@@ -103,21 +103,35 @@ func DCBound(ctx context.Context, opt DCOptions) (*DCResult, error) {
 	var seq int
 	pw := func() string { seq++; return fmt.Sprintf("Dcb!Reset.%07d", seq) }
 
-	// (1) and (3) alternate in rounds, after (2), so a DC whose speed
-	// drifts during the run (its database grows, other work on the
-	// machine comes and goes) weighs on both alike.
-	bare := func(n int) (resetRun, error) {
+	// reset writes a fresh password to the i-th user over c: what every
+	// baseline measures, one replace of unicodePwd.
+	reset := func(c *ldap.Conn, i int) error {
+		m := ldap.NewModifyRequest(users[i%len(users)].dn, nil)
+		m.Replace("unicodePwd", []string{testdc.EncodePassword(pw())})
+		return c.Modify(m)
+	}
+	// oneConn runs n resets on one bound connection, each after before
+	// (nil: none).
+	oneConn := func(n int, before func(c *ldap.Conn, i int) error) (resetRun, error) {
 		c, err := testdc.Bind(ctx, info, info.ServiceDN, info.ServicePass)
 		if err != nil {
 			return resetRun{}, err
 		}
 		defer c.Close()
 		return runResets(n, func(i int) error {
-			m := ldap.NewModifyRequest(users[i%len(users)].dn, nil)
-			m.Replace("unicodePwd", []string{testdc.EncodePassword(pw())})
-			return c.Modify(m)
+			if before != nil {
+				if err := before(c, i); err != nil {
+					return err
+				}
+			}
+			return reset(c, i)
 		}), nil
 	}
+
+	// (1) and (3) alternate in rounds, after (2), so a DC whose speed
+	// drifts during the run (its database grows, other work on the
+	// machine comes and goes) weighs on both alike.
+	bare := func(n int) (resetRun, error) { return oneConn(n, nil) }
 
 	logf("(2) naive: %d x (dial + bind + modify + close)", opt.Baseline)
 	res.Naive = runResets(opt.Baseline, func(i int) error {
@@ -126,9 +140,7 @@ func DCBound(ctx context.Context, opt DCOptions) (*DCResult, error) {
 			return err
 		}
 		defer c.Close()
-		m := ldap.NewModifyRequest(users[i%len(users)].dn, nil)
-		m.Replace("unicodePwd", []string{testdc.EncodePassword(pw())})
-		return c.Modify(m)
+		return reset(c, i)
 	}).throughput("naive dial+bind+modify+close")
 
 	rounds := max(opt.Rounds, 1)
@@ -141,21 +153,11 @@ func DCBound(ctx context.Context, opt DCOptions) (*DCResult, error) {
 	// makes (it must read the account fresh: scope, flags, pwdLastSet and
 	// the password version the crash recovery compares).
 	lookup := func(n int) (resetRun, error) {
-		c, err := testdc.Bind(ctx, info, info.ServiceDN, info.ServicePass)
-		if err != nil {
-			return resetRun{}, err
-		}
-		defer c.Close()
-		return runResets(n, func(i int) error {
-			u := users[i%len(users)]
-			if _, err := c.Search(ldap.NewSearchRequest(info.BaseDN, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 2, 0, false,
-				"(&(objectCategory=person)(objectClass=user)(sAMAccountName="+ldap.EscapeFilter(u.sam)+"))", ldapx.UserAttributes(), nil)); err != nil {
-				return err
-			}
-			m := ldap.NewModifyRequest(u.dn, nil)
-			m.Replace("unicodePwd", []string{testdc.EncodePassword(pw())})
-			return c.Modify(m)
-		}), nil
+		return oneConn(n, func(c *ldap.Conn, i int) error {
+			_, err := c.Search(ldap.NewSearchRequest(info.BaseDN, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 2, 0, false,
+				"(&(objectCategory=person)(objectClass=user)(sAMAccountName="+ldap.EscapeFilter(users[i%len(users)].sam)+"))", ldapx.UserAttributes(), nil))
+			return err
+		})
 	}
 	var bareAll, lookupAll resetRun
 	var pipeAll pipeRun
