@@ -13,6 +13,7 @@ import (
 
 	"github.com/go-ldap/ldap/v3"
 
+	shared "github.com/adwriteback/adwriteback/integration/stack"
 	"github.com/adwriteback/adwriteback/integration/testdc"
 	"github.com/adwriteback/adwriteback/ldapx"
 )
@@ -429,57 +430,11 @@ func TestTrustAndCredentials(t *testing.T) {
 	})
 }
 
-// deadListener returns an address that refuses connections.
-func deadAddr(t *testing.T) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	return addr
-}
-
-// hangListener accepts TCP connections and never answers.
-func hangListener(t *testing.T) (addr string, accepted <-chan struct{}) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ch := make(chan struct{}, 16)
-	var mu sync.Mutex
-	var conns []net.Conn
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-			select {
-			case ch <- struct{}{}:
-			default:
-			}
-		}
-	}()
-	t.Cleanup(func() {
-		l.Close()
-		mu.Lock()
-		for _, c := range conns {
-			c.Close()
-		}
-		mu.Unlock()
-	})
-	return l.Addr().String(), ch
-}
-
 func TestFailover(t *testing.T) {
 	info := testdc.Ensure(t)
-	hang, _ := hangListener(t)
+	hang, dead := shared.HangingListener(t), shared.FreeAddr(t) // dead: nothing listens there
 	cl := newClient(t, info, func(c *ldapx.Config) {
-		c.Servers = []string{"ldaps://" + deadAddr(t), "ldaps://" + hang, info.LDAPSURL}
+		c.Servers = []string{"ldaps://" + dead, "ldaps://" + hang, info.LDAPSURL}
 		c.ServerName = info.Addr
 		c.DialTimeout = 3 * time.Second // the hanging address costs this much
 	})
@@ -505,7 +460,7 @@ func TestFailover(t *testing.T) {
 
 func TestAllDCsDownIsTransient(t *testing.T) {
 	testdc.Ensure(t)
-	cl, err := ldapx.New(ldapx.Config{Servers: []string{"ldaps://" + deadAddr(t)}, BindDN: "x", BindPassword: "y"})
+	cl, err := ldapx.New(ldapx.Config{Servers: []string{"ldaps://" + shared.FreeAddr(t)}, BindDN: "x", BindPassword: "y"})
 	if err != nil {
 		t.Fatal(err)
 	}

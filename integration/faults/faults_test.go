@@ -5,10 +5,8 @@ package faults
 import (
 	"context"
 	"math/rand/v2"
-	"net"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -125,36 +123,6 @@ func TestEmulatorFaults(t *testing.T) {
 	}
 }
 
-// hangingListener accepts TCP connections and never answers.
-func hangingListener(t *testing.T) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	var conns []net.Conn
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		l.Close()
-		mu.Lock()
-		for _, c := range conns {
-			c.Close()
-		}
-		mu.Unlock()
-	})
-	return l.Addr().String()
-}
-
 // TestDCFaults uses a DC of its own (stopped and started by the test):
 // the configured servers are a listener that accepts TCP and never answers,
 // an address where nothing listens, then the real DC. Mid-burst the DC is
@@ -169,7 +137,7 @@ func TestDCFaults(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = testdc.Down(context.Background(), cfg) })
 	s := newStack(t, dc, 10*time.Second)
-	s.servers = []string{"ldaps://" + hangingListener(t), "ldaps://127.77.0.31:636", dc.LDAPSURL}
+	s.servers = []string{"ldaps://" + shared.HangingListener(t), "ldaps://127.77.0.31:636", dc.LDAPSURL}
 	users := s.users(12)
 	s.start()
 	jobs := s.burst(users[:6])

@@ -4,6 +4,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"sync"
 	"testing"
 	"time"
 )
@@ -44,4 +45,37 @@ func HTTPGet(url string) ([]byte, error) {
 	}
 	defer r.Body.Close()
 	return io.ReadAll(io.LimitReader(r.Body, 4<<20))
+}
+
+// HangingListener is a loopback address that accepts TCP connections and
+// never answers (a DC that hangs); the test's cleanup closes it and every
+// connection it took.
+func HangingListener(tb testing.TB) string {
+	tb.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var mu sync.Mutex
+	var conns []net.Conn
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+		}
+	}()
+	tb.Cleanup(func() {
+		l.Close()
+		mu.Lock()
+		for _, c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+	})
+	return l.Addr().String()
 }
