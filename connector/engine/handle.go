@@ -221,7 +221,7 @@ func (e *Engine) inDomain(ctx context.Context, dom *Domain, d *servicebus.Delive
 	resumed := err == nil && ent.State == journal.StateApplying
 	if resumed && rec.Op != protocol.OpUnlock {
 		done := func() bool {
-			return landed(ent.PwdVersionBefore, ent.PwdLastSetBefore, u, rec.Op == protocol.OpReset && rec.Options.MustChange)
+			return landed(ent.PwdVersionBefore, ent.PwdLastSetBefore, u, mustChangeReset(rec))
 		}
 		if !done() {
 			if wait := ent.Applying.Add(e.cfg.WriteWindow).Sub(e.cfg.Now()); wait > 0 {
@@ -380,7 +380,7 @@ func writtenElsewhere(d *servicebus.Delivery, rec *protocol.Received, u *ldapx.U
 	}
 	queued := queuedAt(d, rec)
 	switch {
-	case rec.Op == protocol.OpReset && rec.Options.MustChange:
+	case mustChangeReset(rec):
 		at := u.PwdWrittenAt
 		return at, u.MustChange && !at.IsZero() && !at.Before(queued.Truncate(time.Second))
 	case rec.Op == protocol.OpReset || rec.Op == protocol.OpChange:
@@ -393,6 +393,12 @@ func writtenElsewhere(d *servicebus.Delivery, rec *protocol.Received, u *ldapx.U
 		return u.PwdLastSet, !u.PwdLastSet.Before(queued)
 	}
 	return time.Time{}, false
+}
+
+// mustChangeReset says rec is a reset that also sets pwdLastSet to 0 (the
+// user must change the password at next logon).
+func mustChangeReset(rec *protocol.Received) bool {
+	return rec.Op == protocol.OpReset && rec.Options.MustChange
 }
 
 // queuedAt is when the command entered the queue (the sender's issue time
@@ -482,7 +488,7 @@ func wroteAnyway(dom *Domain, u *ldapx.User, rec *protocol.Received) (outcome, b
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	now, err := dom.Dir.ReadUser(ctx, u.DN)
-	if err != nil || !landed(u.PwdVersion, u.PwdLastSet, now, rec.Op == protocol.OpReset && rec.Options.MustChange) {
+	if err != nil || !landed(u.PwdVersion, u.PwdLastSet, now, mustChangeReset(rec)) {
 		return outcome{}, false
 	}
 	o := answer(protocol.CodeSucceeded, "the write was applied although its answer was lost")
