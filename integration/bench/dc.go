@@ -38,6 +38,11 @@ type DCOptions struct {
 	Rounds int
 	// Users to spread the resets over (created for the run, deleted after).
 	Users int
+	// PoolSizes: the pipeline (3) runs once per LDAP pool size (the
+	// connector's connections to the DC), in the same rounds; the first
+	// is the one the targets are checked on. Default 1 then 4 (the
+	// connector's default).
+	PoolSizes []int
 	// Dir for config, keys, journal; a temp dir if empty.
 	Dir string
 	// Log receives progress lines (nil: silent).
@@ -52,22 +57,53 @@ type Throughput struct {
 	PerSec  float64
 	Latency Latencies
 	Errors  int
+	// DCCPU is the CPU time the DC's processes used during the run (0
+	// when it could not be read).
+	DCCPU time.Duration
+}
+
+// DCCPUPerOp is the DC's CPU time per successful reset.
+func (t Throughput) DCCPUPerOp() time.Duration {
+	ok := t.N - t.Errors
+	if ok <= 0 {
+		return 0
+	}
+	return t.DCCPU / time.Duration(ok)
+}
+
+// DCBusy is the share of one core the DC used during the run.
+func (t Throughput) DCBusy() float64 {
+	if t.Wall <= 0 {
+		return 0
+	}
+	return float64(t.DCCPU) / float64(t.Wall)
 }
 
 // DCResult is the DC-bound comparison.
 type DCResult struct {
-	Bare, Naive, Pipeline Throughput
+	Bare, Naive Throughput
 	// Lookup is (1) with the pipeline's per-reset user lookup before each
 	// write (the same subtree search and attributes): the DC's limit for
 	// the work the pipeline must ask of it.
 	Lookup Throughput
+	// Pipelines are (3), one per pool size (DCOptions.PoolSizes).
+	Pipelines []PipelineResult
+}
+
+// PipelineResult is (3) at one LDAP pool size.
+type PipelineResult struct {
+	PoolSize int
+	Throughput
 	// Codes of the pipeline's results.
 	Codes map[protocol.ResultCode]int
 }
 
+// Pipeline is (3) at the first pool size: the one the targets are checked on.
+func (r *DCResult) Pipeline() PipelineResult { return r.Pipelines[0] }
+
 // VsBare is (3)/(1); VsNaive is (3)/(2).
-func (r *DCResult) VsBare() float64  { return r.Pipeline.PerSec / r.Bare.PerSec }
-func (r *DCResult) VsNaive() float64 { return r.Pipeline.PerSec / r.Naive.PerSec }
+func (r *DCResult) VsBare() float64  { return r.Pipeline().PerSec / r.Bare.PerSec }
+func (r *DCResult) VsNaive() float64 { return r.Pipeline().PerSec / r.Naive.PerSec }
 
 type dcUser struct{ dn, sam string }
 
@@ -132,23 +168,47 @@ func DCBound(ctx context.Context, opt DCOptions) (*DCResult, error) {
 	// drifts during the run (its database grows, other work on the
 	// machine comes and goes) weighs on both alike.
 	bare := func(n int) (resetRun, error) { return oneConn(n, nil) }
+	// dcCPU charges the DC's CPU time during run to it.
+	dcCPU := func(run func() (resetRun, error)) (resetRun, error) {
+		before, cerr := testdc.CPUTime(info)
+		r, err := run()
+		if after, cerr2 := testdc.CPUTime(info); cerr == nil && cerr2 == nil {
+			r.dcCPU = after - before
+		}
+		return r, err
+	}
 
 	logf("(2) naive: %d x (dial + bind + modify + close)", opt.Baseline)
-	res.Naive = runResets(opt.Baseline, func(i int) error {
-		c, err := testdc.Bind(ctx, info, info.ServiceDN, info.ServicePass)
-		if err != nil {
-			return err
-		}
-		defer c.Close()
-		return reset(c, i)
-	}).throughput("naive dial+bind+modify+close")
+	naive, _ := dcCPU(func() (resetRun, error) {
+		return runResets(opt.Baseline, func(i int) error {
+			c, err := testdc.Bind(ctx, info, info.ServiceDN, info.ServicePass)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			return reset(c, i)
+		}), nil
+	})
+	res.Naive = naive.throughput("naive dial+bind+modify+close")
 
 	rounds := max(opt.Rounds, 1)
-	p, err := startPipe(ctx, info, dir, users, opt.Burst/rounds+1)
-	if err != nil {
-		return nil, err
+	pools := opt.PoolSizes
+	if len(pools) == 0 {
+		pools = []int{1, 4}
 	}
-	defer p.close()
+	pipes := make([]*pipe, len(pools))
+	for i, size := range pools {
+		pdir := filepath.Join(dir, fmt.Sprintf("pool%d", size))
+		if err := os.MkdirAll(pdir, 0o700); err != nil {
+			return nil, err
+		}
+		p, err := startPipe(ctx, info, pdir, users, opt.Burst/rounds+1, size)
+		if err != nil {
+			return nil, err
+		}
+		defer p.close()
+		pipes[i] = p
+	}
 	// lookup is (1) plus, before each write, the user lookup the connector
 	// makes (it must read the account fresh: scope, flags, pwdLastSet and
 	// the password version the crash recovery compares).
@@ -160,42 +220,51 @@ func DCBound(ctx context.Context, opt DCOptions) (*DCResult, error) {
 		})
 	}
 	var bareAll, lookupAll resetRun
-	var pipeAll pipeRun
+	pipeAll := make([]pipeRun, len(pipes))
 	for r := range rounds {
 		nb, np := opt.Baseline/rounds, opt.Burst/rounds
 		if r == rounds-1 {
 			nb, np = opt.Baseline-nb*(rounds-1), opt.Burst-np*(rounds-1)
 		}
 		logf("round %d/%d: (1) bare go-ldap loop, %d resets on one connection", r+1, rounds, nb)
-		b, err := bare(nb)
+		b, err := dcCPU(func() (resetRun, error) { return bare(nb) })
 		if err != nil {
 			return nil, err
 		}
 		bareAll = bareAll.plus(b)
 		logf("round %d/%d: (1b) the same with the user lookup, %d resets", r+1, rounds, nb)
-		lb, err := lookup(nb)
+		lb, err := dcCPU(func() (resetRun, error) { return lookup(nb) })
 		if err != nil {
 			return nil, err
 		}
 		lookupAll = lookupAll.plus(lb)
-		logf("round %d/%d: (3) full pipeline, a burst of %d commands", r+1, rounds, np)
-		pr, err := p.burst(ctx, users, np)
-		if err != nil {
-			return nil, err
+		for i, p := range pipes {
+			logf("round %d/%d: (3) full pipeline, LDAP pool of %d, a burst of %d commands", r+1, rounds, pools[i], np)
+			before, cerr := testdc.CPUTime(info)
+			pr, err := p.burst(ctx, users, np)
+			if err != nil {
+				return nil, err
+			}
+			if after, cerr2 := testdc.CPUTime(info); cerr == nil && cerr2 == nil {
+				pr.dcCPU = after - before
+			}
+			pipeAll[i] = pipeAll[i].plus(pr)
 		}
-		pipeAll = pipeAll.plus(pr)
 	}
 	res.Bare = bareAll.throughput(fmt.Sprintf("bare go-ldap loop, one connection (%d rounds, alternating with (3))", rounds))
 	res.Lookup = lookupAll.throughput("bare loop with the pipeline's user lookup before each write")
-	res.Pipeline, res.Codes = pipeAll.throughput(), pipeAll.codes
+	for i, pr := range pipeAll {
+		res.Pipelines = append(res.Pipelines, PipelineResult{PoolSize: pools[i], Throughput: pr.throughput(pools[i]), Codes: pr.codes})
+	}
 	return res, nil
 }
 
 // resetRun is one timed series of resets.
 type resetRun struct {
-	lat  []time.Duration
-	wall time.Duration
-	errs int
+	lat   []time.Duration
+	wall  time.Duration
+	errs  int
+	dcCPU time.Duration
 }
 
 func runResets(n int, reset func(i int) error) resetRun {
@@ -214,11 +283,11 @@ func runResets(n int, reset func(i int) error) resetRun {
 }
 
 func (r resetRun) plus(o resetRun) resetRun {
-	return resetRun{lat: append(append([]time.Duration(nil), r.lat...), o.lat...), wall: r.wall + o.wall, errs: r.errs + o.errs}
+	return resetRun{lat: append(append([]time.Duration(nil), r.lat...), o.lat...), wall: r.wall + o.wall, errs: r.errs + o.errs, dcCPU: r.dcCPU + o.dcCPU}
 }
 
 func (r resetRun) throughput(name string) Throughput {
-	return Throughput{Name: name, N: len(r.lat) + r.errs, Wall: r.wall, PerSec: float64(len(r.lat)) / r.wall.Seconds(), Latency: summarise(r.lat), Errors: r.errs}
+	return Throughput{Name: name, N: len(r.lat) + r.errs, Wall: r.wall, PerSec: float64(len(r.lat)) / r.wall.Seconds(), Latency: summarise(r.lat), Errors: r.errs, DCCPU: r.dcCPU}
 }
 
 func createUsers(ctx context.Context, info *testdc.Info, n int) ([]dcUser, func(), error) {
@@ -260,7 +329,7 @@ type pipe struct {
 
 // startPipe starts the pipeline and warms it up with one command, so links
 // and the DC connection pool are up before anything is timed.
-func startPipe(ctx context.Context, info *testdc.Info, dir string, users []dcUser, maxPending int) (_ *pipe, err error) {
+func startPipe(ctx context.Context, info *testdc.Info, dir string, users []dcUser, maxPending, poolSize int) (_ *pipe, err error) {
 	var closers []func()
 	closeAll := func() {
 		for i := len(closers) - 1; i >= 0; i-- {
@@ -293,6 +362,7 @@ func startPipe(ctx context.Context, info *testdc.Info, dir string, users []dcUse
 	spec.MinLength = 12
 	spec.Queue = "commands"
 	spec.PerUser = 1000000
+	spec.PoolSize = poolSize
 	spec.HTTPListen = "127.0.0.1:0"
 	if err := spec.WriteFile(p("config.yaml")); err != nil {
 		return nil, err
@@ -338,6 +408,7 @@ type pipeRun struct {
 	wall  time.Duration
 	n     int
 	codes map[protocol.ResultCode]int
+	dcCPU time.Duration
 }
 
 func (r pipeRun) plus(o pipeRun) pipeRun {
@@ -347,13 +418,13 @@ func (r pipeRun) plus(o pipeRun) pipeRun {
 			codes[c] += n
 		}
 	}
-	return pipeRun{lat: append(append([]time.Duration(nil), r.lat...), o.lat...), wall: r.wall + o.wall, n: r.n + o.n, codes: codes}
+	return pipeRun{lat: append(append([]time.Duration(nil), r.lat...), o.lat...), wall: r.wall + o.wall, n: r.n + o.n, codes: codes, dcCPU: r.dcCPU + o.dcCPU}
 }
 
-func (r pipeRun) throughput() Throughput {
+func (r pipeRun) throughput(poolSize int) Throughput {
 	ok := r.codes[protocol.CodeSucceeded]
-	return Throughput{Name: "full pipeline (emulator -> connector -> DC -> reply)", N: r.n, Wall: r.wall,
-		PerSec: float64(ok) / r.wall.Seconds(), Latency: summarise(r.lat), Errors: r.n - ok}
+	return Throughput{Name: fmt.Sprintf("full pipeline (emulator -> connector -> DC -> reply), LDAP pool of %d", poolSize), N: r.n, Wall: r.wall,
+		PerSec: float64(ok) / r.wall.Seconds(), Latency: summarise(r.lat), Errors: r.n - ok, DCCPU: r.dcCPU}
 }
 
 // burst sends n commands at once and times each from send to verified

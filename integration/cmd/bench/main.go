@@ -38,9 +38,13 @@ func run(ctx context.Context, args []string) error {
 	full := fs.Bool("full", false, "full run: 100,000 connector-bound commands, a 2,000-command DC burst")
 	out := fs.String("out", "", "results file (default integration/bench/RESULTS.md in the module)")
 	noDC := fs.Bool("no-dc", false, "skip the DC-bound part")
+	dcOnly := fs.Bool("dc-only", false, "skip the connector-bound part")
 	workers := fs.Int("workers", 16, "concurrent handlers in the connector-bound burst")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *noDC && *dcOnly {
+		return errors.New("-no-dc and -dc-only leave nothing to measure")
 	}
 	if *out == "" {
 		root, err := moduleRoot()
@@ -60,23 +64,10 @@ func run(ctx context.Context, args []string) error {
 		fmt.Fprintf(os.Stderr, "%s "+f+"\n", append([]any{time.Now().Format("15:04:05")}, a...)...)
 	}
 
-	logf("connector-bound: %d commands, %d handlers, GOMAXPROCS=1", n, *workers)
-	c, err := bench.ConnectorBound(ctx, bench.ConnectorOptions{N: n, Workers: *workers, Users: 1000})
-	if err != nil {
-		return fmt.Errorf("connector-bound: %w", err)
-	}
-	rep.Connector = c
-	for _, w := range bench.SweepWorkers() {
-		logf("connector-bound sweep: %d commands, %d handlers", sweepN, w)
-		r, err := bench.ConnectorBound(ctx, bench.ConnectorOptions{N: sweepN, Workers: w, Users: 1000})
-		if err != nil {
-			return fmt.Errorf("connector-bound sweep: %w", err)
+	if !*dcOnly {
+		if err := connectorBound(ctx, rep, n, sweepN, *workers, logf); err != nil {
+			return err
 		}
-		rep.Sweep = append(rep.Sweep, r)
-	}
-	logf("journal alone: %d commands one after another", sweepN)
-	if rep.JournalFloor, err = bench.MeasureJournalFloor(ctx, "", sweepN); err != nil {
-		return fmt.Errorf("journal floor: %w", err)
 	}
 
 	if !*noDC {
@@ -100,6 +91,28 @@ func run(ctx context.Context, args []string) error {
 		return err
 	}
 	logf("wrote %s", *out)
+	return nil
+}
+
+func connectorBound(ctx context.Context, rep *bench.Report, n, sweepN, workers int, logf func(string, ...any)) error {
+	logf("connector-bound: %d commands, %d handlers, GOMAXPROCS=1", n, workers)
+	c, err := bench.ConnectorBound(ctx, bench.ConnectorOptions{N: n, Workers: workers, Users: 1000})
+	if err != nil {
+		return fmt.Errorf("connector-bound: %w", err)
+	}
+	rep.Connector = c
+	for _, w := range bench.SweepWorkers() {
+		logf("connector-bound sweep: %d commands, %d handlers", sweepN, w)
+		r, err := bench.ConnectorBound(ctx, bench.ConnectorOptions{N: sweepN, Workers: w, Users: 1000})
+		if err != nil {
+			return fmt.Errorf("connector-bound sweep: %w", err)
+		}
+		rep.Sweep = append(rep.Sweep, r)
+	}
+	logf("journal alone: %d commands one after another", sweepN)
+	if rep.JournalFloor, err = bench.MeasureJournalFloor(ctx, "", sweepN); err != nil {
+		return fmt.Errorf("journal floor: %w", err)
+	}
 	return nil
 }
 
