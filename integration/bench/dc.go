@@ -57,18 +57,24 @@ type Throughput struct {
 	PerSec  float64
 	Latency Latencies
 	Errors  int
-	// DCCPU is the CPU time the DC's processes used during the run (0
-	// when it could not be read).
-	DCCPU time.Duration
+	// DC is what the DC's processes used of the CPUs during the run
+	// (zero when it could not be read).
+	DC testdc.Usage
 }
 
 // DCCPUPerOp is the DC's CPU time per successful reset.
-func (t Throughput) DCCPUPerOp() time.Duration {
+func (t Throughput) DCCPUPerOp() time.Duration { return t.perOp(t.DC.CPU) }
+
+// DCWaitPerOp is how long, per successful reset, the DC was ready to run
+// but waited for a CPU that other work held.
+func (t Throughput) DCWaitPerOp() time.Duration { return t.perOp(t.DC.Waited) }
+
+func (t Throughput) perOp(d time.Duration) time.Duration {
 	ok := t.N - t.Errors
 	if ok <= 0 {
 		return 0
 	}
-	return t.DCCPU / time.Duration(ok)
+	return d / time.Duration(ok)
 }
 
 // DCBusy is the share of one core the DC used during the run.
@@ -76,7 +82,7 @@ func (t Throughput) DCBusy() float64 {
 	if t.Wall <= 0 {
 		return 0
 	}
-	return float64(t.DCCPU) / float64(t.Wall)
+	return float64(t.DC.CPU) / float64(t.Wall)
 }
 
 // DCResult is the DC-bound comparison.
@@ -168,12 +174,12 @@ func DCBound(ctx context.Context, opt DCOptions) (*DCResult, error) {
 	// drifts during the run (its database grows, other work on the
 	// machine comes and goes) weighs on both alike.
 	bare := func(n int) (resetRun, error) { return oneConn(n, nil) }
-	// dcCPU charges the DC's CPU time during run to it.
+	// dcCPU charges what the DC used during run to it.
 	dcCPU := func(run func() (resetRun, error)) (resetRun, error) {
-		before, cerr := testdc.CPUTime(info)
+		before, cerr := testdc.ReadUsage(info)
 		r, err := run()
-		if after, cerr2 := testdc.CPUTime(info); cerr == nil && cerr2 == nil {
-			r.dcCPU = after - before
+		if after, cerr2 := testdc.ReadUsage(info); cerr == nil && cerr2 == nil {
+			r.dc = after.Sub(before)
 		}
 		return r, err
 	}
@@ -240,13 +246,13 @@ func DCBound(ctx context.Context, opt DCOptions) (*DCResult, error) {
 		lookupAll = lookupAll.plus(lb)
 		for i, p := range pipes {
 			logf("round %d/%d: (3) full pipeline, LDAP pool of %d, a burst of %d commands", r+1, rounds, pools[i], np)
-			before, cerr := testdc.CPUTime(info)
+			before, cerr := testdc.ReadUsage(info)
 			pr, err := p.burst(ctx, users, np)
 			if err != nil {
 				return nil, err
 			}
-			if after, cerr2 := testdc.CPUTime(info); cerr == nil && cerr2 == nil {
-				pr.dcCPU = after - before
+			if after, cerr2 := testdc.ReadUsage(info); cerr == nil && cerr2 == nil {
+				pr.dc = after.Sub(before)
 			}
 			pipeAll[i] = pipeAll[i].plus(pr)
 		}
@@ -261,10 +267,10 @@ func DCBound(ctx context.Context, opt DCOptions) (*DCResult, error) {
 
 // resetRun is one timed series of resets.
 type resetRun struct {
-	lat   []time.Duration
-	wall  time.Duration
-	errs  int
-	dcCPU time.Duration
+	lat  []time.Duration
+	wall time.Duration
+	errs int
+	dc   testdc.Usage
 }
 
 func runResets(n int, reset func(i int) error) resetRun {
@@ -283,11 +289,11 @@ func runResets(n int, reset func(i int) error) resetRun {
 }
 
 func (r resetRun) plus(o resetRun) resetRun {
-	return resetRun{lat: append(append([]time.Duration(nil), r.lat...), o.lat...), wall: r.wall + o.wall, errs: r.errs + o.errs, dcCPU: r.dcCPU + o.dcCPU}
+	return resetRun{lat: append(append([]time.Duration(nil), r.lat...), o.lat...), wall: r.wall + o.wall, errs: r.errs + o.errs, dc: addUsage(r.dc, o.dc)}
 }
 
 func (r resetRun) throughput(name string) Throughput {
-	return Throughput{Name: name, N: len(r.lat) + r.errs, Wall: r.wall, PerSec: float64(len(r.lat)) / r.wall.Seconds(), Latency: summarise(r.lat), Errors: r.errs, DCCPU: r.dcCPU}
+	return Throughput{Name: name, N: len(r.lat) + r.errs, Wall: r.wall, PerSec: float64(len(r.lat)) / r.wall.Seconds(), Latency: summarise(r.lat), Errors: r.errs, DC: r.dc}
 }
 
 func createUsers(ctx context.Context, info *testdc.Info, n int) ([]dcUser, func(), error) {
@@ -408,7 +414,7 @@ type pipeRun struct {
 	wall  time.Duration
 	n     int
 	codes map[protocol.ResultCode]int
-	dcCPU time.Duration
+	dc    testdc.Usage
 }
 
 func (r pipeRun) plus(o pipeRun) pipeRun {
@@ -418,13 +424,13 @@ func (r pipeRun) plus(o pipeRun) pipeRun {
 			codes[c] += n
 		}
 	}
-	return pipeRun{lat: append(append([]time.Duration(nil), r.lat...), o.lat...), wall: r.wall + o.wall, n: r.n + o.n, codes: codes, dcCPU: r.dcCPU + o.dcCPU}
+	return pipeRun{lat: append(append([]time.Duration(nil), r.lat...), o.lat...), wall: r.wall + o.wall, n: r.n + o.n, codes: codes, dc: addUsage(r.dc, o.dc)}
 }
 
 func (r pipeRun) throughput(poolSize int) Throughput {
 	ok := r.codes[protocol.CodeSucceeded]
 	return Throughput{Name: fmt.Sprintf("full pipeline (emulator -> connector -> DC -> reply), LDAP pool of %d", poolSize), N: r.n, Wall: r.wall,
-		PerSec: float64(ok) / r.wall.Seconds(), Latency: summarise(r.lat), Errors: r.n - ok, DCCPU: r.dcCPU}
+		PerSec: float64(ok) / r.wall.Seconds(), Latency: summarise(r.lat), Errors: r.n - ok, DC: r.dc}
 }
 
 // burst sends n commands at once and times each from send to verified
@@ -529,4 +535,8 @@ func doOne(ctx context.Context, c *sender.Client, sam, pw string) (*protocol.Ver
 		return r, fmt.Errorf("result %s: %s", r.Code, r.Detail)
 	}
 	return r, nil
+}
+
+func addUsage(a, b testdc.Usage) testdc.Usage {
+	return testdc.Usage{CPU: a.CPU + b.CPU, Waited: a.Waited + b.Waited}
 }

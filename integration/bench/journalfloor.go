@@ -3,7 +3,9 @@ package bench
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
+	"syscall"
 	"time"
 
 	"github.com/adwriteback/adwriteback/connector/journal"
@@ -18,6 +20,13 @@ type JournalFloor struct {
 	PerCmdCPU   time.Duration
 	PerSec      float64
 	CommitsEach float64 // fsync'd transactions per command
+	// Mark is the latency of the awaited commit before the write to AD
+	// (MarkApplying), alone: what every command's result waits for.
+	Mark Latencies
+	// Fdatasync is the disk's own floor: one 4 KiB write and fdatasync in
+	// a preallocated file (a bbolt commit makes two: data pages, then the
+	// meta page).
+	Fdatasync Latencies
 }
 
 // MeasureJournalFloor writes n commands' journal records in sequence into
@@ -35,21 +44,64 @@ func MeasureJournalFloor(ctx context.Context, dir string, n int) (*JournalFloor,
 	defer j.Close()
 	result := make([]byte, 700) // about a signed result's size
 	until := time.Now().Add(time.Hour)
+	marks := make([]time.Duration, 0, n)
 	cpu0, t0 := cpuTime(), time.Now()
 	for i := range n {
 		id := fmt.Sprintf("floor-%08d", i)
 		if _, err := j.Claim(ctx, id, [32]byte{byte(i)}, until); err != nil {
 			return nil, err
 		}
+		m0 := time.Now()
 		if err := j.MarkApplying(ctx, id, "CN=u,OU=Managed,DC=bench,DC=test", time.Now(), 41); err != nil {
 			return nil, err
 		}
+		marks = append(marks, time.Since(m0))
 		if err := j.Finish(ctx, id, "succeeded", "ldaps://instant.bench.test:636", result); err != nil {
 			return nil, err
 		}
 	}
 	wall, cpu := time.Since(t0), cpuTime()-cpu0
 	st := j.Stats()
+	syncs, err := fdatasyncFloor(filepath.Join(dir, "fdatasync.bin"), n)
+	if err != nil {
+		return nil, err
+	}
 	return &JournalFloor{N: n, PerCmdWall: wall / time.Duration(n), PerCmdCPU: cpu / time.Duration(n),
-		PerSec: float64(n) / wall.Seconds(), CommitsEach: float64(st.Commits) / float64(n)}, nil
+		PerSec: float64(n) / wall.Seconds(), CommitsEach: float64(st.Commits) / float64(n),
+		Mark: summarise(marks), Fdatasync: summarise(syncs)}, nil
+}
+
+// fdatasyncFloor times n rounds of one 4 KiB write and fdatasync, cycling
+// over a preallocated 1 MiB file on the journal's file system (no file
+// size change, so only the data is flushed).
+func fdatasyncFloor(path string, n int) ([]time.Duration, error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	defer os.Remove(path)
+	defer f.Close()
+	const page, pages = 4096, 256
+	buf := make([]byte, page)
+	for i := range pages {
+		if _, err := f.WriteAt(buf, int64(i*page)); err != nil {
+			return nil, err
+		}
+	}
+	if err := syscall.Fdatasync(int(f.Fd())); err != nil {
+		return nil, err
+	}
+	out := make([]time.Duration, 0, n)
+	for i := range n {
+		buf[0] = byte(i)
+		t := time.Now()
+		if _, err := f.WriteAt(buf, int64(i%pages*page)); err != nil {
+			return nil, err
+		}
+		if err := syscall.Fdatasync(int(f.Fd())); err != nil {
+			return nil, err
+		}
+		out = append(out, time.Since(t))
+	}
+	return out, nil
 }

@@ -22,12 +22,11 @@ func Notes(r *Report) []string {
 			n = append(n, why+". Neither floor can be removed without giving up post-quantum sealing or durability before effects, so the target cannot be met on this machine.")
 		}
 		if u := r.Unloaded(); u != nil && u.Latency.P99 >= 2*time.Millisecond {
-			n = append(n, fmt.Sprintf("p99 added latency %s misses 2 ms (p50 %s). Before its result goes out a command pays its crypto and one fsync'd commit (the mark before the write to AD); the journal floor (two commits) is %s per command here.", ms(u.Latency.P99), ms(u.Latency.P50), func() string {
-				if r.JournalFloor == nil {
-					return "unmeasured"
-				}
-				return us(r.JournalFloor.PerCmdWall)
-			}()))
+			why := fmt.Sprintf("p99 added latency %s misses 2 ms (p50 %s). Before its result goes out a command pays its crypto (%s) and one fsync'd commit: the mark that it is about to write to AD, which must be durable before the write so that a crash can never apply it twice.", ms(u.Latency.P99), ms(u.Latency.P50), us(c.CryptoPerCmd))
+			if f := r.JournalFloor; f != nil && f.Mark.P99 > 0 && f.Fdatasync.P99 > 0 {
+				why += fmt.Sprintf(" That commit alone, with nothing else running, takes %s at p50 and %s at p99 on this disk: bbolt flushes twice per commit (the data pages, then the meta page that makes them live), and one 4 KiB write + fdatasync alone is %s / %s (p50 / p99). The tail is the disk's flush latency; only a disk that flushes faster, or giving up durability before the write, brings it under 2 ms.", ms(f.Mark.P50), ms(f.Mark.P99), ms(f.Fdatasync.P50), ms(f.Fdatasync.P99))
+			}
+			n = append(n, why)
 		}
 		if len(r.Sweep) > 0 {
 			n = append(n, "The sweep shows the trade-off: more handlers share more of each fsync (fewer transactions per command, more commands/s) and queue longer behind each other's CPU on the one core (higher p50/p99). The Service Bus source's concurrency setting picks the point; latency in a burst is queueing, not added work.")
@@ -51,7 +50,7 @@ func dcNotes(d *DCResult) []string {
 	var n []string
 	p := d.Pipeline()
 	n = append(n, fmt.Sprintf("DC-bound: the DC does about %.0f resets/s here (design note: ~45/s on an idle 2-core machine); load on the machine slows it, and its cost per reset drifts by 10%% and more from one minute to the next on this shared machine, which is why (1), (1b) and (3) alternate in rounds. Samba serialises writes (one transaction lock across its LDAP worker processes): a bare reset keeps one core busy (DC busy %.2f in (1)) and more connections do not raise that. The pipeline's p50/p99 are dominated by queueing: the whole burst is sent at once, so the median command waits for half the burst.", d.Bare.PerSec, d.Bare.DCBusy()))
-	if d.Bare.DCCPU <= 0 || p.DCCPU <= 0 {
+	if d.Bare.DC.CPU <= 0 || p.DC.CPU <= 0 {
 		if d.VsBare() < 0.95 {
 			n = append(n, fmt.Sprintf("(3)/(1) = %.2f misses 0.95; the DC's CPU time could not be read, so this run cannot say where the difference went.", d.VsBare()))
 		}
@@ -68,15 +67,15 @@ func dcNotes(d *DCResult) []string {
 		d.VsBare(), verdictWord, busy, work, ms(bare), ms(look), ms(pipe)))
 	if len(d.Pipelines) > 1 {
 		for _, q := range d.Pipelines[1:] {
-			if q.DCCPU > 0 {
+			if q.DC.CPU > 0 {
 				n = append(n, fmt.Sprintf("With an LDAP pool of %d the pipeline ran at %.1f resets/s (%.2f of (1)) and the DC spent %s per reset (DC busy %.2f): more connections spread a command's lookup and write, and the other commands', over several of Samba's prefork LDAP worker processes, and the DC does more work per reset, not more resets. One connection keeps them in one worker; against Samba, pool_size 1 is the better setting (the connector's default, 4, is kept for DCs that write in parallel).",
 					q.PoolSize, q.PerSec, q.PerSec/d.Bare.PerSec, ms(q.DCCPUPerOp()), q.DCBusy()))
 			}
 		}
 	}
 	if d.VsBare() < 0.95 {
-		n = append(n, fmt.Sprintf("What remains beyond the lookup (%s per reset in (3) against %s in (1b), and DC busy %.2f against %.2f) is not work the connector asks for: in (3) the emulator, the sender and the connector run on the machine's second core beside the DC, and a busy second core alone slowed the bare loop's resets by 3-8%% in a separate experiment (a shell busy loop on the other core: 33.5 -> 36.2, 41.7 -> 42.8 and 41.7 -> 43.7 ms of DC CPU per reset); and one connection leaves the DC idle between one request's answer and the next request (the round trip and the connector's turn). On a DC of its own, as in production, the first does not arise.",
-			ms(pipe), ms(look), p.DCBusy(), d.Lookup.DCBusy()))
+		n = append(n, fmt.Sprintf("What remains beyond the lookup (%s of DC CPU per reset in (3) against %s in (1b), and DC busy %.2f against %.2f) is not work the connector asks for. In (3) the emulator, the sender and the connector share the machine's 2 cores with the DC: the DC waited %s per reset for a CPU held by other work (%s in (1), %s in (1b)), and work on the other core slows the DC's own (a shell busy loop on the other core alone raised the bare loop's DC CPU per reset by 3-8%% in a separate experiment: 33.5 -> 36.2, 41.7 -> 42.8 and 41.7 -> 43.7 ms). On a DC of its own, as in production, neither arises.",
+			ms(pipe), ms(look), p.DCBusy(), d.Lookup.DCBusy(), ms(p.DCWaitPerOp()), ms(d.Bare.DCWaitPerOp()), ms(d.Lookup.DCWaitPerOp())))
 	}
 	if d.VsNaive() < 1.3 {
 		n = append(n, fmt.Sprintf("(3)/(2) = %.2fx misses 1.3x: on loopback a dial + TLS + bind costs the DC %s per reset over (1) (%s against %s), little next to its own reset cost, so reusing connections gains less than across a network.", d.VsNaive(), ms(d.Naive.DCCPUPerOp()-bare), ms(d.Naive.DCCPUPerOp()), ms(bare)))

@@ -1,0 +1,68 @@
+package bench
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/adwriteback/adwriteback/integration/testdc"
+	"github.com/adwriteback/adwriteback/relay/protocol"
+)
+
+func throughputOf(n int, wall, cpu, waited time.Duration) Throughput {
+	return Throughput{N: n, Wall: wall, PerSec: float64(n) / wall.Seconds(), DC: testdc.Usage{CPU: cpu, Waited: waited}}
+}
+
+// TestDCNotesDecomposeTheRatio: the notes split (3)/(1) into the DC's busy
+// share and its work per reset, and the two factors multiply back to the
+// ratio the table reports.
+func TestDCNotesDecomposeTheRatio(t *testing.T) {
+	d := &DCResult{
+		Bare:   throughputOf(1000, 40*time.Second, 40*time.Second, time.Second),
+		Lookup: throughputOf(1000, 41*time.Second, 41*time.Second, time.Second),
+		Naive:  throughputOf(1000, 60*time.Second, 55*time.Second, time.Second),
+		Pipelines: []PipelineResult{
+			{PoolSize: 1, Throughput: throughputOf(2000, 90*time.Second, 85*time.Second, 10*time.Second), Codes: map[protocol.ResultCode]int{protocol.CodeSucceeded: 2000}},
+			{PoolSize: 4, Throughput: throughputOf(2000, 100*time.Second, 95*time.Second, 12*time.Second), Codes: map[protocol.ResultCode]int{protocol.CodeSucceeded: 2000}},
+		},
+	}
+	notes := strings.Join(dcNotes(d), "\n")
+	busy := d.Pipeline().DCBusy() / d.Bare.DCBusy()
+	work := float64(d.Bare.DCCPUPerOp()) / float64(d.Pipeline().DCCPUPerOp())
+	if got, want := busy*work, d.VsBare(); got < want-1e-9 || got > want+1e-9 {
+		t.Fatalf("busy x work = %.4f, (3)/(1) = %.4f", got, want)
+	}
+	for _, want := range []string{
+		fmt.Sprintf("(3)/(1) = %.2f misses 0.95", d.VsBare()),
+		fmt.Sprintf("= %.2f x %.2f", busy, work),
+		"40.00 ms in (1), 41.00 ms in (1b)",
+		"With an LDAP pool of 4 the pipeline ran at 20.0 resets/s",
+		"the DC waited 5.00 ms per reset for a CPU held by other work (1.00 ms in (1)",
+	} {
+		if !strings.Contains(notes, want) {
+			t.Errorf("notes lack %q:\n%s", want, notes)
+		}
+	}
+	md := (&Report{Machine: ThisMachine(), DC: d, Notes: dcNotes(d)}).Markdown()
+	for _, want := range []string{"| (3, pool 4) ", "| (3)/(1) | 0.89 | ≥ 0.95 | **MISSED** |", "| 42.50 ms | 0.94 | 5.00 ms |"} {
+		if !strings.Contains(md, want) {
+			t.Errorf("report lacks %q:\n%s", want, md)
+		}
+	}
+}
+
+// TestDCNotesWithoutUsage: a run whose DC usage could not be read says so
+// instead of dividing by zero.
+func TestDCNotesWithoutUsage(t *testing.T) {
+	d := &DCResult{
+		Bare:      Throughput{N: 100, Wall: 4 * time.Second, PerSec: 25},
+		Lookup:    Throughput{N: 100, Wall: 4 * time.Second, PerSec: 25},
+		Naive:     Throughput{N: 100, Wall: 6 * time.Second, PerSec: 16.7},
+		Pipelines: []PipelineResult{{PoolSize: 1, Throughput: Throughput{N: 300, Wall: 15 * time.Second, PerSec: 20}}},
+	}
+	notes := strings.Join(dcNotes(d), "\n")
+	if !strings.Contains(notes, "could not be read") {
+		t.Fatalf("notes:\n%s", notes)
+	}
+}
