@@ -24,9 +24,9 @@ type JournalFloor struct {
 	// (MarkApplying), alone: what every command's result waits for.
 	Mark Latencies
 	// Fdatasync is the disk's own floor: one 4 KiB write and fdatasync in
-	// a preallocated file (a bbolt commit makes two: data pages, then the
-	// meta page).
-	Fdatasync Latencies
+	// a preallocated file. Fdatasync2 is two of them back to back, as a
+	// bbolt commit makes (the data pages, then the meta page).
+	Fdatasync, Fdatasync2 Latencies
 }
 
 // MeasureJournalFloor writes n commands' journal records in sequence into
@@ -62,19 +62,23 @@ func MeasureJournalFloor(ctx context.Context, dir string, n int) (*JournalFloor,
 	}
 	wall, cpu := time.Since(t0), cpuTime()-cpu0
 	st := j.Stats()
-	syncs, err := fdatasyncFloor(filepath.Join(dir, "fdatasync.bin"), n)
+	syncs, err := fdatasyncFloor(filepath.Join(dir, "fdatasync.bin"), n, 1)
+	if err != nil {
+		return nil, err
+	}
+	syncs2, err := fdatasyncFloor(filepath.Join(dir, "fdatasync.bin"), n, 2)
 	if err != nil {
 		return nil, err
 	}
 	return &JournalFloor{N: n, PerCmdWall: wall / time.Duration(n), PerCmdCPU: cpu / time.Duration(n),
 		PerSec: float64(n) / wall.Seconds(), CommitsEach: float64(st.Commits) / float64(n),
-		Mark: summarise(marks), Fdatasync: summarise(syncs)}, nil
+		Mark: summarise(marks), Fdatasync: summarise(syncs), Fdatasync2: summarise(syncs2)}, nil
 }
 
-// fdatasyncFloor times n rounds of one 4 KiB write and fdatasync, cycling
-// over a preallocated 1 MiB file on the journal's file system (no file
-// size change, so only the data is flushed).
-func fdatasyncFloor(path string, n int) ([]time.Duration, error) {
+// fdatasyncFloor times n rounds of k (4 KiB write, fdatasync) pairs,
+// cycling over a preallocated 1 MiB file on the journal's file system (no
+// file size change, so only the data is flushed).
+func fdatasyncFloor(path string, n, k int) ([]time.Duration, error) {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
 		return nil, err
@@ -95,11 +99,13 @@ func fdatasyncFloor(path string, n int) ([]time.Duration, error) {
 	for i := range n {
 		buf[0] = byte(i)
 		t := time.Now()
-		if _, err := f.WriteAt(buf, int64(i%pages*page)); err != nil {
-			return nil, err
-		}
-		if err := syscall.Fdatasync(int(f.Fd())); err != nil {
-			return nil, err
+		for j := range k {
+			if _, err := f.WriteAt(buf, int64((i*k+j)%pages*page)); err != nil {
+				return nil, err
+			}
+			if err := syscall.Fdatasync(int(f.Fd())); err != nil {
+				return nil, err
+			}
 		}
 		out = append(out, time.Since(t))
 	}
