@@ -37,8 +37,10 @@ func TestDCNotesDecomposeTheRatio(t *testing.T) {
 		fmt.Sprintf("(3)/(1) = %.2f misses 0.95", d.VsBare()),
 		fmt.Sprintf("= %.2f x %.2f", busy, work),
 		"40.00 ms in (1), 41.00 ms in (1b)",
+		"costs the DC 1.00 ms per reset when it follows a write",
+		"(3) asked 1.50 ms more of the DC per reset than (1b)",
 		"With an LDAP pool of 4 the pipeline ran at 20.0 resets/s",
-		"the DC waited 5.00 ms per reset for a CPU held by other work (1.00 ms in (1)",
+		"which waited 5.00 ms per reset for a CPU held by other work (1.00 ms in (1)",
 	} {
 		if !strings.Contains(notes, want) {
 			t.Errorf("notes lack %q:\n%s", want, notes)
