@@ -176,11 +176,10 @@ func DCBound(ctx context.Context, opt DCOptions) (*DCResult, error) {
 	bare := func(n int) (resetRun, error) { return oneConn(n, nil) }
 	// dcCPU charges what the DC used during run to it.
 	dcCPU := func(run func() (resetRun, error)) (resetRun, error) {
-		before, cerr := testdc.ReadUsage(info)
-		r, err := run()
-		if after, cerr2 := testdc.ReadUsage(info); cerr == nil && cerr2 == nil {
-			r.dc = after.Sub(before)
-		}
+		var r resetRun
+		var err error
+		used := dcUsage(info, func() { r, err = run() })
+		r.dc = used
 		return r, err
 	}
 
@@ -246,14 +245,13 @@ func DCBound(ctx context.Context, opt DCOptions) (*DCResult, error) {
 		lookupAll = lookupAll.plus(lb)
 		for i, p := range pipes {
 			logf("round %d/%d: (3) full pipeline, LDAP pool of %d, a burst of %d commands", r+1, rounds, pools[i], np)
-			before, cerr := testdc.ReadUsage(info)
-			pr, err := p.burst(ctx, users, np)
+			var pr pipeRun
+			var err error
+			used := dcUsage(info, func() { pr, err = p.burst(ctx, users, np) })
 			if err != nil {
 				return nil, err
 			}
-			if after, cerr2 := testdc.ReadUsage(info); cerr == nil && cerr2 == nil {
-				pr.dc = after.Sub(before)
-			}
+			pr.dc = used
 			pipeAll[i] = pipeAll[i].plus(pr)
 		}
 	}
@@ -289,7 +287,7 @@ func runResets(n int, reset func(i int) error) resetRun {
 }
 
 func (r resetRun) plus(o resetRun) resetRun {
-	return resetRun{lat: append(append([]time.Duration(nil), r.lat...), o.lat...), wall: r.wall + o.wall, errs: r.errs + o.errs, dc: addUsage(r.dc, o.dc)}
+	return resetRun{lat: append(append([]time.Duration(nil), r.lat...), o.lat...), wall: r.wall + o.wall, errs: r.errs + o.errs, dc: r.dc.Add(o.dc)}
 }
 
 func (r resetRun) throughput(name string) Throughput {
@@ -424,7 +422,7 @@ func (r pipeRun) plus(o pipeRun) pipeRun {
 			codes[c] += n
 		}
 	}
-	return pipeRun{lat: append(append([]time.Duration(nil), r.lat...), o.lat...), wall: r.wall + o.wall, n: r.n + o.n, codes: codes, dc: addUsage(r.dc, o.dc)}
+	return pipeRun{lat: append(append([]time.Duration(nil), r.lat...), o.lat...), wall: r.wall + o.wall, n: r.n + o.n, codes: codes, dc: r.dc.Add(o.dc)}
 }
 
 func (r pipeRun) throughput(poolSize int) Throughput {
@@ -537,6 +535,14 @@ func doOne(ctx context.Context, c *sender.Client, sam, pw string) (*protocol.Ver
 	return r, nil
 }
 
-func addUsage(a, b testdc.Usage) testdc.Usage {
-	return testdc.Usage{CPU: a.CPU + b.CPU, Waited: a.Waited + b.Waited}
+// dcUsage runs run and returns what the DC used meanwhile (zero when its
+// usage cannot be read).
+func dcUsage(info *testdc.Info, run func()) testdc.Usage {
+	before, err1 := testdc.ReadUsage(info)
+	run()
+	after, err2 := testdc.ReadUsage(info)
+	if err1 != nil || err2 != nil {
+		return testdc.Usage{}
+	}
+	return after.Sub(before)
 }

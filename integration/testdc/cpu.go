@@ -22,6 +22,9 @@ type Usage struct {
 // Sub is u - o: the usage between two readings.
 func (u Usage) Sub(o Usage) Usage { return Usage{CPU: u.CPU - o.CPU, Waited: u.Waited - o.Waited} }
 
+// Add is u + o: the usage of two runs together.
+func (u Usage) Add(o Usage) Usage { return Usage{CPU: u.CPU + o.CPU, Waited: u.Waited + o.Waited} }
+
 // ReadUsage reads the DC's usage from the scheduler's per-thread accounting
 // (/proc/PID/task/TID/schedstat) of the samba master and every process in
 // its session: start makes it a session leader, and its service and worker
