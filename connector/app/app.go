@@ -31,6 +31,7 @@ import (
 	"github.com/adwriteback/adwriteback/relay/protocol"
 	"github.com/adwriteback/adwriteback/relay/sender"
 	"github.com/adwriteback/adwriteback/relay/servicebus"
+	"github.com/adwriteback/adwriteback/relay/transport"
 )
 
 // Deps are what the process gives the app.
@@ -328,7 +329,7 @@ func (a *App) quiet(what string, close func() error) func() error {
 
 type queueReporter struct{ r *servicebus.ReplySender }
 
-func (q queueReporter) Report(ctx context.Context, d *servicebus.Delivery, id string, body []byte) error {
+func (q queueReporter) Report(ctx context.Context, d *transport.Delivery, id string, body []byte) error {
 	if d.ReplyTo == "" {
 		return fmt.Errorf("%w: the result stays in the journal", servicebus.ErrNoReplyTo)
 	}
@@ -338,6 +339,6 @@ func (q queueReporter) Report(ctx context.Context, d *servicebus.Delivery, id st
 
 type httpsReporter struct{ r *httpreport.Reporter }
 
-func (h httpsReporter) Report(ctx context.Context, _ *servicebus.Delivery, id string, body []byte) error {
+func (h httpsReporter) Report(ctx context.Context, _ *transport.Delivery, id string, body []byte) error {
 	return h.r.Report(ctx, id, body)
 }

@@ -12,7 +12,7 @@ import (
 	"github.com/adwriteback/adwriteback/connector/health"
 	"github.com/adwriteback/adwriteback/connector/metrics"
 	"github.com/adwriteback/adwriteback/ldapx"
-	"github.com/adwriteback/adwriteback/relay/servicebus"
+	"github.com/adwriteback/adwriteback/relay/transport"
 )
 
 // observability builds the metrics registry, the recent-operations ring,
@@ -173,8 +173,8 @@ func (t timedDir) Unlock(ctx context.Context, dn string) (ldapx.Applied, error) 
 }
 
 // lagHandler records the queue receive lag before handing a delivery on.
-func lagHandler(m *metrics.Metrics, h servicebus.Handler) servicebus.Handler {
-	return servicebus.HandlerFunc(func(ctx context.Context, d *servicebus.Delivery) servicebus.Disposition {
+func lagHandler(m *metrics.Metrics, h transport.Handler) transport.Handler {
+	return transport.HandlerFunc(func(ctx context.Context, d *transport.Delivery) transport.Disposition {
 		if !d.EnqueuedTime.IsZero() {
 			m.ObserveReceiveLag(d.EnqueuedTime, time.Now())
 		}

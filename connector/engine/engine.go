@@ -15,7 +15,7 @@ import (
 	"github.com/adwriteback/adwriteback/connector/policy"
 	"github.com/adwriteback/adwriteback/ldapx"
 	"github.com/adwriteback/adwriteback/relay/protocol"
-	"github.com/adwriteback/adwriteback/relay/servicebus"
+	"github.com/adwriteback/adwriteback/relay/transport"
 )
 
 // Directory is what the engine needs from one AD domain (ldapx.Client).
@@ -33,7 +33,7 @@ var _ Directory = (*ldapx.Client)(nil)
 
 // Reporter delivers a signed result for a delivery (reply queue or HTTPS).
 type Reporter interface {
-	Report(ctx context.Context, d *servicebus.Delivery, commandID string, signedResult []byte) error
+	Report(ctx context.Context, d *transport.Delivery, commandID string, signedResult []byte) error
 }
 
 // Journal is the durable store (connector/journal).
@@ -116,7 +116,7 @@ func (noMetrics) Violation(string)                      {}
 func (noMetrics) JournalHit()                           {}
 func (noMetrics) Retry()                                {}
 
-// Engine handles deliveries. It implements servicebus.Handler.
+// Engine handles deliveries. It implements transport.Handler.
 type Engine struct {
 	cfg      Config
 	recv     protocol.Receiver
@@ -130,7 +130,7 @@ type Engine struct {
 	journalDown atomic.Bool
 }
 
-var _ servicebus.Handler = (*Engine)(nil)
+var _ transport.Handler = (*Engine)(nil)
 
 // New checks cfg and returns an Engine.
 func New(cfg Config) (*Engine, error) {

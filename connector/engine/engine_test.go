@@ -19,7 +19,7 @@ import (
 	"github.com/adwriteback/adwriteback/relay/keys"
 	"github.com/adwriteback/adwriteback/relay/protocol"
 	"github.com/adwriteback/adwriteback/relay/sender"
-	"github.com/adwriteback/adwriteback/relay/servicebus"
+	"github.com/adwriteback/adwriteback/relay/transport"
 )
 
 // fakeDir is an in-memory directory with AD's behaviour where the engine
@@ -146,7 +146,7 @@ type memReporter struct {
 	fail    error
 }
 
-func (m *memReporter) Report(ctx context.Context, d *servicebus.Delivery, id string, body []byte) error {
+func (m *memReporter) Report(ctx context.Context, d *transport.Delivery, id string, body []byte) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.fail != nil {
@@ -276,7 +276,7 @@ func newRig(t *testing.T, mutate ...func(*Config, *Domain)) *rig {
 
 // markApplying puts d's command in the journal as a first life left it
 // when the process died after marking the write to sam's account.
-func (r *rig) markApplying(d *servicebus.Delivery, sam string) {
+func (r *rig) markApplying(d *transport.Delivery, sam string) {
 	r.t.Helper()
 	v, err := protocol.VerifyCommand(d.Body, r.eng.recv.Senders)
 	if err != nil {
@@ -291,13 +291,13 @@ func (r *rig) markApplying(d *servicebus.Delivery, sam string) {
 	}
 }
 
-func (r *rig) build(req sender.Request) *servicebus.Delivery {
+func (r *rig) build(req sender.Request) *transport.Delivery {
 	r.t.Helper()
 	p, err := r.snd.Build(req)
 	if err != nil {
 		r.t.Fatal(err)
 	}
-	return &servicebus.Delivery{MessageID: p.Envelope.ID, Body: p.Envelope.Body, DeliveryCount: 1, ReplyTo: "replies"}
+	return &transport.Delivery{MessageID: p.Envelope.ID, Body: p.Envelope.Body, DeliveryCount: 1, ReplyTo: "replies"}
 }
 
 func reset(sam, pw string) sender.Request {
@@ -320,7 +320,7 @@ func (r *rig) result(id string) *protocol.VerifiedResult {
 	return v
 }
 
-func wantAction(t *testing.T, got servicebus.Disposition, want servicebus.Disposition) {
+func wantAction(t *testing.T, got transport.Disposition, want transport.Disposition) {
 	t.Helper()
 	if got.Action != want.Action {
 		t.Fatalf("disposition %+v, want %+v", got, want)
@@ -332,14 +332,14 @@ const goodPw = "Correct!Horse.42"
 func TestResetSucceedsOnceAndRedeliveryIsAnsweredFromJournal(t *testing.T) {
 	r := newRig(t)
 	d := r.build(reset("alice", goodPw))
-	wantAction(t, r.eng.Handle(context.Background(), d), servicebus.Complete())
+	wantAction(t, r.eng.Handle(context.Background(), d), transport.Complete())
 	res := r.result(d.MessageID)
 	if res.Code != protocol.CodeSucceeded || res.DC != "fake-dc" {
 		t.Fatalf("result %+v", res.Result)
 	}
 	d2 := *d
 	d2.DeliveryCount = 2
-	wantAction(t, r.eng.Handle(context.Background(), &d2), servicebus.Complete())
+	wantAction(t, r.eng.Handle(context.Background(), &d2), transport.Complete())
 	if n := r.dir.writeCount(); n != 1 {
 		t.Fatalf("%d writes to AD, want exactly 1", n)
 	}
@@ -358,7 +358,7 @@ func TestResetSucceedsOnceAndRedeliveryIsAnsweredFromJournal(t *testing.T) {
 func TestPolicyViolationNamesEveryRule(t *testing.T) {
 	r := newRig(t)
 	d := r.build(reset("alice", "alice1"))
-	wantAction(t, r.eng.Handle(context.Background(), d), servicebus.Complete())
+	wantAction(t, r.eng.Handle(context.Background(), d), transport.Complete())
 	res := r.result(d.MessageID)
 	if res.Code != protocol.CodePolicyViolation {
 		t.Fatalf("code %s", res.Code)
@@ -395,7 +395,7 @@ func TestRefusalsBeforeTouchingAD(t *testing.T) {
 		t.Run(tc.sam, func(t *testing.T) {
 			r := newRig(t)
 			d := r.build(reset(tc.sam, goodPw))
-			wantAction(t, r.eng.Handle(context.Background(), d), servicebus.Complete())
+			wantAction(t, r.eng.Handle(context.Background(), d), transport.Complete())
 			if res := r.result(d.MessageID); res.Code != tc.code {
 				t.Fatalf("code %s, want %s", res.Code, tc.code)
 			}
@@ -448,9 +448,9 @@ func TestTransientIsRetriedThenAnswered(t *testing.T) {
 	r := newRig(t)
 	r.dir.resetErr = &ldapx.Error{Op: "reset", Kind: ldapx.KindTransient}
 	d := r.build(reset("alice", goodPw))
-	wantAction(t, r.eng.Handle(context.Background(), d), servicebus.Abandon())
+	wantAction(t, r.eng.Handle(context.Background(), d), transport.Abandon())
 	d.DeliveryCount = 5
-	wantAction(t, r.eng.Handle(context.Background(), d), servicebus.Complete())
+	wantAction(t, r.eng.Handle(context.Background(), d), transport.Complete())
 	if res := r.result(d.MessageID); res.Code != protocol.CodeTransient {
 		t.Fatalf("code %s", res.Code)
 	}
@@ -461,7 +461,7 @@ func TestLostAnswerRecognisedFromPwdLastSet(t *testing.T) {
 	r.dir.resetErr = &ldapx.Error{Op: "reset", Kind: ldapx.KindTransient}
 	r.dir.applyThenFail = true
 	d := r.build(reset("alice", goodPw))
-	wantAction(t, r.eng.Handle(context.Background(), d), servicebus.Complete())
+	wantAction(t, r.eng.Handle(context.Background(), d), transport.Complete())
 	if res := r.result(d.MessageID); res.Code != protocol.CodeSucceeded {
 		t.Fatalf("code %s, want succeeded (the write happened)", res.Code)
 	}
@@ -476,7 +476,7 @@ func TestUnclassifiedWriteFailureChecksAD(t *testing.T) {
 		r.dir.resetErr = errors.New("something no one classified")
 		r.dir.applyThenFail = wrote
 		d := r.build(reset("alice", goodPw))
-		wantAction(t, r.eng.Handle(context.Background(), d), servicebus.Complete())
+		wantAction(t, r.eng.Handle(context.Background(), d), transport.Complete())
 		want := protocol.CodeInternal
 		if wrote {
 			want = protocol.CodeSucceeded
@@ -498,7 +498,7 @@ func TestCrashAfterApplyIsSettledFromAD(t *testing.T) {
 		t.Fatal(err)
 	}
 	d.DeliveryCount = 2
-	wantAction(t, r.eng.Handle(context.Background(), d), servicebus.Complete())
+	wantAction(t, r.eng.Handle(context.Background(), d), transport.Complete())
 	if res := r.result(d.MessageID); res.Code != protocol.CodeSucceeded {
 		t.Fatalf("code %s", res.Code)
 	}
@@ -556,7 +556,7 @@ func TestRedeliveryAppliedByAnotherInstance(t *testing.T) {
 			if tc.noMeta {
 				alice.PwdWrittenAt = time.Time{}
 			}
-			wantAction(t, r.eng.Handle(context.Background(), d), servicebus.Complete())
+			wantAction(t, r.eng.Handle(context.Background(), d), transport.Complete())
 			res := r.result(d.MessageID)
 			if res.Code != protocol.CodeSucceeded {
 				t.Fatalf("code %s (%s)", res.Code, res.Detail)
@@ -589,7 +589,7 @@ func TestCrashAfterMustChangeResetIsSettledFromAD(t *testing.T) {
 				t.Fatal(err)
 			}
 			d.DeliveryCount = 2
-			wantAction(t, r.eng.Handle(context.Background(), d), servicebus.Complete())
+			wantAction(t, r.eng.Handle(context.Background(), d), transport.Complete())
 			if res := r.result(d.MessageID); res.Code != protocol.CodeSucceeded {
 				t.Fatalf("code %s", res.Code)
 			}
@@ -641,7 +641,7 @@ func TestResumeWaitsForAnEarlierWriteToLand(t *testing.T) {
 				r.duringWait = func() { r.dir.write("reset", alice.DN, false) } // the dead process's write arrives late
 			}
 			d.DeliveryCount = 2
-			wantAction(t, r.eng.Handle(context.Background(), d), servicebus.Complete())
+			wantAction(t, r.eng.Handle(context.Background(), d), transport.Complete())
 			if len(r.waits) != 1 || r.waits[0] != 35*time.Second {
 				t.Fatalf("waits %v, want one of the write window (35s)", r.waits)
 			}
@@ -659,10 +659,10 @@ func TestReportFailureAbandonsAndRedeliveryResends(t *testing.T) {
 	r := newRig(t)
 	r.rep.fail = errors.New("reply queue down")
 	d := r.build(reset("alice", goodPw))
-	wantAction(t, r.eng.Handle(context.Background(), d), servicebus.Abandon())
+	wantAction(t, r.eng.Handle(context.Background(), d), transport.Abandon())
 	r.rep.fail = nil
 	d.DeliveryCount = 2
-	wantAction(t, r.eng.Handle(context.Background(), d), servicebus.Complete())
+	wantAction(t, r.eng.Handle(context.Background(), d), transport.Complete())
 	if res := r.result(d.MessageID); res.Code != protocol.CodeSucceeded {
 		t.Fatalf("code %s", res.Code)
 	}
@@ -680,7 +680,7 @@ func TestUnverifiableIsDeadLetteredAndExpiredIsAnswered(t *testing.T) {
 		bad.Body = append([]byte(nil), d.Body[:len(d.Body)-2]...)
 	}
 	disp := r.eng.Handle(context.Background(), &bad)
-	wantAction(t, disp, servicebus.DeadLetter("x", "y"))
+	wantAction(t, disp, transport.DeadLetter("x", "y"))
 	if disp.Reason != string(protocol.CodeInvalidCommand) {
 		t.Errorf("dead-letter reason %q", disp.Reason)
 	}
@@ -691,7 +691,7 @@ func TestUnverifiableIsDeadLetteredAndExpiredIsAnswered(t *testing.T) {
 		c.Receiver.Now = c.Now
 	})
 	d2 := r2.build(reset("alice", goodPw))
-	wantAction(t, r2.eng.Handle(context.Background(), d2), servicebus.Complete())
+	wantAction(t, r2.eng.Handle(context.Background(), d2), transport.Complete())
 	if res := r2.result(d2.MessageID); res.Code != protocol.CodeExpired {
 		t.Fatalf("code %s", res.Code)
 	}
@@ -754,7 +754,7 @@ func TestInFlightDuplicateIsAbandoned(t *testing.T) {
 	if !r.eng.enter(v.ID) {
 		t.Fatal("enter")
 	}
-	wantAction(t, r.eng.Handle(context.Background(), d), servicebus.Abandon())
+	wantAction(t, r.eng.Handle(context.Background(), d), transport.Abandon())
 	r.eng.leave(v.ID)
 	if r.dir.writeCount() != 0 {
 		t.Fatal("written while the first delivery was in flight")
@@ -820,7 +820,7 @@ func TestAppliedByAnotherInstanceIsRecognised(t *testing.T) {
 	// The other instance applied it a moment after the command was issued.
 	r.dir.users["alice"].PwdLastSet = r.now.Add(time.Second)
 	r.dir.resetErr = &ldapx.Error{Op: "reset", Kind: ldapx.KindPasswordRestriction}
-	wantAction(t, r.eng.Handle(context.Background(), d), servicebus.Complete())
+	wantAction(t, r.eng.Handle(context.Background(), d), transport.Complete())
 	res := r.result(d.MessageID)
 	if res.Code != protocol.CodeSucceeded || !strings.Contains(res.Detail, "already applied") {
 		t.Fatalf("result %+v", res.Result)
@@ -887,7 +887,7 @@ func TestJournalFullHoldsTheOutcome(t *testing.T) {
 			fj.set(false) // space freed
 		}
 	}
-	wantAction(t, r.eng.Handle(context.Background(), d), servicebus.Complete())
+	wantAction(t, r.eng.Handle(context.Background(), d), transport.Complete())
 	if checks != 3 {
 		t.Fatalf("the journal was waited for %d times, want 3", checks)
 	}
@@ -920,7 +920,7 @@ func TestJournalDownStopsTakingWork(t *testing.T) {
 		}
 	}
 	d := r.build(reset("alice", goodPw))
-	wantAction(t, r.eng.Handle(context.Background(), d), servicebus.Complete())
+	wantAction(t, r.eng.Handle(context.Background(), d), transport.Complete())
 	if writesWhileDown != 0 {
 		t.Fatalf("%d writes to AD while the journal was down", writesWhileDown)
 	}
@@ -947,7 +947,7 @@ func TestJournalDownStopsTakingWork(t *testing.T) {
 			fj.set(false)
 		}
 	}
-	wantAction(t, r.eng.Handle(context.Background(), d2), servicebus.Complete())
+	wantAction(t, r.eng.Handle(context.Background(), d2), transport.Complete())
 	if received || len(r.waits) != 2 {
 		t.Fatalf("work taken while the journal was down (waits %v)", r.waits)
 	}
@@ -981,7 +981,7 @@ func TestMarkWithoutClaimIsNotRetried(t *testing.T) {
 		c.Journal = expiredJournal{Journal: c.Journal.(*journal.Journal), markToo: true}
 	})
 	d := r.build(reset("alice", goodPw))
-	wantAction(t, r.eng.Handle(context.Background(), d), servicebus.Abandon())
+	wantAction(t, r.eng.Handle(context.Background(), d), transport.Abandon())
 	if r.eng.journalDown.Load() || len(r.waits) != 0 || r.dir.writeCount() != 0 {
 		t.Fatalf("down=%v waits=%v writes=%d", r.eng.journalDown.Load(), r.waits, r.dir.writeCount())
 	}
@@ -992,7 +992,7 @@ func TestMarkWithoutClaimIsNotRetried(t *testing.T) {
 func TestOutcomeWithoutClaimIsSettled(t *testing.T) {
 	r := newRig(t, func(c *Config, _ *Domain) { c.Journal = expiredJournal{Journal: c.Journal.(*journal.Journal)} })
 	d := r.build(reset("alice", goodPw))
-	wantAction(t, r.eng.Handle(context.Background(), d), servicebus.Complete())
+	wantAction(t, r.eng.Handle(context.Background(), d), transport.Complete())
 	if r.eng.journalDown.Load() || len(r.waits) != 0 {
 		t.Fatalf("treated as a journal failure (down=%v, waits %v)", r.eng.journalDown.Load(), r.waits)
 	}

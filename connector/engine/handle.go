@@ -13,7 +13,7 @@ import (
 	"github.com/adwriteback/adwriteback/connector/policy"
 	"github.com/adwriteback/adwriteback/ldapx"
 	"github.com/adwriteback/adwriteback/relay/protocol"
-	"github.com/adwriteback/adwriteback/relay/servicebus"
+	"github.com/adwriteback/adwriteback/relay/transport"
 )
 
 // outcome is the engine's verdict on one command before it is signed.
@@ -38,14 +38,14 @@ func answer(code protocol.ResultCode, detail string) outcome {
 }
 
 // Handle processes one delivery and says how to settle it.
-func (e *Engine) Handle(ctx context.Context, d *servicebus.Delivery) servicebus.Disposition {
+func (e *Engine) Handle(ctx context.Context, d *transport.Delivery) transport.Disposition {
 	start := e.cfg.Now()
 	if e.journalDown.Load() {
 		// Stop taking work while the journal cannot record it: this
 		// delivery waits (its lock is renewed) and, the handlers all
 		// waiting, the source receives nothing more.
 		if !e.waitJournal(ctx) {
-			return servicebus.Abandon()
+			return transport.Abandon()
 		}
 	}
 	rec, err := e.recv.Receive(ctx, d.Body)
@@ -57,7 +57,7 @@ func (e *Engine) Handle(ctx context.Context, d *servicebus.Delivery) servicebus.
 		// The same command is being handled right now (its lock was lost
 		// and it was delivered again): let the first finish.
 		e.cfg.Logger.Info("command already in flight; abandoning the duplicate delivery", "id", rec.ID)
-		return servicebus.Abandon()
+		return transport.Abandon()
 	}
 	defer e.leave(rec.ID)
 	e.crashPoint("after_receive")
@@ -66,12 +66,12 @@ func (e *Engine) Handle(ctx context.Context, d *servicebus.Delivery) servicebus.
 	if out.transient && ctx.Err() == nil && d.DeliveryCount < e.cfg.MaxAttempts {
 		e.cfg.Metrics.Retry()
 		e.audit(d, rec, out, start, false, "abandoned")
-		return servicebus.Abandon()
+		return transport.Abandon()
 	}
 	if out.transient && ctx.Err() != nil {
 		// Shutting down: the command comes back to this or another instance.
 		e.audit(d, rec, out, start, false, "abandoned")
-		return servicebus.Abandon()
+		return transport.Abandon()
 	}
 	return e.send(ctx, d, rec, out, start, true)
 }
@@ -126,11 +126,11 @@ func (e *Engine) leave(id string) {
 }
 
 // refused handles a command the protocol layer did not accept.
-func (e *Engine) refused(ctx context.Context, d *servicebus.Delivery, start time.Time, err error) servicebus.Disposition {
+func (e *Engine) refused(ctx context.Context, d *transport.Delivery, start time.Time, err error) transport.Disposition {
 	var perr *protocol.Error
 	if !errors.As(err, &perr) {
 		e.cfg.Logger.Error("receive failed", "err", err)
-		return servicebus.Abandon()
+		return transport.Abandon()
 	}
 	switch {
 	case perr.CommandID == "":
@@ -139,7 +139,7 @@ func (e *Engine) refused(ctx context.Context, d *servicebus.Delivery, start time
 		_ = e.cfg.Audit.Write(audit.Record{Time: e.cfg.Now(), CommandID: sanitizeID(d.MessageID),
 			Outcome: string(protocol.CodeInvalidCommand), Detail: perr.Error(), DeliveryCount: d.DeliveryCount,
 			LatencyMS: ms(e.cfg.Now().Sub(start)), Settlement: "dead_lettered"})
-		return servicebus.DeadLetter(string(protocol.CodeInvalidCommand), perr.Error())
+		return transport.DeadLetter(string(protocol.CodeInvalidCommand), perr.Error())
 	case errors.Is(err, protocol.ErrReplayed):
 		return e.replay(ctx, d, perr.CommandID, start)
 	case perr.Code == protocol.CodeTransient:
@@ -149,7 +149,7 @@ func (e *Engine) refused(ctx context.Context, d *servicebus.Delivery, start time
 		// through redeliveries; then let it come back.
 		e.cfg.Logger.Error("journal unavailable; holding work until it is writable", "id", perr.CommandID, "err", err)
 		e.waitJournal(ctx)
-		return servicebus.Abandon()
+		return transport.Abandon()
 	}
 	// Verified but refused (expired, future-dated, bad seal, id reused by
 	// a different command): answer it once.
@@ -162,11 +162,11 @@ func (e *Engine) refused(ctx context.Context, d *servicebus.Delivery, start time
 }
 
 // replay answers a redelivered, finished command with its stored result.
-func (e *Engine) replay(ctx context.Context, d *servicebus.Delivery, id string, start time.Time) servicebus.Disposition {
+func (e *Engine) replay(ctx context.Context, d *transport.Delivery, id string, start time.Time) transport.Disposition {
 	ent, err := e.cfg.Journal.Get(ctx, id)
 	if err != nil || ent.State != journal.StateDone {
 		e.cfg.Logger.Error("replayed id without a stored outcome", "id", id, "err", err)
-		return servicebus.Abandon()
+		return transport.Abandon()
 	}
 	e.cfg.Metrics.JournalHit()
 	rec := audit.Record{Time: e.cfg.Now(), CommandID: id, UserDN: ent.UserDN, Outcome: ent.Code, DC: ent.DC,
@@ -177,15 +177,15 @@ func (e *Engine) replay(ctx context.Context, d *servicebus.Delivery, id string, 
 		rec.Detail = "report failed: " + err.Error()
 		rec.LatencyMS = ms(e.cfg.Now().Sub(start))
 		_ = e.cfg.Audit.Write(rec)
-		return servicebus.Abandon()
+		return transport.Abandon()
 	}
 	rec.LatencyMS = ms(e.cfg.Now().Sub(start))
 	_ = e.cfg.Audit.Write(rec)
-	return servicebus.Complete()
+	return transport.Complete()
 }
 
 // process runs the pipeline for a verified command.
-func (e *Engine) process(ctx context.Context, d *servicebus.Delivery, rec *protocol.Received) outcome {
+func (e *Engine) process(ctx context.Context, d *transport.Delivery, rec *protocol.Received) outcome {
 	dom, err := e.route(rec.User)
 	if err != nil {
 		return answer(protocol.CodeOutOfScope, err.Error())
@@ -201,7 +201,7 @@ func (e *Engine) process(ctx context.Context, d *servicebus.Delivery, rec *proto
 	return out
 }
 
-func (e *Engine) inDomain(ctx context.Context, dom *Domain, d *servicebus.Delivery, rec *protocol.Received) outcome {
+func (e *Engine) inDomain(ctx context.Context, dom *Domain, d *transport.Delivery, rec *protocol.Received) outcome {
 	ref, err := UserRef(rec.User)
 	if err != nil {
 		return answer(protocol.CodeInvalidCommand, err.Error())
@@ -374,7 +374,7 @@ func (e *Engine) inDomain(ctx context.Context, dom *Domain, d *servicebus.Delive
 // to 0: then only replPropertyMetaData's time of the password's last write
 // tells, in whole seconds, so a write in the second the command was queued
 // counts.
-func writtenElsewhere(d *servicebus.Delivery, rec *protocol.Received, u *ldapx.User) (time.Time, bool) {
+func writtenElsewhere(d *transport.Delivery, rec *protocol.Received, u *ldapx.User) (time.Time, bool) {
 	if d.DeliveryCount < 2 {
 		return time.Time{}, false
 	}
@@ -403,7 +403,7 @@ func mustChangeReset(rec *protocol.Received) bool {
 
 // queuedAt is when the command entered the queue (the sender's issue time
 // when the broker gave none).
-func queuedAt(d *servicebus.Delivery, rec *protocol.Received) time.Time {
+func queuedAt(d *transport.Delivery, rec *protocol.Received) time.Time {
 	if !d.EnqueuedTime.IsZero() {
 		return d.EnqueuedTime
 	}
@@ -542,7 +542,7 @@ func LocalPolicy(dom *Domain, p *ldapx.Policy) policy.Policy {
 
 // send signs a final outcome, journals it (when the command was claimed),
 // reports it and settles the message.
-func (e *Engine) send(ctx context.Context, d *servicebus.Delivery, rec *protocol.Received, out outcome, start time.Time, journaled bool) servicebus.Disposition {
+func (e *Engine) send(ctx context.Context, d *transport.Delivery, rec *protocol.Received, out outcome, start time.Time, journaled bool) transport.Disposition {
 	now := e.cfg.Now()
 	res := &protocol.Result{
 		V: protocol.Version, CommandID: rec.ID, Code: out.code, Message: out.message,
@@ -567,7 +567,7 @@ func (e *Engine) send(ctx context.Context, d *servicebus.Delivery, rec *protocol
 	signed, err := protocol.SignResult(res, e.cfg.Signer)
 	if err != nil {
 		e.cfg.Logger.Error("cannot sign result", "id", rec.ID, "err", err)
-		return servicebus.Abandon()
+		return transport.Abandon()
 	}
 	// The outcome goes to the journal's next shared transaction before the
 	// result is sent, and the message is settled only once it is durable.
@@ -588,7 +588,7 @@ func (e *Engine) send(ctx context.Context, d *servicebus.Delivery, rec *protocol
 			_ = durable(ctx)
 		}
 		e.audit(d, rec, out, start, false, "abandoned")
-		return servicebus.Abandon()
+		return transport.Abandon()
 	}
 	e.crashPoint("after_report")
 	for durable != nil {
@@ -604,7 +604,7 @@ func (e *Engine) send(ctx context.Context, d *servicebus.Delivery, rec *protocol
 		}
 		if ctx.Err() != nil {
 			e.audit(d, rec, out, start, false, "abandoned")
-			return servicebus.Abandon()
+			return transport.Abandon()
 		}
 		// Not the storage: the entry itself (its claim expired with the
 		// replay window, say). Nothing to record it against; the result
@@ -614,7 +614,7 @@ func (e *Engine) send(ctx context.Context, d *servicebus.Delivery, rec *protocol
 	}
 	e.audit(d, rec, out, start, false, "completed")
 	e.crashPoint("before_settle")
-	return servicebus.Complete()
+	return transport.Complete()
 }
 
 // dcHost turns a DC URL (ldaps://dc1.example.com:636) into the host name
@@ -659,7 +659,7 @@ func joinCats(cs []policy.Category) string {
 	return strings.Join(s, ",")
 }
 
-func (e *Engine) audit(d *servicebus.Delivery, rec *protocol.Received, out outcome, start time.Time, fromJournal bool, settlement string) {
+func (e *Engine) audit(d *transport.Delivery, rec *protocol.Received, out outcome, start time.Time, fromJournal bool, settlement string) {
 	r := audit.Record{
 		Time: e.cfg.Now(), CommandID: rec.ID, Op: string(rec.Op), Domain: out.domain, UserDN: out.userDN,
 		ActorKind: string(rec.Actor.Kind), ActorID: rec.Actor.ID, Outcome: string(out.code),

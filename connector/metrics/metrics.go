@@ -167,7 +167,7 @@ func (m *Metrics) ObserveLDAP(dc, op string, d time.Duration) {
 }
 
 // ObserveReceiveLag records how long a command waited in the queue: the time
-// between enqueued (servicebus.Delivery.EnqueuedTime) and received. A zero
+// between enqueued (transport.Delivery.EnqueuedTime) and received. A zero
 // enqueued time is ignored; a negative lag (clock skew between Service Bus
 // and this host) is recorded as zero.
 func (m *Metrics) ObserveReceiveLag(enqueued, received time.Time) {

@@ -21,7 +21,7 @@ import (
 	"github.com/adwriteback/adwriteback/relay/keys"
 	"github.com/adwriteback/adwriteback/relay/protocol"
 	"github.com/adwriteback/adwriteback/relay/sender"
-	"github.com/adwriteback/adwriteback/relay/servicebus"
+	"github.com/adwriteback/adwriteback/relay/transport"
 )
 
 // ConnectorOptions configure the connector-bound run.
@@ -144,7 +144,7 @@ type nopReporter struct{ n atomic.Int64 }
 
 type sentAtKey struct{}
 
-func (r *nopReporter) Report(ctx context.Context, _ *servicebus.Delivery, _ string, _ []byte) error {
+func (r *nopReporter) Report(ctx context.Context, _ *transport.Delivery, _ string, _ []byte) error {
 	r.n.Add(1)
 	if at, ok := ctx.Value(sentAtKey{}).(*time.Time); ok {
 		*at = time.Now()
@@ -359,9 +359,9 @@ func ConnectorBound(ctx context.Context, opt ConnectorOptions) (*ConnectorResult
 				var sent time.Time
 				hctx := context.WithValue(ctx, sentAtKey{}, &sent)
 				s := time.Now()
-				d := eng.Handle(hctx, &servicebus.Delivery{MessageID: jb.id, Body: jb.body, DeliveryCount: 1, ReplyTo: "results"})
+				d := eng.Handle(hctx, &transport.Delivery{MessageID: jb.id, Body: jb.body, DeliveryCount: 1, ReplyTo: "results"})
 				el := time.Since(s)
-				if d.Action != servicebus.ActionComplete || sent.IsZero() {
+				if d.Action != transport.ActionComplete || sent.IsZero() {
 					bad.Add(1)
 				}
 				i := next.Add(1) - 1

@@ -21,7 +21,7 @@ import (
 	"github.com/adwriteback/adwriteback/relay/keys"
 	"github.com/adwriteback/adwriteback/relay/protocol"
 	"github.com/adwriteback/adwriteback/relay/sender"
-	"github.com/adwriteback/adwriteback/relay/servicebus"
+	"github.com/adwriteback/adwriteback/relay/transport"
 )
 
 func sam(u testdc.SeedUser) protocol.UserRef { return protocol.UserRef{SAM: u.SAM} }
@@ -270,7 +270,7 @@ type blockingReporter struct {
 	release chan struct{}
 }
 
-func (b *blockingReporter) Report(ctx context.Context, d *servicebus.Delivery, id string, body []byte) error {
+func (b *blockingReporter) Report(ctx context.Context, d *transport.Delivery, id string, body []byte) error {
 	select {
 	case b.entered <- id:
 	default:

@@ -12,6 +12,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
 
 	"github.com/adwriteback/adwriteback/integration/sbemu"
+	"github.com/adwriteback/adwriteback/relay/transport"
 )
 
 // responder answers every command on the test queue through its own client (a connector).
@@ -27,14 +28,14 @@ func (e *env) responder(t *testing.T) (*Source, func(id string) int) {
 	t.Cleanup(func() { _ = replies.Close(context.Background()) })
 	var mu sync.Mutex
 	answered := map[string]int{}
-	s, err := NewSource(c, fastConfig(e.queue), HandlerFunc(func(ctx context.Context, d *Delivery) Disposition {
+	s, err := NewSource(c, fastConfig(e.queue), transport.HandlerFunc(func(ctx context.Context, d *transport.Delivery) transport.Disposition {
 		if err := replies.SendReply(ctx, d, append([]byte("result-of-"), d.Body...)); err != nil {
-			return Abandon()
+			return transport.Abandon()
 		}
 		mu.Lock()
 		answered[d.MessageID]++
 		mu.Unlock()
-		return Complete()
+		return transport.Complete()
 	}))
 	if err != nil {
 		t.Fatal(err)

@@ -12,5 +12,5 @@
 //     Transport): command.go;
 //   - Health, the link state for the readiness endpoint: health.go.
 //
-// The handler the connector engine implements sees only transport-neutral data (Delivery).
+// The handler the connector engine implements sees only transport-neutral data (transport.Delivery).
 package servicebus

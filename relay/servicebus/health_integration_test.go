@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/adwriteback/adwriteback/integration/sbemu"
+	"github.com/adwriteback/adwriteback/relay/transport"
 )
 
 // An idle Source's health turns up as soon as its link is attached again after an outage, not
@@ -17,7 +18,7 @@ func TestSourceHealthUpSoonAfterOutage(t *testing.T) {
 	e := setup(t, sbemu.QueueOptions{})
 	cfg := fastConfig(e.queue)
 	cfg.ReceiveTimeout, cfg.WatchdogGrace = 0, 0 // defaults: 30 s + 15 s
-	s, err := NewSource(e.client, cfg, HandlerFunc(func(ctx context.Context, d *Delivery) Disposition { return Complete() }))
+	s, err := NewSource(e.client, cfg, transport.HandlerFunc(func(ctx context.Context, d *transport.Delivery) transport.Disposition { return transport.Complete() }))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
+
+	"github.com/adwriteback/adwriteback/relay/transport"
 )
 
 // ErrNoReplyTo: the command names no reply queue.
@@ -50,7 +52,7 @@ func NewReplySender(client *azservicebus.Client, ttl time.Duration, contentType 
 
 // SendReply answers d: to d.ReplyTo, CorrelationID = d.MessageID, SessionID =
 // d.ReplyToSessionID. Send the reply before completing the command.
-func (r *ReplySender) SendReply(ctx context.Context, d *Delivery, body []byte) error {
+func (r *ReplySender) SendReply(ctx context.Context, d *transport.Delivery, body []byte) error {
 	return r.Send(ctx, Reply{To: d.ReplyTo, CorrelationID: d.MessageID, SessionID: d.ReplyToSessionID, Body: body})
 }
 

@@ -12,87 +12,15 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
 	"github.com/Azure/go-amqp"
+
+	"github.com/adwriteback/adwriteback/relay/transport"
 )
-
-// Delivery is one received command, transport-neutral. Body is the signed, sealed envelope:
-// it holds no plaintext password but is still not for logs.
-type Delivery struct {
-	MessageID        string
-	Body             []byte
-	ContentType      string
-	ReplyTo          string
-	ReplyToSessionID string
-	SessionID        string
-	// DeliveryCount is 1 on the first delivery.
-	DeliveryCount uint32
-	EnqueuedTime  time.Time
-	// LockedUntil is the lock's expiry when received (the Source renews it).
-	LockedUntil time.Time
-}
-
-// Action is what to do with a delivery once handled.
-type Action int
-
-// Actions.
-const (
-	// ActionComplete removes the message: the command was answered.
-	ActionComplete Action = iota + 1
-	// ActionAbandon returns the message for a later retry (after a backoff that grows with the
-	// delivery count); the queue's MaxDeliveryCount eventually dead-letters it.
-	ActionAbandon
-	// ActionDeadLetter moves the message to the dead-letter queue with a reason.
-	ActionDeadLetter
-)
-
-func (a Action) String() string {
-	switch a {
-	case ActionComplete:
-		return "complete"
-	case ActionAbandon:
-		return "abandon"
-	case ActionDeadLetter:
-		return "dead_letter"
-	}
-	return "unknown"
-}
-
-// Disposition is a handler's decision. Reason and Description go into the dead-letter record:
-// they must be codes and safe text, never a secret (Description is also truncated and stripped
-// of control characters).
-type Disposition struct {
-	Action      Action
-	Reason      string
-	Description string
-}
-
-// Complete, Abandon and DeadLetter build dispositions.
-func Complete() Disposition { return Disposition{Action: ActionComplete} }
-
-// Abandon returns the message for a retry.
-func Abandon() Disposition { return Disposition{Action: ActionAbandon} }
-
-// DeadLetter moves the message to the dead-letter queue.
-func DeadLetter(reason, description string) Disposition {
-	return Disposition{Action: ActionDeadLetter, Reason: reason, Description: description}
-}
-
-// Handler processes deliveries; the connector engine implements it. Handle must return when
-// ctx ends (shutdown grace over, or the lock was lost); the Source then settles as told.
-type Handler interface {
-	Handle(ctx context.Context, d *Delivery) Disposition
-}
-
-// HandlerFunc adapts a function to Handler.
-type HandlerFunc func(ctx context.Context, d *Delivery) Disposition
-
-// Handle calls f.
-func (f HandlerFunc) Handle(ctx context.Context, d *Delivery) Disposition { return f(ctx, d) }
 
 // Errors the Source reports (through Health.LastError and the logger), for errors.Is.
 var (
 	// ErrLockLost: the message's lock expired or was lost before it was settled; the message
 	// will be redelivered (possibly to another instance).
-	ErrLockLost = errors.New("servicebus: message lock lost")
+	ErrLockLost = transport.ErrLockLost
 	// ErrUnauthorized: Service Bus refused the credentials.
 	ErrUnauthorized = errors.New("servicebus: unauthorized (check the key or the role assignment: Azure Service Bus Data Receiver/Sender)")
 	// ErrNotFound: the queue does not exist.
@@ -214,17 +142,17 @@ func (c *SourceConfig) defaults() error {
 	return nil
 }
 
-// Source receives commands from a queue and hands them to a Handler.
+// Source receives commands from a queue and hands them to a transport.Handler.
 type Source struct {
 	cfg     SourceConfig
-	handler Handler
+	handler transport.Handler
 	open    func() (receiver, error)
 	health  healthTracker
 	running sync.Mutex
 }
 
 // NewSource builds a Source on client for cfg.Queue.
-func NewSource(client *azservicebus.Client, cfg SourceConfig, h Handler) (*Source, error) {
+func NewSource(client *azservicebus.Client, cfg SourceConfig, h transport.Handler) (*Source, error) {
 	if client == nil || h == nil {
 		return nil, fmt.Errorf("%w: source needs a client and a handler", ErrConfig)
 	}
@@ -233,7 +161,7 @@ func NewSource(client *azservicebus.Client, cfg SourceConfig, h Handler) (*Sourc
 	}, cfg, h)
 }
 
-func newSource(open func() (receiver, error), cfg SourceConfig, h Handler) (*Source, error) {
+func newSource(open func() (receiver, error), cfg SourceConfig, h transport.Handler) (*Source, error) {
 	if err := cfg.defaults(); err != nil {
 		return nil, err
 	}
@@ -460,8 +388,8 @@ func (s *Source) releaseLate(r receiver, msgs []*azservicebus.ReceivedMessage) {
 	}
 }
 
-func toDelivery(m *azservicebus.ReceivedMessage) *Delivery {
-	d := &Delivery{MessageID: m.MessageID, Body: m.Body, DeliveryCount: m.DeliveryCount}
+func toDelivery(m *azservicebus.ReceivedMessage) *transport.Delivery {
+	d := &transport.Delivery{MessageID: m.MessageID, Body: m.Body, DeliveryCount: m.DeliveryCount}
 	if m.ContentType != nil {
 		d.ContentType = *m.ContentType
 	}
@@ -502,7 +430,7 @@ func (s *Source) process(workCtx context.Context, r receiver, m *azservicebus.Re
 	}()
 
 	disp := s.callHandler(hctx, d)
-	if disp.Action == ActionAbandon {
+	if disp.Action == transport.ActionAbandon {
 		// hold the message (lock still renewed) before abandoning, so retries back off
 		wait := s.cfg.AbandonBackoff.Delay(int(max(d.DeliveryCount, 1)) - 1)
 		ch, stop := s.cfg.Clock.After(wait)
@@ -516,26 +444,28 @@ func (s *Source) process(workCtx context.Context, r receiver, m *azservicebus.Re
 	<-renewDone
 	select {
 	case <-lost:
-		s.reportLockLost(d, fmt.Errorf("%w: lock renewal failed for message %s", ErrLockLost, d.MessageID))
+		err := fmt.Errorf("%w: lock renewal failed for message %s", ErrLockLost, d.MessageID)
+		s.reportLockLost(d, err)
+		disp.Report(transport.Settlement{Action: disp.Action, Err: err})
 		return
 	default:
 	}
 	s.settle(r, m, d, disp)
 }
 
-func (s *Source) callHandler(ctx context.Context, d *Delivery) (disp Disposition) {
+func (s *Source) callHandler(ctx context.Context, d *transport.Delivery) (disp transport.Disposition) {
 	defer func() {
 		if p := recover(); p != nil {
 			// never log the panic value: it may hold handler data
 			s.cfg.Logger.Error("handler panicked; message abandoned", "queue", s.cfg.Queue, "message_id", d.MessageID)
-			disp = Abandon()
+			disp = transport.Abandon()
 		}
 	}()
 	disp = s.handler.Handle(ctx, d)
 	switch disp.Action {
-	case ActionComplete, ActionAbandon, ActionDeadLetter:
+	case transport.ActionComplete, transport.ActionAbandon, transport.ActionDeadLetter:
 	default:
-		disp = Abandon()
+		disp = transport.Abandon()
 	}
 	return disp
 }
@@ -580,23 +510,30 @@ func (s *Source) renewLoop(ctx context.Context, r receiver, m *azservicebus.Rece
 	}
 }
 
-func (s *Source) reportLockLost(d *Delivery, err error) {
+func (s *Source) reportLockLost(d *transport.Delivery, err error) {
 	now := s.cfg.Clock.Now()
 	s.health.update(func(h *Health) { h.LockLost++; h.LastError, h.LastErrorAt = err, now })
 	s.cfg.Logger.Warn("message lock lost; it will be redelivered and may be processed by another instance",
 		"queue", s.cfg.Queue, "message_id", d.MessageID, "delivery_count", d.DeliveryCount)
 }
 
-func (s *Source) settle(r receiver, m *azservicebus.ReceivedMessage, d *Delivery, disp Disposition) {
+// settle carries out disp on m and reports what it did through disp's Settled hook.
+func (s *Source) settle(r receiver, m *azservicebus.ReceivedMessage, d *transport.Delivery, disp transport.Disposition) {
+	err := s.settleMessage(r, m, d, disp)
+	disp.Report(transport.Settlement{Action: disp.Action, Err: err})
+}
+
+// settleMessage completes, abandons or dead-letters m; the error says why it did not.
+func (s *Source) settleMessage(r receiver, m *azservicebus.ReceivedMessage, d *transport.Delivery, disp transport.Disposition) error {
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.SettleTimeout)
 	defer cancel()
 	var err error
 	switch disp.Action {
-	case ActionComplete:
+	case transport.ActionComplete:
 		err = r.CompleteMessage(ctx, m, nil)
-	case ActionAbandon:
+	case transport.ActionAbandon:
 		err = r.AbandonMessage(ctx, m, nil)
-	case ActionDeadLetter:
+	case transport.ActionDeadLetter:
 		reason := SanitizeDeadLetterText(disp.Reason, 128)
 		if reason == "" {
 			reason = "unprocessable"
@@ -607,26 +544,28 @@ func (s *Source) settle(r receiver, m *azservicebus.ReceivedMessage, d *Delivery
 	if err != nil {
 		cerr := Classify(err)
 		if errors.Is(cerr, ErrLockLost) {
-			s.reportLockLost(d, fmt.Errorf("servicebus: %s message %s: %w", disp.Action, d.MessageID, cerr))
-			return
+			lerr := fmt.Errorf("servicebus: %s message %s: %w", disp.Action, d.MessageID, cerr)
+			s.reportLockLost(d, lerr)
+			return lerr
 		}
 		now := s.cfg.Clock.Now()
 		serr := fmt.Errorf("servicebus: %s message %s: %w", disp.Action, d.MessageID, cerr)
 		s.health.update(func(h *Health) { h.SettleErrors++; h.LastError, h.LastErrorAt = serr, now })
 		s.cfg.Logger.Warn("settle failed; the message will be redelivered when its lock expires",
 			"queue", s.cfg.Queue, "message_id", d.MessageID, "action", disp.Action.String(), "error", cerr)
-		return
+		return serr
 	}
 	s.health.update(func(h *Health) {
 		switch disp.Action {
-		case ActionComplete:
+		case transport.ActionComplete:
 			h.Completed++
-		case ActionAbandon:
+		case transport.ActionAbandon:
 			h.Abandoned++
-		case ActionDeadLetter:
+		case transport.ActionDeadLetter:
 			h.DeadLettered++
 		}
 	})
+	return nil
 }
 
 // SanitizeDeadLetterText truncates s to max bytes (on a rune boundary) and replaces control

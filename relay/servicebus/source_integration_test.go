@@ -14,6 +14,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
 
 	"github.com/adwriteback/adwriteback/integration/sbemu"
+	"github.com/adwriteback/adwriteback/relay/transport"
 )
 
 var qseq atomic.Int64
@@ -118,16 +119,16 @@ func TestSourceReceivesCommandsAndReplies(t *testing.T) {
 	replies := NewReplySender(e.client, time.Minute, "application/json")
 	defer replies.Close(context.Background())
 	var mu sync.Mutex
-	got := map[string]*Delivery{}
-	s, err := NewSource(e.client, fastConfig(e.queue), HandlerFunc(func(ctx context.Context, d *Delivery) Disposition {
+	got := map[string]*transport.Delivery{}
+	s, err := NewSource(e.client, fastConfig(e.queue), transport.HandlerFunc(func(ctx context.Context, d *transport.Delivery) transport.Disposition {
 		if err := replies.SendReply(ctx, d, append([]byte("result-of-"), d.Body...)); err != nil {
 			t.Errorf("reply: %v", err)
-			return Abandon()
+			return transport.Abandon()
 		}
 		mu.Lock()
 		got[d.MessageID] = d
 		mu.Unlock()
-		return Complete()
+		return transport.Complete()
 	}))
 	if err != nil {
 		t.Fatal(err)
@@ -181,10 +182,10 @@ func TestReplyMessageFields(t *testing.T) {
 	defer rs.Close(context.Background())
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
-	if err := rs.SendReply(ctx, &Delivery{MessageID: "c-1", ReplyTo: "rs", ReplyToSessionID: "s-1"}, []byte("r")); err != nil {
+	if err := rs.SendReply(ctx, &transport.Delivery{MessageID: "c-1", ReplyTo: "rs", ReplyToSessionID: "s-1"}, []byte("r")); err != nil {
 		t.Fatal(err)
 	}
-	if err := rs.SendReply(ctx, &Delivery{MessageID: "c-2"}, []byte("r")); !errors.Is(err, ErrNoReplyTo) {
+	if err := rs.SendReply(ctx, &transport.Delivery{MessageID: "c-2"}, []byte("r")); !errors.Is(err, ErrNoReplyTo) {
 		t.Fatalf("no reply-to: %v", err)
 	}
 	sr, err := e.client.AcceptSessionForQueue(ctx, "rs", "s-1", nil)
@@ -205,7 +206,7 @@ func TestReplyMessageFields(t *testing.T) {
 func TestSourceRenewsLockAcrossSlowHandler(t *testing.T) {
 	e := setup(t, sbemu.QueueOptions{LockDuration: 500 * time.Millisecond})
 	e.send(t, "slow", "x", "", "")
-	s, err := NewSource(e.client, fastConfig(e.queue), HandlerFunc(func(ctx context.Context, d *Delivery) Disposition {
+	s, err := NewSource(e.client, fastConfig(e.queue), transport.HandlerFunc(func(ctx context.Context, d *transport.Delivery) transport.Disposition {
 		// hold the message for three lock durations; wait on the emulator's view, not a sleep
 		until := time.Now().Add(1500 * time.Millisecond)
 		tick := time.NewTicker(50 * time.Millisecond)
@@ -213,11 +214,11 @@ func TestSourceRenewsLockAcrossSlowHandler(t *testing.T) {
 		for time.Now().Before(until) {
 			select {
 			case <-ctx.Done():
-				return Abandon()
+				return transport.Abandon()
 			case <-tick.C:
 			}
 		}
-		return Complete()
+		return transport.Complete()
 	}))
 	if err != nil {
 		t.Fatal(err)
@@ -239,17 +240,17 @@ func TestSourceAbandonRedeliversThenDeadLettersPoison(t *testing.T) {
 	e.send(t, "poison", "bad", "", "")
 	var mu sync.Mutex
 	counts := map[string][]uint32{}
-	s, err := NewSource(e.client, fastConfig(e.queue), HandlerFunc(func(ctx context.Context, d *Delivery) Disposition {
+	s, err := NewSource(e.client, fastConfig(e.queue), transport.HandlerFunc(func(ctx context.Context, d *transport.Delivery) transport.Disposition {
 		mu.Lock()
 		counts[d.MessageID] = append(counts[d.MessageID], d.DeliveryCount)
 		mu.Unlock()
 		switch {
 		case d.MessageID == "poison":
-			return DeadLetter("invalid_command", "signature does not verify\n(key id k1)")
+			return transport.DeadLetter("invalid_command", "signature does not verify\n(key id k1)")
 		case d.DeliveryCount < 2:
-			return Abandon()
+			return transport.Abandon()
 		}
-		return Complete()
+		return transport.Complete()
 	}))
 	if err != nil {
 		t.Fatal(err)
@@ -276,11 +277,11 @@ func TestSourceLockLostIsReportedAndRedelivered(t *testing.T) {
 	e.send(t, "c1", "x", "", "")
 	release := make(chan struct{})
 	var calls atomic.Int32
-	s, err := NewSource(e.client, fastConfig(e.queue), HandlerFunc(func(ctx context.Context, d *Delivery) Disposition {
+	s, err := NewSource(e.client, fastConfig(e.queue), transport.HandlerFunc(func(ctx context.Context, d *transport.Delivery) transport.Disposition {
 		if calls.Add(1) == 1 {
 			<-release // first delivery: the lock is taken away meanwhile
 		}
-		return Complete()
+		return transport.Complete()
 	}))
 	if err != nil {
 		t.Fatal(err)
@@ -305,11 +306,11 @@ func TestSourceRecoversFromDroppedConnection(t *testing.T) {
 	e := setup(t, sbemu.QueueOptions{LockDuration: 5 * time.Second})
 	var mu sync.Mutex
 	seen := map[string]int{}
-	s, err := NewSource(e.client, fastConfig(e.queue), HandlerFunc(func(ctx context.Context, d *Delivery) Disposition {
+	s, err := NewSource(e.client, fastConfig(e.queue), transport.HandlerFunc(func(ctx context.Context, d *transport.Delivery) transport.Disposition {
 		mu.Lock()
 		seen[string(d.Body)]++
 		mu.Unlock()
-		return Complete()
+		return transport.Complete()
 	}))
 	if err != nil {
 		t.Fatal(err)
@@ -345,7 +346,7 @@ func TestSourceWrongKeyIsUnauthorized(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close(context.Background())
-	s, err := NewSource(c, fastConfig(e.queue), HandlerFunc(func(ctx context.Context, d *Delivery) Disposition { return Complete() }))
+	s, err := NewSource(c, fastConfig(e.queue), transport.HandlerFunc(func(ctx context.Context, d *transport.Delivery) transport.Disposition { return transport.Complete() }))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -370,10 +371,10 @@ func TestSourceShutdownAbandonsNothingAndReturns(t *testing.T) {
 	e := setup(t, sbemu.QueueOptions{LockDuration: 5 * time.Second})
 	e.send(t, "inflight", "x", "", "")
 	started := make(chan struct{})
-	s, err := NewSource(e.client, fastConfig(e.queue), HandlerFunc(func(ctx context.Context, d *Delivery) Disposition {
+	s, err := NewSource(e.client, fastConfig(e.queue), transport.HandlerFunc(func(ctx context.Context, d *transport.Delivery) transport.Disposition {
 		close(started)
 		<-ctx.Done() // only returns when the shutdown grace ends
-		return Abandon()
+		return transport.Abandon()
 	}))
 	if err != nil {
 		t.Fatal(err)

@@ -20,6 +20,8 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
+
+	"github.com/adwriteback/adwriteback/relay/transport"
 )
 
 func TestBackoffJitterAndCap(t *testing.T) {
@@ -239,7 +241,7 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-func startFake(t *testing.T, f *fakeReceiver, h Handler) *Source {
+func startFake(t *testing.T, f *fakeReceiver, h transport.Handler) *Source {
 	t.Helper()
 	s, err := newSource(func() (receiver, error) { return f, nil }, SourceConfig{
 		Queue: "q", ReceiveTimeout: 50 * time.Millisecond, ShutdownGrace: time.Second,
@@ -257,18 +259,18 @@ func startFake(t *testing.T, f *fakeReceiver, h Handler) *Source {
 
 func TestSourceDispositionsWithFake(t *testing.T) {
 	f := newFake(msg("ok", time.Minute), msg("retry", time.Minute), msg("poison", time.Minute), msg("panic", time.Minute), msg("weird", time.Minute))
-	s := startFake(t, f, HandlerFunc(func(ctx context.Context, d *Delivery) Disposition {
+	s := startFake(t, f, transport.HandlerFunc(func(ctx context.Context, d *transport.Delivery) transport.Disposition {
 		switch d.MessageID {
 		case "ok":
-			return Complete()
+			return transport.Complete()
 		case "retry":
-			return Abandon()
+			return transport.Abandon()
 		case "poison":
-			return DeadLetter("invalid_command", "bad\nsignature")
+			return transport.DeadLetter("invalid_command", "bad\nsignature")
 		case "panic":
 			panic("handler bug")
 		}
-		return Disposition{}
+		return transport.Disposition{}
 	}))
 	waitUntil(t, "all settled", func() bool { h := s.Health(); return h.Completed+h.Abandoned+h.DeadLettered == 5 })
 	want := map[string]string{"ok": "complete", "retry": "abandon", "poison": "deadletter:invalid_command:bad signature", "panic": "abandon", "weird": "abandon"}
@@ -282,9 +284,9 @@ func TestSourceDispositionsWithFake(t *testing.T) {
 func TestSourceRenewsUntilSettledWithFake(t *testing.T) {
 	f := newFake(msg("slow", 100*time.Millisecond))
 	release := make(chan struct{})
-	s := startFake(t, f, HandlerFunc(func(ctx context.Context, d *Delivery) Disposition {
+	s := startFake(t, f, transport.HandlerFunc(func(ctx context.Context, d *transport.Delivery) transport.Disposition {
 		<-release
-		return Complete()
+		return transport.Complete()
 	}))
 	waitUntil(t, "three renewals", func() bool { return f.renewals.Load() >= 3 })
 	close(release)
@@ -299,10 +301,10 @@ func TestSourceLockLostDuringRenewCancelsHandler(t *testing.T) {
 	f := newFake(msg("lost", 60*time.Millisecond))
 	f.lockLost = true
 	cancelled := make(chan struct{})
-	s := startFake(t, f, HandlerFunc(func(ctx context.Context, d *Delivery) Disposition {
+	s := startFake(t, f, transport.HandlerFunc(func(ctx context.Context, d *transport.Delivery) transport.Disposition {
 		<-ctx.Done()
 		close(cancelled)
-		return Complete()
+		return transport.Complete()
 	}))
 	<-cancelled
 	waitUntil(t, "lock lost reported", func() bool { return s.Health().LockLost == 1 })
@@ -318,7 +320,7 @@ func TestSourceBacksOffOnReceiveErrors(t *testing.T) {
 	s, err := newSource(func() (receiver, error) { opens.Add(1); return f, nil }, SourceConfig{
 		Queue: "q", ReceiveTimeout: 50 * time.Millisecond,
 		ReconnectBackoff: Backoff{Min: time.Millisecond, Max: 4 * time.Millisecond},
-	}, HandlerFunc(func(context.Context, *Delivery) Disposition { return Complete() }))
+	}, transport.HandlerFunc(func(context.Context, *transport.Delivery) transport.Disposition { return transport.Complete() }))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -335,10 +337,38 @@ func TestSourceBacksOffOnReceiveErrors(t *testing.T) {
 }
 
 func TestNewSourceValidation(t *testing.T) {
-	if _, err := NewSource(nil, SourceConfig{Queue: "q"}, HandlerFunc(func(context.Context, *Delivery) Disposition { return Complete() })); err == nil {
+	if _, err := NewSource(nil, SourceConfig{Queue: "q"}, transport.HandlerFunc(func(context.Context, *transport.Delivery) transport.Disposition { return transport.Complete() })); err == nil {
 		t.Fatal("nil client accepted")
 	}
 	if _, err := newSource(func() (receiver, error) { return nil, nil }, SourceConfig{}, nil); !errors.Is(err, ErrConfig) {
 		t.Fatalf("empty queue: %v", err)
+	}
+}
+
+// The handler's Settled hook hears what the source actually did: the action
+// carried out, or the lock lost before it could be.
+func TestSourceReportsSettlementWithFake(t *testing.T) {
+	settled := make(chan transport.Settlement, 2)
+	hook := func(s transport.Settlement) { settled <- s }
+	f := newFake(msg("ok", time.Minute))
+	startFake(t, f, transport.HandlerFunc(func(ctx context.Context, d *transport.Delivery) transport.Disposition {
+		disp := transport.Complete()
+		disp.Settled = hook
+		return disp
+	}))
+	if s := <-settled; s.Action != transport.ActionComplete || s.Err != nil || s.String() != "completed" || f.result("ok") != "complete" {
+		t.Fatalf("settlement %+v (%s), fake %q", s, s, f.result("ok"))
+	}
+
+	lost := newFake(msg("lost", 60*time.Millisecond))
+	lost.lockLost = true
+	startFake(t, lost, transport.HandlerFunc(func(ctx context.Context, d *transport.Delivery) transport.Disposition {
+		<-ctx.Done()
+		disp := transport.Complete()
+		disp.Settled = hook
+		return disp
+	}))
+	if s := <-settled; !errors.Is(s.Err, transport.ErrLockLost) || s.String() != "lock_lost" {
+		t.Fatalf("settlement %+v (%s), want lock_lost", s, s)
 	}
 }
