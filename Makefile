@@ -30,6 +30,7 @@ cross:
 ## stdout and in integration/artifacts/bench-RESULTS.md. Built as the
 ## shipped binary is (CGO_ENABLED=0: the pure-Go resolver, no libc).
 bench:
+	mkdir -p integration/artifacts
 	CGO_ENABLED=0 $(GO) run ./integration/cmd/bench -out integration/artifacts/bench-RESULTS.md
 
 ## bench-full: the full benchmark; rewrites integration/bench/RESULTS.md.
