@@ -1052,3 +1052,72 @@ func TestOutcomeWithoutClaimIsSettled(t *testing.T) {
 		t.Fatalf("code %s", res.Code)
 	}
 }
+
+// TestNewListsEveryMissingValue: New defaults only the logger, metrics,
+// audit and clock; every other missing value is refused, all at once.
+func TestNewListsEveryMissingValue(t *testing.T) {
+	_, err := New(Config{RateLimit: -1})
+	if err == nil {
+		t.Fatal("an empty config was accepted")
+	}
+	for _, want := range []string{"receiver", "journal", "reporter", "domain", "signing key",
+		"rate limit -1", "concurrency", "max attempts", "write window"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error does not name %q:\n%v", want, err)
+		}
+	}
+	r := newRig(t)
+	cfg := r.eng.cfg
+	cfg.RateLimit, cfg.RateWindow = 5, 0
+	if _, err := New(cfg); err == nil || !strings.Contains(err.Error(), "window") {
+		t.Errorf("a rate limit without a window: %v", err)
+	}
+	cfg.RateLimit = 0 // no limit: no window needed
+	cfg.Logger, cfg.Metrics, cfg.Audit, cfg.Clock = nil, nil, nil, nil
+	if _, err := New(cfg); err != nil {
+		t.Errorf("no limit, default logger/metrics/audit/clock: %v", err)
+	}
+}
+
+// TestRateLimitZeroIsNoLimit: 0 means no limit, as in the configuration.
+func TestRateLimitZeroIsNoLimit(t *testing.T) {
+	r := newRig(t, func(c *Config, _ *Domain) { c.RateLimit, c.RateWindow = 0, 0 })
+	for i := range 7 {
+		d := r.build(reset("alice", fmt.Sprintf("Correct!Horse.%d", 40+i)))
+		r.handle(d)
+		if res := r.result(d.MessageID); res.Code != protocol.CodeSucceeded {
+			t.Fatalf("attempt %d: %s", i+1, res.Code)
+		}
+	}
+}
+
+// TestAuditIsWrittenWhenSettled: the audit record is written once the
+// source reports what it did with the message, and says that.
+func TestAuditIsWrittenWhenSettled(t *testing.T) {
+	r := newRig(t)
+	d := r.build(reset("alice", goodPw))
+	disp := r.eng.Handle(context.Background(), d)
+	wantAction(t, disp, transport.Complete())
+	if s := r.auditB.String(); s != "" {
+		t.Fatalf("audited before the message was settled:\n%s", s)
+	}
+	disp.Report(transport.Settlement{Action: disp.Action, Err: fmt.Errorf("complete: %w", transport.ErrLockLost)})
+	if s := r.auditB.String(); !strings.Contains(s, `"settlement":"lock_lost"`) || !strings.Contains(s, d.MessageID) {
+		t.Fatalf("audit after a lost lock:\n%s", s)
+	}
+
+	// Refusals before a command id is known are audited the same way.
+	r = newRig(t)
+	bad := r.build(reset("alice", goodPw))
+	bad.Body = bad.Body[:len(bad.Body)-2]
+	disp = r.eng.Handle(context.Background(), bad)
+	wantAction(t, disp, transport.DeadLetter("x", "y"))
+	if s := r.auditB.String(); s != "" {
+		t.Fatalf("audited before the message was dead-lettered:\n%s", s)
+	}
+	disp.Report(transport.Settlement{Action: disp.Action})
+	if s := r.auditB.String(); !strings.Contains(s, `"settlement":"dead_lettered"`) || !strings.Contains(s, `"outcome":"invalid_command"`) {
+		t.Fatalf("audit after the dead letter:\n%s", s)
+	}
+	r.noLeak(goodPw)
+}
