@@ -91,16 +91,16 @@ func (e *Engine) Handle(ctx context.Context, d *transport.Delivery) transport.Di
 		return disp
 	}
 	defer e.done(c)
-	out := e.decide(ctx, c)
+	out := e.runStages(ctx, c)
 	if e.retryLater(ctx, c, out) {
 		return e.audited(transport.Abandon(), c, out)
 	}
 	return e.finish(ctx, c, out, true)
 }
 
-// decide takes a received command through the stages in its domain,
+// runStages takes a received command through the stages in its domain,
 // within the concurrency cap that protects the DCs.
-func (e *Engine) decide(ctx context.Context, c *command) outcome {
+func (e *Engine) runStages(ctx context.Context, c *command) outcome {
 	dom, err := e.route(c.rec.User)
 	if err != nil {
 		return answer(protocol.CodeOutOfScope, err.Error())
