@@ -79,8 +79,9 @@ type Config struct {
 	Logger   *slog.Logger
 	Metrics  Metrics
 
-	// Every value below is required (connector/config owns the defaults);
-	// New lists each one missing.
+	// The values below, up to Clock, are required (RateWindow only with
+	// a rate limit): connector/config owns their defaults, and New lists
+	// each one missing.
 
 	// RateLimit operations per user in RateWindow; 0 means no limit.
 	RateLimit  int
