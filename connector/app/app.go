@@ -216,11 +216,11 @@ func Build(ctx context.Context, cfg *config.Config, deps Deps) (a *App, err erro
 		reporter = deps.WrapReporter(reporter)
 	}
 	a.Engine, err = engine.New(engine.Config{
-		Receiver: &protocol.Receiver{Senders: verify, Keys: openKeys, Now: deps.Now},
+		Receiver: &protocol.Receiver{Senders: verify, Keys: openKeys, Clock: deps.Clock},
 		Signer:   a.Keys[0].SigningKey(), Journal: a.Journal, Reporter: reporter, Domains: domains,
 		Audit: a.Audit, Logger: deps.Logger, Metrics: a.Metrics,
-		RateLimit: rateLimit(*cfg.Limits.PerUser), RateWindow: cfg.Limits.Window,
-		Concurrency: cfg.Limits.Concurrency, MaxAttempts: uint32(cfg.Limits.MaxAttempts), Now: deps.Now,
+		RateLimit: *cfg.Limits.PerUser, RateWindow: cfg.Limits.Window,
+		Concurrency: cfg.Limits.Concurrency, MaxAttempts: uint32(cfg.Limits.MaxAttempts), Clock: deps.Clock,
 		WriteWindow: maxOpTimeout(cfg) + 5*time.Second,
 	})
 	if err != nil {
@@ -247,15 +247,6 @@ func maxOpTimeout(cfg *config.Config) time.Duration {
 		m = max(m, d.OpTimeout)
 	}
 	return m
-}
-
-// rateLimit maps the config's "0 = no limit" to the engine's "negative =
-// no limit".
-func rateLimit(n int) int {
-	if n == 0 {
-		return -1
-	}
-	return n
 }
 
 // Run receives and handles commands until ctx ends, then shuts down

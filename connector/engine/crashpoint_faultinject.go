@@ -32,8 +32,9 @@ const (
 	envCrashMarker = "ADW_FAULT_CRASH_MARKER"
 )
 
-// isCrashStage reports whether s is a stage handle.go marks: a typo in
-// ADW_FAULT_CRASH_AT would otherwise silently never crash.
+// isCrashStage reports whether s is a point the stages mark (receive.go,
+// apply.go, finish.go): a typo in ADW_FAULT_CRASH_AT would otherwise
+// silently never crash.
 func isCrashStage(s string) bool {
 	switch s {
 	case "after_receive", "after_apply", "after_journal", "after_report", "before_settle":

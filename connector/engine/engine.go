@@ -5,10 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/jonboulle/clockwork"
 
 	"github.com/adwriteback/adwriteback/connector/audit"
 	"github.com/adwriteback/adwriteback/connector/journal"
@@ -78,26 +79,28 @@ type Config struct {
 	Logger   *slog.Logger
 	Metrics  Metrics
 
-	// RateLimit operations per user in RateWindow (default 5 in 24h; a
-	// negative limit disables it).
+	// The values below, up to Clock, are required (RateWindow only with
+	// a rate limit): connector/config owns their defaults, and New lists
+	// each one missing.
+
+	// RateLimit operations per user in RateWindow; 0 means no limit.
 	RateLimit  int
 	RateWindow time.Duration
-	// Concurrency caps commands touching AD at once across all domains
-	// (default 4): it protects the DCs.
+	// Concurrency caps commands touching AD at once across all domains: it
+	// protects the DCs.
 	Concurrency int
 	// MaxAttempts: a command failing transiently is abandoned (and comes
 	// back) until its delivery count reaches this, then answered
-	// "transient" (default 5).
+	// "transient".
 	MaxAttempts uint32
 	// WriteWindow is how long a write sent to AD may still land after it
-	// was started (the LDAP operation timeout plus a margin; default 35s).
-	// A command found half-way after a restart is not written again before
-	// this window has passed since the first attempt.
+	// was started (the LDAP operation timeout plus a margin). A command
+	// found half-way after a restart is not written again before this
+	// window has passed since the first attempt.
 	WriteWindow time.Duration
-	// Now is the clock.
-	Now func() time.Time
-	// After waits (time.After by default); tests inject it.
-	After func(time.Duration) <-chan time.Time
+
+	// Clock is the engine's clock (the real one when nil).
+	Clock clockwork.Clock
 }
 
 // Metrics receives the engine's events; nil fields are no-ops. The
@@ -128,51 +131,21 @@ type Engine struct {
 	// journalDown is set when a journal write failed and cleared when the
 	// journal takes writes again; meanwhile no new work starts.
 	journalDown atomic.Bool
+	// stages decide a received command, in order (see Handle).
+	stages []stage
 }
 
 var _ transport.Handler = (*Engine)(nil)
 
-// New checks cfg and returns an Engine.
+// New checks cfg and returns an Engine. Every missing or invalid value
+// is reported; only Logger, Metrics, Audit and Clock have defaults (none,
+// none, discarded, the real clock).
 func New(cfg Config) (*Engine, error) {
-	var errs []error
-	if cfg.Receiver == nil {
-		errs = append(errs, errors.New("engine: no protocol receiver"))
-	}
-	if cfg.Journal == nil {
-		errs = append(errs, errors.New("engine: no journal"))
-	}
-	if cfg.Reporter == nil {
-		errs = append(errs, errors.New("engine: no reporter"))
-	}
-	if len(cfg.Domains) == 0 {
-		errs = append(errs, errors.New("engine: no domain"))
-	}
-	if cfg.Signer.Key == nil {
-		errs = append(errs, errors.New("engine: no result signing key"))
-	}
-	if err := errors.Join(errs...); err != nil {
+	if err := cfg.check(); err != nil {
 		return nil, err
 	}
-	if cfg.RateLimit == 0 {
-		cfg.RateLimit = 5
-	}
-	if cfg.RateWindow <= 0 {
-		cfg.RateWindow = 24 * time.Hour
-	}
-	if cfg.Concurrency <= 0 {
-		cfg.Concurrency = 4
-	}
-	if cfg.MaxAttempts == 0 {
-		cfg.MaxAttempts = 5
-	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
-	}
-	if cfg.After == nil {
-		cfg.After = time.After
-	}
-	if cfg.WriteWindow <= 0 {
-		cfg.WriteWindow = 35 * time.Second
+	if cfg.Clock == nil {
+		cfg.Clock = clockwork.NewRealClock()
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -189,10 +162,48 @@ func New(cfg Config) (*Engine, error) {
 	}
 	e := &Engine{cfg: cfg, recv: *cfg.Receiver, sem: make(chan struct{}, cfg.Concurrency), inflight: map[string]bool{}, crash: crash}
 	e.recv.Replay = resumable{cfg.Journal}
-	if e.recv.Now == nil {
-		e.recv.Now = cfg.Now
+	if e.recv.Clock == nil {
+		e.recv.Clock = cfg.Clock
 	}
+	e.stages = []stage{e.findUser, e.settleResumed, e.admit, e.appliedElsewhere, e.rateLimit, e.checkPolicy, e.apply}
 	return e, nil
+}
+
+// check lists every problem with cfg.
+func (cfg *Config) check() error {
+	var errs []error
+	problem := func(format string, args ...any) { errs = append(errs, fmt.Errorf("engine: "+format, args...)) }
+	if cfg.Receiver == nil {
+		problem("no protocol receiver")
+	}
+	if cfg.Journal == nil {
+		problem("no journal")
+	}
+	if cfg.Reporter == nil {
+		problem("no reporter")
+	}
+	if len(cfg.Domains) == 0 {
+		problem("no domain")
+	}
+	if cfg.Signer.Key == nil {
+		problem("no result signing key")
+	}
+	if cfg.RateLimit < 0 {
+		problem("rate limit %d: want 0 (no limit) or more", cfg.RateLimit)
+	}
+	if cfg.RateLimit > 0 && cfg.RateWindow <= 0 {
+		problem("rate limit of %d without a window", cfg.RateLimit)
+	}
+	if cfg.Concurrency <= 0 {
+		problem("concurrency %d: want 1 or more", cfg.Concurrency)
+	}
+	if cfg.MaxAttempts == 0 {
+		problem("no max attempts")
+	}
+	if cfg.WriteWindow <= 0 {
+		problem("no write window")
+	}
+	return errors.Join(errs...)
 }
 
 type discard struct{}
@@ -214,77 +225,8 @@ func (r resumable) Claim(ctx context.Context, id string, digest [32]byte, until 
 	if err != nil {
 		return 0, err
 	}
-	if e.State != journal.StateDone {
+	if !answeredBefore(e) {
 		return protocol.ClaimNew, nil
 	}
 	return protocol.ClaimDuplicate, nil
-}
-
-// route picks the domain for a user reference.
-func (e *Engine) route(ref protocol.UserRef) (*Domain, error) { return Route(e.cfg.Domains, ref) }
-
-// Route picks, among domains, the one a user reference belongs to: the
-// domain it names, else the one whose name or UPN suffixes match its UPN,
-// else the only one. Only Name and UPNSuffixes are read.
-func Route(domains []*Domain, ref protocol.UserRef) (*Domain, error) {
-	want := strings.ToLower(ref.Domain)
-	if want == "" && ref.UPN != "" {
-		if i := strings.LastIndexByte(ref.UPN, '@'); i >= 0 {
-			suffix := strings.ToLower(ref.UPN[i+1:])
-			for _, d := range domains {
-				if strings.EqualFold(d.Name, suffix) {
-					return d, nil
-				}
-				for _, s := range d.UPNSuffixes {
-					if strings.EqualFold(s, suffix) {
-						return d, nil
-					}
-				}
-			}
-			if len(domains) > 1 {
-				return nil, fmt.Errorf("no configured domain has the UPN suffix %q", suffix)
-			}
-		}
-	}
-	if want == "" {
-		if len(domains) == 1 {
-			return domains[0], nil
-		}
-		return nil, errors.New("several domains are configured and the command names none")
-	}
-	for _, d := range domains {
-		if strings.EqualFold(d.Name, want) {
-			return d, nil
-		}
-	}
-	return nil, fmt.Errorf("domain %q is not served by this connector", ref.Domain)
-}
-
-// inScope reports whether dn is at or below one of the OUs.
-func inScope(dn string, ous []string) bool {
-	if len(ous) == 0 {
-		return true
-	}
-	l := strings.ToLower(normDN(dn))
-	for _, ou := range ous {
-		o := strings.ToLower(normDN(ou))
-		if l == o || strings.HasSuffix(l, ","+o) {
-			return true
-		}
-	}
-	return false
-}
-
-// normDN removes spaces around RDN separators ("OU=A, DC=x" -> "OU=A,DC=x").
-func normDN(dn string) string {
-	parts := strings.Split(dn, ",")
-	for i, p := range parts {
-		kv := strings.SplitN(strings.TrimSpace(p), "=", 2)
-		if len(kv) == 2 {
-			parts[i] = strings.TrimSpace(kv[0]) + "=" + strings.TrimSpace(kv[1])
-		} else {
-			parts[i] = strings.TrimSpace(p)
-		}
-	}
-	return strings.Join(parts, ",")
 }

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jonboulle/clockwork"
+
 	"github.com/adwriteback/adwriteback/connector/audit"
 	"github.com/adwriteback/adwriteback/connector/journal"
 	"github.com/adwriteback/adwriteback/ldapx"
@@ -202,7 +204,16 @@ const scopeOU = "OU=Managed,DC=adw,DC=test"
 func newRig(t *testing.T, mutate ...func(*Config, *Domain)) *rig {
 	t.Helper()
 	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
-	clock := func() time.Time { return now }
+	rg := &rig{}
+	tc := newTestClock(t, now, func(d time.Duration) {
+		// Waits are recorded; a test decides what happened meanwhile
+		// through rg.duringWait.
+		rg.waits = append(rg.waits, d)
+		if rg.duringWait != nil {
+			rg.duringWait()
+		}
+	})
+	clock := tc.Now
 	conn, err := keys.GenerateConnector(keys.DefaultKEM, now)
 	if err != nil {
 		t.Fatal(err)
@@ -245,24 +256,11 @@ func newRig(t *testing.T, mutate ...func(*Config, *Domain)) *rig {
 	dir.groups["CN=NoWriteback,DC=adw,DC=test"] = []string{dir.users["excluded"].DN}
 	rep := &memReporter{results: map[string][][]byte{}}
 	ab := &syncBuf{}
-	rg := &rig{}
 	dom := &Domain{Name: "adw.test", Dir: dir, ScopeOUs: []string{scopeOU}, ExcludeGroups: []string{"CN=NoWriteback,DC=adw,DC=test"}}
-	cfg := Config{
-		Receiver: &protocol.Receiver{Senders: verify, Keys: openKeys, Now: clock},
-		Signer:   conn.SigningKey(), Journal: jr, Reporter: rep, Domains: []*Domain{dom},
-		Audit: audit.New(ab), Now: clock, Logger: slog.New(slog.NewTextHandler(os.Stderr, nil)),
-		After: func(d time.Duration) <-chan time.Time {
-			// Waits are recorded, and end at once: a test decides what
-			// happened meanwhile through rg.duringWait.
-			rg.waits = append(rg.waits, d)
-			if rg.duringWait != nil {
-				rg.duringWait()
-			}
-			ch := make(chan time.Time, 1)
-			ch <- now.Add(d)
-			return ch
-		},
-	}
+	cfg := validConfig()
+	cfg.Receiver = &protocol.Receiver{Senders: verify, Keys: openKeys, Clock: tc}
+	cfg.Signer, cfg.Journal, cfg.Reporter, cfg.Domains = conn.SigningKey(), jr, rep, []*Domain{dom}
+	cfg.Audit, cfg.Clock, cfg.Logger = audit.New(ab), tc, slog.New(slog.NewTextHandler(os.Stderr, nil))
 	for _, m := range mutate {
 		m(&cfg, dom)
 	}
@@ -272,6 +270,60 @@ func newRig(t *testing.T, mutate ...func(*Config, *Domain)) *rig {
 	}
 	*rg = rig{t: t, eng: eng, dir: dir, rep: rep, snd: sc, jr: jr, auditB: ab, now: now}
 	return rg
+}
+
+// validConfig fills the values connector/config owns with its defaults
+// (5 per user in 24h, 4 at once, 5 attempts) and the write window app
+// computes for the default 30s LDAP timeout; the rig adds the components.
+func validConfig() Config {
+	return Config{RateLimit: 5, RateWindow: 24 * time.Hour, Concurrency: 4, MaxAttempts: 5, WriteWindow: 35 * time.Second}
+}
+
+// testClock is the rig's fake clock. Each wait the engine starts is
+// passed to onWait (in the engine's goroutine, before it blocks); a
+// goroutine then advances the clock by exactly that wait once the engine
+// blocks on it, so a timed wait ends at once, at its time.
+type testClock struct {
+	*clockwork.FakeClock
+	onWait  func(time.Duration)
+	mu      sync.Mutex
+	pending []time.Duration
+}
+
+func newTestClock(t *testing.T, now time.Time, onWait func(time.Duration)) *testClock {
+	c := &testClock{FakeClock: clockwork.NewFakeClockAt(now), onWait: onWait}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	t.Cleanup(func() { cancel(); <-done })
+	go func() {
+		defer close(done)
+		for c.BlockUntilContext(ctx, 1) == nil {
+			c.mu.Lock()
+			d := c.pending[0]
+			c.pending = c.pending[1:]
+			c.mu.Unlock()
+			c.Advance(d)
+		}
+	}()
+	return c
+}
+
+func (c *testClock) After(d time.Duration) <-chan time.Time {
+	c.onWait(d)
+	if d > 0 {
+		c.mu.Lock()
+		c.pending = append(c.pending, d)
+		c.mu.Unlock()
+	}
+	return c.FakeClock.After(d)
+}
+
+// handle hands d to the engine and settles it as the source would, as
+// told and successfully; the settlement writes the audit record.
+func (r *rig) handle(d *transport.Delivery) transport.Disposition {
+	disp := r.eng.Handle(context.Background(), d)
+	disp.Report(transport.Settlement{Action: disp.Action})
+	return disp
 }
 
 // markApplying puts d's command in the journal as a first life left it
@@ -332,14 +384,14 @@ const goodPw = "Correct!Horse.42"
 func TestResetSucceedsOnceAndRedeliveryIsAnsweredFromJournal(t *testing.T) {
 	r := newRig(t)
 	d := r.build(reset("alice", goodPw))
-	wantAction(t, r.eng.Handle(context.Background(), d), transport.Complete())
+	wantAction(t, r.handle(d), transport.Complete())
 	res := r.result(d.MessageID)
 	if res.Code != protocol.CodeSucceeded || res.DC != "fake-dc" {
 		t.Fatalf("result %+v", res.Result)
 	}
 	d2 := *d
 	d2.DeliveryCount = 2
-	wantAction(t, r.eng.Handle(context.Background(), &d2), transport.Complete())
+	wantAction(t, r.handle(&d2), transport.Complete())
 	if n := r.dir.writeCount(); n != 1 {
 		t.Fatalf("%d writes to AD, want exactly 1", n)
 	}
@@ -358,7 +410,7 @@ func TestResetSucceedsOnceAndRedeliveryIsAnsweredFromJournal(t *testing.T) {
 func TestPolicyViolationNamesEveryRule(t *testing.T) {
 	r := newRig(t)
 	d := r.build(reset("alice", "alice1"))
-	wantAction(t, r.eng.Handle(context.Background(), d), transport.Complete())
+	wantAction(t, r.handle(d), transport.Complete())
 	res := r.result(d.MessageID)
 	if res.Code != protocol.CodePolicyViolation {
 		t.Fatalf("code %s", res.Code)
@@ -395,7 +447,7 @@ func TestRefusalsBeforeTouchingAD(t *testing.T) {
 		t.Run(tc.sam, func(t *testing.T) {
 			r := newRig(t)
 			d := r.build(reset(tc.sam, goodPw))
-			wantAction(t, r.eng.Handle(context.Background(), d), transport.Complete())
+			wantAction(t, r.handle(d), transport.Complete())
 			if res := r.result(d.MessageID); res.Code != tc.code {
 				t.Fatalf("code %s, want %s", res.Code, tc.code)
 			}
@@ -409,7 +461,7 @@ func TestRefusalsBeforeTouchingAD(t *testing.T) {
 		r.dir.users["alice2"] = &ldapx.User{DN: "CN=A2," + scopeOU, SAMAccountName: "x", UserPrincipalName: "alice@adw.test"}
 		d := r.build(sender.Request{Op: protocol.OpReset, User: protocol.UserRef{UPN: "alice@adw.test"},
 			Actor: protocol.Actor{Kind: protocol.ActorAdmin, ID: "a"}, NewPassword: protocol.SecretFromString(goodPw)})
-		r.eng.Handle(context.Background(), d)
+		r.handle(d)
 		if res := r.result(d.MessageID); res.Code != protocol.CodeAmbiguousUser {
 			t.Fatalf("code %s", res.Code)
 		}
@@ -417,7 +469,7 @@ func TestRefusalsBeforeTouchingAD(t *testing.T) {
 	t.Run("protected allowed", func(t *testing.T) {
 		r := newRig(t, func(_ *Config, d *Domain) { d.AllowProtected = true })
 		d := r.build(reset("prot", goodPw))
-		r.eng.Handle(context.Background(), d)
+		r.handle(d)
 		if res := r.result(d.MessageID); res.Code != protocol.CodeSucceeded {
 			t.Fatalf("code %s", res.Code)
 		}
@@ -428,7 +480,7 @@ func TestRateLimitOnSixthAttempt(t *testing.T) {
 	r := newRig(t)
 	for i := range 6 {
 		d := r.build(reset("alice", fmt.Sprintf("Correct!Horse.%d", 40+i)))
-		r.eng.Handle(context.Background(), d)
+		r.handle(d)
 		res := r.result(d.MessageID)
 		if i < 5 && res.Code != protocol.CodeSucceeded {
 			t.Fatalf("attempt %d: %s", i+1, res.Code)
@@ -448,9 +500,9 @@ func TestTransientIsRetriedThenAnswered(t *testing.T) {
 	r := newRig(t)
 	r.dir.resetErr = &ldapx.Error{Op: "reset", Kind: ldapx.KindTransient}
 	d := r.build(reset("alice", goodPw))
-	wantAction(t, r.eng.Handle(context.Background(), d), transport.Abandon())
+	wantAction(t, r.handle(d), transport.Abandon())
 	d.DeliveryCount = 5
-	wantAction(t, r.eng.Handle(context.Background(), d), transport.Complete())
+	wantAction(t, r.handle(d), transport.Complete())
 	if res := r.result(d.MessageID); res.Code != protocol.CodeTransient {
 		t.Fatalf("code %s", res.Code)
 	}
@@ -461,7 +513,7 @@ func TestLostAnswerRecognisedFromPwdLastSet(t *testing.T) {
 	r.dir.resetErr = &ldapx.Error{Op: "reset", Kind: ldapx.KindTransient}
 	r.dir.applyThenFail = true
 	d := r.build(reset("alice", goodPw))
-	wantAction(t, r.eng.Handle(context.Background(), d), transport.Complete())
+	wantAction(t, r.handle(d), transport.Complete())
 	if res := r.result(d.MessageID); res.Code != protocol.CodeSucceeded {
 		t.Fatalf("code %s, want succeeded (the write happened)", res.Code)
 	}
@@ -476,7 +528,7 @@ func TestUnclassifiedWriteFailureChecksAD(t *testing.T) {
 		r.dir.resetErr = errors.New("something no one classified")
 		r.dir.applyThenFail = wrote
 		d := r.build(reset("alice", goodPw))
-		wantAction(t, r.eng.Handle(context.Background(), d), transport.Complete())
+		wantAction(t, r.handle(d), transport.Complete())
 		want := protocol.CodeInternal
 		if wrote {
 			want = protocol.CodeSucceeded
@@ -498,7 +550,7 @@ func TestCrashAfterApplyIsSettledFromAD(t *testing.T) {
 		t.Fatal(err)
 	}
 	d.DeliveryCount = 2
-	wantAction(t, r.eng.Handle(context.Background(), d), transport.Complete())
+	wantAction(t, r.handle(d), transport.Complete())
 	if res := r.result(d.MessageID); res.Code != protocol.CodeSucceeded {
 		t.Fatalf("code %s", res.Code)
 	}
@@ -556,7 +608,7 @@ func TestRedeliveryAppliedByAnotherInstance(t *testing.T) {
 			if tc.noMeta {
 				alice.PwdWrittenAt = time.Time{}
 			}
-			wantAction(t, r.eng.Handle(context.Background(), d), transport.Complete())
+			wantAction(t, r.handle(d), transport.Complete())
 			res := r.result(d.MessageID)
 			if res.Code != protocol.CodeSucceeded {
 				t.Fatalf("code %s (%s)", res.Code, res.Detail)
@@ -589,7 +641,7 @@ func TestCrashAfterMustChangeResetIsSettledFromAD(t *testing.T) {
 				t.Fatal(err)
 			}
 			d.DeliveryCount = 2
-			wantAction(t, r.eng.Handle(context.Background(), d), transport.Complete())
+			wantAction(t, r.handle(d), transport.Complete())
 			if res := r.result(d.MessageID); res.Code != protocol.CodeSucceeded {
 				t.Fatalf("code %s", res.Code)
 			}
@@ -641,7 +693,7 @@ func TestResumeWaitsForAnEarlierWriteToLand(t *testing.T) {
 				r.duringWait = func() { r.dir.write("reset", alice.DN, false) } // the dead process's write arrives late
 			}
 			d.DeliveryCount = 2
-			wantAction(t, r.eng.Handle(context.Background(), d), transport.Complete())
+			wantAction(t, r.handle(d), transport.Complete())
 			if len(r.waits) != 1 || r.waits[0] != 35*time.Second {
 				t.Fatalf("waits %v, want one of the write window (35s)", r.waits)
 			}
@@ -659,10 +711,10 @@ func TestReportFailureAbandonsAndRedeliveryResends(t *testing.T) {
 	r := newRig(t)
 	r.rep.fail = errors.New("reply queue down")
 	d := r.build(reset("alice", goodPw))
-	wantAction(t, r.eng.Handle(context.Background(), d), transport.Abandon())
+	wantAction(t, r.handle(d), transport.Abandon())
 	r.rep.fail = nil
 	d.DeliveryCount = 2
-	wantAction(t, r.eng.Handle(context.Background(), d), transport.Complete())
+	wantAction(t, r.handle(d), transport.Complete())
 	if res := r.result(d.MessageID); res.Code != protocol.CodeSucceeded {
 		t.Fatalf("code %s", res.Code)
 	}
@@ -679,7 +731,7 @@ func TestUnverifiableIsDeadLetteredAndExpiredIsAnswered(t *testing.T) {
 	if bytes.Equal(bad.Body, d.Body) {
 		bad.Body = append([]byte(nil), d.Body[:len(d.Body)-2]...)
 	}
-	disp := r.eng.Handle(context.Background(), &bad)
+	disp := r.handle(&bad)
 	wantAction(t, disp, transport.DeadLetter("x", "y"))
 	if disp.Reason != string(protocol.CodeInvalidCommand) {
 		t.Errorf("dead-letter reason %q", disp.Reason)
@@ -687,11 +739,11 @@ func TestUnverifiableIsDeadLetteredAndExpiredIsAnswered(t *testing.T) {
 
 	r2 := newRig(t, func(c *Config, _ *Domain) {
 		later := time.Date(2026, 11, 25, 13, 0, 0, 0, time.UTC)
-		c.Now = func() time.Time { return later }
-		c.Receiver.Now = c.Now
+		c.Clock = clockwork.NewFakeClockAt(later)
+		c.Receiver.Clock = c.Clock
 	})
 	d2 := r2.build(reset("alice", goodPw))
-	wantAction(t, r2.eng.Handle(context.Background(), d2), transport.Complete())
+	wantAction(t, r2.handle(d2), transport.Complete())
 	if res := r2.result(d2.MessageID); res.Code != protocol.CodeExpired {
 		t.Fatalf("code %s", res.Code)
 	}
@@ -704,7 +756,7 @@ func TestCheckAndUnlockAndChange(t *testing.T) {
 	r := newRig(t)
 	chk := r.build(sender.Request{Op: protocol.OpCheck, User: protocol.UserRef{SAM: "alice"},
 		Actor: protocol.Actor{Kind: protocol.ActorSelfService, ID: "p"}, NewPassword: protocol.SecretFromString(goodPw)})
-	r.eng.Handle(context.Background(), chk)
+	r.handle(chk)
 	if res := r.result(chk.MessageID); res.Code != protocol.CodeSucceeded {
 		t.Fatalf("check: %s", res.Code)
 	}
@@ -713,7 +765,7 @@ func TestCheckAndUnlockAndChange(t *testing.T) {
 	}
 	un := r.build(sender.Request{Op: protocol.OpUnlock, User: protocol.UserRef{SAM: "alice"},
 		Actor: protocol.Actor{Kind: protocol.ActorAdmin, ID: "helpdesk"}})
-	r.eng.Handle(context.Background(), un)
+	r.handle(un)
 	if res := r.result(un.MessageID); res.Code != protocol.CodeSucceeded {
 		t.Fatalf("unlock: %s", res.Code)
 	}
@@ -724,7 +776,7 @@ func TestCheckAndUnlockAndChange(t *testing.T) {
 	ch := r.build(sender.Request{Op: protocol.OpChange, User: protocol.UserRef{SAM: "alice"},
 		Actor: protocol.Actor{Kind: protocol.ActorSelfService, ID: "p"}, NewPassword: protocol.SecretFromString(goodPw),
 		OldPassword: protocol.SecretFromString("Old!Password.1")})
-	r.eng.Handle(context.Background(), ch)
+	r.handle(ch)
 	if res := r.result(ch.MessageID); res.Code != protocol.CodeRejectedByDC || res.DCReason != protocol.DCReasonHistory {
 		t.Fatalf("change: %s/%s", res.Code, res.DCReason)
 	}
@@ -737,7 +789,7 @@ func TestChangeUnderMinAgeIsPredicted(t *testing.T) {
 	ch := r.build(sender.Request{Op: protocol.OpChange, User: protocol.UserRef{SAM: "alice"},
 		Actor: protocol.Actor{Kind: protocol.ActorSelfService, ID: "p"}, NewPassword: protocol.SecretFromString(goodPw),
 		OldPassword: protocol.SecretFromString("Old!Password.1")})
-	r.eng.Handle(context.Background(), ch)
+	r.handle(ch)
 	res := r.result(ch.MessageID)
 	if res.Code != protocol.CodePolicyViolation || len(res.Violations) != 1 || res.Violations[0].Rule != "min_age" {
 		t.Fatalf("result %+v", res.Result)
@@ -754,7 +806,7 @@ func TestInFlightDuplicateIsAbandoned(t *testing.T) {
 	if !r.eng.enter(v.ID) {
 		t.Fatal("enter")
 	}
-	wantAction(t, r.eng.Handle(context.Background(), d), transport.Abandon())
+	wantAction(t, r.handle(d), transport.Abandon())
 	r.eng.leave(v.ID)
 	if r.dir.writeCount() != 0 {
 		t.Fatal("written while the first delivery was in flight")
@@ -780,7 +832,7 @@ func TestInScope(t *testing.T) {
 func TestRoutingAcrossDomains(t *testing.T) {
 	r := newRig(t, func(c *Config, d *Domain) {
 		d.UPNSuffixes = []string{"corp.example"}
-		other := &fakeDir{now: c.Now, users: map[string]*ldapx.User{}, groups: map[string][]string{}, pol: ldapx.Policy{MinLength: 8}}
+		other := &fakeDir{now: c.Clock.Now, users: map[string]*ldapx.User{}, groups: map[string][]string{}, pol: ldapx.Policy{MinLength: 8}}
 		other.users["bob"] = &ldapx.User{DN: "CN=Bob,OU=People,DC=other,DC=test", SAMAccountName: "bob",
 			UserPrincipalName: "bob@other.test", ObjectGUID: "11111111-0000-0000-0000-000000000000"}
 		c.Domains = append(c.Domains, &Domain{Name: "other.test", Dir: other, ScopeOUs: []string{"OU=People,DC=other,DC=test"}})
@@ -800,7 +852,7 @@ func TestRoutingAcrossDomains(t *testing.T) {
 	} {
 		d := r.build(sender.Request{Op: protocol.OpReset, User: tc.ref, Actor: protocol.Actor{Kind: protocol.ActorAdmin, ID: "a"},
 			NewPassword: protocol.SecretFromString(goodPw)})
-		r.eng.Handle(context.Background(), d)
+		r.handle(d)
 		if res := r.result(d.MessageID); res.Code != tc.code {
 			t.Errorf("%+v: %s (%s), want %s", tc.ref, res.Code, res.Detail, tc.code)
 		}
@@ -820,7 +872,7 @@ func TestAppliedByAnotherInstanceIsRecognised(t *testing.T) {
 	// The other instance applied it a moment after the command was issued.
 	r.dir.users["alice"].PwdLastSet = r.now.Add(time.Second)
 	r.dir.resetErr = &ldapx.Error{Op: "reset", Kind: ldapx.KindPasswordRestriction}
-	wantAction(t, r.eng.Handle(context.Background(), d), transport.Complete())
+	wantAction(t, r.handle(d), transport.Complete())
 	res := r.result(d.MessageID)
 	if res.Code != protocol.CodeSucceeded || !strings.Contains(res.Detail, "already applied") {
 		t.Fatalf("result %+v", res.Result)
@@ -829,7 +881,7 @@ func TestAppliedByAnotherInstanceIsRecognised(t *testing.T) {
 	r2 := newRig(t)
 	r2.dir.resetErr = &ldapx.Error{Op: "reset", Kind: ldapx.KindPasswordRestriction}
 	d2 := r2.build(reset("alice", goodPw))
-	r2.eng.Handle(context.Background(), d2)
+	r2.handle(d2)
 	if res := r2.result(d2.MessageID); res.Code != protocol.CodeRejectedByDC {
 		t.Fatalf("result %+v", res.Result)
 	}
@@ -887,7 +939,7 @@ func TestJournalFullHoldsTheOutcome(t *testing.T) {
 			fj.set(false) // space freed
 		}
 	}
-	wantAction(t, r.eng.Handle(context.Background(), d), transport.Complete())
+	wantAction(t, r.handle(d), transport.Complete())
 	if checks != 3 {
 		t.Fatalf("the journal was waited for %d times, want 3", checks)
 	}
@@ -920,7 +972,7 @@ func TestJournalDownStopsTakingWork(t *testing.T) {
 		}
 	}
 	d := r.build(reset("alice", goodPw))
-	wantAction(t, r.eng.Handle(context.Background(), d), transport.Complete())
+	wantAction(t, r.handle(d), transport.Complete())
 	if writesWhileDown != 0 {
 		t.Fatalf("%d writes to AD while the journal was down", writesWhileDown)
 	}
@@ -947,7 +999,7 @@ func TestJournalDownStopsTakingWork(t *testing.T) {
 			fj.set(false)
 		}
 	}
-	wantAction(t, r.eng.Handle(context.Background(), d2), transport.Complete())
+	wantAction(t, r.handle(d2), transport.Complete())
 	if received || len(r.waits) != 2 {
 		t.Fatalf("work taken while the journal was down (waits %v)", r.waits)
 	}
@@ -981,7 +1033,7 @@ func TestMarkWithoutClaimIsNotRetried(t *testing.T) {
 		c.Journal = expiredJournal{Journal: c.Journal.(*journal.Journal), markToo: true}
 	})
 	d := r.build(reset("alice", goodPw))
-	wantAction(t, r.eng.Handle(context.Background(), d), transport.Abandon())
+	wantAction(t, r.handle(d), transport.Abandon())
 	if r.eng.journalDown.Load() || len(r.waits) != 0 || r.dir.writeCount() != 0 {
 		t.Fatalf("down=%v waits=%v writes=%d", r.eng.journalDown.Load(), r.waits, r.dir.writeCount())
 	}
@@ -992,11 +1044,80 @@ func TestMarkWithoutClaimIsNotRetried(t *testing.T) {
 func TestOutcomeWithoutClaimIsSettled(t *testing.T) {
 	r := newRig(t, func(c *Config, _ *Domain) { c.Journal = expiredJournal{Journal: c.Journal.(*journal.Journal)} })
 	d := r.build(reset("alice", goodPw))
-	wantAction(t, r.eng.Handle(context.Background(), d), transport.Complete())
+	wantAction(t, r.handle(d), transport.Complete())
 	if r.eng.journalDown.Load() || len(r.waits) != 0 {
 		t.Fatalf("treated as a journal failure (down=%v, waits %v)", r.eng.journalDown.Load(), r.waits)
 	}
 	if res := r.result(d.MessageID); res.Code != protocol.CodeSucceeded {
 		t.Fatalf("code %s", res.Code)
 	}
+}
+
+// TestNewListsEveryMissingValue: New defaults only the logger, metrics,
+// audit and clock; every other missing value is refused, all at once.
+func TestNewListsEveryMissingValue(t *testing.T) {
+	_, err := New(Config{RateLimit: -1})
+	if err == nil {
+		t.Fatal("an empty config was accepted")
+	}
+	for _, want := range []string{"receiver", "journal", "reporter", "domain", "signing key",
+		"rate limit -1", "concurrency", "max attempts", "write window"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error does not name %q:\n%v", want, err)
+		}
+	}
+	r := newRig(t)
+	cfg := r.eng.cfg
+	cfg.RateLimit, cfg.RateWindow = 5, 0
+	if _, err := New(cfg); err == nil || !strings.Contains(err.Error(), "window") {
+		t.Errorf("a rate limit without a window: %v", err)
+	}
+	cfg.RateLimit = 0 // no limit: no window needed
+	cfg.Logger, cfg.Metrics, cfg.Audit, cfg.Clock = nil, nil, nil, nil
+	if _, err := New(cfg); err != nil {
+		t.Errorf("no limit, default logger/metrics/audit/clock: %v", err)
+	}
+}
+
+// TestRateLimitZeroIsNoLimit: 0 means no limit, as in the configuration.
+func TestRateLimitZeroIsNoLimit(t *testing.T) {
+	r := newRig(t, func(c *Config, _ *Domain) { c.RateLimit, c.RateWindow = 0, 0 })
+	for i := range 7 {
+		d := r.build(reset("alice", fmt.Sprintf("Correct!Horse.%d", 40+i)))
+		r.handle(d)
+		if res := r.result(d.MessageID); res.Code != protocol.CodeSucceeded {
+			t.Fatalf("attempt %d: %s", i+1, res.Code)
+		}
+	}
+}
+
+// TestAuditIsWrittenWhenSettled: the audit record is written once the
+// source reports what it did with the message, and says that.
+func TestAuditIsWrittenWhenSettled(t *testing.T) {
+	r := newRig(t)
+	d := r.build(reset("alice", goodPw))
+	disp := r.eng.Handle(context.Background(), d)
+	wantAction(t, disp, transport.Complete())
+	if s := r.auditB.String(); s != "" {
+		t.Fatalf("audited before the message was settled:\n%s", s)
+	}
+	disp.Report(transport.Settlement{Action: disp.Action, Err: fmt.Errorf("complete: %w", transport.ErrLockLost)})
+	if s := r.auditB.String(); !strings.Contains(s, `"settlement":"lock_lost"`) || !strings.Contains(s, d.MessageID) {
+		t.Fatalf("audit after a lost lock:\n%s", s)
+	}
+
+	// Refusals before a command id is known are audited the same way.
+	r = newRig(t)
+	bad := r.build(reset("alice", goodPw))
+	bad.Body = bad.Body[:len(bad.Body)-2]
+	disp = r.eng.Handle(context.Background(), bad)
+	wantAction(t, disp, transport.DeadLetter("x", "y"))
+	if s := r.auditB.String(); s != "" {
+		t.Fatalf("audited before the message was dead-lettered:\n%s", s)
+	}
+	disp.Report(transport.Settlement{Action: disp.Action})
+	if s := r.auditB.String(); !strings.Contains(s, `"settlement":"dead_lettered"`) || !strings.Contains(s, `"outcome":"invalid_command"`) {
+		t.Fatalf("audit after the dead letter:\n%s", s)
+	}
+	r.noLeak(goodPw)
 }

@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jonboulle/clockwork"
+
 	"github.com/adwriteback/adwriteback/relay/keys"
 	"github.com/adwriteback/adwriteback/relay/protocol"
 )
@@ -105,7 +107,7 @@ func (f fixture) receiver(now time.Time, open ...*keys.ConnectorPrivate) *protoc
 		Senders: f.senders(),
 		Keys:    ok,
 		Replay:  protocol.NewMemoryReplayCache(func() time.Time { return now }, 0),
-		Now:     func() time.Time { return now },
+		Clock:   clockwork.NewFakeClockAt(now),
 	}
 }
 

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/jonboulle/clockwork"
 )
 
 // Defaults for Receiver.
@@ -26,8 +28,8 @@ type Receiver struct {
 	Keys OpenKeys
 	// Replay remembers ids; required.
 	Replay ReplayCache
-	// Now is the clock (time.Now if nil).
-	Now func() time.Time
+	// Clock is the receiver's clock (the real one when nil).
+	Clock clockwork.Clock
 	// Skew is the tolerated clock skew (DefaultSkew if 0).
 	Skew time.Duration
 	// MaxLifetime is the longest accepted command lifetime
@@ -69,10 +71,11 @@ func (r *Receiver) Receive(ctx context.Context, raw []byte) (*Received, error) {
 	if maxLife <= 0 {
 		maxLife = DefaultMaxLifetime
 	}
-	now := time.Now()
-	if r.Now != nil {
-		now = r.Now()
+	clock := r.Clock
+	if clock == nil {
+		clock = clockwork.NewRealClock()
 	}
+	now := clock.Now()
 	if life := v.ExpiresAt.Sub(v.IssuedAt.Time); life > maxLife {
 		return fail(invalid("expiresAt", fmt.Sprintf("lifetime %s exceeds the maximum %s", life, maxLife)))
 	}

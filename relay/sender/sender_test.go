@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jonboulle/clockwork"
+
 	"github.com/adwriteback/adwriteback/relay/keys"
 	"github.com/adwriteback/adwriteback/relay/protocol"
 	"github.com/adwriteback/adwriteback/relay/sender"
@@ -54,7 +56,7 @@ func (w *world) fakeConnector(ctx context.Context, t *testing.T, seen chan<- str
 	ok, _ := keys.OpenKeysOf(w.conn)
 	vk, _ := keys.VerifyKeysOf(w.snd.Public())
 	rcv := &protocol.Receiver{Senders: vk, Keys: ok, Replay: protocol.NewMemoryReplayCache(nil, 0),
-		Now: func() time.Time { return now.Add(time.Second) }}
+		Clock: clockwork.NewFakeClockAt(now.Add(time.Second))}
 	for {
 		env, err := w.tr.Receive(ctx)
 		if err != nil {

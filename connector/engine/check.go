@@ -1,0 +1,74 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/adwriteback/adwriteback/connector/policy"
+	"github.com/adwriteback/adwriteback/ldapx"
+	"github.com/adwriteback/adwriteback/relay/protocol"
+)
+
+// rateLimit is the stage that counts the attempt against the user's
+// limit (a check-only command is not counted; RateLimit 0: no limit).
+func (e *Engine) rateLimit(ctx context.Context, c *command) *outcome {
+	if c.rec.Op == protocol.OpCheck || e.cfg.RateLimit == 0 {
+		return nil
+	}
+	ok, wait, err := e.cfg.Journal.TakeAttempt(ctx, c.dom.Name+"/"+c.user.ObjectGUID, e.cfg.RateLimit, e.cfg.RateWindow)
+	if err != nil {
+		return stop(protocol.CodeTransient, "rate-limit store: "+err.Error())
+	}
+	if !ok {
+		o := stop(protocol.CodeRateLimited, fmt.Sprintf("more than %d operations in %s", e.cfg.RateLimit, e.cfg.RateWindow))
+		o.retryAfter = wait
+		return o
+	}
+	return nil
+}
+
+// checkPolicy is the stage that evaluates the new password against the
+// user's effective policy (and predicts the minimum age for a change);
+// it answers a check-only command. An unlock has no password to check.
+func (e *Engine) checkPolicy(ctx context.Context, c *command) *outcome {
+	if c.rec.Op == protocol.OpUnlock {
+		return nil
+	}
+	pol, err := c.dom.Dir.EffectivePolicy(ctx, c.user)
+	if err != nil {
+		return dirFailure(err)
+	}
+	c.pol = pol
+	u := c.user
+	vs, err := policy.Check(LocalPolicy(c.dom, pol), policy.User{SAMAccountName: u.SAMAccountName,
+		DisplayName: u.DisplayName, PwdLastSet: u.PwdLastSet}, c.newPassword())
+	if err != nil {
+		return stop(protocol.CodeTransient, "policy check: "+err.Error())
+	}
+	if c.rec.Op == protocol.OpChange {
+		if v, tooYoung := policy.PredictMinAge(u.PwdLastSet, pol.MinAge, e.cfg.Clock.Now()); tooYoung {
+			vs = append(vs, v)
+		}
+	}
+	if len(vs) > 0 {
+		o := stop(protocol.CodePolicyViolation, "")
+		o.violations = vs
+		return o
+	}
+	if c.rec.Op == protocol.OpCheck {
+		o := stop(protocol.CodeSucceeded, "check only: nothing applied")
+		o.message = "The new password meets the password policy."
+		return o
+	}
+	return nil
+}
+
+// LocalPolicy is what the pre-check evaluates: the user's effective AD
+// policy (domain or PSO) plus the domain's organisation rules.
+func LocalPolicy(dom *Domain, p *ldapx.Policy) policy.Policy {
+	return policy.Policy{
+		MinLength: p.MinLength, ComplexityEnabled: p.Complexity, HistoryLength: p.HistoryLength,
+		MinAge: p.MinAge, MaxAge: p.MaxAge,
+		OrgMinLength: dom.OrgMinLength, Banned: dom.Banned, Breached: dom.Breached,
+	}
+}

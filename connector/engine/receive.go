@@ -1,0 +1,97 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/adwriteback/adwriteback/connector/audit"
+	"github.com/adwriteback/adwriteback/relay/protocol"
+	"github.com/adwriteback/adwriteback/relay/transport"
+)
+
+// receive is the first stage: it verifies and opens the delivery's
+// command and claims it for this instance. When it returns false, disp
+// settles the delivery (refused, answered from the journal, or held back).
+func (e *Engine) receive(ctx context.Context, d *transport.Delivery) (c *command, disp transport.Disposition, ok bool) {
+	start := e.cfg.Clock.Now()
+	if e.journalDown.Load() && !e.waitJournal(ctx) {
+		// Stop taking work while the journal cannot record it: this
+		// delivery waits (its lock is renewed) and, the handlers all
+		// waiting, the source receives nothing more.
+		return nil, transport.Abandon(), false
+	}
+	rec, err := e.recv.Receive(ctx, d.Body)
+	if err != nil {
+		return nil, e.refused(ctx, d, start, err), false
+	}
+	if !e.enter(rec.ID) {
+		// The same command is being handled right now (its lock was lost
+		// and it was delivered again): let the first finish.
+		rec.Secrets.Zero()
+		e.cfg.Logger.Info("command already in flight; abandoning the duplicate delivery", "id", rec.ID)
+		return nil, transport.Abandon(), false
+	}
+	e.crashPoint("after_receive")
+	return &command{d: d, rec: rec, start: start}, transport.Disposition{}, true
+}
+
+// done releases what receive took: the claim in flight and the secrets.
+func (e *Engine) done(c *command) {
+	e.leave(c.rec.ID)
+	c.rec.Secrets.Zero()
+}
+
+// refused handles a command the protocol layer did not accept.
+func (e *Engine) refused(ctx context.Context, d *transport.Delivery, start time.Time, err error) transport.Disposition {
+	var perr *protocol.Error
+	if !errors.As(err, &perr) {
+		e.cfg.Logger.Error("receive failed", "err", err)
+		return transport.Abandon()
+	}
+	switch {
+	case perr.CommandID == "":
+		// Not verifiable: no trustworthy id or sender to answer.
+		e.cfg.Metrics.Command("unknown", string(protocol.CodeInvalidCommand), e.cfg.Clock.Since(start))
+		rec := audit.Record{CommandID: sanitizeID(d.MessageID), Outcome: string(protocol.CodeInvalidCommand),
+			Detail: perr.Error(), DeliveryCount: d.DeliveryCount, LatencyMS: ms(e.cfg.Clock.Since(start))}
+		return e.auditOnSettle(transport.DeadLetter(string(protocol.CodeInvalidCommand), perr.Error()), rec)
+	case errors.Is(err, protocol.ErrReplayed):
+		return e.replay(ctx, d, perr.CommandID, start)
+	case perr.Code == protocol.CodeTransient:
+		// The replay check could not read the journal's file (claims
+		// themselves are kept in memory): hold this delivery (its lock is
+		// renewed) until the journal answers again, instead of spinning
+		// through redeliveries; then let it come back.
+		e.cfg.Logger.Error("journal unavailable; holding work until it is writable", "id", perr.CommandID, "err", err)
+		e.waitJournal(ctx)
+		return transport.Abandon()
+	}
+	// Verified but refused (expired, future-dated, bad seal, id reused by
+	// a different command): answer it once.
+	v := &protocol.Received{VerifiedCommand: &protocol.VerifiedCommand{Command: protocol.Command{ID: perr.CommandID}}}
+	if vc, verr := protocol.VerifyCommand(d.Body, e.recv.Senders); verr == nil {
+		v.VerifiedCommand = vc
+	}
+	return e.finish(ctx, &command{d: d, rec: v, start: start}, answer(perr.Code, perr.Error()), false)
+}
+
+// replay answers a redelivered, finished command with its stored result.
+func (e *Engine) replay(ctx context.Context, d *transport.Delivery, id string, start time.Time) transport.Disposition {
+	ent, err := e.cfg.Journal.Get(ctx, id)
+	if err != nil || !answeredBefore(ent) {
+		e.cfg.Logger.Error("replayed id without a stored outcome", "id", id, "err", err)
+		return transport.Abandon()
+	}
+	e.cfg.Metrics.JournalHit()
+	rec := audit.Record{CommandID: id, UserDN: ent.UserDN, Outcome: ent.Code, DC: ent.DC,
+		FromJournal: true, DeliveryCount: d.DeliveryCount}
+	disp := transport.Complete()
+	if err := e.cfg.Reporter.Report(ctx, d, id, ent.Result); err != nil {
+		e.cfg.Logger.Warn("result not delivered; the command will come back", "id", id, "err", err)
+		rec.Detail = "report failed: " + err.Error()
+		disp = transport.Abandon()
+	}
+	rec.LatencyMS = ms(e.cfg.Clock.Since(start))
+	return e.auditOnSettle(disp, rec)
+}
