@@ -19,11 +19,11 @@ import (
 // and the HTTP listener for /livez, /readyz, /metrics and /status.
 func (a *App) observability(deps Deps) error {
 	m := a.Metrics
-	if err := m.WatchQueue(a.Source.Health); err != nil {
+	if err := m.WatchQueue(func() metrics.Queue { return metricsQueue(a.Source.Health()) }); err != nil {
 		return err
 	}
 	for name, cl := range a.Domains {
-		if err := m.WatchDCs(name, cl.Servers); err != nil {
+		if err := m.WatchDCs(name, func() []metrics.DC { return metricsDCs(cl.Servers()) }); err != nil {
 			return err
 		}
 	}
@@ -56,7 +56,7 @@ func (a *App) HTTPAddr() string {
 // Snapshot gathers what readiness depends on.
 func (a *App) Snapshot(ctx context.Context) health.Snapshot {
 	s := health.Snapshot{
-		Now: time.Now(), Queue: health.QueueFrom(a.Source.Health()),
+		Now: time.Now(), Queue: healthQueue(a.Source.Health()),
 		ConnectorKeys: len(a.Keys), SenderKeys: len(a.Senders), JournalPath: a.Cfg.Journal.Path,
 	}
 	jctx, cancel := context.WithTimeout(ctx, 2*time.Second)
@@ -65,7 +65,7 @@ func (a *App) Snapshot(ctx context.Context) health.Snapshot {
 	for _, d := range a.Cfg.Domains {
 		cl := a.Domains[d.Name]
 		servers := cl.Servers()
-		hd := health.Domain{Name: d.Name, DCs: health.DCsFrom(servers)}
+		hd := health.Domain{Name: d.Name, DCs: healthDCs(servers)}
 		if r := cl.CachedRootDSE(); r != nil {
 			hd.PolicyHintsKnown, hd.PolicyHints = true, r.PolicyHintsOID() != ""
 		}
