@@ -16,6 +16,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jonboulle/clockwork"
+
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -39,7 +41,8 @@ type Deps struct {
 	Logger *slog.Logger
 	// AuditOut replaces the audit file (tests); nil opens audit.path.
 	AuditOut io.Writer
-	Now      func() time.Time
+	// Clock is the time source of every component (nil: the real clock).
+	Clock clockwork.Clock
 	// Version is shown on the status page.
 	Version string
 	// ProbeInterval is how often idle DCs are checked for readiness
@@ -70,6 +73,7 @@ type App struct {
 	replies     *servicebus.ReplySender
 	closers     []func() error
 	probeEvery  time.Duration
+	clock       clockwork.Clock
 }
 
 // NewLogger builds the operational logger from the log section.
@@ -89,13 +93,14 @@ func Build(ctx context.Context, cfg *config.Config, deps Deps) (a *App, err erro
 	if deps.Logger == nil {
 		deps.Logger = slog.New(slog.DiscardHandler)
 	}
-	if deps.Now == nil {
-		deps.Now = time.Now
+	if deps.Clock == nil {
+		deps.Clock = clockwork.NewRealClock()
 	}
 	if deps.ProbeInterval <= 0 {
 		deps.ProbeInterval = 15 * time.Second
 	}
-	built := &App{Cfg: cfg, Log: deps.Logger, Domains: map[string]*ldapx.Client{}, probeEvery: deps.ProbeInterval}
+	built := &App{Cfg: cfg, Log: deps.Logger, Domains: map[string]*ldapx.Client{}, probeEvery: deps.ProbeInterval,
+		clock: deps.Clock}
 	a = built
 	defer func() {
 		// "return nil, err" has already set a to nil: close what was built.
@@ -135,7 +140,7 @@ func Build(ctx context.Context, cfg *config.Config, deps Deps) (a *App, err erro
 	}
 
 	// Journal and audit.
-	a.Journal, err = journal.Open(cfg.Journal.Path, journal.Options{Retention: cfg.Journal.Retention, Now: deps.Now})
+	a.Journal, err = journal.Open(cfg.Journal.Path, journal.Options{Retention: cfg.Journal.Retention, Clock: deps.Clock})
 	if err != nil {
 		return nil, err
 	}
@@ -165,7 +170,7 @@ func Build(ctx context.Context, cfg *config.Config, deps Deps) (a *App, err erro
 		}
 		a.Domains[d.Name] = cl
 		a.closers = append(a.closers, cl.Close)
-		ed := &engine.Domain{Name: d.Name, UPNSuffixes: d.UPNSuffixes, Dir: timedDir{cl, a.Metrics}, ScopeOUs: d.Scope.OUs,
+		ed := &engine.Domain{Name: d.Name, UPNSuffixes: d.UPNSuffixes, Dir: timedDir{cl, a.Metrics, deps.Clock}, ScopeOUs: d.Scope.OUs,
 			ExcludeGroups: d.Scope.ExcludeGroups, AllowProtected: d.Scope.AllowProtected, OrgMinLength: d.OrgPolicy.MinLength}
 		banned, idx, err := OrgExtras(d)
 		if err != nil {
@@ -216,11 +221,11 @@ func Build(ctx context.Context, cfg *config.Config, deps Deps) (a *App, err erro
 		reporter = deps.WrapReporter(reporter)
 	}
 	a.Engine, err = engine.New(engine.Config{
-		Receiver: &protocol.Receiver{Senders: verify, Keys: openKeys, Now: deps.Now},
+		Receiver: &protocol.Receiver{Senders: verify, Keys: openKeys, Now: deps.Clock.Now},
 		Signer:   a.Keys[0].SigningKey(), Journal: a.Journal, Reporter: reporter, Domains: domains,
 		Audit: a.Audit, Logger: deps.Logger, Metrics: a.Metrics,
 		RateLimit: rateLimit(*cfg.Limits.PerUser), RateWindow: cfg.Limits.Window,
-		Concurrency: cfg.Limits.Concurrency, MaxAttempts: uint32(cfg.Limits.MaxAttempts), Now: deps.Now,
+		Concurrency: cfg.Limits.Concurrency, MaxAttempts: uint32(cfg.Limits.MaxAttempts), Now: deps.Clock.Now,
 		WriteWindow: maxOpTimeout(cfg) + 5*time.Second,
 	})
 	if err != nil {
@@ -228,8 +233,8 @@ func Build(ctx context.Context, cfg *config.Config, deps Deps) (a *App, err erro
 	}
 	a.Source, err = servicebus.NewSource(a.sbClient, servicebus.SourceConfig{
 		Queue: cfg.Queue.Name, Prefetch: cfg.Queue.Prefetch, Concurrency: cfg.Queue.Concurrency,
-		ShutdownGrace: cfg.Queue.ShutdownGrace, Logger: deps.Logger,
-	}, lagHandler(a.Metrics, a.Engine))
+		ShutdownGrace: cfg.Queue.ShutdownGrace, Logger: deps.Logger, Clock: deps.Clock,
+	}, lagHandler(a.Metrics, a.clock, a.Engine))
 	if err != nil {
 		return nil, err
 	}
@@ -282,7 +287,7 @@ func (a *App) Run(ctx context.Context) error {
 }
 
 func (a *App) sweep(ctx context.Context) {
-	t := time.NewTicker(time.Hour)
+	t := a.clock.NewTicker(time.Hour)
 	defer t.Stop()
 	for {
 		if sw, err := a.Journal.Sweep(ctx, a.Cfg.Limits.Window); err != nil {
@@ -299,7 +304,7 @@ func (a *App) sweep(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case <-t.Chan():
 		}
 	}
 }

@@ -8,6 +8,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cenkalti/backoff/v5"
+
+	"github.com/jonboulle/clockwork"
+
 	"github.com/adwriteback/adwriteback/connector/config"
 	"github.com/adwriteback/adwriteback/ldapx"
 )
@@ -20,7 +24,7 @@ type Options struct {
 	// default 10s.
 	Timeout time.Duration
 	// Injected dependencies; nil means the real thing.
-	Now      func() time.Time
+	Clock    clockwork.Clock
 	Dialer   Dialer
 	Resolver ldapx.SRVResolver
 	Logger   *slog.Logger
@@ -33,8 +37,8 @@ func (o *Options) setDefaults() {
 	if o.Timeout <= 0 {
 		o.Timeout = 10 * time.Second
 	}
-	if o.Now == nil {
-		o.Now = time.Now
+	if o.Clock == nil {
+		o.Clock = clockwork.NewRealClock()
 	}
 	if o.Dialer == nil {
 		o.Dialer = &net.Dialer{}
@@ -198,7 +202,7 @@ func checkDC(ctx context.Context, opts Options, s server, d *config.Domain, t TL
 			"the DC must offer LDAPS on 636 (or StartTLS on 389) with a server certificate; on Windows enroll a Domain Controller certificate, on Samba set tls enabled/certfile/keyfile"))
 		return append(out, skip("bind", s.URL, "no TLS")), nil, nil
 	}
-	now := opts.Now()
+	now := opts.Clock.Now()
 	trust := CheckTrust(chain, s, t, now)
 	out = append(out, trust, CheckExpiry(chain, s, now))
 	if trust.Status == Fail {
@@ -208,7 +212,7 @@ func checkDC(ctx context.Context, opts Options, s server, d *config.Domain, t TL
 		Servers: []string{s.URL}, BindDN: d.Bind.DN, BindPassword: d.Bind.Password,
 		CAFile: t.CAFile, ServerName: t.ServerName, InsecureSkipVerify: t.Insecure,
 		DialTimeout: opts.Timeout, OpTimeout: opts.Timeout, PoolSize: 1, Dialer: opts.Dialer,
-		Backoff: ldapx.Backoff{Initial: time.Millisecond, Max: time.Millisecond}, Logger: opts.Logger,
+		Backoff: &backoff.ExponentialBackOff{InitialInterval: time.Millisecond, Multiplier: 1, MaxInterval: time.Millisecond}, Logger: opts.Logger,
 	})
 	if err != nil {
 		return append(out, fail("bind", s.URL, err.Error(), "correct domains[].bind and domains[].tls")), nil, nil

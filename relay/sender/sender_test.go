@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jonboulle/clockwork"
+
 	"github.com/adwriteback/adwriteback/relay/keys"
 	"github.com/adwriteback/adwriteback/relay/protocol"
 	"github.com/adwriteback/adwriteback/relay/sender"
@@ -40,7 +42,7 @@ func newWorld(t *testing.T) *world {
 		t.Fatal(err)
 	}
 	cfg.Transport = w.tr
-	cfg.Now = func() time.Time { return now }
+	cfg.Clock = clockwork.NewFakeClockAt(now)
 	if w.client, err = sender.New(cfg); err != nil {
 		t.Fatal(err)
 	}
