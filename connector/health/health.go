@@ -30,7 +30,8 @@ const (
 	SeverityCritical Severity = "critical"
 )
 
-// DefaultCertWarning is how long before expiry a certificate starts to warn.
+// DefaultCertWarning is how long before expiry a certificate starts to warn:
+// the one threshold /readyz and the doctor's certificate check share.
 const DefaultCertWarning = 14 * 24 * time.Hour
 
 // Snapshot is everything readiness depends on, as plain data gathered by the
