@@ -185,17 +185,11 @@ func Build(ctx context.Context, cfg *config.Config, deps Deps) (a *App, err erro
 	}
 
 	// Service Bus.
-	sbCfg := servicebus.Config{
-		Auth: servicebus.AuthKind(cfg.Queue.Auth), ConnectionString: cfg.Queue.ConnectionString,
-		Namespace: cfg.Queue.Namespace, TenantID: cfg.Queue.TenantID, ClientID: cfg.Queue.ClientID,
-		ClientSecret: cfg.Queue.ClientSecret, CertificateFile: cfg.Queue.CertificateFile,
-		CertificatePassword: cfg.Queue.CertificatePassword, ManagedIdentityClientID: cfg.Queue.ManagedIdentityClientID,
-		TokenFile: cfg.Queue.TokenFile, Transport: servicebus.TransportKind(cfg.Queue.Transport), ProxyURL: cfg.Queue.ProxyURL,
-		// Fail fast inside the SDK: the Source reconnects with its own
-		// backoff and reports the link as down meanwhile, which readiness
-		// needs to see within seconds, not minutes.
-		RetryOptions: azservicebus.RetryOptions{MaxRetries: 2, RetryDelay: 250 * time.Millisecond, MaxRetryDelay: 2 * time.Second},
-	}
+	sbCfg := cfg.Queue.ServiceBus()
+	// Fail fast inside the SDK: the Source reconnects with its own backoff
+	// and reports the link as down meanwhile, which readiness needs to see
+	// within seconds, not minutes.
+	sbCfg.RetryOptions = azservicebus.RetryOptions{MaxRetries: 2, RetryDelay: 250 * time.Millisecond, MaxRetryDelay: 2 * time.Second}
 	a.sbClient, err = servicebus.NewClient(sbCfg)
 	if err != nil {
 		return nil, fmt.Errorf("service bus: %w", err)
