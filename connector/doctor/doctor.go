@@ -99,31 +99,39 @@ func passwordSource(i int, d *config.Domain) string {
 // checkDomain runs the per-DC checks on every DC, then the directory checks
 // (policy, PSOs, rights) on the first DC the service account could bind to.
 func checkDomain(ctx context.Context, opts Options, i int, d *config.Domain) []Check {
-	var out []Check
 	tlsSet := TLSSettings{CAFile: d.TLS.CAFile, ServerName: d.TLS.ServerName, Insecure: d.TLS.InsecureSkipVerify}
 	acct := Account{DN: d.Bind.DN, PasswordSource: passwordSource(i, d)}
-
-	urls := append([]string(nil), d.Servers...)
-	if d.Discover {
-		dctx, cancel := context.WithTimeout(ctx, opts.Timeout)
-		found, err := ldapx.Discover(dctx, opts.Resolver, d.Name)
-		cancel()
-		if err != nil {
-			out = append(out, warn("dc discovery", d.Name, fmt.Sprintf("DNS SRV _ldap._tcp.dc._msdcs.%s failed: %v", d.Name, err),
-				"point this host's DNS at the domain's DNS servers, or list the DCs in domains[].servers and set discover: false"))
-		} else {
-			out = append(out, ok("dc discovery", d.Name, "%d DC(s) advertised: %s", len(found), strings.Join(found, ", ")))
-			urls = append(urls, found...)
-		}
+	out, urls := discoverDCs(ctx, opts, d)
+	checks, good, root, cl := checkDCs(ctx, opts, d, urls, tlsSet, acct)
+	out = append(out, checks...)
+	if good == nil {
+		return append(out, skip("directory checks", d.Name, "no DC of this domain accepted the service account's bind: policy and rights checks were not run"))
 	}
-	var good *server
-	var root *ldapx.RootDSE
-	var goodClient *ldapx.Client
-	defer func() {
-		if goodClient != nil {
-			goodClient.Close()
-		}
-	}()
+	defer cl.Close()
+	return append(out, checkDirectory(ctx, opts, d, *good, root, cl, tlsSet)...)
+}
+
+// discoverDCs returns the domain's configured DCs plus, with discover set,
+// those DNS advertises, and the discovery's check.
+func discoverDCs(ctx context.Context, opts Options, d *config.Domain) ([]Check, []string) {
+	urls := append([]string(nil), d.Servers...)
+	if !d.Discover {
+		return nil, urls
+	}
+	dctx, cancel := context.WithTimeout(ctx, opts.Timeout)
+	found, err := ldapx.Discover(dctx, opts.Resolver, d.Name)
+	cancel()
+	if err != nil {
+		return []Check{warn("dc discovery", d.Name, fmt.Sprintf("DNS SRV _ldap._tcp.dc._msdcs.%s failed: %v", d.Name, err),
+			"point this host's DNS at the domain's DNS servers, or list the DCs in domains[].servers and set discover: false")}, urls
+	}
+	return []Check{ok("dc discovery", d.Name, "%d DC(s) advertised: %s", len(found), strings.Join(found, ", "))}, append(urls, found...)
+}
+
+// checkDCs checks every DC (TLS, trust, expiry, bind) and returns the first
+// that accepted the bind, with its rootDSE and client (nil if none did).
+func checkDCs(ctx context.Context, opts Options, d *config.Domain, urls []string, tlsSet TLSSettings, acct Account) (
+	out []Check, good *server, root *ldapx.RootDSE, goodClient *ldapx.Client) {
 	for _, u := range urls {
 		s, err := parseServer(u)
 		if err != nil {
@@ -140,17 +148,22 @@ func checkDomain(ctx context.Context, opts Options, i int, d *config.Domain) []C
 			}
 		}
 	}
-	if good == nil {
-		return append(out, skip("directory checks", d.Name, "no DC of this domain accepted the service account's bind: policy and rights checks were not run"))
-	}
+	return out, good, root, goodClient
+}
+
+// checkDirectory runs the directory checks through a DC that accepted the
+// bind: scope, domain policy and PSOs, the service account, and its rights
+// on each OU in scope.
+func checkDirectory(ctx context.Context, opts Options, d *config.Domain, good server, root *ldapx.RootDSE,
+	cl *ldapx.Client, tlsSet TLSSettings) []Check {
 	nc := root.DefaultNamingContext
-	out = append(out, CheckScopeInDomain(d.Scope.OUs, nc, d.Name)...)
+	out := CheckScopeInDomain(d.Scope.OUs, nc, d.Name)
 
 	pctx, cancel := context.WithTimeout(ctx, opts.Timeout)
-	pol, perr := goodClient.DomainPolicy(pctx)
+	pol, perr := cl.DomainPolicy(pctx)
 	cancel()
 
-	conn, err := dialLDAP(ctx, opts.Dialer, *good, tlsSet, d.Bind.DN, d.Bind.Password, opts.Timeout)
+	conn, err := dialLDAP(ctx, opts.Dialer, good, tlsSet, d.Bind.DN, d.Bind.Password, opts.Timeout)
 	if err != nil {
 		return append(out, fail("directory read", good.URL, fmt.Sprintf("a second connection to the DC failed: %v", err), "run doctor again; if it persists, check the DC's connection limits"))
 	}
