@@ -1,6 +1,11 @@
 // Package app wires a running connector from its configuration: the one
 // place where every component is built and connected by hand. Commands
 // (run, doctor) and the end-to-end tests use it.
+//
+// It is the only package that imports everything, so the adapters live
+// here too: adapt.go turns the LDAP pool's and the Service Bus source's
+// state into the plain types health and metrics declare. deps_test.go
+// holds every other layer to what it may import.
 package app
 
 import (
