@@ -131,11 +131,11 @@ func Build(ctx context.Context, cfg *config.Config, deps Deps) (a *App, err erro
 		return nil, err
 	}
 	a.Engine, err = engine.New(engine.Config{
-		Receiver: &protocol.Receiver{Senders: verify, Keys: openKeys, Now: deps.Clock.Now},
+		Receiver: &protocol.Receiver{Senders: verify, Keys: openKeys, Clock: deps.Clock},
 		Signer:   a.Keys[0].SigningKey(), Journal: a.Journal, Reporter: reporter, Domains: domains,
 		Audit: a.Audit, Logger: deps.Logger, Metrics: a.Metrics,
 		RateLimit: rateLimit(*cfg.Limits.PerUser), RateWindow: cfg.Limits.Window,
-		Concurrency: cfg.Limits.Concurrency, MaxAttempts: uint32(cfg.Limits.MaxAttempts), Now: deps.Clock.Now,
+		Concurrency: cfg.Limits.Concurrency, MaxAttempts: uint32(cfg.Limits.MaxAttempts), Clock: deps.Clock,
 		WriteWindow: maxOpTimeout(cfg) + 5*time.Second,
 	})
 	if err != nil {
