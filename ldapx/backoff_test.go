@@ -6,6 +6,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/cenkalti/backoff/v5"
 )
 
 // TestConcurrentFailuresCountOnce: callers that dial a failing DC at the
@@ -30,7 +32,7 @@ func TestConcurrentFailuresCountOnce(t *testing.T) {
 		}
 	}()
 	cl, err := New(Config{Servers: []string{"ldaps://" + l.Addr().String()}, BindDN: "x", BindPassword: "y",
-		Backoff: Backoff{Initial: time.Hour, Max: 4 * time.Hour, Jitter: func() float64 { return 0 }}})
+		Backoff: &backoff.ExponentialBackOff{InitialInterval: time.Hour, Multiplier: 2, MaxInterval: 4 * time.Hour}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,7 +58,7 @@ func TestConcurrentFailuresCountOnce(t *testing.T) {
 	if len(st) != 1 || st[0].Failures != 1 {
 		t.Fatalf("status %+v: want 1 failure for one outage", st)
 	}
-	if d := time.Until(st[0].RetryAt); d > time.Hour || d < 25*time.Minute {
-		t.Fatalf("retry in %v, want the first step (30m-1h)", d)
+	if d := time.Until(st[0].RetryAt); d > time.Hour || d < 55*time.Minute {
+		t.Fatalf("retry in %v, want the first step (1h, not 2h)", d)
 	}
 }

@@ -41,7 +41,7 @@ func New(cfg Config) (*Client, error) {
 	cl := &Client{cfg: cfg, tls: t, policies: map[string]cachedPolicy{}}
 	for _, s := range cfg.Servers {
 		u, _ := parseServer(s) // validated above
-		cl.static = append(cl.static, &server{url: u})
+		cl.static = append(cl.static, cl.newServer(u))
 	}
 	cl.pool = newPool(cl, cfg.PoolSize)
 	return cl, nil

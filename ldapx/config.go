@@ -12,6 +12,9 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/cenkalti/backoff/v5"
+	"github.com/jonboulle/clockwork"
 )
 
 // Config says how to reach and bind to the domain controllers.
@@ -52,12 +55,15 @@ type Config struct {
 	// PolicyRefresh is how long a read policy (domain or PSO) is reused;
 	// default 5m.
 	PolicyRefresh time.Duration
-	Backoff       Backoff
+	// Backoff paces retries of a failing DC: each DC steps through its own
+	// copy after every failure and starts over after a success (nil:
+	// DefaultBackoff). A DC in backoff is skipped until its retry time.
+	Backoff *backoff.ExponentialBackOff
 
 	// Injected dependencies; nil means the real thing.
 	Resolver SRVResolver
 	Dialer   ContextDialer
-	Clock    func() time.Time
+	Clock    clockwork.Clock
 	Logger   *slog.Logger
 }
 
@@ -85,7 +91,9 @@ func (c *Config) setDefaults() {
 	if c.PolicyRefresh <= 0 {
 		c.PolicyRefresh = 5 * time.Minute
 	}
-	c.Backoff.setDefaults()
+	if c.Backoff == nil {
+		c.Backoff = DefaultBackoff()
+	}
 	if c.Resolver == nil {
 		c.Resolver = net.DefaultResolver
 	}
@@ -93,7 +101,7 @@ func (c *Config) setDefaults() {
 		c.Dialer = &net.Dialer{KeepAlive: 30 * time.Second}
 	}
 	if c.Clock == nil {
-		c.Clock = time.Now
+		c.Clock = clockwork.NewRealClock()
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -188,4 +196,11 @@ func (c *Config) tlsConfig() (*tls.Config, error) {
 		t.Certificates = []tls.Certificate{*c.ClientCert}
 	}
 	return t, nil
+}
+
+// DefaultBackoff is a DC's retry pacing when Config.Backoff is nil: 500 ms
+// doubling up to 30 s, each wait randomized by ±50%.
+func DefaultBackoff() *backoff.ExponentialBackOff {
+	return &backoff.ExponentialBackOff{InitialInterval: 500 * time.Millisecond, RandomizationFactor: 0.5,
+		Multiplier: 2, MaxInterval: 30 * time.Second}
 }

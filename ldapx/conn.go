@@ -93,7 +93,7 @@ func (c *conn) close() { c.l.Close() }
 func (cl *Client) dialOne(ctx context.Context, s *server) (*conn, error) {
 	ctx, cancel := context.WithTimeout(ctx, cl.cfg.DialTimeout)
 	defer cancel()
-	start := cl.cfg.Clock()
+	start := cl.cfg.Clock.Now()
 	raw, err := cl.cfg.Dialer.DialContext(ctx, "tcp", s.url.addr)
 	if err != nil {
 		return nil, err
@@ -141,7 +141,7 @@ func (cl *Client) dialOne(ctx context.Context, s *server) (*conn, error) {
 		l.Close()
 		return nil, err
 	}
-	c.used = cl.cfg.Clock()
+	c.used = cl.cfg.Clock.Now()
 	s.recordLatency(c.used.Sub(start))
 	return c, nil
 }

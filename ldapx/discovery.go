@@ -22,7 +22,7 @@ const discoveryTTL = 5 * time.Minute
 func (cl *Client) servers(ctx context.Context) ([]*server, error) {
 	cl.mu.Lock()
 	defer cl.mu.Unlock()
-	if cl.cfg.Discover && cl.cfg.Domain != "" && cl.cfg.Clock().Sub(cl.discAt) > discoveryTTL {
+	if cl.cfg.Discover && cl.cfg.Domain != "" && cl.cfg.Clock.Now().Sub(cl.discAt) > discoveryTTL {
 		found, err := Discover(ctx, cl.cfg.Resolver, cl.cfg.Domain)
 		if err != nil {
 			cl.cfg.Logger.Warn("DC discovery failed", "domain", cl.cfg.Domain, "err", err)
@@ -30,7 +30,7 @@ func (cl *Client) servers(ctx context.Context) ([]*server, error) {
 				return nil, &Error{Op: "ldapx.discover", Kind: KindTransient, Err: err}
 			}
 		} else {
-			cl.discAt = cl.cfg.Clock()
+			cl.discAt = cl.cfg.Clock.Now()
 			known := map[string]*server{}
 			for _, s := range cl.discovered {
 				known[s.url.raw] = s
@@ -43,7 +43,7 @@ func (cl *Client) servers(ctx context.Context) ([]*server, error) {
 				}
 				su, err := parseServer(u)
 				if err == nil {
-					cl.discovered = append(cl.discovered, &server{url: su})
+					cl.discovered = append(cl.discovered, cl.newServer(su))
 				}
 			}
 		}

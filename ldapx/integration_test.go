@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jonboulle/clockwork"
+
 	"github.com/go-ldap/ldap/v3"
 
 	shared "github.com/adwriteback/adwriteback/integration/stack"
@@ -579,9 +581,7 @@ func TestCancelEndsHungOperation(t *testing.T) {
 
 func TestPolicyCacheRefresh(t *testing.T) {
 	info := testdc.Ensure(t)
-	var mu sync.Mutex
-	now := time.Now()
-	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	clock := clockwork.NewFakeClock()
 	cl := newClient(t, info, func(c *ldapx.Config) { c.Clock = clock; c.PolicyRefresh = time.Minute })
 
 	admin, err := testdc.Admin(ctxT(t), info)
@@ -641,9 +641,7 @@ func TestPolicyCacheRefresh(t *testing.T) {
 	if pol := read(); pol.MinLength != 9 {
 		t.Fatalf("min length %d inside the refresh interval, want the cached 9", pol.MinLength)
 	}
-	mu.Lock()
-	now = now.Add(2 * time.Minute)
-	mu.Unlock()
+	clock.Advance(2 * time.Minute)
 	if pol := read(); pol.MinLength != 11 {
 		t.Fatalf("min length %d after the refresh interval, want 11", pol.MinLength)
 	}

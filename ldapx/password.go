@@ -113,7 +113,7 @@ func (cl *Client) explainRestriction(ctx context.Context, dn string, err error) 
 	if perr != nil || p.MinAge <= 0 {
 		return
 	}
-	if cl.cfg.Clock().Before(u.PwdLastSet.Add(p.MinAge)) {
+	if cl.cfg.Clock.Now().Before(u.PwdLastSet.Add(p.MinAge)) {
 		e.Restriction = RestrictionMinAge
 	}
 }

@@ -140,7 +140,7 @@ func (cl *Client) InvalidatePolicies() {
 }
 
 func (cl *Client) cachedRead(ctx context.Context, key string, read func() (*Policy, error)) (*Policy, error) {
-	now := cl.cfg.Clock()
+	now := cl.cfg.Clock.Now()
 	cl.mu.Lock()
 	c, ok := cl.policies[key]
 	cl.mu.Unlock()

@@ -7,6 +7,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cenkalti/backoff/v5"
+
 	"github.com/go-ldap/ldap/v3"
 )
 
@@ -16,7 +18,10 @@ type server struct {
 
 	mu       sync.Mutex
 	failures int
-	retryAt  time.Time
+	// backoff is this DC's copy of Config.Backoff: one step per counted
+	// failure, reset by a success.
+	backoff backoff.ExponentialBackOff
+	retryAt time.Time
 	// failedAt is when the last failure was counted: a failure of an
 	// attempt started before it is the same outage seen by a concurrent
 	// caller, not one more.
@@ -49,6 +54,13 @@ type ServerStatus struct {
 	// last seen (zero before the first connection).
 	CertNotAfter time.Time
 	CertSubject  string
+}
+
+// newServer starts a DC's record, with its own copy of the backoff.
+func (cl *Client) newServer(u serverURL) *server {
+	s := &server{url: u, backoff: *cl.cfg.Backoff}
+	s.backoff.Reset()
+	return s
 }
 
 // pool hands out bound connections, at most size at once.
@@ -100,7 +112,7 @@ func (p *pool) get(ctx context.Context) (*conn, error) {
 		p.idle = p.idle[:n-1]
 		p.mu.Unlock()
 
-		idleFor := cfg.Clock().Sub(c.used)
+		idleFor := cfg.Clock.Now().Sub(c.used)
 		switch {
 		case c.broken.Load() || idleFor > cfg.MaxIdle:
 			c.close()
@@ -131,7 +143,7 @@ func (p *pool) check(ctx context.Context, c *conn) error {
 
 // release returns c to the pool, or closes it when it is broken.
 func (p *pool) release(c *conn) {
-	c.used = p.cl.cfg.Clock()
+	c.used = p.cl.cfg.Clock.Now()
 	p.mu.Lock()
 	if c.broken.Load() || p.closed {
 		p.mu.Unlock()
@@ -163,7 +175,7 @@ func (cl *Client) dial(ctx context.Context) (*conn, error) {
 		if err != nil {
 			return nil, err
 		}
-		now := cl.cfg.Clock()
+		now := cl.cfg.Clock.Now()
 		var errs []error
 		var earliest time.Time
 		tried := 0
@@ -178,11 +190,12 @@ func (cl *Client) dial(ctx context.Context) (*conn, error) {
 				continue
 			}
 			tried++
-			started := cl.cfg.Clock()
+			started := cl.cfg.Clock.Now()
 			c, err := cl.dialOne(ctx, s)
 			if err == nil {
 				s.mu.Lock()
-				s.failures, s.retryAt, s.lastErr, s.lastOK = 0, time.Time{}, nil, cl.cfg.Clock()
+				s.failures, s.retryAt, s.lastErr, s.lastOK = 0, time.Time{}, nil, cl.cfg.Clock.Now()
+				s.backoff.Reset()
 				s.mu.Unlock()
 				return c, nil
 			}
@@ -193,8 +206,8 @@ func (cl *Client) dial(ctx context.Context) (*conn, error) {
 			s.mu.Lock()
 			if !started.Before(s.failedAt) {
 				s.failures++
-				s.failedAt = cl.cfg.Clock()
-				s.retryAt = s.failedAt.Add(cl.cfg.Backoff.Delay(s.failures))
+				s.failedAt = cl.cfg.Clock.Now()
+				s.retryAt = s.failedAt.Add(s.backoff.NextBackOff())
 				s.lastErr = derr // a late failure of the same outage must not outlive a success
 			}
 			s.mu.Unlock()
@@ -213,13 +226,13 @@ func (cl *Client) dial(ctx context.Context) (*conn, error) {
 			return nil, &Error{Op: "ldapx.dial", Kind: worstKind(errs), Err: errors.Join(errs...)}
 		}
 		// Every DC is backing off: wait for the first to be retried.
-		t := time.NewTimer(earliest.Sub(now))
+		t := cl.cfg.Clock.NewTimer(earliest.Sub(now))
 		select {
 		case <-ctx.Done():
 			t.Stop()
 			return nil, &Error{Op: "ldapx.dial", Kind: KindTransient,
 				Err: fmt.Errorf("every domain controller is unavailable: %w", ctx.Err())}
-		case <-t.C:
+		case <-t.Chan():
 		}
 	}
 }

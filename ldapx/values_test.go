@@ -86,23 +86,29 @@ func TestUserRefFilterEscapes(t *testing.T) {
 	}
 }
 
-func TestBackoff(t *testing.T) {
-	b := Backoff{Initial: time.Second, Max: 8 * time.Second, Jitter: func() float64 { return 0.999999 }}
-	b.setDefaults()
+// TestBackoffDefault: a DC backs off 500 ms, then doubles up to 30 s (here
+// without the randomization, which DefaultBackoff adds at ±50%).
+func TestBackoffDefault(t *testing.T) {
+	var c Config
+	c.setDefaults()
+	if *c.Backoff != *DefaultBackoff() {
+		t.Fatalf("default backoff %+v, want %+v", c.Backoff, DefaultBackoff())
+	}
+	b := *c.Backoff
+	b.RandomizationFactor = 0
+	b.Reset()
 	var got []time.Duration
-	for n := 1; n <= 6; n++ {
-		got = append(got, b.Delay(n).Round(time.Millisecond))
+	for range 8 {
+		got = append(got, b.NextBackOff())
 	}
-	want := []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second, 8 * time.Second, 8 * time.Second}
+	want := []time.Duration{500 * time.Millisecond, time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second,
+		16 * time.Second, 30 * time.Second, 30 * time.Second}
 	if !slices.Equal(got, want) {
-		t.Fatalf("max-jitter delays %v, want %v", got, want)
+		t.Fatalf("delays %v, want %v", got, want)
 	}
-	b.Jitter = func() float64 { return 0 }
-	if d := b.Delay(3); d != 2*time.Second {
-		t.Fatalf("min-jitter delay %v, want half of 4s", d)
-	}
-	if b.Delay(0) != 0 {
-		t.Fatal("no failure, yet a delay")
+	b.Reset()
+	if d := b.NextBackOff(); d != 500*time.Millisecond {
+		t.Fatalf("after a success the first delay is %v, want 500ms", d)
 	}
 }
 

@@ -1,6 +1,11 @@
 // Package app wires a running connector from its configuration: the one
 // place where every component is built and connected by hand. Commands
 // (run, doctor) and the end-to-end tests use it.
+//
+// It is the only package that imports everything, so the adapters live
+// here too: adapt.go turns the LDAP pool's and the Service Bus source's
+// state into the plain types health and metrics declare. deps_test.go
+// holds every other layer to what it may import.
 package app
 
 import (
@@ -15,6 +20,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/jonboulle/clockwork"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
 	"github.com/prometheus/client_golang/prometheus"
@@ -39,7 +46,8 @@ type Deps struct {
 	Logger *slog.Logger
 	// AuditOut replaces the audit file (tests); nil opens audit.path.
 	AuditOut io.Writer
-	Now      func() time.Time
+	// Clock is the time source of every component (nil: the real clock).
+	Clock clockwork.Clock
 	// Version is shown on the status page.
 	Version string
 	// ProbeInterval is how often idle DCs are checked for readiness
@@ -70,6 +78,7 @@ type App struct {
 	replies     *servicebus.ReplySender
 	closers     []func() error
 	probeEvery  time.Duration
+	clock       clockwork.Clock
 }
 
 // NewLogger builds the operational logger from the log section.
@@ -84,18 +93,12 @@ func NewLogger(c config.Log, w io.Writer) *slog.Logger {
 }
 
 // Build constructs every component. Nothing is dialed yet except opening
-// files; on error everything opened is closed.
+// files; on error everything opened is closed. Each step is one named
+// method, in the order the components depend on each other.
 func Build(ctx context.Context, cfg *config.Config, deps Deps) (a *App, err error) {
-	if deps.Logger == nil {
-		deps.Logger = slog.New(slog.DiscardHandler)
-	}
-	if deps.Now == nil {
-		deps.Now = time.Now
-	}
-	if deps.ProbeInterval <= 0 {
-		deps.ProbeInterval = 15 * time.Second
-	}
-	built := &App{Cfg: cfg, Log: deps.Logger, Domains: map[string]*ldapx.Client{}, probeEvery: deps.ProbeInterval}
+	deps.setDefaults()
+	built := &App{Cfg: cfg, Log: deps.Logger, Domains: map[string]*ldapx.Client{}, probeEvery: deps.ProbeInterval,
+		clock: deps.Clock}
 	a = built
 	defer func() {
 		// "return nil, err" has already set a to nil: close what was built.
@@ -109,111 +112,23 @@ func Build(ctx context.Context, cfg *config.Config, deps Deps) (a *App, err erro
 	if a.Metrics, err = metrics.New(a.Registry); err != nil {
 		return nil, err
 	}
-
-	// Keys.
-	for _, f := range cfg.Keys.Connector {
-		k, err := keys.LoadConnectorPrivate(f)
-		if err != nil {
-			return nil, fmt.Errorf("connector key %s: %w", f, err)
-		}
-		a.Keys = append(a.Keys, k)
-	}
-	for _, f := range cfg.Keys.Senders {
-		k, err := keys.LoadSenderPublic(f)
-		if err != nil {
-			return nil, fmt.Errorf("sender key %s: %w", f, err)
-		}
-		a.Senders = append(a.Senders, k)
-	}
-	openKeys, err := keys.OpenKeysOf(a.Keys...)
+	openKeys, verify, err := a.loadKeys()
 	if err != nil {
 		return nil, err
 	}
-	verify, err := keys.VerifyKeysOf(a.Senders...)
+	if err := a.openStores(deps); err != nil {
+		return nil, err
+	}
+	domains, err := a.buildDomains(deps)
 	if err != nil {
 		return nil, err
 	}
-
-	// Journal and audit.
-	a.Journal, err = journal.Open(cfg.Journal.Path, journal.Options{Retention: cfg.Journal.Retention, Now: deps.Now})
-	if err != nil {
+	if err := a.openServiceBus(); err != nil {
 		return nil, err
 	}
-	a.closers = append(a.closers, a.Journal.Close)
-	switch {
-	case deps.AuditOut != nil:
-		a.Audit = audit.New(deps.AuditOut)
-	case cfg.Audit.Path == "-":
-		a.Audit = audit.New(os.Stdout)
-	default:
-		a.Audit, err = audit.OpenFile(cfg.Audit.Path)
-		if err != nil {
-			return nil, err
-		}
-	}
-	a.closers = append(a.closers, a.Audit.Close)
-
-	// Domains.
-	var domains []*engine.Domain
-	for _, d := range cfg.Domains {
-		cl, err := NewDirectory(d, deps.Logger)
-		if err != nil {
-			return nil, err
-		}
-		if d.TLS.InsecureSkipVerify {
-			deps.Logger.Warn("TLS VERIFICATION IS OFF for this domain: passwords can be read by anyone on the path", "domain", d.Name)
-		}
-		a.Domains[d.Name] = cl
-		a.closers = append(a.closers, cl.Close)
-		ed := &engine.Domain{Name: d.Name, UPNSuffixes: d.UPNSuffixes, Dir: timedDir{cl, a.Metrics}, ScopeOUs: d.Scope.OUs,
-			ExcludeGroups: d.Scope.ExcludeGroups, AllowProtected: d.Scope.AllowProtected, OrgMinLength: d.OrgPolicy.MinLength}
-		banned, idx, err := OrgExtras(d)
-		if err != nil {
-			return nil, err
-		}
-		ed.Banned = banned
-		if idx != nil {
-			ed.Breached = idx
-			a.closers = append(a.closers, idx.Close)
-		}
-		domains = append(domains, ed)
-	}
-
-	// Service Bus.
-	sbCfg := servicebus.Config{
-		Auth: servicebus.AuthKind(cfg.Queue.Auth), ConnectionString: cfg.Queue.ConnectionString,
-		Namespace: cfg.Queue.Namespace, TenantID: cfg.Queue.TenantID, ClientID: cfg.Queue.ClientID,
-		ClientSecret: cfg.Queue.ClientSecret, CertificateFile: cfg.Queue.CertificateFile,
-		CertificatePassword: cfg.Queue.CertificatePassword, ManagedIdentityClientID: cfg.Queue.ManagedIdentityClientID,
-		TokenFile: cfg.Queue.TokenFile, Transport: servicebus.TransportKind(cfg.Queue.Transport), ProxyURL: cfg.Queue.ProxyURL,
-		// Fail fast inside the SDK: the Source reconnects with its own
-		// backoff and reports the link as down meanwhile, which readiness
-		// needs to see within seconds, not minutes.
-		RetryOptions: azservicebus.RetryOptions{MaxRetries: 2, RetryDelay: 250 * time.Millisecond, MaxRetryDelay: 2 * time.Second},
-	}
-	a.sbClient, err = servicebus.NewClient(sbCfg)
+	reporter, err := a.buildReporter(deps)
 	if err != nil {
-		return nil, fmt.Errorf("service bus: %w", err)
-	}
-	a.closers = append(a.closers, a.quiet("service bus client", func() error { return a.sbClient.Close(context.Background()) }))
-
-	var reporter engine.Reporter
-	switch cfg.Results.Mode {
-	case "https":
-		r, err := httpreport.New(httpreport.Config{URL: cfg.Results.HTTPS.URL, CAFile: cfg.Results.HTTPS.CAFile,
-			MaxAttempts: cfg.Results.HTTPS.MaxAttempts, ContentType: sender.ContentTypeResult, Logger: deps.Logger})
-		if err != nil {
-			return nil, err
-		}
-		reporter = httpsReporter{r}
-	default:
-		a.replies = servicebus.NewReplySender(a.sbClient, cfg.Results.TTL, sender.ContentTypeResult)
-		a.closers = append(a.closers, a.quiet("reply sender", func() error { return a.replies.Close(context.Background()) }))
-		reporter = queueReporter{a.replies}
-	}
-
-	if deps.WrapReporter != nil {
-		reporter = deps.WrapReporter(reporter)
+		return nil, err
 	}
 	a.Engine, err = engine.New(engine.Config{
 		Receiver: &protocol.Receiver{Senders: verify, Keys: openKeys, Clock: deps.Clock},
@@ -228,8 +143,8 @@ func Build(ctx context.Context, cfg *config.Config, deps Deps) (a *App, err erro
 	}
 	a.Source, err = servicebus.NewSource(a.sbClient, servicebus.SourceConfig{
 		Queue: cfg.Queue.Name, Prefetch: cfg.Queue.Prefetch, Concurrency: cfg.Queue.Concurrency,
-		ShutdownGrace: cfg.Queue.ShutdownGrace, Logger: deps.Logger,
-	}, lagHandler(a.Metrics, a.Engine))
+		ShutdownGrace: cfg.Queue.ShutdownGrace, Logger: deps.Logger, Clock: deps.Clock,
+	}, lagHandler(a.Metrics, a.clock, a.Engine))
 	if err != nil {
 		return nil, err
 	}
@@ -237,6 +152,135 @@ func Build(ctx context.Context, cfg *config.Config, deps Deps) (a *App, err erro
 		return nil, err
 	}
 	return a, nil
+}
+
+func (d *Deps) setDefaults() {
+	if d.Logger == nil {
+		d.Logger = slog.New(slog.DiscardHandler)
+	}
+	if d.Clock == nil {
+		d.Clock = clockwork.NewRealClock()
+	}
+	if d.ProbeInterval <= 0 {
+		d.ProbeInterval = 15 * time.Second
+	}
+}
+
+// loadKeys reads the connector's private keys and the trusted senders'
+// public keys, and returns them as the protocol's key sets.
+func (a *App) loadKeys() (protocol.OpenKeys, protocol.VerifyKeys, error) {
+	for _, f := range a.Cfg.Keys.Connector {
+		k, err := keys.LoadConnectorPrivate(f)
+		if err != nil {
+			return nil, nil, fmt.Errorf("connector key %s: %w", f, err)
+		}
+		a.Keys = append(a.Keys, k)
+	}
+	for _, f := range a.Cfg.Keys.Senders {
+		k, err := keys.LoadSenderPublic(f)
+		if err != nil {
+			return nil, nil, fmt.Errorf("sender key %s: %w", f, err)
+		}
+		a.Senders = append(a.Senders, k)
+	}
+	openKeys, err := keys.OpenKeysOf(a.Keys...)
+	if err != nil {
+		return nil, nil, err
+	}
+	verify, err := keys.VerifyKeysOf(a.Senders...)
+	if err != nil {
+		return nil, nil, err
+	}
+	return openKeys, verify, nil
+}
+
+// openStores opens the journal and the audit log.
+func (a *App) openStores(deps Deps) (err error) {
+	a.Journal, err = journal.Open(a.Cfg.Journal.Path, journal.Options{Retention: a.Cfg.Journal.Retention, Clock: deps.Clock})
+	if err != nil {
+		return err
+	}
+	a.closers = append(a.closers, a.Journal.Close)
+	switch {
+	case deps.AuditOut != nil:
+		a.Audit = audit.New(deps.AuditOut)
+	case a.Cfg.Audit.Path == "-":
+		a.Audit = audit.New(os.Stdout)
+	default:
+		if a.Audit, err = audit.OpenFile(a.Cfg.Audit.Path); err != nil {
+			return err
+		}
+	}
+	a.closers = append(a.closers, a.Audit.Close)
+	return nil
+}
+
+// buildDomains builds each domain's LDAP client and organisation rules, and
+// the engine's view of the domain.
+func (a *App) buildDomains(deps Deps) ([]*engine.Domain, error) {
+	var domains []*engine.Domain
+	for _, d := range a.Cfg.Domains {
+		cl, err := NewDirectory(d, deps.Logger)
+		if err != nil {
+			return nil, err
+		}
+		if d.TLS.InsecureSkipVerify {
+			deps.Logger.Warn("TLS VERIFICATION IS OFF for this domain: passwords can be read by anyone on the path", "domain", d.Name)
+		}
+		a.Domains[d.Name] = cl
+		a.closers = append(a.closers, cl.Close)
+		ed := &engine.Domain{Name: d.Name, UPNSuffixes: d.UPNSuffixes, Dir: timedDir{cl, a.Metrics, deps.Clock}, ScopeOUs: d.Scope.OUs,
+			ExcludeGroups: d.Scope.ExcludeGroups, AllowProtected: d.Scope.AllowProtected, OrgMinLength: d.OrgPolicy.MinLength}
+		banned, idx, err := OrgExtras(d)
+		if err != nil {
+			return nil, err
+		}
+		ed.Banned = banned
+		if idx != nil {
+			ed.Breached = idx
+			a.closers = append(a.closers, idx.Close)
+		}
+		domains = append(domains, ed)
+	}
+	return domains, nil
+}
+
+// openServiceBus builds the Service Bus client (it connects lazily).
+func (a *App) openServiceBus() (err error) {
+	sbCfg := a.Cfg.Queue.ServiceBus()
+	// Fail fast inside the SDK: the Source reconnects with its own backoff
+	// and reports the link as down meanwhile, which readiness needs to see
+	// within seconds, not minutes.
+	sbCfg.RetryOptions = azservicebus.RetryOptions{MaxRetries: 2, RetryDelay: 250 * time.Millisecond, MaxRetryDelay: 2 * time.Second}
+	if a.sbClient, err = servicebus.NewClient(sbCfg); err != nil {
+		return fmt.Errorf("service bus: %w", err)
+	}
+	a.closers = append(a.closers, a.quiet("service bus client", func() error { return a.sbClient.Close(context.Background()) }))
+	return nil
+}
+
+// buildReporter builds where results go: the command's reply queue, or an
+// HTTPS endpoint (wrapped by deps.WrapReporter, when set).
+func (a *App) buildReporter(deps Deps) (engine.Reporter, error) {
+	var reporter engine.Reporter
+	switch a.Cfg.Results.Mode {
+	case "https":
+		h := a.Cfg.Results.HTTPS
+		r, err := httpreport.New(httpreport.Config{URL: h.URL, CAFile: h.CAFile,
+			MaxAttempts: h.MaxAttempts, ContentType: sender.ContentTypeResult, Logger: deps.Logger})
+		if err != nil {
+			return nil, err
+		}
+		reporter = httpsReporter{r}
+	default:
+		a.replies = servicebus.NewReplySender(a.sbClient, a.Cfg.Results.TTL, sender.ContentTypeResult)
+		a.closers = append(a.closers, a.quiet("reply sender", func() error { return a.replies.Close(context.Background()) }))
+		reporter = queueReporter{a.replies}
+	}
+	if deps.WrapReporter != nil {
+		reporter = deps.WrapReporter(reporter)
+	}
+	return reporter, nil
 }
 
 // maxOpTimeout is the longest any LDAP write may take before the
@@ -273,7 +317,7 @@ func (a *App) Run(ctx context.Context) error {
 }
 
 func (a *App) sweep(ctx context.Context) {
-	t := time.NewTicker(time.Hour)
+	t := a.clock.NewTicker(time.Hour)
 	defer t.Stop()
 	for {
 		if sw, err := a.Journal.Sweep(ctx, a.Cfg.Limits.Window); err != nil {
@@ -290,7 +334,7 @@ func (a *App) sweep(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case <-t.Chan():
 		}
 	}
 }

@@ -6,6 +6,8 @@ import (
 	"net"
 	"time"
 
+	"github.com/jonboulle/clockwork"
+
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/adwriteback/adwriteback/connector/engine"
@@ -19,11 +21,11 @@ import (
 // and the HTTP listener for /livez, /readyz, /metrics and /status.
 func (a *App) observability(deps Deps) error {
 	m := a.Metrics
-	if err := m.WatchQueue(a.Source.Health); err != nil {
+	if err := m.WatchQueue(func() metrics.Queue { return metricsQueue(a.Source.Health()) }); err != nil {
 		return err
 	}
 	for name, cl := range a.Domains {
-		if err := m.WatchDCs(name, cl.Servers); err != nil {
+		if err := m.WatchDCs(name, func() []metrics.DC { return metricsDCs(cl.Servers()) }); err != nil {
 			return err
 		}
 	}
@@ -33,7 +35,7 @@ func (a *App) observability(deps Deps) error {
 		Snapshot: a.Snapshot,
 		Metrics:  promhttp.HandlerFor(a.Registry, promhttp.HandlerOpts{}),
 		Recent:   a.recent, Counters: health.CountersFrom(a.Registry, "adwriteback_"),
-		Version: deps.Version, Logger: a.Log,
+		Version: deps.Version, Logger: a.Log, Clock: a.clock,
 	})
 	if a.Cfg.HTTP.Listen != "" {
 		ln, err := net.Listen("tcp", a.Cfg.HTTP.Listen)
@@ -56,7 +58,7 @@ func (a *App) HTTPAddr() string {
 // Snapshot gathers what readiness depends on.
 func (a *App) Snapshot(ctx context.Context) health.Snapshot {
 	s := health.Snapshot{
-		Now: time.Now(), Queue: health.QueueFrom(a.Source.Health()),
+		Now: a.clock.Now(), Queue: healthQueue(a.Source.Health()),
 		ConnectorKeys: len(a.Keys), SenderKeys: len(a.Senders), JournalPath: a.Cfg.Journal.Path,
 	}
 	jctx, cancel := context.WithTimeout(ctx, 2*time.Second)
@@ -65,7 +67,7 @@ func (a *App) Snapshot(ctx context.Context) health.Snapshot {
 	for _, d := range a.Cfg.Domains {
 		cl := a.Domains[d.Name]
 		servers := cl.Servers()
-		hd := health.Domain{Name: d.Name, DCs: health.DCsFrom(servers)}
+		hd := health.Domain{Name: d.Name, DCs: healthDCs(servers)}
 		if r := cl.CachedRootDSE(); r != nil {
 			hd.PolicyHintsKnown, hd.PolicyHints = true, r.PolicyHintsOID() != ""
 		}
@@ -93,7 +95,7 @@ func (a *App) Snapshot(ctx context.Context) health.Snapshot {
 // is pinged every interval (a pooled connection is reused, so this costs a
 // rootDSE read).
 func (a *App) probeDCs(ctx context.Context, every time.Duration) {
-	t := time.NewTicker(every)
+	t := a.clock.NewTicker(every)
 	defer t.Stop()
 	for {
 		for name, cl := range a.Domains {
@@ -106,7 +108,7 @@ func (a *App) probeDCs(ctx context.Context, every time.Duration) {
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case <-t.Chan():
 		}
 	}
 }
@@ -125,7 +127,8 @@ func (a *App) serveHTTP(ctx context.Context) {
 // timedDir reports each directory call's latency by DC.
 type timedDir struct {
 	engine.Directory
-	m *metrics.Metrics
+	m     *metrics.Metrics
+	clock clockwork.Clock
 }
 
 func (t timedDir) observe(op string, start time.Time, dc string, err error) {
@@ -136,12 +139,12 @@ func (t timedDir) observe(op string, start time.Time, dc string, err error) {
 		}
 	}
 	if dc != "" {
-		t.m.ObserveLDAP(dc, op, time.Since(start))
+		t.m.ObserveLDAP(dc, op, t.clock.Since(start))
 	}
 }
 
 func (t timedDir) FindUser(ctx context.Context, ref ldapx.UserRef) (*ldapx.User, error) {
-	start := time.Now()
+	start := t.clock.Now()
 	u, err := t.Directory.FindUser(ctx, ref)
 	dc := ""
 	if u != nil {
@@ -152,31 +155,31 @@ func (t timedDir) FindUser(ctx context.Context, ref ldapx.UserRef) (*ldapx.User,
 }
 
 func (t timedDir) Reset(ctx context.Context, dn, pw string, o ldapx.ResetOptions) (ldapx.Applied, error) {
-	start := time.Now()
+	start := t.clock.Now()
 	a, err := t.Directory.Reset(ctx, dn, pw, o)
 	t.observe("reset", start, a.DC, err)
 	return a, err
 }
 
 func (t timedDir) Change(ctx context.Context, dn, old, pw string) (ldapx.Applied, error) {
-	start := time.Now()
+	start := t.clock.Now()
 	a, err := t.Directory.Change(ctx, dn, old, pw)
 	t.observe("change", start, a.DC, err)
 	return a, err
 }
 
 func (t timedDir) Unlock(ctx context.Context, dn string) (ldapx.Applied, error) {
-	start := time.Now()
+	start := t.clock.Now()
 	a, err := t.Directory.Unlock(ctx, dn)
 	t.observe("unlock", start, a.DC, err)
 	return a, err
 }
 
 // lagHandler records the queue receive lag before handing a delivery on.
-func lagHandler(m *metrics.Metrics, h transport.Handler) transport.Handler {
+func lagHandler(m *metrics.Metrics, clock clockwork.Clock, h transport.Handler) transport.Handler {
 	return transport.HandlerFunc(func(ctx context.Context, d *transport.Delivery) transport.Disposition {
 		if !d.EnqueuedTime.IsZero() {
-			m.ObserveReceiveLag(d.EnqueuedTime, time.Now())
+			m.ObserveReceiveLag(d.EnqueuedTime, clock.Now())
 		}
 		return h.Handle(ctx, d)
 	})

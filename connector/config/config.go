@@ -3,6 +3,13 @@
 // (unknown key, wrong type, missing or invalid value, unreadable secret) is
 // reported at once with its path. Secrets are never inline: they come from
 // files or environment variables named in the config.
+//
+// It owns the defaults of every setting it has, in one table (Defaults):
+// the components these settings reach do not default them again. Each
+// section has its own validator; the queue section is checked with the
+// Service Bus package's rules (servicebus.Config.Problems), the one
+// queue-auth validator, and Queue.ServiceBus is the one mapping of the
+// section to a Service Bus client configuration.
 package config
 
 import (

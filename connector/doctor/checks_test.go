@@ -20,6 +20,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/adwriteback/adwriteback/connector/health"
+
 	"github.com/go-ldap/ldap/v3"
 
 	"github.com/adwriteback/adwriteback/connector/config"
@@ -101,7 +103,8 @@ func TestCheckExpiry(t *testing.T) {
 	for _, c := range []struct {
 		left   time.Duration
 		status Status
-	}{{400 * 24 * time.Hour, OK}, {10 * 24 * time.Hour, Warn}, {-time.Hour, Fail}} {
+	}{{400 * 24 * time.Hour, OK}, {10 * 24 * time.Hour, Warn}, {-time.Hour, Fail},
+		{health.DefaultCertWarning - time.Minute, Warn}, {health.DefaultCertWarning + time.Minute, OK}} {
 		got := CheckExpiry([]*x509.Certificate{ca.leaf(t, "dc", now.Add(-1000*time.Hour), now.Add(c.left))}, s, now)
 		if got.Status != c.status {
 			t.Errorf("%s left: %s %s", c.left, got.Status, got.Detail)

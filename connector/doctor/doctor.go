@@ -8,6 +8,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cenkalti/backoff/v5"
+
+	"github.com/jonboulle/clockwork"
+
 	"github.com/adwriteback/adwriteback/connector/config"
 	"github.com/adwriteback/adwriteback/ldapx"
 )
@@ -20,7 +24,7 @@ type Options struct {
 	// default 10s.
 	Timeout time.Duration
 	// Injected dependencies; nil means the real thing.
-	Now      func() time.Time
+	Clock    clockwork.Clock
 	Dialer   Dialer
 	Resolver ldapx.SRVResolver
 	Logger   *slog.Logger
@@ -33,8 +37,8 @@ func (o *Options) setDefaults() {
 	if o.Timeout <= 0 {
 		o.Timeout = 10 * time.Second
 	}
-	if o.Now == nil {
-		o.Now = time.Now
+	if o.Clock == nil {
+		o.Clock = clockwork.NewRealClock()
 	}
 	if o.Dialer == nil {
 		o.Dialer = &net.Dialer{}
@@ -95,31 +99,39 @@ func passwordSource(i int, d *config.Domain) string {
 // checkDomain runs the per-DC checks on every DC, then the directory checks
 // (policy, PSOs, rights) on the first DC the service account could bind to.
 func checkDomain(ctx context.Context, opts Options, i int, d *config.Domain) []Check {
-	var out []Check
 	tlsSet := TLSSettings{CAFile: d.TLS.CAFile, ServerName: d.TLS.ServerName, Insecure: d.TLS.InsecureSkipVerify}
 	acct := Account{DN: d.Bind.DN, PasswordSource: passwordSource(i, d)}
-
-	urls := append([]string(nil), d.Servers...)
-	if d.Discover {
-		dctx, cancel := context.WithTimeout(ctx, opts.Timeout)
-		found, err := ldapx.Discover(dctx, opts.Resolver, d.Name)
-		cancel()
-		if err != nil {
-			out = append(out, warn("dc discovery", d.Name, fmt.Sprintf("DNS SRV _ldap._tcp.dc._msdcs.%s failed: %v", d.Name, err),
-				"point this host's DNS at the domain's DNS servers, or list the DCs in domains[].servers and set discover: false"))
-		} else {
-			out = append(out, ok("dc discovery", d.Name, "%d DC(s) advertised: %s", len(found), strings.Join(found, ", ")))
-			urls = append(urls, found...)
-		}
+	out, urls := discoverDCs(ctx, opts, d)
+	checks, good, root, cl := checkDCs(ctx, opts, d, urls, tlsSet, acct)
+	out = append(out, checks...)
+	if good == nil {
+		return append(out, skip("directory checks", d.Name, "no DC of this domain accepted the service account's bind: policy and rights checks were not run"))
 	}
-	var good *server
-	var root *ldapx.RootDSE
-	var goodClient *ldapx.Client
-	defer func() {
-		if goodClient != nil {
-			goodClient.Close()
-		}
-	}()
+	defer cl.Close()
+	return append(out, checkDirectory(ctx, opts, d, *good, root, cl, tlsSet)...)
+}
+
+// discoverDCs returns the domain's configured DCs plus, with discover set,
+// those DNS advertises, and the discovery's check.
+func discoverDCs(ctx context.Context, opts Options, d *config.Domain) ([]Check, []string) {
+	urls := append([]string(nil), d.Servers...)
+	if !d.Discover {
+		return nil, urls
+	}
+	dctx, cancel := context.WithTimeout(ctx, opts.Timeout)
+	found, err := ldapx.Discover(dctx, opts.Resolver, d.Name)
+	cancel()
+	if err != nil {
+		return []Check{warn("dc discovery", d.Name, fmt.Sprintf("DNS SRV _ldap._tcp.dc._msdcs.%s failed: %v", d.Name, err),
+			"point this host's DNS at the domain's DNS servers, or list the DCs in domains[].servers and set discover: false")}, urls
+	}
+	return []Check{ok("dc discovery", d.Name, "%d DC(s) advertised: %s", len(found), strings.Join(found, ", "))}, append(urls, found...)
+}
+
+// checkDCs checks every DC (TLS, trust, expiry, bind) and returns the first
+// that accepted the bind, with its rootDSE and client (nil if none did).
+func checkDCs(ctx context.Context, opts Options, d *config.Domain, urls []string, tlsSet TLSSettings, acct Account) (
+	out []Check, good *server, root *ldapx.RootDSE, goodClient *ldapx.Client) {
 	for _, u := range urls {
 		s, err := parseServer(u)
 		if err != nil {
@@ -136,17 +148,22 @@ func checkDomain(ctx context.Context, opts Options, i int, d *config.Domain) []C
 			}
 		}
 	}
-	if good == nil {
-		return append(out, skip("directory checks", d.Name, "no DC of this domain accepted the service account's bind: policy and rights checks were not run"))
-	}
+	return out, good, root, goodClient
+}
+
+// checkDirectory runs the directory checks through a DC that accepted the
+// bind: scope, domain policy and PSOs, the service account, and its rights
+// on each OU in scope.
+func checkDirectory(ctx context.Context, opts Options, d *config.Domain, good server, root *ldapx.RootDSE,
+	cl *ldapx.Client, tlsSet TLSSettings) []Check {
 	nc := root.DefaultNamingContext
-	out = append(out, CheckScopeInDomain(d.Scope.OUs, nc, d.Name)...)
+	out := CheckScopeInDomain(d.Scope.OUs, nc, d.Name)
 
 	pctx, cancel := context.WithTimeout(ctx, opts.Timeout)
-	pol, perr := goodClient.DomainPolicy(pctx)
+	pol, perr := cl.DomainPolicy(pctx)
 	cancel()
 
-	conn, err := dialLDAP(ctx, opts.Dialer, *good, tlsSet, d.Bind.DN, d.Bind.Password, opts.Timeout)
+	conn, err := dialLDAP(ctx, opts.Dialer, good, tlsSet, d.Bind.DN, d.Bind.Password, opts.Timeout)
 	if err != nil {
 		return append(out, fail("directory read", good.URL, fmt.Sprintf("a second connection to the DC failed: %v", err), "run doctor again; if it persists, check the DC's connection limits"))
 	}
@@ -198,7 +215,7 @@ func checkDC(ctx context.Context, opts Options, s server, d *config.Domain, t TL
 			"the DC must offer LDAPS on 636 (or StartTLS on 389) with a server certificate; on Windows enroll a Domain Controller certificate, on Samba set tls enabled/certfile/keyfile"))
 		return append(out, skip("bind", s.URL, "no TLS")), nil, nil
 	}
-	now := opts.Now()
+	now := opts.Clock.Now()
 	trust := CheckTrust(chain, s, t, now)
 	out = append(out, trust, CheckExpiry(chain, s, now))
 	if trust.Status == Fail {
@@ -208,7 +225,7 @@ func checkDC(ctx context.Context, opts Options, s server, d *config.Domain, t TL
 		Servers: []string{s.URL}, BindDN: d.Bind.DN, BindPassword: d.Bind.Password,
 		CAFile: t.CAFile, ServerName: t.ServerName, InsecureSkipVerify: t.Insecure,
 		DialTimeout: opts.Timeout, OpTimeout: opts.Timeout, PoolSize: 1, Dialer: opts.Dialer,
-		Backoff: ldapx.Backoff{Initial: time.Millisecond, Max: time.Millisecond}, Logger: opts.Logger,
+		Backoff: &backoff.ExponentialBackOff{InitialInterval: time.Millisecond, Multiplier: 1, MaxInterval: time.Millisecond}, Logger: opts.Logger,
 	})
 	if err != nil {
 		return append(out, fail("bind", s.URL, err.Error(), "correct domains[].bind and domains[].tls")), nil, nil

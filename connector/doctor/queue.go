@@ -14,18 +14,13 @@ import (
 	"github.com/adwriteback/adwriteback/relay/servicebus"
 )
 
-// QueueClientConfig is the servicebus configuration the connector builds
-// from the queue section (as connector/app does), with few retries so the
-// doctor answers quickly.
+// QueueClientConfig is the queue section's servicebus configuration
+// (config.Queue.ServiceBus, as connector/app uses it), with few retries so
+// the doctor answers quickly.
 func QueueClientConfig(q config.Queue) servicebus.Config {
-	return servicebus.Config{
-		Auth: servicebus.AuthKind(q.Auth), ConnectionString: q.ConnectionString,
-		Namespace: q.Namespace, TenantID: q.TenantID, ClientID: q.ClientID,
-		ClientSecret: q.ClientSecret, CertificateFile: q.CertificateFile,
-		CertificatePassword: q.CertificatePassword, ManagedIdentityClientID: q.ManagedIdentityClientID,
-		TokenFile: q.TokenFile, Transport: servicebus.TransportKind(q.Transport), ProxyURL: q.ProxyURL,
-		RetryOptions: azservicebus.RetryOptions{MaxRetries: 1, RetryDelay: 200 * time.Millisecond, MaxRetryDelay: time.Second},
-	}
+	c := q.ServiceBus()
+	c.RetryOptions = azservicebus.RetryOptions{MaxRetries: 1, RetryDelay: 200 * time.Millisecond, MaxRetryDelay: time.Second}
+	return c
 }
 
 // CheckQueue opens a receiver on the queue and peeks one message (a peek

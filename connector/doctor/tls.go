@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/adwriteback/adwriteback/connector/health"
+
 	"github.com/go-ldap/ldap/v3"
 )
 
@@ -196,7 +198,8 @@ func CheckTrust(chain []*x509.Certificate, s server, t TLSSettings, now time.Tim
 	return fail(name, s.URL, fmt.Sprintf("certificate not trusted: %v; %s", err, desc), caFixLne)
 }
 
-// CheckExpiry reports the DC certificate's days to expiry: WARN under 30.
+// CheckExpiry reports the DC certificate's days to expiry: WARN within
+// health.DefaultCertWarning, the threshold /readyz warns at too.
 func CheckExpiry(chain []*x509.Certificate, s server, now time.Time) Check {
 	const name = "certificate expiry"
 	if len(chain) == 0 {
@@ -209,7 +212,7 @@ func CheckExpiry(chain []*x509.Certificate, s server, now time.Time) Check {
 	switch {
 	case left <= 0:
 		return fail(name, s.URL, fmt.Sprintf("the DC certificate expired on %s", when), "renew the DC certificate")
-	case days < 30:
+	case left < health.DefaultCertWarning:
 		return warn(name, s.URL, fmt.Sprintf("the DC certificate expires in %d day(s), on %s", days, when), "renew the DC certificate before it expires: the connector will refuse it then")
 	}
 	return ok(name, s.URL, "the DC certificate expires in %d days, on %s", days, when)

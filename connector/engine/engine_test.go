@@ -226,14 +226,14 @@ func newRig(t *testing.T, mutate ...func(*Config, *Domain)) *rig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	scfg.Now = clock
+	scfg.Clock = clockwork.NewFakeClockAt(now)
 	sc, err := sender.New(scfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	openKeys, _ := keys.OpenKeysOf(conn)
 	verify, _ := keys.VerifyKeysOf(snd.Public())
-	jr, err := journal.Open(filepath.Join(t.TempDir(), "j.db"), journal.Options{Now: clock, NoSync: true})
+	jr, err := journal.Open(filepath.Join(t.TempDir(), "j.db"), journal.Options{Clock: clockwork.NewFakeClockAt(now), NoSync: true})
 	if err != nil {
 		t.Fatal(err)
 	}

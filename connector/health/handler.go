@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/jonboulle/clockwork"
+
 	"github.com/adwriteback/adwriteback/connector/audit"
 )
 
@@ -28,8 +30,8 @@ type Options struct {
 	Version string
 	// Logger receives handler errors (nil: discarded).
 	Logger *slog.Logger
-	// Now is the clock used when a Snapshot has no Now (nil: time.Now).
-	Now func() time.Time
+	// Clock fills a Snapshot's Now when it has none (nil: the real clock).
+	Clock clockwork.Clock
 	// SnapshotTimeout bounds Snapshot (0: 5 s).
 	SnapshotTimeout time.Duration
 }
@@ -40,8 +42,8 @@ func NewHandler(o Options) http.Handler {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	if o.Now == nil {
-		o.Now = time.Now
+	if o.Clock == nil {
+		o.Clock = clockwork.NewRealClock()
 	}
 	if o.SnapshotTimeout <= 0 {
 		o.SnapshotTimeout = 5 * time.Second
@@ -82,13 +84,13 @@ func (h *handler) livez(w http.ResponseWriter, r *http.Request) {
 
 func (h *handler) report(ctx context.Context) Report {
 	if h.o.Snapshot == nil {
-		return Evaluate(Snapshot{Now: h.o.Now()})
+		return Evaluate(Snapshot{Now: h.o.Clock.Now()})
 	}
 	ctx, cancel := context.WithTimeout(ctx, h.o.SnapshotTimeout)
 	defer cancel()
 	s := h.o.Snapshot(ctx)
 	if s.Now.IsZero() {
-		s.Now = h.o.Now()
+		s.Now = h.o.Clock.Now()
 	}
 	return Evaluate(s)
 }

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jonboulle/clockwork"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
@@ -185,7 +187,7 @@ func TestReadyzSnapshotGetsDeadlineAndClock(t *testing.T) {
 			s.Certificates = []CertInfo{{Name: "client", NotAfter: t0.Add(time.Hour)}}
 			return s
 		},
-		Now:             func() time.Time { return t0.Add(2 * time.Hour) },
+		Clock:           clockwork.NewFakeClockAt(t0.Add(2 * time.Hour)),
 		SnapshotTimeout: time.Second,
 	})
 	rec := httptest.NewRecorder()

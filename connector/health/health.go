@@ -6,6 +6,11 @@
 // and /status, an HTML page for admins with the checks, the last operations
 // from the audit log (kept by Recent) and the counters. ListenAndServe runs
 // the listener, with optional TLS, until its context ends.
+//
+// It declares the plain types it reads (Domain, DC, Queue, CertInfo) and
+// imports neither the engine, nor the LDAP layer, nor a queue's SDK: the
+// wiring code (connector/app) converts their states, and the dependency
+// test there holds this package to that.
 package health
 
 import (
@@ -25,7 +30,8 @@ const (
 	SeverityCritical Severity = "critical"
 )
 
-// DefaultCertWarning is how long before expiry a certificate starts to warn.
+// DefaultCertWarning is how long before expiry a certificate starts to warn:
+// the one threshold /readyz and the doctor's certificate check share.
 const DefaultCertWarning = 14 * 24 * time.Hour
 
 // Snapshot is everything readiness depends on, as plain data gathered by the
@@ -59,12 +65,12 @@ type Domain struct {
 	DCs  []DC
 	// PolicyHintsKnown is false until a DC's rootDSE was read; then
 	// PolicyHints says whether the domain's DCs offer the policy-hints
-	// control (ldapx.RootDSE.PolicyHintsOID() != "").
+	// control.
 	PolicyHintsKnown bool
 	PolicyHints      bool
 }
 
-// DC is one domain controller (from ldapx.ServerStatus).
+// DC is one domain controller as the LDAP pool last saw it.
 type DC struct {
 	URL       string
 	Healthy   bool
@@ -74,7 +80,7 @@ type DC struct {
 	Failures  int // consecutive
 }
 
-// Queue is the Service Bus receive link (from servicebus.Health).
+// Queue is the message source's receive link.
 type Queue struct {
 	Name        string
 	State       string // "connecting", "up", "down", "stopped"

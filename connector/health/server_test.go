@@ -19,9 +19,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/adwriteback/adwriteback/ldapx"
-	"github.com/adwriteback/adwriteback/relay/servicebus"
 )
 
 // selfSigned writes a certificate for 127.0.0.1 and its key into dir.
@@ -172,22 +169,5 @@ func TestCertsFromPEM(t *testing.T) {
 	}
 	if got, err := CertsFromFile("client", certFile); err != nil || len(got) != 1 {
 		t.Errorf("CertsFromFile = %v, %v", got, err)
-	}
-}
-
-func TestAdapters(t *testing.T) {
-	dcs := DCsFrom([]ldapx.ServerStatus{{URL: "ldaps://dc1", Healthy: false, LastOK: t0, LastError: "refused",
-		Failures: 2, BindLatency: 3 * time.Millisecond}})
-	want := DC{URL: "ldaps://dc1", LastOK: t0, Latency: 3 * time.Millisecond, LastError: "refused", Failures: 2}
-	if len(dcs) != 1 || dcs[0] != want {
-		t.Errorf("DCsFrom = %+v", dcs)
-	}
-	q := QueueFrom(servicebus.Health{Queue: "q", State: servicebus.LinkDown, LastError: errors.New("amqp: boom"),
-		LastErrorAt: t0, InFlight: 2, LastReceive: t0})
-	if q != (Queue{Name: "q", State: "down", LastError: "amqp: boom", LastErrorAt: t0, InFlight: 2, LastReceive: t0}) {
-		t.Errorf("QueueFrom = %+v", q)
-	}
-	if QueueFrom(servicebus.Health{State: servicebus.LinkUp}).LastError != "" {
-		t.Error("nil error became text")
 	}
 }

@@ -23,6 +23,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jonboulle/clockwork"
+
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/adwriteback/adwriteback/relay/protocol"
@@ -88,8 +90,8 @@ type Options struct {
 	// Retention keeps finished entries at least this long after they were
 	// created (default 7 days), and never less than their replay window.
 	Retention time.Duration
-	// Now is the clock (time.Now if nil).
-	Now func() time.Time
+	// Clock is the time source (nil: the real clock).
+	Clock clockwork.Clock
 	// NoSync skips fsync (tests and benchmarks of the non-durable path only).
 	NoSync bool
 	// Timeout bounds waiting for the file lock held by another process.
@@ -141,8 +143,8 @@ func Open(path string, opt Options) (*Journal, error) {
 	if opt.Retention <= 0 {
 		opt.Retention = 7 * 24 * time.Hour
 	}
-	if opt.Now == nil {
-		opt.Now = time.Now
+	if opt.Clock == nil {
+		opt.Clock = clockwork.NewRealClock()
 	}
 	if opt.Timeout <= 0 {
 		opt.Timeout = 5 * time.Second
@@ -184,14 +186,14 @@ func Open(path string, opt Options) (*Journal, error) {
 // cache; the cost is the kernel's walk of the mapped range).
 func (j *Journal) trimLoop() {
 	defer close(j.trimDone)
-	t := time.NewTicker(j.opt.TrimEvery)
+	t := j.opt.Clock.NewTicker(j.opt.TrimEvery)
 	defer t.Stop()
 	last := int64(-1)
 	for {
 		select {
 		case <-j.stopTrim:
 			return
-		case <-t.C:
+		case <-t.Chan():
 		}
 		if n := j.c.commits.Load(); n != last {
 			last = n
@@ -258,7 +260,7 @@ func (j *Journal) Writable(ctx context.Context) error {
 		return ctx.Err()
 	}
 	defer func() { <-j.probe }()
-	now, failures := j.opt.Now(), j.c.failures.Load()
+	now, failures := j.opt.Clock.Now(), j.c.failures.Load()
 	if age := now.Sub(j.probedAt); !j.probedAt.IsZero() && age >= 0 && age < probeFresh && failures == j.probedFailures {
 		return j.probedErr
 	}
@@ -304,7 +306,7 @@ func (j *Journal) Claim(ctx context.Context, id string, digest [32]byte, until t
 	}
 	switch {
 	case prev == nil:
-		j.claims[id] = &Entry{ID: id, Digest: digest, State: StateClaimed, Until: until, Created: j.opt.Now()}
+		j.claims[id] = &Entry{ID: id, Digest: digest, State: StateClaimed, Until: until, Created: j.opt.Clock.Now()}
 		return protocol.ClaimNew, nil
 	case bytes.Equal(prev.Digest[:], digest[:]):
 		return protocol.ClaimDuplicate, nil
@@ -356,7 +358,7 @@ func lookup(tx *bolt.Tx, id string) (key, raw []byte) {
 // MarkApplying records, before the write to AD is sent, that it is about to
 // be: after a crash the connector knows the write may have happened.
 func (j *Journal) MarkApplying(ctx context.Context, id, userDN string, pwdLastSetBefore time.Time, pwdVersionBefore uint32) error {
-	now := j.opt.Now()
+	now := j.opt.Clock.Now()
 	return j.modify(ctx, id, func(e *Entry) (bool, error) {
 		if e.State == StateDone {
 			return false, fmt.Errorf("journal: command %q is already done", id)
@@ -379,7 +381,7 @@ func (j *Journal) Finish(ctx context.Context, id, code, dc string, result []byte
 // message only after the wait: a crash in between makes the command come
 // back, and the durable mark before the write to AD says how to settle it.
 func (j *Journal) FinishAsync(ctx context.Context, id, code, dc string, result []byte) (wait func(context.Context) error) {
-	now := j.opt.Now()
+	now := j.opt.Clock.Now()
 	done := func(e *Entry) {
 		e.State, e.Code, e.DC, e.Result, e.Done = StateDone, code, dc, result, now
 	}
@@ -477,7 +479,7 @@ type Swept struct {
 // claims past their replay window, and attempt records older than
 // maxWindow.
 func (j *Journal) Sweep(ctx context.Context, maxWindow time.Duration) (Swept, error) {
-	now := j.opt.Now()
+	now := j.opt.Clock.Now()
 	j.mu.Lock()
 	for id, c := range j.claims {
 		if now.After(c.Until) {

@@ -11,26 +11,23 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jonboulle/clockwork"
+
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/adwriteback/adwriteback/relay/protocol"
 )
 
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
+func newClock() *clockwork.FakeClock {
+	return clockwork.NewFakeClockAt(time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC))
 }
 
-func (c *clock) now() time.Time      { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) add(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unlock() }
-func newClock() *clock               { return &clock{t: time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)} }
-
-func open(t *testing.T, path string, c *clock) *Journal {
+func open(t *testing.T, path string, c *clockwork.FakeClock) *Journal {
 	t.Helper()
 	if path == "" {
 		path = filepath.Join(t.TempDir(), "journal.db")
 	}
-	j, err := Open(path, Options{Now: c.now, Retention: time.Hour})
+	j, err := Open(path, Options{Clock: c, Retention: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -41,13 +38,13 @@ func open(t *testing.T, path string, c *clock) *Journal {
 func TestClaimLifecycleSurvivesReopen(t *testing.T) {
 	c := newClock()
 	path := filepath.Join(t.TempDir(), "j.db")
-	j, err := Open(path, Options{Now: c.now})
+	j, err := Open(path, Options{Clock: c})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
 	d := sha256.Sum256([]byte("cmd-1"))
-	until := c.now().Add(10 * time.Minute)
+	until := c.Now().Add(10 * time.Minute)
 	for i, want := range []protocol.ClaimStatus{protocol.ClaimNew, protocol.ClaimDuplicate} {
 		st, err := j.Claim(ctx, "cmd-1", d, until)
 		if err != nil || st != want {
@@ -123,7 +120,7 @@ func TestSweep(t *testing.T) {
 	ctx := context.Background()
 	for i, until := range []time.Duration{time.Minute, 3 * time.Hour} {
 		id := fmt.Sprint("c", i)
-		if _, err := j.Claim(ctx, id, sha256.Sum256([]byte(id)), c.now().Add(until)); err != nil {
+		if _, err := j.Claim(ctx, id, sha256.Sum256([]byte(id)), c.Now().Add(until)); err != nil {
 			t.Fatal(err)
 		}
 		if err := j.Finish(ctx, id, "succeeded", "", []byte("r")); err != nil {
@@ -132,23 +129,23 @@ func TestSweep(t *testing.T) {
 	}
 	// A claim never written (its command was abandoned and never came
 	// back) is forgotten once its replay window is over.
-	if _, err := j.Claim(ctx, "unwritten", [32]byte{1}, c.now().Add(time.Minute)); err != nil {
+	if _, err := j.Claim(ctx, "unwritten", [32]byte{1}, c.Now().Add(time.Minute)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := j.Claim(ctx, "applying", [32]byte{}, c.now()); err != nil {
+	if _, err := j.Claim(ctx, "applying", [32]byte{}, c.Now()); err != nil {
 		t.Fatal(err)
 	}
 	if err := j.MarkApplying(ctx, "applying", "CN=x", time.Time{}, 0); err != nil {
 		t.Fatal(err)
 	}
-	c.add(30 * time.Minute)
+	c.Advance(30 * time.Minute)
 	if sw, err := j.Sweep(ctx, 24*time.Hour); err != nil || sw.Finished != 0 || len(sw.Unresolved) != 0 {
 		t.Fatalf("inside retention swept %+v, %v", sw, err)
 	}
 	// c0: past window and retention; c1: inside its replay window;
 	// applying: its outcome was never recorded, past both too: deleted and
 	// returned, so the connector can say so.
-	c.add(2 * time.Hour)
+	c.Advance(2 * time.Hour)
 	sw, err := j.Sweep(ctx, 24*time.Hour)
 	if err != nil || sw.Finished != 1 || len(sw.Unresolved) != 1 || sw.Unresolved[0].ID != "applying" || sw.Unresolved[0].UserDN != "CN=x" {
 		t.Fatalf("swept %+v, %v; want c0 finished and 'applying' unresolved", sw, err)
@@ -174,7 +171,7 @@ func TestTakeAttemptSlidingWindow(t *testing.T) {
 		if err != nil || !ok {
 			t.Fatalf("attempt %d refused: %v", i+1, err)
 		}
-		c.add(time.Hour)
+		c.Advance(time.Hour)
 	}
 	ok, wait, err := j.TakeAttempt(ctx, "CN=u", 5, 24*time.Hour)
 	if err != nil || ok {
@@ -186,7 +183,7 @@ func TestTakeAttemptSlidingWindow(t *testing.T) {
 	if ok, _, _ := j.TakeAttempt(ctx, "CN=other", 5, 24*time.Hour); !ok {
 		t.Fatal("another user limited")
 	}
-	c.add(19 * time.Hour)
+	c.Advance(19 * time.Hour)
 	if ok, _, _ := j.TakeAttempt(ctx, "CN=u", 5, 24*time.Hour); !ok {
 		t.Fatal("not allowed again after the window slid")
 	}
@@ -241,7 +238,7 @@ func TestAttemptsSurviveReopen(t *testing.T) {
 		}
 	}
 	// Written with the next transaction (a command's outcome)...
-	if _, err := j.Claim(ctx, "cmd", [32]byte{}, c.now().Add(time.Hour)); err != nil {
+	if _, err := j.Claim(ctx, "cmd", [32]byte{}, c.Now().Add(time.Hour)); err != nil {
 		t.Fatal(err)
 	}
 	if err := j.Finish(ctx, "cmd", "succeeded", "", nil); err != nil {
@@ -336,10 +333,10 @@ func TestFinishAsyncIsSeenAtOnceAndDurableAfterWait(t *testing.T) {
 	j := open(t, path, c)
 	ctx := context.Background()
 	d := sha256.Sum256([]byte("a"))
-	if _, err := j.Claim(ctx, "a", d, c.now().Add(time.Hour)); err != nil {
+	if _, err := j.Claim(ctx, "a", d, c.Now().Add(time.Hour)); err != nil {
 		t.Fatal(err)
 	}
-	if err := j.MarkApplying(ctx, "a", "CN=u", c.now(), 7); err != nil {
+	if err := j.MarkApplying(ctx, "a", "CN=u", c.Now(), 7); err != nil {
 		t.Fatal(err)
 	}
 	wait := j.FinishAsync(ctx, "a", "succeeded", "dc1", []byte("signed"))
@@ -347,7 +344,7 @@ func TestFinishAsyncIsSeenAtOnceAndDurableAfterWait(t *testing.T) {
 	if err != nil || e.State != StateDone || e.Code != "succeeded" || e.PwdVersionBefore != 7 {
 		t.Fatalf("before the commit: %+v %v", e, err)
 	}
-	if st, err := j.Claim(ctx, "a", d, c.now().Add(time.Hour)); err != nil || st != protocol.ClaimDuplicate {
+	if st, err := j.Claim(ctx, "a", d, c.Now().Add(time.Hour)); err != nil || st != protocol.ClaimDuplicate {
 		t.Fatalf("claim before the commit: %v %v", st, err)
 	}
 	if err := wait(ctx); err != nil {
@@ -397,7 +394,7 @@ func TestWritableIsSharedAndReused(t *testing.T) {
 	if n := j.Stats().Commits - before; n != 2 {
 		t.Fatalf("8 concurrent probes made %d commits, want 2 (one shared probe)", n)
 	}
-	c.add(probeFresh / 2)
+	c.Advance(probeFresh / 2)
 	if err := j.Writable(ctx); err != nil || j.Stats().Commits-before != 2 {
 		t.Fatalf("a fresh answer was not reused: %v, %d commits", err, j.Stats().Commits-before)
 	}

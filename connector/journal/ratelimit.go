@@ -21,7 +21,7 @@ func (j *Journal) TakeAttempt(ctx context.Context, key string, limit int, window
 	if err := ctx.Err(); err != nil {
 		return false, 0, err
 	}
-	now := j.opt.Now()
+	now := j.opt.Clock.Now()
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	ts, cached := j.attempts[key]

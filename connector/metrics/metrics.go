@@ -1,9 +1,12 @@
 // Package metrics owns the connector's Prometheus metrics: one Metrics value
 // registers every series under the "adwriteback" namespace on a registry the
-// caller passes in (never the global one). It implements engine.Metrics for
-// the command pipeline, takes LDAP latencies and queue receive lag from the
-// wiring code, and reads the Service Bus source's and the LDAP pool's state
-// at scrape time through WatchQueue and WatchDCs.
+// caller passes in (never the global one). It records the command
+// pipeline's events (the engine's Metrics interface, which the wiring code
+// asserts), takes LDAP latencies and queue receive lag from the wiring code,
+// and reads the message source's and the LDAP pools' state at scrape time
+// through WatchQueue and WatchDCs, as the neutral Queue and DC values it
+// declares: it imports neither the engine, nor the LDAP layer, nor a queue's
+// SDK (the dependency test in connector/app holds it to that).
 //
 // Label values are kept stable and bounded: operations and outcomes are
 // checked against the wire protocol's sets, free-form values (rules, LDAP
@@ -16,7 +19,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/adwriteback/adwriteback/connector/engine"
 	"github.com/adwriteback/adwriteback/relay/protocol"
 )
 
@@ -53,8 +55,6 @@ type Metrics struct {
 
 	ops, outcomes, rules, ldapOps, dcs *labelSet
 }
-
-var _ engine.Metrics = (*Metrics)(nil)
 
 // Maximum distinct values kept per free-form label before "other" is used.
 const (

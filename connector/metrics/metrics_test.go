@@ -11,9 +11,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
-
-	"github.com/adwriteback/adwriteback/ldapx"
-	"github.com/adwriteback/adwriteback/relay/servicebus"
 )
 
 func newTest(t *testing.T) (*Metrics, *prometheus.Registry) {
@@ -203,8 +200,8 @@ func TestNewRejectsDoubleRegistration(t *testing.T) {
 func TestWatchQueue(t *testing.T) {
 	m, reg := newTest(t)
 	var mu sync.Mutex
-	h := servicebus.Health{Queue: "commands", State: servicebus.LinkConnecting}
-	if err := m.WatchQueue(func() servicebus.Health { mu.Lock(); defer mu.Unlock(); return h }); err != nil {
+	h := Queue{State: "connecting"}
+	if err := m.WatchQueue(func() Queue { mu.Lock(); defer mu.Unlock(); return h }); err != nil {
 		t.Fatal(err)
 	}
 	const head = `
@@ -221,7 +218,7 @@ adwriteback_queue_link_state{state="up"} 0
 	}
 
 	mu.Lock()
-	h.State = servicebus.LinkUp
+	h.State = "up"
 	h.InFlight = 3
 	h.Received, h.Completed, h.Abandoned, h.DeadLettered, h.LockLost, h.SettleErrors, h.Reconnects = 10, 6, 2, 1, 1, 4, 5
 	h.LockRenewals = 7
@@ -269,15 +266,15 @@ adwriteback_queue_last_receive_timestamp_seconds 1.7000000005e+09
 
 func TestWatchDCs(t *testing.T) {
 	m, reg := newTest(t)
-	corp := []ldapx.ServerStatus{
+	corp := []DC{
 		{URL: "ldaps://dc1.corp.example:636", Healthy: true, BindLatency: 12 * time.Millisecond},
 		{URL: "ldaps://dc2.corp.example:636", Healthy: false, Failures: 3},
 	}
-	if err := m.WatchDCs("corp.example", func() []ldapx.ServerStatus { return corp }); err != nil {
+	if err := m.WatchDCs("corp.example", func() []DC { return corp }); err != nil {
 		t.Fatal(err)
 	}
-	if err := m.WatchDCs("emea.corp.example", func() []ldapx.ServerStatus {
-		return []ldapx.ServerStatus{{URL: "ldaps://dc1.emea.corp.example", Healthy: true}}
+	if err := m.WatchDCs("emea.corp.example", func() []DC {
+		return []DC{{URL: "ldaps://dc1.emea.corp.example", Healthy: true}}
 	}); err != nil {
 		t.Fatal(err)
 	}

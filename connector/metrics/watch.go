@@ -1,28 +1,49 @@
 package metrics
 
 import (
-	"github.com/prometheus/client_golang/prometheus"
+	"time"
 
-	"github.com/adwriteback/adwriteback/ldapx"
-	"github.com/adwriteback/adwriteback/relay/servicebus"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
-// linkStates are the values of the queue link state label, in a fixed order.
-var linkStates = []servicebus.LinkState{
-	servicebus.LinkConnecting, servicebus.LinkUp, servicebus.LinkDown, servicebus.LinkStopped,
+// LinkStates are the values of the queue link state label, in a fixed
+// order: a source reports one of them as Queue.State.
+var LinkStates = []string{"connecting", "up", "down", "stopped"}
+
+// Queue is what the queue collector reads from the message source at each
+// scrape: its receive link state (one of LinkStates) and its totals since
+// start. The wiring code converts the source's own health type to it.
+type Queue struct {
+	State                                string
+	InFlight, ConsecutiveFailures        int
+	Reconnects                           int
+	Received, Completed, Abandoned       int64
+	DeadLettered, LockLost, SettleErrors int64
+	LockRenewals                         int64
+	// LastReceive is when a receive call last succeeded (zero before the first).
+	LastReceive time.Time
 }
 
-// WatchQueue registers a collector that reads the Service Bus source's
-// health at every scrape (typically Source.Health). It exposes the receive
-// link state (one series per state, 1 for the current one), messages in
-// flight, consecutive receive failures, and the source's totals: received,
-// settled by disposition, locks lost, settle errors and reconnects.
-func (m *Metrics) WatchQueue(health func() servicebus.Health) error {
-	return m.reg.Register(&queueCollector{health: health})
+// DC is what the DC collector reads about one domain controller of a
+// domain's LDAP pool at each scrape.
+type DC struct {
+	URL         string
+	Healthy     bool
+	Failures    int // consecutive
+	BindLatency time.Duration
+}
+
+// WatchQueue registers a collector that reads the message source's state
+// at every scrape. It exposes the receive link state (one series per state
+// in LinkStates, 1 for the current one), messages in flight, consecutive
+// receive failures, and the source's totals: received, settled by
+// disposition, locks lost, settle errors and reconnects.
+func (m *Metrics) WatchQueue(queue func() Queue) error {
+	return m.reg.Register(&queueCollector{queue: queue})
 }
 
 type queueCollector struct {
-	health func() servicebus.Health
+	queue func() Queue
 }
 
 var (
@@ -56,13 +77,13 @@ func (c *queueCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
-	h := c.health()
-	for _, s := range linkStates {
+	h := c.queue()
+	for _, s := range LinkStates {
 		v := 0.0
 		if h.State == s {
 			v = 1
 		}
-		ch <- prometheus.MustNewConstMetric(descLinkState, prometheus.GaugeValue, v, string(s))
+		ch <- prometheus.MustNewConstMetric(descLinkState, prometheus.GaugeValue, v, s)
 	}
 	ch <- prometheus.MustNewConstMetric(descInFlight, prometheus.GaugeValue, float64(h.InFlight))
 	ch <- prometheus.MustNewConstMetric(descConsecutiveFailures, prometheus.GaugeValue, float64(h.ConsecutiveFailures))
@@ -82,16 +103,15 @@ func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
 }
 
 // WatchDCs registers a collector that reads the LDAP pool's view of its
-// domain controllers at every scrape (typically ldapx.Client.Servers), for
-// one domain. It exposes, per DC URL: up (1 healthy, 0 not), consecutive
+// domain controllers at every scrape, for one domain. It exposes, per DC URL: up (1 healthy, 0 not), consecutive
 // failures and the last bind latency. Call it once per domain.
-func (m *Metrics) WatchDCs(domain string, servers func() []ldapx.ServerStatus) error {
+func (m *Metrics) WatchDCs(domain string, servers func() []DC) error {
 	return m.reg.Register(&dcCollector{domain: domain, servers: servers, dcs: m.dcs})
 }
 
 type dcCollector struct {
 	domain  string
-	servers func() []ldapx.ServerStatus
+	servers func() []DC
 	dcs     *labelSet
 }
 

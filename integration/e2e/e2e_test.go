@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jonboulle/clockwork"
+
 	"github.com/go-ldap/ldap/v3"
 
 	"github.com/adwriteback/adwriteback/connector/app"
@@ -228,9 +230,17 @@ func TestEveryOutcomeForReal(t *testing.T) {
 // TestExpiredWhenClocksDisagree: a command that is already expired by the
 // connector's clock (here 30 minutes ahead of the sender's) is answered
 // "expired" and not applied.
+// aheadClock is the real clock, read ahead by d.
+type aheadClock struct {
+	clockwork.Clock
+	d time.Duration
+}
+
+func (c aheadClock) Now() time.Time { return c.Clock.Now().Add(c.d) }
+
 func TestExpiredWhenClocksDisagree(t *testing.T) {
 	s := newStack(t)
-	s.start("a", app.Deps{Now: func() time.Time { return time.Now().Add(30 * time.Minute) }})
+	s.start("a", app.Deps{Clock: aheadClock{clockwork.NewRealClock(), 30 * time.Minute}})
 	u := testdc.NewUser(t, s.dc, "")
 	before := readUser(t, s.dc, u.DN).PwdLastSet
 	res := s.do(s.client(), sender.Request{Op: protocol.OpReset, User: sam(u), NewPassword: s.secret("E2e!Expired.Pw10"), TTL: 5 * time.Minute})

@@ -1,6 +1,6 @@
 // Package httpreport delivers signed results to an HTTPS endpoint: the alternative to replying
 // on a Service Bus queue. It owns the retry policy (429, 5xx and network errors are retried
-// with jittered exponential backoff up to a bound; other 4xx never are), the idempotency key
+// with randomized exponential backoff up to a bound; other 4xx never are), the idempotency key
 // (the command id), TLS verification (a CA file or the system pool), and the classification of
 // failures into permanent and transient so the caller can decide not to complete the command
 // message: a result that cannot be delivered is not lost, the command comes back and the stored
@@ -15,12 +15,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"os"
 	"strconv"
 	"time"
+
+	"github.com/cenkalti/backoff/v5"
 
 	"github.com/hashicorp/go-retryablehttp"
 )
@@ -28,8 +29,6 @@ import (
 // Defaults for Config's zero fields.
 const (
 	DefaultMaxAttempts = 5
-	DefaultMinBackoff  = 200 * time.Millisecond
-	DefaultMaxBackoff  = 10 * time.Second
 	DefaultTimeout     = 15 * time.Second
 	DefaultContentType = "application/vnd.adwriteback.result+json;v=1"
 )
@@ -50,9 +49,9 @@ type Config struct {
 	AllowInsecureHTTP bool
 	// MaxAttempts bounds the attempts per report, the first included (DefaultMaxAttempts if 0).
 	MaxAttempts int
-	// MinBackoff and MaxBackoff bound the wait between attempts; a Retry-After header is
-	// honoured up to MaxBackoff.
-	MinBackoff, MaxBackoff time.Duration
+	// Backoff paces the attempts of one report: one step per retry, starting over for each
+	// report (nil: DefaultBackoff). A Retry-After header is honoured up to its MaxInterval.
+	Backoff *backoff.ExponentialBackOff
 	// Timeout bounds one attempt (DefaultTimeout if 0).
 	Timeout time.Duration
 	// ContentType of the body (DefaultContentType if empty).
@@ -152,8 +151,7 @@ type Reporter struct {
 	contentType string
 	header      http.Header
 	maxAttempts int
-	minBackoff  time.Duration
-	maxBackoff  time.Duration
+	backoff     backoff.ExponentialBackOff
 	http        *http.Client
 	log         *slog.Logger
 }
@@ -173,22 +171,16 @@ func New(cfg Config) (*Reporter, error) {
 	default:
 		return nil, fmt.Errorf("httpreport: URL %q: unsupported scheme %q", cfg.URL, u.Scheme)
 	}
-	if cfg.MaxAttempts < 0 || cfg.MinBackoff < 0 || cfg.MaxBackoff < 0 || cfg.Timeout < 0 {
+	bo := cfg.Backoff
+	if bo == nil {
+		bo = DefaultBackoff()
+	}
+	if cfg.MaxAttempts < 0 || bo.InitialInterval < 0 || bo.MaxInterval < 0 || cfg.Timeout < 0 {
 		return nil, errors.New("httpreport: negative attempts, backoff or timeout")
 	}
 	attempts := cfg.MaxAttempts
 	if attempts == 0 {
 		attempts = DefaultMaxAttempts
-	}
-	minB, maxB := cfg.MinBackoff, cfg.MaxBackoff
-	if minB == 0 {
-		minB = DefaultMinBackoff
-	}
-	if maxB == 0 {
-		maxB = DefaultMaxBackoff
-	}
-	if maxB < minB {
-		maxB = minB
 	}
 	timeout := cfg.Timeout
 	if timeout == 0 {
@@ -214,7 +206,7 @@ func New(cfg Config) (*Reporter, error) {
 		ct = DefaultContentType
 	}
 	return &Reporter{url: cfg.URL, contentType: ct, header: cfg.Header.Clone(), maxAttempts: attempts,
-		minBackoff: minB, maxBackoff: maxB, http: httpClient, log: cfg.Logger}, nil
+		backoff: *bo, http: httpClient, log: cfg.Logger}, nil
 }
 
 // Report POSTs body (the signed result, bytes as given) with the command id as idempotency
@@ -263,10 +255,10 @@ func (r *Reporter) do(req *retryablehttp.Request, attempts *int) (*http.Response
 	c := &retryablehttp.Client{
 		HTTPClient:   r.http,
 		RetryMax:     r.maxAttempts - 1,
-		RetryWaitMin: r.minBackoff,
-		RetryWaitMax: r.maxBackoff,
+		RetryWaitMin: r.backoff.InitialInterval,
+		RetryWaitMax: r.backoff.MaxInterval,
 		CheckRetry:   checkRetry,
-		Backoff:      backoff,
+		Backoff:      waits(r.backoff),
 		ErrorHandler: retryablehttp.PassthroughErrorHandler,
 		RequestLogHook: func(_ retryablehttp.Logger, hr *http.Request, n int) {
 			*attempts = n + 1
@@ -297,24 +289,36 @@ func checkRetry(ctx context.Context, resp *http.Response, err error) (bool, erro
 	return retryableStatus(resp.StatusCode), nil
 }
 
-// backoff is exponential with full jitter between min and max; Retry-After (on 429/503) is
-// honoured, capped at max.
-func backoff(minB, maxB time.Duration, attempt int, resp *http.Response) time.Duration {
-	if resp != nil && (resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable) {
-		if s := resp.Header.Get("Retry-After"); s != "" {
-			if secs, err := strconv.Atoi(s); err == nil && secs >= 0 {
-				return min(time.Duration(secs)*time.Second, maxB)
-			}
+// DefaultBackoff paces a report's attempts when Config.Backoff is nil: 200 ms doubling up
+// to 10 s, each wait randomized by ±50%.
+func DefaultBackoff() *backoff.ExponentialBackOff {
+	return &backoff.ExponentialBackOff{InitialInterval: 200 * time.Millisecond, RandomizationFactor: 0.5,
+		Multiplier: 2, MaxInterval: 10 * time.Second}
+}
+
+// waits returns the wait before each retry of one report: the next step of a fresh copy of
+// b, or the Retry-After a 429 or 503 asked for, capped at b's MaxInterval.
+func waits(b backoff.ExponentialBackOff) retryablehttp.Backoff {
+	b.Reset()
+	return func(_, _ time.Duration, _ int, resp *http.Response) time.Duration {
+		d := b.NextBackOff()
+		if after, ok := retryAfter(resp); ok {
+			return min(after, b.MaxInterval)
 		}
+		return d
 	}
-	ceil := minB << min(attempt, 30)
-	if ceil <= 0 || ceil > maxB {
-		ceil = maxB
+}
+
+// retryAfter reads a 429's or 503's Retry-After header given in seconds.
+func retryAfter(resp *http.Response) (time.Duration, bool) {
+	if resp == nil || (resp.StatusCode != http.StatusTooManyRequests && resp.StatusCode != http.StatusServiceUnavailable) {
+		return 0, false
 	}
-	if ceil <= minB {
-		return minB
+	secs, err := strconv.Atoi(resp.Header.Get("Retry-After"))
+	if err != nil || secs < 0 {
+		return 0, false
 	}
-	return minB + rand.N(ceil-minB)
+	return time.Duration(secs) * time.Second, true
 }
 
 func isTLSError(err error) bool {

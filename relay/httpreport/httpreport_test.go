@@ -9,9 +9,12 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/cenkalti/backoff/v5"
 )
 
 type hit struct {
@@ -59,7 +62,7 @@ func caFile(t *testing.T, srv *httptest.Server) string {
 func reporter(t *testing.T, srv *httptest.Server, attempts int) *Reporter {
 	t.Helper()
 	r, err := New(Config{URL: srv.URL + "/results", CAFile: caFile(t, srv), MaxAttempts: attempts,
-		MinBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond})
+		Backoff: &backoff.ExponentialBackOff{InitialInterval: time.Millisecond, Multiplier: 2, MaxInterval: 5 * time.Millisecond}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,7 +133,8 @@ func TestRetries429(t *testing.T) {
 
 func TestUntrustedCertificateIsTLSError(t *testing.T) {
 	srv, hits := server(t, 200)
-	r, err := New(Config{URL: srv.URL, MaxAttempts: 3, MinBackoff: time.Millisecond, MaxBackoff: time.Millisecond})
+	r, err := New(Config{URL: srv.URL, MaxAttempts: 3,
+		Backoff: &backoff.ExponentialBackOff{InitialInterval: time.Millisecond, Multiplier: 1, MaxInterval: time.Millisecond}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -157,7 +161,8 @@ func TestNetworkErrorIsTransientAfterBound(t *testing.T) {
 
 func TestCanceledContext(t *testing.T) {
 	srv, _ := server(t, 503)
-	r, err := New(Config{URL: srv.URL, CAFile: caFile(t, srv), MaxAttempts: 100, MinBackoff: time.Hour, MaxBackoff: time.Hour})
+	r, err := New(Config{URL: srv.URL, CAFile: caFile(t, srv), MaxAttempts: 100,
+		Backoff: &backoff.ExponentialBackOff{InitialInterval: time.Hour, Multiplier: 1, MaxInterval: time.Hour}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -210,14 +215,31 @@ func TestEmptyCommandID(t *testing.T) {
 }
 
 func TestBackoffBounds(t *testing.T) {
+	wait := waits(*DefaultBackoff())
 	for attempt := 0; attempt < 40; attempt++ {
-		d := backoff(10*time.Millisecond, time.Second, attempt, nil)
-		if d < 10*time.Millisecond || d > time.Second {
+		if d := wait(0, 0, attempt, nil); d < 100*time.Millisecond || d > 15*time.Second {
 			t.Fatalf("attempt %d: %v out of bounds", attempt, d)
 		}
 	}
+	steady := backoff.ExponentialBackOff{InitialInterval: 10 * time.Millisecond, Multiplier: 2, MaxInterval: 40 * time.Millisecond}
+	wait = waits(steady)
+	var got []time.Duration
+	for attempt := range 4 {
+		got = append(got, wait(0, 0, attempt, nil))
+	}
+	if !slices.Equal(got, []time.Duration{10 * time.Millisecond, 20 * time.Millisecond, 40 * time.Millisecond, 40 * time.Millisecond}) {
+		t.Fatalf("waits %v: want doubling up to the cap", got)
+	}
+	if d := waits(steady)(0, 0, 0, nil); d != 10*time.Millisecond {
+		t.Fatalf("a new report starts over: first wait %v", d)
+	}
 	resp := &http.Response{StatusCode: 503, Header: http.Header{"Retry-After": {"3600"}}}
-	if d := backoff(time.Millisecond, 2*time.Second, 1, resp); d != 2*time.Second {
+	if d := waits(backoff.ExponentialBackOff{InitialInterval: time.Millisecond, Multiplier: 2, MaxInterval: 2 * time.Second})(0, 0, 1, resp); d != 2*time.Second {
 		t.Fatalf("Retry-After not capped: %v", d)
+	}
+	resp = &http.Response{StatusCode: 429, Header: http.Header{"Retry-After": {"1"}}}
+	steady.MaxInterval = time.Minute
+	if d := waits(steady)(0, 0, 1, resp); d != time.Second {
+		t.Fatalf("Retry-After not honoured: %v", d)
 	}
 }

@@ -13,6 +13,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/jonboulle/clockwork"
+
 	"github.com/google/uuid"
 
 	"github.com/adwriteback/adwriteback/relay/keys"
@@ -71,8 +73,8 @@ type Config struct {
 	Suite protocol.Suite
 	// TTL is how long a command stays valid (DefaultTTL if 0).
 	TTL time.Duration
-	// Now is the clock (time.Now if nil).
-	Now func() time.Time
+	// Clock is the time source (nil: the real clock).
+	Clock clockwork.Clock
 	// NewID makes command ids (random UUIDs if nil).
 	NewID func() string
 }
@@ -126,8 +128,8 @@ func New(cfg Config) (*Client, error) {
 	if cfg.TTL == 0 {
 		cfg.TTL = DefaultTTL
 	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
+	if cfg.Clock == nil {
+		cfg.Clock = clockwork.NewRealClock()
 	}
 	if cfg.NewID == nil {
 		cfg.NewID = uuid.NewString
@@ -169,7 +171,7 @@ func (c *Client) Build(req Request) (*Prepared, error) {
 	if id == "" {
 		id = c.cfg.NewID()
 	}
-	now := c.cfg.Now().UTC().Truncate(time.Millisecond)
+	now := c.cfg.Clock.Now().UTC().Truncate(time.Millisecond)
 	cmd := protocol.Command{
 		V: protocol.Version, ID: id, Op: req.Op, User: req.User, Options: req.Options,
 		Actor: req.Actor, IssuedAt: protocol.At(now), ExpiresAt: protocol.At(now.Add(ttl)),

@@ -42,7 +42,7 @@ func newWorld(t *testing.T) *world {
 		t.Fatal(err)
 	}
 	cfg.Transport = w.tr
-	cfg.Now = func() time.Time { return now }
+	cfg.Clock = clockwork.NewFakeClockAt(now)
 	if w.client, err = sender.New(cfg); err != nil {
 		t.Fatal(err)
 	}

@@ -79,50 +79,79 @@ type Config struct {
 // ErrConfig marks invalid transport configuration.
 var ErrConfig = errors.New("servicebus: invalid configuration")
 
-// Validate returns every problem with cfg.
-func (cfg Config) Validate() error {
-	var errs []error
-	add := func(format string, a ...any) {
-		errs = append(errs, fmt.Errorf("%w: "+format, append([]any{ErrConfig}, a...)...))
+// FieldError is one problem with a Config: the setting it concerns, spelled as the
+// connector's configuration spells it under queue: (auth, namespace, tenant_id, client_id,
+// connection_string, client_secret, certificate_file, transport, proxy_url), whether the
+// setting is simply missing for the auth kind, and what is wrong. It wraps ErrConfig.
+type FieldError struct {
+	Field   string
+	Missing bool
+	Msg     string
+}
+
+func (e *FieldError) Error() string { return fmt.Sprintf("%v: %s: %s", ErrConfig, e.Field, e.Msg) }
+
+// Unwrap makes every FieldError an ErrConfig.
+func (e *FieldError) Unwrap() error { return ErrConfig }
+
+// authNeeds is, per auth kind, the settings it cannot do without.
+var authNeeds = map[AuthKind][]string{
+	AuthConnectionString:  {"connection_string"},
+	AuthClientSecret:      {"namespace", "tenant_id", "client_id", "client_secret"},
+	AuthClientCertificate: {"namespace", "tenant_id", "client_id", "certificate_file"},
+	AuthManagedIdentity:   {"namespace"},
+	AuthWorkloadIdentity:  {"namespace"},
+	AuthDefault:           {"namespace"},
+}
+
+// Problems returns every problem with cfg: the one set of queue authentication and
+// transport rules (the connector's configuration checks its queue section with it).
+func (cfg Config) Problems() []*FieldError {
+	var out []*FieldError
+	add := func(field string, missing bool, format string, a ...any) {
+		out = append(out, &FieldError{Field: field, Missing: missing, Msg: fmt.Sprintf(format, a...)})
 	}
-	switch cfg.Auth {
-	case AuthConnectionString:
-		if cfg.ConnectionString == "" {
-			add("auth connection_string needs a connection string")
-		}
-	case AuthClientSecret:
-		if cfg.TenantID == "" || cfg.ClientID == "" || cfg.ClientSecret == "" {
-			add("auth client_secret needs tenant id, client id and client secret")
-		}
-	case AuthClientCertificate:
-		if cfg.TenantID == "" || cfg.ClientID == "" || cfg.CertificateFile == "" {
-			add("auth client_certificate needs tenant id, client id and a certificate file")
-		}
-	case AuthManagedIdentity, AuthWorkloadIdentity, AuthDefault:
-	case "":
-		add("auth kind is required (connection_string, client_secret, client_certificate, managed_identity, workload_identity, default)")
-	default:
-		add("unknown auth kind %q", string(cfg.Auth))
+	have := map[string]string{
+		"connection_string": cfg.ConnectionString, "namespace": cfg.Namespace, "tenant_id": cfg.TenantID,
+		"client_id": cfg.ClientID, "client_secret": cfg.ClientSecret, "certificate_file": cfg.CertificateFile,
 	}
-	if cfg.Auth != AuthConnectionString && cfg.Auth != "" && cfg.Namespace == "" {
-		add("auth %s needs the namespace (e.g. contoso.servicebus.windows.net)", cfg.Auth)
+	needs, known := authNeeds[cfg.Auth]
+	switch {
+	case cfg.Auth == "":
+		add("auth", true, "auth kind is required (connection_string, client_secret, client_certificate, managed_identity, workload_identity, default)")
+	case !known:
+		add("auth", false, "%q: use connection_string, client_secret, client_certificate, managed_identity, workload_identity or default", string(cfg.Auth))
+	}
+	for _, f := range needs {
+		if have[f] == "" {
+			add(f, true, "auth %s needs the %s", cfg.Auth, strings.ReplaceAll(f, "_", " "))
+		}
 	}
 	if strings.Contains(cfg.Namespace, "://") || strings.Contains(cfg.Namespace, "/") {
-		add("namespace %q must be a host name, not a URL", cfg.Namespace)
+		add("namespace", false, "namespace %q must be a host name (e.g. contoso.servicebus.windows.net), not a URL", cfg.Namespace)
 	}
 	switch cfg.Transport {
 	case "", TransportAMQP, TransportWebSockets:
 	default:
-		add("unknown transport %q (amqp or websockets)", string(cfg.Transport))
+		add("transport", false, "%q: use amqp or websockets", string(cfg.Transport))
 	}
 	if cfg.ProxyURL != "" {
 		u, err := url.Parse(cfg.ProxyURL)
 		if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
-			add("proxy URL %q must be http(s)://host:port", redactURL(cfg.ProxyURL))
+			add("proxy_url", false, "proxy URL %q must be http(s)://host:port", redactURL(cfg.ProxyURL))
 		}
 		if cfg.Transport != TransportWebSockets {
-			add("a proxy needs transport websockets")
+			add("proxy_url", false, "a proxy needs transport websockets")
 		}
+	}
+	return out
+}
+
+// Validate returns every problem with cfg (Problems, joined), or nil.
+func (cfg Config) Validate() error {
+	var errs []error
+	for _, p := range cfg.Problems() {
+		errs = append(errs, p)
 	}
 	return errors.Join(errs...)
 }

@@ -2,11 +2,13 @@
 //
 //   - building an azservicebus client from configuration (SAS connection string or Entra ID
 //     through azidentity; AMQP over TCP 5671 or over WebSockets on 443 with an optional HTTPS
-//     proxy): auth.go;
+//     proxy), and the one set of rules that configuration must follow (Config.Problems):
+//     auth.go;
 //   - Source, which receives commands in peek-lock mode with bounded prefetch and concurrency,
 //     renews locks at half the lock duration until settled, settles (complete, abandon with
-//     backoff, dead-letter with a reason), and guards against stalls and reconnect storms
-//     with a watchdog and jittered backoff: source.go;
+//     backoff, dead-letter with a reason): source.go; its reconnect loop, which guards
+//     against stalls and reconnect storms with a watchdog and a backoff reset by each
+//     successful receive, one named step per turn: run.go;
 //   - ReplySender, which answers a command on its ReplyTo queue: reply.go;
 //   - CommandSender, which sends commands and awaits their replies (the sender SDK's
 //     Transport): command.go;

@@ -15,9 +15,6 @@ import (
 // ErrNoReplyTo: the command names no reply queue.
 var ErrNoReplyTo = errors.New("servicebus: command has no ReplyTo")
 
-// DefaultReplyTTL is the time-to-live of a reply when none is configured.
-const DefaultReplyTTL = 10 * time.Minute
-
 // Reply is one result message.
 type Reply struct {
 	// To is the reply queue (the command's ReplyTo).
@@ -28,7 +25,7 @@ type Reply struct {
 	SessionID   string
 	Body        []byte
 	ContentType string
-	// TTL of the reply; 0 means the sender's default.
+	// TTL of the reply; 0 means the ReplySender's.
 	TTL time.Duration
 }
 
@@ -42,11 +39,10 @@ type ReplySender struct {
 	senders map[string]*azservicebus.Sender
 }
 
-// NewReplySender builds a ReplySender; ttl 0 means DefaultReplyTTL.
+// NewReplySender builds a ReplySender. ttl is the replies' time-to-live (the
+// connector's configuration holds its default, results.ttl); 0 leaves it to
+// the reply queue's own default.
 func NewReplySender(client *azservicebus.Client, ttl time.Duration, contentType string) *ReplySender {
-	if ttl <= 0 {
-		ttl = DefaultReplyTTL
-	}
 	return &ReplySender{client: client, ttl: ttl, contentType: contentType, senders: map[string]*azservicebus.Sender{}}
 }
 
@@ -72,10 +68,9 @@ func (r *ReplySender) Send(ctx context.Context, rep Reply) error {
 	if ttl <= 0 {
 		ttl = r.ttl
 	}
-	msg := &azservicebus.Message{
-		Body:          rep.Body,
-		CorrelationID: &rep.CorrelationID,
-		TimeToLive:    &ttl,
+	msg := &azservicebus.Message{Body: rep.Body, CorrelationID: &rep.CorrelationID}
+	if ttl > 0 {
+		msg.TimeToLive = &ttl
 	}
 	if ct := firstNonEmpty(rep.ContentType, r.contentType); ct != "" {
 		msg.ContentType = &ct

@@ -12,6 +12,8 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
 	"github.com/Azure/go-amqp"
+	"github.com/cenkalti/backoff/v5"
+	"github.com/jonboulle/clockwork"
 
 	"github.com/adwriteback/adwriteback/relay/transport"
 )
@@ -74,13 +76,18 @@ type receiver interface {
 
 var _ receiver = (*azservicebus.Receiver)(nil)
 
-// SourceConfig configures a Source.
+// SourceConfig configures a Source. Prefetch, Concurrency and ShutdownGrace
+// are required: the connector's configuration holds their defaults (one
+// table, in connector/config). The other knobs have defaults here.
 type SourceConfig struct {
 	Queue string
-	// Prefetch bounds the messages asked for in one receive call (default 8).
+	// Prefetch bounds the messages asked for in one receive call (required).
 	Prefetch int
-	// Concurrency bounds the deliveries handled at once (default 4).
+	// Concurrency bounds the deliveries handled at once (required).
 	Concurrency int
+	// ShutdownGrace is how long in-flight handlers may run after Run's context ends before
+	// their context is cancelled (required).
+	ShutdownGrace time.Duration
 	// LockDuration is assumed when a message carries no lock expiry (default 60 s).
 	LockDuration time.Duration
 	// ReceiveTimeout bounds one receive call (default 30 s); WatchdogGrace is added before a
@@ -91,55 +98,63 @@ type SourceConfig struct {
 	IdleRefresh time.Duration
 	// SettleTimeout bounds each settle and renew call (default 20 s).
 	SettleTimeout time.Duration
-	// ShutdownGrace is how long in-flight handlers may run after Run's context ends before
-	// their context is cancelled (default 20 s).
-	ShutdownGrace time.Duration
-	// ReconnectBackoff paces receiver re-creation after failures (default 250 ms .. 30 s).
-	ReconnectBackoff Backoff
-	// AbandonBackoff is how long a message is held (lock renewed) before being abandoned,
-	// by delivery count (default 1 s .. 30 s), so a failing command is not retried hot.
-	AbandonBackoff Backoff
-	Clock          Clock
-	Logger         *slog.Logger
+	// ReconnectBackoff paces receiver re-creation after failures: one step per consecutive
+	// failure, reset by a successful receive (nil: 250 ms doubling to 30 s, ±50%).
+	ReconnectBackoff *backoff.ExponentialBackOff
+	// AbandonBackoff is how long a message is held (lock renewed) before being abandoned:
+	// the step matching its delivery count, so a failing command is not retried hot (nil:
+	// 1 s doubling to 30 s, ±50%).
+	AbandonBackoff *backoff.ExponentialBackOff
+	// Clock is the time source (nil: the real clock).
+	Clock  clockwork.Clock
+	Logger *slog.Logger
 }
 
-func (c *SourceConfig) defaults() error {
+// check returns every problem with the required settings, each wrapping ErrConfig.
+func (c *SourceConfig) check() error {
+	var errs []error
+	add := func(what string) { errs = append(errs, fmt.Errorf("%w: source needs %s", ErrConfig, what)) }
 	if c.Queue == "" {
-		return fmt.Errorf("%w: source needs a queue name", ErrConfig)
+		add("a queue name")
 	}
-	if c.Prefetch < 0 || c.Concurrency < 0 {
-		return fmt.Errorf("%w: negative prefetch or concurrency", ErrConfig)
+	if c.Prefetch <= 0 {
+		add("a positive prefetch")
 	}
+	if c.Concurrency <= 0 {
+		add("a positive concurrency")
+	}
+	if c.ShutdownGrace <= 0 {
+		add("a positive shutdown grace")
+	}
+	return errors.Join(errs...)
+}
+
+// defaults fills the knobs the connector's configuration does not have.
+func (c *SourceConfig) defaults() {
 	def := func(d *time.Duration, v time.Duration) {
 		if *d <= 0 {
 			*d = v
 		}
-	}
-	if c.Prefetch == 0 {
-		c.Prefetch = 8
-	}
-	if c.Concurrency == 0 {
-		c.Concurrency = 4
 	}
 	def(&c.LockDuration, 60*time.Second)
 	def(&c.ReceiveTimeout, 30*time.Second)
 	def(&c.WatchdogGrace, 15*time.Second)
 	def(&c.IdleRefresh, 5*time.Minute)
 	def(&c.SettleTimeout, 20*time.Second)
-	def(&c.ShutdownGrace, 20*time.Second)
-	if c.ReconnectBackoff.Max == 0 {
-		c.ReconnectBackoff = Backoff{Min: 250 * time.Millisecond, Max: 30 * time.Second, Factor: 2, Rand: c.ReconnectBackoff.Rand}
+	if c.ReconnectBackoff == nil {
+		c.ReconnectBackoff = &backoff.ExponentialBackOff{InitialInterval: 250 * time.Millisecond,
+			RandomizationFactor: 0.5, Multiplier: 2, MaxInterval: 30 * time.Second}
 	}
-	if c.AbandonBackoff.Max == 0 {
-		c.AbandonBackoff = Backoff{Min: time.Second, Max: 30 * time.Second, Factor: 2, Rand: c.AbandonBackoff.Rand}
+	if c.AbandonBackoff == nil {
+		c.AbandonBackoff = &backoff.ExponentialBackOff{InitialInterval: time.Second,
+			RandomizationFactor: 0.5, Multiplier: 2, MaxInterval: 30 * time.Second}
 	}
 	if c.Clock == nil {
-		c.Clock = realClock{}
+		c.Clock = clockwork.NewRealClock()
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
-	return nil
 }
 
 // Source receives commands from a queue and hands them to a transport.Handler.
@@ -162,9 +177,10 @@ func NewSource(client *azservicebus.Client, cfg SourceConfig, h transport.Handle
 }
 
 func newSource(open func() (receiver, error), cfg SourceConfig, h transport.Handler) (*Source, error) {
-	if err := cfg.defaults(); err != nil {
+	if err := cfg.check(); err != nil {
 		return nil, err
 	}
+	cfg.defaults()
 	s := &Source{cfg: cfg, handler: h, open: open}
 	s.health.h = Health{Queue: cfg.Queue, State: LinkConnecting}
 	return s, nil
@@ -172,206 +188,6 @@ func newSource(open func() (receiver, error), cfg SourceConfig, h transport.Hand
 
 // Health returns a snapshot of the source's signals; safe to call concurrently.
 func (s *Source) Health() Health { return s.health.snapshot() }
-
-type receiveResult struct {
-	msgs []*azservicebus.ReceivedMessage
-	err  error
-}
-
-// Run receives and dispatches until ctx ends, then stops receiving, lets in-flight handlers
-// finish (up to ShutdownGrace, after which their context is cancelled), settles them, closes
-// the receiver and returns nil. It returns an error only for misuse (Run called twice at once).
-func (s *Source) Run(ctx context.Context) error {
-	if !s.running.TryLock() {
-		return errors.New("servicebus: Source.Run is already running")
-	}
-	defer s.running.Unlock()
-
-	workCtx, cancelWork := context.WithCancel(context.Background())
-	defer cancelWork()
-	var wg sync.WaitGroup
-	slots := make(chan struct{}, s.cfg.Concurrency)
-
-	var rcv receiver
-	failures := 0
-	lastMessage := s.cfg.Clock.Now()
-	closeRcv := func(r receiver) {
-		if r == nil {
-			return
-		}
-		go func() {
-			cctx, cancel := context.WithTimeout(context.Background(), s.cfg.SettleTimeout)
-			defer cancel()
-			_ = r.Close(cctx)
-		}()
-	}
-	backoff := func() bool {
-		d := s.cfg.ReconnectBackoff.Delay(failures - 1)
-		ch, stop := s.cfg.Clock.After(d)
-		defer stop()
-		select {
-		case <-ctx.Done():
-			return false
-		case <-ch:
-			return true
-		}
-	}
-	fail := func(err error) {
-		failures++
-		now := s.cfg.Clock.Now()
-		s.health.linkFailed(func(h *Health) {
-			h.State, h.LastError, h.LastErrorAt = LinkDown, err, now
-			h.ConsecutiveFailures = failures
-		})
-		s.cfg.Logger.Warn("service bus receive failed; backing off", "queue", s.cfg.Queue, "failures", failures, "error", err)
-	}
-
-loop:
-	for ctx.Err() == nil {
-		if rcv == nil {
-			r, err := s.open()
-			if err != nil {
-				fail(Classify(err))
-				if !backoff() {
-					break
-				}
-				continue
-			}
-			rcv = r
-		}
-		// wait for a free slot, then take as many as are free, up to Prefetch
-		select {
-		case <-ctx.Done():
-			break loop
-		case slots <- struct{}{}:
-		}
-		n := 1
-	take:
-		for n < s.cfg.Prefetch {
-			select {
-			case slots <- struct{}{}:
-				n++
-			default:
-				break take
-			}
-		}
-		rctx, cancel := context.WithTimeout(ctx, s.cfg.ReceiveTimeout)
-		resCh := make(chan receiveResult, 1)
-		r := rcv
-		go func() {
-			msgs, err := r.ReceiveMessages(rctx, n, nil)
-			resCh <- receiveResult{msgs, err}
-		}()
-		if epoch, down := s.health.probeStart(); down {
-			// An idle receive only returns at its deadline (ReceiveTimeout), so it cannot tell
-			// that the link is back. A peek needs the same connection and links the receive
-			// uses (the SDK attaches them together): once it succeeds the link is up.
-			go s.probe(rctx, r, epoch)
-		}
-		watchdog, stopWatchdog := s.cfg.Clock.After(s.cfg.ReceiveTimeout + s.cfg.WatchdogGrace)
-		var res receiveResult
-		select {
-		case res = <-resCh:
-			stopWatchdog()
-			cancel()
-		case <-watchdog:
-			cancel()
-			for range n {
-				<-slots
-			}
-			// the call ignored its deadline: abandon that receiver; anything it still returns is
-			// released for redelivery
-			go func() {
-				late := <-resCh
-				s.releaseLate(r, late.msgs)
-			}()
-			closeRcv(r)
-			rcv = nil
-			s.health.update(func(h *Health) { h.Reconnects++ })
-			fail(ErrStalled)
-			if !backoff() {
-				break loop
-			}
-			continue
-		}
-		for range n - len(res.msgs) {
-			<-slots
-		}
-		now := s.cfg.Clock.Now()
-		if len(res.msgs) == 0 {
-			if ctx.Err() != nil {
-				break
-			}
-			switch {
-			case errors.Is(res.err, context.DeadlineExceeded):
-				// idle: nothing to receive within ReceiveTimeout
-				s.health.update(func(h *Health) {
-					h.State, h.LastReceive, h.ConsecutiveFailures = LinkUp, now, 0
-				})
-				failures = 0
-				if now.Sub(lastMessage) >= s.cfg.IdleRefresh {
-					closeRcv(rcv)
-					rcv = nil
-					lastMessage = now
-					s.health.update(func(h *Health) { h.Reconnects++ })
-				}
-				continue
-			case res.err == nil:
-				// The SDK returns nothing and no error when the link or connection failed
-				// during the call (it recovers on the next call): not a healthy receive.
-				fail(ErrLinkInterrupted)
-			default:
-				closeRcv(rcv)
-				rcv = nil
-				s.health.update(func(h *Health) { h.Reconnects++ })
-				fail(Classify(res.err))
-			}
-			if !backoff() {
-				break
-			}
-			continue
-		}
-		failures = 0
-		if len(res.msgs) > 0 {
-			lastMessage = now
-		}
-		s.health.update(func(h *Health) {
-			h.State, h.LastReceive, h.ConsecutiveFailures = LinkUp, now, 0
-			if len(res.msgs) > 0 {
-				h.LastMessage = now
-				h.Received += int64(len(res.msgs))
-				h.InFlight += len(res.msgs)
-			}
-		})
-		for _, m := range res.msgs {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer func() { <-slots }()
-				s.process(workCtx, r, m)
-			}()
-		}
-	}
-
-	// shutdown: no more receives; give in-flight handlers their grace, then cancel them
-	done := make(chan struct{})
-	go func() { wg.Wait(); close(done) }()
-	grace, stopGrace := s.cfg.Clock.After(s.cfg.ShutdownGrace)
-	select {
-	case <-done:
-	case <-grace:
-		cancelWork()
-		<-done
-	}
-	stopGrace()
-	if rcv != nil {
-		cctx, cancel := context.WithTimeout(context.Background(), s.cfg.SettleTimeout)
-		_ = rcv.Close(cctx)
-		cancel()
-	}
-	s.health.update(func(h *Health) { h.State = LinkStopped })
-	return nil
-}
 
 // probe marks the link up when a peek on r succeeds, unless a failure was recorded since epoch.
 func (s *Source) probe(ctx context.Context, r receiver, epoch uint64) {
@@ -432,13 +248,12 @@ func (s *Source) process(workCtx context.Context, r receiver, m *azservicebus.Re
 	disp := s.callHandler(hctx, d)
 	if disp.Action == transport.ActionAbandon {
 		// hold the message (lock still renewed) before abandoning, so retries back off
-		wait := s.cfg.AbandonBackoff.Delay(int(max(d.DeliveryCount, 1)) - 1)
-		ch, stop := s.cfg.Clock.After(wait)
+		t := s.cfg.Clock.NewTimer(s.abandonWait(d.DeliveryCount))
 		select {
-		case <-ch:
+		case <-t.Chan():
 		case <-hctx.Done():
 		}
-		stop()
+		t.Stop()
 	}
 	stopRenew()
 	<-renewDone
@@ -451,6 +266,18 @@ func (s *Source) process(workCtx context.Context, r receiver, m *azservicebus.Re
 	default:
 	}
 	s.settle(r, m, d, disp)
+}
+
+// abandonWait is how long a message delivered n times is held before it is abandoned: the
+// n-th step of AbandonBackoff (the delivery count is the queue's memory of earlier failures).
+func (s *Source) abandonWait(n uint32) time.Duration {
+	b := *s.cfg.AbandonBackoff
+	b.Reset()
+	var d time.Duration
+	for range max(n, 1) {
+		d = b.NextBackOff()
+	}
+	return d
 }
 
 func (s *Source) callHandler(ctx context.Context, d *transport.Delivery) (disp transport.Disposition) {
@@ -479,13 +306,12 @@ func (s *Source) renewLoop(ctx context.Context, r receiver, m *azservicebus.Rece
 		if m.LockedUntil != nil {
 			remaining = m.LockedUntil.Sub(s.cfg.Clock.Now())
 		}
-		wait := max(remaining/2, 10*time.Millisecond)
-		ch, stop := s.cfg.Clock.After(wait)
+		t := s.cfg.Clock.NewTimer(max(remaining/2, 10*time.Millisecond))
 		select {
 		case <-ctx.Done():
-			stop()
+			t.Stop()
 			return false
-		case <-ch:
+		case <-t.Chan():
 		}
 		rctx, cancel := context.WithTimeout(ctx, s.cfg.SettleTimeout)
 		err := r.RenewMessageLock(rctx, m, nil)

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cenkalti/backoff/v5"
+
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
 
 	"github.com/adwriteback/adwriteback/integration/sbemu"
@@ -45,9 +47,11 @@ func fastConfig(q string) SourceConfig {
 	return SourceConfig{
 		Queue: q, Prefetch: 4, Concurrency: 4,
 		ReceiveTimeout: time.Second, WatchdogGrace: 2 * time.Second, SettleTimeout: 3 * time.Second,
-		ShutdownGrace:    5 * time.Second,
-		ReconnectBackoff: Backoff{Min: 20 * time.Millisecond, Max: 200 * time.Millisecond},
-		AbandonBackoff:   Backoff{Min: 10 * time.Millisecond, Max: 20 * time.Millisecond},
+		ShutdownGrace: 5 * time.Second,
+		ReconnectBackoff: &backoff.ExponentialBackOff{InitialInterval: 20 * time.Millisecond, RandomizationFactor: 0.5,
+			Multiplier: 2, MaxInterval: 200 * time.Millisecond},
+		AbandonBackoff: &backoff.ExponentialBackOff{InitialInterval: 10 * time.Millisecond, RandomizationFactor: 0.5,
+			Multiplier: 2, MaxInterval: 20 * time.Millisecond},
 	}
 }
 

@@ -12,11 +12,14 @@ import (
 	"math/big"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/cenkalti/backoff/v5"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
@@ -24,23 +27,47 @@ import (
 	"github.com/adwriteback/adwriteback/relay/transport"
 )
 
-func TestBackoffJitterAndCap(t *testing.T) {
-	b := Backoff{Min: 100 * time.Millisecond, Max: time.Second, Factor: 2, Rand: func() float64 { return 0.999999 }}
-	want := []time.Duration{100, 200, 400, 800, 1000, 1000}
-	for n, w := range want {
-		got := b.Delay(n)
-		if got < (w-1)*time.Millisecond || got > w*time.Millisecond {
-			t.Fatalf("Delay(%d) = %v, want ~%dms", n, got, w)
+// TestBackoffs: the reconnect backoff steps per consecutive failure and starts over after a
+// success; the abandon wait is the step matching the delivery count.
+func TestBackoffs(t *testing.T) {
+	cfg := SourceConfig{}
+	cfg.defaults()
+	for _, b := range []*backoff.ExponentialBackOff{cfg.ReconnectBackoff, cfg.AbandonBackoff} {
+		if b.RandomizationFactor != 0.5 || b.Multiplier != 2 || b.MaxInterval != 30*time.Second {
+			t.Errorf("default backoff %+v", b)
 		}
 	}
-	b.Rand = func() float64 { return 0 }
-	if d := b.Delay(10); d != 100*time.Millisecond {
-		t.Fatalf("zero jitter: %v", d)
+	if cfg.ReconnectBackoff.InitialInterval != 250*time.Millisecond || cfg.AbandonBackoff.InitialInterval != time.Second {
+		t.Errorf("default initial intervals %v, %v", cfg.ReconnectBackoff.InitialInterval, cfg.AbandonBackoff.InitialInterval)
 	}
-	real := Backoff{Min: time.Millisecond, Max: 50 * time.Millisecond}
-	for n := range 100 {
-		if d := real.Delay(n); d < time.Millisecond || d > 50*time.Millisecond {
-			t.Fatalf("Delay(%d) = %v out of bounds", n, d)
+
+	steady := &backoff.ExponentialBackOff{InitialInterval: 100 * time.Millisecond, Multiplier: 2, MaxInterval: time.Second}
+	s := &Source{cfg: SourceConfig{AbandonBackoff: steady}}
+	want := []time.Duration{100, 100, 200, 400, 800, 1000, 1000}
+	for n, w := range want {
+		if got := s.abandonWait(uint32(n)); got != w*time.Millisecond {
+			t.Errorf("abandonWait(%d) = %v, want %dms", n, got, w)
+		}
+	}
+
+	l := &runLoop{backoff: *steady}
+	l.backoff.Reset()
+	var got []time.Duration
+	for range 3 {
+		got = append(got, l.backoff.NextBackOff())
+	}
+	l.succeeded()
+	got = append(got, l.backoff.NextBackOff())
+	if !slices.Equal(got, []time.Duration{100 * time.Millisecond, 200 * time.Millisecond, 400 * time.Millisecond, 100 * time.Millisecond}) {
+		t.Errorf("reconnect delays %v: want doubling, then the first step again after a success", got)
+	}
+
+	jittered := SourceConfig{}
+	jittered.defaults()
+	s = &Source{cfg: jittered}
+	for n := range uint32(100) {
+		if d := s.abandonWait(n); d < 500*time.Millisecond || d > 45*time.Second+time.Nanosecond {
+			t.Fatalf("abandonWait(%d) = %v out of bounds", n, d)
 		}
 	}
 }
@@ -244,8 +271,9 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 func startFake(t *testing.T, f *fakeReceiver, h transport.Handler) *Source {
 	t.Helper()
 	s, err := newSource(func() (receiver, error) { return f, nil }, SourceConfig{
-		Queue: "q", ReceiveTimeout: 50 * time.Millisecond, ShutdownGrace: time.Second,
-		AbandonBackoff: Backoff{Min: time.Millisecond, Max: 2 * time.Millisecond},
+		Queue: "q", Prefetch: 8, Concurrency: 4, ReceiveTimeout: 50 * time.Millisecond, ShutdownGrace: time.Second,
+		AbandonBackoff: &backoff.ExponentialBackOff{InitialInterval: time.Millisecond, RandomizationFactor: 0.5,
+			Multiplier: 2, MaxInterval: 2 * time.Millisecond},
 	}, h)
 	if err != nil {
 		t.Fatal(err)
@@ -318,8 +346,9 @@ func TestSourceBacksOffOnReceiveErrors(t *testing.T) {
 	f.recvErr = &azservicebus.Error{Code: azservicebus.CodeUnauthorizedAccess}
 	var opens atomic.Int32
 	s, err := newSource(func() (receiver, error) { opens.Add(1); return f, nil }, SourceConfig{
-		Queue: "q", ReceiveTimeout: 50 * time.Millisecond,
-		ReconnectBackoff: Backoff{Min: time.Millisecond, Max: 4 * time.Millisecond},
+		Queue: "q", Prefetch: 8, Concurrency: 4, ShutdownGrace: 20 * time.Second, ReceiveTimeout: 50 * time.Millisecond,
+		ReconnectBackoff: &backoff.ExponentialBackOff{InitialInterval: time.Millisecond, RandomizationFactor: 0.5,
+			Multiplier: 2, MaxInterval: 4 * time.Millisecond},
 	}, transport.HandlerFunc(func(context.Context, *transport.Delivery) transport.Disposition { return transport.Complete() }))
 	if err != nil {
 		t.Fatal(err)
@@ -342,6 +371,18 @@ func TestNewSourceValidation(t *testing.T) {
 	}
 	if _, err := newSource(func() (receiver, error) { return nil, nil }, SourceConfig{}, nil); !errors.Is(err, ErrConfig) {
 		t.Fatalf("empty queue: %v", err)
+	}
+	// Prefetch, Concurrency and ShutdownGrace have their defaults in the connector's
+	// configuration, not here: missing ones are refused, every one named.
+	_, err := newSource(func() (receiver, error) { return nil, nil }, SourceConfig{Queue: "q"},
+		transport.HandlerFunc(func(context.Context, *transport.Delivery) transport.Disposition { return transport.Complete() }))
+	if !errors.Is(err, ErrConfig) {
+		t.Fatalf("missing required settings: %v", err)
+	}
+	for _, want := range []string{"prefetch", "concurrency", "shutdown grace"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not name %s", err, want)
+		}
 	}
 }
 

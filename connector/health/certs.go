@@ -6,34 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
-
-	"github.com/adwriteback/adwriteback/ldapx"
-	"github.com/adwriteback/adwriteback/relay/servicebus"
 )
-
-// DCsFrom converts the LDAP pool's view (ldapx.Client.Servers) to DCs.
-func DCsFrom(servers []ldapx.ServerStatus) []DC {
-	out := make([]DC, len(servers))
-	for i, s := range servers {
-		out[i] = DC{
-			URL: s.URL, Healthy: s.Healthy, LastOK: s.LastOK, Latency: s.BindLatency,
-			LastError: s.LastError, Failures: s.Failures,
-		}
-	}
-	return out
-}
-
-// QueueFrom converts a Service Bus source's health (servicebus.Source.Health).
-func QueueFrom(h servicebus.Health) Queue {
-	q := Queue{
-		Name: h.Queue, State: string(h.State), LastReceive: h.LastReceive,
-		LastErrorAt: h.LastErrorAt, InFlight: h.InFlight,
-	}
-	if h.LastError != nil {
-		q.LastError = h.LastError.Error()
-	}
-	return q
-}
 
 // CertsFromPEM returns one CertInfo per certificate in a PEM file (a CA
 // bundle or a certificate chain), named name, or name #2, #3... for the

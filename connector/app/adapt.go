@@ -1,0 +1,58 @@
+package app
+
+import (
+	"github.com/adwriteback/adwriteback/connector/engine"
+	"github.com/adwriteback/adwriteback/connector/health"
+	"github.com/adwriteback/adwriteback/connector/metrics"
+	"github.com/adwriteback/adwriteback/ldapx"
+	"github.com/adwriteback/adwriteback/relay/servicebus"
+)
+
+// The adapters below turn the LDAP pool's and the Service Bus source's own
+// state into the plain types health and metrics declare, so that those two
+// packages depend on neither.
+
+var _ engine.Metrics = (*metrics.Metrics)(nil)
+
+// healthDCs converts the LDAP pool's view (ldapx.Client.Servers).
+func healthDCs(servers []ldapx.ServerStatus) []health.DC {
+	out := make([]health.DC, len(servers))
+	for i, s := range servers {
+		out[i] = health.DC{
+			URL: s.URL, Healthy: s.Healthy, LastOK: s.LastOK, Latency: s.BindLatency,
+			LastError: s.LastError, Failures: s.Failures,
+		}
+	}
+	return out
+}
+
+// healthQueue converts a Service Bus source's health (servicebus.Source.Health).
+func healthQueue(h servicebus.Health) health.Queue {
+	q := health.Queue{
+		Name: h.Queue, State: string(h.State), LastReceive: h.LastReceive,
+		LastErrorAt: h.LastErrorAt, InFlight: h.InFlight,
+	}
+	if h.LastError != nil {
+		q.LastError = h.LastError.Error()
+	}
+	return q
+}
+
+// metricsQueue converts a Service Bus source's health for the queue collector.
+func metricsQueue(h servicebus.Health) metrics.Queue {
+	return metrics.Queue{
+		State: string(h.State), InFlight: h.InFlight, ConsecutiveFailures: h.ConsecutiveFailures,
+		Reconnects: h.Reconnects, Received: h.Received, Completed: h.Completed, Abandoned: h.Abandoned,
+		DeadLettered: h.DeadLettered, LockLost: h.LockLost, SettleErrors: h.SettleErrors,
+		LockRenewals: h.LockRenewals, LastReceive: h.LastReceive,
+	}
+}
+
+// metricsDCs converts the LDAP pool's view for the DC collector.
+func metricsDCs(servers []ldapx.ServerStatus) []metrics.DC {
+	out := make([]metrics.DC, len(servers))
+	for i, s := range servers {
+		out[i] = metrics.DC{URL: s.URL, Healthy: s.Healthy, Failures: s.Failures, BindLatency: s.BindLatency}
+	}
+	return out
+}

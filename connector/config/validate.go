@@ -1,0 +1,209 @@
+package config
+
+import (
+	"fmt"
+	"net/url"
+	"strings"
+
+	"github.com/adwriteback/adwriteback/relay/servicebus"
+)
+
+// addFunc records one problem at a path.
+type addFunc func(path, format string, a ...any)
+
+// validate checks every section, each with its own validator, and resolves
+// the secrets; every problem is added to probs.
+func (c *Config) validate(probs *Problems, env Env) {
+	add := func(path, format string, a ...any) {
+		*probs = append(*probs, Problem{Path: path, Msg: fmt.Sprintf(format, a...)})
+	}
+	c.validateVersion(add)
+	c.validateDomains(add, env)
+	c.Queue.validate(add, env)
+	c.Results.validate(add)
+	c.Keys.validate(add)
+	if c.Journal.Path == "" {
+		add("journal.path", "required (the durable journal file)")
+	}
+	c.Limits.validate(add)
+	if c.Audit.Path == "" {
+		add("audit.path", "required (a file, or - for standard output)")
+	}
+	if (c.HTTP.TLSCertFile == "") != (c.HTTP.TLSKeyFile == "") {
+		add("http", "tls_cert_file and tls_key_file go together")
+	}
+	c.Log.validate(add)
+}
+
+func (c *Config) validateVersion(add addFunc) {
+	switch c.Version {
+	case Version:
+	case 0:
+		add("version", "required (this build reads version %d)", Version)
+	default:
+		add("version", "%d is not supported (this build reads version %d)", c.Version, Version)
+	}
+}
+
+func (c *Config) validateDomains(add addFunc, env Env) {
+	if len(c.Domains) == 0 {
+		add("domains", "at least one domain is required")
+	}
+	names := map[string]bool{}
+	for i, d := range c.Domains {
+		p := fmt.Sprintf("domains[%d]", i)
+		if d == nil {
+			add(p, "empty")
+			continue
+		}
+		if d.Name == "" {
+			add(p+".name", "required (the domain's DNS name)")
+		} else if names[strings.ToLower(d.Name)] {
+			add(p+".name", "%q is configured twice", d.Name)
+		}
+		names[strings.ToLower(d.Name)] = true
+		d.validate(p, add, env)
+	}
+}
+
+// validate checks one domain, at path p, and resolves its bind password.
+func (d *Domain) validate(p string, add addFunc, env Env) {
+	if len(d.Servers) == 0 && !d.Discover {
+		add(p+".servers", "list at least one ldaps:// server, or set discover: true")
+	}
+	for j, s := range d.Servers {
+		u, err := url.Parse(s)
+		if err != nil || (u.Scheme != "ldaps" && u.Scheme != "ldap") || u.Host == "" {
+			add(fmt.Sprintf("%s.servers[%d]", p, j), "%q must be ldaps://host[:port] or ldap://host[:port] (StartTLS)", s)
+		}
+	}
+	if d.Bind.DN == "" {
+		add(p+".bind.dn", "required (the service account's DN or UPN)")
+	}
+	d.Bind.Password = secret(p+".bind", "password", d.Bind.PasswordFile, d.Bind.PasswordEnv, true, env, add)
+	fileMustExist(p+".tls.ca_file", d.TLS.CAFile, add)
+	if len(d.Scope.OUs) == 0 {
+		add(p+".scope.ous", "list the OUs the connector may write (least privilege: no default)")
+	}
+	for j, ou := range d.Scope.OUs {
+		if !strings.Contains(ou, "=") {
+			add(fmt.Sprintf("%s.scope.ous[%d]", p, j), "%q is not a DN", ou)
+		}
+	}
+	if d.PoolSize < 0 || d.PoolSize > 64 {
+		add(p+".pool_size", "must be between 1 and 64")
+	}
+	if d.OrgPolicy.MinLength < 0 || d.OrgPolicy.MinLength > 256 {
+		add(p+".org_policy.min_length", "must be between 0 and 256")
+	}
+	fileMustExist(p+".org_policy.banned_words_file", d.OrgPolicy.BannedWordsFile, add)
+	fileMustExist(p+".org_policy.breached_index", d.OrgPolicy.BreachedIndex, add)
+}
+
+// validate resolves the secrets the auth kind uses, then checks the queue
+// section with the Service Bus package's rules (servicebus.Config.Problems,
+// the one queue-auth validator), naming each problem by its key here.
+func (q *Queue) validate(add addFunc, env Env) {
+	if q.Name == "" {
+		add("queue.name", "required")
+	}
+	secrets := map[string][2]string{
+		"connection_string": {q.ConnectionStringFile, q.ConnectionStringEnv},
+		"client_secret":     {q.ClientSecretFile, q.ClientSecretEnv},
+	}
+	switch servicebus.AuthKind(q.Auth) {
+	case servicebus.AuthConnectionString:
+		q.ConnectionString = secret("queue", "connection_string", q.ConnectionStringFile, q.ConnectionStringEnv, false, env, add)
+	case servicebus.AuthClientSecret:
+		q.ClientSecret = secret("queue", "client_secret", q.ClientSecretFile, q.ClientSecretEnv, false, env, add)
+	case servicebus.AuthClientCertificate:
+		fileMustExist("queue.certificate_file", q.CertificateFile, add)
+		q.CertificatePassword = secret("queue", "certificate_password", q.CertificatePasswordFile, "", false, env, add)
+	}
+	for _, p := range q.ServiceBus().Problems() {
+		src, isSecret := secrets[p.Field]
+		switch {
+		case p.Missing && isSecret && src != [2]string{}:
+			// named but unreadable or empty: secret has said so
+		case p.Missing && isSecret:
+			add("queue", "%s_file or %s_env is required (secrets are never inline)", p.Field, p.Field)
+		case p.Missing:
+			add("queue."+p.Field, "required for this auth kind")
+		default:
+			add("queue."+p.Field, "%s", p.Msg)
+		}
+	}
+	if q.Prefetch < 1 || q.Prefetch > 1000 {
+		add("queue.prefetch", "must be between 1 and 1000")
+	}
+	if q.Concurrency < 1 || q.Concurrency > 256 {
+		add("queue.concurrency", "must be between 1 and 256")
+	}
+	if q.ShutdownGrace < 0 {
+		add("queue.shutdown_grace", "must not be negative")
+	}
+}
+
+// ServiceBus is the Service Bus client configuration of the queue section
+// (secrets as resolved by Load); callers add their retry options.
+func (q *Queue) ServiceBus() servicebus.Config {
+	return servicebus.Config{
+		Auth: servicebus.AuthKind(q.Auth), ConnectionString: q.ConnectionString,
+		Namespace: q.Namespace, TenantID: q.TenantID, ClientID: q.ClientID,
+		ClientSecret: q.ClientSecret, CertificateFile: q.CertificateFile,
+		CertificatePassword: q.CertificatePassword, ManagedIdentityClientID: q.ManagedIdentityClientID,
+		TokenFile: q.TokenFile, Transport: servicebus.TransportKind(q.Transport), ProxyURL: q.ProxyURL,
+	}
+}
+
+func (r *Results) validate(add addFunc) {
+	switch r.Mode {
+	case "reply_queue":
+	case "https":
+		u, err := url.Parse(r.HTTPS.URL)
+		if err != nil || u.Scheme != "https" || u.Host == "" {
+			add("results.https.url", "an https:// URL is required in https mode")
+		}
+		fileMustExist("results.https.ca_file", r.HTTPS.CAFile, add)
+	default:
+		add("results.mode", "%q: use reply_queue or https", r.Mode)
+	}
+}
+
+func (k *Keys) validate(add addFunc) {
+	if len(k.Connector) == 0 {
+		add("keys.connector", "at least one connector private key file (adwriteback keygen)")
+	}
+	if len(k.Senders) == 0 {
+		add("keys.senders", "at least one sender public key file")
+	}
+	for i, f := range k.Connector {
+		fileMustExist(fmt.Sprintf("keys.connector[%d]", i), f, add)
+	}
+	for i, f := range k.Senders {
+		fileMustExist(fmt.Sprintf("keys.senders[%d]", i), f, add)
+	}
+}
+
+func (l *Limits) validate(add addFunc) {
+	if *l.PerUser < 0 {
+		add("limits.per_user", "must not be negative (0 disables the limit)")
+	}
+	if l.Concurrency < 1 || l.Concurrency > 64 {
+		add("limits.concurrency", "must be between 1 and 64")
+	}
+	if l.MaxAttempts < 1 {
+		add("limits.max_attempts", "must be at least 1")
+	}
+}
+
+func (l *Log) validate(add addFunc) {
+	switch strings.ToLower(l.Level) {
+	case "debug", "info", "warn", "error":
+	default:
+		add("log.level", "%q: use debug, info, warn or error", l.Level)
+	}
+	if l.Format != "json" && l.Format != "text" {
+		add("log.format", "%q: use json or text", l.Format)
+	}
+}
