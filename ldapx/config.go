@@ -72,15 +72,24 @@ type ContextDialer interface {
 	DialContext(ctx context.Context, network, address string) (net.Conn, error)
 }
 
+// Defaults of the settings a connector configuration also has: the
+// connector's one table of defaults (connector/config) takes them from here.
+const (
+	DefaultDialTimeout   = 5 * time.Second
+	DefaultOpTimeout     = 30 * time.Second
+	DefaultPoolSize      = 4
+	DefaultPolicyRefresh = 5 * time.Minute
+)
+
 func (c *Config) setDefaults() {
 	if c.DialTimeout <= 0 {
-		c.DialTimeout = 5 * time.Second
+		c.DialTimeout = DefaultDialTimeout
 	}
 	if c.OpTimeout <= 0 {
-		c.OpTimeout = 30 * time.Second
+		c.OpTimeout = DefaultOpTimeout
 	}
 	if c.PoolSize <= 0 {
-		c.PoolSize = 4
+		c.PoolSize = DefaultPoolSize
 	}
 	if c.HealthAfter <= 0 {
 		c.HealthAfter = 30 * time.Second
@@ -89,7 +98,7 @@ func (c *Config) setDefaults() {
 		c.MaxIdle = 5 * time.Minute
 	}
 	if c.PolicyRefresh <= 0 {
-		c.PolicyRefresh = 5 * time.Minute
+		c.PolicyRefresh = DefaultPolicyRefresh
 	}
 	if c.Backoff == nil {
 		c.Backoff = DefaultBackoff()

@@ -3,6 +3,9 @@ package config
 import (
 	"reflect"
 	"time"
+
+	"github.com/adwriteback/adwriteback/connector/journal"
+	"github.com/adwriteback/adwriteback/ldapx"
 )
 
 // Defaults is the one table of defaults: every setting the configuration
@@ -14,14 +17,15 @@ func Defaults() Config {
 	perUser := 5
 	return Config{
 		Domains: []*Domain{{
-			PoolSize: 4, DialTimeout: 5 * time.Second, OpTimeout: 30 * time.Second, PolicyRefresh: 5 * time.Minute,
+			PoolSize: ldapx.DefaultPoolSize, DialTimeout: ldapx.DefaultDialTimeout, OpTimeout: ldapx.DefaultOpTimeout,
+			PolicyRefresh: ldapx.DefaultPolicyRefresh,
 		}},
 		Queue: Queue{
 			Auth: "connection_string", Transport: "amqp",
 			Prefetch: 8, Concurrency: 4, ShutdownGrace: 20 * time.Second,
 		},
 		Results: Results{Mode: "reply_queue", TTL: 10 * time.Minute},
-		Journal: Journal{Retention: 7 * 24 * time.Hour},
+		Journal: Journal{Retention: journal.DefaultRetention},
 		Limits:  Limits{PerUser: &perUser, Window: 24 * time.Hour, Concurrency: 4, MaxAttempts: 5},
 		HTTP:    HTTP{Listen: "127.0.0.1:8080"},
 		Log:     Log{Level: "info", Format: "json"},

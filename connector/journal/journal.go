@@ -85,6 +85,11 @@ type Entry struct {
 	Done   time.Time
 }
 
+// DefaultRetention is how long finished entries are kept when Options says
+// nothing; the connector's table of defaults (connector/config) takes it
+// from here.
+const DefaultRetention = 7 * 24 * time.Hour
+
 // Options tune the journal.
 type Options struct {
 	// Retention keeps finished entries at least this long after they were
@@ -141,7 +146,7 @@ var ErrNotFound = errors.New("journal: no such command")
 // (instances share AD, not the file).
 func Open(path string, opt Options) (*Journal, error) {
 	if opt.Retention <= 0 {
-		opt.Retention = 7 * 24 * time.Hour
+		opt.Retention = DefaultRetention
 	}
 	if opt.Clock == nil {
 		opt.Clock = clockwork.NewRealClock()
