@@ -34,12 +34,50 @@ func KeygenCommand() Command {
 }
 
 func runKeygen(ctx context.Context, env *Env, args []string) error {
-	fs := flag.NewFlagSet("keygen", flag.ContinueOnError)
+	f := newKeygenFlags(env)
+	if help, err := parseFlags(f.fs, env, args); help || err != nil {
+		return err
+	}
+	if f.out == "" {
+		f.fs.Usage()
+		return Usage("keygen: --out DIR is required")
+	}
+	doConn, doSender, err := keygenWhich(f.only)
+	if err != nil {
+		return err
+	}
+	kem, err := keygenKEM(f.kem)
+	if err != nil {
+		return err
+	}
+	now := time.Now()
+	ks, err := generateKeys(kem, doConn, doSender, now)
+	if err != nil {
+		return err
+	}
+	defer ks.clearPrivate()
+	if err := ks.write(f.out, f.force); err != nil {
+		return err
+	}
+	return printKeys(env.Stdout, f.out, ks.conn, ks.snd)
+}
+
+// keygenFlags are the flags of "keygen".
+type keygenFlags struct {
+	fs        *flag.FlagSet
+	out, only string
+	force     bool
+	kem       string
+}
+
+func newKeygenFlags(env *Env) *keygenFlags {
+	f := &keygenFlags{fs: flag.NewFlagSet("keygen", flag.ContinueOnError)}
+	fs := f.fs
 	fs.SetOutput(env.Stderr)
-	out := fs.String("out", "", "directory to write the key files to (created 0700 if missing)")
-	force := fs.Bool("force", false, "replace existing key files")
-	only := fs.String("only", "", `generate only "connector" or only "sender" keys (for a rotation)`)
-	kemName := fs.String("kem", "mlkem768x25519", "connector KEM: mlkem768x25519 (post-quantum hybrid), mlkem768 or x25519")
+	fs.StringVar(&f.out, "out", "", "directory to write the key files to (created 0700 if missing)")
+	fs.BoolVar(&f.force, "force", false, "replace existing key files")
+	fs.StringVar(&f.only, "only", "", `generate only "connector" or only "sender" keys (for a rotation)`)
+	fs.StringVar(&f.kem, "kem", "mlkem768x25519", "connector KEM: mlkem768x25519 (post-quantum hybrid), mlkem768 or x25519")
 	fs.Usage = func() {
 		fmt.Fprintf(env.Stderr, `Usage: adwriteback keygen --out DIR [--force] [--only connector|sender] [--kem NAME]
 
@@ -53,82 +91,96 @@ Flags:
 `, ConnectorKeyFile, ConnectorPubKeyFile, SenderKeyFile, SenderPubKeyFile)
 		fs.PrintDefaults()
 	}
-	if help, err := parseFlags(fs, env, args); help || err != nil {
-		return err
-	}
-	if *out == "" {
-		fs.Usage()
-		return Usage("keygen: --out DIR is required")
-	}
-	doConn, doSender := true, true
-	switch *only {
-	case "":
-	case "connector":
-		doSender = false
-	case "sender":
-		doConn = false
-	default:
-		return Usage("keygen: --only must be connector or sender, not %q", *only)
-	}
-	var kem uint16
-	switch strings.ToLower(*kemName) {
-	case "mlkem768x25519", "x-wing", "xwing":
-		kem = protocol.KEMMLKEM768X25519
-	case "mlkem768":
-		kem = protocol.KEMMLKEM768
-	case "x25519":
-		kem = protocol.KEMX25519
-	default:
-		return Usage("keygen: unknown --kem %q", *kemName)
-	}
+	return f
+}
 
-	type file struct {
-		name string
-		data []byte
-		mode os.FileMode
+// keygenWhich reads --only: which of the two key pairs to generate.
+func keygenWhich(only string) (doConn, doSender bool, err error) {
+	switch only {
+	case "":
+		return true, true, nil
+	case "connector":
+		return true, false, nil
+	case "sender":
+		return false, true, nil
 	}
-	var files []file
-	now := time.Now()
-	var conn *keys.ConnectorPrivate
-	var snd *keys.SenderPrivate
+	return false, false, Usage("keygen: --only must be connector or sender, not %q", only)
+}
+
+// keygenKEM reads --kem.
+func keygenKEM(name string) (uint16, error) {
+	switch strings.ToLower(name) {
+	case "mlkem768x25519", "x-wing", "xwing":
+		return protocol.KEMMLKEM768X25519, nil
+	case "mlkem768":
+		return protocol.KEMMLKEM768, nil
+	case "x25519":
+		return protocol.KEMX25519, nil
+	}
+	return 0, Usage("keygen: unknown --kem %q", name)
+}
+
+// keySet is the generated keys and the files that hold them.
+type keySet struct {
+	conn  *keys.ConnectorPrivate
+	snd   *keys.SenderPrivate
+	files []keyFile
+}
+
+type keyFile struct {
+	name string
+	data []byte
+	mode os.FileMode
+}
+
+// generateKeys generates the connector and/or the sender key pair and
+// marshals them into their files.
+func generateKeys(kem uint16, doConn, doSender bool, now time.Time) (*keySet, error) {
+	ks := &keySet{}
 	if doConn {
 		var err error
-		if conn, err = keys.GenerateConnector(kem, now); err != nil {
-			return err
+		if ks.conn, err = keys.GenerateConnector(kem, now); err != nil {
+			return nil, err
 		}
-		priv, err := conn.Marshal()
+		priv, err := ks.conn.Marshal()
 		if err != nil {
-			return err
+			return nil, err
 		}
-		files = append(files,
-			file{ConnectorKeyFile, priv, keys.PrivateMode},
-			file{ConnectorPubKeyFile, conn.Public().Marshal(), keys.PublicMode})
+		ks.files = append(ks.files,
+			keyFile{ConnectorKeyFile, priv, keys.PrivateMode},
+			keyFile{ConnectorPubKeyFile, ks.conn.Public().Marshal(), keys.PublicMode})
 	}
 	if doSender {
 		var err error
-		if snd, err = keys.GenerateSender(now); err != nil {
-			return err
+		if ks.snd, err = keys.GenerateSender(now); err != nil {
+			return nil, err
 		}
-		files = append(files,
-			file{SenderKeyFile, snd.Marshal(), keys.PrivateMode},
-			file{SenderPubKeyFile, snd.Public().Marshal(), keys.PublicMode})
+		ks.files = append(ks.files,
+			keyFile{SenderKeyFile, ks.snd.Marshal(), keys.PrivateMode},
+			keyFile{SenderPubKeyFile, ks.snd.Public().Marshal(), keys.PublicMode})
 	}
-	defer func() {
-		for _, f := range files {
-			if f.mode == keys.PrivateMode {
-				clear(f.data)
-			}
-		}
-	}()
+	return ks, nil
+}
 
-	if err := os.MkdirAll(*out, 0o700); err != nil {
+// clearPrivate zeroes the private key files' bytes.
+func (ks *keySet) clearPrivate() {
+	for _, f := range ks.files {
+		if f.mode == keys.PrivateMode {
+			clear(f.data)
+		}
+	}
+}
+
+// write creates dir and writes the files into it. Without force it
+// refuses before writing anything, so a refusal leaves no half set.
+func (ks *keySet) write(dir string, force bool) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("keygen: %w", err)
 	}
-	// Refuse before writing anything, so a refusal leaves no half set.
-	if !*force {
+	if !force {
 		var existing []string
-		for _, f := range files {
-			p := filepath.Join(*out, f.name)
+		for _, f := range ks.files {
+			p := filepath.Join(dir, f.name)
 			if _, err := os.Lstat(p); err == nil {
 				existing = append(existing, p)
 			}
@@ -137,12 +189,12 @@ Flags:
 			return &ExitError{Code: 1, Err: fmt.Errorf("keygen: refusing to overwrite %s (use --force to replace)", strings.Join(existing, ", "))}
 		}
 	}
-	for _, f := range files {
-		if err := keys.WriteFile(filepath.Join(*out, f.name), f.data, f.mode, *force); err != nil {
+	for _, f := range ks.files {
+		if err := keys.WriteFile(filepath.Join(dir, f.name), f.data, f.mode, force); err != nil {
 			return err
 		}
 	}
-	return printKeys(env.Stdout, *out, conn, snd)
+	return nil
 }
 
 func printKeys(w io.Writer, dir string, conn *keys.ConnectorPrivate, snd *keys.SenderPrivate) error {

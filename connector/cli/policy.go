@@ -109,40 +109,16 @@ func policyCheck(ctx context.Context, env *Env, args []string) error {
 	if f.minLength < 0 || f.orgMinLength < 0 {
 		return Usage("policy check: lengths must not be negative")
 	}
-
-	var p policy.Policy
-	var who policy.User
-	if f.config != "" {
-		lp, lu, cleanup, err := livePolicy(ctx, env, f.config, f.user, f.domain)
-		if err != nil {
-			return err
-		}
-		defer cleanup()
-		p, who = lp, lu
-	} else {
-		p = policy.Policy{MinLength: f.minLength, OrgMinLength: f.orgMinLength, ComplexityEnabled: f.complexity}
-		who = policy.User{SAMAccountName: f.sam, DisplayName: f.displayName}
+	p, who, cleanup, err := f.basePolicy(ctx, env)
+	if err != nil {
+		return err
 	}
-	if f.banned != "" {
-		fh, err := os.Open(f.banned)
-		if err != nil {
-			return Usage("policy check: --banned: %v", err)
-		}
-		bl, err := policy.ReadBannedList(fh)
-		fh.Close()
-		if err != nil {
-			return Usage("policy check: --banned %s: %v", f.banned, err)
-		}
-		p.Banned = bl
+	defer cleanup()
+	closeBreached, err := f.addLists(&p)
+	if err != nil {
+		return err
 	}
-	if f.breached != "" {
-		ix, err := breach.Open(f.breached)
-		if err != nil {
-			return Usage("policy check: --breached: %v", err)
-		}
-		defer ix.Close()
-		p.Breached = ix
-	}
+	defer closeBreached()
 
 	pw, err := readPassword(env.Stdin)
 	if err != nil {
@@ -152,6 +128,55 @@ func policyCheck(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return &ExitError{Code: ExitPolicyUnchecked, Err: fmt.Errorf("policy check: %w", err)}
 	}
+	if err := f.writeVerdict(env.Stdout, vs); err != nil {
+		return err
+	}
+	if len(vs) > 0 {
+		return &ExitError{Code: 1, Err: fmt.Errorf("the password does not meet the policy (%d violations)", len(vs))}
+	}
+	return nil
+}
+
+// basePolicy is the policy to check and the user it applies to: the live policy
+// of --user (with --config; cleanup releases it) or the one the flags give.
+func (f *checkFlags) basePolicy(ctx context.Context, env *Env) (p policy.Policy, who policy.User, cleanup func(), err error) {
+	if f.config != "" {
+		return livePolicy(ctx, env, f.config, f.user, f.domain)
+	}
+	p = policy.Policy{MinLength: f.minLength, OrgMinLength: f.orgMinLength, ComplexityEnabled: f.complexity}
+	who = policy.User{SAMAccountName: f.sam, DisplayName: f.displayName}
+	return p, who, func() {}, nil
+}
+
+// addLists reads the --banned list and opens the --breached index into p;
+// closeBreached closes the index.
+func (f *checkFlags) addLists(p *policy.Policy) (closeBreached func(), err error) {
+	if f.banned != "" {
+		fh, err := os.Open(f.banned)
+		if err != nil {
+			return nil, Usage("policy check: --banned: %v", err)
+		}
+		bl, err := policy.ReadBannedList(fh)
+		fh.Close()
+		if err != nil {
+			return nil, Usage("policy check: --banned %s: %v", f.banned, err)
+		}
+		p.Banned = bl
+	}
+	if f.breached == "" {
+		return func() {}, nil
+	}
+	ix, err := breach.Open(f.breached)
+	if err != nil {
+		return nil, Usage("policy check: --breached: %v", err)
+	}
+	p.Breached = ix
+	return func() { ix.Close() }, nil
+}
+
+// writeVerdict writes the verdict: the violations' messages (or that there are
+// none), or with --json the verdict as one JSON object.
+func (f *checkFlags) writeVerdict(w io.Writer, vs []policy.Violation) error {
 	if f.jsonOut {
 		out := struct {
 			OK         bool               `json:"ok"`
@@ -161,25 +186,18 @@ func policyCheck(ctx context.Context, env *Env, args []string) error {
 		if err != nil {
 			return fmt.Errorf("policy check: %w", err)
 		}
-		if _, err := fmt.Fprintf(env.Stdout, "%s\n", b); err != nil {
-			return err
-		}
-	} else {
-		var b bytes.Buffer
-		if len(vs) == 0 {
-			b.WriteString("ok: the password meets the policy\n")
-		}
-		for _, v := range vs {
-			b.WriteString(v.Message + "\n")
-		}
-		if _, err := env.Stdout.Write(b.Bytes()); err != nil {
-			return err
-		}
+		_, err = fmt.Fprintf(w, "%s\n", b)
+		return err
 	}
-	if len(vs) > 0 {
-		return &ExitError{Code: 1, Err: fmt.Errorf("the password does not meet the policy (%d violations)", len(vs))}
+	var b bytes.Buffer
+	if len(vs) == 0 {
+		b.WriteString("ok: the password meets the policy\n")
 	}
-	return nil
+	for _, v := range vs {
+		b.WriteString(v.Message + "\n")
+	}
+	_, err := w.Write(b.Bytes())
+	return err
 }
 
 // readPassword reads stdin and removes exactly one trailing "\n" or "\r\n".

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 	"time"
@@ -22,25 +23,7 @@ func SendCommand() Command {
 	return Command{Name: "send", Summary: "seal, sign and send one command; wait for the signed result", Run: runSend}
 }
 
-func runSend(ctx context.Context, env *Env, args []string) error {
-	fs := flag.NewFlagSet("send", flag.ContinueOnError)
-	op := fs.String("op", "reset", "reset | change | unlock | check")
-	user := fs.String("user", "", "user: upn:NAME@DOMAIN, sam:NAME, objectGUID:GUID, immutableId:BASE64 (kind guessed without prefix)")
-	domain := fs.String("domain", "", "AD domain (DNS name) when the connector serves several")
-	mustChange := fs.Bool("must-change", false, "reset: the user must change the password at next logon")
-	unlock := fs.Bool("unlock", false, "reset: also unlock the account")
-	wait := fs.Duration("wait", 30*time.Second, "how long to wait for the result (0: do not wait)")
-	asJSON := fs.Bool("json", false, "print the verified result as JSON")
-	actor := fs.String("actor", "admin:"+currentUser(env), "who asks, for the audit log: self_service:ID or admin:ID")
-	queue := fs.String("queue", "", "the connector's command queue")
-	replyQueue := fs.String("reply-queue", "", "the queue results come back on")
-	connEnv := fs.String("connection-string-env", "ADW_SERVICEBUS", "environment variable holding the Service Bus connection string")
-	connFile := fs.String("connection-string-file", "", "file holding the Service Bus connection string (instead of the environment)")
-	senderKey := fs.String("sender-key", "", "sender private key file (adwriteback keygen)")
-	connectorKeys := fs.String("connector-key", "", "connector public key file(s), comma-separated: seal to the first")
-	ttl := fs.Duration("ttl", 5*time.Minute, "how long the command stays valid")
-	fs.Usage = func() {
-		fmt.Fprintf(env.Stderr, `Usage: adwriteback send --op OP --user USER --queue Q --reply-queue R --sender-key FILE --connector-key FILE [flags]
+const sendUsage = `Usage: adwriteback send --op OP --user USER --queue Q --reply-queue R --sender-key FILE --connector-key FILE [flags]
 
 The password is read from standard input: one line (one trailing newline
 stripped). For --op change, the first line is the old password and the
@@ -49,95 +32,171 @@ second the new one. unlock reads nothing.
 Exit status: 0 succeeded, 1 any other result, 2 usage error, 3 no result in time.
 
 Flags:
-`)
-		fs.PrintDefaults()
-	}
-	if help, err := parseFlags(fs, env, args); help || err != nil {
+`
+
+func runSend(ctx context.Context, env *Env, args []string) error {
+	f := newSendFlags(env)
+	if help, err := parseFlags(f.fs, env, args); help || err != nil {
 		return err
 	}
+	req, err := f.request(env.Stdin)
+	if err != nil {
+		return err
+	}
+	defer req.OldPassword.Zero()
+	defer req.NewPassword.Zero()
+	client, closeQueues, err := f.dial(env)
+	if err != nil {
+		return err
+	}
+	defer closeQueues()
+	return f.sendAndAwait(ctx, env, client, req)
+}
+
+// sendFlags are the flags of "send".
+type sendFlags struct {
+	fs                         *flag.FlagSet
+	op, user, domain, actor    string
+	mustChange, unlock, asJSON bool
+	wait, ttl                  time.Duration
+	queue, replyQueue          string
+	connEnv, connFile          string
+	senderKey, connectorKeys   string
+}
+
+func newSendFlags(env *Env) *sendFlags {
+	f := &sendFlags{fs: flag.NewFlagSet("send", flag.ContinueOnError)}
+	fs := f.fs
+	fs.StringVar(&f.op, "op", "reset", "reset | change | unlock | check")
+	fs.StringVar(&f.user, "user", "", "user: upn:NAME@DOMAIN, sam:NAME, objectGUID:GUID, immutableId:BASE64 (kind guessed without prefix)")
+	fs.StringVar(&f.domain, "domain", "", "AD domain (DNS name) when the connector serves several")
+	fs.BoolVar(&f.mustChange, "must-change", false, "reset: the user must change the password at next logon")
+	fs.BoolVar(&f.unlock, "unlock", false, "reset: also unlock the account")
+	fs.DurationVar(&f.wait, "wait", 30*time.Second, "how long to wait for the result (0: do not wait)")
+	fs.BoolVar(&f.asJSON, "json", false, "print the verified result as JSON")
+	fs.StringVar(&f.actor, "actor", "admin:"+currentUser(env), "who asks, for the audit log: self_service:ID or admin:ID")
+	fs.StringVar(&f.queue, "queue", "", "the connector's command queue")
+	fs.StringVar(&f.replyQueue, "reply-queue", "", "the queue results come back on")
+	fs.StringVar(&f.connEnv, "connection-string-env", "ADW_SERVICEBUS", "environment variable holding the Service Bus connection string")
+	fs.StringVar(&f.connFile, "connection-string-file", "", "file holding the Service Bus connection string (instead of the environment)")
+	fs.StringVar(&f.senderKey, "sender-key", "", "sender private key file (adwriteback keygen)")
+	fs.StringVar(&f.connectorKeys, "connector-key", "", "connector public key file(s), comma-separated: seal to the first")
+	fs.DurationVar(&f.ttl, "ttl", 5*time.Minute, "how long the command stays valid")
+	fs.Usage = func() {
+		fmt.Fprint(env.Stderr, sendUsage)
+		fs.PrintDefaults()
+	}
+	return f
+}
+
+// request checks the flags and builds the request, reading the passwords
+// the operation needs from stdin. The caller zeroes them.
+func (f *sendFlags) request(stdin io.Reader) (sender.Request, error) {
+	if err := f.checkRequired(); err != nil {
+		return sender.Request{}, err
+	}
+	o := protocol.Op(f.op)
+	switch o {
+	case protocol.OpReset, protocol.OpChange, protocol.OpUnlock, protocol.OpCheck:
+	default:
+		return sender.Request{}, Usage("send: --op must be reset, change, unlock or check, not %q", f.op)
+	}
+	ref, err := sender.ParseUser(f.user, f.domain)
+	if err != nil {
+		return sender.Request{}, Usage("send: --user: %v", err)
+	}
+	act, err := parseActor(f.actor)
+	if err != nil {
+		return sender.Request{}, Usage("send: --actor: %v", err)
+	}
+	req := sender.Request{Op: o, User: ref, Actor: act, TTL: f.ttl,
+		Options: protocol.Options{MustChange: f.mustChange, Unlock: f.unlock}}
+	switch o {
+	case protocol.OpChange:
+		if req.OldPassword, err = protocol.ReadSecret(stdin); err != nil {
+			return sender.Request{}, Usage("send: old password from stdin: %v", err)
+		}
+		fallthrough
+	case protocol.OpReset, protocol.OpCheck:
+		if req.NewPassword, err = protocol.ReadSecret(stdin); err != nil {
+			req.OldPassword.Zero()
+			return sender.Request{}, Usage("send: password from stdin: %v", err)
+		}
+	}
+	return req, nil
+}
+
+// checkRequired refuses a command line without the flags every send needs.
+func (f *sendFlags) checkRequired() error {
 	var missing []string
-	for name, v := range map[string]string{"--user": *user, "--queue": *queue, "--sender-key": *senderKey, "--connector-key": *connectorKeys} {
+	for name, v := range map[string]string{"--user": f.user, "--queue": f.queue, "--sender-key": f.senderKey, "--connector-key": f.connectorKeys} {
 		if v == "" {
 			missing = append(missing, name)
 		}
 	}
-	if *wait > 0 && *replyQueue == "" {
+	if f.wait > 0 && f.replyQueue == "" {
 		missing = append(missing, "--reply-queue (or --wait 0)")
 	}
 	if len(missing) > 0 {
 		return Usage("send: missing %s", strings.Join(missing, ", "))
 	}
-	o := protocol.Op(*op)
-	switch o {
-	case protocol.OpReset, protocol.OpChange, protocol.OpUnlock, protocol.OpCheck:
-	default:
-		return Usage("send: --op must be reset, change, unlock or check, not %q", *op)
-	}
-	ref, err := sender.ParseUser(*user, *domain)
-	if err != nil {
-		return Usage("send: --user: %v", err)
-	}
-	act, err := parseActor(*actor)
-	if err != nil {
-		return Usage("send: --actor: %v", err)
-	}
-	req := sender.Request{Op: o, User: ref, Actor: act, TTL: *ttl,
-		Options: protocol.Options{MustChange: *mustChange, Unlock: *unlock}}
-	switch o {
-	case protocol.OpChange:
-		if req.OldPassword, err = protocol.ReadSecret(env.Stdin); err != nil {
-			return Usage("send: old password from stdin: %v", err)
-		}
-		defer req.OldPassword.Zero()
-		fallthrough
-	case protocol.OpReset, protocol.OpCheck:
-		if req.NewPassword, err = protocol.ReadSecret(env.Stdin); err != nil {
-			return Usage("send: password from stdin: %v", err)
-		}
-		defer req.NewPassword.Zero()
-	}
+	return nil
+}
 
-	conn, err := readConnectionString(env, *connFile, *connEnv)
+// dial loads the keys, connects to Service Bus and returns a sender client
+// over the command and reply queues, with the function that closes them.
+func (f *sendFlags) dial(env *Env) (*sender.Client, func(), error) {
+	conn, err := readConnectionString(env, f.connFile, f.connEnv)
 	if err != nil {
-		return Usage("send: %v", err)
+		return nil, nil, Usage("send: %v", err)
 	}
-	scfg, err := sender.LoadConfig(*senderKey, strings.Split(*connectorKeys, ",")...)
+	scfg, err := sender.LoadConfig(f.senderKey, strings.Split(f.connectorKeys, ",")...)
 	if err != nil {
-		return fmt.Errorf("send: keys: %w", err)
+		return nil, nil, fmt.Errorf("send: keys: %w", err)
 	}
 	sb, err := servicebus.NewClient(servicebus.Config{Auth: servicebus.AuthConnectionString, ConnectionString: conn})
 	if err != nil {
-		return fmt.Errorf("send: %w", err)
+		return nil, nil, fmt.Errorf("send: %w", err)
 	}
-	defer sb.Close(context.Background())
-	cs, err := servicebus.NewCommandSender(sb, servicebus.CommandSenderConfig{Queue: *queue, ReplyQueue: *replyQueue})
+	cs, err := servicebus.NewCommandSender(sb, servicebus.CommandSenderConfig{Queue: f.queue, ReplyQueue: f.replyQueue})
 	if err != nil {
-		return fmt.Errorf("send: %w", err)
+		sb.Close(context.Background())
+		return nil, nil, fmt.Errorf("send: %w", err)
 	}
-	defer cs.Close(context.Background())
+	closeQueues := func() {
+		cs.Close(context.Background())
+		sb.Close(context.Background())
+	}
 	scfg.Transport = cs
 	client, err := sender.New(scfg)
 	if err != nil {
-		return fmt.Errorf("send: %w", err)
+		closeQueues()
+		return nil, nil, fmt.Errorf("send: %w", err)
 	}
+	return client, closeQueues, nil
+}
+
+// sendAndAwait sends req and, unless --wait is 0, waits for its result and
+// prints it; a result other than succeeded is exit status 1.
+func (f *sendFlags) sendAndAwait(ctx context.Context, env *Env, client *sender.Client, req sender.Request) error {
 	p, err := client.Send(ctx, req)
 	if err != nil {
 		return fmt.Errorf("send: %w", err)
 	}
-	if *wait == 0 {
+	if f.wait == 0 {
 		fmt.Fprintf(env.Stdout, "sent %s (not waiting for the result)\n", p.Command.ID)
 		return nil
 	}
-	wctx, cancel := context.WithTimeout(ctx, *wait)
+	wctx, cancel := context.WithTimeout(ctx, f.wait)
 	defer cancel()
 	res, err := client.Await(wctx, p.Command.ID)
 	if err != nil {
 		if errors.Is(err, context.DeadlineExceeded) {
-			return &ExitError{Code: 3, Err: fmt.Errorf("send: no result for %s within %s", p.Command.ID, *wait)}
+			return &ExitError{Code: 3, Err: fmt.Errorf("send: no result for %s within %s", p.Command.ID, f.wait)}
 		}
 		return fmt.Errorf("send: %w", err)
 	}
-	printResult(env, p.Command, &res.Result, *asJSON)
+	printResult(env, p.Command, &res.Result, f.asJSON)
 	if res.Code != protocol.CodeSucceeded {
 		return &ExitError{Code: 1}
 	}

@@ -114,9 +114,19 @@ func normalizeRunes(dst []rune, s string) []rune {
 // index). Terms that normalise alike are stored once.
 func NewBannedList(terms []string) (*BannedList, error) {
 	b := &BannedList{minLen: MaxBannedTermLength + 1}
+	nKeys, err := b.addTerms(terms)
+	if err != nil {
+		return nil, err
+	}
+	b.fill(b.sortedKeys(nKeys))
+	return b, nil
+}
+
+// addTerms stores the distinct terms and the runes they use, and returns
+// how many keys they have (each term and each of its one-rune deletions).
+func (b *BannedList) addTerms(terms []string) (nKeys int, err error) {
 	seen := make(map[string]struct{}, len(terms))
 	var norm []rune
-	nKeys := 0
 	for i, t := range terms {
 		t = strings.TrimSpace(t)
 		if t == "" {
@@ -124,7 +134,7 @@ func NewBannedList(terms []string) (*BannedList, error) {
 		}
 		norm = normalizeRunes(norm[:0], t)
 		if len(norm) < MinBannedTermLength || len(norm) > MaxBannedTermLength {
-			return nil, fmt.Errorf("%w: term %d has %d characters, want %d to %d",
+			return 0, fmt.Errorf("%w: term %d has %d characters, want %d to %d",
 				ErrBannedTerm, i+1, len(norm), MinBannedTermLength, MaxBannedTermLength)
 		}
 		k := string(norm)
@@ -133,46 +143,57 @@ func NewBannedList(terms []string) (*BannedList, error) {
 		}
 		seen[k] = struct{}{}
 		if uint64(len(b.blob))+uint64(len(t)) > 1<<32-1 || len(b.offs) >= 1<<31 {
-			return nil, fmt.Errorf("%w: list too large", ErrBannedTerm)
+			return 0, fmt.Errorf("%w: list too large", ErrBannedTerm)
 		}
 		b.offs = append(b.offs, uint32(len(b.blob)))
 		b.blob = append(b.blob, t...)
-		for _, r := range norm {
-			if r < utf8.RuneSelf {
-				b.ascii[r] = true
-			} else {
-				if b.other == nil {
-					b.other = map[rune]struct{}{}
-				}
-				b.other[r] = struct{}{}
-			}
-		}
+		b.addRunes(norm)
 		b.minLen = min(b.minLen, len(norm))
 		b.maxLen = max(b.maxLen, len(norm))
 		nKeys += 1 + len(norm)
 	}
 	b.offs = append(b.offs, uint32(len(b.blob)))
-	seen = nil
-	// Every (key, tag, term) entry, sorted by key, so that a key shared by
-	// several terms becomes one slot (long runs of equal keys would otherwise
-	// make long probe sequences).
-	type entry struct {
-		key uint64
-		tag uint32
-		id  uint32
+	return nKeys, nil
+}
+
+// addRunes records the runes of a normalised term (see known).
+func (b *BannedList) addRunes(norm []rune) {
+	for _, r := range norm {
+		if r < utf8.RuneSelf {
+			b.ascii[r] = true
+		} else {
+			if b.other == nil {
+				b.other = map[rune]struct{}{}
+			}
+			b.other[r] = struct{}{}
+		}
 	}
-	entries := make([]entry, 0, nKeys)
+}
+
+// keyEntry is one (key, tag, term) of the index: see insert.
+type keyEntry struct {
+	key uint64
+	tag uint32
+	id  uint32
+}
+
+// sortedKeys returns every term's keys, sorted by key, so that a key shared
+// by several terms becomes one slot (long runs of equal keys would
+// otherwise make long probe sequences).
+func (b *BannedList) sortedKeys(nKeys int) []keyEntry {
+	entries := make([]keyEntry, 0, nKeys)
 	var h hasher
+	var norm []rune
 	for id := 0; id+1 < len(b.offs); id++ {
 		norm = normalizeRunes(norm[:0], b.term(id))
 		h.reset(norm)
 		m := len(norm)
-		entries = append(entries, entry{h.key(0, m, -1), 0, uint32(id)})
+		entries = append(entries, keyEntry{h.key(0, m, -1), 0, uint32(id)})
 		for j := 0; j < m; j++ {
-			entries = append(entries, entry{h.key(0, m, j), uint32(j + 1), uint32(id)})
+			entries = append(entries, keyEntry{h.key(0, m, j), uint32(j + 1), uint32(id)})
 		}
 	}
-	slices.SortFunc(entries, func(x, y entry) int {
+	slices.SortFunc(entries, func(x, y keyEntry) int {
 		if x.key != y.key {
 			if x.key < y.key {
 				return -1
@@ -181,6 +202,12 @@ func NewBannedList(terms []string) (*BannedList, error) {
 		}
 		return int(x.id) - int(y.id)
 	})
+	return entries
+}
+
+// fill sizes the table for the sorted entries, builds the gate and inserts
+// one slot per distinct key: a term's own slot, or a group's.
+func (b *BannedList) fill(entries []keyEntry) {
 	distinct := 0
 	for i := range entries {
 		if i == 0 || entries[i].key != entries[i-1].key {
@@ -197,30 +224,34 @@ func NewBannedList(terms []string) (*BannedList, error) {
 		for j < len(entries) && entries[j].key == entries[i].key {
 			j++
 		}
-		run := entries[i:j]
-		if len(run) == 1 {
+		if run := entries[i:j]; len(run) == 1 {
 			b.insert(run[0].key, int(run[0].tag), run[0].id+1)
 		} else {
-			g := group{start: uint32(len(b.gids))}
-			for _, e := range run {
-				if e.tag == 0 {
-					g.exact = true
-				} else {
-					g.mask |= 1 << (e.tag - 1)
-				}
-				if len(b.gids) == 0 || b.gids[len(b.gids)-1] != e.id || len(b.gids) == int(g.start) {
-					b.gids = append(b.gids, e.id)
-				}
-			}
-			b.groups = append(b.groups, g)
-			b.insert(run[0].key, tagGroup, uint32(len(b.groups)))
+			b.insertGroup(run)
 		}
 		i = j
 	}
 	b.groups = append(b.groups, group{start: uint32(len(b.gids))})
 	b.groups = slices.Clip(b.groups)
 	b.gids = slices.Clip(b.gids)
-	return b, nil
+}
+
+// insertGroup stores a run of entries that share one key as a group, and
+// inserts the key's slot pointing at it.
+func (b *BannedList) insertGroup(run []keyEntry) {
+	g := group{start: uint32(len(b.gids))}
+	for _, e := range run {
+		if e.tag == 0 {
+			g.exact = true
+		} else {
+			g.mask |= 1 << (e.tag - 1)
+		}
+		if len(b.gids) == 0 || b.gids[len(b.gids)-1] != e.id || len(b.gids) == int(g.start) {
+			b.gids = append(b.gids, e.id)
+		}
+	}
+	b.groups = append(b.groups, g)
+	b.insert(run[0].key, tagGroup, uint32(len(b.groups)))
 }
 
 // ReadBannedList reads one term per line; blank lines and lines starting
@@ -369,15 +400,42 @@ func (b *BannedList) Match(password string) (string, bool) {
 	if b == nil || b.Len() == 0 {
 		return "", false
 	}
+	// The buffers live here, on the stack, for passwords of up to 64 runes;
+	// the matcher only holds slices of them.
 	var buf [64]rune
-	p := normalizeRunes(buf[:0], password)
-	n := len(p)
+	var fbuf [2 * 65]int32
+	var gbuf [8 * 65]bool
 	var h hasher
-	h.reset(p)
+	mr := matcher{b: b, h: &h}
+	mr.p = normalizeRunes(buf[:0], password)
+	h.reset(mr.p)
+	mr.foreign, mr.last = b.foreignRunes(mr.p, fbuf[:])
+	mr.pre, mr.suf = b.gateGrams(&h, len(mr.p), gbuf[:])
+	return mr.scan()
+}
+
+// matcher is one Match call's state: the normalised password, its hashes,
+// what the gate and the known runes say about its substrings, and the batch
+// of probes not yet run.
+type matcher struct {
+	b *BannedList
+	p []rune
+	h *hasher
 	// foreign[i] counts the runes before i that no term has; last[i] is the
 	// index of the last such rune before i.
-	var fbuf [2 * 65]int32
-	var foreign, last []int32
+	foreign, last []int32
+	// pre[d][a] is whether the gate has the first four runes of a key that
+	// starts at a and lacks rune a+d (d = 0: lacks none of the four);
+	// suf[d][e] the same for the last four runes of a key that ends at e and
+	// lacks rune e-1-d.
+	pre, suf [4][]bool
+	q        probes
+}
+
+// foreignRunes fills matcher.foreign and matcher.last for p, in fbuf when it
+// is large enough.
+func (b *BannedList) foreignRunes(p []rune, fbuf []int32) (foreign, last []int32) {
+	n := len(p)
 	if n+1 <= len(fbuf)/2 {
 		foreign, last = fbuf[:n+1], fbuf[n+1:2*(n+1)]
 	} else {
@@ -391,18 +449,18 @@ func (b *BannedList) Match(password string) (string, bool) {
 			last[i+1] = int32(i)
 		}
 	}
-	// pre[d][a] is whether the gate has the first four runes of a key that
-	// starts at a and lacks rune a+d (d = 0: lacks none of the four);
-	// suf[d][e] the same for the last four runes of a key that ends at e and
-	// lacks rune e-1-d.
-	var gbuf [8 * 65]bool
+	return foreign, last
+}
+
+// gateGrams fills matcher.pre and matcher.suf for a password of n runes
+// hashed by h, in gbuf when it is large enough.
+func (b *BannedList) gateGrams(h *hasher, n int, gbuf []bool) (pre, suf [4][]bool) {
 	var gs []bool
 	if 8*(n+1) <= len(gbuf) {
 		gs = gbuf[:8*(n+1)]
 	} else {
 		gs = make([]bool, 8*(n+1))
 	}
-	var pre, suf [4][]bool
 	for d := range 4 {
 		pre[d] = gs[2*d*(n+1) : (2*d+1)*(n+1)]
 		suf[d] = gs[(2*d+1)*(n+1) : (2*d+2)*(n+1)]
@@ -417,59 +475,22 @@ func (b *BannedList) Match(password string) (string, bool) {
 			}
 		}
 	}
-	// pass is false when the key of runes [a,a+m) without rune j (j >= 0)
-	// is certainly not in the table.
-	pass := func(a, m, j int) bool {
-		l, e := m, a+m
-		if j >= 0 {
-			l--
-		}
-		if l == 3 {
-			g := h.key(a, e, j)
-			return b.gateHas(g, false) && b.gateHas(g, true)
-		}
-		dp, ds := 0, 0
-		if j >= 0 && j-a < 4 {
-			dp = j - a
-		}
-		if j >= 0 && e-1-j < 4 {
-			ds = e - 1 - j
-		}
-		return pre[dp][a] && suf[ds][e]
-	}
-	var q probes
-	flush := func() (string, bool) {
-		if id, ok := b.run(&q, p); ok {
-			return b.term(id), true
-		}
-		return "", false
-	}
-	add := func(a, m, j int) (string, bool) {
-		if !pass(a, m, j) {
-			return "", false
-		}
-		k, del := h.key(a, a+m, j), -1
-		if j >= 0 {
-			del = j - a
-		}
-		if q.add(k, a, m, del) {
-			return "", false
-		}
-		if t, ok := flush(); ok {
-			return t, true
-		}
-		q.add(k, a, m, del)
-		return "", false
-	}
+	return pre, suf
+}
+
+// scan probes every substring of a possible length, longest first, and
+// within a length from the left; the first verified match ends it.
+func (mr *matcher) scan() (string, bool) {
+	b, n := mr.b, len(mr.p)
 	for m := min(n, b.maxLen+1); m >= b.minLen-1 && m >= 1; m-- {
 		for a := 0; a+m <= n; a++ {
-			switch foreign[a+m] - foreign[a] {
+			switch mr.foreign[a+m] - mr.foreign[a] {
 			case 0:
 			case 1:
 				// Only deleting the foreign rune can match; at either end,
 				// that is a shorter substring, probed on its own.
-				if j := int(last[a+m]); m >= b.minLen && j > a && j < a+m-1 {
-					if t, ok := add(a, m, j); ok {
+				if j := int(mr.last[a+m]); m >= b.minLen && j > a && j < a+m-1 {
+					if t, ok := mr.add(a, m, j); ok {
 						return t, true
 					}
 				}
@@ -478,7 +499,7 @@ func (b *BannedList) Match(password string) (string, bool) {
 				continue
 			}
 			if m <= b.maxLen {
-				if t, ok := add(a, m, -1); ok {
+				if t, ok := mr.add(a, m, -1); ok {
 					return t, true
 				}
 			}
@@ -486,14 +507,64 @@ func (b *BannedList) Match(password string) (string, bool) {
 				continue // its deletions are shorter than every key
 			}
 			for j := a + 1; j < a+m-1; j++ {
-				if t, ok := add(a, m, j); ok {
+				if t, ok := mr.add(a, m, j); ok {
 					return t, true
 				}
 			}
 		}
-		if t, ok := flush(); ok {
+		if t, ok := mr.flush(); ok {
 			return t, true
 		}
+	}
+	return "", false
+}
+
+// pass is false when the key of runes [a,a+m) without rune j (j >= 0) is
+// certainly not in the table.
+func (mr *matcher) pass(a, m, j int) bool {
+	l, e := m, a+m
+	if j >= 0 {
+		l--
+	}
+	if l == 3 {
+		g := mr.h.key(a, e, j)
+		return mr.b.gateHas(g, false) && mr.b.gateHas(g, true)
+	}
+	dp, ds := 0, 0
+	if j >= 0 && j-a < 4 {
+		dp = j - a
+	}
+	if j >= 0 && e-1-j < 4 {
+		ds = e - 1 - j
+	}
+	return mr.pre[dp][a] && mr.suf[ds][e]
+}
+
+// add queues the probe of the key of runes [a,a+m) without rune j (j >= 0)
+// unless the gate rules it out; a full batch is run first, and its match, if
+// any, returned.
+func (mr *matcher) add(a, m, j int) (string, bool) {
+	if !mr.pass(a, m, j) {
+		return "", false
+	}
+	k, del := mr.h.key(a, a+m, j), -1
+	if j >= 0 {
+		del = j - a
+	}
+	if mr.q.add(k, a, m, del) {
+		return "", false
+	}
+	if t, ok := mr.flush(); ok {
+		return t, true
+	}
+	mr.q.add(k, a, m, del)
+	return "", false
+}
+
+// flush runs the queued probes and returns the first verified match.
+func (mr *matcher) flush() (string, bool) {
+	if id, ok := mr.b.run(&mr.q, mr.p); ok {
+		return mr.b.term(id), true
 	}
 	return "", false
 }

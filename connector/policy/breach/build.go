@@ -50,70 +50,104 @@ func cmpRecord(a, b record) int { return bytes.Compare(a[:], b[:]) }
 // temporary file in the same directory, renamed at the end). The input need
 // not be sorted; duplicates are merged. Errors name the line number only.
 func Build(ctx context.Context, in io.Reader, outPath string, opts BuildOptions) (BuildStats, error) {
-	var st BuildStats
-	chunk := opts.ChunkRecords
-	if chunk <= 0 {
-		chunk = 16 << 20
+	b := &builder{dir: filepath.Dir(outPath), minCount: opts.MinCount, chunk: opts.ChunkRecords}
+	if b.chunk <= 0 {
+		b.chunk = 16 << 20
 	}
-	dir := filepath.Dir(outPath)
-	var runs []*os.File
-	defer func() {
-		for _, f := range runs {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
+	defer b.removeRuns()
+	if err := b.read(ctx, in); err != nil {
+		return b.st, err
+	}
+	slices.SortFunc(b.recs, cmpRecord)
+	b.st.Runs = len(b.runs)
+	if err := b.writeIndex(ctx, outPath); err != nil {
+		return b.st, err
+	}
+	return b.st, nil
+}
 
+// builder is one Build: the records read so far, in memory and in sorted
+// runs on disk.
+type builder struct {
+	dir      string // the output's directory, which also holds the runs
+	minCount uint64
+	chunk    int
+	st       BuildStats
+	recs     []record
+	runs     []*os.File
+}
+
+func (b *builder) removeRuns() {
+	for _, f := range b.runs {
+		f.Close()
+		os.Remove(f.Name())
+	}
+}
+
+// read adds every line of in, spilling a sorted run to disk each time chunk
+// records are held.
+func (b *builder) read(ctx context.Context, in io.Reader) error {
 	sc := bufio.NewScanner(in)
 	sc.Buffer(make([]byte, 0, 4096), 4096)
-	var recs []record
 	line := uint64(0)
 	for sc.Scan() {
 		line++
 		if line%65536 == 0 {
 			if err := ctx.Err(); err != nil {
-				return st, err
+				return err
 			}
 		}
-		r, kind, count, ok, err := parseLine(sc.Bytes())
-		if err != nil {
-			return st, fmt.Errorf("%w %d: %w", ErrInput, line, err)
-		}
-		if !ok {
-			continue
-		}
-		if st.Kind == 0 {
-			st.Kind = kind
-		} else if kind != st.Kind {
-			return st, fmt.Errorf("%w %d: a %s hash in a %s list", ErrInput, line, kind, st.Kind)
-		}
-		st.Lines++
-		if count < opts.MinCount {
-			st.Skipped++
-			continue
-		}
-		recs = append(recs, r)
-		if len(recs) >= chunk {
-			f, err := spillRun(dir, recs)
-			if err != nil {
-				return st, err
-			}
-			runs = append(runs, f)
-			recs = recs[:0]
+		if err := b.add(line, sc.Bytes()); err != nil {
+			return err
 		}
 	}
 	if err := sc.Err(); err != nil {
-		return st, fmt.Errorf("breach: reading input (line %d): %w", line+1, err)
+		return fmt.Errorf("breach: reading input (line %d): %w", line+1, err)
 	}
-	if st.Kind == 0 {
-		st.Kind = SHA1 // an empty list is a valid, empty SHA-1 index
+	if b.st.Kind == 0 {
+		b.st.Kind = SHA1 // an empty list is a valid, empty SHA-1 index
 	}
-	slices.SortFunc(recs, cmpRecord)
-	st.Runs = len(runs)
+	return nil
+}
 
-	tmp, err := os.CreateTemp(dir, ".breach-index-*")
+// add parses input line number line and keeps its record unless it is
+// blank or below minCount.
+func (b *builder) add(line uint64, text []byte) error {
+	r, kind, count, ok, err := parseLine(text)
 	if err != nil {
-		return st, fmt.Errorf("breach: create index: %w", err)
+		return fmt.Errorf("%w %d: %w", ErrInput, line, err)
+	}
+	if !ok {
+		return nil
+	}
+	if b.st.Kind == 0 {
+		b.st.Kind = kind
+	} else if kind != b.st.Kind {
+		return fmt.Errorf("%w %d: a %s hash in a %s list", ErrInput, line, kind, b.st.Kind)
+	}
+	b.st.Lines++
+	if count < b.minCount {
+		b.st.Skipped++
+		return nil
+	}
+	b.recs = append(b.recs, r)
+	if len(b.recs) >= b.chunk {
+		f, err := spillRun(b.dir, b.recs)
+		if err != nil {
+			return err
+		}
+		b.runs = append(b.runs, f)
+		b.recs = b.recs[:0]
+	}
+	return nil
+}
+
+// writeIndex merges the runs and the sorted records in memory into a
+// temporary index file and renames it to outPath.
+func (b *builder) writeIndex(ctx context.Context, outPath string) error {
+	tmp, err := os.CreateTemp(b.dir, ".breach-index-*")
+	if err != nil {
+		return fmt.Errorf("breach: create index: %w", err)
 	}
 	defer func() {
 		if tmp != nil {
@@ -121,32 +155,41 @@ func Build(ctx context.Context, in io.Reader, outPath string, opts BuildOptions)
 			os.Remove(tmp.Name())
 		}
 	}()
-	w := &indexWriter{w: bufio.NewWriterSize(tmp, 1<<20), width: st.Kind.Width()}
+	w := &indexWriter{w: bufio.NewWriterSize(tmp, 1<<20), width: b.st.Kind.Width()}
 	if _, err := w.w.Write(make([]byte, dataOffset)); err != nil {
-		return st, fmt.Errorf("breach: write index: %w", err)
+		return fmt.Errorf("breach: write index: %w", err)
 	}
-	if err := mergeRuns(ctx, runs, recs, w.add); err != nil {
-		return st, err
+	if err := mergeRuns(ctx, b.runs, b.recs, w.add); err != nil {
+		return err
 	}
-	if err := w.w.Flush(); err != nil {
-		return st, fmt.Errorf("breach: write index: %w", err)
-	}
-	if _, err := tmp.WriteAt(w.header(st.Kind), 0); err != nil {
-		return st, fmt.Errorf("breach: write index: %w", err)
-	}
-	if err := tmp.Sync(); err != nil {
-		return st, fmt.Errorf("breach: write index: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return st, fmt.Errorf("breach: write index: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), outPath); err != nil {
-		return st, fmt.Errorf("breach: write index: %w", err)
+	if err := commitIndex(tmp, w, b.st.Kind, outPath); err != nil {
+		return err
 	}
 	tmp = nil
-	st.Records = w.count
-	st.OutBytes = dataOffset + int64(w.count)*int64(w.width)
-	return st, nil
+	b.st.Records = w.count
+	b.st.OutBytes = dataOffset + int64(w.count)*int64(w.width)
+	return nil
+}
+
+// commitIndex flushes w, writes the header at the start of tmp, syncs and
+// closes tmp and renames it to outPath.
+func commitIndex(tmp *os.File, w *indexWriter, kind Kind, outPath string) error {
+	if err := w.w.Flush(); err != nil {
+		return fmt.Errorf("breach: write index: %w", err)
+	}
+	if _, err := tmp.WriteAt(w.header(kind), 0); err != nil {
+		return fmt.Errorf("breach: write index: %w", err)
+	}
+	if err := tmp.Sync(); err != nil {
+		return fmt.Errorf("breach: write index: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("breach: write index: %w", err)
+	}
+	if err := os.Rename(tmp.Name(), outPath); err != nil {
+		return fmt.Errorf("breach: write index: %w", err)
+	}
+	return nil
 }
 
 // parseLine parses "HEX[:COUNT]"; ok is false for a blank line.
