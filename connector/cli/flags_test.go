@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"context"
 	"flag"
 	"strings"
 	"testing"
@@ -54,5 +55,18 @@ func TestFlagHelpPrintsUsage(t *testing.T) {
 	help, err := parseFlags(fs, &Env{Stderr: &stderr}, []string{"-h"})
 	if !help || err != nil || !strings.Contains(stderr.String(), "the command queue") {
 		t.Fatalf("help %v, err %v, stderr %q", help, err, stderr.String())
+	}
+}
+
+// TestSendListsMissingFlagsInOrder: every missing required flag of send is
+// named, always in the same order (they were once listed in map order).
+func TestSendListsMissingFlagsInOrder(t *testing.T) {
+	const want = "send: missing --user, --queue, --sender-key, --connector-key, --reply-queue (or --wait 0)"
+	for range 5 {
+		env, _, _ := testEnv()
+		err := runSend(context.Background(), env, nil)
+		if ExitCode(err) != 2 || err.Error() != want {
+			t.Fatalf("err %v (exit %d), want usage error %q", err, ExitCode(err), want)
+		}
 	}
 }

@@ -129,9 +129,11 @@ func (f *sendFlags) request(stdin io.Reader) (sender.Request, error) {
 // checkRequired refuses a command line without the flags every send needs.
 func (f *sendFlags) checkRequired() error {
 	var missing []string
-	for name, v := range map[string]string{"--user": f.user, "--queue": f.queue, "--sender-key": f.senderKey, "--connector-key": f.connectorKeys} {
-		if v == "" {
-			missing = append(missing, name)
+	for _, flag := range []struct{ name, value string }{
+		{"--user", f.user}, {"--queue", f.queue}, {"--sender-key", f.senderKey}, {"--connector-key", f.connectorKeys},
+	} {
+		if flag.value == "" {
+			missing = append(missing, flag.name)
 		}
 	}
 	if f.wait > 0 && f.replyQueue == "" {
