@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/adwriteback/adwriteback/integration/bench"
+	"github.com/adwriteback/adwriteback/integration/stack"
 	"github.com/adwriteback/adwriteback/integration/testdc"
 )
 
@@ -47,9 +48,9 @@ func run(ctx context.Context, args []string) error {
 		return errors.New("-no-dc and -dc-only leave nothing to measure")
 	}
 	if *out == "" {
-		root, err := moduleRoot()
+		root, err := stack.ModuleRoot()
 		if err != nil {
-			return err
+			return fmt.Errorf("%w; pass -out", err)
 		}
 		*out = filepath.Join(root, "integration", "bench", "RESULTS.md")
 	}
@@ -114,21 +115,4 @@ func connectorBound(ctx context.Context, rep *bench.Report, n, sweepN, workers i
 		return fmt.Errorf("journal floor: %w", err)
 	}
 	return nil
-}
-
-func moduleRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("go.mod not found above the working directory; pass -out")
-		}
-		dir = parent
-	}
 }
