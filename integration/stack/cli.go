@@ -18,7 +18,7 @@ func (e *Env) SendArgs() []string {
 
 // SendEnv is the environment `adwriteback send` reads the Service Bus
 // connection string from.
-func (e *Env) SendEnv() []string { return []string{"ADW_SERVICEBUS=" + e.Emu.ConnectionString()} }
+func (e *Env) SendEnv() []string { return []string{"ADW_SERVICEBUS=" + e.ConnectionString} }
 
 // SendCLI runs `adwriteback send` in this process (real flags, stdin and
 // exit code) with SendArgs and args, records its output for the leak scan

@@ -36,7 +36,10 @@ type Setup struct {
 	Connector []ConnectorOption
 	// Sender options apply to every sender, before its own.
 	Sender []SenderOption
-	// AfterStart runs once the emulator, queues, keys and secrets are up.
+	// AfterStart runs once the DC, the emulator and its queues are up,
+	// before the keys and secret files are written: a hook may change
+	// Env.ConnectionString (a proxy, another transport), start a server,
+	// AddSurface.
 	AfterStart []func(*Env)
 }
 
@@ -87,6 +90,9 @@ type Env struct {
 	DC *testdc.Info
 	// Emu is the Service Bus emulator.
 	Emu *sbemu.Emulator
+	// ConnectionString is how the connectors and senders reach the
+	// emulator (its own, unless an AfterStart hook changed it).
+	ConnectionString string
 	// Dir holds the stack's files.
 	Dir string
 	// Queue and Replies are the command and reply queue names.
@@ -106,8 +112,8 @@ type Env struct {
 }
 
 // New builds a stack for tb: the DC (started if needed), an emulator with
-// the command and reply queues, the keys and secret files, then runs the
-// options' AfterStart hooks. At the end of the test it stops every
+// the command and reply queues, the options' AfterStart hooks, the keys
+// and the secret files. At the end of the test it stops every
 // connector still running (reading its pages first), scans every surface
 // for the passwords the test registered, and on failure keeps the
 // evidence in integration/artifacts/<test name>/.
@@ -129,12 +135,9 @@ func New(tb TB, opts ...Option) *Env {
 	}
 	e.Emu = startEmulator(tb, s.Emulator)
 	tb.Cleanup(e.finish)
+	e.ConnectionString = e.Emu.ConnectionString()
 	e.AddQueue(s.CommandQueue.Name, s.CommandQueue.Options)
 	e.AddQueue(s.ReplyQueue.Name, s.ReplyQueue.Options)
-	e.writeKeys()
-	if err := WriteSecrets(e.Dir, e.DC.ServicePass, e.Emu.ConnectionString()); err != nil {
-		tb.Fatalf("%v", err)
-	}
 	e.addSurface("logs", e.connectorLogs)
 	e.addSurface("audit", func() ([]byte, error) { return []byte(e.Audit()), nil })
 	e.addSurface("results", func() ([]byte, error) { return []byte(e.Results.String()), nil })
@@ -142,6 +145,10 @@ func New(tb TB, opts ...Option) *Env {
 	e.addSurface("pages", e.pages)
 	for _, f := range s.AfterStart {
 		f(e)
+	}
+	e.writeKeys()
+	if err := WriteSecrets(e.Dir, e.DC.ServicePass, e.ConnectionString); err != nil {
+		tb.Fatalf("%v", err)
 	}
 	return e
 }

@@ -29,7 +29,7 @@ type RawClient struct {
 func (e *Env) Raw() *RawClient {
 	tb := e.tb
 	tb.Helper()
-	sb, err := azservicebus.NewClientFromConnectionString(e.Emu.ConnectionString(), nil)
+	sb, err := azservicebus.NewClientFromConnectionString(e.ConnectionString, nil)
 	if err != nil {
 		tb.Fatalf("%v", err)
 	}

@@ -105,7 +105,7 @@ func SenderConfig(f func(*sender.Config)) SenderOption {
 // SDK, closed at the end of the test; opts follow ForEverySender's.
 func (e *Env) Sender(opts ...SenderOption) *Sender {
 	e.tb.Helper()
-	o := SenderOptions{ConnectionString: e.Emu.ConnectionString(), Queue: e.Queue, ReplyQueue: e.Replies, Keys: e.Keys}
+	o := SenderOptions{ConnectionString: e.ConnectionString, Queue: e.Queue, ReplyQueue: e.Replies, Keys: e.Keys}
 	for _, f := range append(append([]SenderOption(nil), e.setup.Sender...), opts...) {
 		f(&o)
 	}
