@@ -93,7 +93,13 @@ func TestReadinessMetricsAndStatusPage(t *testing.T) {
 	}
 	s.Results.Write([]byte(metrics))
 
-	// The status page, in a real browser, from this running connector.
+	// The status page, in a real browser, from this running connector
+	// (its recent commands come from the audit records, which follow the
+	// settlement: wait for them first).
+	stack.WaitFor(t, 30*time.Second, "/status to list both commands", func() bool {
+		page, err := stack.HTTPGet(base + "/status")
+		return err == nil && strings.Contains(string(page), res.CommandID) && strings.Contains(string(page), bad.CommandID)
+	})
 	bin := browser.Chromium(t)
 	dom := string(browser.Run(t, bin, "--dump-dom", base+"/status"))
 	for _, want := range []string{res.CommandID, bad.CommandID, u.DN, "policy_violation", "min_length", "succeeded"} {

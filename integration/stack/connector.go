@@ -171,6 +171,7 @@ func (c *Connector) Start(extra ...ConnectorOption) {
 	if c.Running() {
 		tb.Fatalf("stack: connector %s is already running", c.name)
 	}
+	c.Stop() // a run that ended by itself: close it
 	s := c.Setup(extra...)
 	c.writeConfig(s)
 	r := &running{setup: s, exited: make(chan struct{})}
@@ -252,14 +253,6 @@ func (c *Connector) Running() bool {
 	}
 }
 
-// Exited is closed when the current run ends (nil if never started).
-func (c *Connector) Exited() <-chan struct{} {
-	if c.run == nil {
-		return nil
-	}
-	return c.run.exited
-}
-
 // Err is how the last run ended (nil while running or after a clean stop).
 func (c *Connector) Err() error {
 	if c.Running() || c.run == nil {
@@ -281,6 +274,9 @@ func (c *Connector) HTTPAddr() string {
 	if a := c.App(); a != nil {
 		return a.HTTPAddr()
 	}
+	if c.run != nil {
+		return c.run.setup.Spec.HTTPListen
+	}
 	return c.Setup().Spec.HTTPListen
 }
 
@@ -289,19 +285,22 @@ func (c *Connector) URL(path string) string { return "http://" + c.HTTPAddr() + 
 
 // Stop shuts the connector down gracefully (in process: Run's context
 // ends; a binary: SIGTERM) after reading its pages for the leak scan, and
-// waits up to a minute. A run that ends with an error fails the test.
+// waits up to a minute. A run that ends with an error (now or before, by
+// itself) fails the test.
 func (c *Connector) Stop() {
 	tb := c.env.tb
 	tb.Helper()
-	if !c.Running() {
-		c.run = nil
+	r := c.run
+	if r == nil {
 		return
 	}
-	c.env.capturePages(c)
-	r := c.run
-	if r.proc != nil {
-		_ = r.proc.Process.Signal(syscall.SIGTERM)
-	} else {
+	if c.Running() {
+		c.env.capturePages(c)
+		if r.proc != nil {
+			_ = r.proc.Process.Signal(syscall.SIGTERM)
+		}
+	}
+	if r.cancel != nil {
 		r.cancel()
 	}
 	select {
@@ -361,15 +360,17 @@ func (c *Connector) WaitExit(timeout time.Duration) *os.ProcessState {
 // end is the end of the test for this connector: its pages, then a
 // graceful stop in process, SIGKILL for a binary.
 func (c *Connector) end() {
-	if !c.Running() {
+	if c.run == nil {
 		return
 	}
-	if c.run.proc != nil {
+	if c.run.proc == nil {
+		c.Stop()
+		return
+	}
+	if c.Running() {
 		c.env.capturePages(c)
-		c.Kill()
-		return
 	}
-	c.Stop()
+	c.Kill()
 }
 
 // Logs is everything the connector logged, across its runs.
@@ -377,7 +378,7 @@ func (c *Connector) Logs() string { return c.logs.String() }
 
 // Audit is its audit log (the file, across its runs).
 func (c *Connector) Audit() string {
-	b, _ := os.ReadFile(c.spec.Audit)
+	b, _ := os.ReadFile(c.Setup().Spec.Audit)
 	return string(b)
 }
 
