@@ -54,6 +54,11 @@ func run(ctx context.Context, args []string) error {
 		}
 		*out = filepath.Join(root, "integration", "bench", "RESULTS.md")
 	}
+	// The results' folder (integration/artifacts for `make bench`) may not
+	// exist on a fresh clone: made now, not after minutes of measuring.
+	if err := os.MkdirAll(filepath.Dir(*out), 0o755); err != nil {
+		return err
+	}
 	n, sweepN, baseline, burst, rounds, users := 5000, 1000, 100, 300, 2, 30
 	cmd := "CGO_ENABLED=0 go run ./integration/cmd/bench"
 	if *full {
