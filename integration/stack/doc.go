@@ -13,9 +13,12 @@
 //     AddQueue), fresh keys (or WithKeyDir: `adwriteback keygen`'s) and
 //     the secret files. ForEveryConnector and ForEverySender give every
 //     connector or sender of the stack the same options; Setup.AfterStart
-//     runs once the stack is up. A new capability (TLS on the emulator,
-//     WebSockets, an HTTP CONNECT proxy, a token issuer) is one more
-//     Option editing Setup, and AddSurface if it produces text a password
+//     hooks run once the DC, emulator and queues are up, before the
+//     secret files are written, and may change Env.ConnectionString. A
+//     new capability (TLS on the emulator, WebSockets, an HTTP CONNECT
+//     proxy, a token issuer) is one more Option editing Setup (emulator
+//     options, a hook that starts a server, connector and sender options
+//     that point at it), and AddSurface if it produces text a password
 //     could leak into.
 //   - Connector (connector.go): Env.Connector or Env.Start by name, with
 //     ConnectorOptions (Configure the ConfigSpec, Binary, Wrap, ProcessEnv,
