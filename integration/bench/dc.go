@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"sync"
@@ -14,8 +13,6 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
 	"github.com/go-ldap/ldap/v3"
 
-	"github.com/adwriteback/adwriteback/connector/app"
-	"github.com/adwriteback/adwriteback/connector/config"
 	"github.com/adwriteback/adwriteback/integration/sbemu"
 	"github.com/adwriteback/adwriteback/integration/stack"
 	"github.com/adwriteback/adwriteback/integration/testdc"
@@ -331,79 +328,37 @@ type pipe struct {
 	built  int // commands built so far (unique passwords)
 }
 
-// startPipe starts the pipeline and warms it up with one command, so links
+// startPipe starts the pipeline (integration/stack, the connector in this
+// process with its log dropped) and warms it up with one command, so links
 // and the DC connection pool are up before anything is timed.
-func startPipe(ctx context.Context, info *testdc.Info, dir string, users []dcUser, maxPending, poolSize int) (_ *pipe, err error) {
-	var closers []func()
-	closeAll := func() {
-		for i := len(closers) - 1; i >= 0; i-- {
-			closers[i]()
+func startPipe(ctx context.Context, info *testdc.Info, dir string, users []dcUser, maxPending, poolSize int) (*pipe, error) {
+	prog := stack.NewProgram(fmt.Sprintf("bench-pool%d", poolSize), nil)
+	p := &pipe{close: func() { _ = prog.Close() }}
+	err := prog.Do(func() {
+		qo := sbemu.QueueOptions{LockDuration: time.Minute, MaxDeliveryCount: 10}
+		env := stack.New(prog, stack.WithDC(info), stack.WithDir(dir),
+			stack.WithCommandQueue("commands", qo), stack.WithReplyQueue("results", qo))
+		env.Start("bench", stack.DiscardLogs(), stack.Configure(func(c *stack.ConfigSpec) {
+			c.PerUser, c.PoolSize = 1000000, poolSize
+		}))
+		snd := env.Sender(stack.MaxPending(maxPending+16), stack.TTL(protocol.DefaultMaxLifetime))
+		if _, err := doOne(ctx, snd.Client, users[0].sam, "Dcb!Warm.Up.0001"); err != nil {
+			prog.Fatalf("warm-up: %v", err)
 		}
-	}
-	defer func() {
+		// Replies are read by a plain azservicebus receiver and stamped on
+		// arrival (the sender SDK's awaiter is not what is measured).
+		rcv, err := snd.Bus.NewReceiverForQueue(env.Replies, nil)
 		if err != nil {
-			closeAll()
+			prog.Fatalf("%v", err)
 		}
-	}()
-	emu, err := sbemu.StartProcess(ctx, sbemu.Options{})
-	if err != nil {
-		return nil, err
-	}
-	closers = append(closers, func() { emu.Close() })
-	qo := sbemu.QueueOptions{LockDuration: time.Minute, MaxDeliveryCount: 10}
-	if err := stack.Queues(ctx, emu, stack.Queue{Name: "commands", Options: qo}, stack.Queue{Name: "results", Options: qo}); err != nil {
-		return nil, err
-	}
-	k, err := stack.WriteKeys(dir)
-	if err != nil {
-		return nil, err
-	}
-	if err := stack.WriteSecrets(dir, info.ServicePass, emu.ConnectionString()); err != nil {
-		return nil, err
-	}
-	p := func(n string) string { return filepath.Join(dir, n) }
-	spec := stack.DCConfig(info, dir)
-	spec.MinLength = 12
-	spec.Queue = "commands"
-	spec.PerUser = 1000000
-	spec.PoolSize = poolSize
-	spec.HTTPListen = "127.0.0.1:0"
-	if err := spec.WriteFile(p("config.yaml")); err != nil {
-		return nil, err
-	}
-	cfg, err := config.Load(p("config.yaml"), os.Getenv)
-	if err != nil {
-		return nil, err
-	}
-	a, err := app.Build(ctx, cfg, app.Deps{Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		return nil, err
-	}
-	runCtx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- a.Run(runCtx) }()
-	closers = append(closers, func() {
-		stop()
-		<-done
-		a.Close(context.Background())
+		prog.Cleanup(func() { rcv.Close(context.Background()) })
+		p.client, p.cs, p.rcv = snd.Client, snd.Commands, rcv
 	})
-	snd, err := stack.NewSender(stack.SenderOptions{ConnectionString: emu.ConnectionString(), Queue: "commands", ReplyQueue: "results",
-		MaxPending: maxPending + 16, Keys: k, TTL: protocol.DefaultMaxLifetime})
 	if err != nil {
+		p.close()
 		return nil, err
 	}
-	closers = append(closers, func() { snd.Close(context.Background()) })
-	if _, err := doOne(ctx, snd.Client, users[0].sam, "Dcb!Warm.Up.0001"); err != nil {
-		return nil, fmt.Errorf("warm-up: %w", err)
-	}
-	// Replies are read by a plain azservicebus receiver and stamped on
-	// arrival (the sender SDK's awaiter is not what is measured).
-	rcv, err := snd.Bus.NewReceiverForQueue("results", nil)
-	if err != nil {
-		return nil, err
-	}
-	closers = append(closers, func() { rcv.Close(context.Background()) })
-	return &pipe{client: snd.Client, cs: snd.Commands, rcv: rcv, close: closeAll}, nil
+	return p, nil
 }
 
 // pipeRun is one or more timed bursts through the pipeline.

@@ -12,12 +12,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jonboulle/clockwork"
-
 	"github.com/go-ldap/ldap/v3"
 
 	"github.com/adwriteback/adwriteback/connector/app"
 	"github.com/adwriteback/adwriteback/connector/engine"
+	"github.com/adwriteback/adwriteback/integration/stack"
 	"github.com/adwriteback/adwriteback/integration/testdc"
 	"github.com/adwriteback/adwriteback/ldapx"
 	"github.com/adwriteback/adwriteback/relay/keys"
@@ -25,6 +24,20 @@ import (
 	"github.com/adwriteback/adwriteback/relay/sender"
 	"github.com/adwriteback/adwriteback/relay/transport"
 )
+
+// waitAudited waits until every command of ids has an audit record of
+// its apply (the record follows the settlement, after the result).
+func waitAudited(t *testing.T, s *stack.Env, ids []string) {
+	t.Helper()
+	stack.WaitFor(t, time.Minute, "an audit record of every command's apply", func() bool {
+		for _, id := range ids {
+			if !strings.Contains(strings.Join(s.AuditLines(id), "\n"), `"applied":true`) {
+				return false
+			}
+		}
+		return true
+	})
+}
 
 func sam(u testdc.SeedUser) protocol.UserRef { return protocol.UserRef{SAM: u.SAM} }
 
@@ -59,17 +72,15 @@ func readUser(t *testing.T, info *testdc.Info, dn string) *ldapx.User {
 // emulator and the Samba DC, producing each result code from real
 // behaviour.
 func TestEveryOutcomeForReal(t *testing.T) {
-	s := newStack(t)
-	cfg := s.config("a")
-	cfg.PerUser = 5
-	s.startSpec("a", cfg, app.Deps{})
-	c := s.client()
-	dc := s.dc
+	s := newEnv(t)
+	s.Start("a", stack.Configure(func(c *stack.ConfigSpec) { c.PerUser = 5 }))
+	c := s.Sender()
+	dc := s.DC
 
 	t.Run("succeeded, and the user binds with the new password", func(t *testing.T) {
 		u := testdc.NewUser(t, dc, "")
 		pw := "E2e!Reset.Pass1"
-		res := s.do(c, sender.Request{Op: protocol.OpReset, User: protocol.UserRef{UPN: u.UPN}, NewPassword: s.secret(pw)})
+		res := c.Do(sender.Request{Op: protocol.OpReset, User: protocol.UserRef{UPN: u.UPN}, NewPassword: s.Secret(pw)})
 		if res.Code != protocol.CodeSucceeded || res.DC == "" {
 			t.Fatalf("result %+v", res.Result)
 		}
@@ -79,7 +90,7 @@ func TestEveryOutcomeForReal(t *testing.T) {
 	})
 	t.Run("policy_violation names every rule", func(t *testing.T) {
 		u := testdc.NewUser(t, dc, "")
-		res := s.do(c, sender.Request{Op: protocol.OpReset, User: sam(u), NewPassword: s.secret(u.SAM + "x")})
+		res := c.Do(sender.Request{Op: protocol.OpReset, User: sam(u), NewPassword: s.Secret(u.SAM + "x")})
 		if res.Code != protocol.CodePolicyViolation {
 			t.Fatalf("result %+v", res.Result)
 		}
@@ -101,7 +112,7 @@ func TestEveryOutcomeForReal(t *testing.T) {
 		if code := testdc.BindData(bindErr(t, dc, u.DN, testdc.UserPass)); code != "775" {
 			t.Fatalf("not locked: data %q", code)
 		}
-		res := s.do(c, sender.Request{Op: protocol.OpUnlock, User: sam(u)})
+		res := c.Do(sender.Request{Op: protocol.OpUnlock, User: sam(u)})
 		if res.Code != protocol.CodeSucceeded {
 			t.Fatalf("unlock: %+v", res.Result)
 		}
@@ -109,7 +120,7 @@ func TestEveryOutcomeForReal(t *testing.T) {
 			t.Fatalf("after unlock: %v", err)
 		}
 		pw := "E2e!Must.Change2"
-		res = s.do(c, sender.Request{Op: protocol.OpReset, User: sam(u), NewPassword: s.secret(pw),
+		res = c.Do(sender.Request{Op: protocol.OpReset, User: sam(u), NewPassword: s.Secret(pw),
 			Options: protocol.Options{MustChange: true, Unlock: true}})
 		if res.Code != protocol.CodeSucceeded {
 			t.Fatalf("reset: %+v", res.Result)
@@ -124,7 +135,7 @@ func TestEveryOutcomeForReal(t *testing.T) {
 	t.Run("check applies nothing", func(t *testing.T) {
 		u := testdc.NewUser(t, dc, "")
 		before := readUser(t, dc, u.DN).PwdLastSet
-		res := s.do(c, sender.Request{Op: protocol.OpCheck, User: sam(u), NewPassword: s.secret("E2e!Check.Only3")})
+		res := c.Do(sender.Request{Op: protocol.OpCheck, User: sam(u), NewPassword: s.Secret("E2e!Check.Only3")})
 		if res.Code != protocol.CodeSucceeded {
 			t.Fatalf("%+v", res.Result)
 		}
@@ -144,7 +155,7 @@ func TestEveryOutcomeForReal(t *testing.T) {
 			{"protected_account", protocol.UserRef{SAM: "protected"}, protocol.CodeProtectedAccount},
 			{"out_of_scope: unknown domain", protocol.UserRef{SAM: "alice", Domain: "other.test"}, protocol.CodeOutOfScope},
 		} {
-			res := s.do(c, sender.Request{Op: protocol.OpReset, User: tc.ref, NewPassword: s.secret("E2e!Refused.Pw4")})
+			res := c.Do(sender.Request{Op: protocol.OpReset, User: tc.ref, NewPassword: s.Secret("E2e!Refused.Pw4")})
 			if res.Code != tc.code {
 				t.Errorf("%s: got %s (%s)", tc.name, res.Code, res.Detail)
 			}
@@ -162,15 +173,15 @@ func TestEveryOutcomeForReal(t *testing.T) {
 			t.Fatal(err)
 		}
 		admin.Close()
-		res := s.do(c, sender.Request{Op: protocol.OpReset, User: sam(u), NewPassword: s.secret("E2e!Disabled.Pw5")})
+		res := c.Do(sender.Request{Op: protocol.OpReset, User: sam(u), NewPassword: s.Secret("E2e!Disabled.Pw5")})
 		if res.Code != protocol.CodeAccountDisabled {
 			t.Fatalf("%+v", res.Result)
 		}
 	})
 	t.Run("access_denied: wrong old password", func(t *testing.T) {
 		u := testdc.NewUser(t, dc, "", dc.ChangeGroupDN)
-		res := s.do(c, sender.Request{Op: protocol.OpChange, User: sam(u), OldPassword: s.secret("Not!The.Old.Pw6"),
-			NewPassword: s.secret("E2e!Change.New7")})
+		res := c.Do(sender.Request{Op: protocol.OpChange, User: sam(u), OldPassword: s.Secret("Not!The.Old.Pw6"),
+			NewPassword: s.Secret("E2e!Change.New7")})
 		if res.Code != protocol.CodeAccessDenied {
 			t.Fatalf("%+v", res.Result)
 		}
@@ -178,18 +189,18 @@ func TestEveryOutcomeForReal(t *testing.T) {
 	t.Run("rejected_by_dc: history on change", func(t *testing.T) {
 		u := testdc.NewUser(t, dc, "", dc.ChangeGroupDN) // no minimum age, history 5
 		pw := "E2e!History.One8"
-		res := s.do(c, sender.Request{Op: protocol.OpChange, User: sam(u), OldPassword: s.secret(testdc.UserPass), NewPassword: s.secret(pw)})
+		res := c.Do(sender.Request{Op: protocol.OpChange, User: sam(u), OldPassword: s.Secret(testdc.UserPass), NewPassword: s.Secret(pw)})
 		if res.Code != protocol.CodeSucceeded {
 			t.Fatalf("first change: %+v", res.Result)
 		}
-		res = s.do(c, sender.Request{Op: protocol.OpChange, User: sam(u), OldPassword: s.secret(pw), NewPassword: s.secret(testdc.UserPass)})
+		res = c.Do(sender.Request{Op: protocol.OpChange, User: sam(u), OldPassword: s.Secret(pw), NewPassword: s.Secret(testdc.UserPass)})
 		if res.Code != protocol.CodeRejectedByDC || res.DCReason != protocol.DCReasonHistory {
 			t.Fatalf("change back: %+v", res.Result)
 		}
 	})
 	t.Run("policy_violation: min_age predicted on change", func(t *testing.T) {
 		u := testdc.NewUser(t, dc, "") // domain minimum age: 1 day
-		res := s.do(c, sender.Request{Op: protocol.OpChange, User: sam(u), OldPassword: s.secret(testdc.UserPass), NewPassword: s.secret("E2e!Too.Young9")})
+		res := c.Do(sender.Request{Op: protocol.OpChange, User: sam(u), OldPassword: s.Secret(testdc.UserPass), NewPassword: s.Secret("E2e!Too.Young9")})
 		if res.Code != protocol.CodePolicyViolation || len(res.Violations) != 1 || res.Violations[0].Rule != "min_age" {
 			t.Fatalf("%+v", res.Result)
 		}
@@ -197,7 +208,7 @@ func TestEveryOutcomeForReal(t *testing.T) {
 	t.Run("rate_limited on the 6th try", func(t *testing.T) {
 		u := testdc.NewUser(t, dc, "")
 		for i := range 6 {
-			res := s.do(c, sender.Request{Op: protocol.OpReset, User: sam(u), NewPassword: s.secret(fmt.Sprintf("E2e!Rate.Limit%d", i))})
+			res := c.Do(sender.Request{Op: protocol.OpReset, User: sam(u), NewPassword: s.Secret(fmt.Sprintf("E2e!Rate.Limit%d", i))})
 			want := protocol.CodeSucceeded
 			if i == 5 {
 				want = protocol.CodeRateLimited
@@ -216,11 +227,11 @@ func TestEveryOutcomeForReal(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		wrong := s.client(func(cfg *sender.Config) {
+		wrong := s.Sender(stack.SenderConfig(func(cfg *sender.Config) {
 			pub := other.Public()
 			cfg.SealTo = protocol.SealKey{KID: pub.KID, Key: pub.HPKE}
-		})
-		res := s.do(wrong, sender.Request{Op: protocol.OpReset, User: sam(u), NewPassword: s.secret("E2e!Invalid.Pw11")})
+		}))
+		res := wrong.Do(sender.Request{Op: protocol.OpReset, User: sam(u), NewPassword: s.Secret("E2e!Invalid.Pw11")})
 		if res.Code != protocol.CodeInvalidCommand {
 			t.Fatalf("%+v", res.Result)
 		}
@@ -230,24 +241,16 @@ func TestEveryOutcomeForReal(t *testing.T) {
 // TestExpiredWhenClocksDisagree: a command that is already expired by the
 // connector's clock (here 30 minutes ahead of the sender's) is answered
 // "expired" and not applied.
-// aheadClock is the real clock, read ahead by d.
-type aheadClock struct {
-	clockwork.Clock
-	d time.Duration
-}
-
-func (c aheadClock) Now() time.Time { return c.Clock.Now().Add(c.d) }
-
 func TestExpiredWhenClocksDisagree(t *testing.T) {
-	s := newStack(t)
-	s.start("a", app.Deps{Clock: aheadClock{clockwork.NewRealClock(), 30 * time.Minute}})
-	u := testdc.NewUser(t, s.dc, "")
-	before := readUser(t, s.dc, u.DN).PwdLastSet
-	res := s.do(s.client(), sender.Request{Op: protocol.OpReset, User: sam(u), NewPassword: s.secret("E2e!Expired.Pw10"), TTL: 5 * time.Minute})
+	s := newEnv(t)
+	s.Start("a", stack.ClockAhead(30*time.Minute))
+	u := testdc.NewUser(t, s.DC, "")
+	before := readUser(t, s.DC, u.DN).PwdLastSet
+	res := s.Sender().Do(sender.Request{Op: protocol.OpReset, User: sam(u), NewPassword: s.Secret("E2e!Expired.Pw10"), TTL: 5 * time.Minute})
 	if res.Code != protocol.CodeExpired {
 		t.Fatalf("%+v", res.Result)
 	}
-	if !readUser(t, s.dc, u.DN).PwdLastSet.Equal(before) {
+	if !readUser(t, s.DC, u.DN).PwdLastSet.Equal(before) {
 		t.Fatal("an expired command was applied")
 	}
 }
@@ -255,18 +258,17 @@ func TestExpiredWhenClocksDisagree(t *testing.T) {
 // TestTransientWhenNoDCAnswers: a domain whose only DC refuses connections
 // is retried (abandon, redelivery) and finally answered "transient".
 func TestTransientWhenNoDCAnswers(t *testing.T) {
-	s := newStack(t)
-	cfg := s.config("t")
-	cfg.MaxAttempts = 2
-	cfg.Servers = []string{"ldaps://127.0.0.1:1"}
-	in := s.startSpec("t", cfg, app.Deps{})
-	_ = in
-	c := s.client()
-	res := s.do(c, sender.Request{Op: protocol.OpReset, User: protocol.UserRef{SAM: "alice"}, NewPassword: s.secret("E2e!Transient.12")})
+	s := newEnv(t)
+	s.Start("t", stack.Configure(func(c *stack.ConfigSpec) {
+		c.MaxAttempts = 2
+		c.Servers = []string{"ldaps://127.0.0.1:1"}
+	}))
+	res := s.Sender().Do(sender.Request{Op: protocol.OpReset, User: protocol.UserRef{SAM: "alice"}, NewPassword: s.Secret("E2e!Transient.12")})
 	if res.Code != protocol.CodeTransient {
 		t.Fatalf("%+v", res.Result)
 	}
-	if !strings.Contains(s.audits.String(), `"settlement":"abandoned"`) {
+	// The audit record follows the settlement: wait for it.
+	if !stack.Eventually(30*time.Second, func() bool { return strings.Contains(s.Audit(), `"settlement":"abandoned"`) }) {
 		t.Error("the first attempt was not abandoned for a retry")
 	}
 }
@@ -297,13 +299,16 @@ func (b *blockingReporter) Report(ctx context.Context, d *transport.Delivery, id
 // command comes back to instance A' (same journal) and is answered from
 // the journal with the same result, without a second write to AD.
 func TestRedeliveryAfterCrashAppliesOnce(t *testing.T) {
-	s := newStack(t)
-	u := testdc.NewUser(t, s.dc, "")
+	s := newEnv(t)
+	u := testdc.NewUser(t, s.DC, "")
 	br := &blockingReporter{entered: make(chan string, 1), release: make(chan struct{})}
-	a := s.start("a", app.Deps{WrapReporter: func(r engine.Reporter) engine.Reporter { br.inner = r; return br }})
-	c := s.client()
+	a := s.Connector("a")
+	a.Start(stack.Deps(func(d *app.Deps) {
+		d.WrapReporter = func(r engine.Reporter) engine.Reporter { br.inner = r; return br }
+	}))
+	c := s.Sender()
 	pw := "E2e!Crash.Once13"
-	p, err := c.Send(context.Background(), sender.Request{Op: protocol.OpReset, User: sam(u), NewPassword: s.secret(pw),
+	p, err := c.Client.Send(context.Background(), sender.Request{Op: protocol.OpReset, User: sam(u), NewPassword: s.Secret(pw),
 		Actor: protocol.Actor{Kind: protocol.ActorAdmin, ID: "e2e"}})
 	if err != nil {
 		t.Fatal(err)
@@ -313,24 +318,24 @@ func TestRedeliveryAfterCrashAppliesOnce(t *testing.T) {
 	case <-time.After(time.Minute):
 		t.Fatal("the command was never applied")
 	}
-	applied := testdc.PwdVersion(t, s.dc, u.DN)
-	if err := bindErr(t, s.dc, u.DN, pw); err != nil {
+	applied := testdc.PwdVersion(t, s.DC, u.DN)
+	if err := bindErr(t, s.DC, u.DN, pw); err != nil {
 		t.Fatalf("not applied before the crash: %v", err)
 	}
 	close(br.release)
-	a.stop(t) // the message is abandoned on shutdown
+	a.Stop() // the message is abandoned on shutdown
 
-	s.start("a", app.Deps{}) // restarted on the same journal
+	a.Start() // restarted on the same journal, without the hook
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	res, err := c.Await(ctx, p.Command.ID)
+	res, err := c.Client.Await(ctx, p.Command.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if res.Code != protocol.CodeSucceeded {
 		t.Fatalf("%+v", res.Result)
 	}
-	if now := testdc.PwdVersion(t, s.dc, u.DN); now != applied {
+	if now := testdc.PwdVersion(t, s.DC, u.DN); now != applied {
 		t.Fatalf("the password's version moved from %d to %d: applied twice", applied, now)
 	}
 }
@@ -338,10 +343,10 @@ func TestRedeliveryAfterCrashAppliesOnce(t *testing.T) {
 // TestTwoInstancesOneQueueNoDoubleApply: two connectors with their own
 // journals consume one queue; every command is applied once and answered.
 func TestTwoInstancesOneQueueNoDoubleApply(t *testing.T) {
-	s := newStack(t)
-	s.start("a", app.Deps{})
-	s.start("b", app.Deps{})
-	c := s.client()
+	s := newEnv(t)
+	s.Start("a")
+	s.Start("b")
+	c := s.Sender()
 	const n = 12
 	var wg sync.WaitGroup
 	var failed atomic.Int32
@@ -349,14 +354,14 @@ func TestTwoInstancesOneQueueNoDoubleApply(t *testing.T) {
 	users := make([]testdc.SeedUser, n)
 	v0 := make([]int, n)
 	for i := range n {
-		u := testdc.NewUser(t, s.dc, "")
-		users[i], v0[i] = u, testdc.PwdVersion(t, s.dc, u.DN)
+		u := testdc.NewUser(t, s.DC, "")
+		users[i], v0[i] = u, testdc.PwdVersion(t, s.DC, u.DN)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 			defer cancel()
-			res, err := c.Do(ctx, sender.Request{Op: protocol.OpReset, User: sam(u), NewPassword: s.secret(fmt.Sprintf("E2e!Two.Inst%02d", i)),
+			res, err := c.Client.Do(ctx, sender.Request{Op: protocol.OpReset, User: sam(u), NewPassword: s.Secret(fmt.Sprintf("E2e!Two.Inst%02d", i)),
 				Actor: protocol.Actor{Kind: protocol.ActorSelfService, ID: "e2e"}})
 			if err != nil || res.Code != protocol.CodeSucceeded {
 				t.Errorf("command %d: %v %+v", i, err, res)
@@ -368,14 +373,15 @@ func TestTwoInstancesOneQueueNoDoubleApply(t *testing.T) {
 	}
 	wg.Wait()
 	if failed.Load() > 0 {
-		st, _ := s.emu.Queue(context.Background(), s.replies)
+		st, _ := s.Emu.Queue(context.Background(), s.Replies)
 		t.Logf("replies queue: %+v", st)
 		t.FailNow()
 	}
 	instances := map[string]bool{}
+	waitAudited(t, s, ids)
 	for _, id := range ids {
 		appliedLines := 0
-		for _, l := range s.auditLines(id) {
+		for _, l := range s.AuditLines(id) {
 			if strings.Contains(l, `"applied":true`) && !strings.Contains(l, `"from_journal":true`) {
 				appliedLines++
 			}
@@ -385,11 +391,11 @@ func TestTwoInstancesOneQueueNoDoubleApply(t *testing.T) {
 		}
 	}
 	for i, u := range users {
-		if v := testdc.PwdVersion(t, s.dc, u.DN); v != v0[i]+1 {
+		if v := testdc.PwdVersion(t, s.DC, u.DN); v != v0[i]+1 {
 			t.Errorf("user %d: password written %d times, want once", i, v-v0[i])
 		}
 	}
-	for _, l := range strings.Split(s.logs.String(), "\n") {
+	for _, l := range strings.Split(s.Logs(), "\n") {
 		if strings.Contains(l, `"msg":"connector running"`) {
 			instances[l[strings.Index(l, `"instance":`):]] = true
 		}
@@ -403,49 +409,54 @@ func TestTwoInstancesOneQueueNoDoubleApply(t *testing.T) {
 // stopped part-way, and a restarted connector (same journal) answers every
 // command exactly once in effect.
 func TestShutdownMidBurstLosesNothing(t *testing.T) {
-	s := newStack(t)
-	c := s.client()
+	s := newEnv(t)
+	c := s.Sender()
 	const n = 16
 	var users []testdc.SeedUser
 	var v0 []int
 	var preps []*sender.Prepared
 	for i := range n {
-		u := testdc.NewUser(t, s.dc, "")
+		u := testdc.NewUser(t, s.DC, "")
 		users = append(users, u)
-		v0 = append(v0, testdc.PwdVersion(t, s.dc, u.DN))
-		p, err := c.Send(context.Background(), sender.Request{Op: protocol.OpReset, User: sam(u),
-			NewPassword: s.secret(fmt.Sprintf("E2e!Burst.Pw%02d", i)), Actor: protocol.Actor{Kind: protocol.ActorAdmin, ID: "e2e"}})
+		v0 = append(v0, testdc.PwdVersion(t, s.DC, u.DN))
+		p, err := c.Client.Send(context.Background(), sender.Request{Op: protocol.OpReset, User: sam(u),
+			NewPassword: s.Secret(fmt.Sprintf("E2e!Burst.Pw%02d", i)), Actor: protocol.Actor{Kind: protocol.ActorAdmin, ID: "e2e"}})
 		if err != nil {
 			t.Fatal(err)
 		}
 		preps = append(preps, p)
 	}
-	a := s.start("a", app.Deps{})
+	a := s.Start("a")
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	first, err := c.Await(ctx, preps[2].Command.ID) // some work done
+	first, err := c.Client.Await(ctx, preps[2].Command.ID) // some work done
 	if err != nil {
 		t.Fatal(err)
 	}
-	a.stop(t)
-	s.start("a", app.Deps{}) // same journal file
+	a.Stop()
+	a.Start() // same journal file
 	for i, p := range preps {
 		res := first
 		if i != 2 {
-			if res, err = c.Await(ctx, p.Command.ID); err != nil {
+			if res, err = c.Client.Await(ctx, p.Command.ID); err != nil {
 				t.Fatalf("command %d lost: %v", i, err)
 			}
 		}
 		if res.Code != protocol.CodeSucceeded {
 			t.Errorf("command %d: %+v", i, res.Result)
 		}
-		if err := bindErr(t, s.dc, users[i].DN, fmt.Sprintf("E2e!Burst.Pw%02d", i)); err != nil {
+		if err := bindErr(t, s.DC, users[i].DN, fmt.Sprintf("E2e!Burst.Pw%02d", i)); err != nil {
 			t.Errorf("user %d cannot bind with the new password: %v", i, err)
 		}
 	}
+	ids := make([]string, len(preps))
+	for i, p := range preps {
+		ids[i] = p.Command.ID
+	}
+	waitAudited(t, s, ids)
 	for _, p := range preps {
 		n := 0
-		for _, l := range s.auditLines(p.Command.ID) {
+		for _, l := range s.AuditLines(p.Command.ID) {
 			if strings.Contains(l, `"applied":true`) && !strings.Contains(l, `"from_journal":true`) {
 				n++
 			}
@@ -455,7 +466,7 @@ func TestShutdownMidBurstLosesNothing(t *testing.T) {
 		}
 	}
 	for i, u := range users {
-		if v := testdc.PwdVersion(t, s.dc, u.DN); v != v0[i]+1 {
+		if v := testdc.PwdVersion(t, s.DC, u.DN); v != v0[i]+1 {
 			t.Errorf("user %d: password written %d times, want once", i, v-v0[i])
 		}
 	}

@@ -18,20 +18,18 @@ import (
 // user's live effective policy (here the strict PSO, minimum 16) plus the
 // config's organisation rules, read from the Samba DC.
 func TestPolicyCheckLive(t *testing.T) {
-	s := newStack(t)
-	if err := s.config("policy").WriteFile(s.path("config-policy.yaml")); err != nil {
-		t.Fatal(err)
-	}
-	u := testdc.NewUser(t, s.dc, "", s.dc.StrictGroupDN)
+	s := newEnv(t)
+	cfgPath := s.Connector("policy").WriteConfig()
+	u := testdc.NewUser(t, s.DC, "", s.DC.StrictGroupDN)
 	var lastErr error
 	run := func(pw string, args ...string) (string, string, int) {
-		s.secret(pw)
+		s.Secret(pw)
 		var out, errb bytes.Buffer
 		env := &cli.Env{Stdin: strings.NewReader(pw + "\n"), Stdout: &out, Stderr: &errb, Getenv: os.Getenv}
-		err := cli.PolicyCommand().Run(context.Background(), env, append([]string{"check", "--config", s.path("config-policy.yaml")}, args...))
+		err := cli.PolicyCommand().Run(context.Background(), env, append([]string{"check", "--config", cfgPath}, args...))
 		lastErr = err
-		s.results.Write(out.Bytes())
-		s.results.Write(errb.Bytes())
+		s.Results.Write(out.Bytes())
+		s.Results.Write(errb.Bytes())
 		return out.String(), errb.String(), cli.ExitCode(err)
 	}
 	out, errOut, code := run("Thirteen!Ch1", "--user", "sam:"+u.SAM, "--json")
@@ -58,7 +56,7 @@ func TestPolicyCheckLive(t *testing.T) {
 		t.Fatalf("16 characters: exit %d", code)
 	}
 	// A domain-policy user gets the config's org minimum (12), not AD's 7.
-	plain := testdc.NewUser(t, s.dc, "")
+	plain := testdc.NewUser(t, s.DC, "")
 	out, _, code = run("Eleven!Ch1x", "--user", "sam:"+plain.SAM)
 	if code != 1 || !strings.Contains(out, "12") {
 		t.Fatalf("org minimum not applied: exit %d %s", code, out)

@@ -3,15 +3,10 @@
 package e2e
 
 import (
-	"bytes"
-	"context"
 	"encoding/json"
-	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/adwriteback/adwriteback/connector/app"
-	"github.com/adwriteback/adwriteback/connector/cli"
 	"github.com/adwriteback/adwriteback/integration/testdc"
 	"github.com/adwriteback/adwriteback/relay/protocol"
 )
@@ -19,42 +14,22 @@ import (
 // TestSendCLI drives `adwriteback send` (in process, real flags, stdin and
 // exit codes) against a running connector.
 func TestSendCLI(t *testing.T) {
-	s := newStack(t)
-	s.start("a", app.Deps{})
-	pub := s.connKey.Public().Marshal()
-	s.write("connector.pub.json", pub, 0o644)
-	sk := s.sendKey.Marshal()
-	s.write("sender.key.json", sk, 0o600)
-	u := testdc.NewUser(t, s.dc, "")
-
-	send := func(stdin string, args ...string) (string, int) {
-		var out, errb bytes.Buffer
-		env := &cli.Env{Stdin: strings.NewReader(stdin), Stdout: &out, Stderr: &errb,
-			Getenv: func(k string) string {
-				if k == "ADW_SERVICEBUS" {
-					return s.emu.ConnectionString()
-				}
-				return ""
-			}}
-		base := []string{"--queue", s.queue, "--reply-queue", s.replies, "--sender-key", s.path("sender.key.json"),
-			"--connector-key", filepath.Join(s.dir, "connector.pub.json"), "--wait", "60s"}
-		err := cli.SendCommand().Run(context.Background(), env, append(base, args...))
-		s.results.Write(out.Bytes())
-		s.results.Write(errb.Bytes())
-		return out.String() + errb.String(), cli.ExitCode(err)
-	}
+	s := newEnv(t)
+	s.Start("a")
+	u := testdc.NewUser(t, s.DC, "")
+	send := s.SendCLI
 
 	pw := "Cli!Sent.Password1"
-	s.secret(pw)
+	s.Secret(pw)
 	out, code := send(pw+"\n", "--op", "reset", "--user", "upn:"+u.UPN)
 	if code != 0 || !strings.Contains(out, "succeeded") {
 		t.Fatalf("reset: exit %d\n%s", code, out)
 	}
-	if err := bindErr(t, s.dc, u.DN, pw); err != nil {
+	if err := bindErr(t, s.DC, u.DN, pw); err != nil {
 		t.Fatalf("bind after CLI reset: %v", err)
 	}
 
-	s.secret("short")
+	s.Secret("short")
 	out, code = send("short\n", "--op", "check", "--user", "sam:"+u.SAM, "--json")
 	if code != 1 {
 		t.Fatalf("check of a bad password: exit %d\n%s", code, out)
@@ -68,14 +43,14 @@ func TestSendCLI(t *testing.T) {
 	}
 
 	// change reads two lines: old, then new.
-	u2 := testdc.NewUser(t, s.dc, "", s.dc.ChangeGroupDN)
+	u2 := testdc.NewUser(t, s.DC, "", s.DC.ChangeGroupDN)
 	pw2 := "Cli!Changed.Pass2"
-	s.secret(pw2)
+	s.Secret(pw2)
 	out, code = send(testdc.UserPass+"\n"+pw2+"\n", "--op", "change", "--user", "sam:"+u2.SAM)
 	if code != 0 {
 		t.Fatalf("change: exit %d\n%s", code, out)
 	}
-	if err := bindErr(t, s.dc, u2.DN, pw2); err != nil {
+	if err := bindErr(t, s.DC, u2.DN, pw2); err != nil {
 		t.Fatalf("bind after CLI change: %v", err)
 	}
 

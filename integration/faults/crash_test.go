@@ -4,16 +4,16 @@ package faults
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
-	shared "github.com/adwriteback/adwriteback/integration/stack"
+	"github.com/adwriteback/adwriteback/integration/stack"
 	"github.com/adwriteback/adwriteback/integration/testdc"
 	"github.com/adwriteback/adwriteback/relay/protocol"
 )
@@ -78,16 +78,16 @@ func TestKill9AfterApplyMustChange(t *testing.T) {
 }
 
 func kill9At(t *testing.T, dc *testdc.Info, row crashRow, opts protocol.Options) {
-	s := newStack(t, dc, 10*time.Second)
-	s.bin, s.concurrency, s.resetOpts = faultBinPath, 1, opts
-	marker := s.path("crash.marker")
-	s.env = []string{"ADW_FAULT_CRASH_AT=" + row.stage, "ADW_FAULT_CRASH_AFTER=" + strconv.Itoa(crashAt),
-		"ADW_FAULT_CRASH_MARKER=" + marker}
+	marker := filepath.Join(t.TempDir(), "crash.marker")
+	s := newWorld(t, dc, 10*time.Second, oneAtATime(), stack.Binary(bins.Path(stack.FaultInject)),
+		stack.ProcessEnv("ADW_FAULT_CRASH_AT="+row.stage, "ADW_FAULT_CRASH_AFTER="+strconv.Itoa(crashAt),
+			"ADW_FAULT_CRASH_MARKER="+marker))
+	s.resetOpts = opts
 	users := s.users(4)
 	jobs := s.burst(users) // queued before the connector starts
-	s.start()
+	s.a.Start()
 
-	st := s.waitExit(2 * time.Minute)
+	st := s.a.WaitExit(2 * time.Minute)
 	ws, ok := st.Sys().(syscall.WaitStatus)
 	if !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
 		t.Fatalf("the connector ended with %v, not SIGKILL at %s", st, row.stage)
@@ -100,7 +100,7 @@ func kill9At(t *testing.T, dc *testdc.Info, row crashRow, opts protocol.Options)
 	// and the second stopped at the stage.
 	written := 0
 	for _, j := range jobs {
-		switch d := pwdVersion(t, dc, j.user.DN) - j.v0; {
+		switch d := testdc.PwdVersion(t, dc, j.user.DN) - j.v0; {
 		case d == 1:
 			written++
 		case d > 1:
@@ -123,13 +123,13 @@ func kill9At(t *testing.T, dc *testdc.Info, row crashRow, opts protocol.Options)
 	t.Logf("killed at %s (call %d): %d written, %d answered", row.stage, crashAt, written, wantSent)
 
 	// Restart on the same journal; the marker keeps it alive.
-	s.start()
+	s.a.Start()
 	s.check(jobs)
-	shared.WaitFor(t, time.Minute, "every command completed on the queue", func() bool {
-		q, err := s.emu.Queue(context.Background(), queue)
+	stack.WaitFor(t, time.Minute, "every command completed on the queue", func() bool {
+		q, err := s.Emu.Queue(context.Background(), s.Queue)
 		return err == nil && q.Stats.Completed == len(jobs) && q.Active == 0 && q.Locked == 0
 	})
-	q, err := s.emu.Queue(context.Background(), queue)
+	q, err := s.Emu.Queue(context.Background(), s.Queue)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -145,8 +145,9 @@ func kill9At(t *testing.T, dc *testdc.Info, row crashRow, opts protocol.Options)
 	if sent := s.repliesSent(); sent != wantReplies {
 		t.Errorf("%d results sent for %d commands, want %d", sent, len(jobs), wantReplies)
 	}
+	s.waitAudited(jobs)
 	fromJournal, fromAD := 0, 0
-	for _, r := range s.auditRecords() {
+	for _, r := range s.a.AuditRecords() {
 		if r.FromJournal {
 			fromJournal++
 			if r.Outcome != string(protocol.CodeSucceeded) || r.Settlement != "completed" {
@@ -165,66 +166,47 @@ func kill9At(t *testing.T, dc *testdc.Info, row crashRow, opts protocol.Options)
 	case fromJournal != map[bool]int{false: 0, true: 1}[row.fromJournal]:
 		t.Errorf("%d commands answered from the journal after the restart, want %v", fromJournal, row.fromJournal)
 	}
-	if !s.running() {
+	if !s.a.Running() {
 		t.Error("the restarted connector exited (the crash marker did not hold)")
 	}
 }
 
-// waitExit waits for the connector process to end by itself and returns
-// its state.
-func (s *stack) waitExit(timeout time.Duration) *os.ProcessState {
-	s.t.Helper()
-	select {
-	case <-s.exited:
-	case <-time.After(timeout):
-		s.t.Fatalf("the connector was still running after %s", timeout)
-	}
-	st := s.proc.ProcessState
-	s.proc = nil
-	return st
+// oneAtATime has the connector take one command at a time, so the state
+// at a kill is known exactly.
+func oneAtATime() stack.ConnectorOption {
+	return stack.Configure(func(c *stack.ConfigSpec) { c.Concurrency = 1 })
 }
 
-// repliesSent is how many results the connector has put on the reply queue.
-func (s *stack) repliesSent() int {
+// waitAudited waits until each job's command has an audit record of its
+// completion (the record follows the settlement).
+func (s *world) waitAudited(jobs []*job) {
 	s.t.Helper()
-	q, err := s.emu.Queue(context.Background(), replies)
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	return q.Stats.Enqueued
-}
-
-// auditRecord is the part of an audit line the fault tests read.
-type auditRecord struct {
-	CommandID   string `json:"command_id"`
-	Outcome     string `json:"outcome"`
-	Detail      string `json:"detail"`
-	Applied     bool   `json:"applied"`
-	FromJournal bool   `json:"from_journal"`
-	Settlement  string `json:"settlement"`
-}
-
-func (s *stack) auditRecords() []auditRecord {
-	s.t.Helper()
-	var out []auditRecord
-	for _, l := range strings.Split(readFile(s.path("audit.jsonl")), "\n") {
-		if l == "" {
-			continue
+	stack.WaitFor(s.t, time.Minute, "an audit record of every command's completion", func() bool {
+		done := map[string]bool{}
+		for _, r := range s.a.AuditRecords() {
+			done[r.CommandID] = done[r.CommandID] || r.Settlement == "completed"
 		}
-		var r auditRecord
-		if err := json.Unmarshal([]byte(l), &r); err != nil {
-			s.t.Fatalf("audit line %q: %v", l, err)
+		for _, j := range jobs {
+			if !done[j.id] {
+				return false
+			}
 		}
-		out = append(out, r)
-	}
-	return out
+		return true
+	})
+}
+
+// repliesSent is how many results the connectors have put on the reply
+// queue.
+func (s *world) repliesSent() int {
+	s.t.Helper()
+	return s.QueueState(s.Replies).Stats.Enqueued
 }
 
 // TestCrashPointsOnlyInFaultBuild: the production binary has no crash
 // points (its engine never reads ADW_FAULT_CRASH_AT); the faultinject
 // binary does.
 func TestCrashPointsOnlyInFaultBuild(t *testing.T) {
-	for bin, want := range map[string]bool{binPath: false, faultBinPath: true} {
+	for bin, want := range map[string]bool{bins.Path(stack.Production): false, bins.Path(stack.FaultInject): true} {
 		b, err := os.ReadFile(bin)
 		if err != nil {
 			t.Fatal(err)
@@ -233,27 +215,6 @@ func TestCrashPointsOnlyInFaultBuild(t *testing.T) {
 			t.Errorf("%s: holds the crash-point hook: %v, want %v", bin, got, want)
 		}
 	}
-}
-
-// sibling is a second connector instance on the same queue, DC and keys,
-// with its own directory (journal, audit, config) and health listener, as a
-// second server running adwriteback would be.
-func (s *stack) sibling() *stack {
-	s.t.Helper()
-	b := *s
-	b.dir, b.httpAddr = s.t.TempDir(), shared.FreeAddr(s.t)
-	b.proc, b.exited, b.bin, b.env = nil, nil, "", nil
-	for _, name := range []string{shared.ConnectorKeyFile, shared.SenderPubFile, shared.BindPasswordFile, shared.ConnectionStringFile} {
-		raw, err := os.ReadFile(s.path(name))
-		if err != nil {
-			s.t.Fatal(err)
-		}
-		if err := os.WriteFile(b.path(name), raw, 0o600); err != nil {
-			s.t.Fatal(err)
-		}
-	}
-	s.t.Cleanup(func() { b.scanForSecrets(); b.kill() })
-	return &b
 }
 
 // TestKill9AfterApplyAnotherInstanceAnswers: two instances, each with its
@@ -275,18 +236,19 @@ func TestKill9AfterApplyAnotherInstanceAnswers(t *testing.T) {
 }
 
 func killAfterApplyOtherInstance(t *testing.T, dc *testdc.Info, opts protocol.Options) {
-	a := newStack(t, dc, 5*time.Second)
-	a.bin, a.concurrency, a.resetOpts = faultBinPath, 1, opts
-	a.env = []string{"ADW_FAULT_CRASH_AT=after_apply", "ADW_FAULT_CRASH_AFTER=1", "ADW_FAULT_CRASH_MARKER=" + a.path("crash.marker")}
-	jobs := a.burst(a.users(3))
-	a.start()
-	st := a.waitExit(2 * time.Minute)
+	marker := filepath.Join(t.TempDir(), "crash.marker")
+	s := newWorld(t, dc, 5*time.Second, oneAtATime(), stack.Binary(bins.Path(stack.FaultInject)),
+		stack.ProcessEnv("ADW_FAULT_CRASH_AT=after_apply", "ADW_FAULT_CRASH_AFTER=1", "ADW_FAULT_CRASH_MARKER="+marker))
+	s.resetOpts = opts
+	jobs := s.burst(s.users(3))
+	s.a.Start()
+	st := s.a.WaitExit(2 * time.Minute)
 	if ws, ok := st.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
 		t.Fatalf("instance A ended with %v, not SIGKILL after its first write", st)
 	}
 	var killed *job
 	for _, j := range jobs {
-		if pwdVersion(t, dc, j.user.DN)-j.v0 == 1 {
+		if testdc.PwdVersion(t, dc, j.user.DN)-j.v0 == 1 {
 			if killed != nil {
 				t.Fatalf("two commands written before the kill")
 			}
@@ -296,23 +258,27 @@ func killAfterApplyOtherInstance(t *testing.T, dc *testdc.Info, opts protocol.Op
 	if killed == nil {
 		t.Fatal("instance A was killed after a write that is not in AD")
 	}
-	if n := a.repliesSent(); n != 0 {
+	if n := s.repliesSent(); n != 0 {
 		t.Fatalf("instance A sent %d results before the kill, want 0", n)
 	}
 
-	b := a.sibling()
-	b.start()
-	a.check(jobs) // every command: one write, succeeded, the new password binds
+	// Instance B: the production binary, its own journal, audit log and
+	// health listener, as a second server running adwriteback would have.
+	b := s.Start("b", oneAtATime())
+	s.check(jobs) // every command: one write, succeeded, the new password binds
 	var said bool
-	for _, r := range b.auditRecords() {
+	stack.WaitFor(t, time.Minute, "instance B's audit record of the killed command", func() bool {
+		return strings.Contains(b.Audit(), `"command_id":"`+killed.id+`"`)
+	})
+	for _, r := range b.AuditRecords() {
 		if r.CommandID == killed.id {
 			said = r.Outcome == string(protocol.CodeSucceeded) && strings.Contains(r.Detail, "another instance")
 		}
 	}
 	if !said {
-		t.Errorf("instance B's audit does not answer %s as applied by another instance:\n%s", killed.id, readFile(b.path("audit.jsonl")))
+		t.Errorf("instance B's audit does not answer %s as applied by another instance:\n%s", killed.id, b.Audit())
 	}
-	if n := a.repliesSent(); n != len(jobs) {
+	if n := s.repliesSent(); n != len(jobs) {
 		t.Errorf("%d results sent for %d commands", n, len(jobs))
 	}
 }

@@ -5,12 +5,13 @@ package faults
 import (
 	"context"
 	"math/rand/v2"
+	"net"
 	"os"
 	"strings"
 	"testing"
 	"time"
 
-	shared "github.com/adwriteback/adwriteback/integration/stack"
+	"github.com/adwriteback/adwriteback/integration/stack"
 	"github.com/adwriteback/adwriteback/integration/testdc"
 )
 
@@ -39,30 +40,30 @@ func TestKill9ImmediateRedelivery(t *testing.T) { kill9(t, 0) }
 
 func kill9(t *testing.T, pause time.Duration) {
 	dc := testdc.Ensure(t)
-	s := newStack(t, dc, 4*time.Second)
+	s := newWorld(t, dc, 4*time.Second)
 	users := s.users(24)
 	jobs := s.burst(users) // queued before the connector starts
-	s.start()
+	s.a.Start()
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 8))
 	kills := 0
 	for round := range 8 {
-		seen := s.auditCount()
+		seen := s.a.AuditCount()
 		target := seen + 1 + rng.IntN(3)
 		// Wait for progress (or give up on this round once the burst is
 		// done), then kill after a random delay of up to 300 ms.
 		deadline := time.Now().Add(2 * time.Minute)
-		for s.auditCount() < target && time.Now().Before(deadline) && !allDone(jobs) {
+		for s.a.AuditCount() < target && time.Now().Before(deadline) && !allDone(jobs) {
 			time.Sleep(20 * time.Millisecond)
 		}
 		if allDone(jobs) {
 			break
 		}
 		time.Sleep(time.Duration(rng.IntN(300)) * time.Millisecond)
-		s.kill()
+		s.a.Kill()
 		kills++
-		t.Logf("round %d: killed with SIGKILL after %d audit records", round, s.auditCount())
+		t.Logf("round %d: killed with SIGKILL after %d audit records", round, s.a.AuditCount())
 		time.Sleep(pause)
-		s.start()
+		s.a.Start()
 	}
 	s.check(jobs)
 	t.Logf("%d kills; %d commands each applied once", kills, len(jobs))
@@ -87,34 +88,34 @@ func allDone(jobs []*job) bool {
 // double apply, and the connector process stays up.
 func TestEmulatorFaults(t *testing.T) {
 	dc := testdc.Ensure(t)
-	s := newStack(t, dc, 5*time.Second)
+	s := newWorld(t, dc, 5*time.Second)
 	users := s.users(20)
 	jobs := s.burst(users)
-	s.start()
+	s.a.Start()
 	ctx := context.Background()
 	faults := []struct {
 		name string
 		do   func() error
 	}{
-		{"drop connections", func() error { _, err := s.emu.DropConnections(ctx); return err }},
-		{"detach links", func() error { _, err := s.emu.DetachLinks(ctx, queue); return err }},
-		{"expire locks", func() error { _, err := s.emu.ExpireLocks(ctx, queue); return err }},
-		{"restart", func() error { return s.emu.Restart(ctx) }},
-		{"expire locks again", func() error { _, err := s.emu.ExpireLocks(ctx, queue); return err }},
+		{"drop connections", func() error { _, err := s.Emu.DropConnections(ctx); return err }},
+		{"detach links", func() error { _, err := s.Emu.DetachLinks(ctx, s.Queue); return err }},
+		{"expire locks", func() error { _, err := s.Emu.ExpireLocks(ctx, s.Queue); return err }},
+		{"restart", func() error { return s.Emu.Restart(ctx) }},
+		{"expire locks again", func() error { _, err := s.Emu.ExpireLocks(ctx, s.Queue); return err }},
 	}
 	for _, f := range faults {
-		n := s.auditCount()
-		shared.WaitFor(t, 2*time.Minute, "progress before "+f.name, func() bool { return s.auditCount() > n || allDone(jobs) })
+		n := s.a.AuditCount()
+		stack.WaitFor(t, 2*time.Minute, "progress before "+f.name, func() bool { return s.a.AuditCount() > n || allDone(jobs) })
 		if err := f.do(); err != nil {
 			t.Fatalf("%s: %v", f.name, err)
 		}
-		t.Logf("%s after %d audit records", f.name, s.auditCount())
+		t.Logf("%s after %d audit records", f.name, s.a.AuditCount())
 	}
 	s.check(jobs)
-	if !s.running() {
+	if !s.a.Running() {
 		t.Fatal("the connector exited")
 	}
-	st, err := s.emu.Queue(ctx, queue)
+	st, err := s.Emu.Queue(ctx, s.Queue)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,53 +131,61 @@ func TestEmulatorFaults(t *testing.T) {
 func TestDCFaults(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	cfg := testdc.Config{Dir: t.TempDir() + "/dc", Addr: "127.77.0.30", MaxRuntime: 30 * time.Minute, Log: t.Logf}
+	cfg := testdc.Config{Dir: t.TempDir() + "/dc", Addr: beside(30), MaxRuntime: 30 * time.Minute, Log: t.Logf}
 	dc, err := testdc.Up(ctx, cfg)
 	if err != nil {
 		t.Fatalf("own DC: %v", err)
 	}
 	t.Cleanup(func() { _ = testdc.Down(context.Background(), cfg) })
-	s := newStack(t, dc, 10*time.Second)
-	s.servers = []string{"ldaps://" + shared.HangingListener(t), "ldaps://127.77.0.31:636", dc.LDAPSURL}
+	s := newWorld(t, dc, 10*time.Second, servers("", "ldaps://"+stack.HangingListener(t), "ldaps://"+beside(31)+":636", dc.LDAPSURL))
 	users := s.users(12)
-	s.start()
+	s.a.Start()
 	jobs := s.burst(users[:6])
-	shared.WaitFor(t, 3*time.Minute, "some commands handled through the dead and hanging servers", func() bool { return s.auditCount() >= 2 })
+	stack.WaitFor(t, 3*time.Minute, "some commands handled through the dead and hanging servers", func() bool { return s.a.AuditCount() >= 2 })
 	later := users[6:]
 	v0s := make([]int, len(later))
 	for i, u := range later {
-		v0s[i] = pwdVersion(t, dc, u.DN)
+		v0s[i] = testdc.PwdVersion(t, dc, u.DN)
 	}
 	if err := testdc.Stop(ctx, cfg); err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("DC stopped after %d audit records", s.auditCount())
+	t.Logf("DC stopped after %d audit records", s.a.AuditCount())
 	more := s.burstNoVersion(later)
 	for i, j := range more {
 		j.v0 = v0s[i]
 	}
 	jobs = append(jobs, more...)
-	n := s.auditCount()
-	shared.WaitFor(t, 2*time.Minute, "a command abandoned while the DC is down", func() bool {
-		return s.auditCount() > n && strings.Contains(readFile(s.path("audit.jsonl")), `"abandoned"`)
+	n := s.a.AuditCount()
+	stack.WaitFor(t, 2*time.Minute, "a command abandoned while the DC is down", func() bool {
+		return s.a.AuditCount() > n && strings.Contains(s.a.Audit(), `"abandoned"`)
 	})
 	if _, err := testdc.Up(ctx, cfg); err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("DC started again")
 	s.check(jobs)
-	if !s.running() {
+	if !s.a.Running() {
 		t.Fatal("the connector exited")
 	}
 }
 
-// burstNoVersion is burst for users whose version was read while the DC was
-// up (the DC is down now): it reads versions lazily in check.
-func (s *stack) burstNoVersion(users []testdc.SeedUser) []*job {
-	return s.burstWith(users, false)
+// beside is the loopback address with last octet n in the shared test DC's
+// network ($ADW_TESTDC_ADDR, default 127.77.0.10), so runs on one machine
+// with different DC addresses do not collide.
+func beside(n byte) string {
+	ip := net.ParseIP(os.Getenv("ADW_TESTDC_ADDR")).To4()
+	if ip == nil {
+		ip = net.IPv4(127, 77, 0, 10).To4()
+	}
+	return net.IPv4(ip[0], ip[1], ip[2], n).String()
 }
 
-func readFile(p string) string { b, _ := os.ReadFile(p); return string(b) }
+// burstNoVersion is burst for users whose version was read while the DC was
+// up (the DC is down now): it reads versions lazily in check.
+func (s *world) burstNoVersion(users []testdc.SeedUser) []*job {
+	return s.burstWith(users, false)
+}
 
 // TestJournalDiskFull runs the connector with a file-size limit
 // (RLIMIT_FSIZE, as a full disk refuses the journal's growth). Checked:
@@ -189,20 +198,20 @@ func readFile(p string) string { b, _ := os.ReadFile(p); return string(b) }
 // result.
 func TestJournalDiskFull(t *testing.T) {
 	dc := testdc.Ensure(t)
-	s := newStack(t, dc, 5*time.Second)
+	s := newWorld(t, dc, 5*time.Second)
 	users := s.users(20)
 	// bbolt grows its file in steps (32, 64, 128 KiB, ...); with 40 KiB it
 	// cannot grow past the first 32 KiB, which hold a few commands.
-	s.start("prlimit", "--fsize=40960", "--")
+	s.a.Start(stack.Wrap("prlimit", "--fsize=40960", "--"))
 	jobs := s.burst(users)
-	shared.WaitFor(t, 2*time.Minute, "the connector to say the journal is not writable", func() bool {
-		return strings.Contains(s.logs.String(), "journal not writable: stopped taking work") || !s.running()
+	stack.WaitFor(t, 2*time.Minute, "the connector to say the journal is not writable", func() bool {
+		return strings.Contains(s.a.Logs(), "journal not writable: stopped taking work") || !s.a.Running()
 	})
-	if !s.running() {
+	if !s.a.Running() {
 		t.Fatal("the connector exited when the journal could not grow")
 	}
-	shared.WaitFor(t, time.Minute, "/readyz to fail on the journal", func() bool {
-		b, err := shared.HTTPGet("http://" + s.httpAddr + "/readyz")
+	stack.WaitFor(t, time.Minute, "/readyz to fail on the journal", func() bool {
+		b, err := stack.HTTPGet(s.a.URL("/readyz"))
 		return err == nil && strings.Contains(string(b), `"journal"`) && strings.Contains(string(b), "not writable")
 	})
 	// Stopped: once the commands already past their journal write have
@@ -210,14 +219,14 @@ func TestJournalDiskFull(t *testing.T) {
 	// connector's journal checks (every 2 s) and a lock renewal, nothing
 	// new is audited and no message is delivered again.
 	stable, last := time.Now(), -1
-	shared.WaitFor(t, time.Minute, "the commands in flight to finish", func() bool {
-		if n := s.auditCount(); n != last {
+	stack.WaitFor(t, time.Minute, "the commands in flight to finish", func() bool {
+		if n := s.a.AuditCount(); n != last {
 			stable, last = time.Now(), n
 		}
 		return time.Since(stable) > 2*time.Second
 	})
 	snapshot := func() (int, int) {
-		st, err := s.emu.Queue(context.Background(), queue)
+		st, err := s.Emu.Queue(context.Background(), s.Queue)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -225,7 +234,7 @@ func TestJournalDiskFull(t *testing.T) {
 		for _, m := range append(st.Messages, st.LockedMessages...) {
 			sum += m.DeliveryCount
 		}
-		return s.auditCount(), sum
+		return s.a.AuditCount(), sum
 	}
 	a0, d0 := snapshot()
 	deadline := time.Now().Add(8 * time.Second)
@@ -237,7 +246,7 @@ func TestJournalDiskFull(t *testing.T) {
 	}
 	answered, appliedUnanswered := 0, 0
 	for _, j := range jobs {
-		d := pwdVersion(t, s.dc, j.user.DN) - j.v0
+		d := testdc.PwdVersion(t, s.DC, j.user.DN) - j.v0
 		if d > 1 {
 			t.Errorf("%s: applied %d times", j.user.SAM, d)
 		}
@@ -252,7 +261,7 @@ func TestJournalDiskFull(t *testing.T) {
 			}
 		}
 	}
-	st, err := s.emu.Queue(context.Background(), queue)
+	st, err := s.Emu.Queue(context.Background(), s.Queue)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -265,7 +274,7 @@ func TestJournalDiskFull(t *testing.T) {
 		t.Errorf("%d commands dead-lettered while the journal was full", st.DeadLettered)
 	}
 	// Recovery: without the limit, every command ends applied once.
-	s.kill()
-	s.start()
+	s.a.Kill()
+	s.a.Start()
 	s.check(jobs)
 }

@@ -54,9 +54,12 @@ type ConfigSpec struct {
 	LogLevel, LogFormat string
 }
 
-// The files a stack directory holds, as DCConfig names them.
+// The files a stack directory holds, as DCConfig names them (the key
+// files as `adwriteback keygen` names them).
 const (
 	ConnectorKeyFile     = "connector.key.json"
+	ConnectorPubFile     = "connector.pub.json"
+	SenderKeyFile        = "sender.key.json"
 	SenderPubFile        = "sender.pub.json"
 	BindPasswordFile     = "bind.pass"
 	ConnectionStringFile = "sb.conn"

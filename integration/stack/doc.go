@@ -1,8 +1,59 @@
-// Package stack owns what the integration stacks share when they put a
-// connector together against the test DC and the Service Bus emulator: the
-// connector's configuration, written as YAML from a typed ConfigSpec (the
-// field names are connector/config's); the key files and secret files the
-// configuration points at; the emulator queues; and a sender SDK client over
-// the real Service Bus SDK. How a stack runs the connector (in process or as
-// a binary), what it breaks and what it checks stay with that stack.
+// Package stack is the one integration harness: every suite (e2e,
+// faults, hostile, bench) and the demo build their world with it, in the
+// manner of tailscale's tstest/integration NewTestEnv.
+//
+//	env := stack.New(t, opts...)          // DC, emulator + queues, keys, secrets
+//	a := env.Start("a", connectorOpts...) // a connector, in process or the binary
+//	res := env.Sender().Do(req)            // the sender SDK over the real Service Bus SDK
+//
+// The map:
+//   - New (env.go) builds an Env from a Setup that Options edit: the shared
+//     test DC (testdc.Ensure) or WithDC, an emulator of its own (WithTier),
+//     the command and reply queues (WithCommandQueue, WithReplyQueue,
+//     AddQueue), fresh keys (or WithKeyDir: `adwriteback keygen`'s) and
+//     the secret files. ForEveryConnector and ForEverySender give every
+//     connector or sender of the stack the same options; Setup.AfterStart
+//     hooks run once the DC, emulator and queues are up, before the
+//     secret files are written, and may change Env.ConnectionString. A
+//     new capability (TLS on the emulator, WebSockets, an HTTP CONNECT
+//     proxy, a token issuer) is one more Option editing Setup (emulator
+//     options, a hook that starts a server, connector and sender options
+//     that point at it), and AddSurface if it produces text a password
+//     could leak into.
+//   - Connector (connector.go): Env.Connector or Env.Start by name, with
+//     ConnectorOptions (Configure the ConfigSpec, Binary, Wrap, ProcessEnv,
+//     Deps, ClockAhead, DiscardLogs). The same API runs the connector in
+//     this process (app.Build and Run) or as the built binary: Start,
+//     Stop (graceful), Kill (SIGKILL, binary), WaitExit, and Start again
+//     on the same journal; several connectors of one stack share its
+//     queue. Each has its own config, journal, audit log and health
+//     listener; Logs, Audit, AuditRecords, Readyz, WaitReady (ready.go).
+//     Deps.Clock is set in one place, Connector.deps.
+//   - Binaries (binaries.go): the connector binary built once per test
+//     binary (RunWithBinaries in TestMain) or program, CGO_ENABLED=0, the
+//     Production and FaultInject variants.
+//   - Senders: Env.Sender (sender.go; ReplyTo, MaxPending, TTL,
+//     SenderConfig) with Do; Env.SendCLI runs `adwriteback send` in
+//     process, and SendArgs/SendEnv give a program its arguments
+//     (cli.go); Env.Raw (raw.go) puts any body on the queue and awaits a
+//     result or a dead letter.
+//   - The leak scan (scan.go): at the end of the test, every password the
+//     test registered (Env.Secret, SecretBytes) is looked for in every
+//     connector's log and audit log, the results, CLI output and pages
+//     the test recorded (Env.Results), every message of every queue of
+//     the stack (bodies, dead-letter reasons and descriptions), each
+//     connector's /metrics, /status and /readyz (read before it stops),
+//     and the raw results a RawClient received.
+//   - Artifacts (artifacts.go): when the test fails, each connector's log,
+//     audit log and config, the emulator's log and the results are kept
+//     in integration/artifacts/<TestName>/.
+//   - Network faults (netfault.go): Proxy in front of a DC (Down/Up,
+//     SetUntrusted with an UntrustedCert), HangingListener, FreeAddr.
+//   - TB (tb.go) is what the harness needs of a test; Program is one for
+//     programs (cmd/demo, cmd/bench): Fatalf ends Do, Close runs the
+//     cleanups.
+//   - ConfigSpec (config.go) writes the connector's YAML from typed
+//     fields; WriteKeys and WriteSecrets (files.go) the files it points at.
+//
+// What a suite breaks and what it checks stay with the suite.
 package stack

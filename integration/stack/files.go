@@ -15,9 +15,12 @@ type Keys struct {
 	Sender    *keys.SenderPrivate
 }
 
-// WriteKeys generates fresh keys and writes the connector's private key
-// (ConnectorKeyFile, mode 0600) and the sender's public key (SenderPubFile,
-// mode 0644) into dir, where DCConfig points the connector.
+// WriteKeys generates fresh keys and writes them into dir as `adwriteback
+// keygen` does: the connector's private key (ConnectorKeyFile, mode 0600)
+// and the sender's public key (SenderPubFile, mode 0644), where DCConfig
+// points the connector, and the sender's private key (SenderKeyFile) and
+// the connector's public key (ConnectorPubFile), which `adwriteback send`
+// reads.
 func WriteKeys(dir string) (Keys, error) {
 	now := time.Now()
 	ck, err := keys.GenerateConnector(keys.DefaultKEM, now)
@@ -32,11 +35,19 @@ func WriteKeys(dir string) (Keys, error) {
 	if err != nil {
 		return Keys{}, fmt.Errorf("stack: connector key: %w", err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, ConnectorKeyFile), b, keys.PrivateMode); err != nil {
-		return Keys{}, fmt.Errorf("stack: %w", err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, SenderPubFile), sk.Public().Marshal(), keys.PublicMode); err != nil {
-		return Keys{}, fmt.Errorf("stack: %w", err)
+	for _, f := range []struct {
+		name string
+		b    []byte
+		mode os.FileMode
+	}{
+		{ConnectorKeyFile, b, keys.PrivateMode},
+		{ConnectorPubFile, ck.Public().Marshal(), keys.PublicMode},
+		{SenderKeyFile, sk.Marshal(), keys.PrivateMode},
+		{SenderPubFile, sk.Public().Marshal(), keys.PublicMode},
+	} {
+		if err := os.WriteFile(filepath.Join(dir, f.name), f.b, f.mode); err != nil {
+			return Keys{}, fmt.Errorf("stack: %w", err)
+		}
 	}
 	return Keys{Connector: ck, Sender: sk}, nil
 }

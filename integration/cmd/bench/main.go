@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/adwriteback/adwriteback/integration/bench"
+	"github.com/adwriteback/adwriteback/integration/stack"
 	"github.com/adwriteback/adwriteback/integration/testdc"
 )
 
@@ -47,11 +48,16 @@ func run(ctx context.Context, args []string) error {
 		return errors.New("-no-dc and -dc-only leave nothing to measure")
 	}
 	if *out == "" {
-		root, err := moduleRoot()
+		root, err := stack.ModuleRoot()
 		if err != nil {
-			return err
+			return fmt.Errorf("%w; pass -out", err)
 		}
 		*out = filepath.Join(root, "integration", "bench", "RESULTS.md")
+	}
+	// The results' folder (integration/artifacts for `make bench`) may not
+	// exist on a fresh clone: made now, not after minutes of measuring.
+	if err := os.MkdirAll(filepath.Dir(*out), 0o755); err != nil {
+		return err
 	}
 	n, sweepN, baseline, burst, rounds, users := 5000, 1000, 100, 300, 2, 30
 	cmd := "CGO_ENABLED=0 go run ./integration/cmd/bench"
@@ -114,21 +120,4 @@ func connectorBound(ctx context.Context, rep *bench.Report, n, sweepN, workers i
 		return fmt.Errorf("journal floor: %w", err)
 	}
 	return nil
-}
-
-func moduleRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("go.mod not found above the working directory; pass -out")
-		}
-		dir = parent
-	}
 }

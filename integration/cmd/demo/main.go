@@ -1,9 +1,11 @@
-// Command demo runs the local demo stack: the throw-away Samba AD DC, the
-// Service Bus emulator and the real adwriteback binary. It generates keys,
-// writes and checks a configuration, starts `adwriteback run`, sends
-// commands with `adwriteback send` (a reset that passes, a reset that fails
-// three rules, an unlock, a check, a reset of a protected account) and shows
-// each result, then stops the connector gracefully and shows its audit log.
+// Command demo runs the local demo stack, built by integration/stack: the
+// throw-away Samba AD DC, the Service Bus emulator and the real adwriteback
+// binary. It generates keys with `adwriteback keygen`, writes and checks a
+// configuration, starts `adwriteback run`, sends commands with
+// `adwriteback send` (a reset that passes, a reset that fails three rules,
+// an unlock, a check, a reset of a protected account) and shows each
+// result, then stops the connector gracefully and shows its audit log. At
+// the end the harness's leak scan looks for the password everywhere.
 package main
 
 import (
@@ -40,86 +42,63 @@ func say(format string, a ...any) { fmt.Printf("\n\033[1m== "+format+"\033[0m\n"
 func run(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
 	defer cancel()
-	dir, err := os.MkdirTemp("", "adwriteback-demo-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(dir)
+	prog := stack.NewProgram("demo", func(f string, a ...any) { fmt.Printf("   "+f+"\n", a...) })
+	_ = prog.Do(func() { demo(ctx, prog) })
+	return prog.Close() // stops the connector, scans for the password, removes the files
+}
 
-	say("Samba AD DC (throw-away domain ADW.TEST on 127.77.0.10, LDAPS with its own CA)")
-	info, err := testdc.Up(ctx, testdc.Config{Log: func(f string, a ...any) { fmt.Printf("   "+f+"\n", a...) }})
-	if err != nil {
-		return err
+// demo is the demo's script; a step that fails ends it (prog.Fatalf).
+func demo(ctx context.Context, prog *stack.Program) {
+	dir := prog.TempDir()
+	must := func(err error) {
+		if err != nil {
+			prog.Fatalf("%v", err)
+		}
 	}
-	fmt.Printf("   %s, service account %s (Reset/Change Password, pwdLastSet, lockoutTime on OU=Managed only)\n", info.LDAPSURL, info.ServiceUPN)
-
-	say("Service Bus emulator (AMQP 1.0 on loopback, the real azservicebus client talks to it)")
-	emu, err := sbemu.StartProcess(ctx, sbemu.Options{})
-	if err != nil {
-		return err
-	}
-	defer emu.Close()
-	qo := sbemu.QueueOptions{LockDuration: 30 * time.Second}
-	if err := stack.Queues(ctx, emu, stack.Queue{Name: "writeback-commands", Options: qo}, stack.Queue{Name: "writeback-results", Options: qo}); err != nil {
-		return err
-	}
-	fmt.Printf("   %s, queues writeback-commands and writeback-results\n", emu.Endpoint())
 
 	say("Build the adwriteback binary")
-	bin := filepath.Join(dir, "adwriteback")
-	if err := show(ctx, "", nil, "go", "build", "-o", bin, "./connector/cmd/adwriteback"); err != nil {
-		return err
-	}
-	if err := show(ctx, "", nil, bin, "version"); err != nil {
-		return err
-	}
+	fmt.Println("   $ CGO_ENABLED=0 go build ./connector/cmd/adwriteback")
+	bins, err := stack.BuildBinaries(ctx, stack.Production)
+	must(err)
+	prog.Cleanup(func() { bins.Close() })
+	bin := bins.Path(stack.Production)
+	must(show(ctx, "", nil, bin, "version"))
 
 	say("Keys: the connector's (HPKE + result signing) and the sender's (command signing)")
-	if err := show(ctx, "", nil, bin, "keygen", "--out", filepath.Join(dir, "keys")); err != nil {
-		return err
-	}
+	keyDir := filepath.Join(dir, "keys")
+	must(show(ctx, "", nil, bin, "keygen", "--out", keyDir))
+
+	say("Samba AD DC (throw-away domain ADW.TEST, LDAPS with its own CA) and the Service Bus emulator")
+	qo := sbemu.QueueOptions{LockDuration: 30 * time.Second}
+	env := stack.New(prog, stack.WithDir(dir), stack.WithKeyDir(keyDir),
+		stack.WithCommandQueue("writeback-commands", qo), stack.WithReplyQueue("writeback-results", qo),
+		stack.ForEveryConnector(stack.Binary(bin), stack.Configure(func(c *stack.ConfigSpec) {
+			c.LogLevel, c.LogFormat = "", "text"
+		})))
+	info := env.DC
+	fmt.Printf("   %s, service account %s (Reset/Change Password, pwdLastSet, lockoutTime on OU=Managed only)\n", info.LDAPSURL, info.ServiceUPN)
+	fmt.Printf("   emulator (AMQP 1.0 on loopback, the real azservicebus client talks to it) on %s, queues %s and %s\n",
+		env.Emu.Endpoint(), env.Queue, env.Replies)
 
 	// A user for the demo, so it can be run again and again.
 	user, err := demoUser(ctx, info)
-	if err != nil {
-		return err
-	}
+	must(err)
 
-	cfgPath := filepath.Join(dir, "config.yaml")
-	if err := writeConfig(dir, cfgPath, info, emu); err != nil {
-		return err
-	}
+	conn := env.Connector("demo")
+	cfgPath := conn.WriteConfig()
 	say("Configuration (%s)", cfgPath)
 	if b, err := os.ReadFile(cfgPath); err == nil {
 		fmt.Print(indent(string(b)))
 	}
-	if err := show(ctx, "", nil, bin, "check-config", "--config", cfgPath); err != nil {
-		return err
-	}
+	must(show(ctx, "", nil, bin, "check-config", "--config", cfgPath))
 
 	say("Start the connector: adwriteback run --config %s", filepath.Base(cfgPath))
-	var logs bytes.Buffer
-	conn := exec.CommandContext(ctx, bin, "run", "--config", cfgPath)
-	conn.Stdout, conn.Stderr = &logs, &logs
-	conn.Env = os.Environ()
-	if err := conn.Start(); err != nil {
-		return err
-	}
-	stopped := false
-	defer func() {
-		if !stopped {
-			conn.Process.Kill()
-			conn.Wait()
-		}
-	}()
+	conn.Start()
 
-	sendEnv := append(os.Environ(), "ADW_SERVICEBUS="+emu.ConnectionString())
+	sendEnv := append(os.Environ(), env.SendEnv()...)
 	send := func(title, stdin string, args ...string) {
 		say("%s", title)
-		base := []string{"send", "--queue", "writeback-commands", "--reply-queue", "writeback-results",
-			"--sender-key", filepath.Join(dir, "keys", "sender.key.json"),
-			"--connector-key", filepath.Join(dir, "keys", "connector.pub.json"), "--wait", "60s"}
-		if err := show(ctx, stdin, sendEnv, bin, append(base, args...)...); err != nil {
+		if err := show(ctx, stdin, sendEnv, bin, append(env.SendArgs(), args...)...); err != nil {
 			var ee *exec.ExitError
 			if !errors.As(err, &ee) {
 				fmt.Println("   error:", err)
@@ -127,6 +106,7 @@ func run(ctx context.Context) error {
 		}
 	}
 	newPw := fmt.Sprintf("Sunny!Harbor.%d", time.Now().Unix()%100000)
+	env.Secret(newPw) // the scan at the end looks for it everywhere
 	send("A reset that passes (the password is read from stdin, sealed to the connector's key)",
 		newPw+"\n", "--op", "reset", "--user", "upn:"+user.UPN, "--actor", "self_service:demo-portal")
 	if c, err := testdc.Bind(ctx, info, user.DN, newPw); err == nil {
@@ -147,26 +127,18 @@ func run(ctx context.Context) error {
 	send("A reset of a protected account (adminCount=1): refused before touching AD", newPw+"\n", "--op", "reset", "--user", "sam:protected")
 
 	say("Stop the connector (SIGTERM: stop receiving, finish in-flight, flush the journal)")
-	conn.Process.Signal(syscall.SIGTERM)
-	werr := conn.Wait()
-	stopped = true
-	fmt.Printf("   exit: %v\n", exitText(werr))
+	conn.Stop()
+	fmt.Printf("   exit: %v\n", exitText(prog.Err()))
 
 	say("Audit log (one JSON record per command; never a password)")
-	if b, err := os.ReadFile(filepath.Join(dir, "audit.jsonl")); err == nil {
-		fmt.Print(indent(string(b)))
-	}
+	fmt.Print(indent(conn.Audit()))
 	say("Connector log (last lines)")
-	lines := strings.Split(strings.TrimSpace(logs.String()), "\n")
+	lines := strings.Split(strings.TrimSpace(conn.Logs()), "\n")
 	if len(lines) > 8 {
 		lines = lines[len(lines)-8:]
 	}
 	fmt.Print(indent(strings.Join(lines, "\n") + "\n"))
-	if strings.Contains(logs.String(), newPw) {
-		return errors.New("the password appeared in the connector's log")
-	}
 	fmt.Println("\nThe DC keeps running for the next run; stop it with: go run ./integration/cmd/testdc down")
-	return nil
 }
 
 func exitText(err error) string {
@@ -232,19 +204,4 @@ func lockOut(ctx context.Context, info *testdc.Info, dn string) {
 	if testdc.BindData(err) == "775" {
 		fmt.Println("\n   (the demo user is now locked out: bind answers data 775)")
 	}
-}
-
-// writeConfig writes the connector's configuration (and the secret files it
-// points at) for the keys `adwriteback keygen` wrote into dir/keys.
-func writeConfig(dir, path string, info *testdc.Info, emu *sbemu.Emulator) error {
-	if err := stack.WriteSecrets(dir, info.ServicePass, emu.ConnectionString()); err != nil {
-		return err
-	}
-	cfg := stack.DCConfig(info, dir)
-	cfg.MinLength = 12
-	cfg.Queue = "writeback-commands"
-	cfg.ConnectorKeys = []string{filepath.Join(dir, "keys", "connector.key.json")}
-	cfg.SenderKeys = []string{filepath.Join(dir, "keys", "sender.pub.json")}
-	cfg.LogFormat = "text"
-	return cfg.WriteFile(path)
 }
