@@ -1,12 +1,22 @@
 'use strict';
-// sbemu: a test-grade Azure Service Bus emulator (AMQP 1.0 over plain TCP on loopback),
-// written on rhea, for the unmodified azservicebus Go SDK. Wire contract:
-// shared/docs/servicebus-emulator.md. Started by the Go helper in this directory.
+// sbemu: a test-grade Azure Service Bus emulator (AMQP 1.0 on loopback), written on rhea, for
+// the unmodified azservicebus Go SDK. Wire contract: shared/docs/servicebus-emulator.md.
+// Started by the Go helper in this directory.
 //
 // Usage: node emulator.js [--host 127.0.0.1] [--port 0] [--control-port 0]
 //                         [--key-name NAME] [--key KEY] [--tier standard|premium]
-// On start it prints one JSON line to stdout: {"ready":true,"amqpPort":N,"controlPort":M}.
+//                         [--tls-cert FILE --tls-key FILE [--tls-host 127.0.0.1] [--amqps-port 0] [--wss-port 0]]
+// On start it prints one JSON line to stdout: {"ready":true,"amqpPort":N,"controlPort":M}, plus
+// "amqpsPort" and "wssPort" with --tls-cert.
 // The control endpoint (HTTP on loopback) creates queues and injects faults; see ROUTES below.
+//
+// Listeners, as Service Bus has them: plain AMQP on --port always (the development-emulator
+// form of the connection string); with --tls-cert and --tls-key (PEM files, a certificate for
+// the namespace host name) also AMQPS (AMQP over TLS, Azure's 5671) on --amqps-port, and AMQP
+// over WebSockets over TLS (Azure's 443) on --wss-port, both on --tls-host (default --host), at exactly the path
+// /$servicebus/websocket with the subprotocol "amqp": another path is answered 404, an upgrade
+// without the subprotocol 400, a plain request to the path 426. Fault injection (drop
+// connections, stop and start the listener) applies to every listener.
 //
 // Message size, as Service Bus does it: the namespace tier (--tier, default standard) caps a
 // message. Standard: 256 KB. Premium: the entity's MaxMessageSizeInKilobytes (1024 KB by
@@ -18,9 +28,12 @@
 // up). Like Service Bus, the emulator offers max-frame-size 65536, so large messages arrive as
 // multi-frame transfers.
 
+const fs = require('fs');
 const http = require('http');
+const https = require('https');
 const crypto = require('crypto');
 const rhea = require('rhea');
+const { WebSocketServer } = require('ws');
 const linkmod = require('rhea/lib/link.js');
 
 const types = rhea.types;
@@ -46,7 +59,8 @@ linkBase._process = function () {
 // ---------------------------------------------------------------------------------------------
 // options
 function parseArgs(argv) {
-  const o = { host: '127.0.0.1', port: 0, controlPort: 0, keyName: 'RootManageSharedAccessKey', key: 'eA==', tier: 'standard' };
+  const o = { host: '127.0.0.1', port: 0, controlPort: 0, keyName: 'RootManageSharedAccessKey', key: 'eA==', tier: 'standard',
+    tlsCert: '', tlsKey: '', tlsHost: '', amqpsPort: 0, wssPort: 0 };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const v = argv[i + 1];
@@ -57,10 +71,16 @@ function parseArgs(argv) {
       case '--key-name': o.keyName = v; i++; break;
       case '--key': o.key = v; i++; break;
       case '--tier': o.tier = v; i++; break;
+      case '--tls-cert': o.tlsCert = v; i++; break;
+      case '--tls-key': o.tlsKey = v; i++; break;
+      case '--tls-host': o.tlsHost = v; i++; break;
+      case '--amqps-port': o.amqpsPort = Number(v); i++; break;
+      case '--wss-port': o.wssPort = Number(v); i++; break;
       default: throw new Error('unknown argument ' + a);
     }
   }
   if (o.tier !== 'standard' && o.tier !== 'premium') throw new Error('--tier must be standard or premium, not ' + o.tier);
+  if (!o.tlsCert !== !o.tlsKey) throw new Error('--tls-cert and --tls-key go together');
   return o;
 }
 const opts = parseArgs(process.argv.slice(2));
@@ -856,17 +876,108 @@ container.on('message', (ctx) => {
 });
 
 // ---------------------------------------------------------------------------------------------
-// control endpoint (HTTP on loopback)
-let amqpServer = null;
+// listeners: plain AMQP, and with a certificate AMQPS and AMQP over WebSockets over TLS. Each
+// keeps its port across /listener/stop and /listener/start; every accepted TCP socket is
+// tracked so that a fault drops it whatever runs over it.
+const WS_PATH = '/$servicebus/websocket';
+const WS_SUBPROTOCOL = 'amqp';
 const sockets = new Set();
+const listeners = []; // {name, port, open(port) -> server (listening or about to), server}
 
-function listenAmqp(port) {
+function addListener(name, port, open) {
+  const l = { name, port, open, server: null };
+  listeners.push(l);
+  return l;
+}
+
+function listening() { return listeners.some((l) => l.server); }
+
+function listenerPorts() {
+  const out = {};
+  for (const l of listeners) out[l.name + 'Port'] = l.port;
+  return out;
+}
+
+// startListener opens l on its port (0 the first time: a free one) and records the port.
+function startListener(l) {
   return new Promise((resolve, reject) => {
-    const srv = container.listen({ host: opts.host, port, max_frame_size: MAX_FRAME_SIZE });
+    const srv = l.open(l.port);
     srv.on('connection', (sock) => { sockets.add(sock); sock.on('close', () => sockets.delete(sock)); });
-    srv.once('listening', () => { amqpServer = srv; resolve(srv.address().port); });
+    srv.once('listening', () => { l.server = srv; l.port = srv.address().port; resolve(l.port); });
     srv.once('error', reject);
   });
+}
+
+async function startListeners() {
+  for (const l of listeners) if (!l.server) await startListener(l);
+}
+
+async function stopListeners() {
+  const closing = [];
+  for (const l of listeners) {
+    if (!l.server) continue;
+    const srv = l.server;
+    l.server = null;
+    closing.push(new Promise((resolve) => srv.close(() => resolve())));
+  }
+  dropAll();
+  await Promise.all(closing);
+}
+
+function connectionOptions() { return { max_frame_size: MAX_FRAME_SIZE }; }
+
+function openAmqp(port) {
+  return container.listen({ host: opts.host, port, ...connectionOptions() });
+}
+
+function tlsCredentials() {
+  return { cert: fs.readFileSync(opts.tlsCert), key: fs.readFileSync(opts.tlsKey), minVersion: 'TLSv1.2' };
+}
+
+function openAmqps(port) {
+  return container.listen({ transport: 'tls', host: opts.tlsHost || opts.host, port, ...tlsCredentials(), ...connectionOptions() });
+}
+
+// refuseUpgrade answers a WebSocket upgrade with an HTTP error and closes the socket.
+function refuseUpgrade(socket, code, reason, text) {
+  const body = text + '\n';
+  socket.end('HTTP/1.1 ' + code + ' ' + reason + '\r\nConnection: close\r\nContent-Type: text/plain\r\n' +
+    'Content-Length: ' + Buffer.byteLength(body) + '\r\n\r\n' + body);
+}
+
+function offeredSubprotocols(req) {
+  return String(req.headers['sec-websocket-protocol'] || '').split(',').map((p) => p.trim()).filter(Boolean);
+}
+
+function openWebSocket(port) {
+  const wss = new WebSocketServer({
+    noServer: true,
+    perMessageDeflate: false,
+    handleProtocols: (protocols) => (protocols.has(WS_SUBPROTOCOL) ? WS_SUBPROTOCOL : false),
+  });
+  const srv = https.createServer(tlsCredentials(), (req, res) => {
+    const path = new URL(req.url, 'https://sbemu').pathname;
+    const [code, text] = path === WS_PATH ? [426, 'a WebSocket upgrade is required'] : [404, 'not found'];
+    res.writeHead(code, { 'content-type': 'text/plain', connection: 'close' });
+    res.end(text + '\n');
+  });
+  srv.on('upgrade', (req, socket, head) => {
+    socket.on('error', () => {});
+    const path = new URL(req.url, 'https://sbemu').pathname;
+    if (path !== WS_PATH) {
+      log('websocket upgrade refused: path', req.url);
+      refuseUpgrade(socket, 404, 'Not Found', 'no WebSocket endpoint at ' + path + '; Service Bus listens at ' + WS_PATH);
+      return;
+    }
+    if (!offeredSubprotocols(req).includes(WS_SUBPROTOCOL)) {
+      log('websocket upgrade refused: subprotocols', req.headers['sec-websocket-protocol']);
+      refuseUpgrade(socket, 400, 'Bad Request', 'the WebSocket subprotocol "' + WS_SUBPROTOCOL + '" is required');
+      return;
+    }
+    wss.handleUpgrade(req, socket, head, (ws) => container.websocket_accept(ws, connectionOptions()));
+  });
+  srv.listen({ host: opts.tlsHost || opts.host, port });
+  return srv;
 }
 
 function dropAll() {
@@ -875,6 +986,8 @@ function dropAll() {
   return n;
 }
 
+// ---------------------------------------------------------------------------------------------
+// control endpoint (HTTP on loopback)
 function forceDetach(queueName) {
   let n = 0;
   for (const q of queues.values()) {
@@ -948,7 +1061,7 @@ async function handleControl(req, res) {
   const parts = url.pathname.split('/').filter(Boolean).map(decodeURIComponent);
   const send = (code, obj) => { res.writeHead(code, { 'content-type': 'application/json' }); res.end(JSON.stringify(obj)); };
   try {
-    if (req.method === 'GET' && url.pathname === '/healthz') return send(200, { ok: true, listening: !!amqpServer, tier: opts.tier });
+    if (req.method === 'GET' && url.pathname === '/healthz') return send(200, { ok: true, listening: listening(), tier: opts.tier });
     if (parts[0] === 'queues' && parts.length >= 2) {
       const name = parts.slice(1).join('/');
       if (req.method === 'PUT') {
@@ -985,16 +1098,12 @@ async function handleControl(req, res) {
       return send(200, { expired: expireLocks(q, Number(url.searchParams.get('seq') || 0)) });
     }
     if (req.method === 'POST' && url.pathname === '/listener/stop') {
-      if (amqpServer) {
-        const srv = amqpServer;
-        amqpServer = null;
-        await new Promise((resolve) => { srv.close(() => resolve()); dropAll(); });
-      }
+      await stopListeners();
       return send(200, { listening: false });
     }
     if (req.method === 'POST' && url.pathname === '/listener/start') {
-      if (!amqpServer) await listenAmqp(opts.port);
-      return send(200, { listening: true, amqpPort: opts.port });
+      await startListeners();
+      return send(200, { listening: true, ...listenerPorts() });
     }
     if (req.method === 'POST' && url.pathname === '/shutdown') {
       send(200, {});
@@ -1009,11 +1118,16 @@ async function handleControl(req, res) {
 }
 
 async function main() {
-  opts.port = await listenAmqp(opts.port);
+  addListener('amqp', opts.port, openAmqp);
+  if (opts.tlsCert) {
+    addListener('amqps', opts.amqpsPort, openAmqps);
+    addListener('wss', opts.wssPort, openWebSocket);
+  }
+  await startListeners();
   const ctl = http.createServer((req, res) => { handleControl(req, res); });
   await new Promise((resolve, reject) => { ctl.once('error', reject); ctl.listen(opts.controlPort, opts.host, resolve); });
   const controlPort = ctl.address().port;
-  process.stdout.write(JSON.stringify({ ready: true, amqpPort: opts.port, controlPort }) + '\n');
+  process.stdout.write(JSON.stringify({ ready: true, ...listenerPorts(), controlPort }) + '\n');
   // exit when the parent goes away (stdin closes)
   process.stdin.on('end', () => process.exit(0));
   process.stdin.on('error', () => process.exit(0));

@@ -6,6 +6,16 @@
 // The emulator speaks plain AMQP over TCP on 127.0.0.1; the azservicebus SDK is pointed at it
 // with a connection string carrying UseDevelopmentEmulator=true (see ConnectionString).
 //
+// With Options.TLS it also listens like Azure, for a namespace host name such as
+// adwtest.servicebus.windows.net with a certificate the caller issued for it: AMQPS (AMQP over
+// TLS, Azure's port 5671) on AMQPSEndpoint, and AMQP over WebSockets over TLS (Azure's 443) on
+// WebSocketEndpoint at exactly WebSocketPath with the subprotocol "amqp" (another path is
+// refused with 404, an upgrade without the subprotocol with 400). The SDK reaches them with
+// NamespaceConnectionString and its own TLS code: ClientOptions.TLSConfig trusting CAFile and
+// CustomEndpoint = AMQPSEndpoint for AMQPS (the SDK still verifies the certificate for the
+// host name), or a NewWebSocketConn that dials the URL the SDK gives (WebSocketURL) with
+// DialContext as its network dialer, which resolves the host name to the loopback port.
+//
 // Message size follows the Service Bus quotas of the namespace tier (Options.Tier): Standard
 // caps a message at 256 KB; Premium at the queue's MaxMessageSizeInKilobytes (1 MB unless set,
 // up to 100 MB). The cap is advertised on link attach, so the SDK refuses a larger message with
@@ -18,6 +28,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -32,6 +43,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -83,7 +95,44 @@ type Options struct {
 	StartTimeout time.Duration
 	// Tier is the namespace tier, which sets the message size cap. Empty: TierStandard.
 	Tier Tier
+	// TLS, if set, makes the emulator listen with TLS too: AMQPS and WebSockets. Plain AMQP
+	// stays on Endpoint.
+	TLS *TLSOptions
 }
+
+// TLSOptions make the emulator listen like Azure for a namespace host name.
+type TLSOptions struct {
+	// CertFile and KeyFile are PEM files: a server certificate for HostName and its key.
+	CertFile, KeyFile string
+	// CAFile is the PEM file of the CA that issued the certificate, for the clients
+	// (Emulator.CAFile, RootCAs); the emulator does not read it.
+	CAFile string
+	// HostName is the namespace host name (e.g. adwtest.servicebus.windows.net): the
+	// connection strings' endpoint, the name the clients verify.
+	HostName string
+	// ListenIP is the loopback address the TLS listeners bind. "": 127.0.0.1.
+	ListenIP string
+	// AMQPSPort and WebSocketPort are the TLS listeners' ports. 0: free ones. Azure's own
+	// (the constants AMQPSPort and WebSocketPort) on a ListenIP of the test's own let a client
+	// whose resolver maps HostName to ListenIP (a private /etc/hosts) connect exactly as to
+	// Azure.
+	AMQPSPort, WebSocketPort int
+}
+
+// WebSocketPath is where Service Bus serves AMQP over WebSockets; the SDK dials
+// wss://<namespace>/$servicebus/websocket.
+const WebSocketPath = "/$servicebus/websocket"
+
+// The ports Azure serves AMQPS and WebSockets on; DialContext maps them on the namespace host
+// name to the emulator's loopback ports.
+const (
+	AMQPSPort     = 5671
+	WebSocketPort = 443
+)
+
+// ErrNoTLS is returned by what needs the TLS listeners of an emulator started without
+// Options.TLS.
+var ErrNoTLS = errors.New("sbemu: the emulator was started without TLS (Options.TLS)")
 
 // Emulator is a running emulator process.
 type Emulator struct {
@@ -91,6 +140,9 @@ type Emulator struct {
 	amqpPort     int
 	controlPort  int
 	ctl          *http.Client
+	tls          *TLSOptions // nil: plain AMQP only
+	amqpsPort    int
+	wssPort      int
 
 	cmd     *exec.Cmd
 	stdin   io.WriteCloser
@@ -163,9 +215,22 @@ func StartProcess(ctx context.Context, o Options) (*Emulator, error) {
 
 	e := &Emulator{keyName: o.KeyName, key: o.Key, done: make(chan struct{}),
 		ctl: &http.Client{Timeout: 10 * time.Second}}
-	cmd := exec.Command(node, filepath.Join(dir, "emulator.js"),
+	args := []string{filepath.Join(dir, "emulator.js"),
 		"--host", "127.0.0.1", "--port", "0", "--control-port", "0",
-		"--key-name", o.KeyName, "--key", o.Key, "--tier", string(o.Tier))
+		"--key-name", o.KeyName, "--key", o.Key, "--tier", string(o.Tier)}
+	if o.TLS != nil {
+		if o.TLS.CertFile == "" || o.TLS.KeyFile == "" || o.TLS.HostName == "" {
+			return nil, fmt.Errorf("sbemu: TLS needs CertFile, KeyFile and HostName")
+		}
+		t := *o.TLS
+		if t.ListenIP == "" {
+			t.ListenIP = "127.0.0.1"
+		}
+		e.tls = &t
+		args = append(args, "--tls-cert", t.CertFile, "--tls-key", t.KeyFile, "--tls-host", t.ListenIP,
+			"--amqps-port", strconv.Itoa(t.AMQPSPort), "--wss-port", strconv.Itoa(t.WebSocketPort))
+	}
+	cmd := exec.Command(node, args...)
 	cmd.Dir = dir
 	cmd.Env = os.Environ()
 	if o.Debug {
@@ -193,6 +258,8 @@ func StartProcess(ctx context.Context, o Options) (*Emulator, error) {
 	type ready struct {
 		Ready       bool `json:"ready"`
 		AMQPPort    int  `json:"amqpPort"`
+		AMQPSPort   int  `json:"amqpsPort"`
+		WSSPort     int  `json:"wssPort"`
 		ControlPort int  `json:"controlPort"`
 	}
 	lineCh := make(chan ready, 1)
@@ -215,6 +282,7 @@ func StartProcess(ctx context.Context, o Options) (*Emulator, error) {
 	select {
 	case rd := <-lineCh:
 		e.amqpPort, e.controlPort = rd.AMQPPort, rd.ControlPort
+		e.amqpsPort, e.wssPort = rd.AMQPSPort, rd.WSSPort
 	case err := <-errCh:
 		_ = e.Close()
 		return nil, fmt.Errorf("%w\n%s", err, e.Log())
@@ -222,14 +290,24 @@ func StartProcess(ctx context.Context, o Options) (*Emulator, error) {
 		_ = e.Close()
 		return nil, fmt.Errorf("sbemu: waiting for the emulator to start: %w\n%s", ctx.Err(), e.Log())
 	}
-	// The ready line is printed after listen(); confirm with one real connection.
-	d := net.Dialer{}
-	c, err := d.DialContext(ctx, "tcp", e.Endpoint())
-	if err != nil {
-		_ = e.Close()
-		return nil, fmt.Errorf("sbemu: emulator does not accept connections: %w", err)
+	// The ready line is printed after listen(); confirm with one real connection each.
+	addrs := []string{e.Endpoint()}
+	if e.tls != nil {
+		if e.amqpsPort == 0 || e.wssPort == 0 {
+			_ = e.Close()
+			return nil, fmt.Errorf("sbemu: the emulator did not report its TLS ports\n%s", e.Log())
+		}
+		addrs = append(addrs, e.AMQPSEndpoint(), e.WebSocketEndpoint())
 	}
-	_ = c.Close()
+	d := net.Dialer{}
+	for _, a := range addrs {
+		c, err := d.DialContext(ctx, "tcp", a)
+		if err != nil {
+			_ = e.Close()
+			return nil, fmt.Errorf("sbemu: emulator does not accept connections: %w", err)
+		}
+		_ = c.Close()
+	}
 	return e, nil
 }
 
@@ -278,6 +356,123 @@ func (e *Emulator) ConnectionString() string { return e.ConnectionStringWithKey(
 func (e *Emulator) ConnectionStringWithKey(key string) string {
 	return fmt.Sprintf("Endpoint=sb://%s;SharedAccessKeyName=%s;SharedAccessKey=%s;UseDevelopmentEmulator=true",
 		e.Endpoint(), e.keyName, key)
+}
+
+// HostName is the namespace host name of a TLS emulator ("" without TLS).
+func (e *Emulator) HostName() string {
+	if e.tls == nil {
+		return ""
+	}
+	return e.tls.HostName
+}
+
+// CAFile is the CA file of a TLS emulator, as given in TLSOptions ("" without TLS).
+func (e *Emulator) CAFile() string {
+	if e.tls == nil {
+		return ""
+	}
+	return e.tls.CAFile
+}
+
+// RootCAs is a pool holding the certificates of CAFile: what a client that trusts the
+// emulator's CA, and only it, verifies against.
+func (e *Emulator) RootCAs() (*x509.CertPool, error) {
+	if e.tls == nil {
+		return nil, ErrNoTLS
+	}
+	b, err := os.ReadFile(e.tls.CAFile)
+	if err != nil {
+		return nil, fmt.Errorf("sbemu: CA file: %w", err)
+	}
+	p := x509.NewCertPool()
+	if !p.AppendCertsFromPEM(b) {
+		return nil, fmt.Errorf("sbemu: no certificate in CA file %s", e.tls.CAFile)
+	}
+	return p, nil
+}
+
+// ListenIP is the address the TLS listeners bind ("" without TLS): what a resolver maps
+// HostName to.
+func (e *Emulator) ListenIP() string {
+	if e.tls == nil {
+		return ""
+	}
+	return e.tls.ListenIP
+}
+
+// AMQPSEndpoint is host:port of the AMQPS listener ("" without TLS): the SDK's
+// ClientOptions.CustomEndpoint.
+func (e *Emulator) AMQPSEndpoint() string {
+	if e.tls == nil {
+		return ""
+	}
+	return net.JoinHostPort(e.tls.ListenIP, strconv.Itoa(e.amqpsPort))
+}
+
+// WebSocketEndpoint is host:port of the AMQP-over-WebSockets-over-TLS listener ("" without
+// TLS).
+func (e *Emulator) WebSocketEndpoint() string {
+	if e.tls == nil {
+		return ""
+	}
+	return net.JoinHostPort(e.tls.ListenIP, strconv.Itoa(e.wssPort))
+}
+
+// WebSocketURL is the URL the SDK gives NewWebSocketConn (NewWebSocketConnArgs.Host):
+// wss://<host name>/$servicebus/websocket ("" without TLS).
+func (e *Emulator) WebSocketURL() string {
+	if e.tls == nil {
+		return ""
+	}
+	return "wss://" + e.tls.HostName + WebSocketPath
+}
+
+// NamespaceConnectionString is a connection string for the namespace host name, as Azure's
+// portal gives it (no UseDevelopmentEmulator, so the SDK uses TLS), with the right key. It
+// reaches the emulator only with CustomEndpoint (AMQPS) or DialContext (WebSockets). ""
+// without TLS.
+func (e *Emulator) NamespaceConnectionString() string {
+	return e.NamespaceConnectionStringWithKey(e.key)
+}
+
+// NamespaceConnectionStringWithKey is NamespaceConnectionString carrying another key.
+func (e *Emulator) NamespaceConnectionStringWithKey(key string) string {
+	if e.tls == nil {
+		return ""
+	}
+	return fmt.Sprintf("Endpoint=sb://%s/;SharedAccessKeyName=%s;SharedAccessKey=%s", e.tls.HostName, e.keyName, key)
+}
+
+// Resolve maps an address on the namespace host name to the emulator's listener: port 443
+// (or none) to the WebSocket listener, 5671 to AMQPS. Any other address is returned as it
+// is, with false.
+func (e *Emulator) Resolve(addr string) (string, bool) {
+	if e.tls == nil {
+		return addr, false
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		host, port = addr, strconv.Itoa(WebSocketPort)
+	}
+	if !strings.EqualFold(host, e.tls.HostName) {
+		return addr, false
+	}
+	switch port {
+	case strconv.Itoa(WebSocketPort), "https", "wss":
+		return e.WebSocketEndpoint(), true
+	case strconv.Itoa(AMQPSPort), "amqps":
+		return e.AMQPSEndpoint(), true
+	}
+	return addr, false
+}
+
+// DialContext dials addr over the network after Resolve: the namespace host name resolves to
+// the emulator as DNS would resolve it to Azure (the ports mapped too). Use it as the network
+// dialer of an HTTP transport under a WebSocket client; TLS and the upgrade stay the client's.
+func (e *Emulator) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+	a, _ := e.Resolve(addr)
+	var d net.Dialer
+	return d.DialContext(ctx, network, a)
 }
 
 // QueueOptions describe a queue. Zero values take Service Bus defaults (lock 60 s,
@@ -474,10 +669,14 @@ func sourceDir() string {
 	return filepath.Dir(file)
 }
 
-// ensureDeps runs npm ci when node_modules lacks rhea. A file lock serialises concurrent test
-// binaries (go test runs packages in parallel).
+// ensureDeps runs npm ci when node_modules lacks a package that package.json names. A file
+// lock serialises concurrent test binaries (go test runs packages in parallel).
 func ensureDeps(ctx context.Context, dir string) error {
-	if _, err := os.Stat(filepath.Join(dir, "node_modules", "rhea", "package.json")); err == nil {
+	ok, err := depsInstalled(dir)
+	if err != nil {
+		return err
+	}
+	if ok {
 		return nil
 	}
 	npm, err := exec.LookPath("npm")
@@ -490,8 +689,8 @@ func ensureDeps(ctx context.Context, dir string) error {
 		return fmt.Errorf("sbemu: lock for npm ci: %w", err)
 	}
 	defer unlock()
-	if _, err := os.Stat(filepath.Join(dir, "node_modules", "rhea", "package.json")); err == nil {
-		return nil
+	if ok, err := depsInstalled(dir); err != nil || ok {
+		return err
 	}
 	cmd := exec.CommandContext(ctx, npm, "ci", "--no-audit", "--no-fund")
 	cmd.Dir = dir
@@ -500,6 +699,30 @@ func ensureDeps(ctx context.Context, dir string) error {
 		return fmt.Errorf("sbemu: npm ci in %s failed: %w\n%s", dir, err, out)
 	}
 	return nil
+}
+
+// depsInstalled reports whether every package that package.json in dir names (dependencies
+// and devDependencies, as npm ci installs them) is in node_modules.
+func depsInstalled(dir string) (bool, error) {
+	b, err := os.ReadFile(filepath.Join(dir, "package.json"))
+	if err != nil {
+		return false, fmt.Errorf("sbemu: %w", err)
+	}
+	var pkg struct {
+		Dependencies    map[string]string `json:"dependencies"`
+		DevDependencies map[string]string `json:"devDependencies"`
+	}
+	if err := json.Unmarshal(b, &pkg); err != nil {
+		return false, fmt.Errorf("sbemu: package.json: %w", err)
+	}
+	for _, deps := range []map[string]string{pkg.Dependencies, pkg.DevDependencies} {
+		for name := range deps {
+			if _, err := os.Stat(filepath.Join(dir, "node_modules", filepath.FromSlash(name), "package.json")); err != nil {
+				return false, nil
+			}
+		}
+	}
+	return true, nil
 }
 
 type lockedWriter struct {
