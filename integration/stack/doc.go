@@ -49,6 +49,15 @@
 //     in integration/artifacts/<TestName>/.
 //   - Network faults (netfault.go): Proxy in front of a DC (Down/Up,
 //     SetUntrusted with an UntrustedCert), HangingListener, FreeAddr.
+//   - The edge (tls.go, proxy.go): WithEmulatorTLS makes the emulator
+//     listen like Azure too (AMQPS on 5671, WebSockets on 443 at
+//     /$servicebus/websocket, on a loopback address of the stack's own)
+//     with a certificate for Namespace from the stack's CA (Env.CA,
+//     CAFile, IssueCert for other servers); HostsFile and HostsWrap give
+//     a process that namespace as DNS would. WithProxy starts tinyproxy
+//     (Env.Proxy: URL, User, PasswordFile, IdleTimeout, Down/Up) with
+//     Basic auth, CONNECT only to the emulator's WebSocket port, and its
+//     password in the leak scan; StartProxy runs one outside a stack.
 //   - TB (tb.go) is what the harness needs of a test; Program is one for
 //     programs (cmd/demo, cmd/bench): Fatalf ends Do, Close runs the
 //     cleanups.

@@ -27,6 +27,14 @@ type Setup struct {
 	Dir string
 	// Emulator starts the Service Bus emulator.
 	Emulator sbemu.Options
+	// EmulatorTLS makes the emulator listen with TLS too, for the host
+	// name Namespace ("": the package's Namespace), with a certificate
+	// from the stack's CA (WithEmulatorTLS).
+	EmulatorTLS bool
+	Namespace   string
+	// Proxy, if set, starts an HTTP CONNECT proxy (tinyproxy) once the
+	// emulator is up, before the AfterStart hooks (WithProxy).
+	Proxy *ProxyOptions
 	// CommandQueue takes the commands; ReplyQueue the results.
 	CommandQueue, ReplyQueue Queue
 	// KeyDir, if set, holds the keys as `adwriteback keygen` writes them;
@@ -102,6 +110,12 @@ type Env struct {
 	// Results collects what the test received (results, CLI output,
 	// pages): the leak scan reads it.
 	Results *Buffer
+	// Proxy is the HTTP CONNECT proxy of WithProxy (nil without).
+	Proxy *HTTPProxy
+
+	caOnce sync.Once
+	ca     *testdc.CA
+	caErr  error
 
 	mu         sync.Mutex
 	queues     []string
@@ -133,7 +147,10 @@ func New(tb TB, opts ...Option) *Env {
 	if e.DC == nil {
 		e.DC = ensureDC(tb)
 	}
-	e.Emu = startEmulator(tb, s.Emulator)
+	if s.EmulatorTLS {
+		e.setup.Emulator.TLS = e.emulatorTLS(s.Namespace)
+	}
+	e.Emu = startEmulator(tb, e.setup.Emulator)
 	tb.Cleanup(e.finish)
 	e.ConnectionString = e.Emu.ConnectionString()
 	e.AddQueue(s.CommandQueue.Name, s.CommandQueue.Options)
@@ -143,6 +160,9 @@ func New(tb TB, opts ...Option) *Env {
 	e.addSurface("results", func() ([]byte, error) { return []byte(e.Results.String()), nil })
 	e.addSurface("queues", e.queueTexts)
 	e.addSurface("pages", e.pages)
+	if s.Proxy != nil {
+		e.startProxy(*s.Proxy)
+	}
 	for _, f := range s.AfterStart {
 		f(e)
 	}
