@@ -39,6 +39,9 @@ type ConfigSpec struct {
 	Queue, ConnectionStringFile string
 	Concurrency                 int
 	ShutdownGrace               time.Duration
+	// Transport and ProxyURL are queue.transport (amqp or websockets) and
+	// queue.proxy_url (e.g. Env.Proxy.URL()).
+	Transport, ProxyURL string
 
 	// ConnectorKeys and SenderKeys are keys.connector and keys.senders.
 	ConnectorKeys, SenderKeys []string
@@ -129,6 +132,8 @@ type (
 	queueSection struct {
 		Name                 string        `yaml:"name"`
 		ConnectionStringFile string        `yaml:"connection_string_file"`
+		Transport            string        `yaml:"transport,omitempty"`
+		ProxyURL             string        `yaml:"proxy_url,omitempty"`
 		Concurrency          int           `yaml:"concurrency,omitempty"`
 		ShutdownGrace        time.Duration `yaml:"shutdown_grace,omitempty"`
 	}
@@ -167,6 +172,7 @@ func (c ConfigSpec) YAML() ([]byte, error) {
 			OrgPolicy: orgPolicy{MinLength: c.MinLength},
 		}},
 		Queue: queueSection{Name: c.Queue, ConnectionStringFile: c.ConnectionStringFile,
+			Transport: c.Transport, ProxyURL: c.ProxyURL,
 			Concurrency: c.Concurrency, ShutdownGrace: c.ShutdownGrace},
 		Keys:    keysSection{Connector: c.ConnectorKeys, Senders: c.SenderKeys},
 		Journal: pathSection{Path: c.Journal},

@@ -35,6 +35,7 @@ func fullSpec(t *testing.T, dir string) (ConfigSpec, Keys) {
 	s.DialTimeout, s.OperationTimeout = 2*time.Second, 10*time.Second
 	s.MinLength = 12
 	s.Queue, s.Concurrency, s.ShutdownGrace = "commands", 3, 5*time.Second
+	s.Transport, s.ProxyURL = "websockets", "http://127.0.0.1:3128"
 	s.Journal = filepath.Join(dir, "journal-a.db")
 	s.PerUser, s.MaxAttempts = 1000, 40
 	s.HTTPListen = "127.0.0.1:0"
@@ -78,6 +79,8 @@ func TestFullSpecLoads(t *testing.T) {
 		{"queue.name", c.Queue.Name, "commands"},
 		{"queue.connection_string", c.Queue.ConnectionString, "Endpoint=sb://127.0.0.1/;SharedAccessKeyName=k;SharedAccessKey=c2VjcmV0"},
 		{"queue.concurrency", c.Queue.Concurrency, 3},
+		{"queue.transport", c.Queue.Transport, "websockets"},
+		{"queue.proxy_url", c.Queue.ProxyURL, "http://127.0.0.1:3128"},
 		{"queue.shutdown_grace", c.Queue.ShutdownGrace, 5 * time.Second},
 		{"keys.connector", c.Keys.Connector, []string{filepath.Join(dir, ConnectorKeyFile)}},
 		{"keys.senders", c.Keys.Senders, []string{filepath.Join(dir, SenderPubFile)}},
@@ -103,12 +106,13 @@ func TestZeroFieldsLeftOut(t *testing.T) {
 	s.ServerName, s.DialTimeout, s.OperationTimeout, s.MinLength = "", 0, 0, 0
 	s.Concurrency, s.ShutdownGrace, s.PerUser, s.MaxAttempts = 0, 0, 0, 0
 	s.HTTPListen, s.LogLevel, s.LogFormat = "", "", ""
+	s.Transport, s.ProxyURL = "", ""
 	b, err := s.YAML()
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, key := range []string{"server_name", "dial_timeout", "operation_timeout", "org_policy", "concurrency",
-		"shutdown_grace", "limits", "http", "log"} {
+		"shutdown_grace", "limits", "http", "log", "transport", "proxy_url"} {
 		if strings.Contains(string(b), key+":") {
 			t.Errorf("%s written though not set:\n%s", key, b)
 		}
