@@ -902,7 +902,12 @@ function listenerPorts() {
 function startListener(l) {
   return new Promise((resolve, reject) => {
     const srv = l.open(l.port);
-    srv.on('connection', (sock) => { sockets.add(sock); sock.on('close', () => sockets.delete(sock)); });
+    srv.on('connection', (sock) => {
+      sockets.add(sock);
+      sock.on('close', () => sockets.delete(sock));
+      // under TLS or WebSockets the raw socket is not rhea's: a dropped one must not throw
+      sock.on('error', (err) => log('socket error', l.name, err && err.message));
+    });
     srv.once('listening', () => { l.server = srv; l.port = srv.address().port; resolve(l.port); });
     srv.once('error', reject);
   });

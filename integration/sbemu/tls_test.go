@@ -251,22 +251,29 @@ func TestTLSUntrustedCAFails(t *testing.T) {
 	}
 }
 
-// TestTLSRestartAndDrop: fault injection reaches the TLS listeners too: a dropped
-// connection and a listener restart leave a WebSocket client able to go on.
+// TestTLSRestartAndDrop: fault injection reaches the TLS listeners too: dropped connections
+// and a listener restart leave AMQPS and WebSocket clients able to go on, on the same ports.
 func TestTLSRestartAndDrop(t *testing.T) {
 	e := startTLS(t)
-	c := wssClient(t, e, rootCAs(t, e), nil)
+	amqps, wss := amqpsClient(t, e, rootCAs(t, e)), wssClient(t, e, rootCAs(t, e), nil)
 	q := newQueue(t, e, sbemu.QueueOptions{LockDuration: 10 * time.Second})
-	send(t, c, q, &azservicebus.Message{Body: []byte("one")})
+	send(t, amqps, q, &azservicebus.Message{Body: []byte("one")})
+	send(t, wss, q, &azservicebus.Message{Body: []byte("two")})
 	n, err := e.DropConnections(context.Background())
-	if err != nil || n == 0 {
-		t.Fatalf("drop: %d %v", n, err)
+	if err != nil || n < 2 {
+		t.Fatalf("drop: %d %v, want both connections", n, err)
 	}
 	if err := e.Restart(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	send(t, c, q, &azservicebus.Message{Body: []byte("two")})
-	if qs := queueState(t, e, q); qs.Active != 2 {
-		t.Fatalf("active %d, want 2", qs.Active)
+	send(t, amqps, q, &azservicebus.Message{Body: []byte("three")})
+	send(t, wss, q, &azservicebus.Message{Body: []byte("four")})
+	if qs := queueState(t, e, q); qs.Active != 4 {
+		t.Fatalf("active %d, want 4", qs.Active)
+	}
+	select {
+	case <-e.Exited():
+		t.Fatalf("the emulator died:\n%s", e.Log())
+	default:
 	}
 }
