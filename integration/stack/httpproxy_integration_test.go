@@ -13,6 +13,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os"
+	"os/exec"
 	"strconv"
 	"strings"
 	"testing"
@@ -282,3 +283,33 @@ func TestEmulatorTLSThroughProxy(t *testing.T) {
 }
 
 func to[T any](v T) *T { return &v }
+
+// TestHostsWrapResolves: a program run under HostsWrap resolves the
+// namespace to the emulator's TLS address (and localhost still to
+// loopback); the machine's own /etc/hosts is left as it was.
+func TestHostsWrapResolves(t *testing.T) {
+	before, err := os.ReadFile("/etc/hosts")
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := New(t, WithEmulatorTLS())
+	wrap := env.HostsWrap()
+	if len(wrap) == 0 {
+		t.Fatal("no HostsWrap with WithEmulatorTLS")
+	}
+	args := append(append([]string(nil), wrap...), "getent", "hosts", Namespace, "localhost")
+	out, err := exec.Command(args[0], args[1:]...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v: %v\n%s", args, err, out)
+	}
+	if !strings.Contains(string(out), env.Emu.ListenIP()+" ") || !strings.Contains(string(out), Namespace) {
+		t.Fatalf("under HostsWrap %s resolves as:\n%s\nwant %s", Namespace, out, env.Emu.ListenIP())
+	}
+	if !strings.Contains(string(out), "127.0.0.1") && !strings.Contains(string(out), "::1") {
+		t.Errorf("localhost does not resolve under HostsWrap:\n%s", out)
+	}
+	after, err := os.ReadFile("/etc/hosts")
+	if err != nil || string(after) != string(before) {
+		t.Fatalf("/etc/hosts changed: %v", err)
+	}
+}
