@@ -1046,7 +1046,7 @@ function readJSON(req) {
 }
 
 // ROUTES:
-//   GET  /healthz                         -> {"ok":true}
+//   GET  /healthz                         -> {"ok":true,"listening":bool,"connections":N (open TCP connections, all listeners)}
 //   PUT  /queues/{name}  {lockDurationMs,maxDeliveryCount,defaultTtlMs,requiresSession,
 //                         duplicateDetectionWindowMs,deadLetterOnExpiry,
 //                         maxMessageSizeInKilobytes (premium only)} -> queue description (400: bad option)
@@ -1066,7 +1066,7 @@ async function handleControl(req, res) {
   const parts = url.pathname.split('/').filter(Boolean).map(decodeURIComponent);
   const send = (code, obj) => { res.writeHead(code, { 'content-type': 'application/json' }); res.end(JSON.stringify(obj)); };
   try {
-    if (req.method === 'GET' && url.pathname === '/healthz') return send(200, { ok: true, listening: listening(), tier: opts.tier });
+    if (req.method === 'GET' && url.pathname === '/healthz') return send(200, { ok: true, listening: listening(), connections: sockets.size, tier: opts.tier });
     if (parts[0] === 'queues' && parts.length >= 2) {
       const name = parts.slice(1).join('/');
       if (req.method === 'PUT') {

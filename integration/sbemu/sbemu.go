@@ -569,6 +569,14 @@ func (e *Emulator) Queue(ctx context.Context, name string) (*QueueState, error) 
 	return &qs, nil
 }
 
+// Connections is the number of client TCP connections open now, on every listener: a test
+// waits on it for a connection to go away (a proxy cutting an idle tunnel) or to come back.
+func (e *Emulator) Connections(ctx context.Context) (int, error) {
+	var r struct{ Connections int }
+	err := e.control(ctx, http.MethodGet, "/healthz", nil, &r)
+	return r.Connections, err
+}
+
 // DropConnections closes every client connection at the TCP level (state is kept).
 func (e *Emulator) DropConnections(ctx context.Context) (int, error) {
 	var r struct{ Dropped int }

@@ -216,6 +216,48 @@ func TestHTTPProxyCutsIdleTunnels(t *testing.T) {
 	c3.Close()
 }
 
+// proxiedClient is the unmodified SDK over a real WebSocket client whose
+// only settings are the proxy URL (with the proxy's credential, or none)
+// and the stack's CA: it dials wss://<namespace>/$servicebus/websocket as
+// the SDK gives it, and the proxy resolves the namespace.
+func proxiedClient(t *testing.T, env *Env, withCredential bool) *azservicebus.Client {
+	t.Helper()
+	roots, err := env.Emu.RootCAs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy, err := url.Parse(env.Proxy.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if withCredential {
+		proxy.User = url.UserPassword(env.Proxy.User(), env.Proxy.Password())
+	}
+	hc := &http.Client{Transport: &http.Transport{Proxy: http.ProxyURL(proxy),
+		TLSClientConfig: &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}}}
+	t.Cleanup(hc.CloseIdleConnections)
+	c, err := azservicebus.NewClientFromConnectionString(env.Emu.NamespaceConnectionString(), &azservicebus.ClientOptions{
+		RetryOptions:     azservicebus.RetryOptions{MaxRetries: 2, RetryDelay: 50 * time.Millisecond, MaxRetryDelay: 500 * time.Millisecond},
+		NewWebSocketConn: sbemu.WebSocketConn(hc),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close(context.Background()) })
+	return c
+}
+
+func sendOne(c *azservicebus.Client, queue, id string) error {
+	s, err := c.NewSender(queue, nil)
+	if err != nil {
+		return err
+	}
+	defer s.Close(context.Background())
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	return s.SendMessage(ctx, &azservicebus.Message{MessageID: to(id), Body: []byte("through the proxy " + id)}, nil)
+}
+
 // TestEmulatorTLSThroughProxy: the stack's edge as a deployment meets it.
 // With WithEmulatorTLS and WithProxy, the unmodified SDK over a real
 // WebSocket client reaches wss://<namespace>/$servicebus/websocket with
@@ -230,42 +272,10 @@ func TestEmulatorTLSThroughProxy(t *testing.T) {
 	if !strings.HasSuffix(env.Emu.WebSocketEndpoint(), ":443") || !strings.HasSuffix(env.Emu.AMQPSEndpoint(), ":5671") {
 		t.Fatalf("endpoints %s %s, want Azure's ports", env.Emu.WebSocketEndpoint(), env.Emu.AMQPSEndpoint())
 	}
-	roots, err := env.Emu.RootCAs()
-	if err != nil {
-		t.Fatal(err)
-	}
 	if env.Emu.CAFile() != env.CAFile() {
 		t.Fatalf("emulator CA %s, stack CA %s", env.Emu.CAFile(), env.CAFile())
 	}
-	client := func(withCredential bool) *azservicebus.Client {
-		proxy, _ := url.Parse(env.Proxy.URL())
-		if withCredential {
-			proxy.User = url.UserPassword(env.Proxy.User(), env.Proxy.Password())
-		}
-		hc := &http.Client{Transport: &http.Transport{Proxy: http.ProxyURL(proxy),
-			TLSClientConfig: &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}}}
-		t.Cleanup(hc.CloseIdleConnections)
-		c, err := azservicebus.NewClientFromConnectionString(env.Emu.NamespaceConnectionString(), &azservicebus.ClientOptions{
-			RetryOptions:     azservicebus.RetryOptions{MaxRetries: 1, RetryDelay: 50 * time.Millisecond},
-			NewWebSocketConn: sbemu.WebSocketConn(hc),
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { c.Close(context.Background()) })
-		return c
-	}
-	sendOne := func(c *azservicebus.Client) error {
-		s, err := c.NewSender(env.Queue, nil)
-		if err != nil {
-			return err
-		}
-		defer s.Close(context.Background())
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		defer cancel()
-		return s.SendMessage(ctx, &azservicebus.Message{MessageID: to("edge-1"), Body: []byte("through the proxy")}, nil)
-	}
-	if err := sendOne(client(true)); err != nil {
+	if err := sendOne(proxiedClient(t, env, true), env.Queue, "edge-1"); err != nil {
 		t.Fatalf("send through the proxy: %v\n%s", err, env.Proxy.Log())
 	}
 	if st := env.QueueState(env.Queue); st.Active != 1 || st.Messages[0].MessageID != "edge-1" {
@@ -274,11 +284,62 @@ func TestEmulatorTLSThroughProxy(t *testing.T) {
 	if !strings.Contains(env.Proxy.Log(), "CONNECT "+Namespace+":443") {
 		t.Errorf("the proxy did not tunnel to the namespace:\n%s", env.Proxy.Log())
 	}
-	if err := sendOne(client(false)); err == nil {
+	if err := sendOne(proxiedClient(t, env, false), env.Queue, "edge-2"); err == nil {
 		t.Fatal("send through the proxy without its credential succeeded")
 	}
 	if st := env.QueueState(env.Queue); st.Stats.Enqueued != 1 {
 		t.Fatalf("%d messages enqueued, want 1", st.Stats.Enqueued)
+	}
+}
+
+// TestProxyIdleCutSDKRecovers: the proxy cuts the SDK's idle WebSocket
+// tunnel (the emulator sees no connection left); the same client and
+// receiver then send and receive again, and nothing is lost.
+func TestProxyIdleCutSDKRecovers(t *testing.T) {
+	env := New(t, WithEmulatorTLS(), WithProxy(ProxyOptions{IdleTimeout: 2 * time.Second}))
+	c := proxiedClient(t, env, true)
+	r, err := c.NewReceiverForQueue(env.Queue, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close(context.Background())
+	receive := func(id string) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		// after a lost connection ReceiveMessages returns nothing once, then recovers
+		for {
+			msgs, err := r.ReceiveMessages(ctx, 1, nil)
+			if err != nil {
+				t.Fatalf("receive %s: %v\n%s", id, err, env.Proxy.Log())
+			}
+			if len(msgs) == 0 {
+				continue
+			}
+			if msgs[0].MessageID != id {
+				t.Fatalf("received %s, want %s", msgs[0].MessageID, id)
+			}
+			if err := r.CompleteMessage(ctx, msgs[0], nil); err != nil {
+				t.Fatalf("complete %s: %v", id, err)
+			}
+			return
+		}
+	}
+	if err := sendOne(c, env.Queue, "before-cut"); err != nil {
+		t.Fatal(err)
+	}
+	receive("before-cut")
+	WaitFor(t, 30*time.Second, "the proxy to cut the idle tunnel", func() bool {
+		n, err := env.Emu.Connections(context.Background())
+		return err == nil && n == 0
+	})
+	if err := sendOne(c, env.Queue, "after-cut"); err != nil {
+		t.Fatalf("send after the cut: %v", err)
+	}
+	receive("after-cut")
+	st := env.QueueState(env.Queue)
+	if st.Active != 0 || st.Locked != 0 || st.Stats.Completed != 2 || len(st.DeadLetters) != 0 {
+		t.Fatalf("queue: active %d locked %d completed %d dead %d", st.Active, st.Locked, st.Stats.Completed, len(st.DeadLetters))
 	}
 }
 
