@@ -14,7 +14,8 @@
 // form of the connection string); with --tls-cert and --tls-key (PEM files, a certificate for
 // the namespace host name) also AMQPS (AMQP over TLS, Azure's 5671) on --amqps-port, and AMQP
 // over WebSockets over TLS (Azure's 443) on --wss-port, both on --tls-host (default --host), at exactly the path
-// /$servicebus/websocket with the subprotocol "amqp": another path is answered 404, an upgrade
+// /$servicebus/websocket with the subprotocol "amqp" (or its draft name "AMQPWSB10", which
+// Microsoft's other SDKs send): another path is answered 404, an upgrade
 // without the subprotocol 400, a plain request to the path 426. Fault injection (drop
 // connections, stop and start the listener) applies to every listener.
 //
@@ -880,7 +881,9 @@ container.on('message', (ctx) => {
 // keeps its port across /listener/stop and /listener/start; every accepted TCP socket is
 // tracked so that a fault drops it whatever runs over it.
 const WS_PATH = '/$servicebus/websocket';
-const WS_SUBPROTOCOL = 'amqp';
+// The AMQP WebSocket binding's subprotocol is "amqp"; Microsoft's .NET, Java and JavaScript
+// clients offer its draft name "AMQPWSB10", which Service Bus accepts too.
+const WS_SUBPROTOCOLS = ['amqp', 'AMQPWSB10'];
 const sockets = new Set();
 const listeners = []; // {name, port, open(port) -> server (listening or about to), server}
 
@@ -958,7 +961,7 @@ function openWebSocket(port) {
   const wss = new WebSocketServer({
     noServer: true,
     perMessageDeflate: false,
-    handleProtocols: (protocols) => (protocols.has(WS_SUBPROTOCOL) ? WS_SUBPROTOCOL : false),
+    handleProtocols: (protocols) => Array.from(protocols).find((p) => WS_SUBPROTOCOLS.includes(p)) || false,
   });
   const srv = https.createServer(tlsCredentials(), (req, res) => {
     const path = new URL(req.url, 'https://sbemu').pathname;
@@ -974,9 +977,9 @@ function openWebSocket(port) {
       refuseUpgrade(socket, 404, 'Not Found', 'no WebSocket endpoint at ' + path + '; Service Bus listens at ' + WS_PATH);
       return;
     }
-    if (!offeredSubprotocols(req).includes(WS_SUBPROTOCOL)) {
+    if (!offeredSubprotocols(req).some((p) => WS_SUBPROTOCOLS.includes(p))) {
       log('websocket upgrade refused: subprotocols', req.headers['sec-websocket-protocol']);
-      refuseUpgrade(socket, 400, 'Bad Request', 'the WebSocket subprotocol "' + WS_SUBPROTOCOL + '" is required');
+      refuseUpgrade(socket, 400, 'Bad Request', 'the WebSocket subprotocol "amqp" (or "AMQPWSB10") is required');
       return;
     }
     wss.handleUpgrade(req, socket, head, (ws) => container.websocket_accept(ws, connectionOptions()));

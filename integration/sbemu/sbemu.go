@@ -9,12 +9,13 @@
 // With Options.TLS it also listens like Azure, for a namespace host name such as
 // adwtest.servicebus.windows.net with a certificate the caller issued for it: AMQPS (AMQP over
 // TLS, Azure's port 5671) on AMQPSEndpoint, and AMQP over WebSockets over TLS (Azure's 443) on
-// WebSocketEndpoint at exactly WebSocketPath with the subprotocol "amqp" (another path is
-// refused with 404, an upgrade without the subprotocol with 400). The SDK reaches them with
-// NamespaceConnectionString and its own TLS code: ClientOptions.TLSConfig trusting CAFile and
-// CustomEndpoint = AMQPSEndpoint for AMQPS (the SDK still verifies the certificate for the
-// host name), or a NewWebSocketConn that dials the URL the SDK gives (WebSocketURL) with
-// DialContext as its network dialer, which resolves the host name to the loopback port.
+// WebSocketEndpoint at exactly WebSocketPath with the subprotocol "amqp" or AMQPWSB10
+// (another path is refused with 404, an upgrade without either with 400). The SDK reaches
+// them with NamespaceConnectionString and its own TLS code: ClientOptions.TLSConfig trusting
+// CAFile and CustomEndpoint = AMQPSEndpoint for AMQPS (the SDK still verifies the
+// certificate for the host name), or a NewWebSocketConn that dials the URL the SDK gives
+// (WebSocketURL) with DialContext as its network dialer, which resolves the host name to the
+// loopback port.
 //
 // Message size follows the Service Bus quotas of the namespace tier (Options.Tier): Standard
 // caps a message at 256 KB; Premium at the queue's MaxMessageSizeInKilobytes (1 MB unless set,

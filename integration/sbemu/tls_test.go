@@ -201,7 +201,8 @@ func TestTLSWebSocket(t *testing.T) {
 	}
 }
 
-// TestTLSWebSocketRefusals: only /$servicebus/websocket with the subprotocol amqp upgrades;
+// TestTLSWebSocketRefusals: only /$servicebus/websocket with the subprotocol amqp (or
+// AMQPWSB10) upgrades;
 // the doubled path a dialer that appends the path to the SDK's URL produces is refused 404.
 func TestTLSWebSocketRefusals(t *testing.T) {
 	e := startTLS(t)
@@ -230,14 +231,17 @@ func TestTLSWebSocketRefusals(t *testing.T) {
 			}
 		})
 	}
-	// and the right one upgrades with the subprotocol echoed
-	c, _, err := websocket.Dial(ctxT(t, 10*time.Second), e.WebSocketURL(), &websocket.DialOptions{HTTPClient: hc, Subprotocols: []string{"amqp"}})
-	if err != nil {
-		t.Fatalf("upgrade at %s: %v", e.WebSocketURL(), err)
-	}
-	defer c.CloseNow()
-	if c.Subprotocol() != "amqp" {
-		t.Fatalf("subprotocol %q, want amqp", c.Subprotocol())
+	// and the right one upgrades with the subprotocol echoed: amqp, or the draft name
+	// AMQPWSB10 that Microsoft's other SDKs send
+	for _, offer := range [][]string{{"amqp"}, {"AMQPWSB10"}, {"mqtt", "AMQPWSB10"}} {
+		c, _, err := websocket.Dial(ctxT(t, 10*time.Second), e.WebSocketURL(), &websocket.DialOptions{HTTPClient: hc, Subprotocols: offer})
+		if err != nil {
+			t.Fatalf("upgrade at %s offering %v: %v", e.WebSocketURL(), offer, err)
+		}
+		if want := offer[len(offer)-1]; c.Subprotocol() != want {
+			t.Errorf("offering %v: subprotocol %q, want %s", offer, c.Subprotocol(), want)
+		}
+		c.CloseNow()
 	}
 }
 

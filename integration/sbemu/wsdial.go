@@ -10,8 +10,9 @@ import (
 	"github.com/coder/websocket"
 )
 
-// WebSocketSubprotocol is the subprotocol the emulator, like Service Bus, requires of an AMQP
-// WebSocket.
+// WebSocketSubprotocol is the AMQP WebSocket binding's subprotocol, which the emulator, like
+// Service Bus, requires of an AMQP WebSocket (it accepts the draft name AMQPWSB10 too, as
+// Microsoft's .NET, Java and JavaScript clients send it).
 const WebSocketSubprotocol = "amqp"
 
 // WebSocketConn is a ClientOptions.NewWebSocketConn for the azservicebus SDK on a real
