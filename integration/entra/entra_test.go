@@ -1,0 +1,402 @@
+//go:build integration
+
+package entra_test
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
+	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
+	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
+
+	"github.com/adwriteback/adwriteback/integration/entra"
+	"github.com/adwriteback/adwriteback/integration/sbemu"
+)
+
+const (
+	namespace = "adwtest.servicebus.windows.net"
+	queue     = "commands"
+)
+
+// world is an issuer, an emulator trusting it, and a TLS endpoint for the
+// namespace in front of the emulator, so the SDK runs its own amqps dial.
+type world struct {
+	iss      *entra.Issuer
+	emu      *sbemu.Emulator
+	endpoint string // host:port of the namespace's TLS endpoint
+}
+
+func newWorld(t *testing.T, clients ...entra.Client) *world {
+	t.Helper()
+	iss := entra.Start(t, entra.Options{Clients: clients})
+	emu := sbemu.Start(t, &sbemu.Options{JWT: sbemu.JWTOptions{JWKSFile: iss.JWKSFile(), Issuer: iss.Issuer(), Audience: entra.ServiceBusAudience}})
+	if err := emu.CreateQueue(context.Background(), queue, sbemu.QueueOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	return &world{iss: iss, emu: emu, endpoint: tlsFront(t, iss.CA(), emu.Endpoint())}
+}
+
+// tlsFront terminates TLS for the namespace's host name (a certificate of
+// the issuer's CA) and forwards to the emulator's plain AMQP port.
+// TODO(e13): use the emulator's own TLS listener once it has one.
+func tlsFront(t *testing.T, ca *entra.CA, backend string) string {
+	t.Helper()
+	cert, err := ca.ServerCert(namespace)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var conns []net.Conn
+	track := func(c net.Conn) {
+		mu.Lock()
+		conns = append(conns, c)
+		mu.Unlock()
+	}
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		for _, c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			b, err := net.Dial("tcp", backend)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			track(c)
+			track(b)
+			wg.Add(2)
+			go func() { defer wg.Done(); io.Copy(b, c); b.Close() }()
+			go func() { defer wg.Done(); io.Copy(c, b); c.Close() }()
+		}
+	}()
+	return ln.Addr().String()
+}
+
+// client is an azservicebus client with cred, reaching the namespace
+// through its TLS endpoint and trusting the test CA.
+func (w *world) client(t *testing.T, cred azcore.TokenCredential) *azservicebus.Client {
+	t.Helper()
+	c, err := azservicebus.NewClient(namespace, cred, &azservicebus.ClientOptions{
+		CustomEndpoint: w.endpoint,
+		TLSConfig:      &tls.Config{RootCAs: w.iss.CertPool(), ServerName: namespace, MinVersion: tls.VersionTLS12},
+		RetryOptions:   azservicebus.RetryOptions{MaxRetries: 1, RetryDelay: 50 * time.Millisecond, MaxRetryDelay: 100 * time.Millisecond},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close(context.Background()) })
+	return c
+}
+
+func ctx(t *testing.T) context.Context {
+	c, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	return c
+}
+
+// sendReceive sends a message and receives and completes it.
+func sendReceive(t *testing.T, c *azservicebus.Client) {
+	t.Helper()
+	s, err := c.NewSender(queue, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close(context.Background())
+	if err := s.SendMessage(ctx(t), &azservicebus.Message{MessageID: ptr("m-1"), Body: []byte("hello")}, nil); err != nil {
+		t.Fatalf("send: %v", err)
+	}
+	r, err := c.NewReceiverForQueue(queue, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close(context.Background())
+	msgs, err := r.ReceiveMessages(ctx(t), 1, nil)
+	if err != nil {
+		t.Fatalf("receive: %v", err)
+	}
+	if len(msgs) != 1 || string(msgs[0].Body) != "hello" {
+		t.Fatalf("received %d messages", len(msgs))
+	}
+	if err := r.CompleteMessage(ctx(t), msgs[0], nil); err != nil {
+		t.Fatalf("complete: %v", err)
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+var rw = entra.Client{Name: "connector", Roles: []string{"Listen:" + queue, "Send:" + queue}}
+
+func TestClientSecretSendReceive(t *testing.T) {
+	w := newWorld(t, rw)
+	ci := w.iss.Client("connector")
+	cred, err := azidentity.NewClientSecretCredential(w.iss.TenantID(), ci.ID, ci.Secret,
+		&azidentity.ClientSecretCredentialOptions{ClientOptions: w.iss.ClientOptions(), DisableInstanceDiscovery: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sendReceive(t, w.client(t, cred))
+}
+
+func TestClientCertificateSendReceive(t *testing.T) {
+	w := newWorld(t, rw)
+	ci := w.iss.Client("connector")
+	certs, key, err := azidentity.ParseCertificates(mustRead(t, ci.CertFile), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cred, err := azidentity.NewClientCertificateCredential(w.iss.TenantID(), ci.ID, certs, key,
+		&azidentity.ClientCertificateCredentialOptions{ClientOptions: w.iss.ClientOptions(), DisableInstanceDiscovery: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sendReceive(t, w.client(t, cred))
+}
+
+func TestWorkloadIdentitySendReceive(t *testing.T) {
+	w := newWorld(t, rw)
+	ci := w.iss.Client("connector")
+	cred, err := azidentity.NewWorkloadIdentityCredential(&azidentity.WorkloadIdentityCredentialOptions{
+		ClientOptions: w.iss.ClientOptions(), DisableInstanceDiscovery: true,
+		TenantID: w.iss.TenantID(), ClientID: ci.ID, TokenFilePath: ci.TokenFile,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sendReceive(t, w.client(t, cred))
+}
+
+func TestArcManagedIdentitySendReceive(t *testing.T) {
+	mi := rw
+	mi.ManagedIdentity = true
+	w := newWorld(t, mi)
+	for k, v := range w.iss.ArcEnv() {
+		t.Setenv(k, v)
+	}
+	cred, err := azidentity.NewManagedIdentityCredential(&azidentity.ManagedIdentityCredentialOptions{ClientOptions: w.iss.ClientOptions()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sendReceive(t, w.client(t, cred))
+}
+
+func secretCredential(t *testing.T, w *world, name, secret string) azcore.TokenCredential {
+	t.Helper()
+	ci := w.iss.Client(name)
+	if secret == "" {
+		secret = ci.Secret
+	}
+	cred, err := azidentity.NewClientSecretCredential(w.iss.TenantID(), ci.ID, secret,
+		&azidentity.ClientSecretCredentialOptions{ClientOptions: w.iss.ClientOptions(), DisableInstanceDiscovery: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cred
+}
+
+// wantUnauthorized fails unless err is azservicebus's unauthorized.
+func wantUnauthorized(t *testing.T, what string, err error) {
+	t.Helper()
+	var sbErr *azservicebus.Error
+	if !errors.As(err, &sbErr) || sbErr.Code != azservicebus.CodeUnauthorizedAccess {
+		t.Fatalf("%s: want azservicebus.Error %q, got %v", what, azservicebus.CodeUnauthorizedAccess, err)
+	}
+	t.Logf("%s refused: %v", what, err)
+}
+
+func send(t *testing.T, c *azservicebus.Client) error {
+	s, err := c.NewSender(queue, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close(context.Background())
+	return s.SendMessage(ctx(t), &azservicebus.Message{MessageID: ptr("m-1"), Body: []byte("x")}, nil)
+}
+
+func receive(t *testing.T, c *azservicebus.Client) error {
+	r, err := c.NewReceiverForQueue(queue, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close(context.Background())
+	_, err = r.ReceiveMessages(ctx(t), 1, nil)
+	return err
+}
+
+func TestWrongAudienceRefused(t *testing.T) {
+	c := rw
+	c.Audience = "https://storage.azure.com"
+	w := newWorld(t, c)
+	wantUnauthorized(t, "send with a token for another resource", send(t, w.client(t, secretCredential(t, w, "connector", ""))))
+}
+
+func TestExpiredTokenRefused(t *testing.T) {
+	c := rw
+	c.ExpiredTokens = true
+	w := newWorld(t, c)
+	wantUnauthorized(t, "send with an expired token", send(t, w.client(t, secretCredential(t, w, "connector", ""))))
+}
+
+func TestReceiveWithoutListenRefused(t *testing.T) {
+	w := newWorld(t, entra.Client{Name: "sender", Roles: []string{"Send:" + queue}})
+	c := w.client(t, secretCredential(t, w, "sender", ""))
+	if err := send(t, c); err != nil {
+		t.Fatalf("send with Send: %v", err)
+	}
+	wantUnauthorized(t, "receive without Listen", receive(t, c))
+	if qs, err := w.emu.Queue(context.Background(), queue); err != nil || qs.Active != 1 {
+		t.Fatalf("the message must stay on the queue: %+v %v", qs, err)
+	}
+}
+
+func TestListenOnOtherQueueRefused(t *testing.T) {
+	w := newWorld(t, entra.Client{Name: "other", Roles: []string{"Listen:elsewhere", "Send:elsewhere"}})
+	wantUnauthorized(t, "send with Send on another queue", send(t, w.client(t, secretCredential(t, w, "other", ""))))
+}
+
+func TestBadClientSecretRefused(t *testing.T) {
+	expired := rw
+	expired.SecretExpired = true
+	w := newWorld(t, expired, entra.Client{Name: "plain", Roles: rw.Roles})
+	for _, tc := range []struct {
+		name, client, secret string
+		code                 int // the AADSTS code
+	}{
+		{"expired secret", "connector", "", 7000222},
+		{"wrong secret", "plain", "not-the-secret", 7000215},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sendErr := send(t, w.client(t, secretCredential(t, w, tc.client, tc.secret)))
+			var afe *azidentity.AuthenticationFailedError
+			if !errors.As(sendErr, &afe) {
+				t.Fatalf("want azidentity.AuthenticationFailedError, got %T %v", sendErr, sendErr)
+			}
+			if afe.RawResponse == nil || afe.RawResponse.StatusCode != 401 {
+				t.Fatalf("want the token endpoint's 401, got %v", afe)
+			}
+			b, err := runtime.Payload(afe.RawResponse)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var body struct {
+				Codes []int `json:"error_codes"`
+			}
+			if err := json.Unmarshal(b, &body); err != nil || len(body.Codes) != 1 || body.Codes[0] != tc.code {
+				t.Fatalf("want AADSTS%d, got %s", tc.code, b)
+			}
+			t.Logf("refused with AADSTS%d", tc.code)
+		})
+	}
+}
+
+func mustRead(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// A token of another tenant's issuer (keys the namespace does not trust)
+// is refused on $cbs.
+func TestTokenOfAnotherIssuerRefused(t *testing.T) {
+	w := newWorld(t, rw)
+	other := entra.Start(t, entra.Options{Clients: []entra.Client{rw}})
+	ci := other.Client("connector")
+	cred, err := azidentity.NewClientSecretCredential(other.TenantID(), ci.ID, ci.Secret,
+		&azidentity.ClientSecretCredentialOptions{ClientOptions: other.ClientOptions(), DisableInstanceDiscovery: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantUnauthorized(t, "send with another issuer's token", send(t, w.client(t, cred)))
+}
+
+// The Arc challenge's key files are gone once the tokens are issued.
+func TestArcKeyFilesRemoved(t *testing.T) {
+	dir := t.TempDir()
+	mi := rw
+	mi.ManagedIdentity = true
+	iss, err := entra.New(entra.Options{Dir: t.TempDir(), ArcKeyDir: dir, Clients: []entra.Client{mi}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer iss.Close()
+	env := iss.ArcEnv()
+	req, _ := http.NewRequestWithContext(ctx(t), http.MethodGet, env["IDENTITY_ENDPOINT"]+"?api-version=2020-06-01&resource=https://servicebus.azure.net/", nil)
+	req.Header.Set("Metadata", "true")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	realm, ok := strings.CutPrefix(resp.Header.Get("WWW-Authenticate"), "Basic realm=")
+	if resp.StatusCode != http.StatusUnauthorized || !ok || filepath.Dir(realm) != dir || filepath.Ext(realm) != ".key" {
+		t.Fatalf("challenge: %d %q", resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
+	}
+	key := mustRead(t, realm)
+	req.Header.Set("Authorization", "Basic "+string(key))
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("token with the key: %d", resp.StatusCode)
+	}
+	if _, err := os.Stat(realm); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("key file still there: %v", err)
+	}
+	// a key works once
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("a used key: %d, want 401", resp.StatusCode)
+	}
+	// an unused challenge's file goes at Close
+	req.Header.Del("Authorization")
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	realm, _ = strings.CutPrefix(resp.Header.Get("WWW-Authenticate"), "Basic realm=")
+	if err := iss.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(realm); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("key file left after Close: %v", err)
+	}
+}
