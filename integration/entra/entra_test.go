@@ -132,7 +132,7 @@ func sendReceive(t *testing.T, c *azservicebus.Client) {
 		t.Fatal(err)
 	}
 	defer s.Close(context.Background())
-	if err := s.SendMessage(ctx(t), &azservicebus.Message{MessageID: ptr("m-1"), Body: []byte("hello")}, nil); err != nil {
+	if err := s.SendMessage(ctx(t), &azservicebus.Message{MessageID: new("m-1"), Body: []byte("hello")}, nil); err != nil {
 		t.Fatalf("send: %v", err)
 	}
 	r, err := c.NewReceiverForQueue(queue, nil)
@@ -151,8 +151,6 @@ func sendReceive(t *testing.T, c *azservicebus.Client) {
 		t.Fatalf("complete: %v", err)
 	}
 }
-
-func ptr[T any](v T) *T { return &v }
 
 var rw = entra.Client{Name: "connector", Roles: []string{"Listen:" + queue, "Send:" + queue}}
 
@@ -239,7 +237,7 @@ func send(t *testing.T, c *azservicebus.Client) error {
 		t.Fatal(err)
 	}
 	defer s.Close(context.Background())
-	return s.SendMessage(ctx(t), &azservicebus.Message{MessageID: ptr("m-1"), Body: []byte("x")}, nil)
+	return s.SendMessage(ctx(t), &azservicebus.Message{MessageID: new("m-1"), Body: []byte("x")}, nil)
 }
 
 func receive(t *testing.T, c *azservicebus.Client) error {
