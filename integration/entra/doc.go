@@ -12,7 +12,7 @@
 //			DisableInstanceDiscovery: true})
 //
 // What it serves, over HTTPS with a certificate from its own test CA
-// (CAFile, CertPool):
+// (integration/testca; CA, CAFile, CertPool):
 //   - OIDC discovery, /{tenant}/v2.0/.well-known/openid-configuration,
 //     which MSAL reads first when ClientOptions.Cloud's
 //     ActiveDirectoryAuthorityHost is AuthorityHost and instance

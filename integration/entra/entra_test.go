@@ -24,6 +24,7 @@ import (
 
 	"github.com/adwriteback/adwriteback/integration/entra"
 	"github.com/adwriteback/adwriteback/integration/sbemu"
+	"github.com/adwriteback/adwriteback/integration/testca"
 )
 
 const (
@@ -52,7 +53,7 @@ func newWorld(t *testing.T, clients ...entra.Client) *world {
 // tlsFront terminates TLS for the namespace's host name (a certificate of
 // the issuer's CA) and forwards to the emulator's plain AMQP port.
 // TODO(e13): use the emulator's own TLS listener once it has one.
-func tlsFront(t *testing.T, ca *entra.CA, backend string) string {
+func tlsFront(t *testing.T, ca *testca.CA, backend string) string {
 	t.Helper()
 	cert, err := ca.ServerCert(namespace)
 	if err != nil {

@@ -27,6 +27,8 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/cloud"
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/google/uuid"
+
+	"github.com/adwriteback/adwriteback/integration/testca"
 )
 
 // ServiceBusAudience is the audience of a token for Service Bus data
@@ -121,7 +123,7 @@ type client struct {
 // Issuer is a running token issuer.
 type Issuer struct {
 	o        Options
-	ca       *CA
+	ca       *testca.CA
 	srv      *httptest.Server
 	arc      *httptest.Server
 	tenant   string
@@ -176,7 +178,7 @@ func New(o Options) (*Issuer, error) {
 	iss := &Issuer{o: o, tenant: o.TenantID, dir: o.Dir, clients: map[string]*client{},
 		byName: map[string]*client{}, arcKeys: map[string]string{}}
 	var err error
-	if iss.ca, err = NewCA(); err != nil {
+	if iss.ca, err = testca.New("adwriteback test CA (entra)"); err != nil {
 		return nil, err
 	}
 	if iss.key, err = rsa.GenerateKey(rand.Reader, 2048); err != nil {
@@ -354,7 +356,7 @@ func (iss *Issuer) TokenEndpoint() string {
 func (iss *Issuer) FederationIssuer() string { return iss.srv.URL + "/federation" }
 
 // CA is the test CA that signed the HTTPS certificate.
-func (iss *Issuer) CA() *CA { return iss.ca }
+func (iss *Issuer) CA() *testca.CA { return iss.ca }
 
 // CAFile is the CA certificate's PEM file.
 func (iss *Issuer) CAFile() string { return iss.caFile }

@@ -1,4 +1,9 @@
-package entra
+// Package testca is the integration harness's test certificate authority:
+// one CA whose certificate a test hands to clients (a CA file or a pool)
+// and which issues the server certificates of the harness's servers (the
+// token issuer's HTTPS, the emulator's TLS listener, a proxy that must
+// not be trusted).
+package testca
 
 import (
 	"crypto/ecdsa"
@@ -8,30 +13,29 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"math/big"
 	"net"
 	"time"
 )
 
-// CA is a test certificate authority: it signs the issuer's server
-// certificate and any other server certificate a test wants its clients
-// to trust through the same CA file (the emulator's TLS listener, say).
+// CA is a test certificate authority.
 type CA struct {
 	cert *x509.Certificate
 	key  *ecdsa.PrivateKey
 	pem  []byte
 }
 
-// NewCA makes a CA valid for a day.
-func NewCA() (*CA, error) {
+// New makes a CA named name, valid for a day.
+func New(name string) (*CA, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		return nil, fmt.Errorf("entra: CA key: %w", err)
+		return nil, fmt.Errorf("testca: CA key: %w", err)
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber:          serial(),
-		Subject:               pkix.Name{CommonName: "adwriteback test CA"},
+		Subject:               pkix.Name{CommonName: name},
 		NotBefore:             time.Now().Add(-time.Hour),
 		NotAfter:              time.Now().Add(24 * time.Hour),
 		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
@@ -40,11 +44,11 @@ func NewCA() (*CA, error) {
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {
-		return nil, fmt.Errorf("entra: CA certificate: %w", err)
+		return nil, fmt.Errorf("testca: CA certificate: %w", err)
 	}
 	cert, err := x509.ParseCertificate(der)
 	if err != nil {
-		return nil, fmt.Errorf("entra: CA certificate: %w", err)
+		return nil, fmt.Errorf("testca: CA certificate: %w", err)
 	}
 	return &CA{cert: cert, key: key, pem: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}, nil
 }
@@ -60,11 +64,14 @@ func (ca *CA) Pool() *x509.CertPool {
 }
 
 // ServerCert issues a server certificate for hosts (DNS names or IP
-// addresses).
+// addresses; at least one).
 func (ca *CA) ServerCert(hosts ...string) (tls.Certificate, error) {
+	if len(hosts) == 0 {
+		return tls.Certificate{}, errors.New("testca: a server certificate needs a host")
+	}
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		return tls.Certificate{}, fmt.Errorf("entra: server key: %w", err)
+		return tls.Certificate{}, fmt.Errorf("testca: server key: %w", err)
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber: serial(),
@@ -83,11 +90,11 @@ func (ca *CA) ServerCert(hosts ...string) (tls.Certificate, error) {
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
 	if err != nil {
-		return tls.Certificate{}, fmt.Errorf("entra: server certificate: %w", err)
+		return tls.Certificate{}, fmt.Errorf("testca: server certificate: %w", err)
 	}
 	leaf, err := x509.ParseCertificate(der)
 	if err != nil {
-		return tls.Certificate{}, fmt.Errorf("entra: server certificate: %w", err)
+		return tls.Certificate{}, fmt.Errorf("testca: server certificate: %w", err)
 	}
 	return tls.Certificate{Certificate: [][]byte{der, ca.cert.Raw}, PrivateKey: key, Leaf: leaf}, nil
 }
