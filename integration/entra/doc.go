@@ -53,4 +53,9 @@
 // what Data Sender grants: Service Bus evaluates RBAC assignments on the
 // namespace or the entity; the emulator reads the same decision from the
 // token.
+//
+// A test shapes refusals with Client (SecretExpired, Audience,
+// ExpiredTokens, Roles) or while running (SetSecretExpired, SetRoles),
+// and Mint signs a token without a request (to test the emulator's
+// checks on their own).
 package entra

@@ -5,6 +5,7 @@ package entra_test
 import (
 	"context"
 	"crypto/tls"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"io"
@@ -18,9 +19,11 @@ import (
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
+	"github.com/Azure/go-amqp"
 
 	"github.com/adwriteback/adwriteback/integration/entra"
 	"github.com/adwriteback/adwriteback/integration/sbemu"
@@ -397,5 +400,109 @@ func TestArcKeyFilesRemoved(t *testing.T) {
 	}
 	if _, err := os.Stat(realm); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("key file left after Close: %v", err)
+	}
+}
+
+// putToken sends a put-token to the emulator's $cbs over plain AMQP, as
+// the SDK does, and returns the reply's status code and description.
+func putToken(t *testing.T, endpoint, tokenType, token string) (int32, string) {
+	t.Helper()
+	conn, err := amqp.Dial(ctx(t), "amqp://"+endpoint, &amqp.ConnOptions{SASLType: amqp.SASLTypeAnonymous()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	sess, err := conn.NewSession(ctx(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const replyTo = "$cbs-reply-test"
+	rcv, err := sess.NewReceiver(ctx(t), "$cbs", &amqp.ReceiverOptions{TargetAddress: replyTo})
+	if err != nil {
+		t.Fatal(err)
+	}
+	snd, err := sess.NewSender(ctx(t), "$cbs", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg := &amqp.Message{
+		Properties: &amqp.MessageProperties{MessageID: "put-1", ReplyTo: new(replyTo)},
+		ApplicationProperties: map[string]any{
+			"operation": "put-token", "type": tokenType, "name": "amqps://" + namespace + "/" + queue,
+			"expiration": time.Now().Add(time.Hour).Unix(),
+		},
+		Value: token,
+	}
+	if err := snd.Send(ctx(t), msg, nil); err != nil {
+		t.Fatal(err)
+	}
+	reply, err := rcv.Receive(ctx(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, _ := reply.ApplicationProperties["status-code"].(int32)
+	desc, _ := reply.ApplicationProperties["status-description"].(string)
+	return code, desc
+}
+
+// The emulator verifies the signature itself: a token of the issuer
+// whose claims were changed, or one with no signature, is refused.
+func TestForgedTokensRefused(t *testing.T) {
+	w := newWorld(t, entra.Client{Name: "reader", Roles: []string{"Listen:" + queue}})
+	tok, err := w.iss.Mint("reader")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, desc := putToken(t, w.emu.Endpoint(), "jwt", tok); code != 202 {
+		t.Fatalf("the issuer's own token: %d %s", code, desc)
+	}
+	parts := strings.Split(tok, ".")
+	var claims map[string]any
+	b, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &claims); err != nil {
+		t.Fatal(err)
+	}
+	claims["roles"] = []string{"Manage"}
+	b, err = json.Marshal(claims)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tampered := parts[0] + "." + base64.RawURLEncoding.EncodeToString(b) + "." + parts[2]
+	none := base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"none","typ":"JWT"}`)) + "." + parts[1] + "."
+	for name, tok := range map[string]string{"roles changed": tampered, "alg none": none, "not a JWT": "x"} {
+		if code, desc := putToken(t, w.emu.Endpoint(), "jwt", tok); code != 401 {
+			t.Errorf("%s: put-token answered %d %s, want 401", name, code, desc)
+		} else {
+			t.Logf("%s: %s", name, desc)
+		}
+	}
+}
+
+// A secret that expires while the client runs: the next token request
+// is refused with AADSTS7000222; valid again, it is accepted.
+func TestSecretExpiresAtRuntime(t *testing.T) {
+	w := newWorld(t, rw)
+	token := func() error {
+		_, err := secretCredential(t, w, "connector", "").GetToken(ctx(t), policy.TokenRequestOptions{Scopes: []string{entra.ServiceBusAudience + "//.default"}})
+		return err
+	}
+	if err := token(); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.iss.SetSecretExpired("connector", true); err != nil {
+		t.Fatal(err)
+	}
+	var afe *azidentity.AuthenticationFailedError
+	if err := token(); !errors.As(err, &afe) {
+		t.Fatalf("expired secret: want AuthenticationFailedError, got %v", err)
+	}
+	if err := w.iss.SetSecretExpired("connector", false); err != nil {
+		t.Fatal(err)
+	}
+	if err := token(); err != nil {
+		t.Fatal(err)
 	}
 }

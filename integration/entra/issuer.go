@@ -138,7 +138,7 @@ type Issuer struct {
 	caFile   string
 	jwksFile string
 
-	mu      sync.Mutex
+	mu      sync.Mutex        // guards what follows and the clients' SecretExpired and Roles
 	arcKeys map[string]string // key file content -> path
 	closed  bool
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/subtle"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -115,7 +116,7 @@ func (iss *Issuer) token(w http.ResponseWriter, r *http.Request) {
 	}
 	switch {
 	case f.Get("client_secret") != "":
-		oerr = c.checkSecret(f.Get("client_secret"))
+		oerr = iss.checkSecret(c, f.Get("client_secret"))
 	case f.Get("client_assertion_type") == assertionType && f.Get("client_assertion") != "":
 		oerr = iss.checkAssertion(c, f.Get("client_assertion"))
 	default:
@@ -162,11 +163,14 @@ func scopeResource(scopes string) (string, *oauthError) {
 	return res, nil
 }
 
-func (c *client) checkSecret(s string) *oauthError {
-	if s != c.info.Secret {
+func (iss *Issuer) checkSecret(c *client, s string) *oauthError {
+	iss.mu.Lock()
+	expired := c.SecretExpired
+	iss.mu.Unlock()
+	if subtle.ConstantTimeCompare([]byte(s), []byte(c.info.Secret)) != 1 {
 		return &oauthError{401, "invalid_client", 7000215, "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '" + c.ID + "'."}
 	}
-	if c.SecretExpired {
+	if expired {
 		return &oauthError{401, "invalid_client", 7000222, "The provided client secret keys for app '" + c.ID + "' are expired. Visit the Azure portal to create new keys for your app."}
 	}
 	return nil
@@ -255,7 +259,9 @@ func (iss *Issuer) mint(c *client, resource string) (string, time.Duration, erro
 	if c.Audience != "" {
 		aud = c.Audience
 	}
+	iss.mu.Lock()
 	roles := append([]string{}, c.Roles...)
+	iss.mu.Unlock()
 	claims := jwt.MapClaims{
 		"iss": iss.Issuer(), "aud": aud, "tid": iss.tenant,
 		"iat": start.Unix(), "nbf": start.Add(-5 * time.Minute).Unix(), "exp": start.Add(lifetime).Unix(),
@@ -372,4 +378,31 @@ func (iss *Issuer) useArcKey(key string) bool {
 	delete(iss.arcKeys, key)
 	_ = os.Remove(path)
 	return true
+}
+
+// SetSecretExpired makes the client's secret expired (or valid again)
+// from now on, as its end date passing would; tokens already issued stay
+// valid until they expire.
+func (iss *Issuer) SetSecretExpired(name string, expired bool) error {
+	c, ok := iss.byName[name]
+	if !ok {
+		return fmt.Errorf("entra: no client named %q", name)
+	}
+	iss.mu.Lock()
+	defer iss.mu.Unlock()
+	c.SecretExpired = expired
+	return nil
+}
+
+// SetRoles replaces the roles of the client's next tokens, as a changed
+// role assignment shows in the tokens issued after it.
+func (iss *Issuer) SetRoles(name string, roles ...string) error {
+	c, ok := iss.byName[name]
+	if !ok {
+		return fmt.Errorf("entra: no client named %q", name)
+	}
+	iss.mu.Lock()
+	defer iss.mu.Unlock()
+	c.Roles = append([]string(nil), roles...)
+	return nil
 }
