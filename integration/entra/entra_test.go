@@ -27,6 +27,7 @@ import (
 
 	"github.com/adwriteback/adwriteback/integration/entra"
 	"github.com/adwriteback/adwriteback/integration/sbemu"
+	"github.com/adwriteback/adwriteback/integration/stack"
 	"github.com/adwriteback/adwriteback/integration/testca"
 )
 
@@ -505,4 +506,43 @@ func TestSecretExpiresAtRuntime(t *testing.T) {
 	if err := token(); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// A token that expires while a receiver is open: the emulator
+// force-detaches the link as Service Bus does (Code: RenewToken), and
+// the SDK attaches again with a fresh token and keeps receiving.
+func TestLinkOfExpiredTokenDetached(t *testing.T) {
+	c := rw
+	c.Lifetime = 3 * time.Second
+	w := newWorld(t, c)
+	sb := w.client(t, secretCredential(t, w, "connector", ""))
+	r, err := sb.NewReceiverForQueue(queue, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close(context.Background())
+	receiveOne := func(what string) {
+		t.Helper()
+		if err := send(t, sb); err != nil {
+			t.Fatalf("send %s: %v", what, err)
+		}
+		// A receive interrupted by the detach returns nothing; the next
+		// one attaches again.
+		var msgs []*azservicebus.ReceivedMessage
+		stack.WaitFor(t, 20*time.Second, "a message "+what, func() bool {
+			rctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			msgs, err = r.ReceiveMessages(rctx, 1, nil)
+			return len(msgs) == 1
+		})
+		if err := r.CompleteMessage(ctx(t), msgs[0], nil); err != nil {
+			t.Fatalf("complete %s: %v", what, err)
+		}
+	}
+	receiveOne("before the token expires")
+	stack.WaitFor(t, 20*time.Second, "the receiver's link to go with its token", func() bool {
+		qs, err := w.emu.Queue(context.Background(), queue)
+		return err == nil && qs.Consumers == 0
+	})
+	receiveOne("after it expired")
 }

@@ -684,6 +684,34 @@ function authorizationProblem(conn, address, right) {
   return 'Unauthorized access. \'' + right + '\' claim(s) are required to perform this operation. Resource: \'' + address + '\'.';
 }
 
+// grantExpiry is when the last token allowing right on address expires (Infinity for SAS,
+// 0 for none).
+function grantExpiry(conn, address, right) {
+  const m = authorized.get(conn);
+  if (!m) return 0;
+  const entity = entityOf(address);
+  let until = 0;
+  for (const g of m.values()) {
+    if (g.kind === 'sas') return Infinity;
+    if ((g.entity === '' || g.entity === entity) && tokenGrants(g.roles, right, entity)) until = Math.max(until, g.expiresAt);
+  }
+  return until;
+}
+
+// watchTokenExpiry force-detaches an open link when the token that let it open expires and no
+// newer one was put on $cbs, with the condition and text Service Bus uses (Code: RenewToken).
+function watchTokenExpiry(link, conn, address, right) {
+  const until = grantExpiry(conn, address, right);
+  if (until === Infinity || until === 0) return;
+  setTimeout(() => {
+    if (link.is_closed() || !conn.is_open()) return;
+    if (grantExpiry(conn, address, right) > Date.now()) { watchTokenExpiry(link, conn, address, right); return; }
+    log('token expired, detaching', address);
+    if (link._sb) onConsumerGone(link);
+    link.close({ condition: 'amqp:link:detach-forced', description: 'The link \'' + link.name + '\' is force detached. Code: RenewToken. Details: Unauthorized access. \'' + right + '\' claim(s) are required to perform this operation. Resource: \'' + address + '\'.' });
+  }, Math.max(0, until - Date.now()) + 5).unref();
+}
+
 function handleManagement(q, req) {
   const ap = req.application_properties || {};
   const body = req.body && typeof req.body === 'object' && !Buffer.isBuffer(req.body) ? plainMap(req.body) : {};
@@ -829,6 +857,7 @@ container.on('sender_open', (ctx) => {
   }
   const denied = authorizationProblem(conn, address, 'Listen');
   if (denied) { refuse(link, 'amqp:unauthorized-access', denied); return; }
+  watchTokenExpiry(link, conn, address, 'Listen');
   const q = resolveEntity(address);
   if (!q) { refuse(link, 'amqp:not-found', 'The messaging entity ' + address + ' could not be found.'); return; }
   link._sb = { queue: q, address, pending: [], sessionId: null, closed: false };
@@ -887,6 +916,7 @@ container.on('receiver_open', (ctx) => {
   if (address === '$cbs' || (address && /\/\$management$/i.test(address))) return;
   const denied = authorizationProblem(ctx.connection, address, 'Send');
   if (denied) { refuse(link, 'amqp:unauthorized-access', denied); return; }
+  watchTokenExpiry(link, ctx.connection, address, 'Send');
   const q = resolveEntity(address);
   if (!q || q.isDLQ) { refuse(link, 'amqp:not-found', 'The messaging entity ' + address + ' could not be found.'); return; }
   link._sbTarget = q;
