@@ -580,7 +580,7 @@ function verifySas(token) {
 
 // Entra ID tokens (CBS put-token type jwt), checked as Service Bus checks them: an RS256
 // signature by a key of the issuer's JWKS, the issuer, the audience, exp and nbf; then, when a
-// link opens, the token's roles (see entityRights). The Go helper passes the issuer through
+// link opens, the token's roles (see tokenGrants). The Go helper passes the issuer through
 // SBEMU_JWKS_FILE, SBEMU_JWT_ISSUER and SBEMU_JWT_AUDIENCE (sbemu.Options.JWT); without them
 // every jwt put-token is refused, as a namespace refuses tokens of a tenant it does not trust.
 const NBF_SKEW_MS = 5 * 60 * 1000;
