@@ -578,7 +578,7 @@ function assignWaiting(q) {
 
 // ---------------------------------------------------------------------------------------------
 // CBS and $management
-const authorized = new WeakMap(); // connection -> Set(audience)
+const authorized = new WeakMap(); // connection -> Map(put-token name -> grant)
 
 function verifySas(token) {
   if (typeof token !== 'string' || !token.startsWith('SharedAccessSignature ')) return 'malformed token';
@@ -599,26 +599,138 @@ function verifySas(token) {
   return null;
 }
 
+// Entra ID tokens (CBS put-token type jwt), checked as Service Bus checks them: an RS256
+// signature by a key of the issuer's JWKS, the issuer, the audience, exp and nbf; then, when a
+// link opens, the token's roles (see tokenGrants). The Go helper passes the issuer through
+// SBEMU_JWKS_FILE, SBEMU_JWT_ISSUER and SBEMU_JWT_AUDIENCE (sbemu.Options.JWT); without them
+// every jwt put-token is refused, as a namespace refuses tokens of a tenant it does not trust.
+const NBF_SKEW_MS = 5 * 60 * 1000;
+
+function loadEntra() {
+  const file = process.env.SBEMU_JWKS_FILE;
+  if (!file) return null;
+  const jwks = JSON.parse(require('fs').readFileSync(file, 'utf8'));
+  const keys = new Map();
+  for (const k of jwks.keys || []) {
+    if (k.kty !== 'RSA') continue;
+    keys.set(k.kid || '', crypto.createPublicKey({ key: { kty: k.kty, n: k.n, e: k.e }, format: 'jwk' }));
+  }
+  if (!keys.size) throw new Error('sbemu: no RSA key in ' + file);
+  return { keys, issuer: process.env.SBEMU_JWT_ISSUER || '', audience: process.env.SBEMU_JWT_AUDIENCE || 'https://servicebus.azure.net' };
+}
+const entra = loadEntra();
+
+function b64json(part) { return JSON.parse(Buffer.from(part, 'base64url').toString('utf8')); }
+
+// verifyJwt returns {claims} or {problem}; problem texts follow Service Bus's (their first
+// word is the error name Service Bus puts in status-description).
+function verifyJwt(token) {
+  if (!entra) return { problem: 'InvalidIssuer: the namespace trusts no token issuer (sbemu.Options.JWT is unset)' };
+  if (typeof token !== 'string' || !token) return { problem: 'MalformedToken: empty token' };
+  const parts = token.split('.');
+  if (parts.length !== 3) return { problem: 'MalformedToken: the token is not a JWT' };
+  let header; let claims;
+  try { header = b64json(parts[0]); claims = b64json(parts[1]); } catch (err) { return { problem: 'MalformedToken: the token is not a JWT' }; }
+  if (header.alg !== 'RS256') return { problem: 'InvalidSignature: unsupported algorithm ' + header.alg };
+  const key = entra.keys.get(header.kid || '') || (entra.keys.size === 1 && !header.kid ? entra.keys.values().next().value : null);
+  if (!key) return { problem: 'InvalidSignature: the signing key ' + header.kid + ' is not in the issuer\'s keys' };
+  const ok = crypto.verify('RSA-SHA256', Buffer.from(parts[0] + '.' + parts[1]), key, Buffer.from(parts[2], 'base64url'));
+  if (!ok) return { problem: 'InvalidSignature: the token signature is invalid' };
+  if (claims.iss !== entra.issuer) return { problem: 'InvalidIssuer: Token issuer is invalid. Issuer: \'' + claims.iss + '\'' };
+  const auds = Array.isArray(claims.aud) ? claims.aud : [claims.aud];
+  if (!auds.some((a) => String(a).replace(/\/+$/, '') === entra.audience)) return { problem: 'InvalidAudience: The audience \'' + claims.aud + '\' is invalid' };
+  const now = Date.now();
+  if (typeof claims.exp !== 'number' || claims.exp * 1000 <= now) return { problem: 'ExpiredToken: The token is expired. Expiration time: \'' + new Date((claims.exp || 0) * 1000).toISOString() + '\'' };
+  if (typeof claims.nbf === 'number' && claims.nbf * 1000 > now + NBF_SKEW_MS) return { problem: 'InvalidToken: The token is not valid yet (nbf)' };
+  return { claims };
+}
+
+// entityOf is the queue a CBS audience or link address concerns ('' for the namespace): the
+// path, without a scheme and host, a dead-letter or $management suffix.
+function entityOf(address) {
+  let a = String(address || '');
+  const m = a.match(/^(?:[a-z]+:\/\/[^/]+\/?)?(.*)$/i);
+  if (m) a = m[1];
+  return a.replace(/\/\$(deadletterqueue|management)$/i, '').replace(/\/+$/, '').toLowerCase();
+}
+
+// tokenGrants says whether a token's roles give right ('Listen' or 'Send') on entity:
+// 'Manage' or the right namespace-wide, or '<right>:<queue>' for that queue.
+function tokenGrants(roles, right, entity) {
+  for (const r of Array.isArray(roles) ? roles : []) {
+    const s = String(r);
+    if (s === 'Manage' || s === right) return true;
+    const i = s.indexOf(':');
+    if (i > 0 && s.slice(0, i) === right && s.slice(i + 1).toLowerCase() === entity) return true;
+  }
+  return false;
+}
+
 function handleCbs(conn, req) {
   const ap = req.application_properties || {};
   if (ap.operation !== 'put-token') return { code: 400, desc: 'unsupported operation' };
-  let problem = null;
+  const name = String(ap.name || '');
+  let grant;
   if (ap.type === 'jwt') {
-    if (process.env.SBEMU_JWT && req.body !== process.env.SBEMU_JWT) problem = 'invalid jwt';
-    if (typeof req.body !== 'string' || !req.body) problem = 'empty jwt';
+    const v = verifyJwt(typeof req.body === 'string' ? req.body : plain(req.body));
+    if (v.problem) return { code: 401, desc: v.problem };
+    grant = { kind: 'jwt', roles: v.claims.roles || [], expiresAt: v.claims.exp * 1000, entity: entityOf(name) };
   } else {
-    problem = verifySas(typeof req.body === 'string' ? req.body : plain(req.body));
+    const problem = verifySas(typeof req.body === 'string' ? req.body : plain(req.body));
+    if (problem) return { code: 401, desc: 'Unauthorized: ' + problem };
+    grant = { kind: 'sas' };
   }
-  if (problem) return { code: 401, desc: 'Unauthorized: ' + problem };
-  let set = authorized.get(conn);
-  if (!set) { set = new Set(); authorized.set(conn, set); }
-  set.add(String(ap.name || ''));
+  let m = authorized.get(conn);
+  if (!m) { m = new Map(); authorized.set(conn, m); }
+  m.set(name, grant);
   return { code: 202, desc: 'Accepted' };
 }
 
-function isAuthorized(conn) {
-  const set = authorized.get(conn);
-  return !!(set && set.size);
+// authorizationProblem is why a link for right ('Listen' or 'Send') on address may not open,
+// or null: a SAS put-token (the namespace key) allows all; a jwt one for the namespace or the
+// entity must carry the right and not have expired.
+function authorizationProblem(conn, address, right) {
+  const m = authorized.get(conn);
+  if (!m || !m.size) return 'Unauthorized access. put-token was not sent or failed.';
+  const entity = entityOf(address);
+  let covered = false;
+  for (const g of m.values()) {
+    if (g.kind === 'sas') return null;
+    if (g.entity !== '' && g.entity !== entity) continue;
+    if (g.expiresAt <= Date.now()) continue;
+    covered = true;
+    if (tokenGrants(g.roles, right, entity)) return null;
+  }
+  if (!covered) return 'Unauthorized access. No valid token for ' + address + ' was put on $cbs.';
+  return 'Unauthorized access. \'' + right + '\' claim(s) are required to perform this operation. Resource: \'' + address + '\'.';
+}
+
+// grantExpiry is when the last token allowing right on address expires (Infinity for SAS,
+// 0 for none).
+function grantExpiry(conn, address, right) {
+  const m = authorized.get(conn);
+  if (!m) return 0;
+  const entity = entityOf(address);
+  let until = 0;
+  for (const g of m.values()) {
+    if (g.kind === 'sas') return Infinity;
+    if ((g.entity === '' || g.entity === entity) && tokenGrants(g.roles, right, entity)) until = Math.max(until, g.expiresAt);
+  }
+  return until;
+}
+
+// watchTokenExpiry force-detaches an open link when the token that let it open expires and no
+// newer one was put on $cbs, with the condition and text Service Bus uses (Code: RenewToken).
+function watchTokenExpiry(link, conn, address, right) {
+  const until = grantExpiry(conn, address, right);
+  if (until === Infinity || until === 0) return;
+  setTimeout(() => {
+    if (link.is_closed() || !conn.is_open()) return;
+    if (grantExpiry(conn, address, right) > Date.now()) { watchTokenExpiry(link, conn, address, right); return; }
+    log('token expired, detaching', address);
+    if (link._sb) onConsumerGone(link);
+    link.close({ condition: 'amqp:link:detach-forced', description: 'The link \'' + link.name + '\' is force detached. Code: RenewToken. Details: Unauthorized access. \'' + right + '\' claim(s) are required to perform this operation. Resource: \'' + address + '\'.' });
+  }, Math.max(0, until - Date.now()) + 5).unref();
 }
 
 function handleManagement(q, req) {
@@ -764,7 +876,9 @@ container.on('sender_open', (ctx) => {
   if (address === '$cbs' || (address && /\/\$management$/i.test(address))) {
     return; // reply link of a request/response node
   }
-  if (!isAuthorized(conn)) { refuse(link, 'amqp:unauthorized-access', 'Unauthorized access. put-token was not sent or failed.'); return; }
+  const denied = authorizationProblem(conn, address, 'Listen');
+  if (denied) { refuse(link, 'amqp:unauthorized-access', denied); return; }
+  watchTokenExpiry(link, conn, address, 'Listen');
   const q = resolveEntity(address);
   if (!q) { refuse(link, 'amqp:not-found', 'The messaging entity ' + address + ' could not be found.'); return; }
   link._sb = { queue: q, address, pending: [], sessionId: null, closed: false };
@@ -821,7 +935,9 @@ container.on('receiver_open', (ctx) => {
   link.set_target({ address });
   link.set_source({ address: link.source ? link.source.address : undefined });
   if (address === '$cbs' || (address && /\/\$management$/i.test(address))) return;
-  if (!isAuthorized(ctx.connection)) { refuse(link, 'amqp:unauthorized-access', 'Unauthorized access. put-token was not sent or failed.'); return; }
+  const denied = authorizationProblem(ctx.connection, address, 'Send');
+  if (denied) { refuse(link, 'amqp:unauthorized-access', denied); return; }
+  watchTokenExpiry(link, ctx.connection, address, 'Send');
   const q = resolveEntity(address);
   if (!q || q.isDLQ) { refuse(link, 'amqp:not-found', 'The messaging entity ' + address + ' could not be found.'); return; }
   link._sbTarget = q;

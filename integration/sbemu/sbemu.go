@@ -99,6 +99,29 @@ type Options struct {
 	// TLS, if set, makes the emulator listen with TLS too: AMQPS and WebSockets. Plain AMQP
 	// stays on Endpoint.
 	TLS *TLSOptions
+
+	// JWT makes the namespace trust Entra ID tokens of one issuer (integration/entra): a CBS
+	// put-token of type jwt is checked for its signature, issuer, audience, exp and nbf, and a
+	// link opens only if the token's roles allow it. Zero: every jwt put-token is refused.
+	JWT JWTOptions
+}
+
+// JWTOptions name the token issuer the emulator trusts.
+type JWTOptions struct {
+	// JWKSFile holds the issuer's signing keys (a JWKS, RSA keys); "": no issuer trusted.
+	JWKSFile string
+	// Issuer is the iss the tokens must carry.
+	Issuer string
+	// Audience is the aud they must carry; "": https://servicebus.azure.net.
+	Audience string
+}
+
+// env is the emulator's environment for o.
+func (o JWTOptions) env() []string {
+	if o.JWKSFile == "" {
+		return nil
+	}
+	return []string{"SBEMU_JWKS_FILE=" + o.JWKSFile, "SBEMU_JWT_ISSUER=" + o.Issuer, "SBEMU_JWT_AUDIENCE=" + o.Audience}
 }
 
 // TLSOptions make the emulator listen like Azure for a namespace host name.
@@ -233,7 +256,7 @@ func StartProcess(ctx context.Context, o Options) (*Emulator, error) {
 	}
 	cmd := exec.Command(node, args...)
 	cmd.Dir = dir
-	cmd.Env = os.Environ()
+	cmd.Env = append(os.Environ(), o.JWT.env()...)
 	if o.Debug {
 		cmd.Env = append(cmd.Env, "SBEMU_DEBUG=1")
 	}

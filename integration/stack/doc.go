@@ -20,6 +20,11 @@
 //     options, a hook that starts a server, connector and sender options
 //     that point at it), and AddSurface if it produces text a password
 //     could leak into.
+//   - Entra (entra.go): WithEntra starts a token issuer (integration/entra)
+//     before the emulator, which then checks Entra ID tokens as Service
+//     Bus does (signature, iss, aud, exp, roles per queue); Env.Entra
+//     gives a connector its authority host, tenant, client ids, secret,
+//     certificate and federated token files, CA file and Arc environment.
 //   - Connector (connector.go): Env.Connector or Env.Start by name, with
 //     ConnectorOptions (Configure the ConfigSpec, Binary, Wrap, ProcessEnv,
 //     Deps, ClockAhead, DiscardLogs). The same API runs the connector in

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/adwriteback/adwriteback/integration/entra"
 	"github.com/adwriteback/adwriteback/integration/sbemu"
 	"github.com/adwriteback/adwriteback/integration/testdc"
 	"github.com/adwriteback/adwriteback/relay/keys"
@@ -44,6 +45,8 @@ type Setup struct {
 	Connector []ConnectorOption
 	// Sender options apply to every sender, before its own.
 	Sender []SenderOption
+	// Entra, if set, starts a token issuer the emulator trusts (WithEntra).
+	Entra *entra.Options
 	// AfterStart runs once the DC, the emulator and its queues are up,
 	// before the keys and secret files are written: a hook may change
 	// Env.ConnectionString (a proxy, another transport), start a server,
@@ -98,6 +101,8 @@ type Env struct {
 	DC *testdc.Info
 	// Emu is the Service Bus emulator.
 	Emu *sbemu.Emulator
+	// Entra is the token issuer the emulator trusts (WithEntra), or nil.
+	Entra *entra.Issuer
 	// ConnectionString is how the connectors and senders reach the
 	// emulator (its own, unless an AfterStart hook changed it).
 	ConnectionString string
@@ -147,6 +152,7 @@ func New(tb TB, opts ...Option) *Env {
 	if e.DC == nil {
 		e.DC = ensureDC(tb)
 	}
+	e.startEntra(&s)
 	if s.EmulatorTLS {
 		e.setup.Emulator.TLS = e.emulatorTLS(s.Namespace)
 	}

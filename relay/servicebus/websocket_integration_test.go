@@ -9,30 +9,32 @@ import (
 	"testing"
 	"time"
 
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
 
+	"github.com/adwriteback/adwriteback/integration/entra"
 	"github.com/adwriteback/adwriteback/integration/sbemu"
 )
 
-type fakeCredential struct{}
-
-func (fakeCredential) GetToken(context.Context, policy.TokenRequestOptions) (azcore.AccessToken, error) {
-	return azcore.AccessToken{Token: "fake-entra-token", ExpiresOn: time.Now().Add(time.Hour)}, nil
-}
-
 // TestEntraOverWebSocketConnPath drives the Entra (token credential) + NewWebSocketConn path:
-// the dial hook returns a loopback connection to the emulator, which accepts the JWT.
+// the dial hook returns a loopback connection to the emulator, which checks the token of the
+// harness's issuer (a client secret credential).
 func TestEntraOverWebSocketConnPath(t *testing.T) {
-	e := sbemu.Start(t, nil)
+	iss := entra.Start(t, entra.Options{Clients: []entra.Client{{Name: "connector", Roles: []string{"Send:wsq"}}}})
+	e := sbemu.Start(t, &sbemu.Options{JWT: sbemu.JWTOptions{JWKSFile: iss.JWKSFile(), Issuer: iss.Issuer()}})
+	ci := iss.Client("connector")
+	cred, err := azidentity.NewClientSecretCredential(iss.TenantID(), ci.ID, ci.Secret,
+		&azidentity.ClientSecretCredentialOptions{ClientOptions: iss.ClientOptions(), DisableInstanceDiscovery: true})
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := e.CreateQueue(context.Background(), "wsq", sbemu.QueueOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	var dials atomic.Int32
 	c, err := NewClient(Config{
 		Auth: AuthDefault, Namespace: "example.servicebus.windows.net", Transport: TransportWebSockets,
-		Credential: fakeCredential{},
+		Credential: cred,
 		DialWebSocket: func(ctx context.Context, _ azservicebus.NewWebSocketConnArgs) (net.Conn, error) {
 			dials.Add(1)
 			var d net.Dialer
