@@ -474,10 +474,21 @@ func sourceDir() string {
 	return filepath.Dir(file)
 }
 
-// ensureDeps runs npm ci when node_modules lacks rhea. A file lock serialises concurrent test
-// binaries (go test runs packages in parallel).
+// depsInstalled reports whether node_modules holds the emulator's rhea and the JavaScript SDK
+// of the JS contract test (jssdk/contract.mjs).
+func depsInstalled(dir string) bool {
+	for _, p := range []string{"rhea", "@azure/service-bus"} {
+		if _, err := os.Stat(filepath.Join(dir, "node_modules", filepath.FromSlash(p), "package.json")); err != nil {
+			return false
+		}
+	}
+	return true
+}
+
+// ensureDeps runs npm ci when a dependency is missing (depsInstalled). A file lock serialises
+// concurrent test binaries (go test runs packages in parallel).
 func ensureDeps(ctx context.Context, dir string) error {
-	if _, err := os.Stat(filepath.Join(dir, "node_modules", "rhea", "package.json")); err == nil {
+	if depsInstalled(dir) {
 		return nil
 	}
 	npm, err := exec.LookPath("npm")
@@ -490,7 +501,7 @@ func ensureDeps(ctx context.Context, dir string) error {
 		return fmt.Errorf("sbemu: lock for npm ci: %w", err)
 	}
 	defer unlock()
-	if _, err := os.Stat(filepath.Join(dir, "node_modules", "rhea", "package.json")); err == nil {
+	if depsInstalled(dir) {
 		return nil
 	}
 	cmd := exec.CommandContext(ctx, npm, "ci", "--no-audit", "--no-fund")
