@@ -664,11 +664,17 @@ function handleManagement(q, req) {
   }
 }
 
+// The reply goes to the client's receiving link named by reply-to: the link whose target
+// address is reply-to (the Go SDK), else the link whose name is reply-to (the JavaScript SDK's
+// $cbs link has no target address), as Service Bus routes it.
 function replyTo(conn, req, result) {
   const target = req.reply_to;
   let out = null;
   conn.each_sender((s) => {
     if (!out && s.target && s.target.address === target && s.is_open()) out = s;
+  });
+  conn.each_sender((s) => {
+    if (!out && s.name === target && s.is_open()) out = s;
   });
   if (!out) { log('no reply link for', target); return; }
   const ap = { 'status-code': int32(result.code), 'status-description': types.wrap_string(result.desc || '') };
