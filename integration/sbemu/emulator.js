@@ -677,8 +677,14 @@ function replyTo(conn, req, result) {
     if (!out && s.name === target && s.is_open()) out = s;
   });
   if (!out) { log('no reply link for', target); return; }
-  const ap = { 'status-code': int32(result.code), 'status-description': types.wrap_string(result.desc || '') };
-  if (result.condition) ap['error-condition'] = types.wrap_symbol(result.condition);
+  // Service Bus names the status properties statusCode, statusDescription and errorCondition
+  // on $management replies, and status-code, status-description, error-condition (the older
+  // names) on $cbs replies. The JavaScript SDK reads statusCode on a peek reply to tell 204
+  // (no messages, no body) from 200.
+  const [codeKey, descKey, condKey] = result.cbs ? ['status-code', 'status-description', 'error-condition'] :
+    ['statusCode', 'statusDescription', 'errorCondition'];
+  const ap = { [codeKey]: int32(result.code), [descKey]: types.wrap_string(result.desc || '') };
+  if (result.condition) ap[condKey] = types.wrap_symbol(result.condition);
   const msg = { correlation_id: req.message_id, application_properties: ap };
   if (result.body) msg.body = types.wrap_map(result.body);
   out.send(msg);
@@ -820,7 +826,7 @@ container.on('message', (ctx) => {
   const msg = ctx.message;
   const address = link.target ? link.target.address : '';
   if (address === '$cbs') {
-    replyTo(ctx.connection, msg, handleCbs(ctx.connection, msg));
+    replyTo(ctx.connection, msg, { ...handleCbs(ctx.connection, msg), cbs: true });
     d.accept();
     return;
   }
