@@ -466,9 +466,10 @@ function onDisposition(context, outcome) {
     const err = state && state.error;
     const info = err && err.info ? plainMap(err.info) : {};
     settleEntry(q, e, 'deadletter', { reason: info.DeadLetterReason, description: info.DeadLetterErrorDescription });
-    // settled with no outcome: a Rejected echo would make go-amqp report the dead-letter
-    // condition as an error
-    reply = undefined;
+    // Service Bus settles a dead-lettered delivery with Rejected carrying no error (echoing
+    // the client's error would make the SDKs report the dead-letter condition as a failure;
+    // no outcome at all makes rhea, under the JavaScript SDK, log "unrecognised outcome")
+    reply = amqpMessage.rejected({}).described();
   }
   d.update(true, reply);
   d.remote_settled = true; // the SDK does not send a final settled disposition in mode second
