@@ -821,6 +821,22 @@ container.on('receiver_open', (ctx) => {
   link.local.attach.max_message_size = q.maxMessageSizeBytes;
 });
 
+// A batched message (message-format 0x80013700, what the SDKs send for a batch) carries each
+// message, fully encoded, in one data section of its body; Service Bus enqueues them as
+// separate messages and ignores the envelope's own properties.
+const BATCH_FORMAT = 0x80013700;
+function unbatch(buf) {
+  const out = [];
+  for (const s of splitSections(buf)) {
+    if (s.code !== 0x75) continue;
+    const inner = plain(s.typed);
+    if (!Buffer.isBuffer(inner)) throw new Error('a data section does not hold binary');
+    out.push(amqpMessage.decode(inner));
+  }
+  if (!out.length) throw new Error('no data sections');
+  return out;
+}
+
 container.on('message', (ctx) => {
   const link = ctx.receiver;
   const d = ctx.delivery;
@@ -841,7 +857,9 @@ container.on('message', (ctx) => {
   }
   const q = link._sbTarget;
   if (!q) { d.reject({ condition: 'amqp:not-found', description: 'entity not found' }); return; }
-  const size = msg._raw ? msg._raw.length : 0;
+  // rhea hands over a message of another format undecoded (a Buffer)
+  const format = ctx.format || 0;
+  const size = Buffer.isBuffer(msg) ? msg.length : (msg._raw ? msg._raw.length : 0);
   if (size > q.maxMessageSizeBytes) {
     q.stats.tooLarge++;
     d.reject({ condition: 'amqp:link:message-size-exceeded',
@@ -849,23 +867,37 @@ container.on('message', (ctx) => {
         q.maxMessageSizeBytes + ' bytes) currently allowed on the link.' });
     return;
   }
-  if (q.requiresSession && (msg.group_id === undefined || msg.group_id === null)) {
+  let msgs;
+  if (format === 0) {
+    msgs = [msg];
+  } else if (format === BATCH_FORMAT) {
+    try { msgs = unbatch(msg); } catch (err) {
+      d.reject({ condition: 'amqp:decode-error', description: 'Malformed batched message: ' + err.message });
+      return;
+    }
+  } else {
+    d.reject({ condition: 'amqp:not-implemented', description: 'Message format ' + format + ' is not supported.' });
+    return;
+  }
+  // a batch is taken whole or not at all
+  if (q.requiresSession && msgs.some((m) => m.group_id === undefined || m.group_id === null)) {
     d.reject({ condition: 'amqp:invalid-field', description: 'The SessionId was not set on a message, and it cannot be sent to the entity. Entities that have session support enabled can only receive messages that have the SessionId set to a valid value.' });
     return;
   }
-  const e = entryFromMessage(msg, q);
-  if (q.duplicateWindowMs && e.messageId !== null) {
-    const now = Date.now();
-    for (const [id, t] of q.seenIds) if (t + q.duplicateWindowMs < now) q.seenIds.delete(id);
-    if (q.seenIds.has(e.messageId)) {
-      q.stats.duplicates++;
-      d.accept(); // accepted and silently dropped, like Service Bus
-      return;
-    }
-    q.seenIds.set(e.messageId, now);
-  }
   d.accept();
-  enqueue(q, e);
+  for (const m of msgs) {
+    const e = entryFromMessage(m, q);
+    if (q.duplicateWindowMs && e.messageId !== null) {
+      const now = Date.now();
+      for (const [id, t] of q.seenIds) if (t + q.duplicateWindowMs < now) q.seenIds.delete(id);
+      if (q.seenIds.has(e.messageId)) {
+        q.stats.duplicates++;
+        continue; // accepted and silently dropped, like Service Bus
+      }
+      q.seenIds.set(e.messageId, now);
+    }
+    enqueue(q, e);
+  }
 });
 
 // ---------------------------------------------------------------------------------------------
