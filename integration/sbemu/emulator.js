@@ -532,12 +532,18 @@ function renewSession(q, s) {
   }, sessionLockMs(q) + 5);
 }
 
+// The granted session id is echoed in the session filter in the form the client sent it:
+// described (0x137000000C) to a client that sent a described filter (the Go SDK), a plain
+// string to one that sent a plain value (the JavaScript SDK, which compares the echoed value
+// with the id it asked for as a string).
 function grantSession(link, q, sid) {
   const s = lockSession(q, sid, link);
   link._sb.sessionId = sid;
+  const asked = ((link.source || {}).filter || {})[SESSION_FILTER];
+  const described = asked !== null && typeof asked === 'object' && asked.descriptor !== undefined;
   link.set_source({
     address: link._sb.address,
-    filter: { [SESSION_FILTER]: types.described(types.wrap_ulong(SESSION_FILTER_CODE), types.wrap_string(sid)) },
+    filter: { [SESSION_FILTER]: described ? types.described(types.wrap_ulong(SESSION_FILTER_CODE), types.wrap_string(sid)) : types.wrap_string(sid) },
   });
   link.local.attach.properties = { 'com.microsoft:locked-until-utc': ticks(s.lockedUntil) };
 }
