@@ -661,7 +661,10 @@ function handleManagement(q, req) {
     case 'com.microsoft:peek-message': {
       const from = Number(body['from-sequence-number'] || 0);
       const count = Number(body['message-count'] || 1);
-      const all = q.available.concat(Array.from(q.locked.values())).filter((e) => e.seq >= from).sort((a, b) => a.seq - b.seq).slice(0, count);
+      // a session receiver's peek (session-id set) sees only its session's messages
+      const sid = body['session-id'];
+      const inScope = (e) => e.seq >= from && (sid === undefined || sid === null || e.sessionId === String(sid));
+      const all = q.available.concat(Array.from(q.locked.values())).filter(inScope).sort((a, b) => a.seq - b.seq).slice(0, count);
       if (!all.length) return { code: 204, desc: 'No messages' };
       const msgs = all.map((e) => types.wrap_map({ message: types.wrap_binary(encodeEntry(e, q)) }));
       return { code: 200, body: { messages: types.wrap_list(msgs) } };
