@@ -201,6 +201,7 @@ class Queue {
     this.maxMessageSizeBytes = parent ? parent.maxMessageSizeBytes : maxMessageBytes(o.maxMessageSizeInKilobytes);
     this.available = []; // entries, in sequence order
     this.locked = new Map(); // tokenKey -> entry
+    this.deferred = new Map(); // seq -> entry set aside by defer, received by sequence number
     this.seenIds = new Map(); // message id -> time
     this.sessions = new Map(); // sid -> {id, owner: link|null, lockedUntil}
     this.consumers = new Set(); // sender links (client receivers)
@@ -214,7 +215,7 @@ class Queue {
       defaultTtlMs: this.defaultTtlMs, requiresSession: this.requiresSession,
       duplicateDetectionWindowMs: this.duplicateWindowMs,
       tier: opts.tier, maxMessageSizeBytes: this.maxMessageSizeBytes,
-      active: this.available.length, locked: this.locked.size,
+      active: this.available.length, locked: this.locked.size, deferred: this.deferred.size,
       waiting: this.waiting.length, consumers: this.consumers.size,
       deadLettered: this.dlq ? this.dlq.available.length + this.dlq.locked.size : 0,
       stats: this.stats,
@@ -270,16 +271,20 @@ function entryFromMessage(msg, q) {
   };
 }
 
-function encodeEntry(e, q) {
+// lockToken, when given, goes in the delivery annotation x-opt-lock-token (a message handed
+// over in a $management reply has no delivery tag to carry it).
+function encodeEntry(e, q, lockToken) {
   const parts = [];
   const header = { durable: true, delivery_count: Math.max(0, e.deliveryCount - 1) };
   if (e.ttl) header.ttl = e.ttl;
   parts.push(writeTyped(amqpMessage.header(header).described()));
+  if (lockToken) parts.push(writeTyped(mergeMapSection(0x71, null, { 'x-opt-lock-token': types.wrap_uuid(lockToken) }, true)));
   const ann = {
     'x-opt-enqueued-time': types.wrap_timestamp(e.enqueuedAt),
     'x-opt-sequence-number': longTyped(e.seq),
     'x-opt-locked-until': types.wrap_timestamp(e.lockedUntil || e.enqueuedAt),
   };
+  if (e.deferred) ann['x-opt-message-state'] = longTyped(1); // 0 active, 1 deferred, 2 scheduled
   if (e.sessionId !== null) ann['x-opt-session-id'] = types.wrap_string(e.sessionId);
   for (const k of Object.keys(e.extraAnnotations)) ann[k] = e.extraAnnotations[k];
   const byCode = {};
@@ -315,6 +320,7 @@ function returnToQueue(q, e, countAttempt) {
       'Message could not be consumed after ' + q.maxDeliveryCount + ' delivery attempts.');
     return;
   }
+  if (e.deferred) { q.deferred.set(e.seq, e); return; } // a deferred message stays deferred
   // keep sequence order
   let i = q.available.length;
   while (i > 0 && q.available[i - 1].seq > e.seq) i--;
@@ -337,6 +343,7 @@ function deadLetter(q, e, reason, description) {
   e.extraAppProps.DeadLetterReason = types.wrap_string(String(reason || ''));
   e.extraAppProps.DeadLetterErrorDescription = types.wrap_string(String(description || ''));
   e.extraAnnotations['x-opt-deadletter-source'] = types.wrap_string(q.name);
+  e.deferred = false;
   e.deliveryCount = 0;
   e.expiresAt = 0;
   e.sessionId = e.sessionId; // DLQ is not session-aware; id kept for inspection
@@ -380,8 +387,10 @@ function settleEntry(q, e, outcome, info) {
       deadLetter(q, e, info && info.reason, info && info.description);
       break;
     case 'defer':
-      // Deferral is not emulated: treat as abandon without the attempt.
-      returnToQueue(q, e, false);
+      // set aside: only receive-by-sequence-number (or peek) reaches it again
+      clearLock(q, e);
+      e.deferred = true;
+      q.deferred.set(e.seq, e);
       break;
   }
 }
@@ -401,6 +410,18 @@ function pumpQueue(q) {
   for (const link of q.consumers) pumpLink(link);
 }
 
+// lockEntry locks a message for owner (a client receiver link; null for a lock taken through
+// $management) for the queue's lock duration and returns the new lock token.
+function lockEntry(q, e, owner) {
+  const token = newToken();
+  e.lockToken = token;
+  e.owner = owner;
+  e.lockedUntil = Date.now() + q.lockDurationMs;
+  q.locked.set(tokenKey(token), e);
+  e.lockTimer = setTimeout(() => lockExpired(q, e, token), q.lockDurationMs);
+  return token;
+}
+
 function pumpLink(link) {
   const sb = link._sb;
   if (!sb || sb.closed || !link.is_open()) return;
@@ -411,13 +432,8 @@ function pumpLink(link) {
     const idx = q.available.findIndex((e) => (q.requiresSession ? e.sessionId === sb.sessionId : true));
     if (idx < 0) break;
     const e = q.available.splice(idx, 1)[0];
-    const token = newToken();
     e.deliveryCount++;
-    e.lockToken = token;
-    e.owner = link;
-    e.lockedUntil = Date.now() + q.lockDurationMs;
-    q.locked.set(tokenKey(token), e);
-    e.lockTimer = setTimeout(() => lockExpired(q, e, token), q.lockDurationMs);
+    const token = lockEntry(q, e, link);
     const d = link.send(encodeEntry(e, q), tokenToTag(token), 0);
     d._sb = { queue: q, token };
     sb.pending.push(d.id);
@@ -664,9 +680,30 @@ function handleManagement(q, req) {
       // a session receiver's peek (session-id set) sees only its session's messages
       const sid = body['session-id'];
       const inScope = (e) => e.seq >= from && (sid === undefined || sid === null || e.sessionId === String(sid));
-      const all = q.available.concat(Array.from(q.locked.values())).filter(inScope).sort((a, b) => a.seq - b.seq).slice(0, count);
+      const all = q.available.concat(Array.from(q.locked.values()), Array.from(q.deferred.values())).filter(inScope).sort((a, b) => a.seq - b.seq).slice(0, count);
       if (!all.length) return { code: 204, desc: 'No messages' };
       const msgs = all.map((e) => types.wrap_map({ message: types.wrap_binary(encodeEntry(e, q)) }));
+      return { code: 200, body: { messages: types.wrap_list(msgs) } };
+    }
+    case 'com.microsoft:receive-by-sequence-number': {
+      // deferred messages only; receiver-settle-mode 1 locks them (peek-lock), 0 removes them
+      const seqs = [].concat(body['sequence-numbers'] || []).map((n) => Number(plain(n)));
+      const peekLock = Number(body['receiver-settle-mode'] || 0) === 1;
+      const sid = body['session-id'];
+      const found = seqs.map((n) => q.deferred.get(n));
+      if (!seqs.length || found.some((e) => !e || (sid !== undefined && sid !== null && e.sessionId !== String(sid)))) {
+        return { code: 404, desc: 'Failed to lock one or more specified messages. Either the message is not deferred or it does not exist.', condition: 'com.microsoft:message-not-found' };
+      }
+      const msgs = found.map((e) => {
+        q.deferred.delete(e.seq);
+        e.deliveryCount++;
+        if (!peekLock) {
+          q.stats.completed++;
+          return types.wrap_map({ message: types.wrap_binary(encodeEntry(e, q)) });
+        }
+        const token = lockEntry(q, e, null);
+        return types.wrap_map({ message: types.wrap_binary(encodeEntry(e, q, token)), 'lock-token': types.wrap_uuid(token) });
+      });
       return { code: 200, body: { messages: types.wrap_list(msgs) } };
     }
     default:
@@ -989,7 +1026,7 @@ function readJSON(req) {
 //   PATCH /queues/{name} {maxMessageSizeInKilobytes} -> queue description (premium only; links
 //                         already attached keep the max-message-size they were told, the new cap
 //                         applies on receipt)
-//   GET  /queues/{name}                   -> description + messages (active, locked, deadLettered)
+//   GET  /queues/{name}                   -> description + messages (active, locked, deferred, deadLettered)
 //   DELETE /queues/{name}
 //   POST /faults/drop-connections         -> {"dropped":N}
 //   POST /faults/detach-links?queue=Q     -> {"detached":N}
@@ -1026,6 +1063,7 @@ async function handleControl(req, res) {
         const d = q.describe();
         d.messages = q.available.map(entrySummary);
         d.lockedMessages = Array.from(q.locked.values()).map(entrySummary);
+        d.deferredMessages = Array.from(q.deferred.values()).map(entrySummary);
         d.deadLetters = q.dlq ? q.dlq.available.concat(Array.from(q.dlq.locked.values())).map(entrySummary) : [];
         return send(200, d);
       }

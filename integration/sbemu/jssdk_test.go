@@ -28,12 +28,13 @@ type jsStep struct {
 
 // jsSteps are the steps contract.mjs runs, in order; each must report ok.
 var jsSteps = []string{"send", "peek", "receive", "renew", "complete", "abandon", "lock-expiry",
-	"deadletter", "empty-peek", "ttl", "session-accept", "session-accept-next"}
+	"deadletter", "defer", "empty-peek", "ttl", "session-accept", "session-accept-next"}
 
 // TestJSSDKContract runs Microsoft's JavaScript SDK (@azure/service-bus, pinned in
 // package.json) against the emulator through jssdk/contract.mjs: send (single and batched),
 // peek, peek-lock receive, lock renewal, complete, abandon, lock expiry, dead-letter and
-// read-back from the dead-letter sub-queue, TTL expiry, and sessions (accept a named session
+// read-back from the dead-letter sub-queue, deferral and receive by sequence number, TTL
+// expiry, and sessions (accept a named session
 // and the next one, session lock renewal, session state). It then checks what the emulator
 // recorded through its control endpoint, so the emulator answers another client than the Go
 // SDK as Service Bus would.
@@ -104,11 +105,11 @@ func TestJSSDKContract(t *testing.T) {
 	// carries the reason and description the SDK sent, the expired one was dead-lettered.
 	// (The SDK sends a string body as JSON in a data section.)
 	qs := queueState(t, e, q)
-	if qs.Active != 0 || qs.Locked != 0 || len(qs.Messages) != 0 || len(qs.LockedMessages) != 0 {
-		t.Errorf("queue after the contract: active %d locked %d, want empty: %+v", qs.Active, qs.Locked, qs)
+	if qs.Active != 0 || qs.Locked != 0 || qs.Deferred != 0 || len(qs.Messages) != 0 || len(qs.LockedMessages) != 0 {
+		t.Errorf("queue after the contract: active %d locked %d deferred %d, want empty: %+v", qs.Active, qs.Locked, qs.Deferred, qs)
 	}
-	if qs.Stats.Enqueued != 4 || qs.Stats.Completed != 2 || qs.Stats.DeadLettered != 2 || qs.Stats.Expired != 1 {
-		t.Errorf("stats: %+v, want 4 enqueued (two of them in one batch), 2 completed, 2 dead-lettered, 1 expired", qs.Stats)
+	if qs.Stats.Enqueued != 5 || qs.Stats.Completed != 3 || qs.Stats.DeadLettered != 2 || qs.Stats.Expired != 1 {
+		t.Errorf("stats: %+v, want 5 enqueued (two of them in one batch), 3 completed, 2 dead-lettered, 1 expired", qs.Stats)
 	}
 	dead := map[string]sbemu.MessageState{}
 	for _, m := range qs.DeadLetters {

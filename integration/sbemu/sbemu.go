@@ -314,18 +314,20 @@ type MessageState struct {
 
 // QueueState is a snapshot of a queue.
 type QueueState struct {
-	Name           string         `json:"name"`
-	Tier           Tier           `json:"tier"`
-	MaxMessageSize int64          `json:"maxMessageSizeBytes"` // the cap in bytes
-	Active         int            `json:"active"`
-	Locked         int            `json:"locked"`
-	DeadLettered   int            `json:"deadLettered"`
-	Waiting        int            `json:"waiting"` // accept-next-session receivers waiting
-	Consumers      int            `json:"consumers"`
-	Messages       []MessageState `json:"messages"`
-	LockedMessages []MessageState `json:"lockedMessages"`
-	DeadLetters    []MessageState `json:"deadLetters"`
-	Stats          struct {
+	Name             string         `json:"name"`
+	Tier             Tier           `json:"tier"`
+	MaxMessageSize   int64          `json:"maxMessageSizeBytes"` // the cap in bytes
+	Active           int            `json:"active"`
+	Locked           int            `json:"locked"`
+	Deferred         int            `json:"deferred"` // set aside by defer, reached by sequence number
+	DeadLettered     int            `json:"deadLettered"`
+	Waiting          int            `json:"waiting"` // accept-next-session receivers waiting
+	Consumers        int            `json:"consumers"`
+	Messages         []MessageState `json:"messages"`
+	LockedMessages   []MessageState `json:"lockedMessages"`
+	DeferredMessages []MessageState `json:"deferredMessages"`
+	DeadLetters      []MessageState `json:"deadLetters"`
+	Stats            struct {
 		Enqueued     int `json:"enqueued"`
 		Completed    int `json:"completed"`
 		DeadLettered int `json:"deadLettered"`

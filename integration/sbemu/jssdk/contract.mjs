@@ -14,9 +14,9 @@
 // with "skipped":true). Exit status 0 only when every step passed.
 //
 // What the Go test checks afterwards through the emulator's control endpoint: the queue is
-// empty, one message (id js-deadletter) sits in the dead-letter sub-queue with the reason and
-// description it was given, and one (id js-ttl) was dead-lettered on expiry; the session
-// queue is empty.
+// empty (js-defer was deferred and then completed), one message (id js-deadletter) sits in the
+// dead-letter sub-queue with the reason and description it was given, and one (id js-ttl) was
+// dead-lettered on expiry; the session queue is empty.
 
 import { ServiceBusClient } from '@azure/service-bus';
 
@@ -196,6 +196,29 @@ const steps = [
     await dlqReceiver.abandonMessage(d);
     const peeked = await dlqReceiver.peekMessages(10);
     eq(peeked.map((x) => x.messageId), ['js-deadletter'], 'dead-letter queue after abandon');
+  }],
+  ['defer', async () => {
+    // a deferred message is set aside: only receiveDeferredMessages (by sequence number)
+    // gets it, and it is settled through $management
+    await sender.sendMessages({ body: 'defer me', messageId: 'js-defer' });
+    const m = await receiveOne(receiver, 'receive js-defer');
+    eq(m.messageId, 'js-defer', 'messageId');
+    await receiver.deferMessage(m);
+    const peeked = await receiver.peekMessages(10, { fromSequenceNumber: m.sequenceNumber });
+    eq(peeked.map((x) => [x.messageId, x.state]), [['js-defer', 'deferred']], 'peeked after defer');
+    const none = await receiver.receiveMessages(1, { maxWaitTimeInMs: 300 });
+    eq(none.length, 0, 'messages received after defer');
+    const [d] = await receiver.receiveDeferredMessages([m.sequenceNumber]);
+    check(d !== undefined, 'receiveDeferredMessages returned nothing');
+    eq(d.messageId, 'js-defer', 'deferred messageId');
+    eq(d.state, 'deferred', 'deferred message state');
+    eq(d.deliveryCount, m.deliveryCount + 1, 'deliveryCount of the deferred message');
+    check(typeof d.lockToken === 'string' && d.lockToken !== m.lockToken, `deferred lock token ${d.lockToken}`);
+    await receiver.completeMessage(d);
+    let err = null;
+    try { await receiver.receiveDeferredMessages([m.sequenceNumber]); } catch (e) { err = e; }
+    check(err !== null, 'a completed deferred message was received again');
+    eq(err.code, 'MessageNotFound', `error code (${err.message})`);
   }],
   ['empty-peek', async () => {
     const peeked = await receiver.peekMessages(10);

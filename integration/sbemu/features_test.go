@@ -1,0 +1,102 @@
+//go:build integration
+
+package sbemu_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
+
+	"github.com/adwriteback/adwriteback/integration/sbemu"
+)
+
+// Service Bus features beyond the basic receive loop, with the Go SDK.
+
+// A batch (SendMessageBatch: one AMQP message of format 0x80013700 wrapping the messages) is
+// enqueued as separate messages, in order, each with its own properties.
+func TestSendMessageBatch(t *testing.T) {
+	e := emulator(t)
+	q := newQueue(t, e, sbemu.QueueOptions{LockDuration: 5 * time.Second})
+	c := newClient(t, e.ConnectionString())
+	s, err := c.NewSender(q, nil)
+	if err != nil {
+		t.Fatalf("sender: %v", err)
+	}
+	defer s.Close(context.Background())
+	b, err := s.NewMessageBatch(ctxT(t, 10*time.Second), nil)
+	if err != nil {
+		t.Fatalf("new batch: %v", err)
+	}
+	ids := []string{"b-1", "b-2", "b-3"}
+	for _, id := range ids {
+		if err := b.AddMessage(&azservicebus.Message{MessageID: ptr(id), Body: []byte("body " + id),
+			ApplicationProperties: map[string]any{"id": id}}, nil); err != nil {
+			t.Fatalf("add %s: %v", id, err)
+		}
+	}
+	if err := s.SendMessageBatch(ctxT(t, 10*time.Second), b, nil); err != nil {
+		t.Fatalf("send batch: %v", err)
+	}
+	if qs := queueState(t, e, q); qs.Active != len(ids) || qs.Stats.Enqueued != len(ids) {
+		t.Fatalf("after the batch: active %d enqueued %d, want %d", qs.Active, qs.Stats.Enqueued, len(ids))
+	}
+	r, err := c.NewReceiverForQueue(q, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close(context.Background())
+	for _, id := range ids {
+		m := receiveOne(t, r)
+		if m.MessageID != id || string(m.Body) != "body "+id || m.ApplicationProperties["id"] != id {
+			t.Fatalf("got id %q body %q props %v, want %s", m.MessageID, m.Body, m.ApplicationProperties, id)
+		}
+		if err := r.CompleteMessage(ctxT(t, 5*time.Second), m, nil); err != nil {
+			t.Fatalf("complete %s: %v", id, err)
+		}
+	}
+}
+
+// A deferred message is set aside: a plain receive does not get it, ReceiveDeferredMessages
+// (receive-by-sequence-number on $management) does, locked, and settles through $management.
+func TestDeferAndReceiveDeferred(t *testing.T) {
+	e := emulator(t)
+	q := newQueue(t, e, sbemu.QueueOptions{LockDuration: 5 * time.Second})
+	c := newClient(t, e.ConnectionString())
+	send(t, c, q, &azservicebus.Message{MessageID: ptr("later"), Body: []byte("x")})
+	r, err := c.NewReceiverForQueue(q, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close(context.Background())
+	m := receiveOne(t, r)
+	if err := r.DeferMessage(ctxT(t, 5*time.Second), m, nil); err != nil {
+		t.Fatalf("defer: %v", err)
+	}
+	if qs := queueState(t, e, q); qs.Deferred != 1 || qs.Active != 0 || qs.Locked != 0 {
+		t.Fatalf("after defer: active %d locked %d deferred %d", qs.Active, qs.Locked, qs.Deferred)
+	}
+	peeked, err := r.PeekMessages(ctxT(t, 5*time.Second), 5, &azservicebus.PeekMessagesOptions{FromSequenceNumber: m.SequenceNumber})
+	if err != nil || len(peeked) != 1 || peeked[0].State != azservicebus.MessageStateDeferred {
+		t.Fatalf("peek after defer: %v %+v", err, peeked)
+	}
+	got, err := r.ReceiveDeferredMessages(ctxT(t, 5*time.Second), []int64{*m.SequenceNumber}, nil)
+	if err != nil || len(got) != 1 {
+		t.Fatalf("receive deferred: %v (%d messages)", err, len(got))
+	}
+	d := got[0]
+	if d.MessageID != "later" || d.State != azservicebus.MessageStateDeferred || d.DeliveryCount != 2 ||
+		d.LockToken == ([16]byte{}) || d.LockToken == m.LockToken {
+		t.Fatalf("deferred message: id %q state %v count %d token %x", d.MessageID, d.State, d.DeliveryCount, d.LockToken)
+	}
+	if err := r.CompleteMessage(ctxT(t, 5*time.Second), d, nil); err != nil {
+		t.Fatalf("complete deferred: %v", err)
+	}
+	if qs := queueState(t, e, q); qs.Deferred != 0 || qs.Locked != 0 || qs.Stats.Completed != 1 {
+		t.Fatalf("after completing the deferred message: %+v", qs)
+	}
+	if _, err := r.ReceiveDeferredMessages(ctxT(t, 5*time.Second), []int64{*m.SequenceNumber}, nil); err == nil {
+		t.Fatal("a completed deferred message was received again")
+	}
+}
