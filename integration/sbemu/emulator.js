@@ -448,6 +448,9 @@ function pumpLink(link) {
 function lookupLocked(q, token) {
   const e = q.locked.get(tokenKey(token));
   if (!e || !e.lockToken || !e.lockToken.equals(token)) return null;
+  // a lock past its time is lost even if its timer has not fired yet (a busy event loop runs
+  // timers late); Service Bus checks the lock's expiry when the settlement arrives
+  if (e.lockedUntil <= Date.now()) { lockExpired(q, e, token); return null; }
   return e;
 }
 
