@@ -44,8 +44,10 @@ func TestJSSDKContract(t *testing.T) {
 	if err != nil {
 		t.Fatal(sbemu.ErrNodeMissing)
 	}
-	// short, so the renew step outlives the lock it renewed and the lock-expiry step is quick
-	const lock = 2 * time.Second
+	// Short, so the renew step outlives the lock it renewed and the lock-expiry step is quick;
+	// long enough that a loaded machine (late timers, slow round trips) keeps the renewal
+	// inside the lock.
+	const lock = 4 * time.Second
 	const reason, description = "js-contract-reason", "dead-lettered by the JavaScript SDK contract test"
 	q := newQueue(t, e, sbemu.QueueOptions{LockDuration: lock})
 	sq := newQueue(t, e, sbemu.QueueOptions{LockDuration: lock, RequiresSession: true})
