@@ -202,6 +202,7 @@ class Queue {
     this.available = []; // entries, in sequence order
     this.locked = new Map(); // tokenKey -> entry
     this.deferred = new Map(); // seq -> entry set aside by defer, received by sequence number
+    this.scheduled = new Map(); // seq -> entry waiting for its scheduled enqueue time
     this.seenIds = new Map(); // message id -> time
     this.sessions = new Map(); // sid -> {id, owner: link|null, lockedUntil}
     this.consumers = new Set(); // sender links (client receivers)
@@ -216,6 +217,7 @@ class Queue {
       duplicateDetectionWindowMs: this.duplicateWindowMs,
       tier: opts.tier, maxMessageSizeBytes: this.maxMessageSizeBytes,
       active: this.available.length, locked: this.locked.size, deferred: this.deferred.size,
+      scheduled: this.scheduled.size,
       waiting: this.waiting.length, consumers: this.consumers.size,
       deadLettered: this.dlq ? this.dlq.available.length + this.dlq.locked.size : 0,
       stats: this.stats,
@@ -285,6 +287,7 @@ function encodeEntry(e, q, lockToken) {
     'x-opt-locked-until': types.wrap_timestamp(e.lockedUntil || e.enqueuedAt),
   };
   if (e.deferred) ann['x-opt-message-state'] = longTyped(1); // 0 active, 1 deferred, 2 scheduled
+  if (e.scheduleTimer) ann['x-opt-message-state'] = longTyped(2);
   if (e.sessionId !== null) ann['x-opt-session-id'] = types.wrap_string(e.sessionId);
   for (const k of Object.keys(e.extraAnnotations)) ann[k] = e.extraAnnotations[k];
   const byCode = {};
@@ -306,6 +309,28 @@ function encodeEntry(e, q, lockToken) {
 
 // ---------------------------------------------------------------------------------------------
 // queue operations
+
+// enqueueAt enqueues a received message now or, when it carries a future
+// x-opt-scheduled-enqueue-time, holds it until then (a scheduled message: peek shows it with
+// x-opt-message-state 2; its enqueued time is the time it becomes active).
+function enqueueAt(q, e, msg) {
+  const at = scheduledTime(msg);
+  if (!(at > Date.now())) { enqueue(q, e); return; }
+  q.scheduled.set(e.seq, e);
+  e.enqueuedAt = at;
+  if (e.ttl) e.expiresAt = at + e.ttl;
+  e.scheduleTimer = setTimeout(() => {
+    e.scheduleTimer = null;
+    if (q.scheduled.delete(e.seq)) enqueue(q, e);
+  }, at - Date.now());
+}
+
+function scheduledTime(msg) {
+  const v = plain((msg.message_annotations || {})['x-opt-scheduled-enqueue-time']);
+  if (v === undefined || v === null) return 0;
+  return v instanceof Date ? v.getTime() : Number(v);
+}
+
 function enqueue(q, e) {
   q.available.push(e);
   q.stats.enqueued++;
@@ -683,10 +708,31 @@ function handleManagement(q, req) {
       // a session receiver's peek (session-id set) sees only its session's messages
       const sid = body['session-id'];
       const inScope = (e) => e.seq >= from && (sid === undefined || sid === null || e.sessionId === String(sid));
-      const all = q.available.concat(Array.from(q.locked.values()), Array.from(q.deferred.values())).filter(inScope).sort((a, b) => a.seq - b.seq).slice(0, count);
+      const all = q.available.concat(Array.from(q.locked.values()), Array.from(q.deferred.values()), Array.from(q.scheduled.values())).filter(inScope).sort((a, b) => a.seq - b.seq).slice(0, count);
       if (!all.length) return { code: 204, desc: 'No messages' };
       const msgs = all.map((e) => types.wrap_map({ message: types.wrap_binary(encodeEntry(e, q)) }));
       return { code: 200, body: { messages: types.wrap_list(msgs) } };
+    }
+    case 'com.microsoft:schedule-message': {
+      // messages: [{message: encoded message, message-id, session-id?}]; each is held until
+      // its x-opt-scheduled-enqueue-time and gets its sequence number now
+      const items = [].concat(body.messages || []).map(plainMap);
+      let msgs;
+      try { msgs = items.map((it) => amqpMessage.decode(Buffer.from(it.message))); } catch (err) {
+        return { code: 400, desc: 'Malformed message to schedule: ' + err.message, condition: 'amqp:decode-error' };
+      }
+      if (!msgs.length) return { code: 400, desc: 'No messages to schedule.' };
+      const seqs = msgs.map((m) => { const e = entryFromMessage(m, q); enqueueAt(q, e, m); return e.seq; });
+      return { code: 200, body: { 'sequence-numbers': types.wrap_array(seqs, 0x81) } };
+    }
+    case 'com.microsoft:cancel-scheduled-message': {
+      for (const n of [].concat(body['sequence-numbers'] || []).map((v) => Number(plain(v)))) {
+        const e = q.scheduled.get(n);
+        if (!e) continue; // already enqueued or cancelled: nothing to do, as Service Bus
+        clearTimeout(e.scheduleTimer);
+        q.scheduled.delete(n);
+      }
+      return { code: 200, body: {} };
     }
     case 'com.microsoft:receive-by-sequence-number': {
       // deferred messages only; receiver-settle-mode 1 locks them (peek-lock), 0 removes them
@@ -945,7 +991,7 @@ container.on('message', (ctx) => {
       }
       q.seenIds.set(e.messageId, now);
     }
-    enqueue(q, e);
+    enqueueAt(q, e, m);
   }
 });
 
@@ -1067,6 +1113,7 @@ async function handleControl(req, res) {
         d.messages = q.available.map(entrySummary);
         d.lockedMessages = Array.from(q.locked.values()).map(entrySummary);
         d.deferredMessages = Array.from(q.deferred.values()).map(entrySummary);
+        d.scheduledMessages = Array.from(q.scheduled.values()).map(entrySummary);
         d.deadLetters = q.dlq ? q.dlq.available.concat(Array.from(q.dlq.locked.values())).map(entrySummary) : [];
         return send(200, d);
       }

@@ -14,9 +14,9 @@ import (
 
 // Service Bus features beyond the basic receive loop, with the Go SDK.
 
-// A batch (SendMessageBatch: one AMQP message of format 0x80013700 wrapping the messages) is
-// enqueued as separate messages, in order, each with its own properties.
-func TestSendMessageBatch(t *testing.T) {
+// senderOnNewQueue makes a queue (5 s lock), a client and a sender on it, closed at test end.
+func senderOnNewQueue(t *testing.T) (*sbemu.Emulator, string, *azservicebus.Client, *azservicebus.Sender) {
+	t.Helper()
 	e := emulator(t)
 	q := newQueue(t, e, sbemu.QueueOptions{LockDuration: 5 * time.Second})
 	c := newClient(t, e.ConnectionString())
@@ -24,7 +24,14 @@ func TestSendMessageBatch(t *testing.T) {
 	if err != nil {
 		t.Fatalf("sender: %v", err)
 	}
-	defer s.Close(context.Background())
+	t.Cleanup(func() { _ = s.Close(context.Background()) })
+	return e, q, c, s
+}
+
+// A batch (SendMessageBatch: one AMQP message of format 0x80013700 wrapping the messages) is
+// enqueued as separate messages, in order, each with its own properties.
+func TestSendMessageBatch(t *testing.T) {
+	e, q, c, s := senderOnNewQueue(t)
 	b, err := s.NewMessageBatch(ctxT(t, 10*time.Second), nil)
 	if err != nil {
 		t.Fatalf("new batch: %v", err)
@@ -98,5 +105,55 @@ func TestDeferAndReceiveDeferred(t *testing.T) {
 	}
 	if _, err := r.ReceiveDeferredMessages(ctxT(t, 5*time.Second), []int64{*m.SequenceNumber}, nil); err == nil {
 		t.Fatal("a completed deferred message was received again")
+	}
+}
+
+// Scheduled messages (ScheduleMessages through $management, ScheduledEnqueueTime through the
+// link) wait for their time, peek shows them as scheduled, and a cancelled one never arrives.
+func TestScheduleMessages(t *testing.T) {
+	e, q, c, s := senderOnNewQueue(t)
+	at := time.Now().Add(time.Second).Truncate(time.Millisecond)
+	seqs, err := s.ScheduleMessages(ctxT(t, 10*time.Second), []*azservicebus.Message{
+		{MessageID: ptr("sched"), Body: []byte("s")},
+	}, at, nil)
+	if err != nil || len(seqs) != 1 {
+		t.Fatalf("schedule: %v %v", err, seqs)
+	}
+	cancelled, err := s.ScheduleMessages(ctxT(t, 10*time.Second), []*azservicebus.Message{
+		{MessageID: ptr("cancelled"), Body: []byte("c")},
+	}, time.Now().Add(time.Hour), nil)
+	if err != nil || len(cancelled) != 1 {
+		t.Fatalf("schedule: %v %v", err, cancelled)
+	}
+	send(t, c, q, &azservicebus.Message{MessageID: ptr("sched-link"), Body: []byte("l"), ScheduledEnqueueTime: &at})
+	if qs := queueState(t, e, q); qs.Scheduled != 3 || qs.Active != 0 {
+		t.Fatalf("after scheduling: active %d scheduled %d, want 0 and 3", qs.Active, qs.Scheduled)
+	}
+	r, err := c.NewReceiverForQueue(q, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close(context.Background())
+	peeked, err := r.PeekMessages(ctxT(t, 5*time.Second), 5, &azservicebus.PeekMessagesOptions{FromSequenceNumber: &seqs[0]})
+	if err != nil || len(peeked) != 3 || peeked[0].State != azservicebus.MessageStateScheduled {
+		t.Fatalf("peek scheduled: %v %+v", err, peeked)
+	}
+	if err := s.CancelScheduledMessages(ctxT(t, 5*time.Second), cancelled, nil); err != nil {
+		t.Fatalf("cancel: %v", err)
+	}
+	for _, id := range []string{"sched", "sched-link"} {
+		m := receiveOne(t, r)
+		if m.MessageID != id || time.Now().Before(at.Add(-50*time.Millisecond)) { // Node timers may round down by a millisecond
+			t.Fatalf("got %q at %v, want %s at or after %v", m.MessageID, time.Now(), id, at)
+		}
+		if m.ScheduledEnqueueTime == nil || !m.ScheduledEnqueueTime.Equal(at) {
+			t.Fatalf("%s: scheduled enqueue time %v, want %v", id, m.ScheduledEnqueueTime, at)
+		}
+		if err := r.CompleteMessage(ctxT(t, 5*time.Second), m, nil); err != nil {
+			t.Fatalf("complete %s: %v", id, err)
+		}
+	}
+	if qs := queueState(t, e, q); qs.Scheduled != 0 || qs.Active != 0 || qs.Stats.Completed != 2 {
+		t.Fatalf("after the scheduled messages: %+v", qs)
 	}
 }

@@ -28,13 +28,13 @@ type jsStep struct {
 
 // jsSteps are the steps contract.mjs runs, in order; each must report ok.
 var jsSteps = []string{"send", "peek", "receive", "renew", "complete", "abandon", "lock-expiry",
-	"deadletter", "defer", "empty-peek", "ttl", "session-accept", "session-accept-next"}
+	"deadletter", "defer", "schedule", "empty-peek", "ttl", "session-accept", "session-accept-next"}
 
 // TestJSSDKContract runs Microsoft's JavaScript SDK (@azure/service-bus, pinned in
 // package.json) against the emulator through jssdk/contract.mjs: send (single and batched),
 // peek, peek-lock receive, lock renewal, complete, abandon, lock expiry, dead-letter and
-// read-back from the dead-letter sub-queue, deferral and receive by sequence number, TTL
-// expiry, and sessions (accept a named session
+// read-back from the dead-letter sub-queue, deferral and receive by sequence number, scheduled
+// messages (and a cancelled one), TTL expiry, and sessions (accept a named session
 // and the next one, session lock renewal, session state). It then checks what the emulator
 // recorded through its control endpoint, so the emulator answers another client than the Go
 // SDK as Service Bus would.
@@ -107,11 +107,15 @@ func TestJSSDKContract(t *testing.T) {
 	// carries the reason and description the SDK sent, the expired one was dead-lettered.
 	// (The SDK sends a string body as JSON in a data section.)
 	qs := queueState(t, e, q)
-	if qs.Active != 0 || qs.Locked != 0 || qs.Deferred != 0 || len(qs.Messages) != 0 || len(qs.LockedMessages) != 0 {
-		t.Errorf("queue after the contract: active %d locked %d deferred %d, want empty: %+v", qs.Active, qs.Locked, qs.Deferred, qs)
+	if qs.Active != 0 || qs.Locked != 0 || qs.Deferred != 0 || qs.Scheduled != 0 || len(qs.Messages) != 0 ||
+		len(qs.LockedMessages) != 0 || len(qs.ScheduledMessages) != 0 {
+		t.Errorf("queue after the contract: active %d locked %d deferred %d scheduled %d, want empty: %+v",
+			qs.Active, qs.Locked, qs.Deferred, qs.Scheduled, qs)
 	}
-	if qs.Stats.Enqueued != 5 || qs.Stats.Completed != 3 || qs.Stats.DeadLettered != 2 || qs.Stats.Expired != 1 {
-		t.Errorf("stats: %+v, want 5 enqueued (two of them in one batch), 3 completed, 2 dead-lettered, 1 expired", qs.Stats)
+	// enqueued: 3 sent (two in one batch), js-defer, two scheduled (the cancelled one never
+	// is), js-ttl
+	if qs.Stats.Enqueued != 7 || qs.Stats.Completed != 5 || qs.Stats.DeadLettered != 2 || qs.Stats.Expired != 1 {
+		t.Errorf("stats: %+v, want 7 enqueued, 5 completed, 2 dead-lettered, 1 expired", qs.Stats)
 	}
 	dead := map[string]sbemu.MessageState{}
 	for _, m := range qs.DeadLetters {

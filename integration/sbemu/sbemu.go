@@ -314,20 +314,18 @@ type MessageState struct {
 
 // QueueState is a snapshot of a queue.
 type QueueState struct {
-	Name             string         `json:"name"`
-	Tier             Tier           `json:"tier"`
-	MaxMessageSize   int64          `json:"maxMessageSizeBytes"` // the cap in bytes
-	Active           int            `json:"active"`
-	Locked           int            `json:"locked"`
-	Deferred         int            `json:"deferred"` // set aside by defer, reached by sequence number
-	DeadLettered     int            `json:"deadLettered"`
-	Waiting          int            `json:"waiting"` // accept-next-session receivers waiting
-	Consumers        int            `json:"consumers"`
-	Messages         []MessageState `json:"messages"`
-	LockedMessages   []MessageState `json:"lockedMessages"`
-	DeferredMessages []MessageState `json:"deferredMessages"`
-	DeadLetters      []MessageState `json:"deadLetters"`
-	Stats            struct {
+	Name           string         `json:"name"`
+	Tier           Tier           `json:"tier"`
+	MaxMessageSize int64          `json:"maxMessageSizeBytes"` // the cap in bytes
+	Active         int            `json:"active"`
+	Locked         int            `json:"locked"`
+	DeadLettered   int            `json:"deadLettered"`
+	Waiting        int            `json:"waiting"` // accept-next-session receivers waiting
+	Consumers      int            `json:"consumers"`
+	Messages       []MessageState `json:"messages"`
+	LockedMessages []MessageState `json:"lockedMessages"`
+	DeadLetters    []MessageState `json:"deadLetters"`
+	Stats          struct {
 		Enqueued     int `json:"enqueued"`
 		Completed    int `json:"completed"`
 		DeadLettered int `json:"deadLettered"`
@@ -337,6 +335,13 @@ type QueueState struct {
 		// that honours the attach's max-message-size never sends them).
 		TooLarge int `json:"tooLarge"`
 	} `json:"stats"`
+
+	// Deferred messages are set aside by defer and reached by sequence number; scheduled ones
+	// wait for their scheduled enqueue time.
+	Deferred          int            `json:"deferred"`
+	Scheduled         int            `json:"scheduled"`
+	DeferredMessages  []MessageState `json:"deferredMessages"`
+	ScheduledMessages []MessageState `json:"scheduledMessages"`
 }
 
 // CreateQueue creates a queue (and its dead-letter sub-queue).

@@ -14,8 +14,8 @@
 // with "skipped":true). Exit status 0 only when every step passed.
 //
 // What the Go test checks afterwards through the emulator's control endpoint: the queue is
-// empty (js-defer was deferred and then completed), one message (id js-deadletter) sits in the
-// dead-letter sub-queue with the reason and description it was given, and one (id js-ttl) was
+// empty (js-defer was deferred and then completed; the scheduled ones completed or cancelled),
+// one message (id js-deadletter) sits in the dead-letter sub-queue with the reason and description it was given, and one (id js-ttl) was
 // dead-lettered on expiry; the session queue is empty.
 
 import { ServiceBusClient } from '@azure/service-bus';
@@ -219,6 +219,29 @@ const steps = [
     try { await receiver.receiveDeferredMessages([m.sequenceNumber]); } catch (e) { err = e; }
     check(err !== null, 'a completed deferred message was received again');
     eq(err.code, 'MessageNotFound', `error code (${err.message})`);
+  }],
+  ['schedule', async () => {
+    // scheduled through $management (scheduleMessages) and through the link
+    // (scheduledEnqueueTimeUtc): held until their time, peeked as scheduled; one cancelled
+    const at = new Date(Date.now() + 1500);
+    const [seq] = await sender.scheduleMessages({ body: 'scheduled', messageId: 'js-scheduled' }, at);
+    const [cancelSeq] = await sender.scheduleMessages({ body: 'cancel me', messageId: 'js-cancelled' }, new Date(Date.now() + 600000));
+    await sender.sendMessages({ body: 'scheduled by link', messageId: 'js-scheduled-link', scheduledEnqueueTimeUtc: at });
+    const peeked = await receiver.peekMessages(10, { fromSequenceNumber: seq });
+    eq(peeked.map((x) => [x.messageId, x.state]), [['js-scheduled', 'scheduled'], ['js-cancelled', 'scheduled'],
+      ['js-scheduled-link', 'scheduled']], 'peeked scheduled messages');
+    await sender.cancelScheduledMessages(cancelSeq);
+    const early = await receiver.receiveMessages(1, { maxWaitTimeInMs: 300 });
+    eq(early.map((x) => x.messageId), [], 'received before the scheduled time');
+    for (const id of ['js-scheduled', 'js-scheduled-link']) {
+      const m = await receiveOne(receiver, 'receive ' + id);
+      eq(m.messageId, id, 'scheduled messageId');
+      check(Date.now() >= at.getTime() - 50, `${id} arrived before its scheduled time`);
+      eq(m.scheduledEnqueueTimeUtc && m.scheduledEnqueueTimeUtc.getTime(), at.getTime(), 'scheduledEnqueueTimeUtc');
+      await receiver.completeMessage(m);
+    }
+    const after = await receiver.peekMessages(10, { fromSequenceNumber: seq });
+    eq(after.length, 0, 'messages left after the schedule step (the cancelled one must be gone)');
   }],
   ['empty-peek', async () => {
     const peeked = await receiver.peekMessages(10);
