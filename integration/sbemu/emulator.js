@@ -1075,7 +1075,8 @@ function readJSON(req) {
 //   PATCH /queues/{name} {maxMessageSizeInKilobytes} -> queue description (premium only; links
 //                         already attached keep the max-message-size they were told, the new cap
 //                         applies on receipt)
-//   GET  /queues/{name}                   -> description + messages (active, locked, deferred, deadLettered)
+//   GET  /queues/{name}                   -> description + messages (active, locked, deferred, scheduled,
+//                                           deadLettered)
 //   DELETE /queues/{name}
 //   POST /faults/drop-connections         -> {"dropped":N}
 //   POST /faults/detach-links?queue=Q     -> {"detached":N}
