@@ -458,6 +458,15 @@ function pumpLink(link) {
     if (idx < 0) break;
     const e = q.available.splice(idx, 1)[0];
     e.deliveryCount++;
+    if (link.local.attach.snd_settle_mode === 1) {
+      // receive-and-delete (the client asked for settled transfers): rhea sends the transfer
+      // settled and the message is gone, as Service Bus removes it when it hands it over
+      const d = link.send(encodeEntry(e, q), tokenToTag(newToken()), 0);
+      sb.pending.push(d.id);
+      q.stats.completed++;
+      sent = true;
+      continue;
+    }
     const token = lockEntry(q, e, link);
     const d = link.send(encodeEntry(e, q), tokenToTag(token), 0);
     d._sb = { queue: q, token };

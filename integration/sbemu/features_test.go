@@ -161,3 +161,21 @@ func TestScheduleMessages(t *testing.T) {
 		t.Fatalf("after the scheduled messages: %+v", qs)
 	}
 }
+
+// A receive-and-delete receiver takes the message off the queue as it is handed over: nothing
+// stays locked, so nothing comes back when the lock duration passes.
+func TestReceiveAndDelete(t *testing.T) {
+	e, q, c, _ := senderOnNewQueue(t)
+	send(t, c, q, &azservicebus.Message{MessageID: ptr("rad"), Body: []byte("x")})
+	r, err := c.NewReceiverForQueue(q, &azservicebus.ReceiverOptions{ReceiveMode: azservicebus.ReceiveModeReceiveAndDelete})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close(context.Background())
+	if m := receiveOne(t, r); m.MessageID != "rad" {
+		t.Fatalf("got %q, want rad", m.MessageID)
+	}
+	if qs := queueState(t, e, q); qs.Active != 0 || qs.Locked != 0 || qs.Stats.Completed != 1 {
+		t.Fatalf("after receive-and-delete: active %d locked %d completed %d, want 0 0 1", qs.Active, qs.Locked, qs.Stats.Completed)
+	}
+}

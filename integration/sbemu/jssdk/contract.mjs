@@ -1,11 +1,11 @@
 // Contract test of the Service Bus emulator with Microsoft's JavaScript SDK (@azure/service-bus),
-// so the emulator is not tuned to the Go SDK alone. Run by TestJSSDKContract (contract_test.go).
+// so the emulator is not tuned to the Go SDK alone. Run by TestJSSDKContract (jssdk_test.go).
 //
 // Environment:
 //   SBEMU_CONNECTION_STRING  connection string (UseDevelopmentEmulator=true: plain AMQP)
 //   SBEMU_QUEUE              an empty queue; its lock duration is SBEMU_LOCK_DURATION_MS
 //   SBEMU_SESSION_QUEUE      an empty queue that requires sessions
-//   SBEMU_LOCK_DURATION_MS   the queue's lock duration (short: the renew step outlives it)
+//   SBEMU_LOCK_DURATION_MS   both queues' lock duration (short: the renew step outlives it)
 //   SBEMU_STEP_TIMEOUT_MS    bound on each step (default 20000)
 //   SBEMU_DEADLETTER_REASON, SBEMU_DEADLETTER_DESCRIPTION  what the deadletter step sets
 //
@@ -14,9 +14,10 @@
 // with "skipped":true). Exit status 0 only when every step passed.
 //
 // What the Go test checks afterwards through the emulator's control endpoint: the queue is
-// empty (js-defer was deferred and then completed; the scheduled ones completed or cancelled),
-// one message (id js-deadletter) sits in the dead-letter sub-queue with the reason and description it was given, and one (id js-ttl) was
-// dead-lettered on expiry; the session queue is empty.
+// empty (js-defer deferred and then completed, the scheduled messages completed or cancelled,
+// js-rad received and deleted), one message (id js-deadletter) sits in the dead-letter
+// sub-queue with the reason and description it was given, one (id js-ttl) was dead-lettered on
+// expiry, and the session queue is empty.
 
 import { ServiceBusClient } from '@azure/service-bus';
 
@@ -258,6 +259,20 @@ const steps = [
     }, 'expired message in the dead-letter queue');
     eq(d.deadLetterReason, 'TTLExpiredException', 'deadLetterReason of an expired message');
     eq(d.timeToLive, 300, 'timeToLive');
+  }],
+  ['receive-and-delete', async () => {
+    // the message is gone once handed over: no lock, nothing left to peek or settle
+    await sender.sendMessages({ body: 'take me', messageId: 'js-rad' });
+    const rad = client.createReceiver(queue, { receiveMode: 'receiveAndDelete' });
+    try {
+      const m = await receiveOne(rad, 'receive-and-delete');
+      eq(m.messageId, 'js-rad', 'messageId');
+      eq(m.lockToken, undefined, 'lock token in receive-and-delete mode');
+      const peeked = await receiver.peekMessages(10, { fromSequenceNumber: m.sequenceNumber });
+      eq(peeked.map((x) => x.messageId), [], 'peeked after receive-and-delete');
+    } finally {
+      await rad.close();
+    }
   }],
   ['session-accept', async () => {
     const sessionSender = client.createSender(sessionQueue);
