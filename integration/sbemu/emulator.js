@@ -513,11 +513,13 @@ function onDisposition(context, outcome) {
     reply = amqpMessage.released().described();
   } else if (outcome === 'modified') {
     const undeliverable = state && state.undeliverable_here;
+    modifyProperties(e, state && state.value && state.value[2]); // message-annotations
     settleEntry(q, e, undeliverable ? 'defer' : 'abandon');
     reply = amqpMessage.modified({ delivery_failed: !!(state && state.delivery_failed), undeliverable_here: !!undeliverable }).described();
   } else if (outcome === 'rejected') {
     const err = state && state.error;
     const info = err && err.info ? plainMap(err.info) : {};
+    modifyProperties(e, state.value && state.value[0] && state.value[0].value && state.value[0].value[2]); // error info
     settleEntry(q, e, 'deadletter', { reason: info.DeadLetterReason, description: info.DeadLetterErrorDescription });
     // Service Bus settles a dead-lettered delivery with Rejected carrying no error (echoing
     // the client's error would make the SDKs report the dead-letter condition as a failure;
@@ -526,6 +528,25 @@ function onDisposition(context, outcome) {
   }
   d.update(true, reply);
   d.remote_settled = true; // the SDK does not send a final settled disposition in mode second
+}
+
+// Service Bus merges a settlement's properties-to-modify into the message's application
+// properties: the modified outcome's message-annotations (abandon, defer), the rejected
+// outcome's error info (dead-letter, which also carries DeadLetterReason and
+// DeadLetterErrorDescription), update-disposition's properties-to-modify. typedMap is the map
+// as rhea read it off the wire, so the values keep their AMQP types.
+function modifyProperties(e, typedMap) {
+  const items = typedMap && Array.isArray(typedMap.value) ? typedMap.value : [];
+  for (let i = 0; i + 1 < items.length; i += 2) e.extraAppProps[String(plain(items[i]))] = items[i + 1];
+}
+
+// typedBodyValue is the value of key in a request's amqp-value map body with its AMQP type
+// (rhea's decoded body has plain JavaScript values).
+function typedBodyValue(req, key) {
+  const s = req._raw ? splitSections(req._raw).find((x) => x.code === 0x77) : null;
+  const items = s && Array.isArray(s.typed.value) ? s.typed.value : [];
+  for (let i = 0; i + 1 < items.length; i += 2) if (plain(items[i]) === key) return items[i + 1];
+  return undefined;
 }
 
 function plainMap(m) {
@@ -692,6 +713,7 @@ function handleManagement(q, req) {
       for (const t of tokens) {
         const e = lookupLocked(q, t);
         if (!e) return { code: 410, desc: 'The lock supplied is invalid.', condition: 'com.microsoft:message-lock-lost' };
+        if (status !== 'completed') modifyProperties(e, typedBodyValue(req, 'properties-to-modify'));
         if (status === 'completed') settleEntry(q, e, 'complete');
         else if (status === 'abandoned') settleEntry(q, e, 'abandon');
         else if (status === 'suspended') settleEntry(q, e, 'deadletter', { reason: body['deadletter-reason'], description: body['deadletter-description'] });

@@ -179,3 +179,32 @@ func TestReceiveAndDelete(t *testing.T) {
 		t.Fatalf("after receive-and-delete: active %d locked %d completed %d, want 0 0 1", qs.Active, qs.Locked, qs.Stats.Completed)
 	}
 }
+
+// Abandon's PropertiesToModify (the modified outcome's message-annotations) are merged into the
+// redelivered message's application properties, with their types.
+func TestAbandonPropertiesToModify(t *testing.T) {
+	_, q, c, _ := senderOnNewQueue(t)
+	send(t, c, q, &azservicebus.Message{MessageID: ptr("p"), Body: []byte("x"),
+		ApplicationProperties: map[string]any{"kept": "yes", "attempt": int64(1)}})
+	r, err := c.NewReceiverForQueue(q, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close(context.Background())
+	m := receiveOne(t, r)
+	if err := r.AbandonMessage(ctxT(t, 5*time.Second), m, &azservicebus.AbandonMessageOptions{
+		PropertiesToModify: map[string]any{"attempt": int64(2), "reason": "busy"},
+	}); err != nil {
+		t.Fatalf("abandon: %v", err)
+	}
+	m2 := receiveOne(t, r)
+	want := map[string]any{"kept": "yes", "attempt": int64(2), "reason": "busy"}
+	for k, v := range want {
+		if m2.ApplicationProperties[k] != v {
+			t.Fatalf("application properties %v, want %v", m2.ApplicationProperties, want)
+		}
+	}
+	if err := r.CompleteMessage(ctxT(t, 5*time.Second), m2, nil); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -159,9 +159,11 @@ const steps = [
     const m = await receiveOne(receiver, 'receive js-abandon');
     eq(m.messageId, 'js-abandon', 'messageId');
     eq(m.body, 'abandon me', 'body');
-    await receiver.abandonMessage(m);
+    // properties to modify are merged into the redelivered message's application properties
+    await receiver.abandonMessage(m, { retried: true, note: 'abandoned once' });
     const again = await receiveOne(receiver, 'receive js-abandon again');
     eq(again.messageId, 'js-abandon', 'redelivered messageId');
+    eq(again.applicationProperties, { retried: true, note: 'abandoned once' }, 'applicationProperties after abandon');
     eq(again.deliveryCount, m.deliveryCount + 1, 'deliveryCount after abandon');
     check(again.lockToken !== m.lockToken, 'redelivery reused the lock token');
     await receiver.completeMessage(again);
@@ -215,7 +217,13 @@ const steps = [
     eq(d.state, 'deferred', 'deferred message state');
     eq(d.deliveryCount, m.deliveryCount + 1, 'deliveryCount of the deferred message');
     check(typeof d.lockToken === 'string' && d.lockToken !== m.lockToken, `deferred lock token ${d.lockToken}`);
-    await receiver.completeMessage(d);
+    // a message received by sequence number settles through $management (update-disposition):
+    // abandoned, it stays deferred, with its properties modified
+    await receiver.abandonMessage(d, { step: 'defer' });
+    const [d2] = await receiver.receiveDeferredMessages([m.sequenceNumber]);
+    check(d2 !== undefined, 'the abandoned deferred message is gone');
+    eq(d2.applicationProperties, { step: 'defer' }, 'applicationProperties after abandon through $management');
+    await receiver.completeMessage(d2);
     let err = null;
     try { await receiver.receiveDeferredMessages([m.sequenceNumber]); } catch (e) { err = e; }
     check(err !== null, 'a completed deferred message was received again');
