@@ -222,6 +222,8 @@ class Queue {
     this.maxMessageSizeBytes = parent ? parent.maxMessageSizeBytes : maxMessageBytes(o.maxMessageSizeInKilobytes);
     this.available = []; // entries, in sequence order
     this.locked = new Map(); // tokenKey -> entry
+    this.deferred = new Map(); // seq -> entry set aside by defer, received by sequence number
+    this.scheduled = new Map(); // seq -> entry waiting for its scheduled enqueue time
     this.seenIds = new Map(); // message id -> time
     this.sessions = new Map(); // sid -> {id, owner: link|null, lockedUntil}
     this.consumers = new Set(); // sender links (client receivers)
@@ -235,7 +237,8 @@ class Queue {
       defaultTtlMs: this.defaultTtlMs, requiresSession: this.requiresSession,
       duplicateDetectionWindowMs: this.duplicateWindowMs,
       tier: opts.tier, maxMessageSizeBytes: this.maxMessageSizeBytes,
-      active: this.available.length, locked: this.locked.size,
+      active: this.available.length, locked: this.locked.size, deferred: this.deferred.size,
+      scheduled: this.scheduled.size,
       waiting: this.waiting.length, consumers: this.consumers.size,
       deadLettered: this.dlq ? this.dlq.available.length + this.dlq.locked.size : 0,
       stats: this.stats,
@@ -291,16 +294,21 @@ function entryFromMessage(msg, q) {
   };
 }
 
-function encodeEntry(e, q) {
+// lockToken, when given, goes in the delivery annotation x-opt-lock-token (a message handed
+// over in a $management reply has no delivery tag to carry it).
+function encodeEntry(e, q, lockToken) {
   const parts = [];
   const header = { durable: true, delivery_count: Math.max(0, e.deliveryCount - 1) };
   if (e.ttl) header.ttl = e.ttl;
   parts.push(writeTyped(amqpMessage.header(header).described()));
+  if (lockToken) parts.push(writeTyped(mergeMapSection(0x71, null, { 'x-opt-lock-token': types.wrap_uuid(lockToken) }, true)));
   const ann = {
     'x-opt-enqueued-time': types.wrap_timestamp(e.enqueuedAt),
     'x-opt-sequence-number': longTyped(e.seq),
     'x-opt-locked-until': types.wrap_timestamp(e.lockedUntil || e.enqueuedAt),
   };
+  if (e.deferred) ann['x-opt-message-state'] = longTyped(1); // 0 active, 1 deferred, 2 scheduled
+  if (e.scheduleTimer) ann['x-opt-message-state'] = longTyped(2);
   if (e.sessionId !== null) ann['x-opt-session-id'] = types.wrap_string(e.sessionId);
   for (const k of Object.keys(e.extraAnnotations)) ann[k] = e.extraAnnotations[k];
   const byCode = {};
@@ -322,6 +330,28 @@ function encodeEntry(e, q) {
 
 // ---------------------------------------------------------------------------------------------
 // queue operations
+
+// enqueueAt enqueues a received message now or, when it carries a future
+// x-opt-scheduled-enqueue-time, holds it until then (a scheduled message: peek shows it with
+// x-opt-message-state 2; its enqueued time is the time it becomes active).
+function enqueueAt(q, e, msg) {
+  const at = scheduledTime(msg);
+  if (!(at > Date.now())) { enqueue(q, e); return; }
+  q.scheduled.set(e.seq, e);
+  e.enqueuedAt = at;
+  if (e.ttl) e.expiresAt = at + e.ttl;
+  e.scheduleTimer = setTimeout(() => {
+    e.scheduleTimer = null;
+    if (q.scheduled.delete(e.seq)) enqueue(q, e);
+  }, at - Date.now());
+}
+
+function scheduledTime(msg) {
+  const v = plain((msg.message_annotations || {})['x-opt-scheduled-enqueue-time']);
+  if (v === undefined || v === null) return 0;
+  return v instanceof Date ? v.getTime() : Number(v);
+}
+
 function enqueue(q, e) {
   q.available.push(e);
   q.stats.enqueued++;
@@ -336,6 +366,7 @@ function returnToQueue(q, e, countAttempt) {
       'Message could not be consumed after ' + q.maxDeliveryCount + ' delivery attempts.');
     return;
   }
+  if (e.deferred) { q.deferred.set(e.seq, e); return; } // a deferred message stays deferred
   // keep sequence order
   let i = q.available.length;
   while (i > 0 && q.available[i - 1].seq > e.seq) i--;
@@ -358,6 +389,7 @@ function deadLetter(q, e, reason, description) {
   e.extraAppProps.DeadLetterReason = types.wrap_string(String(reason || ''));
   e.extraAppProps.DeadLetterErrorDescription = types.wrap_string(String(description || ''));
   e.extraAnnotations['x-opt-deadletter-source'] = types.wrap_string(q.name);
+  e.deferred = false;
   e.deliveryCount = 0;
   e.expiresAt = 0;
   e.sessionId = e.sessionId; // DLQ is not session-aware; id kept for inspection
@@ -401,8 +433,10 @@ function settleEntry(q, e, outcome, info) {
       deadLetter(q, e, info && info.reason, info && info.description);
       break;
     case 'defer':
-      // Deferral is not emulated: treat as abandon without the attempt.
-      returnToQueue(q, e, false);
+      // set aside: only receive-by-sequence-number (or peek) reaches it again
+      clearLock(q, e);
+      e.deferred = true;
+      q.deferred.set(e.seq, e);
       break;
   }
 }
@@ -422,6 +456,18 @@ function pumpQueue(q) {
   for (const link of q.consumers) pumpLink(link);
 }
 
+// lockEntry locks a message for owner (a client receiver link; null for a lock taken through
+// $management) for the queue's lock duration and returns the new lock token.
+function lockEntry(q, e, owner) {
+  const token = newToken();
+  e.lockToken = token;
+  e.owner = owner;
+  e.lockedUntil = Date.now() + q.lockDurationMs;
+  q.locked.set(tokenKey(token), e);
+  e.lockTimer = setTimeout(() => lockExpired(q, e, token), q.lockDurationMs);
+  return token;
+}
+
 function pumpLink(link) {
   const sb = link._sb;
   if (!sb || sb.closed || !link.is_open()) return;
@@ -432,13 +478,17 @@ function pumpLink(link) {
     const idx = q.available.findIndex((e) => (q.requiresSession ? e.sessionId === sb.sessionId : true));
     if (idx < 0) break;
     const e = q.available.splice(idx, 1)[0];
-    const token = newToken();
     e.deliveryCount++;
-    e.lockToken = token;
-    e.owner = link;
-    e.lockedUntil = Date.now() + q.lockDurationMs;
-    q.locked.set(tokenKey(token), e);
-    e.lockTimer = setTimeout(() => lockExpired(q, e, token), q.lockDurationMs);
+    if (link.local.attach.snd_settle_mode === 1) {
+      // receive-and-delete (the client asked for settled transfers): rhea sends the transfer
+      // settled and the message is gone, as Service Bus removes it when it hands it over
+      const d = link.send(encodeEntry(e, q), tokenToTag(newToken()), 0);
+      sb.pending.push(d.id);
+      q.stats.completed++;
+      sent = true;
+      continue;
+    }
+    const token = lockEntry(q, e, link);
     const d = link.send(encodeEntry(e, q), tokenToTag(token), 0);
     d._sb = { queue: q, token };
     sb.pending.push(d.id);
@@ -453,6 +503,9 @@ function pumpLink(link) {
 function lookupLocked(q, token) {
   const e = q.locked.get(tokenKey(token));
   if (!e || !e.lockToken || !e.lockToken.equals(token)) return null;
+  // a lock past its time is lost even if its timer has not fired yet (a busy event loop runs
+  // timers late); Service Bus checks the lock's expiry when the settlement arrives
+  if (e.lockedUntil <= Date.now()) { lockExpired(q, e, token); return null; }
   return e;
 }
 
@@ -481,18 +534,40 @@ function onDisposition(context, outcome) {
     reply = amqpMessage.released().described();
   } else if (outcome === 'modified') {
     const undeliverable = state && state.undeliverable_here;
+    modifyProperties(e, state && state.value && state.value[2]); // message-annotations
     settleEntry(q, e, undeliverable ? 'defer' : 'abandon');
     reply = amqpMessage.modified({ delivery_failed: !!(state && state.delivery_failed), undeliverable_here: !!undeliverable }).described();
   } else if (outcome === 'rejected') {
     const err = state && state.error;
     const info = err && err.info ? plainMap(err.info) : {};
+    modifyProperties(e, state.value && state.value[0] && state.value[0].value && state.value[0].value[2]); // error info
     settleEntry(q, e, 'deadletter', { reason: info.DeadLetterReason, description: info.DeadLetterErrorDescription });
-    // settled with no outcome: a Rejected echo would make go-amqp report the dead-letter
-    // condition as an error
-    reply = undefined;
+    // Service Bus settles a dead-lettered delivery with Rejected carrying no error (echoing
+    // the client's error would make the SDKs report the dead-letter condition as a failure;
+    // no outcome at all makes rhea, under the JavaScript SDK, log "unrecognised outcome")
+    reply = amqpMessage.rejected({}).described();
   }
   d.update(true, reply);
   d.remote_settled = true; // the SDK does not send a final settled disposition in mode second
+}
+
+// Service Bus merges a settlement's properties-to-modify into the message's application
+// properties: the modified outcome's message-annotations (abandon, defer), the rejected
+// outcome's error info (dead-letter, which also carries DeadLetterReason and
+// DeadLetterErrorDescription), update-disposition's properties-to-modify. typedMap is the map
+// as rhea read it off the wire, so the values keep their AMQP types.
+function modifyProperties(e, typedMap) {
+  const items = typedMap && Array.isArray(typedMap.value) ? typedMap.value : [];
+  for (let i = 0; i + 1 < items.length; i += 2) e.extraAppProps[String(plain(items[i]))] = items[i + 1];
+}
+
+// typedBodyValue is the value of key in a request's amqp-value map body with its AMQP type
+// (rhea's decoded body has plain JavaScript values).
+function typedBodyValue(req, key) {
+  const s = req._raw ? splitSections(req._raw).find((x) => x.code === 0x77) : null;
+  const items = s && Array.isArray(s.typed.value) ? s.typed.value : [];
+  for (let i = 0; i + 1 < items.length; i += 2) if (plain(items[i]) === key) return items[i + 1];
+  return undefined;
 }
 
 function plainMap(m) {
@@ -552,12 +627,18 @@ function renewSession(q, s) {
   }, sessionLockMs(q) + 5);
 }
 
+// The granted session id is echoed in the session filter in the form the client sent it:
+// described (0x137000000C) to a client that sent a described filter (the Go SDK), a plain
+// string to one that sent a plain value (the JavaScript SDK, which compares the echoed value
+// with the id it asked for as a string).
 function grantSession(link, q, sid) {
   const s = lockSession(q, sid, link);
   link._sb.sessionId = sid;
+  const asked = ((link.source || {}).filter || {})[SESSION_FILTER];
+  const described = asked !== null && typeof asked === 'object' && asked.descriptor !== undefined;
   link.set_source({
     address: link._sb.address,
-    filter: { [SESSION_FILTER]: types.described(types.wrap_ulong(SESSION_FILTER_CODE), types.wrap_string(sid)) },
+    filter: { [SESSION_FILTER]: described ? types.described(types.wrap_ulong(SESSION_FILTER_CODE), types.wrap_string(sid)) : types.wrap_string(sid) },
   });
   link.local.attach.properties = { 'com.microsoft:locked-until-utc': ticks(s.lockedUntil) };
 }
@@ -765,6 +846,7 @@ function handleManagement(q, req) {
       for (const t of tokens) {
         const e = lookupLocked(q, t);
         if (!e) return { code: 410, desc: 'The lock supplied is invalid.', condition: 'com.microsoft:message-lock-lost' };
+        if (status !== 'completed') modifyProperties(e, typedBodyValue(req, 'properties-to-modify'));
         if (status === 'completed') settleEntry(q, e, 'complete');
         else if (status === 'abandoned') settleEntry(q, e, 'abandon');
         else if (status === 'suspended') settleEntry(q, e, 'deadletter', { reason: body['deadletter-reason'], description: body['deadletter-description'] });
@@ -787,9 +869,54 @@ function handleManagement(q, req) {
     case 'com.microsoft:peek-message': {
       const from = Number(body['from-sequence-number'] || 0);
       const count = Number(body['message-count'] || 1);
-      const all = q.available.concat(Array.from(q.locked.values())).filter((e) => e.seq >= from).sort((a, b) => a.seq - b.seq).slice(0, count);
+      // a session receiver's peek (session-id set) sees only its session's messages
+      const sid = body['session-id'];
+      const inScope = (e) => e.seq >= from && (sid === undefined || sid === null || e.sessionId === String(sid));
+      const all = q.available.concat(Array.from(q.locked.values()), Array.from(q.deferred.values()), Array.from(q.scheduled.values())).filter(inScope).sort((a, b) => a.seq - b.seq).slice(0, count);
       if (!all.length) return { code: 204, desc: 'No messages' };
       const msgs = all.map((e) => types.wrap_map({ message: types.wrap_binary(encodeEntry(e, q)) }));
+      return { code: 200, body: { messages: types.wrap_list(msgs) } };
+    }
+    case 'com.microsoft:schedule-message': {
+      // messages: [{message: encoded message, message-id, session-id?}]; each is held until
+      // its x-opt-scheduled-enqueue-time and gets its sequence number now
+      const items = [].concat(body.messages || []).map(plainMap);
+      let msgs;
+      try { msgs = items.map((it) => amqpMessage.decode(Buffer.from(it.message))); } catch (err) {
+        return { code: 400, desc: 'Malformed message to schedule: ' + err.message, condition: 'amqp:decode-error' };
+      }
+      if (!msgs.length) return { code: 400, desc: 'No messages to schedule.' };
+      const seqs = msgs.map((m) => { const e = entryFromMessage(m, q); enqueueAt(q, e, m); return e.seq; });
+      return { code: 200, body: { 'sequence-numbers': types.wrap_array(seqs, 0x81) } };
+    }
+    case 'com.microsoft:cancel-scheduled-message': {
+      for (const n of [].concat(body['sequence-numbers'] || []).map((v) => Number(plain(v)))) {
+        const e = q.scheduled.get(n);
+        if (!e) continue; // already enqueued or cancelled: nothing to do, as Service Bus
+        clearTimeout(e.scheduleTimer);
+        q.scheduled.delete(n);
+      }
+      return { code: 200, body: {} };
+    }
+    case 'com.microsoft:receive-by-sequence-number': {
+      // deferred messages only; receiver-settle-mode 1 locks them (peek-lock), 0 removes them
+      const seqs = [].concat(body['sequence-numbers'] || []).map((n) => Number(plain(n)));
+      const peekLock = Number(body['receiver-settle-mode'] || 0) === 1;
+      const sid = body['session-id'];
+      const found = seqs.map((n) => q.deferred.get(n));
+      if (!seqs.length || found.some((e) => !e || (sid !== undefined && sid !== null && e.sessionId !== String(sid)))) {
+        return { code: 404, desc: 'Failed to lock one or more specified messages. Either the message is not deferred or it does not exist.', condition: 'com.microsoft:message-not-found' };
+      }
+      const msgs = found.map((e) => {
+        q.deferred.delete(e.seq);
+        e.deliveryCount++;
+        if (!peekLock) {
+          q.stats.completed++;
+          return types.wrap_map({ message: types.wrap_binary(encodeEntry(e, q)) });
+        }
+        const token = lockEntry(q, e, null);
+        return types.wrap_map({ message: types.wrap_binary(encodeEntry(e, q, token)), 'lock-token': types.wrap_uuid(token) });
+      });
       return { code: 200, body: { messages: types.wrap_list(msgs) } };
     }
     default:
@@ -797,15 +924,27 @@ function handleManagement(q, req) {
   }
 }
 
+// The reply goes to the client's receiving link named by reply-to: the link whose target
+// address is reply-to (the Go SDK), else the link whose name is reply-to (the JavaScript SDK's
+// $cbs link has no target address), as Service Bus routes it.
 function replyTo(conn, req, result) {
   const target = req.reply_to;
   let out = null;
   conn.each_sender((s) => {
     if (!out && s.target && s.target.address === target && s.is_open()) out = s;
   });
+  conn.each_sender((s) => {
+    if (!out && s.name === target && s.is_open()) out = s;
+  });
   if (!out) { log('no reply link for', target); return; }
-  const ap = { 'status-code': int32(result.code), 'status-description': types.wrap_string(result.desc || '') };
-  if (result.condition) ap['error-condition'] = types.wrap_symbol(result.condition);
+  // Service Bus names the status properties statusCode, statusDescription and errorCondition
+  // on $management replies, and status-code, status-description, error-condition (the older
+  // names) on $cbs replies. The JavaScript SDK reads statusCode on a peek reply to tell 204
+  // (no messages, no body) from 200.
+  const [codeKey, descKey, condKey] = result.cbs ? ['status-code', 'status-description', 'error-condition'] :
+    ['statusCode', 'statusDescription', 'errorCondition'];
+  const ap = { [codeKey]: int32(result.code), [descKey]: types.wrap_string(result.desc || '') };
+  if (result.condition) ap[condKey] = types.wrap_symbol(result.condition);
   const msg = { correlation_id: req.message_id, application_properties: ap };
   if (result.body) msg.body = types.wrap_map(result.body);
   out.send(msg);
@@ -945,13 +1084,29 @@ container.on('receiver_open', (ctx) => {
   link.local.attach.max_message_size = q.maxMessageSizeBytes;
 });
 
+// A batched message (message-format 0x80013700, what the SDKs send for a batch) carries each
+// message, fully encoded, in one data section of its body; Service Bus enqueues them as
+// separate messages and ignores the envelope's own properties.
+const BATCH_FORMAT = 0x80013700;
+function unbatch(buf) {
+  const out = [];
+  for (const s of splitSections(buf)) {
+    if (s.code !== 0x75) continue;
+    const inner = plain(s.typed);
+    if (!Buffer.isBuffer(inner)) throw new Error('a data section does not hold binary');
+    out.push(amqpMessage.decode(inner));
+  }
+  if (!out.length) throw new Error('no data sections');
+  return out;
+}
+
 container.on('message', (ctx) => {
   const link = ctx.receiver;
   const d = ctx.delivery;
   const msg = ctx.message;
   const address = link.target ? link.target.address : '';
   if (address === '$cbs') {
-    replyTo(ctx.connection, msg, handleCbs(ctx.connection, msg));
+    replyTo(ctx.connection, msg, { ...handleCbs(ctx.connection, msg), cbs: true });
     d.accept();
     return;
   }
@@ -965,7 +1120,9 @@ container.on('message', (ctx) => {
   }
   const q = link._sbTarget;
   if (!q) { d.reject({ condition: 'amqp:not-found', description: 'entity not found' }); return; }
-  const size = msg._raw ? msg._raw.length : 0;
+  // rhea hands over a message of another format undecoded (a Buffer)
+  const format = ctx.format || 0;
+  const size = Buffer.isBuffer(msg) ? msg.length : (msg._raw ? msg._raw.length : 0);
   if (size > q.maxMessageSizeBytes) {
     q.stats.tooLarge++;
     d.reject({ condition: 'amqp:link:message-size-exceeded',
@@ -973,23 +1130,37 @@ container.on('message', (ctx) => {
         q.maxMessageSizeBytes + ' bytes) currently allowed on the link.' });
     return;
   }
-  if (q.requiresSession && (msg.group_id === undefined || msg.group_id === null)) {
+  let msgs;
+  if (format === 0) {
+    msgs = [msg];
+  } else if (format === BATCH_FORMAT) {
+    try { msgs = unbatch(msg); } catch (err) {
+      d.reject({ condition: 'amqp:decode-error', description: 'Malformed batched message: ' + err.message });
+      return;
+    }
+  } else {
+    d.reject({ condition: 'amqp:not-implemented', description: 'Message format ' + format + ' is not supported.' });
+    return;
+  }
+  // a batch is taken whole or not at all
+  if (q.requiresSession && msgs.some((m) => m.group_id === undefined || m.group_id === null)) {
     d.reject({ condition: 'amqp:invalid-field', description: 'The SessionId was not set on a message, and it cannot be sent to the entity. Entities that have session support enabled can only receive messages that have the SessionId set to a valid value.' });
     return;
   }
-  const e = entryFromMessage(msg, q);
-  if (q.duplicateWindowMs && e.messageId !== null) {
-    const now = Date.now();
-    for (const [id, t] of q.seenIds) if (t + q.duplicateWindowMs < now) q.seenIds.delete(id);
-    if (q.seenIds.has(e.messageId)) {
-      q.stats.duplicates++;
-      d.accept(); // accepted and silently dropped, like Service Bus
-      return;
-    }
-    q.seenIds.set(e.messageId, now);
-  }
   d.accept();
-  enqueue(q, e);
+  for (const m of msgs) {
+    const e = entryFromMessage(m, q);
+    if (q.duplicateWindowMs && e.messageId !== null) {
+      const now = Date.now();
+      for (const [id, t] of q.seenIds) if (t + q.duplicateWindowMs < now) q.seenIds.delete(id);
+      if (q.seenIds.has(e.messageId)) {
+        q.stats.duplicates++;
+        continue; // accepted and silently dropped, like Service Bus
+      }
+      q.seenIds.set(e.messageId, now);
+    }
+    enqueueAt(q, e, m);
+  }
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -1172,7 +1343,8 @@ function readJSON(req) {
 //   PATCH /queues/{name} {maxMessageSizeInKilobytes} -> queue description (premium only; links
 //                         already attached keep the max-message-size they were told, the new cap
 //                         applies on receipt)
-//   GET  /queues/{name}                   -> description + messages (active, locked, deadLettered)
+//   GET  /queues/{name}                   -> description + messages (active, locked, deferred, scheduled,
+//                                           deadLettered)
 //   DELETE /queues/{name}
 //   POST /faults/drop-connections         -> {"dropped":N}
 //   POST /faults/detach-links?queue=Q     -> {"detached":N}
@@ -1209,6 +1381,8 @@ async function handleControl(req, res) {
         const d = q.describe();
         d.messages = q.available.map(entrySummary);
         d.lockedMessages = Array.from(q.locked.values()).map(entrySummary);
+        d.deferredMessages = Array.from(q.deferred.values()).map(entrySummary);
+        d.scheduledMessages = Array.from(q.scheduled.values()).map(entrySummary);
         d.deadLetters = q.dlq ? q.dlq.available.concat(Array.from(q.dlq.locked.values())).map(entrySummary) : [];
         return send(200, d);
       }

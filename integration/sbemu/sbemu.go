@@ -554,6 +554,13 @@ type QueueState struct {
 		// that honours the attach's max-message-size never sends them).
 		TooLarge int `json:"tooLarge"`
 	} `json:"stats"`
+
+	// Deferred messages are set aside by defer and reached by sequence number; scheduled ones
+	// wait for their scheduled enqueue time.
+	Deferred          int            `json:"deferred"`
+	Scheduled         int            `json:"scheduled"`
+	DeferredMessages  []MessageState `json:"deferredMessages"`
+	ScheduledMessages []MessageState `json:"scheduledMessages"`
 }
 
 // CreateQueue creates a queue (and its dead-letter sub-queue).
