@@ -2,18 +2,20 @@ package servicebus
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"strings"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
-	"github.com/coder/websocket"
+
+	"github.com/adwriteback/adwriteback/relay/proxy"
 )
 
 // AuthKind selects how the connector authenticates to Service Bus.
@@ -64,9 +66,21 @@ type Config struct {
 
 	// Transport: TransportAMQP (default) or TransportWebSockets.
 	Transport TransportKind
-	// ProxyURL is an HTTPS proxy for WebSockets; empty means HTTPS_PROXY/NO_PROXY from the
-	// environment.
-	ProxyURL string
+	// Proxy is the HTTP CONNECT proxy for WebSockets, which also carries the Entra ID token
+	// requests. Its zero value takes HTTPS_PROXY / NO_PROXY from the environment.
+	Proxy proxy.Config
+	// CAFile is a PEM bundle of roots that verify the namespace's certificate (private PKI,
+	// a test broker); empty means the system pool.
+	CAFile string
+	// CustomEndpoint (host or host:port) is where the connection goes instead of the
+	// namespace's own address, while TLS still verifies the namespace name and tokens name
+	// the namespace: a private endpoint, an application gateway, a test broker on loopback.
+	// The port defaults to 5671 (amqp) or 443 (websockets). The SDK's own option.
+	CustomEndpoint string
+
+	// Dials, if set, records why WebSocket connections fail (give the same tracker to the
+	// Source, SourceConfig.Dials, so its link errors name the cause).
+	Dials *DialTracker
 
 	// Credential overrides the credential built from the Entra fields (embedding, tests).
 	Credential azcore.TokenCredential
@@ -81,8 +95,10 @@ var ErrConfig = errors.New("servicebus: invalid configuration")
 
 // FieldError is one problem with a Config: the setting it concerns, spelled as the
 // connector's configuration spells it under queue: (auth, namespace, tenant_id, client_id,
-// connection_string, client_secret, certificate_file, transport, proxy_url), whether the
-// setting is simply missing for the auth kind, and what is wrong. It wraps ErrConfig.
+// connection_string, client_secret, certificate_file, transport, ca_file, custom_endpoint),
+// whether the
+// setting is simply missing for the auth kind, and what is wrong; proxy settings are named
+// proxy.url, proxy.username, proxy.no_proxy[i]. It wraps ErrConfig.
 type FieldError struct {
 	Field   string
 	Missing bool
@@ -135,13 +151,17 @@ func (cfg Config) Problems() []*FieldError {
 	default:
 		add("transport", false, "%q: use amqp or websockets", string(cfg.Transport))
 	}
-	if cfg.ProxyURL != "" {
-		u, err := url.Parse(cfg.ProxyURL)
-		if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
-			add("proxy_url", false, "proxy URL %q must be http(s)://host:port", redactURL(cfg.ProxyURL))
-		}
-		if cfg.Transport != TransportWebSockets {
-			add("proxy_url", false, "a proxy needs transport websockets")
+	for _, p := range cfg.Proxy.Problems() {
+		add("proxy."+p.Field, false, "%s", p.Msg)
+	}
+	if cfg.Proxy.Configured() && cfg.Transport != TransportWebSockets {
+		add("proxy.url", false, "AMQP on TCP 5671 cannot go through an HTTP proxy: set transport: websockets (AMQP over WebSockets on TCP 443 is the proxy path)")
+	}
+	if e := cfg.CustomEndpoint; e != "" {
+		if strings.Contains(e, "://") || strings.Contains(e, "/") || strings.Contains(e, "@") {
+			add("custom_endpoint", false, "%q must be host or host:port, not a URL", proxy.Redact(e))
+		} else if _, port, err := net.SplitHostPort(e); err == nil && port == "" {
+			add("custom_endpoint", false, "%q has an empty port", e)
 		}
 	}
 	return out
@@ -161,15 +181,19 @@ func NewClient(cfg Config) (*azservicebus.Client, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	opts := &azservicebus.ClientOptions{RetryOptions: cfg.RetryOptions}
+	tlsCfg, err := tlsConfig(cfg.CAFile)
+	if err != nil {
+		return nil, err
+	}
+	sel, err := proxy.New(cfg.Proxy)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
+	}
+	opts := &azservicebus.ClientOptions{RetryOptions: cfg.RetryOptions, TLSConfig: tlsCfg, CustomEndpoint: cfg.CustomEndpoint}
 	if cfg.Transport == TransportWebSockets {
 		dial := cfg.DialWebSocket
 		if dial == nil {
-			d, err := webSocketDialer(cfg.ProxyURL)
-			if err != nil {
-				return nil, err
-			}
-			dial = d
+			dial = webSocketDialer(sel, tlsCfg, cfg.CustomEndpoint, cfg.Dials)
 		}
 		opts.NewWebSocketConn = dial
 	}
@@ -181,7 +205,7 @@ func NewClient(cfg Config) (*azservicebus.Client, error) {
 		}
 		return c, nil
 	}
-	cred, err := Credential(cfg)
+	cred, err := credential(cfg, sel)
 	if err != nil {
 		return nil, err
 	}
@@ -192,14 +216,44 @@ func NewClient(cfg Config) (*azservicebus.Client, error) {
 	return c, nil
 }
 
-// Credential builds the Entra ID credential cfg selects (or returns cfg.Credential).
+// tlsConfig verifies the namespace with the roots in caFile, or the system pool when it is
+// empty (nil config: the SDK's default).
+func tlsConfig(caFile string) (*tls.Config, error) {
+	if caFile == "" {
+		return nil, nil
+	}
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, fmt.Errorf("%w: ca_file: %w", ErrConfig, err)
+	}
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("%w: ca_file %s holds no PEM certificate", ErrConfig, caFile)
+	}
+	return &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}, nil
+}
+
+// Credential builds the Entra ID credential cfg selects (or returns cfg.Credential); its
+// token requests go through cfg.Proxy (or the environment's proxy).
 func Credential(cfg Config) (azcore.TokenCredential, error) {
+	sel, err := proxy.New(cfg.Proxy)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
+	}
+	return credential(cfg, sel)
+}
+
+func credential(cfg Config, sel *proxy.Selector) (azcore.TokenCredential, error) {
 	if cfg.Credential != nil {
 		return cfg.Credential, nil
 	}
+	// every token request (login.microsoftonline.com, a managed identity endpoint) goes
+	// through the connector's proxy choice; loopback and plain-http endpoints go direct
+	co := azcore.ClientOptions{Transport: &http.Client{Transport: sel.Transport(nil)}}
 	switch cfg.Auth {
 	case AuthClientSecret:
-		c, err := azidentity.NewClientSecretCredential(cfg.TenantID, cfg.ClientID, cfg.ClientSecret, nil)
+		c, err := azidentity.NewClientSecretCredential(cfg.TenantID, cfg.ClientID, cfg.ClientSecret,
+			&azidentity.ClientSecretCredentialOptions{ClientOptions: co})
 		if err != nil {
 			return nil, fmt.Errorf("servicebus: client secret credential: %w", err)
 		}
@@ -217,13 +271,14 @@ func Credential(cfg Config) (azcore.TokenCredential, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%w: certificate file %s: no usable certificate and key", ErrConfig, cfg.CertificateFile)
 		}
-		c, err := azidentity.NewClientCertificateCredential(cfg.TenantID, cfg.ClientID, certs, key, nil)
+		c, err := azidentity.NewClientCertificateCredential(cfg.TenantID, cfg.ClientID, certs, key,
+			&azidentity.ClientCertificateCredentialOptions{ClientOptions: co})
 		if err != nil {
 			return nil, fmt.Errorf("servicebus: client certificate credential: %w", err)
 		}
 		return c, nil
 	case AuthManagedIdentity:
-		o := &azidentity.ManagedIdentityCredentialOptions{}
+		o := &azidentity.ManagedIdentityCredentialOptions{ClientOptions: co}
 		if cfg.ManagedIdentityClientID != "" {
 			o.ID = azidentity.ClientID(cfg.ManagedIdentityClientID)
 		}
@@ -234,56 +289,18 @@ func Credential(cfg Config) (azcore.TokenCredential, error) {
 		return c, nil
 	case AuthWorkloadIdentity:
 		c, err := azidentity.NewWorkloadIdentityCredential(&azidentity.WorkloadIdentityCredentialOptions{
-			TenantID: cfg.TenantID, ClientID: cfg.ClientID, TokenFilePath: cfg.TokenFile,
+			ClientOptions: co, TenantID: cfg.TenantID, ClientID: cfg.ClientID, TokenFilePath: cfg.TokenFile,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("servicebus: workload identity credential: %w", err)
 		}
 		return c, nil
 	case AuthDefault:
-		c, err := azidentity.NewDefaultAzureCredential(nil)
+		c, err := azidentity.NewDefaultAzureCredential(&azidentity.DefaultAzureCredentialOptions{ClientOptions: co})
 		if err != nil {
 			return nil, fmt.Errorf("servicebus: default credential chain: %w", err)
 		}
 		return c, nil
 	}
 	return nil, fmt.Errorf("%w: auth kind %q has no Entra credential", ErrConfig, string(cfg.Auth))
-}
-
-// webSocketDialer connects AMQP over WebSockets (wss://host:443/$servicebus/websocket) through
-// the given proxy or the environment's HTTPS_PROXY.
-func webSocketDialer(proxy string) (func(context.Context, azservicebus.NewWebSocketConnArgs) (net.Conn, error), error) {
-	proxyFn := http.ProxyFromEnvironment
-	if proxy != "" {
-		u, err := url.Parse(proxy)
-		if err != nil {
-			return nil, fmt.Errorf("%w: proxy URL", ErrConfig)
-		}
-		proxyFn = http.ProxyURL(u)
-	}
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.Proxy = proxyFn
-	hc := &http.Client{Transport: tr}
-	return func(ctx context.Context, args azservicebus.NewWebSocketConnArgs) (net.Conn, error) {
-		u := args.Host
-		if !strings.Contains(u, "://") {
-			u = "wss://" + u
-		}
-		u = strings.TrimSuffix(u, "/") + "/$servicebus/websocket"
-		conn, _, err := websocket.Dial(ctx, u, &websocket.DialOptions{Subprotocols: []string{"amqp"}, HTTPClient: hc})
-		if err != nil {
-			return nil, fmt.Errorf("servicebus: websocket dial: %w", err)
-		}
-		conn.SetReadLimit(-1)
-		return websocket.NetConn(context.Background(), conn, websocket.MessageBinary), nil
-	}, nil
-}
-
-func redactURL(s string) string {
-	u, err := url.Parse(s)
-	if err != nil || u.User == nil {
-		return s
-	}
-	u.User = url.User("REDACTED")
-	return u.String()
 }

@@ -1,0 +1,235 @@
+package servicebus
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
+
+	"github.com/adwriteback/adwriteback/relay/proxy"
+	"github.com/adwriteback/adwriteback/relay/proxy/proxytest"
+	"github.com/adwriteback/adwriteback/relay/servicebus/wstest"
+	"github.com/adwriteback/adwriteback/relay/transport"
+)
+
+// testNamespace is the namespace name the in-process endpoint's certificate is for.
+const testNamespace = "adwtest.servicebus.windows.net"
+
+// noEnvProxy keeps the machine's proxy settings out of a test.
+func noEnvProxy(t *testing.T) {
+	for _, k := range []string{"HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "NO_PROXY", "no_proxy"} {
+		t.Setenv(k, "")
+	}
+}
+
+// sdkWebSocketURL is what azservicebus gives NewWebSocketConnArgs.Host for a namespace.
+func sdkWebSocketURL(ns string) string { return "wss://" + ns + "/$servicebus/websocket" }
+
+// dialProduction dials the in-process endpoint with the production dialer and checks
+// that bytes go both ways.
+func dialProduction(t *testing.T, p proxy.Config, ws *wstest.Server) error {
+	t.Helper()
+	sel, err := proxy.New(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tlsCfg, err := tlsConfig(ws.CAFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := webSocketDialer(sel, tlsCfg, ws.Addr(), nil)(ctx, azservicebus.NewWebSocketConnArgs{Host: sdkWebSocketURL(testNamespace)})
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	want := []byte("AMQP\x00\x01\x00\x00")
+	if _, err := c.Write(want); err != nil {
+		t.Fatal(err)
+	}
+	got := make([]byte, len(want))
+	if _, err := io.ReadFull(c, got); err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("echo: %q, %v", got, err)
+	}
+	return nil
+}
+
+// TestWebSocketDialerUsesSDKURLAsGiven: the SDK's own client, with the production dialer
+// (no fake), upgrades at exactly /$servicebus/websocket with the amqp subprotocol, the
+// namespace as Host and TLS server name, and TLS verified against queue.ca_file, while the
+// TCP connection goes to the custom endpoint.
+func TestWebSocketDialerUsesSDKURLAsGiven(t *testing.T) {
+	noEnvProxy(t)
+	ws := wstest.Start(t, testNamespace, func(c net.Conn) { _ = c.Close() })
+	c, err := NewClient(Config{
+		Auth:             AuthConnectionString,
+		ConnectionString: "Endpoint=sb://" + testNamespace + "/;SharedAccessKeyName=k;SharedAccessKey=eA==",
+		Transport:        TransportWebSockets, CAFile: ws.CAFile, CustomEndpoint: ws.Addr(),
+		RetryOptions: azservicebus.RetryOptions{MaxRetries: -1},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(context.Background())
+	r, err := c.NewReceiverForQueue("q", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close(context.Background())
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	// the endpoint closes after the upgrade, so the receive fails: the request is the point
+	_, _ = r.ReceiveMessages(ctx, 1, nil)
+	reqs := ws.Requests()
+	if len(reqs) == 0 {
+		t.Fatal("the SDK never reached the endpoint")
+	}
+	got := reqs[0]
+	if got.Path != wstest.Path || got.Host != testNamespace || got.ServerName != testNamespace ||
+		!slices.Equal(got.Subprotocols, []string{wstest.Subprotocol}) || !got.Accepted {
+		t.Fatalf("upgrade request %+v; want path %s, host and SNI %s, subprotocol %s",
+			got, wstest.Path, testNamespace, wstest.Subprotocol)
+	}
+}
+
+// TestWebSocketDialerVerifiesTLS: without the CA file the endpoint's certificate is refused.
+func TestWebSocketDialerVerifiesTLS(t *testing.T) {
+	noEnvProxy(t)
+	ws := wstest.Start(t, testNamespace, wstest.Echo)
+	sel, _ := proxy.New(proxy.Config{})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err := webSocketDialer(sel, nil, ws.Addr(), nil)(ctx, azservicebus.NewWebSocketConnArgs{Host: sdkWebSocketURL(testNamespace)})
+	if err == nil || !errors.Is(err, ErrWebSocket) {
+		t.Fatalf("untrusted certificate accepted: %v", err)
+	}
+	if ws.Accepted() != 0 {
+		t.Fatal("upgrade went through an unverified TLS connection")
+	}
+}
+
+// TestWebSocketThroughProxy: the production dialer through a real CONNECT proxy with basic
+// authentication: the right password works (CONNECT goes to the custom endpoint), a wrong
+// one is ErrProxyAuth without the password in the text, a NO_PROXY match goes direct, and
+// an unreachable proxy is ErrProxyUnreachable.
+func TestWebSocketThroughProxy(t *testing.T) {
+	noEnvProxy(t)
+	ws := wstest.Start(t, testNamespace, wstest.Echo)
+	px := proxytest.Start(t, proxytest.Options{Username: "svc-adw", Password: "right-proxy-pw"})
+
+	if err := dialProduction(t, proxy.Config{URL: px.URL(), Username: "svc-adw", Password: "right-proxy-pw"}, ws); err != nil {
+		t.Fatalf("right password: %v", err)
+	}
+	if got := px.Targets(); !slices.Equal(got, []string{ws.Addr()}) {
+		t.Fatalf("CONNECT targets %v, want [%s]", got, ws.Addr())
+	}
+
+	err := dialProduction(t, proxy.Config{URL: px.URL(), Username: "svc-adw", Password: "wrong-proxy-pw"}, ws)
+	if !errors.Is(err, proxy.ErrProxyAuth) || !errors.Is(err, ErrWebSocket) {
+		t.Fatalf("wrong password: %v, want ErrProxyAuth", err)
+	}
+	if strings.Contains(err.Error(), "wrong-proxy-pw") || strings.Contains(err.Error(), "right-proxy-pw") {
+		t.Fatalf("the proxy password is in the error: %v", err)
+	}
+	if px.Refused() != 1 {
+		t.Fatalf("proxy refused %d CONNECTs, want 1", px.Refused())
+	}
+
+	accepted := ws.Accepted()
+	if err := dialProduction(t, proxy.Config{URL: px.URL(), Username: "svc-adw", Password: "wrong-proxy-pw",
+		NoProxy: []string{".windows.net"}}, ws); err != nil {
+		t.Fatalf("NO_PROXY match: %v", err)
+	}
+	if len(px.Targets()) != 1 || px.Refused() != 1 || ws.Accepted() != accepted+1 {
+		t.Fatalf("NO_PROXY match went through the proxy: targets %v refused %d", px.Targets(), px.Refused())
+	}
+
+	dead, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadURL := "http://" + dead.Addr().String()
+	dead.Close()
+	if err := dialProduction(t, proxy.Config{URL: deadURL}, ws); !errors.Is(err, proxy.ErrProxyUnreachable) {
+		t.Fatalf("unreachable proxy: %v, want ErrProxyUnreachable", err)
+	}
+}
+
+// TestWrongProxyPasswordReachesHealth: through the real SDK client, a 407 from the proxy
+// reaches the Source's link state (hence /readyz) as ErrProxyAuth, with no password.
+func TestWrongProxyPasswordReachesHealth(t *testing.T) {
+	noEnvProxy(t)
+	ws := wstest.Start(t, testNamespace, wstest.Echo)
+	px := proxytest.Start(t, proxytest.Options{Username: "svc-adw", Password: "right-proxy-pw"})
+	dials := NewDialTracker()
+	c, err := NewClient(Config{
+		Auth:             AuthConnectionString,
+		ConnectionString: "Endpoint=sb://" + testNamespace + "/;SharedAccessKeyName=k;SharedAccessKey=eA==",
+		Transport:        TransportWebSockets, CAFile: ws.CAFile, CustomEndpoint: ws.Addr(),
+		Proxy:        proxy.Config{URL: px.URL(), Username: "svc-adw", Password: "wrong-proxy-pw"},
+		RetryOptions: azservicebus.RetryOptions{MaxRetries: -1}, Dials: dials,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(context.Background())
+	lw := &syncWriter{w: &bytes.Buffer{}}
+	src, err := NewSource(c, SourceConfig{Queue: "q", Prefetch: 1, Concurrency: 1, ShutdownGrace: time.Second, Dials: dials,
+		Logger: slog.New(slog.NewTextHandler(lw, nil))},
+		transport.HandlerFunc(func(context.Context, *transport.Delivery) transport.Disposition {
+			t.Error("no message can arrive")
+			return transport.Disposition{}
+		}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- src.Run(ctx) }()
+	waitUntil(t, "the link's last error to be ErrProxyAuth", func() bool {
+		return errors.Is(src.Health().LastError, proxy.ErrProxyAuth)
+	})
+	cancel()
+	<-done
+	h := src.Health()
+	if h.State == LinkUp || strings.Contains(h.LastError.Error(), "wrong-proxy-pw") || strings.Contains(lw.String(), "wrong-proxy-pw") {
+		t.Fatalf("state %s, error %v; the password must not show", h.State, h.LastError)
+	}
+	var sbErr *azservicebus.Error
+	if !errors.As(h.LastError, &sbErr) {
+		t.Fatalf("the SDK's own error is no longer matched: %v", h.LastError)
+	}
+	t.Logf("last error: %v", h.LastError)
+	if !strings.Contains(lw.String(), "407") {
+		t.Fatalf("the log does not say the proxy answered 407: %s", lw.String())
+	}
+}
+
+// syncWriter serialises writes to a buffer the test reads afterwards.
+type syncWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
+}
+
+func (s *syncWriter) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return fmt.Sprint(s.w)
+}
