@@ -239,7 +239,7 @@ func TestQueueResult(t *testing.T) {
 
 func TestQueueEndpointHidesKey(t *testing.T) {
 	q := config.Queue{ConnectionString: "Endpoint=sb://ns.servicebus.windows.net/;SharedAccessKeyName=listen;SharedAccessKey=c2VjcmV0LWtleQ=="}
-	if got := queueEndpoint(q); got != "sb://ns.servicebus.windows.net" {
+	if got := queueEndpoint(q); got != "ns.servicebus.windows.net" {
 		t.Fatalf("endpoint %q", got)
 	}
 }

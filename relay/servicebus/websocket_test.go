@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
 
 	"github.com/adwriteback/adwriteback/relay/proxy"
@@ -232,4 +233,43 @@ func (s *syncWriter) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return fmt.Sprint(s.w)
+}
+
+// TestEntraTokenRequestsUseTheProxy: the credential's token requests go through the same
+// proxy (azcore's transport), not around it.
+func TestEntraTokenRequestsUseTheProxy(t *testing.T) {
+	noEnvProxy(t)
+	ws := wstest.Start(t, "login.microsoftonline.com", wstest.Echo) // any TLS server will do
+	px := proxytest.Start(t, proxytest.Options{Username: "svc-adw", Password: "right-proxy-pw",
+		Resolve: map[string]string{"login.microsoftonline.com:443": ws.Addr()}})
+	t.Setenv("AZURE_AUTHORITY_HOST", "")
+	cred, err := Credential(Config{Auth: AuthClientSecret, Namespace: testNamespace, TenantID: "00000000-0000-0000-0000-000000000001",
+		ClientID: "00000000-0000-0000-0000-000000000002", ClientSecret: "s", Transport: TransportWebSockets,
+		Proxy: proxy.Config{URL: px.URL(), Username: "svc-adw", Password: "right-proxy-pw"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	// the proxy sends Entra's host to a local server whose CA is not trusted: the call
+	// fails, after the CONNECT the test is about
+	_, err = cred.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{"https://servicebus.azure.net/.default"}})
+	if got := px.Targets(); !slices.Contains(got, "login.microsoftonline.com:443") {
+		t.Fatalf("CONNECT targets %v, want login.microsoftonline.com:443 (GetToken: %v)", got, err)
+	}
+}
+
+func TestNamespaceHost(t *testing.T) {
+	for _, c := range []struct {
+		cfg  Config
+		want string
+	}{
+		{Config{Namespace: "ns.servicebus.windows.net"}, "ns.servicebus.windows.net"},
+		{Config{ConnectionString: "Endpoint=sb://cs.servicebus.windows.net/;SharedAccessKeyName=k;SharedAccessKey=eA=="}, "cs.servicebus.windows.net"},
+		{Config{ConnectionString: "SharedAccessKey=eA=="}, ""},
+	} {
+		if got := c.cfg.NamespaceHost(); got != c.want {
+			t.Errorf("%q: %q, want %q", c.cfg.ConnectionString, got, c.want)
+		}
+	}
 }

@@ -32,7 +32,7 @@ type Proxy struct {
 	ln   net.Listener
 
 	mu       sync.Mutex
-	targets  []string // CONNECT targets accepted
+	targets  []string // CONNECT targets authorised (whether or not they answered)
 	refused  int      // CONNECTs answered 407
 	idleCuts int      // tunnels cut for idleness
 	tunnels  map[net.Conn]struct{}
@@ -65,7 +65,8 @@ func (p *Proxy) URL() string { return "http://" + p.ln.Addr().String() }
 // Addr is the proxy's host:port.
 func (p *Proxy) Addr() string { return p.ln.Addr().String() }
 
-// Targets returns the CONNECT targets accepted so far.
+// Targets returns the CONNECT targets authorised so far, in order (whether or not the
+// proxy could reach them).
 func (p *Proxy) Targets() []string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -116,6 +117,9 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusProxyAuthRequired)
 		return
 	}
+	p.mu.Lock()
+	p.targets = append(p.targets, r.Host)
+	p.mu.Unlock()
 	addr := r.Host
 	if to, ok := p.opts.Resolve[addr]; ok {
 		addr = to
@@ -138,7 +142,6 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p.mu.Lock()
-	p.targets = append(p.targets, r.Host)
 	p.tunnels[down] = struct{}{}
 	p.tunnels[up] = struct{}{}
 	p.mu.Unlock()
