@@ -1,7 +1,6 @@
 package servicebus
 
 import (
-	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -84,8 +83,6 @@ type Config struct {
 
 	// Credential overrides the credential built from the Entra fields (embedding, tests).
 	Credential azcore.TokenCredential
-	// DialWebSocket overrides how the WebSocket connection is made (tests: a loopback dial).
-	DialWebSocket func(ctx context.Context, args azservicebus.NewWebSocketConnArgs) (net.Conn, error)
 	// RetryOptions for the SDK; zero values take the SDK defaults.
 	RetryOptions azservicebus.RetryOptions
 }
@@ -191,11 +188,7 @@ func NewClient(cfg Config) (*azservicebus.Client, error) {
 	}
 	opts := &azservicebus.ClientOptions{RetryOptions: cfg.RetryOptions, TLSConfig: tlsCfg, CustomEndpoint: cfg.CustomEndpoint}
 	if cfg.Transport == TransportWebSockets {
-		dial := cfg.DialWebSocket
-		if dial == nil {
-			dial = webSocketDialer(sel, tlsCfg, cfg.CustomEndpoint, cfg.Dials)
-		}
-		opts.NewWebSocketConn = dial
+		opts.NewWebSocketConn = webSocketDialer(sel, tlsCfg, cfg.CustomEndpoint, cfg.Dials)
 	}
 	if cfg.Auth == AuthConnectionString {
 		c, err := azservicebus.NewClientFromConnectionString(cfg.ConnectionString, opts)
