@@ -92,10 +92,9 @@ var ErrConfig = errors.New("servicebus: invalid configuration")
 
 // FieldError is one problem with a Config: the setting it concerns, spelled as the
 // connector's configuration spells it under queue: (auth, namespace, tenant_id, client_id,
-// connection_string, client_secret, certificate_file, transport, ca_file, custom_endpoint),
-// whether the
-// setting is simply missing for the auth kind, and what is wrong; proxy settings are named
-// proxy.url, proxy.username, proxy.no_proxy[i]. It wraps ErrConfig.
+// connection_string, client_secret, certificate_file, transport, ca_file, custom_endpoint;
+// proxy.url, proxy.username, proxy.no_proxy[i]), whether the setting is simply missing for
+// the auth kind, and what is wrong. It wraps ErrConfig.
 type FieldError struct {
 	Field   string
 	Missing bool
