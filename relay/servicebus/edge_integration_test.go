@@ -89,3 +89,55 @@ func TestWebSocketProxyIdleCutsLoseNothing(t *testing.T) {
 	}
 	t.Logf("idle cuts %d, WebSockets %d, reconnects %d, handled %v", px.IdleCuts(), ws.Accepted(), s.Health().Reconnects, handled)
 }
+
+// TestWebSocketProxyCutMidCommandLosesNothing: the proxy cuts the connection while a
+// command is being handled, so its settlement cannot go through; the command comes back
+// (lock expiry, redelivery) and is completed: not lost, not dead-lettered.
+func TestWebSocketProxyCutMidCommandLosesNothing(t *testing.T) {
+	noEnvProxy(t)
+	e := setup(t, sbemu.QueueOptions{LockDuration: 2 * time.Second})
+	ws := wstest.Start(t, testNamespace, wstest.PipeTo(e.emu.Endpoint()))
+	px := proxytest.Start(t, proxytest.Options{})
+	c, err := NewClient(Config{
+		Auth: AuthConnectionString,
+		ConnectionString: fmt.Sprintf("Endpoint=sb://%s/;SharedAccessKeyName=%s;SharedAccessKey=%s",
+			testNamespace, e.emu.KeyName(), e.emu.Key()),
+		Transport: TransportWebSockets, CAFile: ws.CAFile, CustomEndpoint: ws.Addr(),
+		Proxy:        proxy.Config{URL: px.URL()},
+		RetryOptions: azservicebus.RetryOptions{MaxRetries: 3, RetryDelay: 50 * time.Millisecond, MaxRetryDelay: 500 * time.Millisecond},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close(context.Background()) })
+	var mu sync.Mutex
+	deliveries := 0
+	s, err := NewSource(c, fastConfig(e.queue), transport.HandlerFunc(func(_ context.Context, d *transport.Delivery) transport.Disposition {
+		mu.Lock()
+		deliveries++
+		first := deliveries == 1
+		mu.Unlock()
+		if first {
+			px.CutAll() // the settlement below has no connection to go over
+		}
+		return transport.Complete()
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	run(t, s)
+	e.send(t, "cut-1", "x", "", "")
+	waitFor(t, 60*time.Second, "the command completed", func() bool {
+		qs := e.state(t)
+		return qs.Stats.Completed == 1 && qs.Active == 0 && qs.Locked == 0
+	})
+	if qs := e.state(t); qs.DeadLettered != 0 {
+		t.Fatalf("dead-lettered %d", qs.DeadLettered)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	t.Logf("deliveries %d, WebSockets %d, CONNECTs %d", deliveries, ws.Accepted(), len(px.Targets()))
+	if ws.Accepted() < 2 {
+		t.Fatalf("%d WebSockets: the source never reconnected through the proxy", ws.Accepted())
+	}
+}
