@@ -3,6 +3,7 @@ package servicebus
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -271,5 +272,71 @@ func TestNamespaceHost(t *testing.T) {
 		if got := c.cfg.NamespaceHost(); got != c.want {
 			t.Errorf("%q: %q, want %q", c.cfg.ConnectionString, got, c.want)
 		}
+	}
+}
+
+// TestAMQPSCustomEndpointVerifiesNamespace: with transport amqp the SDK dials the custom
+// endpoint itself, and TLS there names and verifies the namespace with queue.ca_file; without
+// the CA file the handshake is refused.
+func TestAMQPSCustomEndpointVerifiesNamespace(t *testing.T) {
+	cert, caFile := wstest.Issue(t, testNamespace)
+	type hello struct {
+		sni string
+		err error
+	}
+	hellos := make(chan hello, 16)
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			tc := c.(*tls.Conn)
+			err = tc.Handshake()
+			hellos <- hello{tc.ConnectionState().ServerName, err}
+			c.Close()
+		}
+	}()
+	dial := func(ca string) hello {
+		t.Helper()
+		c, err := NewClient(Config{
+			Auth:             AuthConnectionString,
+			ConnectionString: "Endpoint=sb://" + testNamespace + "/;SharedAccessKeyName=k;SharedAccessKey=eA==",
+			Transport:        TransportAMQP, CAFile: ca, CustomEndpoint: ln.Addr().String(),
+			RetryOptions: azservicebus.RetryOptions{MaxRetries: -1},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close(context.Background())
+		r, err := c.NewReceiverForQueue("q", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Close(context.Background())
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_, _ = r.ReceiveMessages(ctx, 1, nil) // the listener closes after the handshake
+		select {
+		case h := <-hellos:
+			return h
+		case <-ctx.Done():
+			t.Fatal("the SDK never reached the custom endpoint")
+		}
+		return hello{}
+	}
+	if h := dial(caFile); h.err != nil || h.sni != testNamespace {
+		t.Fatalf("with ca_file: SNI %q, handshake %v; want %s and success", h.sni, h.err, testNamespace)
+	}
+	for len(hellos) > 0 { // retries of the same receive
+		<-hellos
+	}
+	if h := dial(""); h.err == nil {
+		t.Fatal("without ca_file the client accepted a certificate from an unknown CA")
 	}
 }

@@ -79,11 +79,8 @@ func PipeTo(addr string) func(net.Conn) {
 func Start(t testing.TB, name string, backend func(net.Conn)) *Server {
 	t.Helper()
 	s := &Server{Name: name, backend: backend, conns: map[net.Conn]struct{}{}}
-	cert, caPEM := issue(t, name)
-	s.CAFile = filepath.Join(t.TempDir(), "ca.pem")
-	if err := os.WriteFile(s.CAFile, caPEM, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	cert, caFile := Issue(t, name)
+	s.CAFile = caFile
 	s.srv = httptest.NewUnstartedServer(http.HandlerFunc(s.serve))
 	s.srv.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	s.srv.StartTLS()
@@ -168,8 +165,9 @@ func websocketProtocols(r *http.Request) []string {
 	return out
 }
 
-// issue makes a CA and a certificate for name signed by it.
-func issue(t testing.TB, name string) (tls.Certificate, []byte) {
+// Issue makes a CA and a certificate for name signed by it; the CA's PEM is written to the
+// returned file.
+func Issue(t testing.TB, name string) (tls.Certificate, string) {
 	t.Helper()
 	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -198,6 +196,9 @@ func issue(t testing.TB, name string) (tls.Certificate, []byte) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key},
-		pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER})
+	caFile := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, caFile
 }
