@@ -67,19 +67,14 @@ func dialProduction(t *testing.T, p proxy.Config, ws *wstest.Server) error {
 	return nil
 }
 
-// TestWebSocketDialerUsesSDKURLAsGiven: the SDK's own client, with the production dialer
-// (no fake), upgrades at exactly /$servicebus/websocket with the amqp subprotocol, the
-// namespace as Host and TLS server name, and TLS verified against queue.ca_file, while the
-// TCP connection goes to the custom endpoint.
-func TestWebSocketDialerUsesSDKURLAsGiven(t *testing.T) {
-	noEnvProxy(t)
-	ws := wstest.Start(t, testNamespace, func(c net.Conn) { _ = c.Close() })
-	c, err := NewClient(Config{
-		Auth:             AuthConnectionString,
-		ConnectionString: "Endpoint=sb://" + testNamespace + "/;SharedAccessKeyName=k;SharedAccessKey=eA==",
-		Transport:        TransportWebSockets, CAFile: ws.CAFile, CustomEndpoint: ws.Addr(),
-		RetryOptions: azservicebus.RetryOptions{MaxRetries: -1},
-	})
+// receiveOnce builds the SDK's client from cfg with a SAS connection string for the test
+// namespace and no retries, and makes one receive call (whose outcome is not the point).
+func receiveOnce(t *testing.T, cfg Config) {
+	t.Helper()
+	cfg.Auth = AuthConnectionString
+	cfg.ConnectionString = "Endpoint=sb://" + testNamespace + "/;SharedAccessKeyName=k;SharedAccessKey=eA=="
+	cfg.RetryOptions = azservicebus.RetryOptions{MaxRetries: -1}
+	c, err := NewClient(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,8 +86,18 @@ func TestWebSocketDialerUsesSDKURLAsGiven(t *testing.T) {
 	defer r.Close(context.Background())
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	// the endpoint closes after the upgrade, so the receive fails: the request is the point
 	_, _ = r.ReceiveMessages(ctx, 1, nil)
+}
+
+// TestWebSocketDialerUsesSDKURLAsGiven: the SDK's own client, with the production dialer
+// (no fake), upgrades at exactly /$servicebus/websocket with the amqp subprotocol, the
+// namespace as Host and TLS server name, and TLS verified against queue.ca_file, while the
+// TCP connection goes to the custom endpoint.
+func TestWebSocketDialerUsesSDKURLAsGiven(t *testing.T) {
+	noEnvProxy(t)
+	ws := wstest.Start(t, testNamespace, func(c net.Conn) { _ = c.Close() })
+	// the endpoint closes after the upgrade, so the receive fails: the request is the point
+	receiveOnce(t, Config{Transport: TransportWebSockets, CAFile: ws.CAFile, CustomEndpoint: ws.Addr()})
 	reqs := ws.Requests()
 	if len(reqs) == 0 {
 		t.Fatal("the SDK never reached the endpoint")
@@ -304,28 +309,12 @@ func TestAMQPSCustomEndpointVerifiesNamespace(t *testing.T) {
 	}()
 	dial := func(ca string) hello {
 		t.Helper()
-		c, err := NewClient(Config{
-			Auth:             AuthConnectionString,
-			ConnectionString: "Endpoint=sb://" + testNamespace + "/;SharedAccessKeyName=k;SharedAccessKey=eA==",
-			Transport:        TransportAMQP, CAFile: ca, CustomEndpoint: ln.Addr().String(),
-			RetryOptions: azservicebus.RetryOptions{MaxRetries: -1},
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close(context.Background())
-		r, err := c.NewReceiverForQueue("q", nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer r.Close(context.Background())
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_, _ = r.ReceiveMessages(ctx, 1, nil) // the listener closes after the handshake
+		// the listener closes after the handshake, so the receive fails
+		receiveOnce(t, Config{Transport: TransportAMQP, CAFile: ca, CustomEndpoint: ln.Addr().String()})
 		select {
 		case h := <-hellos:
 			return h
-		case <-ctx.Done():
+		case <-time.After(10 * time.Second):
 			t.Fatal("the SDK never reached the custom endpoint")
 		}
 		return hello{}
