@@ -27,6 +27,7 @@ import (
 	"github.com/adwriteback/adwriteback/connector/config"
 	"github.com/adwriteback/adwriteback/ldapx"
 	"github.com/adwriteback/adwriteback/relay/keys"
+	"github.com/adwriteback/adwriteback/relay/proxy"
 	"github.com/adwriteback/adwriteback/relay/servicebus"
 )
 
@@ -234,6 +235,13 @@ func TestQueueResult(t *testing.T) {
 	q.Auth = "client_secret"
 	if got := QueueResult(servicebus.ErrUnauthorized, q, "sb://ns"); !strings.Contains(got.Fix, "Azure Service Bus Data Receiver") {
 		t.Errorf("entra unauthorized fix: %q", got.Fix)
+	}
+	q.Transport = "websockets"
+	if got := QueueResult(context.DeadlineExceeded, q, "sb://ns"); !strings.Contains(got.Fix, "443") || strings.Contains(got.Fix, "5671") {
+		t.Errorf("websockets timeout fix: %q", got.Fix)
+	}
+	if got := QueueResult(fmt.Errorf("x: %w", proxy.ErrProxyAuth), q, "sb://ns"); got.Status != Fail || !strings.Contains(got.Detail, "proxy") {
+		t.Errorf("proxy refusal: %+v", got)
 	}
 }
 

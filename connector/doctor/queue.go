@@ -72,9 +72,15 @@ func QueueResult(err error, q config.Queue, where string) Check {
 	case errors.Is(err, servicebus.ErrNotFound) || amqpNotFound(err):
 		return fail(name, target, fmt.Sprintf("the queue %q does not exist in this namespace", q.Name),
 			fmt.Sprintf("create the queue %q (Azure portal, or `az servicebus queue create --name %s ...`), or correct queue.name", q.Name, q.Name))
+	case errors.Is(err, context.DeadlineExceeded) && q.Transport == string(servicebus.TransportWebSockets):
+		return fail(name, target, "no answer in time: the namespace is unreachable from here",
+			"allow outbound TCP 443 to the namespace, or set queue.proxy (see the proxy check above)")
 	case errors.Is(err, context.DeadlineExceeded):
 		return fail(name, target, "no answer in time: the namespace is unreachable from here",
 			"allow outbound TCP 5671 (AMQP) to the namespace, or set queue.transport: websockets (TCP 443, with queue.proxy if a proxy is required)")
+	case q.Transport == string(servicebus.TransportWebSockets):
+		return fail(name, target, fmt.Sprintf("cannot reach the queue: %v", err),
+			"check the namespace (queue.namespace or the connection string), DNS, and outbound TCP 443 or queue.proxy")
 	}
 	return fail(name, target, fmt.Sprintf("cannot reach the queue: %v", err),
 		"check the namespace in the connection string, DNS, and outbound TCP 5671 (or queue.transport: websockets on 443)")
