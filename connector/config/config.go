@@ -107,7 +107,8 @@ type Queue struct {
 	// Proxy is the HTTP CONNECT proxy (websockets only); it also carries the
 	// Entra ID token requests and the HTTPS result reports.
 	Proxy Proxy `yaml:"proxy"`
-	// CAFile verifies the namespace's certificate (empty: the system roots).
+	// CAFile holds roots trusted beside the system's, for the namespace and
+	// the Entra ID token endpoint.
 	CAFile string `yaml:"ca_file"`
 	// CustomEndpoint (host[:port]) is dialled instead of the namespace, TLS
 	// still verifying the namespace name: private endpoints and test brokers.

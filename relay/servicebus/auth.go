@@ -68,8 +68,8 @@ type Config struct {
 	// Proxy is the HTTP CONNECT proxy for WebSockets, which also carries the Entra ID token
 	// requests. Its zero value takes HTTPS_PROXY / NO_PROXY from the environment.
 	Proxy proxy.Config
-	// CAFile is a PEM bundle of roots that verify the namespace's certificate (private PKI,
-	// a test broker); empty means the system pool.
+	// CAFile is a PEM bundle of roots trusted, beside the system pool, for the namespace and
+	// the Entra ID token endpoint (private PKI, a TLS-inspecting proxy, a test broker).
 	CAFile string
 	// CustomEndpoint (host or host:port) is where the connection goes instead of the
 	// namespace's own address, while TLS still verifies the namespace name and tokens name
@@ -197,7 +197,7 @@ func NewClient(cfg Config) (*azservicebus.Client, error) {
 		}
 		return c, nil
 	}
-	cred, err := credential(cfg, sel)
+	cred, err := credential(cfg, sel, tlsCfg)
 	if err != nil {
 		return nil, err
 	}
@@ -208,8 +208,9 @@ func NewClient(cfg Config) (*azservicebus.Client, error) {
 	return c, nil
 }
 
-// tlsConfig verifies the namespace with the roots in caFile, or the system pool when it is
-// empty (nil config: the SDK's default).
+// tlsConfig verifies the namespace and the Entra ID token endpoint with the system pool plus
+// the roots in caFile (a private PKI, a TLS-inspecting proxy's CA, a test CA); nil when
+// caFile is empty: the system pool alone, the SDKs' default.
 func tlsConfig(caFile string) (*tls.Config, error) {
 	if caFile == "" {
 		return nil, nil
@@ -218,7 +219,10 @@ func tlsConfig(caFile string) (*tls.Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: ca_file: %w", ErrConfig, err)
 	}
-	roots := x509.NewCertPool()
+	roots, err := x509.SystemCertPool()
+	if err != nil {
+		roots = x509.NewCertPool()
+	}
 	if !roots.AppendCertsFromPEM(pem) {
 		return nil, fmt.Errorf("%w: ca_file %s holds no PEM certificate", ErrConfig, caFile)
 	}
@@ -226,22 +230,27 @@ func tlsConfig(caFile string) (*tls.Config, error) {
 }
 
 // Credential builds the Entra ID credential cfg selects (or returns cfg.Credential); its
-// token requests go through cfg.Proxy (or the environment's proxy).
+// token requests go through cfg.Proxy (or the environment's proxy) and trust cfg.CAFile.
 func Credential(cfg Config) (azcore.TokenCredential, error) {
 	sel, err := proxy.New(cfg.Proxy)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
 	}
-	return credential(cfg, sel)
+	tlsCfg, err := tlsConfig(cfg.CAFile)
+	if err != nil {
+		return nil, err
+	}
+	return credential(cfg, sel, tlsCfg)
 }
 
-func credential(cfg Config, sel *proxy.Selector) (azcore.TokenCredential, error) {
+func credential(cfg Config, sel *proxy.Selector, tlsCfg *tls.Config) (azcore.TokenCredential, error) {
 	if cfg.Credential != nil {
 		return cfg.Credential, nil
 	}
 	// every token request (login.microsoftonline.com, a managed identity endpoint) goes
-	// through the connector's proxy choice; loopback and plain-http endpoints go direct
-	co := azcore.ClientOptions{Transport: &http.Client{Transport: sel.Transport(nil)}}
+	// through the connector's proxy choice (loopback and plain-http endpoints go direct) and
+	// trusts what the namespace does
+	co := azcore.ClientOptions{Transport: &http.Client{Transport: sel.Transport(tlsCfg)}}
 	switch cfg.Auth {
 	case AuthClientSecret:
 		c, err := azidentity.NewClientSecretCredential(cfg.TenantID, cfg.ClientID, cfg.ClientSecret,

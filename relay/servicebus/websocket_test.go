@@ -242,7 +242,7 @@ func (s *syncWriter) String() string {
 }
 
 // TestEntraTokenRequestsUseTheProxy: the credential's token requests go through the same
-// proxy (azcore's transport), not around it.
+// proxy (azcore's transport), not around it, and trust queue.ca_file as the namespace does.
 func TestEntraTokenRequestsUseTheProxy(t *testing.T) {
 	noEnvProxy(t)
 	ws := wstest.Start(t, "login.microsoftonline.com", wstest.Echo) // any TLS server will do
@@ -251,17 +251,20 @@ func TestEntraTokenRequestsUseTheProxy(t *testing.T) {
 	t.Setenv("AZURE_AUTHORITY_HOST", "")
 	cred, err := Credential(Config{Auth: AuthClientSecret, Namespace: testNamespace, TenantID: "00000000-0000-0000-0000-000000000001",
 		ClientID: "00000000-0000-0000-0000-000000000002", ClientSecret: "s", Transport: TransportWebSockets,
-		Proxy: proxy.Config{URL: px.URL(), Username: "svc-adw", Password: "right-proxy-pw"}})
+		Proxy: proxy.Config{URL: px.URL(), Username: "svc-adw", Password: "right-proxy-pw"}, CAFile: ws.CAFile})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
-	// the proxy sends Entra's host to a local server whose CA is not trusted: the call
-	// fails, after the CONNECT the test is about
+	// the proxy sends Entra's host to a local server, trusted through ca_file, which answers
+	// 404: the call fails, after the CONNECT and the verified request the test is about
 	_, err = cred.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{"https://servicebus.azure.net/.default"}})
 	if got := px.Targets(); !slices.Contains(got, "login.microsoftonline.com:443") {
 		t.Fatalf("CONNECT targets %v, want login.microsoftonline.com:443 (GetToken: %v)", got, err)
+	}
+	if reqs := ws.Requests(); len(reqs) == 0 || reqs[0].Host != "login.microsoftonline.com" {
+		t.Fatalf("no token request reached the server over TLS verified with ca_file: %v (GetToken: %v)", reqs, err)
 	}
 }
 
