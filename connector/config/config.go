@@ -102,6 +102,9 @@ type Queue struct {
 	CertificatePasswordFile string `yaml:"certificate_password_file"`
 	ManagedIdentityClientID string `yaml:"managed_identity_client_id"`
 	TokenFile               string `yaml:"token_file"`
+	// AuthorityHost is the Entra ID authority (sovereign clouds, a test
+	// issuer); empty: AZURE_AUTHORITY_HOST or the public cloud's.
+	AuthorityHost string `yaml:"authority_host"`
 	// Transport: amqp (TCP 5671, default) or websockets (443).
 	Transport string `yaml:"transport"`
 	// Proxy is the HTTP CONNECT proxy (websockets only); it also carries the

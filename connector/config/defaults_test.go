@@ -65,6 +65,8 @@ func TestQueueAuthUsesServiceBusRules(t *testing.T) {
 			`queue.proxy.no_proxy[0]: "a, b": one host, domain, IP address or CIDR range per entry`, 1},
 		{"  auth: managed_identity\n  namespace: ns.example\n  custom_endpoint: amqps://127.0.0.1:5671/\n  ca_file: /nonexistent/ca.pem\n",
 			`queue.custom_endpoint: "amqps://127.0.0.1:5671/" must be host or host:port, not a URL`, 2},
+		{"  auth: managed_identity\n  namespace: ns.example\n  authority_host: login.microsoftonline.us\n",
+			`queue.authority_host: "login.microsoftonline.us" must be https://host/`, 1},
 		{"  connection_string_env: CS\n  proxy_url: http://proxy:3128\n", "queue.proxy_url (line", 1},
 		{"  connection_string_env: CS\n  proxy_url: http://proxy:3128\n", "unknown key (moved to queue.proxy.url)", 1},
 		{"", "queue: connection_string_file or connection_string_env is required (secrets are never inline)", 1},

@@ -159,7 +159,7 @@ func (q *Queue) ServiceBus() servicebus.Config {
 		Namespace: q.Namespace, TenantID: q.TenantID, ClientID: q.ClientID,
 		ClientSecret: q.ClientSecret, CertificateFile: q.CertificateFile,
 		CertificatePassword: q.CertificatePassword, ManagedIdentityClientID: q.ManagedIdentityClientID,
-		TokenFile: q.TokenFile, Transport: servicebus.TransportKind(q.Transport),
+		TokenFile: q.TokenFile, AuthorityHost: q.AuthorityHost, Transport: servicebus.TransportKind(q.Transport),
 		Proxy: q.Proxy.Config(), CAFile: q.CAFile, CustomEndpoint: q.CustomEndpoint,
 	}
 }

@@ -7,10 +7,12 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/cloud"
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
 
@@ -62,6 +64,10 @@ type Config struct {
 	// TokenFile is the federated token file for AuthWorkloadIdentity (default:
 	// AZURE_FEDERATED_TOKEN_FILE).
 	TokenFile string
+	// AuthorityHost is the Entra ID authority (https://login.microsoftonline.us/ for Azure
+	// Government, a test issuer); empty means AZURE_AUTHORITY_HOST or the public cloud's. Set,
+	// it is trusted as given: no instance discovery, which would ask the public cloud.
+	AuthorityHost string
 
 	// Transport: TransportAMQP (default) or TransportWebSockets.
 	Transport TransportKind
@@ -92,7 +98,8 @@ var ErrConfig = errors.New("servicebus: invalid configuration")
 
 // FieldError is one problem with a Config: the setting it concerns, spelled as the
 // connector's configuration spells it under queue: (auth, namespace, tenant_id, client_id,
-// connection_string, client_secret, certificate_file, transport, ca_file, custom_endpoint;
+// connection_string, client_secret, certificate_file, transport, authority_host, ca_file,
+// custom_endpoint;
 // proxy.url, proxy.username, proxy.no_proxy[i]), whether the setting is simply missing for
 // the auth kind, and what is wrong. It wraps ErrConfig.
 type FieldError struct {
@@ -152,6 +159,11 @@ func (cfg Config) Problems() []*FieldError {
 	}
 	if cfg.Proxy.Configured() && cfg.Transport != TransportWebSockets {
 		add("proxy.url", false, "AMQP on TCP 5671 cannot go through an HTTP proxy: set transport: websockets (AMQP over WebSockets on TCP 443 is the proxy path)")
+	}
+	if h := cfg.AuthorityHost; h != "" {
+		if u, err := url.Parse(h); err != nil || u.Scheme != "https" || u.Host == "" || u.User != nil || (u.Path != "" && u.Path != "/") {
+			add("authority_host", false, "%q must be https://host/ (e.g. https://login.microsoftonline.us/)", proxy.Redact(h))
+		}
 	}
 	if e := cfg.CustomEndpoint; e != "" {
 		if strings.Contains(e, "://") || strings.Contains(e, "/") || strings.Contains(e, "@") {
@@ -251,10 +263,14 @@ func credential(cfg Config, sel *proxy.Selector, tlsCfg *tls.Config) (azcore.Tok
 	// through the connector's proxy choice (loopback and plain-http endpoints go direct) and
 	// trusts what the namespace does
 	co := azcore.ClientOptions{Transport: &http.Client{Transport: sel.Transport(tlsCfg)}}
+	noDiscovery := cfg.AuthorityHost != ""
+	if noDiscovery {
+		co.Cloud = cloud.Configuration{ActiveDirectoryAuthorityHost: cfg.AuthorityHost}
+	}
 	switch cfg.Auth {
 	case AuthClientSecret:
 		c, err := azidentity.NewClientSecretCredential(cfg.TenantID, cfg.ClientID, cfg.ClientSecret,
-			&azidentity.ClientSecretCredentialOptions{ClientOptions: co})
+			&azidentity.ClientSecretCredentialOptions{ClientOptions: co, DisableInstanceDiscovery: noDiscovery})
 		if err != nil {
 			return nil, fmt.Errorf("servicebus: client secret credential: %w", err)
 		}
@@ -273,7 +289,7 @@ func credential(cfg Config, sel *proxy.Selector, tlsCfg *tls.Config) (azcore.Tok
 			return nil, fmt.Errorf("%w: certificate file %s: no usable certificate and key", ErrConfig, cfg.CertificateFile)
 		}
 		c, err := azidentity.NewClientCertificateCredential(cfg.TenantID, cfg.ClientID, certs, key,
-			&azidentity.ClientCertificateCredentialOptions{ClientOptions: co})
+			&azidentity.ClientCertificateCredentialOptions{ClientOptions: co, DisableInstanceDiscovery: noDiscovery})
 		if err != nil {
 			return nil, fmt.Errorf("servicebus: client certificate credential: %w", err)
 		}
@@ -291,13 +307,15 @@ func credential(cfg Config, sel *proxy.Selector, tlsCfg *tls.Config) (azcore.Tok
 	case AuthWorkloadIdentity:
 		c, err := azidentity.NewWorkloadIdentityCredential(&azidentity.WorkloadIdentityCredentialOptions{
 			ClientOptions: co, TenantID: cfg.TenantID, ClientID: cfg.ClientID, TokenFilePath: cfg.TokenFile,
+			DisableInstanceDiscovery: noDiscovery,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("servicebus: workload identity credential: %w", err)
 		}
 		return c, nil
 	case AuthDefault:
-		c, err := azidentity.NewDefaultAzureCredential(&azidentity.DefaultAzureCredentialOptions{ClientOptions: co})
+		c, err := azidentity.NewDefaultAzureCredential(&azidentity.DefaultAzureCredentialOptions{ClientOptions: co,
+			DisableInstanceDiscovery: noDiscovery})
 		if err != nil {
 			return nil, fmt.Errorf("servicebus: default credential chain: %w", err)
 		}

@@ -332,3 +332,32 @@ func TestAMQPSCustomEndpointVerifiesNamespace(t *testing.T) {
 		t.Fatal("without ca_file the client accepted a certificate from an unknown CA")
 	}
 }
+
+// TestAuthorityHostIsTrustedAsGiven: with queue.authority_host the token request goes to
+// that host (through the proxy, TLS verified with ca_file), with no instance discovery at
+// the public cloud.
+func TestAuthorityHostIsTrustedAsGiven(t *testing.T) {
+	noEnvProxy(t)
+	t.Setenv("AZURE_AUTHORITY_HOST", "")
+	ws := wstest.Start(t, "login.adwtest.example", wstest.Echo)
+	px := proxytest.Start(t, proxytest.Options{Resolve: map[string]string{"login.adwtest.example:443": ws.Addr()}})
+	cred, err := Credential(Config{Auth: AuthClientSecret, Namespace: testNamespace, TenantID: "00000000-0000-0000-0000-000000000001",
+		ClientID: "00000000-0000-0000-0000-000000000002", ClientSecret: "s", Transport: TransportWebSockets,
+		Proxy: proxy.Config{URL: px.URL()}, CAFile: ws.CAFile, AuthorityHost: "https://login.adwtest.example/"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, err = cred.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{"https://servicebus.azure.net/.default"}})
+	if got := px.Targets(); len(got) == 0 || slices.ContainsFunc(got, func(s string) bool { return s != "login.adwtest.example:443" }) {
+		t.Fatalf("CONNECT targets %v, want only login.adwtest.example:443 (GetToken: %v)", got, err)
+	}
+	if len(ws.Requests()) == 0 {
+		t.Fatalf("no request reached the authority (GetToken: %v)", err)
+	}
+	if err := (Config{Auth: AuthClientSecret, Namespace: testNamespace, TenantID: "t", ClientID: "c", ClientSecret: "s",
+		AuthorityHost: "http://login.adwtest.example/"}).Validate(); err == nil || !strings.Contains(err.Error(), "authority_host") {
+		t.Fatalf("http authority accepted: %v", err)
+	}
+}
