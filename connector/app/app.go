@@ -36,6 +36,7 @@ import (
 	"github.com/adwriteback/adwriteback/relay/httpreport"
 	"github.com/adwriteback/adwriteback/relay/keys"
 	"github.com/adwriteback/adwriteback/relay/protocol"
+	"github.com/adwriteback/adwriteback/relay/proxy"
 	"github.com/adwriteback/adwriteback/relay/sender"
 	"github.com/adwriteback/adwriteback/relay/servicebus"
 	"github.com/adwriteback/adwriteback/relay/transport"
@@ -75,6 +76,7 @@ type App struct {
 	recent      *health.Recent
 	httpLn      net.Listener
 	sbClient    *azservicebus.Client
+	dials       *servicebus.DialTracker
 	replies     *servicebus.ReplySender
 	closers     []func() error
 	probeEvery  time.Duration
@@ -143,7 +145,7 @@ func Build(ctx context.Context, cfg *config.Config, deps Deps) (a *App, err erro
 	}
 	a.Source, err = servicebus.NewSource(a.sbClient, servicebus.SourceConfig{
 		Queue: cfg.Queue.Name, Prefetch: cfg.Queue.Prefetch, Concurrency: cfg.Queue.Concurrency,
-		ShutdownGrace: cfg.Queue.ShutdownGrace, Logger: deps.Logger, Clock: deps.Clock,
+		ShutdownGrace: cfg.Queue.ShutdownGrace, Logger: deps.Logger, Clock: deps.Clock, Dials: a.dials,
 	}, lagHandler(a.Metrics, a.clock, a.Engine))
 	if err != nil {
 		return nil, err
@@ -245,9 +247,16 @@ func (a *App) buildDomains(deps Deps) ([]*engine.Domain, error) {
 	return domains, nil
 }
 
-// openServiceBus builds the Service Bus client (it connects lazily).
+// openServiceBus builds the Service Bus client (it connects lazily). Its
+// dial tracker goes to the Source, so a proxy's refusal shows in /readyz.
 func (a *App) openServiceBus() (err error) {
 	sbCfg := a.Cfg.Queue.ServiceBus()
+	a.dials = servicebus.NewDialTracker()
+	sbCfg.Dials = a.dials
+	if p := a.Cfg.Queue.Proxy; p.URL != "" {
+		a.Log.Info("outbound proxy for the queue, Entra ID and HTTPS results", "proxy", proxy.Redact(p.URL),
+			"authenticated", p.Username != "", "no_proxy", p.NoProxy)
+	}
 	// Fail fast inside the SDK: the Source reconnects with its own backoff
 	// and reports the link as down meanwhile, which readiness needs to see
 	// within seconds, not minutes.
@@ -267,7 +276,8 @@ func (a *App) buildReporter(deps Deps) (engine.Reporter, error) {
 	case "https":
 		h := a.Cfg.Results.HTTPS
 		r, err := httpreport.New(httpreport.Config{URL: h.URL, CAFile: h.CAFile,
-			MaxAttempts: h.MaxAttempts, ContentType: sender.ContentTypeResult, Logger: deps.Logger})
+			MaxAttempts: h.MaxAttempts, ContentType: sender.ContentTypeResult, Logger: deps.Logger,
+			Proxy: a.Cfg.Queue.Proxy.Config()})
 		if err != nil {
 			return nil, err
 		}

@@ -102,16 +102,39 @@ type Queue struct {
 	CertificatePasswordFile string `yaml:"certificate_password_file"`
 	ManagedIdentityClientID string `yaml:"managed_identity_client_id"`
 	TokenFile               string `yaml:"token_file"`
+	// AuthorityHost is the Entra ID authority (sovereign clouds, a test
+	// issuer); empty: AZURE_AUTHORITY_HOST or the public cloud's.
+	AuthorityHost string `yaml:"authority_host"`
 	// Transport: amqp (TCP 5671, default) or websockets (443).
-	Transport     string        `yaml:"transport"`
-	ProxyURL      string        `yaml:"proxy_url"`
-	Prefetch      int           `yaml:"prefetch"`
-	Concurrency   int           `yaml:"concurrency"`
-	ShutdownGrace time.Duration `yaml:"shutdown_grace"`
+	Transport string `yaml:"transport"`
+	// Proxy is the HTTP CONNECT proxy (websockets only); it also carries the
+	// Entra ID token requests and the HTTPS result reports.
+	Proxy Proxy `yaml:"proxy"`
+	// CAFile holds roots trusted beside the system's, for the namespace and
+	// the Entra ID token endpoint.
+	CAFile string `yaml:"ca_file"`
+	// CustomEndpoint (host[:port]) is dialled instead of the namespace, TLS
+	// still verifying the namespace name: private endpoints and test brokers.
+	CustomEndpoint string        `yaml:"custom_endpoint"`
+	Prefetch       int           `yaml:"prefetch"`
+	Concurrency    int           `yaml:"concurrency"`
+	ShutdownGrace  time.Duration `yaml:"shutdown_grace"`
 
 	ConnectionString    string `yaml:"-"`
 	ClientSecret        string `yaml:"-"`
 	CertificatePassword string `yaml:"-"`
+}
+
+// Proxy is the outbound HTTP proxy. With no url, HTTPS_PROXY and NO_PROXY
+// from the environment apply.
+type Proxy struct {
+	URL          string   `yaml:"url"`
+	Username     string   `yaml:"username"`
+	PasswordFile string   `yaml:"password_file"`
+	PasswordEnv  string   `yaml:"password_env"`
+	NoProxy      []string `yaml:"no_proxy"`
+	// Password is resolved from the file or environment at load time.
+	Password string `yaml:"-"`
 }
 
 // Results says where results go.

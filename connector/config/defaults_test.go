@@ -55,16 +55,39 @@ func TestQueueAuthUsesServiceBusRules(t *testing.T) {
 			`queue.namespace: namespace "https://ns.example/" must be a host name`, 1},
 		{"  auth: client_secret\n  namespace: ns.example\n  client_secret_file: " + dir + "/conn.str\n",
 			"queue.client_id: required for this auth kind", 2},
-		{"  auth: managed_identity\n  namespace: ns.example\n  proxy_url: http://proxy:3128\n",
-			"queue.proxy_url: a proxy needs transport websockets", 1},
+		{"  auth: managed_identity\n  namespace: ns.example\n  proxy:\n    url: http://proxy:3128\n",
+			"queue.proxy.url: AMQP on TCP 5671 cannot go through an HTTP proxy: set transport: websockets", 1},
+		{"  auth: managed_identity\n  namespace: ns.example\n  transport: websockets\n  proxy:\n    url: http://u:hunter2@proxy:3128\n",
+			`queue.proxy.url: "http://REDACTED@proxy:3128" holds user information: put the user name in username and the password in password_file or password_env`, 1},
+		{"  auth: managed_identity\n  namespace: ns.example\n  transport: websockets\n  proxy:\n    url: http://proxy:3128\n    username: svc\n",
+			"queue.proxy: password_file or password_env is required (secrets are never inline)", 1},
+		{"  auth: managed_identity\n  namespace: ns.example\n  transport: websockets\n  proxy:\n    url: http://proxy:3128\n    username: svc\n    password_env: ADW_TEST_PROXY_PW\n    no_proxy: [\"a, b\"]\n",
+			`queue.proxy.no_proxy[0]: "a, b": one host, domain, IP address or CIDR range per entry`, 1},
+		{"  auth: managed_identity\n  namespace: ns.example\n  custom_endpoint: amqps://127.0.0.1:5671/\n  ca_file: /nonexistent/ca.pem\n",
+			`queue.custom_endpoint: "amqps://127.0.0.1:5671/" must be host or host:port, not a URL`, 2},
+		{"  auth: managed_identity\n  namespace: ns.example\n  authority_host: login.microsoftonline.us\n",
+			`queue.authority_host: "login.microsoftonline.us" must be https://host/`, 1},
+		{"  connection_string_env: CS\n  proxy_url: http://proxy:3128\n", "queue.proxy_url (line", 1},
+		{"  connection_string_env: CS\n  proxy_url: http://proxy:3128\n", "unknown key (moved to queue.proxy.url)", 1},
 		{"", "queue: connection_string_file or connection_string_env is required (secrets are never inline)", 1},
 		{"  connection_string_env: NOPE\n", "queue.connection_string_env: environment variable NOPE is empty or unset", 1},
 	} {
 		src := strings.Replace(base, "queue:\n", "queue:\n"+c.queue, 1)
-		_, err := Parse([]byte(src), nil)
+		_, err := Parse([]byte(src), func(k string) string {
+			switch k {
+			case "ADW_TEST_PROXY_PW":
+				return "hunter2"
+			case "CS":
+				return "Endpoint=sb://ns.example/;SharedAccessKeyName=k;SharedAccessKey=eA=="
+			}
+			return ""
+		})
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%q: want %q in %v", c.queue, c.want, err)
 			continue
+		}
+		if strings.Contains(err.Error(), "hunter2") {
+			t.Errorf("%q: the proxy password is in the error: %v", c.queue, err)
 		}
 		if n := strings.Count(err.Error(), "\n  - "); n != c.n {
 			t.Errorf("%q: %d problems, want %d: %v", c.queue, n, c.n, err)

@@ -97,6 +97,11 @@ func Parse(data []byte, env Env) (*Config, error) {
 	return &c, nil
 }
 
+// movedKeys names the new place of keys earlier builds read (read-only).
+var movedKeys = map[string]string{
+	"queue.proxy_url": "queue.proxy.url",
+}
+
 // checkKeys walks the YAML tree beside the Go type and reports every key
 // the type does not have.
 func checkKeys(n *yaml.Node, t reflect.Type, path string, probs *Problems) {
@@ -132,7 +137,11 @@ func checkKeys(n *yaml.Node, t reflect.Type, path string, probs *Problems) {
 			seen[k.Value] = true
 			f, ok := fields[k.Value]
 			if !ok {
-				*probs = append(*probs, Problem{Path: p, Line: k.Line, Msg: "unknown key" + suggest(k.Value, fields)})
+				hint := suggest(k.Value, fields)
+				if to, moved := movedKeys[p]; moved {
+					hint = fmt.Sprintf(" (moved to %s)", to)
+				}
+				*probs = append(*probs, Problem{Path: p, Line: k.Line, Msg: "unknown key" + hint})
 				continue
 			}
 			checkKeys(v, f.Type, p, probs)

@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/adwriteback/adwriteback/relay/proxy"
 	"github.com/adwriteback/adwriteback/relay/servicebus"
 )
 
@@ -120,11 +121,17 @@ func (q *Queue) validate(add addFunc, env Env) {
 		fileMustExist("queue.certificate_file", q.CertificateFile, add)
 		q.CertificatePassword = secret("queue", "certificate_password", q.CertificatePasswordFile, "", false, env, add)
 	}
+	if q.Proxy.Username != "" || q.Proxy.PasswordFile != "" || q.Proxy.PasswordEnv != "" {
+		q.Proxy.Password = secret("queue.proxy", "password", q.Proxy.PasswordFile, q.Proxy.PasswordEnv, q.Proxy.Username != "", env, add)
+	}
+	fileMustExist("queue.ca_file", q.CAFile, add)
 	for _, p := range q.ServiceBus().Problems() {
 		src, isSecret := secrets[p.Field]
 		switch {
 		case p.Missing && isSecret && src != [2]string{}:
 			// named but unreadable or empty: secret has said so
+		case p.Field == "proxy.username" && q.Proxy.Username != "":
+			// the password is missing or unreadable: secret has said so
 		case p.Missing && isSecret:
 			add("queue", "%s_file or %s_env is required (secrets are never inline)", p.Field, p.Field)
 		case p.Missing:
@@ -152,8 +159,16 @@ func (q *Queue) ServiceBus() servicebus.Config {
 		Namespace: q.Namespace, TenantID: q.TenantID, ClientID: q.ClientID,
 		ClientSecret: q.ClientSecret, CertificateFile: q.CertificateFile,
 		CertificatePassword: q.CertificatePassword, ManagedIdentityClientID: q.ManagedIdentityClientID,
-		TokenFile: q.TokenFile, Transport: servicebus.TransportKind(q.Transport), ProxyURL: q.ProxyURL,
+		TokenFile: q.TokenFile, AuthorityHost: q.AuthorityHost, Transport: servicebus.TransportKind(q.Transport),
+		Proxy: q.Proxy.Config(), CAFile: q.CAFile, CustomEndpoint: q.CustomEndpoint,
 	}
+}
+
+// Config is the proxy configuration of the section (password as resolved by
+// Load): the one proxy for the queue, the Entra ID token requests and the
+// HTTPS result reports.
+func (p *Proxy) Config() proxy.Config {
+	return proxy.Config{URL: p.URL, Username: p.Username, Password: p.Password, NoProxy: p.NoProxy}
 }
 
 func (r *Results) validate(add addFunc) {

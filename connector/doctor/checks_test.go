@@ -27,6 +27,7 @@ import (
 	"github.com/adwriteback/adwriteback/connector/config"
 	"github.com/adwriteback/adwriteback/ldapx"
 	"github.com/adwriteback/adwriteback/relay/keys"
+	"github.com/adwriteback/adwriteback/relay/proxy"
 	"github.com/adwriteback/adwriteback/relay/servicebus"
 )
 
@@ -235,11 +236,18 @@ func TestQueueResult(t *testing.T) {
 	if got := QueueResult(servicebus.ErrUnauthorized, q, "sb://ns"); !strings.Contains(got.Fix, "Azure Service Bus Data Receiver") {
 		t.Errorf("entra unauthorized fix: %q", got.Fix)
 	}
+	q.Transport = "websockets"
+	if got := QueueResult(context.DeadlineExceeded, q, "sb://ns"); !strings.Contains(got.Fix, "443") || strings.Contains(got.Fix, "5671") {
+		t.Errorf("websockets timeout fix: %q", got.Fix)
+	}
+	if got := QueueResult(fmt.Errorf("x: %w", proxy.ErrProxyAuth), q, "sb://ns"); got.Status != Fail || !strings.Contains(got.Detail, "proxy") {
+		t.Errorf("proxy refusal: %+v", got)
+	}
 }
 
 func TestQueueEndpointHidesKey(t *testing.T) {
 	q := config.Queue{ConnectionString: "Endpoint=sb://ns.servicebus.windows.net/;SharedAccessKeyName=listen;SharedAccessKey=c2VjcmV0LWtleQ=="}
-	if got := queueEndpoint(q); got != "sb://ns.servicebus.windows.net" {
+	if got := queueEndpoint(q); got != "ns.servicebus.windows.net" {
 		t.Fatalf("endpoint %q", got)
 	}
 }

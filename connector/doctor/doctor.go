@@ -67,6 +67,7 @@ func Run(ctx context.Context, opts Options) *Report {
 	rep.Add(CheckConnectorKeys(cfg.Keys.Connector)...)
 	rep.Add(CheckSenderKeys(cfg.Keys.Senders)...)
 	rep.Add(CheckJournalPath(cfg.Journal.Path), CheckAuditPath(cfg.Audit.Path))
+	rep.Add(CheckProxy(ctx, cfg.Queue, opts.Timeout))
 	rep.Add(CheckQueue(ctx, cfg.Queue, opts.Timeout))
 	rep.Redact(secretsOf(cfg)...)
 	return rep
@@ -74,7 +75,7 @@ func Run(ctx context.Context, opts Options) *Report {
 
 // secretsOf lists every secret value in cfg, for the final scrub.
 func secretsOf(cfg *config.Config) []string {
-	s := []string{cfg.Queue.ConnectionString, cfg.Queue.ClientSecret, cfg.Queue.CertificatePassword}
+	s := []string{cfg.Queue.ConnectionString, cfg.Queue.ClientSecret, cfg.Queue.CertificatePassword, cfg.Queue.Proxy.Password}
 	for _, part := range strings.Split(cfg.Queue.ConnectionString, ";") {
 		if k, v, ok := strings.Cut(strings.TrimSpace(part), "="); ok && strings.EqualFold(k, "SharedAccessKey") {
 			s = append(s, v)

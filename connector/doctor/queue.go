@@ -4,13 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
 	"github.com/Azure/go-amqp"
 
 	"github.com/adwriteback/adwriteback/connector/config"
+	"github.com/adwriteback/adwriteback/relay/proxy"
 	"github.com/adwriteback/adwriteback/relay/servicebus"
 )
 
@@ -27,7 +27,10 @@ func QueueClientConfig(q config.Queue) servicebus.Config {
 // takes no lock and changes nothing), within timeout.
 func CheckQueue(ctx context.Context, q config.Queue, timeout time.Duration) Check {
 	where := queueEndpoint(q)
-	client, err := servicebus.NewClient(QueueClientConfig(q))
+	cfg := QueueClientConfig(q)
+	dials := servicebus.NewDialTracker()
+	cfg.Dials = dials
+	client, err := servicebus.NewClient(cfg)
 	if err != nil {
 		return QueueResult(err, q, where)
 	}
@@ -40,11 +43,11 @@ func CheckQueue(ctx context.Context, q config.Queue, timeout time.Duration) Chec
 	defer cancel()
 	r, err := client.NewReceiverForQueue(q.Name, nil)
 	if err != nil {
-		return QueueResult(err, q, where)
+		return QueueResult(dials.Explain(err), q, where)
 	}
 	defer r.Close(context.Background())
 	_, err = r.PeekMessages(ctx, 1, nil)
-	return QueueResult(err, q, where)
+	return QueueResult(dials.Explain(err), q, where)
 }
 
 // QueueResult explains the outcome of the peek.
@@ -58,6 +61,8 @@ func QueueResult(err error, q config.Queue, where string) Check {
 	switch {
 	case errors.Is(err, servicebus.ErrConfig):
 		return fail(name, target, fmt.Sprintf("the queue settings are invalid: %v", err), "correct the queue section of the configuration")
+	case proxy.Is(err):
+		return fail(name, target, fmt.Sprintf("the proxy stopped the connection: %v", err), "see the proxy check above")
 	case errors.Is(err, servicebus.ErrUnauthorized):
 		fix := "put the right connection string (with a key allowed to Listen on the queue; Azure portal > Service Bus namespace > Shared access policies) in queue.connection_string_file or queue.connection_string_env"
 		if a := q.Auth; a != "" && a != string(servicebus.AuthConnectionString) {
@@ -67,9 +72,15 @@ func QueueResult(err error, q config.Queue, where string) Check {
 	case errors.Is(err, servicebus.ErrNotFound) || amqpNotFound(err):
 		return fail(name, target, fmt.Sprintf("the queue %q does not exist in this namespace", q.Name),
 			fmt.Sprintf("create the queue %q (Azure portal, or `az servicebus queue create --name %s ...`), or correct queue.name", q.Name, q.Name))
+	case errors.Is(err, context.DeadlineExceeded) && q.Transport == string(servicebus.TransportWebSockets):
+		return fail(name, target, "no answer in time: the namespace is unreachable from here",
+			"allow outbound TCP 443 to the namespace, or set queue.proxy (see the proxy check above)")
 	case errors.Is(err, context.DeadlineExceeded):
 		return fail(name, target, "no answer in time: the namespace is unreachable from here",
-			"allow outbound TCP 5671 (AMQP) to the namespace, or set queue.transport: websockets (TCP 443, with queue.proxy_url if a proxy is required)")
+			"allow outbound TCP 5671 (AMQP) to the namespace, or set queue.transport: websockets (TCP 443, with queue.proxy if a proxy is required)")
+	case q.Transport == string(servicebus.TransportWebSockets):
+		return fail(name, target, fmt.Sprintf("cannot reach the queue: %v", err),
+			"check the namespace (queue.namespace or the connection string), DNS, and outbound TCP 443 or queue.proxy")
 	}
 	return fail(name, target, fmt.Sprintf("cannot reach the queue: %v", err),
 		"check the namespace in the connection string, DNS, and outbound TCP 5671 (or queue.transport: websockets on 443)")
@@ -90,17 +101,11 @@ func orDefault(s, d string) string {
 	return s
 }
 
-// queueEndpoint names the namespace without any secret: the Endpoint part
-// of a connection string, or the configured namespace.
+// queueEndpoint names the namespace without any secret: the configured
+// namespace, or the host of the connection string's Endpoint.
 func queueEndpoint(q config.Queue) string {
-	if q.Namespace != "" {
-		return q.Namespace
-	}
-	for _, part := range strings.Split(q.ConnectionString, ";") {
-		k, v, found := strings.Cut(strings.TrimSpace(part), "=")
-		if found && strings.EqualFold(k, "Endpoint") {
-			return strings.TrimSuffix(v, "/")
-		}
+	if h := q.ServiceBus().NamespaceHost(); h != "" {
+		return h
 	}
 	return "service bus"
 }

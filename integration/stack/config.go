@@ -39,9 +39,17 @@ type ConfigSpec struct {
 	Queue, ConnectionStringFile string
 	Concurrency                 int
 	ShutdownGrace               time.Duration
-	// Transport and ProxyURL are queue.transport (amqp or websockets) and
-	// queue.proxy_url (e.g. Env.Proxy.URL()).
-	Transport, ProxyURL string
+	// Transport is queue.transport (amqp or websockets); Proxy is
+	// queue.proxy (e.g. from Env.Proxy); QueueCAFile, CustomEndpoint and
+	// AuthorityHost are queue.ca_file, .custom_endpoint and
+	// .authority_host (the network edge: the TLS emulator, the token
+	// issuer).
+	Transport                                  string
+	Proxy                                      ProxySpec
+	QueueCAFile, CustomEndpoint, AuthorityHost string
+	// QueueAuth is queue.auth and its Entra settings (empty: the
+	// connection string in ConnectionStringFile).
+	QueueAuth QueueAuthSpec
 
 	// ConnectorKeys and SenderKeys are keys.connector and keys.senders.
 	ConnectorKeys, SenderKeys []string
@@ -55,6 +63,20 @@ type ConfigSpec struct {
 	HTTPListen string
 	// LogLevel and LogFormat are log.level and log.format.
 	LogLevel, LogFormat string
+}
+
+// ProxySpec is queue.proxy: url, username, password_file, no_proxy.
+type ProxySpec struct {
+	URL, Username, PasswordFile string
+	NoProxy                     []string
+}
+
+// QueueAuthSpec is queue.auth with the Entra ID settings it needs:
+// namespace, tenant_id, client_id, client_secret_file, certificate_file,
+// token_file.
+type QueueAuthSpec struct {
+	Auth, Namespace, TenantID, ClientID          string
+	ClientSecretFile, CertificateFile, TokenFile string
 }
 
 // The files a stack directory holds, as DCConfig names them (the key
@@ -131,11 +153,27 @@ type (
 	}
 	queueSection struct {
 		Name                 string        `yaml:"name"`
-		ConnectionStringFile string        `yaml:"connection_string_file"`
+		ConnectionStringFile string        `yaml:"connection_string_file,omitempty"`
+		Auth                 string        `yaml:"auth,omitempty"`
+		Namespace            string        `yaml:"namespace,omitempty"`
+		TenantID             string        `yaml:"tenant_id,omitempty"`
+		ClientID             string        `yaml:"client_id,omitempty"`
+		ClientSecretFile     string        `yaml:"client_secret_file,omitempty"`
+		CertificateFile      string        `yaml:"certificate_file,omitempty"`
+		TokenFile            string        `yaml:"token_file,omitempty"`
 		Transport            string        `yaml:"transport,omitempty"`
-		ProxyURL             string        `yaml:"proxy_url,omitempty"`
+		Proxy                *proxySection `yaml:"proxy,omitempty"`
+		CAFile               string        `yaml:"ca_file,omitempty"`
+		CustomEndpoint       string        `yaml:"custom_endpoint,omitempty"`
+		AuthorityHost        string        `yaml:"authority_host,omitempty"`
 		Concurrency          int           `yaml:"concurrency,omitempty"`
 		ShutdownGrace        time.Duration `yaml:"shutdown_grace,omitempty"`
+	}
+	proxySection struct {
+		URL          string   `yaml:"url"`
+		Username     string   `yaml:"username,omitempty"`
+		PasswordFile string   `yaml:"password_file,omitempty"`
+		NoProxy      []string `yaml:"no_proxy,omitempty"`
 	}
 	keysSection struct {
 		Connector []string `yaml:"connector"`
@@ -171,9 +209,7 @@ func (c ConfigSpec) YAML() ([]byte, error) {
 			OpTimeout: c.OperationTimeout,
 			OrgPolicy: orgPolicy{MinLength: c.MinLength},
 		}},
-		Queue: queueSection{Name: c.Queue, ConnectionStringFile: c.ConnectionStringFile,
-			Transport: c.Transport, ProxyURL: c.ProxyURL,
-			Concurrency: c.Concurrency, ShutdownGrace: c.ShutdownGrace},
+		Queue:   c.queueSection(),
 		Keys:    keysSection{Connector: c.ConnectorKeys, Senders: c.SenderKeys},
 		Journal: pathSection{Path: c.Journal},
 		Audit:   pathSection{Path: c.Audit},
@@ -203,4 +239,21 @@ func (c ConfigSpec) WriteFile(path string) error {
 		return fmt.Errorf("stack: write config: %w", err)
 	}
 	return nil
+}
+
+// queueSection renders the queue settings, the network edge's among them.
+func (c ConfigSpec) queueSection() queueSection {
+	a := c.QueueAuth
+	q := queueSection{Name: c.Queue, ConnectionStringFile: c.ConnectionStringFile,
+		Auth: a.Auth, Namespace: a.Namespace, TenantID: a.TenantID, ClientID: a.ClientID,
+		ClientSecretFile: a.ClientSecretFile, CertificateFile: a.CertificateFile, TokenFile: a.TokenFile,
+		Transport: c.Transport, CAFile: c.QueueCAFile, CustomEndpoint: c.CustomEndpoint, AuthorityHost: c.AuthorityHost,
+		Concurrency: c.Concurrency, ShutdownGrace: c.ShutdownGrace}
+	if a.Auth != "" && a.Auth != "connection_string" {
+		q.ConnectionStringFile = ""
+	}
+	if p := c.Proxy; p.URL != "" {
+		q.Proxy = &proxySection{URL: p.URL, Username: p.Username, PasswordFile: p.PasswordFile, NoProxy: p.NoProxy}
+	}
+	return q
 }

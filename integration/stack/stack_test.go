@@ -35,7 +35,12 @@ func fullSpec(t *testing.T, dir string) (ConfigSpec, Keys) {
 	s.DialTimeout, s.OperationTimeout = 2*time.Second, 10*time.Second
 	s.MinLength = 12
 	s.Queue, s.Concurrency, s.ShutdownGrace = "commands", 3, 5*time.Second
-	s.Transport, s.ProxyURL = "websockets", "http://127.0.0.1:3128"
+	s.Transport = "websockets"
+	s.Proxy = ProxySpec{URL: "http://127.0.0.1:3128", Username: "edge", PasswordFile: filepath.Join(dir, "proxy.pass"), NoProxy: []string{"login.example"}}
+	if err := os.WriteFile(s.Proxy.PasswordFile, []byte("Proxy-Pass.1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s.QueueCAFile, s.CustomEndpoint, s.AuthorityHost = ca, "127.0.0.1:5671", "https://127.0.0.1:8443/"
 	s.Journal = filepath.Join(dir, "journal-a.db")
 	s.PerUser, s.MaxAttempts = 1000, 40
 	s.HTTPListen = "127.0.0.1:0"
@@ -80,7 +85,13 @@ func TestFullSpecLoads(t *testing.T) {
 		{"queue.connection_string", c.Queue.ConnectionString, "Endpoint=sb://127.0.0.1/;SharedAccessKeyName=k;SharedAccessKey=c2VjcmV0"},
 		{"queue.concurrency", c.Queue.Concurrency, 3},
 		{"queue.transport", c.Queue.Transport, "websockets"},
-		{"queue.proxy_url", c.Queue.ProxyURL, "http://127.0.0.1:3128"},
+		{"queue.proxy.url", c.Queue.Proxy.URL, "http://127.0.0.1:3128"},
+		{"queue.proxy.username", c.Queue.Proxy.Username, "edge"},
+		{"queue.proxy.password", c.Queue.Proxy.Password, "Proxy-Pass.1"},
+		{"queue.proxy.no_proxy", c.Queue.Proxy.NoProxy, []string{"login.example"}},
+		{"queue.ca_file", c.Queue.CAFile, filepath.Join(dir, "ca.pem")},
+		{"queue.custom_endpoint", c.Queue.CustomEndpoint, "127.0.0.1:5671"},
+		{"queue.authority_host", c.Queue.AuthorityHost, "https://127.0.0.1:8443/"},
 		{"queue.shutdown_grace", c.Queue.ShutdownGrace, 5 * time.Second},
 		{"keys.connector", c.Keys.Connector, []string{filepath.Join(dir, ConnectorKeyFile)}},
 		{"keys.senders", c.Keys.Senders, []string{filepath.Join(dir, SenderPubFile)}},
@@ -106,13 +117,14 @@ func TestZeroFieldsLeftOut(t *testing.T) {
 	s.ServerName, s.DialTimeout, s.OperationTimeout, s.MinLength = "", 0, 0, 0
 	s.Concurrency, s.ShutdownGrace, s.PerUser, s.MaxAttempts = 0, 0, 0, 0
 	s.HTTPListen, s.LogLevel, s.LogFormat = "", "", ""
-	s.Transport, s.ProxyURL = "", ""
+	s.Transport, s.Proxy = "", ProxySpec{}
+	s.QueueCAFile, s.CustomEndpoint, s.AuthorityHost = "", "", ""
 	b, err := s.YAML()
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, key := range []string{"server_name", "dial_timeout", "operation_timeout", "org_policy", "concurrency",
-		"shutdown_grace", "limits", "http", "log", "transport", "proxy_url"} {
+		"shutdown_grace", "limits", "http", "log", "transport", "proxy", "custom_endpoint", "authority_host", "auth:"} {
 		if strings.Contains(string(b), key+":") {
 			t.Errorf("%s written though not set:\n%s", key, b)
 		}

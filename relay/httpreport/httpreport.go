@@ -1,7 +1,8 @@
 // Package httpreport delivers signed results to an HTTPS endpoint: the alternative to replying
 // on a Service Bus queue. It owns the retry policy (429, 5xx and network errors are retried
 // with randomized exponential backoff up to a bound; other 4xx never are), the idempotency key
-// (the command id), TLS verification (a CA file or the system pool), and the classification of
+// (the command id), TLS verification (a CA file or the system pool), the proxy (relay/proxy,
+// shared with the queue), and the classification of
 // failures into permanent and transient so the caller can decide not to complete the command
 // message: a result that cannot be delivered is not lost, the command comes back and the stored
 // outcome is sent again.
@@ -24,6 +25,8 @@ import (
 	"github.com/cenkalti/backoff/v5"
 
 	"github.com/hashicorp/go-retryablehttp"
+
+	"github.com/adwriteback/adwriteback/relay/proxy"
 )
 
 // Defaults for Config's zero fields.
@@ -60,6 +63,9 @@ type Config struct {
 	Header http.Header
 	// Logger receives one line per retry; nil discards.
 	Logger *slog.Logger
+	// Proxy is the HTTP CONNECT proxy the reports go through (the connector's one proxy);
+	// its zero value takes HTTPS_PROXY / NO_PROXY from the environment.
+	Proxy proxy.Config
 }
 
 // Kind says why a report failed.
@@ -79,6 +85,10 @@ const (
 	KindTLS
 	// KindCanceled: the caller's context ended. Transient.
 	KindCanceled
+	// KindProxy: the proxy refused the connection (proxy.ErrProxyAuth for a 407,
+	// proxy.ErrProxyRefused) or could not be reached (proxy.ErrProxyUnreachable). Transient:
+	// the command comes back once the proxy settings are fixed.
+	KindProxy
 )
 
 func (k Kind) String() string {
@@ -93,6 +103,8 @@ func (k Kind) String() string {
 		return "tls"
 	case KindCanceled:
 		return "canceled"
+	case KindProxy:
+		return "proxy"
 	}
 	return "unknown"
 }
@@ -197,8 +209,11 @@ func New(cfg Config) (*Reporter, error) {
 			return nil, fmt.Errorf("httpreport: CA file %s holds no PEM certificate", cfg.CAFile)
 		}
 	}
-	transport := http.DefaultTransport.(*http.Transport).Clone()
-	transport.TLSClientConfig = &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
+	sel, err := proxy.New(cfg.Proxy)
+	if err != nil {
+		return nil, fmt.Errorf("httpreport: %w", err)
+	}
+	transport := sel.Transport(&tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12})
 
 	httpClient := &http.Client{Transport: transport, Timeout: timeout}
 	ct := cfg.ContentType
@@ -231,6 +246,9 @@ func (r *Reporter) Report(ctx context.Context, commandID string, body []byte) er
 	if err != nil {
 		if ctx.Err() != nil {
 			return &Error{Kind: KindCanceled, Attempts: attempts, Err: ctx.Err()}
+		}
+		if err = proxy.Classify(err); proxy.Is(err) {
+			return &Error{Kind: KindProxy, Attempts: attempts, Err: err}
 		}
 		if isTLSError(err) {
 			return &Error{Kind: KindTLS, Attempts: attempts, Err: err}
@@ -279,7 +297,8 @@ func checkRetry(ctx context.Context, resp *http.Response, err error) (bool, erro
 		return false, ctx.Err()
 	}
 	if err != nil {
-		if isTLSError(err) {
+		// a wrong proxy password or a proxy's rule does not change between attempts
+		if isTLSError(err) || errors.Is(err, proxy.ErrProxyAuth) || errors.Is(err, proxy.ErrProxyRefused) {
 			return false, err
 		}
 		// retryablehttp's default policy refuses to retry malformed URLs, bad schemes and

@@ -10,11 +10,15 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/cenkalti/backoff/v5"
+
+	"github.com/adwriteback/adwriteback/relay/proxy"
+	"github.com/adwriteback/adwriteback/relay/proxy/proxytest"
 )
 
 type hit struct {
@@ -241,5 +245,41 @@ func TestBackoffBounds(t *testing.T) {
 	steady.MaxInterval = time.Minute
 	if d := waits(steady)(0, 0, 1, resp); d != time.Second {
 		t.Fatalf("Retry-After not honoured: %v", d)
+	}
+}
+
+// TestReportThroughProxy: reports go through the connector's proxy (a real CONNECT proxy
+// with basic authentication); a wrong proxy password is KindProxy / ErrProxyAuth, not
+// retried, transient (the command comes back), and its text holds no password.
+func TestReportThroughProxy(t *testing.T) {
+	for _, k := range []string{"HTTPS_PROXY", "https_proxy", "NO_PROXY", "no_proxy"} {
+		t.Setenv(k, "")
+	}
+	srv, hits := server(t, http.StatusOK)
+	// the test server's certificate names example.com; the proxy resolves it to the server
+	px := proxytest.Start(t, proxytest.Options{Username: "svc", Password: "right-pw",
+		Resolve: map[string]string{"example.com:443": srv.Listener.Addr().String()}})
+	newReporter := func(pw string) *Reporter {
+		r, err := New(Config{URL: "https://example.com/results", CAFile: caFile(t, srv), MaxAttempts: 3,
+			Backoff: &backoff.ExponentialBackOff{InitialInterval: time.Millisecond, MaxInterval: time.Millisecond, Multiplier: 1},
+			Proxy:   proxy.Config{URL: px.URL(), Username: "svc", Password: pw}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	if err := newReporter("right-pw").Report(context.Background(), "cmd-1", []byte(`{}`)); err != nil {
+		t.Fatalf("through the proxy: %v", err)
+	}
+	if len(hits()) != 1 || !slices.Equal(px.Targets(), []string{"example.com:443"}) {
+		t.Fatalf("hits %d, CONNECT targets %v", len(hits()), px.Targets())
+	}
+	err := newReporter("wrong-pw").Report(context.Background(), "cmd-2", []byte(`{}`))
+	var re *Error
+	if !errors.As(err, &re) || re.Kind != KindProxy || !errors.Is(err, proxy.ErrProxyAuth) || IsPermanent(err) {
+		t.Fatalf("wrong proxy password: %v, want a transient KindProxy / ErrProxyAuth", err)
+	}
+	if px.Refused() != 1 || strings.Contains(err.Error(), "wrong-pw") || strings.Contains(err.Error(), "right-pw") {
+		t.Fatalf("refused %d (want 1, not retried); error %v", px.Refused(), err)
 	}
 }

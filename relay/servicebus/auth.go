@@ -1,7 +1,8 @@
 package servicebus
 
 import (
-	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
@@ -11,9 +12,11 @@ import (
 	"strings"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/cloud"
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
-	"github.com/coder/websocket"
+
+	"github.com/adwriteback/adwriteback/relay/proxy"
 )
 
 // AuthKind selects how the connector authenticates to Service Bus.
@@ -61,17 +64,31 @@ type Config struct {
 	// TokenFile is the federated token file for AuthWorkloadIdentity (default:
 	// AZURE_FEDERATED_TOKEN_FILE).
 	TokenFile string
+	// AuthorityHost is the Entra ID authority (https://login.microsoftonline.us/ for Azure
+	// Government, a test issuer); empty means AZURE_AUTHORITY_HOST or the public cloud's. Set,
+	// it is trusted as given: no instance discovery, which would ask the public cloud.
+	AuthorityHost string
 
 	// Transport: TransportAMQP (default) or TransportWebSockets.
 	Transport TransportKind
-	// ProxyURL is an HTTPS proxy for WebSockets; empty means HTTPS_PROXY/NO_PROXY from the
-	// environment.
-	ProxyURL string
+	// Proxy is the HTTP CONNECT proxy for WebSockets, which also carries the Entra ID token
+	// requests. Its zero value takes HTTPS_PROXY / NO_PROXY from the environment.
+	Proxy proxy.Config
+	// CAFile is a PEM bundle of roots trusted, beside the system pool, for the namespace and
+	// the Entra ID token endpoint (private PKI, a TLS-inspecting proxy, a test broker).
+	CAFile string
+	// CustomEndpoint (host or host:port) is where the connection goes instead of the
+	// namespace's own address, while TLS still verifies the namespace name and tokens name
+	// the namespace: a private endpoint, an application gateway, a test broker on loopback.
+	// The port defaults to 5671 (amqp) or 443 (websockets). The SDK's own option.
+	CustomEndpoint string
+
+	// Dials, if set, records why WebSocket connections fail (give the same tracker to the
+	// Source, SourceConfig.Dials, so its link errors name the cause).
+	Dials *DialTracker
 
 	// Credential overrides the credential built from the Entra fields (embedding, tests).
 	Credential azcore.TokenCredential
-	// DialWebSocket overrides how the WebSocket connection is made (tests: a loopback dial).
-	DialWebSocket func(ctx context.Context, args azservicebus.NewWebSocketConnArgs) (net.Conn, error)
 	// RetryOptions for the SDK; zero values take the SDK defaults.
 	RetryOptions azservicebus.RetryOptions
 }
@@ -81,8 +98,10 @@ var ErrConfig = errors.New("servicebus: invalid configuration")
 
 // FieldError is one problem with a Config: the setting it concerns, spelled as the
 // connector's configuration spells it under queue: (auth, namespace, tenant_id, client_id,
-// connection_string, client_secret, certificate_file, transport, proxy_url), whether the
-// setting is simply missing for the auth kind, and what is wrong. It wraps ErrConfig.
+// connection_string, client_secret, certificate_file, transport, authority_host, ca_file,
+// custom_endpoint;
+// proxy.url, proxy.username, proxy.no_proxy[i]), whether the setting is simply missing for
+// the auth kind, and what is wrong. It wraps ErrConfig.
 type FieldError struct {
 	Field   string
 	Missing bool
@@ -135,13 +154,22 @@ func (cfg Config) Problems() []*FieldError {
 	default:
 		add("transport", false, "%q: use amqp or websockets", string(cfg.Transport))
 	}
-	if cfg.ProxyURL != "" {
-		u, err := url.Parse(cfg.ProxyURL)
-		if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
-			add("proxy_url", false, "proxy URL %q must be http(s)://host:port", redactURL(cfg.ProxyURL))
+	for _, p := range cfg.Proxy.Problems() {
+		add("proxy."+p.Field, false, "%s", p.Msg)
+	}
+	if cfg.Proxy.Configured() && cfg.Transport != TransportWebSockets {
+		add("proxy.url", false, "AMQP on TCP 5671 cannot go through an HTTP proxy: set transport: websockets (AMQP over WebSockets on TCP 443 is the proxy path)")
+	}
+	if h := cfg.AuthorityHost; h != "" {
+		if u, err := url.Parse(h); err != nil || u.Scheme != "https" || u.Host == "" || u.User != nil || (u.Path != "" && u.Path != "/") {
+			add("authority_host", false, "%q must be https://host/ (e.g. https://login.microsoftonline.us/)", proxy.Redact(h))
 		}
-		if cfg.Transport != TransportWebSockets {
-			add("proxy_url", false, "a proxy needs transport websockets")
+	}
+	if e := cfg.CustomEndpoint; e != "" {
+		if strings.Contains(e, "://") || strings.Contains(e, "/") || strings.Contains(e, "@") {
+			add("custom_endpoint", false, "%q must be host or host:port, not a URL", proxy.Redact(e))
+		} else if _, port, err := net.SplitHostPort(e); err == nil && port == "" {
+			add("custom_endpoint", false, "%q has an empty port", e)
 		}
 	}
 	return out
@@ -161,17 +189,17 @@ func NewClient(cfg Config) (*azservicebus.Client, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	opts := &azservicebus.ClientOptions{RetryOptions: cfg.RetryOptions}
+	tlsCfg, err := tlsConfig(cfg.CAFile)
+	if err != nil {
+		return nil, err
+	}
+	sel, err := proxy.New(cfg.Proxy)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
+	}
+	opts := &azservicebus.ClientOptions{RetryOptions: cfg.RetryOptions, TLSConfig: tlsCfg, CustomEndpoint: cfg.CustomEndpoint}
 	if cfg.Transport == TransportWebSockets {
-		dial := cfg.DialWebSocket
-		if dial == nil {
-			d, err := webSocketDialer(cfg.ProxyURL)
-			if err != nil {
-				return nil, err
-			}
-			dial = d
-		}
-		opts.NewWebSocketConn = dial
+		opts.NewWebSocketConn = webSocketDialer(sel, tlsCfg, cfg.CustomEndpoint, cfg.Dials)
 	}
 	if cfg.Auth == AuthConnectionString {
 		c, err := azservicebus.NewClientFromConnectionString(cfg.ConnectionString, opts)
@@ -181,7 +209,7 @@ func NewClient(cfg Config) (*azservicebus.Client, error) {
 		}
 		return c, nil
 	}
-	cred, err := Credential(cfg)
+	cred, err := credential(cfg, sel, tlsCfg)
 	if err != nil {
 		return nil, err
 	}
@@ -192,14 +220,57 @@ func NewClient(cfg Config) (*azservicebus.Client, error) {
 	return c, nil
 }
 
-// Credential builds the Entra ID credential cfg selects (or returns cfg.Credential).
+// tlsConfig verifies the namespace and the Entra ID token endpoint with the system pool plus
+// the roots in caFile (a private PKI, a TLS-inspecting proxy's CA, a test CA); nil when
+// caFile is empty: the system pool alone, the SDKs' default.
+func tlsConfig(caFile string) (*tls.Config, error) {
+	if caFile == "" {
+		return nil, nil
+	}
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, fmt.Errorf("%w: ca_file: %w", ErrConfig, err)
+	}
+	roots, err := x509.SystemCertPool()
+	if err != nil {
+		roots = x509.NewCertPool()
+	}
+	if !roots.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("%w: ca_file %s holds no PEM certificate", ErrConfig, caFile)
+	}
+	return &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}, nil
+}
+
+// Credential builds the Entra ID credential cfg selects (or returns cfg.Credential); its
+// token requests go through cfg.Proxy (or the environment's proxy) and trust cfg.CAFile.
 func Credential(cfg Config) (azcore.TokenCredential, error) {
+	sel, err := proxy.New(cfg.Proxy)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
+	}
+	tlsCfg, err := tlsConfig(cfg.CAFile)
+	if err != nil {
+		return nil, err
+	}
+	return credential(cfg, sel, tlsCfg)
+}
+
+func credential(cfg Config, sel *proxy.Selector, tlsCfg *tls.Config) (azcore.TokenCredential, error) {
 	if cfg.Credential != nil {
 		return cfg.Credential, nil
 	}
+	// every token request (login.microsoftonline.com, a managed identity endpoint) goes
+	// through the connector's proxy choice (loopback and plain-http endpoints go direct) and
+	// trusts what the namespace does
+	co := azcore.ClientOptions{Transport: &http.Client{Transport: sel.Transport(tlsCfg)}}
+	noDiscovery := cfg.AuthorityHost != ""
+	if noDiscovery {
+		co.Cloud = cloud.Configuration{ActiveDirectoryAuthorityHost: cfg.AuthorityHost}
+	}
 	switch cfg.Auth {
 	case AuthClientSecret:
-		c, err := azidentity.NewClientSecretCredential(cfg.TenantID, cfg.ClientID, cfg.ClientSecret, nil)
+		c, err := azidentity.NewClientSecretCredential(cfg.TenantID, cfg.ClientID, cfg.ClientSecret,
+			&azidentity.ClientSecretCredentialOptions{ClientOptions: co, DisableInstanceDiscovery: noDiscovery})
 		if err != nil {
 			return nil, fmt.Errorf("servicebus: client secret credential: %w", err)
 		}
@@ -217,13 +288,14 @@ func Credential(cfg Config) (azcore.TokenCredential, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%w: certificate file %s: no usable certificate and key", ErrConfig, cfg.CertificateFile)
 		}
-		c, err := azidentity.NewClientCertificateCredential(cfg.TenantID, cfg.ClientID, certs, key, nil)
+		c, err := azidentity.NewClientCertificateCredential(cfg.TenantID, cfg.ClientID, certs, key,
+			&azidentity.ClientCertificateCredentialOptions{ClientOptions: co, DisableInstanceDiscovery: noDiscovery})
 		if err != nil {
 			return nil, fmt.Errorf("servicebus: client certificate credential: %w", err)
 		}
 		return c, nil
 	case AuthManagedIdentity:
-		o := &azidentity.ManagedIdentityCredentialOptions{}
+		o := &azidentity.ManagedIdentityCredentialOptions{ClientOptions: co}
 		if cfg.ManagedIdentityClientID != "" {
 			o.ID = azidentity.ClientID(cfg.ManagedIdentityClientID)
 		}
@@ -234,56 +306,20 @@ func Credential(cfg Config) (azcore.TokenCredential, error) {
 		return c, nil
 	case AuthWorkloadIdentity:
 		c, err := azidentity.NewWorkloadIdentityCredential(&azidentity.WorkloadIdentityCredentialOptions{
-			TenantID: cfg.TenantID, ClientID: cfg.ClientID, TokenFilePath: cfg.TokenFile,
+			ClientOptions: co, TenantID: cfg.TenantID, ClientID: cfg.ClientID, TokenFilePath: cfg.TokenFile,
+			DisableInstanceDiscovery: noDiscovery,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("servicebus: workload identity credential: %w", err)
 		}
 		return c, nil
 	case AuthDefault:
-		c, err := azidentity.NewDefaultAzureCredential(nil)
+		c, err := azidentity.NewDefaultAzureCredential(&azidentity.DefaultAzureCredentialOptions{ClientOptions: co,
+			DisableInstanceDiscovery: noDiscovery})
 		if err != nil {
 			return nil, fmt.Errorf("servicebus: default credential chain: %w", err)
 		}
 		return c, nil
 	}
 	return nil, fmt.Errorf("%w: auth kind %q has no Entra credential", ErrConfig, string(cfg.Auth))
-}
-
-// webSocketDialer connects AMQP over WebSockets (wss://host:443/$servicebus/websocket) through
-// the given proxy or the environment's HTTPS_PROXY.
-func webSocketDialer(proxy string) (func(context.Context, azservicebus.NewWebSocketConnArgs) (net.Conn, error), error) {
-	proxyFn := http.ProxyFromEnvironment
-	if proxy != "" {
-		u, err := url.Parse(proxy)
-		if err != nil {
-			return nil, fmt.Errorf("%w: proxy URL", ErrConfig)
-		}
-		proxyFn = http.ProxyURL(u)
-	}
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.Proxy = proxyFn
-	hc := &http.Client{Transport: tr}
-	return func(ctx context.Context, args azservicebus.NewWebSocketConnArgs) (net.Conn, error) {
-		u := args.Host
-		if !strings.Contains(u, "://") {
-			u = "wss://" + u
-		}
-		u = strings.TrimSuffix(u, "/") + "/$servicebus/websocket"
-		conn, _, err := websocket.Dial(ctx, u, &websocket.DialOptions{Subprotocols: []string{"amqp"}, HTTPClient: hc})
-		if err != nil {
-			return nil, fmt.Errorf("servicebus: websocket dial: %w", err)
-		}
-		conn.SetReadLimit(-1)
-		return websocket.NetConn(context.Background(), conn, websocket.MessageBinary), nil
-	}, nil
-}
-
-func redactURL(s string) string {
-	u, err := url.Parse(s)
-	if err != nil || u.User == nil {
-		return s
-	}
-	u.User = url.User("REDACTED")
-	return u.String()
 }

@@ -1,9 +1,13 @@
 // Package servicebus is the connector's Azure Service Bus transport. It owns:
 //
 //   - building an azservicebus client from configuration (SAS connection string or Entra ID
-//     through azidentity; AMQP over TCP 5671 or over WebSockets on 443 with an optional HTTPS
-//     proxy), and the one set of rules that configuration must follow (Config.Problems):
-//     auth.go;
+//     through azidentity, whose token requests use the connector's proxy; AMQP over TCP 5671
+//     or over WebSockets on 443; TLS with the system roots or a CA file; a custom endpoint),
+//     and the one set of rules that configuration must follow (Config.Problems): auth.go;
+//   - the WebSocket dialer: the SDK's URL as given, TLS verified for the namespace, through
+//     the HTTP CONNECT proxy of relay/proxy, with a DialTracker that keeps the cause of a
+//     failed dial (a 407) which the SDK drops: websocket.go; ProbeWebSocket, the same
+//     connection opened and closed for the doctor: probe.go;
 //   - Source, which receives commands in peek-lock mode with bounded prefetch and concurrency,
 //     renews locks at half the lock duration until settled, settles (complete, abandon with
 //     backoff, dead-letter with a reason): source.go; its reconnect loop, which guards

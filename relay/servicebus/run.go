@@ -218,6 +218,7 @@ func (l *runLoop) dropReceiver() {
 
 // fail records one more consecutive failure: the link is down.
 func (l *runLoop) fail(err error) {
+	err = l.s.cfg.Dials.Explain(err)
 	l.failures++
 	now := l.s.cfg.Clock.Now()
 	l.s.health.linkFailed(func(h *Health) {

@@ -105,6 +105,9 @@ type SourceConfig struct {
 	// the step matching its delivery count, so a failing command is not retried hot (nil:
 	// 1 s doubling to 30 s, ±50%).
 	AbandonBackoff *backoff.ExponentialBackOff
+	// Dials, if set, is the client's DialTracker (Config.Dials): link errors are explained
+	// with the last failed connection attempt (a proxy's 407, a TLS failure).
+	Dials *DialTracker
 	// Clock is the time source (nil: the real clock).
 	Clock  clockwork.Clock
 	Logger *slog.Logger

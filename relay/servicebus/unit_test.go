@@ -24,6 +24,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
 
+	"github.com/adwriteback/adwriteback/relay/proxy"
 	"github.com/adwriteback/adwriteback/relay/transport"
 )
 
@@ -87,11 +88,12 @@ func TestSanitizeDeadLetterText(t *testing.T) {
 }
 
 func TestConfigValidateListsEveryProblem(t *testing.T) {
-	err := Config{Auth: AuthClientSecret, Namespace: "https://x/", Transport: "carrier-pigeon", ProxyURL: "socks5://p"}.Validate()
+	err := Config{Auth: AuthClientSecret, Namespace: "https://x/", Transport: "carrier-pigeon",
+		Proxy: proxy.Config{URL: "socks5://u:hunter2@p"}, CustomEndpoint: "sb://x"}.Validate()
 	if err == nil {
 		t.Fatal("invalid config accepted")
 	}
-	for _, want := range []string{"client secret", "host name", "carrier-pigeon", "proxy URL", "needs transport websockets"} {
+	for _, want := range []string{"client secret", "host name", "carrier-pigeon", "proxy.url", "must be http://host:port", "AMQP on TCP 5671 cannot go through an HTTP proxy", "custom_endpoint"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("missing problem %q in %v", want, err)
 		}
@@ -99,10 +101,14 @@ func TestConfigValidateListsEveryProblem(t *testing.T) {
 	if !errors.Is(err, ErrConfig) {
 		t.Fatal("not ErrConfig")
 	}
+	if strings.Contains(err.Error(), "hunter2") {
+		t.Fatalf("the proxy password is in the error: %v", err)
+	}
 	if err := (Config{}).Validate(); err == nil {
 		t.Fatal("empty auth accepted")
 	}
-	if err := (Config{Auth: AuthManagedIdentity, Namespace: "ns.servicebus.windows.net", Transport: TransportWebSockets, ProxyURL: "http://proxy:3128"}).Validate(); err != nil {
+	if err := (Config{Auth: AuthManagedIdentity, Namespace: "ns.servicebus.windows.net", Transport: TransportWebSockets,
+		Proxy: proxy.Config{URL: "http://proxy:3128"}, CustomEndpoint: "127.0.0.1:5671"}).Validate(); err != nil {
 		t.Fatalf("valid config refused: %v", err)
 	}
 }

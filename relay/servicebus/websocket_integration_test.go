@@ -4,22 +4,23 @@ package servicebus
 
 import (
 	"context"
-	"net"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
-	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
 
 	"github.com/adwriteback/adwriteback/integration/entra"
 	"github.com/adwriteback/adwriteback/integration/sbemu"
+	"github.com/adwriteback/adwriteback/relay/servicebus/wstest"
 )
 
-// TestEntraOverWebSocketConnPath drives the Entra (token credential) + NewWebSocketConn path:
-// the dial hook returns a loopback connection to the emulator, which checks the token of the
-// harness's issuer (a client secret credential).
-func TestEntraOverWebSocketConnPath(t *testing.T) {
+// TestEntraOverWebSockets drives the Entra (token credential) path over WebSockets with the
+// production dialer: the SDK's URL, TLS verified for the namespace through queue.ca_file, the
+// custom endpoint, and an endpoint that bridges the WebSocket to the emulator's AMQP. The
+// token is a real one from the harness's Entra issuer (a client secret credential), which the
+// emulator checks for signature, issuer, audience and the Send role on the queue.
+func TestEntraOverWebSockets(t *testing.T) {
+	noEnvProxy(t)
 	iss := entra.Start(t, entra.Options{Clients: []entra.Client{{Name: "connector", Roles: []string{"Send:wsq"}}}})
 	e := sbemu.Start(t, &sbemu.Options{JWT: sbemu.JWTOptions{JWKSFile: iss.JWKSFile(), Issuer: iss.Issuer()}})
 	ci := iss.Client("connector")
@@ -31,15 +32,10 @@ func TestEntraOverWebSocketConnPath(t *testing.T) {
 	if err := e.CreateQueue(context.Background(), "wsq", sbemu.QueueOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	var dials atomic.Int32
+	ws := wstest.Start(t, testNamespace, wstest.PipeTo(e.Endpoint()))
 	c, err := NewClient(Config{
-		Auth: AuthDefault, Namespace: "example.servicebus.windows.net", Transport: TransportWebSockets,
-		Credential: cred,
-		DialWebSocket: func(ctx context.Context, _ azservicebus.NewWebSocketConnArgs) (net.Conn, error) {
-			dials.Add(1)
-			var d net.Dialer
-			return d.DialContext(ctx, "tcp", e.Endpoint())
-		},
+		Auth: AuthDefault, Namespace: testNamespace, Transport: TransportWebSockets,
+		Credential: cred, CAFile: ws.CAFile, CustomEndpoint: ws.Addr(),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -53,9 +49,9 @@ func TestEntraOverWebSocketConnPath(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	if err := cs.SendCommand(ctx, "ws-1", []byte("x"), ""); err != nil {
-		t.Fatalf("send over the websocket hook: %v", err)
+		t.Fatalf("send over WebSockets: %v", err)
 	}
-	if qs, _ := e.Queue(ctx, "wsq"); qs.Active != 1 || dials.Load() == 0 {
-		t.Fatalf("active %d dials %d", qs.Active, dials.Load())
+	if qs, _ := e.Queue(ctx, "wsq"); qs.Active != 1 || ws.Accepted() == 0 {
+		t.Fatalf("active %d, WebSockets accepted %d", qs.Active, ws.Accepted())
 	}
 }
