@@ -29,13 +29,14 @@ type jsStep struct {
 // jsSteps are the steps contract.mjs runs, in order; each must report ok.
 var jsSteps = []string{"send", "peek", "receive", "renew", "complete", "abandon", "lock-expiry",
 	"deadletter", "defer", "schedule", "empty-peek", "ttl", "receive-and-delete", "session-accept",
-	"session-accept-next"}
+	"session-accept-next", "errors"}
 
 // TestJSSDKContract runs Microsoft's JavaScript SDK (@azure/service-bus, pinned in
 // package.json) against the emulator through jssdk/contract.mjs: send (single and batched),
 // peek, peek-lock receive, lock renewal, complete, abandon, lock expiry, dead-letter and
 // read-back from the dead-letter sub-queue, deferral and receive by sequence number, scheduled
-// messages (and a cancelled one), TTL expiry, receive-and-delete, and sessions (accept a named session
+// messages (and a cancelled one), TTL expiry, receive-and-delete, sessions, and the errors a
+// client tells apart (entity not found, unauthorized, lock lost, session cannot be locked) (accept a named session
 // and the next one, session lock renewal, session state). It then checks what the emulator
 // recorded through its control endpoint, so the emulator answers another client than the Go
 // SDK as Service Bus would.
@@ -136,7 +137,7 @@ func TestJSSDKContract(t *testing.T) {
 	if _, ok := dead["js-complete"]; ok {
 		t.Errorf("the completed message js-complete is in the dead-letter queue")
 	}
-	if ss := queueState(t, e, sq); ss.Active != 0 || ss.Locked != 0 || ss.Stats.Completed != 2 || len(ss.DeadLetters) != 0 {
-		t.Errorf("session queue after the contract: %+v, want both messages completed", ss)
+	if ss := queueState(t, e, sq); ss.Active != 0 || ss.Locked != 0 || ss.Stats.Completed != 3 || len(ss.DeadLetters) != 0 {
+		t.Errorf("session queue after the contract: %+v, want its three messages completed", ss)
 	}
 }

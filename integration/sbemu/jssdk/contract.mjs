@@ -176,6 +176,10 @@ const steps = [
     const until = m.lockedUntilUtc.getTime();
     await waitFor(async () => Date.now() > until + 100, 'lock running out');
     let err = null;
+    try { await receiver.renewMessageLock(m); } catch (e) { err = e; }
+    check(err !== null, 'renewing a lock that expired succeeded');
+    eq(err.code, 'MessageLockLost', `renew: error code (${err.message})`);
+    err = null;
     try { await receiver.completeMessage(m); } catch (e) { err = e; }
     check(err !== null, 'completing a message whose lock expired succeeded');
     eq(err.code, 'MessageLockLost', `error code (${err.message})`);
@@ -319,6 +323,36 @@ const steps = [
       await r.completeMessage(m);
     } finally {
       await r.close();
+    }
+  }],
+  ['errors', async () => {
+    // the errors a client must tell apart, as the SDK names them
+    const expectCode = async (what, want, fn) => {
+      let err = null;
+      try { await fn(); } catch (e) { err = e; }
+      check(err !== null, `${what} succeeded`);
+      eq(err.code, want, `${what}: error code (${err.message})`);
+    };
+    await expectCode('send to a queue that does not exist', 'MessagingEntityNotFound',
+      () => client.createSender(queue + '-missing').sendMessages({ body: 'x' }));
+    const wrongKey = new ServiceBusClient(cs.replace(/SharedAccessKey=[^;]*/, 'SharedAccessKey=d3Jvbmcta2V5'),
+      { retryOptions: { maxRetries: 0, timeoutInMs: 10000 } });
+    try {
+      await expectCode('send with a wrong key', 'UnauthorizedAccess', () => wrongKey.createSender(queue).sendMessages({ body: 'x' }));
+    } finally {
+      await wrongKey.close();
+    }
+    const sessionSender = client.createSender(sessionQueue);
+    await sessionSender.sendMessages({ body: 'held', messageId: 'js-session-held', sessionId: 'H' });
+    await sessionSender.close();
+    const holder = await client.acceptSession(sessionQueue, 'H', { maxAutoLockRenewalDurationInMs: 0 });
+    try {
+      await expectCode('accept a session another receiver holds', 'SessionCannotBeLocked',
+        () => client.acceptSession(sessionQueue, 'H', { maxAutoLockRenewalDurationInMs: 0 }));
+      const m = await receiveOne(holder, 'receive in session H');
+      await holder.completeMessage(m);
+    } finally {
+      await holder.close();
     }
   }],
 ];
