@@ -19,8 +19,6 @@
 // sub-queue with the reason and description it was given, one (id js-ttl) was dead-lettered on
 // expiry, and the session queue is empty.
 
-import { ServiceBusClient } from '@azure/service-bus';
-
 const cs = process.env.SBEMU_CONNECTION_STRING;
 const queue = process.env.SBEMU_QUEUE;
 const sessionQueue = process.env.SBEMU_SESSION_QUEUE;
@@ -34,6 +32,15 @@ if (!cs || !queue || !sessionQueue || !(lockMs > 0)) {
 }
 
 function report(line) { process.stdout.write(JSON.stringify(line) + '\n'); }
+
+// The SDK's @azure/core-* dependencies, as pinned in package-lock.json, declare Node.js 20 or
+// later (Debian 12's own nodejs package is 18): say so instead of failing somewhere inside.
+if (Number(process.versions.node.split('.')[0]) < 20) {
+  report({ step: 'node', ok: false, error: `Node.js 20 or later is needed for @azure/service-bus's dependencies; this is ${process.version}` });
+  process.exit(1);
+}
+// imported after the check above (a static import would load before it)
+const { ServiceBusClient } = await import('@azure/service-bus');
 
 function check(cond, what) { if (!cond) throw new Error(what); }
 
