@@ -112,7 +112,9 @@ func TestDeferAndReceiveDeferred(t *testing.T) {
 // link) wait for their time, peek shows them as scheduled, and a cancelled one never arrives.
 func TestScheduleMessages(t *testing.T) {
 	e, q, c, s := senderOnNewQueue(t)
-	at := time.Now().Add(time.Second).Truncate(time.Millisecond)
+	// far enough ahead that scheduling and the checks below finish before it on a loaded
+	// machine; a message received before it fails the test
+	at := time.Now().Add(3 * time.Second).Truncate(time.Millisecond)
 	seqs, err := s.ScheduleMessages(ctxT(t, 10*time.Second), []*azservicebus.Message{
 		{MessageID: ptr("sched"), Body: []byte("s")},
 	}, at, nil)
