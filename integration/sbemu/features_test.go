@@ -145,7 +145,7 @@ func TestScheduleMessages(t *testing.T) {
 	}
 	// both become active at the same time, in either order
 	want := map[string]bool{"sched": true, "sched-link": true}
-	for range want {
+	for len(want) > 0 {
 		m := receiveOne(t, r)
 		// Node may run a timer a millisecond early
 		if !want[m.MessageID] || time.Now().Before(at.Add(-50*time.Millisecond)) {
