@@ -43,9 +43,10 @@ func mod(paths ...string) []string {
 
 var depRules = []depRule{
 	{
-		why:  "the pipeline, its rules, its journal, the wire protocol and the LDAP layer know no queue SDK",
-		from: mod("connector/engine", "connector/policy", "connector/journal", "relay/protocol", "relay/transport", "ldapx"),
-		not:  azure,
+		why: "the pipeline, its rules, its journal, the wire protocol, the HTTPS report, the proxy and the LDAP layer know no queue SDK",
+		from: mod("connector/engine", "connector/policy", "connector/journal", "relay/protocol", "relay/transport",
+			"relay/httpreport", "relay/proxy", "ldapx"),
+		not: azure,
 	},
 	{
 		why:  "the LDAP layer and the relay packages are libraries the connector uses, never the reverse",
