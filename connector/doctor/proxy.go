@@ -73,11 +73,5 @@ func ProxyResult(p servicebus.Probe, err error, q config.Queue) Check {
 }
 
 func proxyPasswordSource(p config.Proxy) string {
-	switch {
-	case p.PasswordFile != "":
-		return fmt.Sprintf("the file %s (queue.proxy.password_file)", p.PasswordFile)
-	case p.PasswordEnv != "":
-		return fmt.Sprintf("the environment variable %s (queue.proxy.password_env)", p.PasswordEnv)
-	}
-	return "queue.proxy.password_file"
+	return sourceOf("queue.proxy.password", p.PasswordFile, p.PasswordEnv)
 }
