@@ -119,15 +119,24 @@ func queueChecks(ctx context.Context, cfg *config.Config, opts Options, token Ch
 // secretsOf lists every secret value in cfg, for the final scrub.
 func secretsOf(cfg *config.Config) []string {
 	s := []string{cfg.Queue.ConnectionString, cfg.Queue.ClientSecret, cfg.Queue.CertificatePassword, cfg.Queue.Proxy.Password}
-	for _, part := range strings.Split(cfg.Queue.ConnectionString, ";") {
-		if k, v, ok := strings.Cut(strings.TrimSpace(part), "="); ok && strings.EqualFold(k, "SharedAccessKey") {
-			s = append(s, v)
-		}
+	if k := connStringValue(cfg.Queue.ConnectionString, "SharedAccessKey"); k != "" {
+		s = append(s, k)
 	}
 	for _, d := range cfg.Domains {
 		s = append(s, d.Bind.Password)
 	}
 	return s
+}
+
+// connStringValue is the value of key in a Service Bus connection string
+// ("" when absent).
+func connStringValue(cs, key string) string {
+	for part := range strings.SplitSeq(cs, ";") {
+		if k, v, ok := strings.Cut(strings.TrimSpace(part), "="); ok && strings.EqualFold(k, key) {
+			return v
+		}
+	}
+	return ""
 }
 
 func passwordSource(i int, d *config.Domain) string {

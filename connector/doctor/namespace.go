@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/jonboulle/clockwork"
@@ -147,6 +148,9 @@ func probeNamespace(ctx context.Context, q config.Queue, opts Options) namespace
 	ns := q.ServiceBus().NamespaceHost()
 	if ns == "" {
 		return namespaceProbe{TLS: skip(name, "", "no namespace configured (see the config check)")}
+	}
+	if strings.EqualFold(connStringValue(q.ConnectionString, "UseDevelopmentEmulator"), "true") {
+		return namespaceProbe{TLS: skip(name, ns, "the connection string sets UseDevelopmentEmulator=true: plain AMQP to a local emulator, without TLS")}
 	}
 	addr := namespaceAddr(q, ns)
 	target := ns

@@ -2,6 +2,8 @@ package doctor
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"time"
@@ -97,6 +99,8 @@ func ReplyQueueResult(err error, q config.Queue, where, replyQueue string) Check
 			fmt.Sprintf("create the queue %q (docs/azure-setup.md, step 3), or pass the name the senders put in ReplyTo to --reply-queue", replyQueue))
 	case proxy.Is(err):
 		return fail(name, target, fmt.Sprintf("the proxy stopped the connection: %v", err), "see the proxy check above")
+	case isTLSVerify(err):
+		return fail(name, target, fmt.Sprintf("TLS to the namespace does not verify: %v", err), "see the namespace tls check above")
 	}
 	return fail(name, target, fmt.Sprintf("cannot attach a sender to the reply queue: %v", err), "see the queue check above")
 }
@@ -128,6 +132,8 @@ func QueueResult(err error, q config.Queue, where string) Check {
 		return fail(name, target, fmt.Sprintf("the queue settings are invalid: %v", err), "correct the queue section of the configuration")
 	case proxy.Is(err):
 		return fail(name, target, fmt.Sprintf("the proxy stopped the connection: %v", err), "see the proxy check above")
+	case isTLSVerify(err):
+		return fail(name, target, fmt.Sprintf("TLS to the namespace does not verify: %v", err), "see the namespace tls check above")
 	case errors.Is(err, servicebus.ErrUnauthorized):
 		if a := q.Auth; a != "" && a != string(servicebus.AuthConnectionString) {
 			return fail(name, target, "unauthorized: Service Bus refused a receiver on the queue (the identity lacks the Listen right)", roleFix(q, "Azure Service Bus Data Receiver", q.Name, "Listen"))
@@ -149,6 +155,17 @@ func QueueResult(err error, q config.Queue, where string) Check {
 	}
 	return fail(name, target, fmt.Sprintf("cannot reach the queue: %v", err),
 		"check the namespace in the connection string, DNS, and outbound TCP 5671 (or queue.transport: websockets on 443)")
+}
+
+// isTLSVerify reports a certificate that did not verify.
+func isTLSVerify(err error) bool {
+	var (
+		unknown  x509.UnknownAuthorityError
+		hostname x509.HostnameError
+		invalid  x509.CertificateInvalidError
+		verify   *tls.CertificateVerificationError
+	)
+	return errors.As(err, &unknown) || errors.As(err, &hostname) || errors.As(err, &invalid) || errors.As(err, &verify)
 }
 
 // amqpNotFound reports an AMQP amqp:not-found refusal. The SDK maps it to
