@@ -35,7 +35,7 @@ const edgeClient = "doctor"
 
 func newEdge(t *testing.T) *edge {
 	env := stack.New(t, stack.WithEmulatorTLS(), stack.WithProxy(stack.ProxyOptions{}), stack.WithEntra(entra.Options{
-		Clients: []entra.Client{{Name: edgeClient, Roles: edgeRoles}}}))
+		Clients: []entra.Client{{Name: edgeClient, Roles: edgeRoles}, {Name: "arc", Roles: edgeRoles, ManagedIdentity: true}}}))
 	e := &edge{t: t, env: env}
 	var bundle []byte
 	for _, f := range []string{env.CAFile(), env.Entra.CAFile()} {
@@ -115,6 +115,32 @@ func TestDoctorEdge(t *testing.T) {
 		want(t, rep, "clock skew", doctor.OK, "the namespace "+env.Emu.HostName(), "")
 		want(t, rep, "reply queue", doctor.OK, "nothing was sent", "")
 	})
+
+	// Every Entra ID credential kind gets its token from the issuer and
+	// passes the roles checks.
+	for _, kind := range []string{"client_certificate", "workload_identity", "managed_identity"} {
+		t.Run(kind, func(t *testing.T) {
+			c := env.Entra.Client(edgeClient)
+			s := e.spec()
+			s.QueueAuth = stack.QueueAuthSpec{Auth: kind, Namespace: env.Emu.HostName(), TenantID: env.Entra.TenantID(), ClientID: c.ID}
+			switch kind {
+			case "client_certificate":
+				s.QueueAuth.CertificateFile = c.CertFile
+			case "workload_identity":
+				s.QueueAuth.TokenFile = c.TokenFile
+			case "managed_identity":
+				s.QueueAuth.TenantID, s.QueueAuth.ClientID = "", ""
+				for k, v := range env.Entra.ArcEnv() {
+					t.Setenv(k, v)
+				}
+			}
+			rep := e.run(s, nil)
+			want(t, rep, "entra token", doctor.OK, "auth "+kind, "")
+			for _, name := range []string{"clock skew", "queue", "reply queue"} {
+				want(t, rep, name, doctor.OK, "", "")
+			}
+		})
+	}
 
 	t.Run("amqp on 5671", func(t *testing.T) {
 		s := e.spec()

@@ -66,11 +66,11 @@ func probeToken(ctx context.Context, q config.Queue, opts Options) tokenProbe {
 	if err != nil {
 		return tokenProbe{Check: TokenResult(err, q, target)}
 	}
-	ctx, cancel := context.WithTimeout(ctx, opts.Timeout)
+	tctx, cancel := context.WithTimeout(ctx, opts.Timeout)
 	defer cancel()
 	var resp *http.Response
 	t0 := opts.Clock.Now()
-	tok, err := cred.GetToken(policy.WithCaptureResponse(ctx, &resp), policy.TokenRequestOptions{Scopes: []string{ServiceBusScope}})
+	tok, err := cred.GetToken(policy.WithCaptureResponse(tctx, &resp), policy.TokenRequestOptions{Scopes: []string{ServiceBusScope}})
 	t1 := opts.Clock.Now()
 	var afe *azidentity.AuthenticationFailedError
 	if errors.As(err, &afe) && afe.RawResponse != nil {
@@ -84,8 +84,11 @@ func probeToken(ctx context.Context, q config.Queue, opts Options) tokenProbe {
 	}
 	if err != nil && (afe == nil || afe.RawResponse == nil) && isEntraTLS(auth) {
 		// No answer from Entra ID: find out why with a request of our own
-		// through the same proxy (azidentity keeps only the text).
-		err = explainUnreachable(ctx, q, opts, err)
+		// through the same proxy (azidentity keeps only the text), in a
+		// time of its own (the token's may be spent on retries).
+		ectx, cancel := context.WithTimeout(ctx, opts.Timeout)
+		defer cancel()
+		err = explainUnreachable(ectx, q, opts, err)
 	}
 	if err == nil && tok.ExpiresOn.Before(opts.Clock.Now()) {
 		p.Check = warn(name, target, fmt.Sprintf("the token obtained expired at %s, before now by this host's clock", tok.ExpiresOn.UTC().Format(time.DateTime)),
@@ -243,13 +246,12 @@ func authorityFix(q config.Queue) string {
 }
 
 func unreachable(name, target string, e *unreachableError, q config.Queue) Check {
-	var verify *tls.CertificateVerificationError
 	switch {
 	case proxy.Is(e.Err):
 		return fail(name, target, fmt.Sprintf("the proxy stopped the token request to %s: %v", e.Host, e.Err),
 			fmt.Sprintf("see the proxy check; the proxy must allow CONNECT to %s:443 with the connector's credentials", e.Host))
-	case errors.As(e.Err, &verify):
-		return fail(name, target, fmt.Sprintf("TLS to the token endpoint %s does not verify: %v", e.Host, verify.Err),
+	case isTLSVerify(e.Err):
+		return fail(name, target, fmt.Sprintf("TLS to the token endpoint %s does not verify: %v", e.Host, e.Err),
 			fmt.Sprintf("if a proxy inspects TLS, exempt %s from inspection; otherwise put the CA that issued its certificate in queue.ca_file", e.Host))
 	}
 	var dns *net.DNSError
