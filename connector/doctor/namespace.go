@@ -157,16 +157,17 @@ func probeNamespace(ctx context.Context, q config.Queue, opts Options) namespace
 	if addr != net.JoinHostPort(ns, "443") && addr != net.JoinHostPort(ns, "5671") {
 		target = ns + " via " + addr
 	}
-	ctx, cancel := context.WithTimeout(ctx, opts.Timeout)
-	defer cancel()
 	var out namespaceProbe
 	sel, err := proxy.New(q.Proxy.Config())
 	if err != nil {
 		out.TLS = fail(name, target, fmt.Sprintf("the proxy settings are invalid: %v", err), "correct the queue.proxy section of the configuration")
 		return out
 	}
-	httpsAddr := namespaceHTTPSAddr(q, ns)
-	ans, herr := fetchHTTPS(ctx, sel, ns, httpsAddr, "/", opts.Clock)
+	// each network step has its own time: a firewall that drops 443 must
+	// not leave none for the handshake on 5671
+	hctx, cancel := context.WithTimeout(ctx, opts.Timeout)
+	ans, herr := fetchHTTPS(hctx, sel, ns, namespaceHTTPSAddr(q, ns), "/", opts.Clock)
+	cancel()
 	if herr == nil {
 		out.HTTPS, out.Source = &ans, "the namespace "+ns
 	}
@@ -178,7 +179,9 @@ func probeNamespace(ctx context.Context, q config.Queue, opts Options) namespace
 			via = "through the proxy " + ans.Proxy
 		}
 	} else {
-		chain, err = handshake(ctx, opts.Dialer, addr, ns)
+		tctx, cancel := context.WithTimeout(ctx, opts.Timeout)
+		chain, err = handshake(tctx, opts.Dialer, addr, ns)
+		cancel()
 		via = "directly (amqp never uses a proxy)"
 	}
 	if len(chain) == 0 {
