@@ -30,12 +30,18 @@ type edge struct {
 }
 
 // edgeClient is the app registration the doctor authenticates as, with
-// the roles the connector needs on the stack's default queues.
+// the roles the connector needs on the stack's default queues; arc is
+// the machine's managed identity; the other two get tokens Service Bus
+// refuses.
 const edgeClient = "doctor"
+
+var edgeClients = []string{edgeClient, "arc", "wrong-audience", "issuer-behind"}
 
 func newEdge(t *testing.T) *edge {
 	env := stack.New(t, stack.WithEmulatorTLS(), stack.WithProxy(stack.ProxyOptions{}), stack.WithEntra(entra.Options{
-		Clients: []entra.Client{{Name: edgeClient, Roles: edgeRoles}, {Name: "arc", Roles: edgeRoles, ManagedIdentity: true}}}))
+		Clients: []entra.Client{{Name: edgeClient, Roles: edgeRoles}, {Name: "arc", Roles: edgeRoles, ManagedIdentity: true},
+		{Name: "wrong-audience", Roles: edgeRoles, Audience: "https://storage.azure.com"},
+		{Name: "issuer-behind", Roles: edgeRoles, ExpiredTokens: true}}}))
 	e := &edge{t: t, env: env}
 	var bundle []byte
 	for _, f := range []string{env.CAFile(), env.Entra.CAFile()} {
@@ -78,7 +84,11 @@ func (e *edge) run(spec stack.ConfigSpec, clock clockwork.Clock) *doctor.Report 
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	rep := doctor.Run(ctx, doctor.Options{ConfigPath: path, Timeout: 10 * time.Second, Clock: clock, ReplyQueue: e.env.Replies})
-	checkReport(e.t, rep, e.env.Proxy.Password(), e.env.Proxy.BasicCredential(), e.env.DC.ServicePass, e.env.Entra.Client(edgeClient).Secret)
+	secrets := []string{e.env.Proxy.Password(), e.env.Proxy.BasicCredential(), e.env.DC.ServicePass}
+	for _, c := range edgeClients {
+		secrets = append(secrets, e.env.Entra.Client(c).Secret)
+	}
+	checkReport(e.t, rep, secrets...)
 	return rep
 }
 
@@ -183,6 +193,19 @@ func TestDoctorEdge(t *testing.T) {
 			want(t, rep, "queue", c.queue, "", "")
 			want(t, rep, "reply queue", c.reply, "", "")
 			want(t, rep, c.check, doctor.Fail, c.detail, c.role)
+		})
+	}
+
+	for _, c := range []struct{ client, detail, fix string }{
+		{"wrong-audience", `for the audience "https://storage.azure.com"`, "queue.authority_host"},
+		{"issuer-behind", "before now", "NTP"},
+	} {
+		t.Run(c.client, func(t *testing.T) {
+			info := env.Entra.Client(c.client)
+			s := e.spec()
+			s.QueueAuth.ClientID, s.QueueAuth.ClientSecretFile = info.ID, info.SecretFile
+			rep := e.run(s, nil)
+			want(t, rep, "entra token", doctor.Fail, c.detail, c.fix)
 		})
 	}
 

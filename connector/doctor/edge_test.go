@@ -3,6 +3,7 @@ package doctor
 import (
 	"context"
 	"crypto/x509"
+	"encoding/base64"
 	"fmt"
 	"io"
 	"net"
@@ -158,5 +159,32 @@ func TestProbeTokenUnreachable(t *testing.T) {
 	p := probeToken(context.Background(), q, opts)
 	if c := p.Check; c.Status != Fail || !strings.Contains(c.Detail, "cannot reach the token endpoint "+addr) || !strings.Contains(c.Fix, "allow outbound TCP 443 to "+addr) {
 		t.Errorf("%s %q fix %q", c.Status, c.Detail, c.Fix)
+	}
+}
+
+func TestJudgeToken(t *testing.T) {
+	now := time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
+	jwt := func(claims string) string {
+		return "e30." + base64.RawURLEncoding.EncodeToString([]byte(claims)) + ".c2ln"
+	}
+	later := now.Add(time.Hour)
+	for _, c := range []struct {
+		name   string
+		tok    string
+		exp    time.Time
+		bad    bool
+		detail string
+	}{
+		{"servicebus", jwt(fmt.Sprintf(`{"aud":"https://servicebus.azure.net/","exp":%d}`, later.Unix())), later, false, ""},
+		{"audience list", jwt(fmt.Sprintf(`{"aud":["x","https://servicebus.azure.net"],"exp":%d}`, later.Unix())), later, false, ""},
+		{"wrong audience", jwt(`{"aud":"https://storage.azure.com"}`), later, true, `audience "https://storage.azure.com"`},
+		{"jwt expired", jwt(fmt.Sprintf(`{"aud":"https://servicebus.azure.net","exp":%d}`, now.Add(-time.Minute).Unix())), later, true, "before now"},
+		{"response expired", "opaque-token", now.Add(-time.Second), true, "before now"},
+		{"opaque", "opaque-token", later, false, ""},
+	} {
+		got, bad := judgeToken(c.tok, c.exp, now, "t")
+		if bad != c.bad || !strings.Contains(got.Detail, c.detail) || (bad && (got.Status != Fail || got.Fix == "")) {
+			t.Errorf("%s: bad %v, %s %q fix %q", c.name, bad, got.Status, got.Detail, got.Fix)
+		}
 	}
 }

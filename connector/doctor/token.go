@@ -4,12 +4,14 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -22,8 +24,12 @@ import (
 	"github.com/adwriteback/adwriteback/relay/servicebus"
 )
 
-// ServiceBusScope is the scope of a token for Service Bus data operations.
-const ServiceBusScope = "https://servicebus.azure.net/.default"
+// ServiceBusScope is the scope of a token for Service Bus data operations,
+// whose tokens carry the audience servicebusAudience.
+const (
+	ServiceBusScope    = servicebusAudience + "/.default"
+	servicebusAudience = "https://servicebus.azure.net"
+)
 
 // publicAuthority is Entra ID's authority in the public cloud.
 const publicAuthority = "https://login.microsoftonline.com/"
@@ -90,13 +96,63 @@ func probeToken(ctx context.Context, q config.Queue, opts Options) tokenProbe {
 		defer cancel()
 		err = explainUnreachable(ectx, q, opts, err)
 	}
-	if err == nil && tok.ExpiresOn.Before(opts.Clock.Now()) {
-		p.Check = warn(name, target, fmt.Sprintf("the token obtained expired at %s, before now by this host's clock", tok.ExpiresOn.UTC().Format(time.DateTime)),
-			"see the clock skew check: this host's clock is probably ahead")
-		return p
+	if err == nil {
+		if c, bad := judgeToken(tok.Token, tok.ExpiresOn, opts.Clock.Now(), target); bad {
+			p.Check = c
+			return p
+		}
 	}
 	p.Check = TokenResult(err, q, target)
 	return p
+}
+
+// tokenClaims are the claims of an access token the doctor reads. It does
+// not verify the signature: Service Bus does; the doctor only explains
+// what Service Bus would refuse.
+type tokenClaims struct {
+	Aud json.RawMessage `json:"aud"`
+	Exp int64           `json:"exp"`
+}
+
+// audiences is the token's aud, a string or a list.
+func (c tokenClaims) audiences() []string {
+	var one string
+	if json.Unmarshal(c.Aud, &one) == nil {
+		return []string{one}
+	}
+	var many []string
+	_ = json.Unmarshal(c.Aud, &many)
+	return many
+}
+
+// judgeToken checks what Service Bus checks of a token besides its
+// signature and roles: the audience, and the expiry by this host's clock
+// (the token response's expires_in, and the JWT's exp when the token is
+// one). bad is false when nothing is wrong.
+func judgeToken(tok string, expiresOn, now time.Time, target string) (c Check, bad bool) {
+	const name = "entra token"
+	exp := expiresOn
+	parts := strings.Split(tok, ".")
+	var claims tokenClaims
+	if len(parts) == 3 {
+		if b, err := base64.RawURLEncoding.DecodeString(parts[1]); err == nil && json.Unmarshal(b, &claims) == nil {
+			if auds := claims.audiences(); len(auds) > 0 && !slices.ContainsFunc(auds, func(a string) bool {
+				return strings.TrimRight(a, "/") == servicebusAudience
+			}) {
+				return fail(name, target, fmt.Sprintf("the token is for the audience %q, not %s: Service Bus will refuse it", strings.Join(auds, ", "), servicebusAudience),
+					"the credential asked for "+ServiceBusScope+": check queue.authority_host (it must be the Entra ID authority of the namespace's cloud) and queue.tenant_id"), true
+			}
+			if claims.Exp > 0 && time.Unix(claims.Exp, 0).Before(exp) {
+				exp = time.Unix(claims.Exp, 0)
+			}
+		}
+	}
+	if exp.Before(now) {
+		return fail(name, target, fmt.Sprintf("the token obtained expires at %s, before now (%s) by this host's clock: Service Bus will refuse it",
+			exp.UTC().Format(time.DateTime), now.UTC().Format(time.DateTime)),
+			"see the clock skew check: this host's clock, or the token issuer's, is wrong; synchronise this host's clock with NTP"), true
+	}
+	return Check{}, false
 }
 
 // isEntraTLS reports whether auth asks Entra ID's HTTPS endpoint itself
