@@ -19,6 +19,7 @@ import (
 	"github.com/adwriteback/adwriteback/connector/config"
 	"github.com/adwriteback/adwriteback/connector/health"
 	"github.com/adwriteback/adwriteback/relay/proxy"
+	"github.com/adwriteback/adwriteback/relay/proxy/proxytest"
 	"github.com/adwriteback/adwriteback/relay/servicebus"
 )
 
@@ -186,5 +187,27 @@ func TestJudgeToken(t *testing.T) {
 		if bad != c.bad || !strings.Contains(got.Detail, c.detail) || (bad && (got.Status != Fail || got.Fix == "")) {
 			t.Errorf("%s: bad %v, %s %q fix %q", c.name, bad, got.Status, got.Detail, got.Fix)
 		}
+	}
+}
+
+// TestProbeTokenProxyRefused sends the token request through a proxy that
+// refuses the credentials: the doctor names the proxy, not Entra ID.
+func TestProbeTokenProxyRefused(t *testing.T) {
+	for _, k := range []string{"HTTPS_PROXY", "https_proxy", "NO_PROXY", "no_proxy"} {
+		t.Setenv(k, "")
+	}
+	px := proxytest.Start(t, proxytest.Options{Username: "svc-adw", Password: "right-proxy-pw"})
+	q := config.Queue{Name: "commands", Auth: "client_secret", Namespace: "contoso.servicebus.windows.net", TenantID: "tenant-1",
+		ClientID: "app-1", ClientSecret: "s3cr3t-value", AuthorityHost: "https://login.adwriteback.test/", Transport: "websockets",
+		Proxy: config.Proxy{URL: px.URL(), Username: "svc-adw", Password: "wrong-proxy-pw"}}
+	opts := Options{Timeout: 2 * time.Second}
+	opts.setDefaults()
+	c := probeToken(context.Background(), q, opts).Check
+	if c.Status != Fail || !strings.Contains(c.Detail, "the proxy stopped the token request to login.adwriteback.test") ||
+		!strings.Contains(c.Fix, "CONNECT to login.adwriteback.test:443") {
+		t.Errorf("%s %q fix %q", c.Status, c.Detail, c.Fix)
+	}
+	if strings.Contains(c.Detail+c.Fix, "proxy-pw") || strings.Contains(c.Detail+c.Fix, "s3cr3t") {
+		t.Errorf("a secret is in the check: %s %s", c.Detail, c.Fix)
 	}
 }
