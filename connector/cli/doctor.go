@@ -9,11 +9,13 @@ import (
 	"github.com/adwriteback/adwriteback/connector/doctor"
 )
 
-// DoctorCommand is `adwriteback doctor --config FILE [--json]`: it checks
-// the configuration, the DCs (reachability, TLS trust and expiry, bind,
-// policy hints), the policies, the service account's rights on each scoped
-// OU, the keys, the journal and audit paths and the queue, and explains each
-// failure with a fix. Exit code 0 when nothing failed, 1 when a check
+// DoctorCommand is `adwriteback doctor --config FILE [--reply-queue NAME]
+// [--json]`: it checks the configuration, the DCs (reachability, TLS trust
+// and expiry, bind, policy hints), the policies, the service account's
+// rights on each scoped OU, the keys, the journal and audit paths, and the
+// way to Service Bus (proxy, TLS to the namespace, the Entra ID token, the
+// clock, Listen on the queue and Send on the reply queue), and explains
+// each failure with a fix. Exit code 0 when nothing failed, 1 when a check
 // failed, 2 for a usage error.
 func DoctorCommand() Command {
 	return Command{Name: "doctor", Summary: "diagnose the configuration, DCs, rights, keys and queue, with fixes", Run: runDoctor}
@@ -24,6 +26,7 @@ func runDoctor(ctx context.Context, env *Env, args []string) error {
 	path := fs.String("config", "", "configuration file (YAML)")
 	asJSON := fs.Bool("json", false, "write the report as JSON")
 	timeout := fs.Duration("timeout", 10*time.Second, "time limit of each network step")
+	reply := fs.String("reply-queue", "", "the reply queue senders name in ReplyTo, to check the Send right on it")
 	if help, err := parseFlags(fs, env, args); help || err != nil {
 		return err
 	}
@@ -33,7 +36,7 @@ func runDoctor(ctx context.Context, env *Env, args []string) error {
 	if *timeout <= 0 {
 		return Usage("doctor: --timeout must be positive")
 	}
-	rep := doctor.Run(ctx, doctor.Options{ConfigPath: *path, Getenv: env.Getenv, Timeout: *timeout, Logger: env.Log})
+	rep := doctor.Run(ctx, doctor.Options{ConfigPath: *path, Getenv: env.Getenv, Timeout: *timeout, ReplyQueue: *reply, Logger: env.Log})
 	var err error
 	if *asJSON {
 		err = rep.WriteJSON(env.Stdout)

@@ -20,9 +20,13 @@ import (
 type Options struct {
 	ConfigPath string
 	Getenv     func(string) string
-	// Timeout bounds each network step (dial, handshake, bind, queue peek);
-	// default 10s.
+	// Timeout bounds each network step (dial, handshake, bind, token,
+	// queue peek); default 10s.
 	Timeout time.Duration
+	// ReplyQueue names the queue results go to (the senders' ReplyTo), to
+	// check the Send right on it; "": not checked (each command names its
+	// own).
+	ReplyQueue string
 	// Injected dependencies; nil means the real thing.
 	Clock    clockwork.Clock
 	Dialer   Dialer
@@ -68,18 +72,55 @@ func Run(ctx context.Context, opts Options) *Report {
 	rep.Add(CheckSenderKeys(cfg.Keys.Senders)...)
 	rep.Add(CheckJournalPath(cfg.Journal.Path), CheckAuditPath(cfg.Audit.Path))
 	rep.Add(CheckProxy(ctx, cfg.Queue, opts.Timeout))
-	rep.Add(CheckQueue(ctx, cfg.Queue, opts.Timeout))
-	rep.Redact(secretsOf(cfg)...)
+	ns := probeNamespace(ctx, cfg.Queue, opts)
+	rep.Add(ns.TLS)
+	tok := probeToken(ctx, cfg.Queue, opts)
+	rep.Add(tok.Check)
+	var clocks []clockSource
+	if ns.HTTPS != nil {
+		clocks = append(clocks, clockSource{Name: ns.Source, Date: ns.HTTPS.Date, Local: ns.HTTPS.Local})
+	}
+	rep.Add(CheckClock(append(clocks, tok.Clock)))
+	rep.Add(queueChecks(ctx, cfg, opts, tok.Check)...)
+	rep.Redact(append(secretsOf(cfg), tok.Token)...)
 	return rep
+}
+
+// queueChecks runs the queue checks (Listen on the command queue, Send on
+// the reply queue) unless the token check failed: without a token they
+// could only repeat it.
+func queueChecks(ctx context.Context, cfg *config.Config, opts Options, token Check) []Check {
+	reply := opts.ReplyQueue
+	where := queueEndpoint(cfg.Queue)
+	var replySkip *Check
+	switch {
+	case cfg.Results.Mode == "https":
+		c := skip("reply queue", "", "results.mode https: results go to results.https.url, not to a queue")
+		replySkip, reply = &c, ""
+	case reply == "":
+		c := skip("reply queue", "", "each command names its reply queue (ReplyTo): run doctor with --reply-queue NAME to check the Send right on it")
+		replySkip = &c
+	}
+	var out []Check
+	if token.Status == Fail {
+		out = []Check{skip("queue", where+"/"+cfg.Queue.Name, "no token (see the entra token check)")}
+		if reply != "" {
+			out = append(out, skip("reply queue", where+"/"+reply, "no token (see the entra token check)"))
+		}
+	} else {
+		out = CheckQueues(ctx, cfg.Queue, reply, opts.Timeout)
+	}
+	if replySkip != nil {
+		out = append(out, *replySkip)
+	}
+	return out
 }
 
 // secretsOf lists every secret value in cfg, for the final scrub.
 func secretsOf(cfg *config.Config) []string {
 	s := []string{cfg.Queue.ConnectionString, cfg.Queue.ClientSecret, cfg.Queue.CertificatePassword, cfg.Queue.Proxy.Password}
-	for _, part := range strings.Split(cfg.Queue.ConnectionString, ";") {
-		if k, v, ok := strings.Cut(strings.TrimSpace(part), "="); ok && strings.EqualFold(k, "SharedAccessKey") {
-			s = append(s, v)
-		}
+	if k := connStringValue(cfg.Queue.ConnectionString, "SharedAccessKey"); k != "" {
+		s = append(s, k)
 	}
 	for _, d := range cfg.Domains {
 		s = append(s, d.Bind.Password)
@@ -87,14 +128,31 @@ func secretsOf(cfg *config.Config) []string {
 	return s
 }
 
-func passwordSource(i int, d *config.Domain) string {
-	switch {
-	case d.Bind.PasswordFile != "":
-		return fmt.Sprintf("the file %s (domains[%d].bind.password_file)", d.Bind.PasswordFile, i)
-	case d.Bind.PasswordEnv != "":
-		return fmt.Sprintf("the environment variable %s (domains[%d].bind.password_env)", d.Bind.PasswordEnv, i)
+// connStringValue is the value of key in a Service Bus connection string
+// ("" when absent).
+func connStringValue(cs, key string) string {
+	for part := range strings.SplitSeq(cs, ";") {
+		if k, v, ok := strings.Cut(strings.TrimSpace(part), "="); ok && strings.EqualFold(k, key) {
+			return v
+		}
 	}
-	return fmt.Sprintf("domains[%d].bind.password_file", i)
+	return ""
+}
+
+func passwordSource(i int, d *config.Domain) string {
+	return sourceOf(fmt.Sprintf("domains[%d].bind.password", i), d.Bind.PasswordFile, d.Bind.PasswordEnv)
+}
+
+// sourceOf names where the secret of the setting key (key_file or
+// key_env) comes from, for a fix line.
+func sourceOf(key, file, env string) string {
+	switch {
+	case file != "":
+		return fmt.Sprintf("the file %s (%s_file)", file, key)
+	case env != "":
+		return fmt.Sprintf("the environment variable %s (%s_env)", env, key)
+	}
+	return key + "_file"
 }
 
 // checkDomain runs the per-DC checks on every DC, then the directory checks

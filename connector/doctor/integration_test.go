@@ -78,22 +78,30 @@ func (s *setup) run() (*doctor.Report, string) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	rep := doctor.Run(ctx, doctor.Options{ConfigPath: path, Timeout: 5 * time.Second})
+	text := checkReport(s.t, rep, s.bindPass, s.dc.ServicePass, s.connString, sasKey(s.connString), s.emu.ConnectionString(), sasKey(s.emu.ConnectionString()))
+	return rep, text
+}
+
+// checkReport renders rep as text (logged, and returned) and as JSON, and
+// fails the test when either holds one of secrets.
+func checkReport(t *testing.T, rep *doctor.Report, secrets ...string) string {
+	t.Helper()
 	var text, js bytes.Buffer
 	if err := rep.WriteText(&text); err != nil {
-		s.t.Fatal(err)
+		t.Fatal(err)
 	}
 	if err := rep.WriteJSON(&js); err != nil {
-		s.t.Fatal(err)
+		t.Fatal(err)
 	}
-	s.t.Log("\n" + text.String())
-	for _, secret := range []string{s.bindPass, s.dc.ServicePass, s.connString, sasKey(s.connString), s.emu.ConnectionString(), sasKey(s.emu.ConnectionString())} {
+	t.Log("\n" + text.String())
+	for _, secret := range secrets {
 		for _, out := range []string{text.String(), js.String()} {
 			if strings.Contains(out, secret) {
-				s.t.Errorf("the report contains a secret (%d chars)", len(secret))
+				t.Errorf("the report contains a secret (%d chars)", len(secret))
 			}
 		}
 	}
-	return rep, text.String()
+	return text.String()
 }
 
 func sasKey(cs string) string {

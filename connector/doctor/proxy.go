@@ -2,10 +2,9 @@ package doctor
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
+	"net/http"
 	"time"
 
 	"github.com/adwriteback/adwriteback/connector/config"
@@ -43,25 +42,29 @@ func ProxyResult(p servicebus.Probe, err error, q config.Queue) Check {
 	if q.Proxy.URL != "" {
 		source = "queue.proxy.url"
 	}
-	var unknown x509.UnknownAuthorityError
-	var verify *tls.CertificateVerificationError
-	var hostname x509.HostnameError
+	var refused *proxy.ConnectError
 	switch {
 	case errors.Is(err, servicebus.ErrConfig) || errors.Is(err, proxy.ErrConfig):
 		return fail(name, target, fmt.Sprintf("the proxy settings are invalid: %v", err), "correct the queue.proxy section of the configuration")
 	case errors.Is(err, proxy.ErrProxyUnreachable):
 		return fail(name, target, fmt.Sprintf("the proxy %s cannot be reached: %v", p.Proxy, err),
 			fmt.Sprintf("check the proxy's host and port in %s, and that this server may connect to it", source))
-	case errors.Is(err, proxy.ErrProxyAuth):
+	case errors.Is(err, proxy.ErrProxyAuth) || (errors.As(err, &refused) && refused.StatusCode == http.StatusUnauthorized && q.Proxy.Username != ""):
+		// Some proxies (tinyproxy) answer wrong credentials with 401
+		// rather than 407.
 		fix := "the proxy wants a user name and password: set queue.proxy.username and queue.proxy.password_file (or password_env)"
 		if q.Proxy.Username != "" {
 			fix = fmt.Sprintf("the proxy refused user %q: put the right password in %s, or correct queue.proxy.username", q.Proxy.Username, proxyPasswordSource(q.Proxy))
 		}
-		return fail(name, target, fmt.Sprintf("the proxy %s refused the credentials (HTTP 407 Proxy Authentication Required)", p.Proxy), fix)
+		status := "HTTP 407 Proxy Authentication Required"
+		if refused != nil {
+			status = "HTTP " + refused.Status
+		}
+		return fail(name, target, fmt.Sprintf("the proxy %s refused the credentials (%s)", p.Proxy, status), fix)
 	case errors.Is(err, proxy.ErrProxyRefused):
 		return fail(name, target, fmt.Sprintf("the proxy %s refused the connection: %v", p.Proxy, err),
 			fmt.Sprintf("ask the proxy's administrators to allow CONNECT to %s:443 (and login.microsoftonline.com:443 for Entra ID), or list the namespace in queue.proxy.no_proxy if it is reachable directly", p.Namespace))
-	case errors.As(err, &unknown) || errors.As(err, &verify) || errors.As(err, &hostname):
+	case isTLSVerify(err):
 		return fail(name, target, fmt.Sprintf("%s, but TLS to %s does not verify: %v", "connected "+via, p.Namespace, err),
 			"if the proxy inspects TLS, exempt *.servicebus.windows.net from inspection (the connector verifies the namespace), or put the CA that signs the namespace's certificate in queue.ca_file")
 	case errors.Is(err, context.DeadlineExceeded):
@@ -73,11 +76,5 @@ func ProxyResult(p servicebus.Probe, err error, q config.Queue) Check {
 }
 
 func proxyPasswordSource(p config.Proxy) string {
-	switch {
-	case p.PasswordFile != "":
-		return fmt.Sprintf("the file %s (queue.proxy.password_file)", p.PasswordFile)
-	case p.PasswordEnv != "":
-		return fmt.Sprintf("the environment variable %s (queue.proxy.password_env)", p.PasswordEnv)
-	}
-	return "queue.proxy.password_file"
+	return sourceOf("queue.proxy.password", p.PasswordFile, p.PasswordEnv)
 }

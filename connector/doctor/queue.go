@@ -2,6 +2,8 @@ package doctor
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"time"
@@ -26,13 +28,29 @@ func QueueClientConfig(q config.Queue) servicebus.Config {
 // CheckQueue opens a receiver on the queue and peeks one message (a peek
 // takes no lock and changes nothing), within timeout.
 func CheckQueue(ctx context.Context, q config.Queue, timeout time.Duration) Check {
+	return CheckQueues(ctx, q, "", timeout)[0]
+}
+
+// CheckQueues proves the roles the connector needs by using them, on one
+// connection: Listen on the command queue by opening a receiver and
+// peeking one message (a peek takes no lock, consumes nothing and settles
+// nothing), and, when replyQueue is not "", Send on the reply queue by
+// attaching a sender link (Sender.NewMessageBatch attaches the link to
+// learn the queue's maximum message size, and Service Bus checks the Send
+// right on attach) without sending anything. It returns the "queue" check
+// and, with a reply queue, the "reply queue" check.
+func CheckQueues(ctx context.Context, q config.Queue, replyQueue string, timeout time.Duration) []Check {
 	where := queueEndpoint(q)
 	cfg := QueueClientConfig(q)
 	dials := servicebus.NewDialTracker()
 	cfg.Dials = dials
 	client, err := servicebus.NewClient(cfg)
 	if err != nil {
-		return QueueResult(err, q, where)
+		out := []Check{QueueResult(err, q, where)}
+		if replyQueue != "" {
+			out = append(out, skip("reply queue", where+"/"+replyQueue, "no client (see the queue check)"))
+		}
+		return out
 	}
 	defer func() {
 		cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -41,13 +59,64 @@ func CheckQueue(ctx context.Context, q config.Queue, timeout time.Duration) Chec
 	}()
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	r, err := client.NewReceiverForQueue(q.Name, nil)
+	out := []Check{QueueResult(dials.Explain(peek(ctx, client, q.Name)), q, where)}
+	if replyQueue == "" {
+		return out
+	}
+	s, err := client.NewSender(replyQueue, nil)
+	if err == nil {
+		defer s.Close(context.Background())
+		_, err = s.NewMessageBatch(ctx, nil)
+	}
+	return append(out, ReplyQueueResult(dials.Explain(err), q, where, replyQueue))
+}
+
+// peek opens a receiver on queue and peeks one message.
+func peek(ctx context.Context, client *azservicebus.Client, queue string) error {
+	r, err := client.NewReceiverForQueue(queue, nil)
 	if err != nil {
-		return QueueResult(dials.Explain(err), q, where)
+		return err
 	}
 	defer r.Close(context.Background())
 	_, err = r.PeekMessages(ctx, 1, nil)
-	return QueueResult(dials.Explain(err), q, where)
+	return err
+}
+
+// ReplyQueueResult explains the outcome of attaching a sender to the reply
+// queue.
+func ReplyQueueResult(err error, q config.Queue, where, replyQueue string) Check {
+	const name = "reply queue"
+	target := fmt.Sprintf("%s/%s", where, replyQueue)
+	if err == nil {
+		return ok(name, target, "authorised to send: a sender link attached (nothing was sent)")
+	}
+	err = servicebus.Classify(err)
+	switch {
+	case errors.Is(err, servicebus.ErrUnauthorized):
+		return fail(name, target, "unauthorized: Service Bus refused a sender on the reply queue (the Send right is missing)", roleFix(q, "Azure Service Bus Data Sender", replyQueue, "Send"))
+	case errors.Is(err, servicebus.ErrNotFound) || amqpNotFound(err):
+		return fail(name, target, fmt.Sprintf("the reply queue %q does not exist in this namespace", replyQueue),
+			fmt.Sprintf("create the queue %q (docs/azure-setup.md, step 3), or pass the name the senders put in ReplyTo to --reply-queue", replyQueue))
+	case proxy.Is(err):
+		return fail(name, target, fmt.Sprintf("the proxy stopped the connection: %v", err), "see the proxy check above")
+	case isTLSVerify(err):
+		return fail(name, target, fmt.Sprintf("TLS to the namespace does not verify: %v", err), "see the namespace tls check above")
+	}
+	return fail(name, target, fmt.Sprintf("cannot attach a sender to the reply queue: %v", err), "see the queue check above")
+}
+
+// roleFix says how to grant the right a queue refused: the data role to
+// an Entra ID identity, or a SAS key with the right.
+func roleFix(q config.Queue, role, queue, right string) string {
+	if a := q.Auth; a != "" && a != string(servicebus.AuthConnectionString) {
+		who := fmt.Sprintf("the identity (auth %s, client_id %q)", a, q.ClientID)
+		if q.ClientID == "" {
+			who = fmt.Sprintf("the identity (auth %s)", a)
+		}
+		return fmt.Sprintf("give %s the role %q on the queue %s: az role assignment create --assignee <its object id> --role %q --scope <the queue's resource id> (docs/azure-setup.md, step 4); a new assignment can take minutes to apply",
+			who, role, queue, role)
+	}
+	return fmt.Sprintf("use a connection string whose key has the %s right on the queue %s (Azure portal > Service Bus namespace > Shared access policies) in queue.connection_string_file or queue.connection_string_env", right, queue)
 }
 
 // QueueResult explains the outcome of the peek.
@@ -63,12 +132,14 @@ func QueueResult(err error, q config.Queue, where string) Check {
 		return fail(name, target, fmt.Sprintf("the queue settings are invalid: %v", err), "correct the queue section of the configuration")
 	case proxy.Is(err):
 		return fail(name, target, fmt.Sprintf("the proxy stopped the connection: %v", err), "see the proxy check above")
+	case isTLSVerify(err):
+		return fail(name, target, fmt.Sprintf("TLS to the namespace does not verify: %v", err), "see the namespace tls check above")
 	case errors.Is(err, servicebus.ErrUnauthorized):
-		fix := "put the right connection string (with a key allowed to Listen on the queue; Azure portal > Service Bus namespace > Shared access policies) in queue.connection_string_file or queue.connection_string_env"
 		if a := q.Auth; a != "" && a != string(servicebus.AuthConnectionString) {
-			fix = fmt.Sprintf("give the identity (auth %s, client_id %q) the role \"Azure Service Bus Data Receiver\" (and Data Sender for replies) on the namespace or queue, and check tenant_id/client_id/secret", a, q.ClientID)
+			return fail(name, target, "unauthorized: Service Bus refused a receiver on the queue (the identity lacks the Listen right)", roleFix(q, "Azure Service Bus Data Receiver", q.Name, "Listen"))
 		}
-		return fail(name, target, "unauthorized: Service Bus refused the credentials (wrong SAS key or key name, or the identity lacks a role)", fix)
+		return fail(name, target, "unauthorized: Service Bus refused the credentials (wrong SAS key or key name, or a key without Listen)",
+			"put the right connection string (with a key allowed to Listen on the queue; Azure portal > Service Bus namespace > Shared access policies) in queue.connection_string_file or queue.connection_string_env")
 	case errors.Is(err, servicebus.ErrNotFound) || amqpNotFound(err):
 		return fail(name, target, fmt.Sprintf("the queue %q does not exist in this namespace", q.Name),
 			fmt.Sprintf("create the queue %q (Azure portal, or `az servicebus queue create --name %s ...`), or correct queue.name", q.Name, q.Name))
@@ -84,6 +155,17 @@ func QueueResult(err error, q config.Queue, where string) Check {
 	}
 	return fail(name, target, fmt.Sprintf("cannot reach the queue: %v", err),
 		"check the namespace in the connection string, DNS, and outbound TCP 5671 (or queue.transport: websockets on 443)")
+}
+
+// isTLSVerify reports a certificate that did not verify.
+func isTLSVerify(err error) bool {
+	var (
+		unknown  x509.UnknownAuthorityError
+		hostname x509.HostnameError
+		invalid  x509.CertificateInvalidError
+		verify   *tls.CertificateVerificationError
+	)
+	return errors.As(err, &unknown) || errors.As(err, &hostname) || errors.As(err, &invalid) || errors.As(err, &verify)
 }
 
 // amqpNotFound reports an AMQP amqp:not-found refusal. The SDK maps it to

@@ -154,48 +154,36 @@ func CheckTrust(chain []*x509.Certificate, s server, t TLSSettings, now time.Tim
 		return fail(name, s.URL, fmt.Sprintf("cannot load the CA file: %v", err),
 			"set domains[].tls.ca_file to a readable PEM file holding the CA certificate that issued the DC certificate")
 	}
-	inter := x509.NewCertPool()
-	for _, c := range chain[1:] {
-		inter.AddCert(c)
-	}
-	_, err = leaf.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, DNSName: host, CurrentTime: now})
-	if err == nil {
+	fault, err := verifyChain(chain, host, now, roots)
+	if fault == chainOK {
 		return ok(name, s.URL, "trusted for %s: %s", host, desc)
 	}
 	caSrc := "the system trust store"
 	if t.CAFile != "" {
 		caSrc = "ca_file " + t.CAFile
 	}
-	var (
-		unknown  x509.UnknownAuthorityError
-		hostErr  x509.HostnameError
-		invalid  x509.CertificateInvalidError
-		caFixLne = fmt.Sprintf("set domains[].tls.ca_file to the PEM certificate of the CA that issued the DC certificate (%q); export it on Windows with `certutil -ca.cert ca.pem`, on Samba it is the file named by `tls cafile` in smb.conf", leaf.Issuer.CommonName)
-	)
-	switch {
-	case errors.As(err, &hostErr):
+	caFix := fmt.Sprintf("set domains[].tls.ca_file to the PEM certificate of the CA that issued the DC certificate (%q); export it on Windows with `certutil -ca.cert ca.pem`, on Samba it is the file named by `tls cafile` in smb.conf", leaf.Issuer.CommonName)
+	switch fault {
+	case chainName:
 		fix := fmt.Sprintf("use a server URL whose host is one of the certificate's names, or set domains[].tls.server_name to one of %s", certNames(leaf))
 		if len(leaf.DNSNames) == 0 && len(leaf.IPAddresses) == 0 {
 			fix = "the certificate has no subjectAltName (Go ignores the legacy Common Name): reissue the DC certificate with the DC's DNS name in subjectAltName"
 		}
 		return fail(name, s.URL, fmt.Sprintf("name mismatch: the certificate is not valid for %q; %s", host, desc), fix)
-	case errors.As(err, &invalid):
-		switch invalid.Reason {
-		case x509.Expired:
-			what := "expired"
-			if now.Before(invalid.Cert.NotBefore) {
-				what = "not yet valid"
-			}
-			return fail(name, s.URL, fmt.Sprintf("certificate %s: %q is valid from %s to %s (now %s)", what, invalid.Cert.Subject.CommonName,
-				invalid.Cert.NotBefore.UTC().Format(time.DateOnly), invalid.Cert.NotAfter.UTC().Format(time.DateOnly), now.UTC().Format(time.DateOnly)),
-				"renew the DC certificate (Windows: certificate autoenrollment / certlm.msc; Samba: replace tls certfile and restart), or fix this host's clock")
-		default:
-			return fail(name, s.URL, fmt.Sprintf("certificate not acceptable: %v; %s", err, desc), caFixLne)
+	case chainExpired, chainNotYetValid:
+		var invalid x509.CertificateInvalidError
+		errors.As(err, &invalid)
+		what := "expired"
+		if fault == chainNotYetValid {
+			what = "not yet valid"
 		}
-	case errors.As(err, &unknown):
-		return fail(name, s.URL, fmt.Sprintf("untrusted CA: the certificate is signed by %q, which is not in %s; %s", leaf.Issuer.CommonName, caSrc, desc), caFixLne)
+		return fail(name, s.URL, fmt.Sprintf("certificate %s: %q is valid from %s to %s (now %s)", what, invalid.Cert.Subject.CommonName,
+			invalid.Cert.NotBefore.UTC().Format(time.DateOnly), invalid.Cert.NotAfter.UTC().Format(time.DateOnly), now.UTC().Format(time.DateOnly)),
+			"renew the DC certificate (Windows: certificate autoenrollment / certlm.msc; Samba: replace tls certfile and restart), or fix this host's clock")
+	case chainUnknownCA:
+		return fail(name, s.URL, fmt.Sprintf("untrusted CA: the certificate is signed by %q, which is not in %s; %s", leaf.Issuer.CommonName, caSrc, desc), caFix)
 	}
-	return fail(name, s.URL, fmt.Sprintf("certificate not trusted: %v; %s", err, desc), caFixLne)
+	return fail(name, s.URL, fmt.Sprintf("certificate not trusted: %v; %s", err, desc), caFix)
 }
 
 // CheckExpiry reports the DC certificate's days to expiry: WARN within
@@ -205,10 +193,7 @@ func CheckExpiry(chain []*x509.Certificate, s server, now time.Time) Check {
 	if len(chain) == 0 {
 		return skip(name, s.URL, "no certificate")
 	}
-	leaf := chain[0]
-	left := leaf.NotAfter.Sub(now)
-	days := int(left.Hours() / 24)
-	when := leaf.NotAfter.UTC().Format(time.DateOnly)
+	left, days, when := expiry(chain[0], now)
 	switch {
 	case left <= 0:
 		return fail(name, s.URL, fmt.Sprintf("the DC certificate expired on %s", when), "renew the DC certificate")
