@@ -37,6 +37,10 @@ type ConnectorSetup struct {
 	ClockAhead time.Duration
 	// DiscardLogs drops the in-process connector's log (the benchmark).
 	DiscardLogs bool
+
+	// late run after every option, for an option whose choice depends on
+	// options that may follow it (ViaEdge: binary or in process).
+	late []func(*ConnectorSetup)
 }
 
 // ConnectorOption edits a ConnectorSetup.
@@ -146,6 +150,9 @@ func (c *Connector) Setup(extra ...ConnectorOption) ConnectorSetup {
 	s := ConnectorSetup{Spec: c.spec}
 	for _, o := range append(append([]ConnectorOption(nil), c.opts...), extra...) {
 		o(&s)
+	}
+	for _, f := range s.late {
+		f(&s)
 	}
 	return s
 }
