@@ -78,15 +78,14 @@ func throughProxy(t *testing.T, env *stack.Env) {
 }
 
 // doctor runs `adwriteback doctor` (the built binary) against the
-// connector's configuration, under wrap, and returns its output and exit
+// connector's configuration with opts, and returns its output and exit
 // code. The output joins the leak scan.
-func doctor(t *testing.T, env *stack.Env, c *stack.Connector, wrap []string, extraEnv ...string) (string, int) {
+func doctor(t *testing.T, env *stack.Env, c *stack.Connector, opts ...stack.ConnectorOption) (string, int) {
 	t.Helper()
-	args := append(append([]string(nil), wrap...), bins.Path(stack.Production), "doctor", "--config", c.WriteConfig())
+	args := []string{bins.Path(stack.Production), "doctor", "--config", c.WriteConfig(opts...)}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, args[0], args[1:]...)
-	cmd.Env = append(os.Environ(), extraEnv...)
 	out, err := cmd.CombinedOutput()
 	env.Results.Write(out)
 	code := 0

@@ -157,11 +157,11 @@ func (c *Connector) Setup(extra ...ConnectorOption) ConnectorSetup {
 	return s
 }
 
-// WriteConfig writes the connector's configuration file (as Start does)
-// and returns its path.
-func (c *Connector) WriteConfig() string {
+// WriteConfig writes the connector's configuration file (as Start does,
+// extra options applying to it as to a run) and returns its path.
+func (c *Connector) WriteConfig(extra ...ConnectorOption) string {
 	c.env.tb.Helper()
-	c.writeConfig(c.Setup())
+	c.writeConfig(c.Setup(extra...))
 	return c.ConfigPath()
 }
 
