@@ -55,8 +55,11 @@ func TestEdgeIdleProxyCut(t *testing.T) {
 	if got := a.AuditCount(); got != n {
 		t.Fatalf("%d audit records, want %d", got, n)
 	}
-	if st := env.QueueState(env.Queue); st.Active != 0 || st.DeadLettered != 0 {
-		t.Fatalf("command queue after the burst: %+v", st)
+	if st := env.QueueState(env.Queue); st.Active != 0 || st.Locked != 0 || st.DeadLettered != 0 {
+		t.Fatalf("command queue after the commands: %d active, %d locked, %d dead-lettered", st.Active, st.Locked, st.DeadLettered)
+	}
+	if st := env.QueueState(env.Replies); st.Active != 0 {
+		t.Fatalf("the reply queue holds %d results nobody awaited (a command answered twice)", st.Active)
 	}
 }
 

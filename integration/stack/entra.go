@@ -33,8 +33,8 @@ const (
 //
 // With no Clients in o, the issuer registers EntraConnector,
 // EntraConnectorMI and EntraSender with the roles the two sides need.
-// Every client's secret joins the leak scan. The files go into the stack's Dir unless o.Dir
-// says otherwise.
+// Every client's secret joins the leak scan. The files go into the
+// stack's Dir unless o.Dir says otherwise.
 func WithEntra(o entra.Options) Option {
 	return func(s *Setup) { s.Entra = &o }
 }
