@@ -44,9 +44,9 @@ func newEdge(t *testing.T, proxy stack.ProxyOptions, opts ...stack.Option) *stac
 		}))}, opts...)...)
 }
 
-// resetAndBind resets a fresh user's password through env's connectors
-// and checks the user then binds with it.
-func resetAndBind(t *testing.T, env *stack.Env, pw string) {
+// resetAndBind resets a fresh user's password through env's connectors,
+// checks the user then binds with it, and returns the command's id.
+func resetAndBind(t *testing.T, env *stack.Env, pw string) string {
 	t.Helper()
 	u := testdc.NewUser(t, env.DC, "")
 	res := env.Sender().Do(sender.Request{Op: protocol.OpReset, User: protocol.UserRef{SAM: u.SAM}, NewPassword: env.Secret(pw)})
@@ -54,6 +54,7 @@ func resetAndBind(t *testing.T, env *stack.Env, pw string) {
 		t.Fatalf("reset: %+v", res.Result)
 	}
 	checkBind(t, env, u, pw)
+	return res.CommandID
 }
 
 // checkBind fails the test unless u binds to the DC with pw.

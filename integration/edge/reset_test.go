@@ -5,6 +5,7 @@ package edge
 import (
 	"net/http"
 	"testing"
+	"time"
 
 	"github.com/adwriteback/adwriteback/integration/entra"
 	"github.com/adwriteback/adwriteback/integration/stack"
@@ -43,9 +44,12 @@ func TestEdgeResetEntra(t *testing.T) {
 			c := env.Start(string(tc.auth), append([]stack.ConnectorOption{env.ViaEdge(tc.auth)}, tc.opts...)...)
 			defer c.Stop()
 			c.WaitReady(http.StatusOK)
-			resetAndBind(t, env, "Edge!Entra.Reset"+string(rune('1'+i)))
-			if n := len(c.AuditRecords()); n != 1 {
-				t.Fatalf("%s applied %d commands, want 1 (another connector took it?)", tc.auth, n)
+			id := resetAndBind(t, env, "Edge!Entra.Reset"+string(rune('1'+i)))
+			// the audit record follows the result (it is written once the
+			// message is settled)
+			stack.WaitFor(t, time.Minute, "the command's audit record", func() bool { return c.AuditCount() > 0 })
+			if r := c.AuditRecords(); len(r) != 1 || r[0].CommandID != id || !r[0].Applied {
+				t.Fatalf("%s audited %+v, want the one command it applied", tc.auth, r)
 			}
 		})
 	}
