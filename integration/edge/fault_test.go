@@ -233,7 +233,7 @@ func TestEdgeExpiredClientSecret(t *testing.T) {
 	must(t, env.Entra.SetSecretExpired(stack.EntraConnector, true))
 	c := env.Connector("a", env.ViaEdge(stack.EdgeClientSecret))
 	lossless(t, env, c, fault{
-		want:       "AADSTS7000222",
+		want:       "Entra ID refused a token: HTTP 401 invalid_client: AADSTS7000222",
 		doctorWant: "AADSTS7000222",
 		secrets:    []string{env.Entra.Client(stack.EntraConnector).Secret},
 		fix:        func() { must(t, env.Entra.SetSecretExpired(stack.EntraConnector, false)) },

@@ -2,9 +2,16 @@ package servicebus
 
 import (
 	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 )
 
 // lazyError builds its text on first use without a lock, as azidentity's
@@ -41,5 +48,23 @@ func TestHealthErrorTextReadOnce(t *testing.T) {
 	tr.fail(time.Now(), nil)
 	if err := tr.snapshot().LastError; err != nil {
 		t.Fatalf("nil recorded as %v", err)
+	}
+}
+
+// TestClassifyTokenRefusal: Entra ID's refusal of a token is ErrTokenRefused
+// on one line, with the AADSTS code and reason of the answer, and the SDK's
+// error still found by errors.As.
+func TestClassifyTokenRefusal(t *testing.T) {
+	body := `{"error":"invalid_client","error_codes":[7000222],"error_description":"AADSTS7000222: The provided client secret keys for app 'a1' are expired.\r\nTrace ID: t1"}`
+	resp := &http.Response{StatusCode: http.StatusUnauthorized, Status: "401 Unauthorized",
+		Body: io.NopCloser(strings.NewReader(body)), Request: httptest.NewRequest(http.MethodPost, "https://login.example/t/oauth2/v2.0/token", nil)}
+	err := Classify(fmt.Errorf("receive: %w", &azidentity.AuthenticationFailedError{RawResponse: resp}))
+	want := "servicebus: Entra ID refused a token: HTTP 401 invalid_client: AADSTS7000222: The provided client secret keys for app 'a1' are expired. Trace ID: t1"
+	if err.Error() != want {
+		t.Fatalf("Classify:\n got %q\nwant %q", err, want)
+	}
+	var afe *azidentity.AuthenticationFailedError
+	if !errors.Is(err, ErrTokenRefused) || !errors.As(err, &afe) {
+		t.Fatalf("%v: not ErrTokenRefused, or the SDK's error lost", err)
 	}
 }
