@@ -94,7 +94,13 @@ func lossless(t *testing.T, env *stack.Env, c *stack.Connector, f fault) {
 	if lines := env.AuditLines(p.Command.ID); len(lines) != 1 || !strings.Contains(lines[0], `"applied":true`) {
 		t.Fatalf("audit of %s: %q, want one applied record", p.Command.ID, lines)
 	}
-	stack.WaitFor(t, time.Minute, "the command queue to empty", func() bool { return env.QueueState(env.Queue).Active == 0 })
+	stack.WaitFor(t, time.Minute, "the command queue to empty", func() bool {
+		st := env.QueueState(env.Queue)
+		return st.Active == 0 && st.Locked == 0
+	})
+	if st := env.QueueState(env.Replies); st.Active != 0 || st.DeadLettered != 0 {
+		t.Fatalf("the reply queue holds %d more results (a command answered twice?), %d dead-lettered", st.Active, st.DeadLettered)
+	}
 }
 
 // waitQueueFault waits for /readyz to answer 503 with the queue check
