@@ -73,7 +73,7 @@ func checkBind(t *testing.T, env *stack.Env, u testdc.SeedUser, pw string) {
 // carried to the emulator's WebSocket port.
 func throughProxy(t *testing.T, env *stack.Env) {
 	t.Helper()
-	if log := env.Proxy.Log(); !strings.Contains(log, "CONNECT") {
+	if log := env.Proxy.Log(); !strings.Contains(log, connectRequest+env.Emu.WebSocketEndpoint()) {
 		t.Fatalf("the proxy carried no CONNECT; its log:\n%s", stack.Tail(log, 20))
 	}
 }

@@ -63,5 +63,9 @@ func TestEdgeIdleProxyCut(t *testing.T) {
 	}
 }
 
-// connects is how many CONNECT tunnels the proxy has opened so far.
-func connects(env *stack.Env) int { return strings.Count(env.Proxy.Log(), "CONNECT") }
+// connects is how many CONNECT requests the proxy has taken so far (its
+// log's "Request (file descriptor N): CONNECT host:port" lines; the
+// level of every line is CONNECT too).
+func connects(env *stack.Env) int { return strings.Count(env.Proxy.Log(), connectRequest) }
+
+const connectRequest = "): CONNECT "
