@@ -11,8 +11,8 @@
 //		&azidentity.ClientSecretCredentialOptions{ClientOptions: iss.ClientOptions(),
 //			DisableInstanceDiscovery: true})
 //
-// What it serves, over HTTPS with a certificate from its own test CA
-// (integration/testca; CA, CAFile, CertPool):
+// What it serves, over HTTPS with a certificate from its own test CA or
+// the one in Options.CA (integration/testca; CA, CAFile, CertPool):
 //   - OIDC discovery, /{tenant}/v2.0/.well-known/openid-configuration,
 //     which MSAL reads first when ClientOptions.Cloud's
 //     ActiveDirectoryAuthorityHost is AuthorityHost and instance

@@ -62,6 +62,9 @@ type Options struct {
 	// Hosts are extra names the HTTPS certificate covers (it always
 	// covers 127.0.0.1 and localhost).
 	Hosts []string
+	// CA issues the HTTPS certificate; nil: a CA of the issuer's own. A
+	// harness passes its one CA, so a client trusts one CA file.
+	CA *testca.CA
 }
 
 // Client is one application registration (or the Arc machine's
@@ -178,8 +181,10 @@ func New(o Options) (*Issuer, error) {
 	iss := &Issuer{o: o, tenant: o.TenantID, dir: o.Dir, clients: map[string]*client{},
 		byName: map[string]*client{}, arcKeys: map[string]string{}}
 	var err error
-	if iss.ca, err = testca.New("adwriteback test CA (entra)"); err != nil {
-		return nil, err
+	if iss.ca = o.CA; iss.ca == nil {
+		if iss.ca, err = testca.New("adwriteback test CA (entra)"); err != nil {
+			return nil, err
+		}
 	}
 	if iss.key, err = rsa.GenerateKey(rand.Reader, 2048); err != nil {
 		return nil, fmt.Errorf("entra: signing key: %w", err)

@@ -19,7 +19,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/adwriteback/adwriteback/integration/sbemu"
-	"github.com/adwriteback/adwriteback/integration/testdc"
+	"github.com/adwriteback/adwriteback/integration/testca"
 )
 
 // The TLS contract: the emulator listens like Azure for a namespace host name, and the
@@ -35,17 +35,17 @@ const namespace = "adwtest.servicebus.windows.net"
 func startTLS(t *testing.T) *sbemu.Emulator {
 	t.Helper()
 	dir := t.TempDir()
-	ca, err := testdc.NewCA("sbemu test CA")
+	ca, err := testca.New("sbemu test CA")
 	if err != nil {
 		t.Fatal(err)
 	}
-	cert, key, err := ca.IssueServer([]string{namespace}, nil)
+	cert, key, err := ca.ServerPEM(namespace)
 	if err != nil {
 		t.Fatal(err)
 	}
 	o := &sbemu.TLSOptions{HostName: namespace,
 		CAFile: filepath.Join(dir, "ca.pem"), CertFile: filepath.Join(dir, "cert.pem"), KeyFile: filepath.Join(dir, "key.pem")}
-	for path, b := range map[string][]byte{o.CAFile: ca.CertPEM(), o.CertFile: cert, o.KeyFile: key} {
+	for path, b := range map[string][]byte{o.CAFile: ca.PEM(), o.CertFile: cert, o.KeyFile: key} {
 		if err := os.WriteFile(path, b, 0o600); err != nil {
 			t.Fatal(err)
 		}

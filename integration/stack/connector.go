@@ -37,6 +37,10 @@ type ConnectorSetup struct {
 	ClockAhead time.Duration
 	// DiscardLogs drops the in-process connector's log (the benchmark).
 	DiscardLogs bool
+
+	// late run after every option, for an option whose choice depends on
+	// options that may follow it (ViaEdge: binary or in process).
+	late []func(*ConnectorSetup)
 }
 
 // ConnectorOption edits a ConnectorSetup.
@@ -147,14 +151,17 @@ func (c *Connector) Setup(extra ...ConnectorOption) ConnectorSetup {
 	for _, o := range append(append([]ConnectorOption(nil), c.opts...), extra...) {
 		o(&s)
 	}
+	for _, f := range s.late {
+		f(&s)
+	}
 	return s
 }
 
-// WriteConfig writes the connector's configuration file (as Start does)
-// and returns its path.
-func (c *Connector) WriteConfig() string {
+// WriteConfig writes the connector's configuration file (as Start does,
+// extra options applying to it as to a run) and returns its path.
+func (c *Connector) WriteConfig(extra ...ConnectorOption) string {
 	c.env.tb.Helper()
-	c.writeConfig(c.Setup())
+	c.writeConfig(c.Setup(extra...))
 	return c.ConfigPath()
 }
 

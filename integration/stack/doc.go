@@ -57,12 +57,21 @@
 //   - The edge (tls.go, proxy.go): WithEmulatorTLS makes the emulator
 //     listen like Azure too (AMQPS on 5671, WebSockets on 443 at
 //     /$servicebus/websocket, on a loopback address of the stack's own)
-//     with a certificate for Namespace from the stack's CA (Env.CA,
-//     CAFile, IssueCert for other servers); HostsFile and HostsWrap give
+//     with a certificate for Namespace from the stack's one CA
+//     (integration/testca: Env.CA, CAFile, IssueCert for other servers;
+//     WithEntra's issuer has its HTTPS certificate from it too); HostsFile and HostsWrap give
 //     a process that namespace as DNS would. WithProxy starts tinyproxy
 //     (Env.Proxy: URL, User, PasswordFile, IdleTimeout, Down/Up) with
 //     Basic auth, CONNECT only to the emulator's WebSocket port, and its
 //     password in the leak scan; StartProxy runs one outside a stack.
+//     Env.ViaEdge(auth) (edge.go) is the connector option that takes a
+//     connector there in one call: transport websockets, the proxy's
+//     URL, user and password file, queue.ca_file = CAFile, and the
+//     namespace's connection string (EdgeSAS) or an Entra credential of
+//     Env.Entra (EdgeClientSecret, EdgeClientCertificate,
+//     EdgeWorkloadIdentity; EdgeManagedIdentity as the binary only, the
+//     Arc variables in its ProcessEnv) with queue.authority_host; in
+//     process through queue.custom_endpoint, the binary under HostsWrap.
 //   - TB (tb.go) is what the harness needs of a test; Program is one for
 //     programs (cmd/demo, cmd/bench): Fatalf ends Do, Close runs the
 //     cleanups.

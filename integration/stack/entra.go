@@ -7,9 +7,13 @@ import (
 
 // Default client names of WithEntra when its Options name no client.
 const (
-	// EntraConnector may Listen on the command queue and Send on the reply
-	// queue, and is also the Arc machine's managed identity.
+	// EntraConnector is an app registration that may Listen on the
+	// command queue and Send on the reply queue.
 	EntraConnector = "connector"
+	// EntraConnectorMI is the Arc machine's managed identity, with the
+	// same roles (a managed identity is no app registration: the token
+	// endpoint refuses it a secret, certificate or federated token).
+	EntraConnectorMI = "connector-mi"
 	// EntraSender may Send on the command queue and Listen on the reply
 	// queue.
 	EntraSender = "sender"
@@ -21,15 +25,16 @@ const (
 // token's roles. Env.Entra is the issuer; what a connector needs of it:
 //
 //	iss.AuthorityHost(), iss.TenantID()     azidentity's authority host and tenant
-//	iss.CAFile() / iss.CertPool()           the CA of its HTTPS certificate
+//	iss.CAFile() / iss.CertPool()           the CA of its HTTPS certificate:
+//	                                        the stack's (Env.CA, Env.CAFile)
 //	iss.Client(name): ID, SecretFile,       per client: client id, secret file,
 //	  CertFile, TokenFile                   certificate (+key) PEM, federated token
 //	iss.ArcEnv()                            IDENTITY_ENDPOINT, IMDS_ENDPOINT (Arc)
 //
-// With no Clients in o, the issuer registers EntraConnector and
-// EntraSender with the roles the two sides need. Every client's secret
-// joins the leak scan. The files go into the stack's Dir unless o.Dir
-// says otherwise.
+// With no Clients in o, the issuer registers EntraConnector,
+// EntraConnectorMI and EntraSender with the roles the two sides need.
+// Every client's secret joins the leak scan. The files go into the
+// stack's Dir unless o.Dir says otherwise.
 func WithEntra(o entra.Options) Option {
 	return func(s *Setup) { s.Entra = &o }
 }
@@ -45,10 +50,14 @@ func (e *Env) startEntra(s *Setup) {
 	if o.Dir == "" {
 		o.Dir = e.Dir
 	}
+	if o.CA == nil {
+		o.CA = e.CA()
+	}
 	if len(o.Clients) == 0 {
 		cq, rq := s.CommandQueue.Name, s.ReplyQueue.Name
 		o.Clients = []entra.Client{
-			{Name: EntraConnector, Roles: []string{"Listen:" + cq, "Send:" + rq}, ManagedIdentity: true},
+			{Name: EntraConnector, Roles: []string{"Listen:" + cq, "Send:" + rq}},
+			{Name: EntraConnectorMI, Roles: []string{"Listen:" + cq, "Send:" + rq}, ManagedIdentity: true},
 			{Name: EntraSender, Roles: []string{"Send:" + cq, "Listen:" + rq}},
 		}
 	}

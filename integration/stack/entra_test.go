@@ -2,8 +2,13 @@ package stack
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
+	"io"
 	"net"
+	"net/http"
+	"os"
 	"testing"
 	"time"
 
@@ -64,4 +69,40 @@ func TestWithEntra(t *testing.T) {
 	if st := env.QueueState(env.Queue); st.Active != 1 {
 		t.Fatalf("command queue holds %d messages, want 1", st.Active)
 	}
+}
+
+// TestOneCA: with the emulator on TLS and the token issuer, the stack's
+// one CA file is all a client needs to trust both: the issuer's HTTPS and
+// the namespace's certificate verify against a pool holding only it.
+func TestOneCA(t *testing.T) {
+	env := New(t, WithDC(&testdc.Info{ServicePass: "unused"}), WithEmulatorTLS(), WithEntra(entra.Options{}))
+	b, err := os.ReadFile(env.CAFile())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(b) {
+		t.Fatalf("%s holds no certificate", env.CAFile())
+	}
+	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{Proxy: nil,
+		TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}
+	resp, err := hc.Get(env.Entra.AuthorityHost() + env.Entra.TenantID() + "/v2.0/.well-known/openid-configuration")
+	if err != nil {
+		t.Fatalf("the issuer's HTTPS against the stack CA: %v", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("OIDC discovery: %s", resp.Status)
+	}
+	if _, err := io.Copy(env.Results, resp.Body); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	d := tls.Dialer{Config: &tls.Config{RootCAs: pool, ServerName: env.Emu.HostName(), MinVersion: tls.VersionTLS12}}
+	c, err := d.DialContext(ctx, "tcp", env.Emu.WebSocketEndpoint())
+	if err != nil {
+		t.Fatalf("the namespace's TLS against the stack CA: %v", err)
+	}
+	c.Close()
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/adwriteback/adwriteback/integration/entra"
 	"github.com/adwriteback/adwriteback/integration/sbemu"
+	"github.com/adwriteback/adwriteback/integration/testca"
 	"github.com/adwriteback/adwriteback/integration/testdc"
 	"github.com/adwriteback/adwriteback/relay/keys"
 	"github.com/adwriteback/adwriteback/relay/protocol"
@@ -119,7 +120,7 @@ type Env struct {
 	Proxy *HTTPProxy
 
 	caOnce sync.Once
-	ca     *testdc.CA
+	ca     *testca.CA
 	caErr  error
 
 	mu         sync.Mutex

@@ -8,7 +8,7 @@ import (
 	"strings"
 
 	"github.com/adwriteback/adwriteback/integration/sbemu"
-	"github.com/adwriteback/adwriteback/integration/testdc"
+	"github.com/adwriteback/adwriteback/integration/testca"
 )
 
 // Namespace is the Service Bus namespace host name WithEmulatorTLS gives
@@ -60,18 +60,20 @@ func (e *Env) HostsWrap() []string {
 
 const hostsFile = "hosts"
 
-// CA is the stack's test CA, made on first use, its certificate written
-// to HarnessCAFile in Dir: it issues the emulator's certificate
-// (WithEmulatorTLS) and any other server's of the stack (IssueCert).
-func (e *Env) CA() *testdc.CA {
+// CA is the stack's one test CA (integration/testca), made on first use,
+// its certificate written to HarnessCAFile in Dir: it issues the
+// emulator's certificate (WithEmulatorTLS), the token issuer's
+// (WithEntra) and any other server's of the stack (IssueCert), so
+// CAFile alone is what a client of the stack trusts.
+func (e *Env) CA() *testca.CA {
 	e.tb.Helper()
 	e.caOnce.Do(func() {
-		ca, err := testdc.NewCA(caCommonName)
+		ca, err := testca.New(caCommonName)
 		if err != nil {
 			e.caErr = err
 			return
 		}
-		if err := os.WriteFile(e.Path(HarnessCAFile), ca.CertPEM(), 0o644); err != nil {
+		if err := os.WriteFile(e.Path(HarnessCAFile), ca.PEM(), 0o644); err != nil {
 			e.caErr = fmt.Errorf("stack: write CA: %w", err)
 			return
 		}
@@ -95,7 +97,7 @@ func (e *Env) CAFile() string {
 // <base>-key.pem.
 func (e *Env) IssueCert(base string, names ...string) (certFile, keyFile string) {
 	e.tb.Helper()
-	cert, key, err := e.CA().IssueServer(names, nil)
+	cert, key, err := e.CA().ServerPEM(names...)
 	if err != nil {
 		e.tb.Fatalf("stack: issue certificate for %s: %v", strings.Join(names, ", "), err)
 	}

@@ -1,8 +1,9 @@
 // Package testca is the integration harness's test certificate authority:
 // one CA whose certificate a test hands to clients (a CA file or a pool)
 // and which issues the server certificates of the harness's servers (the
-// token issuer's HTTPS, the emulator's TLS listener, a proxy that must
-// not be trusted).
+// token issuer's HTTPS, the emulator's TLS listener, the test DC's LDAPS,
+// a proxy that must not be trusted). A stack has one CA for all its
+// servers, so a client is given one CA file.
 package testca
 
 import (
@@ -27,8 +28,23 @@ type CA struct {
 	pem  []byte
 }
 
-// New makes a CA named name, valid for a day.
-func New(name string) (*CA, error) {
+// Option edits how New makes a CA.
+type Option func(*options)
+
+type options struct{ validity time.Duration }
+
+// ValidFor makes the CA, and the certificates it issues, valid for d
+// from now (the default is a day; the test DC, which outlives a test
+// run, asks for years).
+func ValidFor(d time.Duration) Option { return func(o *options) { o.validity = d } }
+
+// New makes a CA named name, valid for a day unless ValidFor says
+// otherwise. The certificates it issues expire with it.
+func New(name string, opts ...Option) (*CA, error) {
+	o := options{validity: 24 * time.Hour}
+	for _, f := range opts {
+		f(&o)
+	}
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, fmt.Errorf("testca: CA key: %w", err)
@@ -37,7 +53,7 @@ func New(name string) (*CA, error) {
 		SerialNumber:          serial(),
 		Subject:               pkix.Name{CommonName: name},
 		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(24 * time.Hour),
+		NotAfter:              time.Now().Add(o.validity),
 		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
 		BasicConstraintsValid: true,
 		IsCA:                  true,
@@ -77,7 +93,7 @@ func (ca *CA) ServerCert(hosts ...string) (tls.Certificate, error) {
 		SerialNumber: serial(),
 		Subject:      pkix.Name{CommonName: hosts[0]},
 		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(24 * time.Hour),
+		NotAfter:     ca.cert.NotAfter,
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 	}
@@ -99,10 +115,27 @@ func (ca *CA) ServerCert(hosts ...string) (tls.Certificate, error) {
 	return tls.Certificate{Certificate: [][]byte{der, ca.cert.Raw}, PrivateKey: key, Leaf: leaf}, nil
 }
 
+// ServerPEM issues a server certificate for hosts as ServerCert does and
+// returns it and its private key (PKCS #8) in PEM, as a server that reads
+// files takes them (Samba, Node.js).
+func (ca *CA) ServerPEM(hosts ...string) (certPEM, keyPEM []byte, err error) {
+	c, err := ca.ServerCert(hosts...)
+	if err != nil {
+		return nil, nil, err
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(c.PrivateKey)
+	if err != nil {
+		return nil, nil, fmt.Errorf("testca: server key: %w", err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Certificate[0]}),
+		pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), nil
+}
+
+// serial is a random positive serial number, as Go's TLS stack requires.
 func serial() *big.Int {
 	n, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 62))
 	if err != nil {
 		return big.NewInt(time.Now().UnixNano())
 	}
-	return n
+	return n.Add(n, big.NewInt(1))
 }

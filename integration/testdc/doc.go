@@ -5,7 +5,8 @@
 // $ADW_TESTDC_DIR), listens only on one loopback address (default
 // 127.77.0.10, or $ADW_TESTDC_ADDR) with LDAP 389 and LDAPS 636, runs no
 // DNS, NetBIOS or WINS service, and presents a certificate issued by a CA the
-// harness makes itself (Samba's own certificate has no subjectAltName and Go
+// harness makes itself with integration/testca, valid two years as the DC is
+// kept between runs (Samba's own certificate has no subjectAltName and Go
 // refuses it).
 //
 // Every entry point is idempotent and serialised by a file lock, so several

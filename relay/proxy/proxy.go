@@ -6,8 +6,9 @@
 // configured, from the environment (HTTPS_PROXY and NO_PROXY, as Go's own HTTP client reads
 // them). Exclusions are matched by golang.org/x/net/http/httpproxy.
 //
-// A proxy's refusal is classified, never matched by its text: a CONNECT answered 407 is
-// ErrProxyAuth, any other refusal ErrProxyRefused, and a proxy that cannot be reached
+// A proxy's refusal is classified, never matched by its text: a CONNECT answered 407 (or
+// 401, as tinyproxy answers a wrong password) is ErrProxyAuth, any other refusal
+// ErrProxyRefused, and a proxy that cannot be reached
 // ErrProxyUnreachable. No error, log line or String of this package holds the proxy password.
 package proxy
 
@@ -43,8 +44,9 @@ var (
 	// ErrConfig marks an invalid proxy configuration.
 	ErrConfig = errors.New("proxy: invalid configuration")
 	// ErrProxyAuth: the proxy answered 407 Proxy Authentication Required (missing or wrong
-	// user name or password).
-	ErrProxyAuth = errors.New("proxy: the proxy refused the credentials (HTTP 407)")
+	// user name or password), or 401 Unauthorized, which some proxies (tinyproxy) send for
+	// a wrong password; ConnectError's text names the status.
+	ErrProxyAuth = errors.New("proxy: the proxy refused the credentials")
 	// ErrProxyRefused: the proxy answered a CONNECT with a status other than 200 or 407
 	// (its rules forbid the destination, or the destination is down).
 	ErrProxyRefused = errors.New("proxy: the proxy refused the connection")
@@ -195,18 +197,25 @@ type ConnectError struct {
 }
 
 func (e *ConnectError) Error() string {
-	if e.StatusCode == http.StatusProxyAuthRequired {
+	if e.auth() {
 		return fmt.Sprintf("%v: proxy %s answered the CONNECT to %s with %s", ErrProxyAuth, e.Proxy, e.Target, e.Status)
 	}
 	return fmt.Sprintf("%v: proxy %s answered the CONNECT to %s with %s", ErrProxyRefused, e.Proxy, e.Target, e.Status)
 }
 
-// Is matches ErrProxyAuth for a 407 and ErrProxyRefused otherwise.
+// Is matches ErrProxyAuth for a 407 or 401 and ErrProxyRefused otherwise.
 func (e *ConnectError) Is(target error) bool {
-	if e.StatusCode == http.StatusProxyAuthRequired {
+	if e.auth() {
 		return target == ErrProxyAuth
 	}
 	return target == ErrProxyRefused
+}
+
+// auth reports whether the proxy refused the credentials: 407, or 401 from a proxy that
+// answers a wrong password so (tinyproxy 1.11 does; a CONNECT has no origin server that
+// could have sent it).
+func (e *ConnectError) auth() bool {
+	return e.StatusCode == http.StatusProxyAuthRequired || e.StatusCode == http.StatusUnauthorized
 }
 
 // Classify marks an error from a proxied connection: a proxy that could not be reached

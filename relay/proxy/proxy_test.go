@@ -92,6 +92,12 @@ func TestConnectErrorClassifies(t *testing.T) {
 	if !errors.Is(err, ErrProxyAuth) || errors.Is(err, ErrProxyRefused) || !Is(err) || strings.Contains(err.Error(), "hunter2") {
 		t.Fatalf("407: %v", err)
 	}
+	// tinyproxy answers a wrong password with 401
+	err = OnConnectResponse(context.Background(), mustURL(t, "http://u:hunter2@proxy:3128"), req,
+		&http.Response{StatusCode: http.StatusUnauthorized, Status: "401 Unauthorized"})
+	if !errors.Is(err, ErrProxyAuth) || errors.Is(err, ErrProxyRefused) || !strings.Contains(err.Error(), "401") || strings.Contains(err.Error(), "hunter2") {
+		t.Fatalf("401: %v", err)
+	}
 	err = OnConnectResponse(context.Background(), mustURL(t, "http://proxy:3128"), req, &http.Response{StatusCode: http.StatusForbidden, Status: "403 Forbidden"})
 	if !errors.Is(err, ErrProxyRefused) || errors.Is(err, ErrProxyAuth) {
 		t.Fatalf("403: %v", err)

@@ -52,6 +52,7 @@ func (t *healthTracker) linkFailed(f func(h *Health)) {
 	t.mu.Lock()
 	t.epoch++
 	f(&t.h)
+	t.h.LastError = freeze(t.h.LastError)
 	t.mu.Unlock()
 }
 
@@ -75,7 +76,32 @@ func (t *healthTracker) probeOK(epoch uint64) {
 func (t *healthTracker) update(f func(h *Health)) {
 	t.mu.Lock()
 	f(&t.h)
+	t.h.LastError = freeze(t.h.LastError)
 	t.mu.Unlock()
+}
+
+// textError is an error whose text was read once, when it was recorded. Health is read
+// from other goroutines (/readyz, the status page, metrics), and some errors build their
+// text lazily without a lock: azidentity's AuthenticationFailedError reads and caches the
+// token endpoint's response body in Error, a data race when two goroutines ask at once.
+// Unwrap keeps errors.Is and errors.As working.
+type textError struct {
+	msg string
+	err error
+}
+
+func (e *textError) Error() string { return e.msg }
+func (e *textError) Unwrap() error { return e.err }
+
+// freeze returns err with its text fixed now (nil stays nil).
+func freeze(err error) error {
+	if err == nil {
+		return nil
+	}
+	if _, ok := err.(*textError); ok {
+		return err
+	}
+	return &textError{msg: err.Error(), err: err}
 }
 
 func (t *healthTracker) snapshot() Health {

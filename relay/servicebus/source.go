@@ -2,14 +2,18 @@ package servicebus
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"strings"
 	"sync"
 	"time"
 	"unicode"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
+	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
 	"github.com/Azure/go-amqp"
 	"github.com/cenkalti/backoff/v5"
@@ -25,6 +29,9 @@ var (
 	ErrLockLost = transport.ErrLockLost
 	// ErrUnauthorized: Service Bus refused the credentials.
 	ErrUnauthorized = errors.New("servicebus: unauthorized (check the key or the role assignment: Azure Service Bus Data Receiver/Sender)")
+	// ErrTokenRefused: Entra ID (or the managed identity endpoint) refused to issue a token:
+	// an expired or wrong secret, an unknown client, an untrusted federated token.
+	ErrTokenRefused = errors.New("servicebus: Entra ID refused a token")
 	// ErrNotFound: the queue does not exist.
 	ErrNotFound = errors.New("servicebus: queue not found")
 	// ErrStalled: a receive call did not return within its deadline plus grace.
@@ -50,6 +57,10 @@ func Classify(err error) error {
 			return fmt.Errorf("%w: %w", ErrNotFound, err)
 		}
 	}
+	var authErr *azidentity.AuthenticationFailedError
+	if errors.As(err, &authErr) && authErr.RawResponse != nil {
+		return &tokenError{msg: ErrTokenRefused.Error() + ": " + entraReason(authErr.RawResponse), err: err}
+	}
 	// Opening a link to a missing entity fails below the SDK's own codes.
 	var amqpErr *amqp.Error
 	if errors.As(err, &amqpErr) {
@@ -61,6 +72,40 @@ func Classify(err error) error {
 		}
 	}
 	return err
+}
+
+// tokenError is Entra ID's refusal told on one line: azidentity's own text is a multi-line
+// dump of the request and the response, too much for a log line or /readyz, while the
+// answer's error_description (AADSTS code, reason, trace and correlation ids) is what an
+// admin needs. errors.Is finds ErrTokenRefused; errors.As the SDK's error.
+type tokenError struct {
+	msg string
+	err error
+}
+
+func (e *tokenError) Error() string   { return e.msg }
+func (e *tokenError) Unwrap() []error { return []error{ErrTokenRefused, e.err} }
+
+// entraReason is the refusal in resp: its status and Entra ID's error and
+// error_description, when the body has them.
+func entraReason(resp *http.Response) string {
+	reason := fmt.Sprintf("HTTP %d", resp.StatusCode)
+	body, err := runtime.Payload(resp)
+	if err != nil {
+		return reason
+	}
+	var e struct {
+		Error       string `json:"error"`
+		Description string `json:"error_description"`
+	}
+	if json.Unmarshal(body, &e) != nil || e.Error == "" {
+		return reason
+	}
+	reason += " " + e.Error
+	if d := strings.Join(strings.Fields(e.Description), " "); d != "" {
+		reason += ": " + d
+	}
+	return reason
 }
 
 // receiver is the subset of *azservicebus.Receiver the Source uses.

@@ -1,23 +1,23 @@
-package testdc
+package testca
 
 import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
-	"net"
 	"testing"
+	"time"
 )
 
-// TestCAIssueServer: a certificate the CA issues verifies for its names
-// against the CA's pool alone, not for another name, and pairs with its
-// key.
-func TestCAIssueServer(t *testing.T) {
-	ca, err := NewCA("unit CA")
+// TestServerPEM: a certificate the CA issues verifies for its names
+// against the CA's pool alone, not for another name nor against another
+// CA, pairs with its key, and expires with the CA.
+func TestServerPEM(t *testing.T) {
+	ca, err := New("unit CA", ValidFor(2*365*24*time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}
-	certPEM, keyPEM, err := ca.IssueServer([]string{"ns.example.test"}, []net.IP{net.IPv4(127, 0, 0, 9)})
+	certPEM, keyPEM, err := ca.ServerPEM("ns.example.test", "127.0.0.9")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -35,11 +35,14 @@ func TestCAIssueServer(t *testing.T) {
 	if _, err := cert.Verify(x509.VerifyOptions{DNSName: "127.0.0.9", Roots: ca.Pool()}); err != nil {
 		t.Errorf("verify for its address: %v", err)
 	}
+	if left := time.Until(cert.NotAfter); left < 2*364*24*time.Hour {
+		t.Errorf("the certificate expires in %v, want with the CA in two years", left)
+	}
 	var host x509.HostnameError
 	if _, err := cert.Verify(x509.VerifyOptions{DNSName: "other.example.test", Roots: ca.Pool()}); !errors.As(err, &host) {
 		t.Errorf("verify for another name: %v, want a host name error", err)
 	}
-	other, err := NewCA("another CA")
+	other, err := New("another CA")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,10 +50,10 @@ func TestCAIssueServer(t *testing.T) {
 	if _, err := cert.Verify(x509.VerifyOptions{DNSName: "ns.example.test", Roots: other.Pool()}); !errors.As(err, &unknown) {
 		t.Errorf("verify against another CA: %v, want unknown authority", err)
 	}
-	if p := ca.CertPEM(); len(p) == 0 || !x509.NewCertPool().AppendCertsFromPEM(p) {
-		t.Error("CertPEM is not a PEM certificate")
+	if p := ca.PEM(); len(p) == 0 || !x509.NewCertPool().AppendCertsFromPEM(p) {
+		t.Error("PEM is not a PEM certificate")
 	}
-	if _, _, err := ca.IssueServer(nil, nil); err == nil {
+	if _, _, err := ca.ServerPEM(); err == nil {
 		t.Error("a certificate with no name was issued")
 	}
 }
