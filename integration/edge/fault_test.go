@@ -206,7 +206,7 @@ func TestEdgeWrongAudience(t *testing.T) {
 	lossless(t, env, c, fault{
 		bad:        []stack.ConnectorOption{asClient(env, "wrong-audience")},
 		want:       "audience",
-		doctorWant: "unauthorized",
+		doctorWant: "audience",
 		secrets:    []string{env.Entra.Client("wrong-audience").Secret, env.Entra.Client(stack.EntraConnector).Secret},
 		fix:        func() {},
 		restart:    true,

@@ -34,14 +34,20 @@ type Option func(*options)
 type options struct{ validity time.Duration }
 
 // ValidFor makes the CA, and the certificates it issues, valid for d
-// from now (the default is a day; the test DC, which outlives a test
-// run, asks for years).
+// from now (the default is DefaultValidity; the test DC, which outlives a
+// test run, asks for years).
 func ValidFor(d time.Duration) Option { return func(o *options) { o.validity = d } }
 
-// New makes a CA named name, valid for a day unless ValidFor says
-// otherwise. The certificates it issues expire with it.
+// DefaultValidity is how long a CA and its certificates are valid unless
+// ValidFor says otherwise: well past the connector's certificate-expiry
+// warning (14 days), so a fresh test CA never reads as about to expire
+// to /readyz or the doctor.
+const DefaultValidity = 90 * 24 * time.Hour
+
+// New makes a CA named name, valid for DefaultValidity unless ValidFor
+// says otherwise. The certificates it issues expire with it.
 func New(name string, opts ...Option) (*CA, error) {
-	o := options{validity: 24 * time.Hour}
+	o := options{validity: DefaultValidity}
 	for _, f := range opts {
 		f(&o)
 	}

@@ -57,3 +57,20 @@ func TestServerPEM(t *testing.T) {
 		t.Error("a certificate with no name was issued")
 	}
 }
+
+// TestDefaultValidityOutlastsTheExpiryWarning: a CA made without ValidFor
+// issues certificates the connector does not warn about (it warns under
+// 14 days, health.DefaultCertWarning).
+func TestDefaultValidityOutlastsTheExpiryWarning(t *testing.T) {
+	ca, err := New("default CA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := ca.ServerCert("host.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if left := time.Until(cert.Leaf.NotAfter); left < 30*24*time.Hour {
+		t.Fatalf("a default CA's certificate is valid for %s only", left)
+	}
+}
