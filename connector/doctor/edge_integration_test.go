@@ -257,6 +257,9 @@ func TestDoctorEdge(t *testing.T) {
 		}
 		rep := e.run(s, nil)
 		want(t, rep, "proxy", doctor.Fail, "refused", s.Proxy.PasswordFile)
+		// tinyproxy answers a wrong password with 401, not 407: the
+		// check gives the status the proxy gave.
+		want(t, rep, "proxy", doctor.Fail, "refused the credentials (HTTP 401 ", "")
 		want(t, rep, "namespace tls", doctor.Fail, "proxy", "see the proxy check")
 		want(t, rep, "queue", doctor.Fail, "proxy", "see the proxy check")
 	})

@@ -211,3 +211,33 @@ func TestProbeTokenProxyRefused(t *testing.T) {
 		t.Errorf("a secret is in the check: %s %s", c.Detail, c.Fix)
 	}
 }
+
+// TestProxyStatus reports the status the proxy gave: tinyproxy answers a
+// wrong password with 401, which is a refused credential too.
+func TestProxyStatus(t *testing.T) {
+	q := config.Queue{Transport: "websockets", Proxy: config.Proxy{URL: "http://p:3128", Username: "svc-adw", PasswordFile: "/etc/adw/proxy.pw"}}
+	probe := servicebus.Probe{Proxy: "p:3128", Namespace: "ns", Address: "ns:443"}
+	for _, c := range []struct {
+		name, status string
+		err          error
+	}{
+		{"401", "HTTP 401 Unauthorized", &proxy.ConnectError{Proxy: "p:3128", Target: "ns:443", StatusCode: 401, Status: "401 Unauthorized"}},
+		{"407", "HTTP 407 Proxy Authentication Required", fmt.Errorf("dial: %w", &proxy.ConnectError{Proxy: "p:3128", Target: "ns:443", StatusCode: 407, Status: "407 Proxy Authentication Required"})},
+		{"no status text", "HTTP 401 Unauthorized", &proxy.ConnectError{StatusCode: 401}},
+		{"sentinel only", "", fmt.Errorf("dial: %w", proxy.ErrProxyAuth)},
+	} {
+		if got := proxyStatus(c.err); got != c.status {
+			t.Errorf("%s: status %q, want %q", c.name, got, c.status)
+		}
+		got := ProxyResult(probe, c.err, q)
+		if got.Status != Fail || !strings.Contains(got.Detail, "refused the credentials") || !strings.Contains(got.Fix, "/etc/adw/proxy.pw") {
+			t.Errorf("%s: %s %q fix %q", c.name, got.Status, got.Detail, got.Fix)
+		}
+		if want := "(" + c.status + ")"; c.status != "" && !strings.Contains(got.Detail, want) {
+			t.Errorf("%s: %q, want %q", c.name, got.Detail, want)
+		}
+		if c.name != "407" && strings.Contains(got.Detail, "407") {
+			t.Errorf("%s: %q claims a 407", c.name, got.Detail)
+		}
+	}
+}
