@@ -12,6 +12,7 @@ import (
 
 	"github.com/jonboulle/clockwork"
 
+	"github.com/adwriteback/adwriteback/connector/config"
 	"github.com/adwriteback/adwriteback/connector/doctor"
 	"github.com/adwriteback/adwriteback/integration/entra"
 	"github.com/adwriteback/adwriteback/integration/stack"
@@ -97,6 +98,30 @@ func (e *edge) run(spec stack.ConfigSpec, clock clockwork.Clock) *doctor.Report 
 		secrets = append(secrets, e.env.Entra.Client(c).Secret)
 	}
 	checkReport(e.t, rep, secrets...)
+	return rep
+}
+
+// queues runs only the queue checks on spec, as the doctor runs them when
+// the token check passed: what the SDK's own token request meets is told
+// there. It checks that no secret of the edge is in them.
+func (e *edge) queues(spec stack.ConfigSpec) *doctor.Report {
+	e.t.Helper()
+	path := filepath.Join(e.t.TempDir(), "config.yaml")
+	if err := spec.WriteFile(path); err != nil {
+		e.t.Fatal(err)
+	}
+	cfg, err := config.Load(path, func(string) string { return "" })
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	rep := &doctor.Report{Config: path, Checks: doctor.CheckQueues(ctx, cfg.Queue, e.env.Replies, 10*time.Second)}
+	var secrets []string
+	for _, c := range edgeClients {
+		secrets = append(secrets, e.env.Entra.Client(c).Secret)
+	}
+	checkReport(e.t, rep, append(secrets, e.env.Proxy.Password(), e.env.Proxy.BasicCredential())...)
 	return rep
 }
 
@@ -192,6 +217,16 @@ func TestDoctorEdge(t *testing.T) {
 		want(t, rep, "entra token", doctor.Fail, "AADSTS7000222", "(queue.client_secret_file)")
 		want(t, rep, "entra token", doctor.Fail, "expired", env.Entra.Client(edgeClient).SecretFile)
 		want(t, rep, "queue", doctor.Skip, "entra token", "")
+		// The SDK's own token request, refused: the queue checks name
+		// the credential, not DNS or the network.
+		rep = e.queues(e.spec())
+		for _, name := range []string{"queue", "reply queue"} {
+			want(t, rep, name, doctor.Fail, "Entra ID refused the token", "see the entra token check")
+			want(t, rep, name, doctor.Fail, "AADSTS7000222", env.Entra.Client(edgeClient).SecretFile)
+			if c := one(t, rep, name, ""); strings.Contains(c.Fix, "DNS") {
+				t.Errorf("%s: a refused token is told as a network fault: %s", name, c.Fix)
+			}
+		}
 	})
 
 	for _, c := range []struct {
@@ -226,6 +261,12 @@ func TestDoctorEdge(t *testing.T) {
 			s.QueueAuth.ClientID, s.QueueAuth.ClientSecretFile = info.ID, info.SecretFile
 			rep := e.run(s, nil)
 			want(t, rep, "entra token", doctor.Fail, c.detail, c.fix)
+			if c.client == "wrong-audience" {
+				// Service Bus refuses the token on the queue: the fix
+				// names the audience beside the role.
+				rep = e.queues(s)
+				want(t, rep, "queue", doctor.Fail, "unauthorized", "the audience https://servicebus.azure.net")
+			}
 		})
 	}
 
