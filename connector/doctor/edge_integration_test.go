@@ -12,9 +12,11 @@ import (
 
 	"github.com/jonboulle/clockwork"
 
+	"github.com/adwriteback/adwriteback/connector/config"
 	"github.com/adwriteback/adwriteback/connector/doctor"
 	"github.com/adwriteback/adwriteback/integration/entra"
 	"github.com/adwriteback/adwriteback/integration/stack"
+	"github.com/adwriteback/adwriteback/integration/testca"
 )
 
 // edge is a stack with the network edge a real deployment meets: the
@@ -38,10 +40,17 @@ const edgeClient = "doctor"
 var edgeClients = []string{edgeClient, "arc", "wrong-audience", "issuer-behind"}
 
 func newEdge(t *testing.T) *edge {
-	env := stack.New(t, stack.WithEmulatorTLS(), stack.WithProxy(stack.ProxyOptions{}), stack.WithEntra(entra.Options{
+	// The issuer gets a CA of its own (the stack would give it its one
+	// CA): the untrusted CA case trusts the token endpoint, not the
+	// namespace.
+	issuerCA, err := testca.New("adwriteback test CA (entra)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := stack.New(t, stack.WithEmulatorTLS(), stack.WithProxy(stack.ProxyOptions{}), stack.WithEntra(entra.Options{CA: issuerCA,
 		Clients: []entra.Client{{Name: edgeClient, Roles: edgeRoles}, {Name: "arc", Roles: edgeRoles, ManagedIdentity: true},
-		{Name: "wrong-audience", Roles: edgeRoles, Audience: "https://storage.azure.com"},
-		{Name: "issuer-behind", Roles: edgeRoles, ExpiredTokens: true}}}))
+			{Name: "wrong-audience", Roles: edgeRoles, Audience: "https://storage.azure.com"},
+			{Name: "issuer-behind", Roles: edgeRoles, ExpiredTokens: true}}}))
 	e := &edge{t: t, env: env}
 	var bundle []byte
 	for _, f := range []string{env.CAFile(), env.Entra.CAFile()} {
@@ -92,6 +101,30 @@ func (e *edge) run(spec stack.ConfigSpec, clock clockwork.Clock) *doctor.Report 
 	return rep
 }
 
+// queues runs only the queue checks on spec, as the doctor runs them when
+// the token check passed: what the SDK's own token request meets is told
+// there. It checks that no secret of the edge is in them.
+func (e *edge) queues(spec stack.ConfigSpec) *doctor.Report {
+	e.t.Helper()
+	path := filepath.Join(e.t.TempDir(), "config.yaml")
+	if err := spec.WriteFile(path); err != nil {
+		e.t.Fatal(err)
+	}
+	cfg, err := config.Load(path, func(string) string { return "" })
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	rep := &doctor.Report{Config: path, Checks: doctor.CheckQueues(ctx, cfg.Queue, e.env.Replies, 10*time.Second)}
+	var secrets []string
+	for _, c := range edgeClients {
+		secrets = append(secrets, e.env.Entra.Client(c).Secret)
+	}
+	checkReport(e.t, rep, append(secrets, e.env.Proxy.Password(), e.env.Proxy.BasicCredential())...)
+	return rep
+}
+
 // want asserts the one check named name has status, its detail holds
 // detail and its fix holds fix.
 func want(t *testing.T, rep *doctor.Report, name string, status doctor.Status, detail, fix string) {
@@ -102,6 +135,19 @@ func want(t *testing.T, rep *doctor.Report, name string, status doctor.Status, d
 	}
 	if c.Status != doctor.OK && c.Status != doctor.Skip && c.Fix == "" {
 		t.Errorf("%s: %s without a fix", name, c.Status)
+	}
+}
+
+// wantVerified asserts that the namespace tls check verified the
+// namespace's certificate from the harness CA. The stack's CA, and the
+// certificates it issues, live a day (integration/testca), under the
+// doctor's expiry warning: WARN for that, with its fix, passes too.
+func wantVerified(t *testing.T, rep *doctor.Report) {
+	t.Helper()
+	c := one(t, rep, "namespace tls", "")
+	if !strings.Contains(c.Detail, "verified") || !strings.Contains(c.Detail, "harness CA") || !strings.Contains(c.Detail, "expires in") ||
+		(c.Status != doctor.OK && (c.Status != doctor.Warn || !strings.Contains(c.Fix, "renew"))) {
+		t.Errorf("namespace tls: %s %q, fix %q; want verified from the harness CA", c.Status, c.Detail, c.Fix)
 	}
 }
 
@@ -117,11 +163,10 @@ func TestDoctorEdge(t *testing.T) {
 
 	t.Run("good", func(t *testing.T) {
 		rep := e.run(e.spec(), nil)
-		for _, name := range []string{"proxy", "namespace tls", "entra token", "clock skew", "queue", "reply queue"} {
+		for _, name := range []string{"proxy", "entra token", "clock skew", "queue", "reply queue"} {
 			want(t, rep, name, doctor.OK, "", "")
 		}
-		want(t, rep, "namespace tls", doctor.OK, "harness CA", "")
-		want(t, rep, "namespace tls", doctor.OK, "expires in", "")
+		wantVerified(t, rep)
 		want(t, rep, "clock skew", doctor.OK, "the namespace "+env.Emu.HostName(), "")
 		want(t, rep, "reply queue", doctor.OK, "nothing was sent", "")
 	})
@@ -156,7 +201,7 @@ func TestDoctorEdge(t *testing.T) {
 		s := e.spec()
 		s.Transport, s.CustomEndpoint, s.Proxy = "amqp", env.Emu.AMQPSEndpoint(), stack.ProxySpec{}
 		rep := e.run(s, nil)
-		want(t, rep, "namespace tls", doctor.OK, "harness CA", "")
+		wantVerified(t, rep)
 		want(t, rep, "proxy", doctor.Skip, "", "")
 		for _, name := range []string{"entra token", "clock skew", "queue", "reply queue"} {
 			want(t, rep, name, doctor.OK, "", "")
@@ -172,6 +217,16 @@ func TestDoctorEdge(t *testing.T) {
 		want(t, rep, "entra token", doctor.Fail, "AADSTS7000222", "(queue.client_secret_file)")
 		want(t, rep, "entra token", doctor.Fail, "expired", env.Entra.Client(edgeClient).SecretFile)
 		want(t, rep, "queue", doctor.Skip, "entra token", "")
+		// The SDK's own token request, refused: the queue checks name
+		// the credential, not DNS or the network.
+		rep = e.queues(e.spec())
+		for _, name := range []string{"queue", "reply queue"} {
+			want(t, rep, name, doctor.Fail, "Entra ID refused the token", "see the entra token check")
+			want(t, rep, name, doctor.Fail, "AADSTS7000222", env.Entra.Client(edgeClient).SecretFile)
+			if c := one(t, rep, name, ""); strings.Contains(c.Fix, "DNS") {
+				t.Errorf("%s: a refused token is told as a network fault: %s", name, c.Fix)
+			}
+		}
 	})
 
 	for _, c := range []struct {
@@ -206,6 +261,12 @@ func TestDoctorEdge(t *testing.T) {
 			s.QueueAuth.ClientID, s.QueueAuth.ClientSecretFile = info.ID, info.SecretFile
 			rep := e.run(s, nil)
 			want(t, rep, "entra token", doctor.Fail, c.detail, c.fix)
+			if c.client == "wrong-audience" {
+				// Service Bus refuses the token on the queue: the fix
+				// names the audience beside the role.
+				rep = e.queues(s)
+				want(t, rep, "queue", doctor.Fail, "unauthorized", "the audience https://servicebus.azure.net")
+			}
 		})
 	}
 
@@ -237,6 +298,9 @@ func TestDoctorEdge(t *testing.T) {
 		}
 		rep := e.run(s, nil)
 		want(t, rep, "proxy", doctor.Fail, "refused", s.Proxy.PasswordFile)
+		// tinyproxy answers a wrong password with 401, not 407: the
+		// check gives the status the proxy gave.
+		want(t, rep, "proxy", doctor.Fail, "refused the credentials (HTTP 401 ", "")
 		want(t, rep, "namespace tls", doctor.Fail, "proxy", "see the proxy check")
 		want(t, rep, "queue", doctor.Fail, "proxy", "see the proxy check")
 	})

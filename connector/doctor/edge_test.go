@@ -15,6 +15,7 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
+	"github.com/Azure/go-amqp"
 
 	"github.com/adwriteback/adwriteback/connector/config"
 	"github.com/adwriteback/adwriteback/connector/health"
@@ -209,5 +210,73 @@ func TestProbeTokenProxyRefused(t *testing.T) {
 	}
 	if strings.Contains(c.Detail+c.Fix, "proxy-pw") || strings.Contains(c.Detail+c.Fix, "s3cr3t") {
 		t.Errorf("a secret is in the check: %s %s", c.Detail, c.Fix)
+	}
+}
+
+// TestQueueFaults classifies what the queue checks meet by type: a token
+// Entra ID refused is told as such (not as an unreachable namespace), and
+// a refusal's AMQP description, when reachable, is shown on one line.
+func TestQueueFaults(t *testing.T) {
+	entraQ := config.Queue{Name: "commands", Auth: "client_secret", ClientID: "app-1", ClientSecretFile: "/etc/adw/sb.secret", Transport: "websockets"}
+	listen := &amqp.Error{Condition: amqp.ErrCondUnauthorizedAccess,
+		Description: "Unauthorized access. 'Listen' claim(s) are required\nto perform this operation. Resource: 'sb://ns/commands'."}
+	audience := &amqp.Error{Condition: amqp.ErrCondUnauthorizedAccess, Description: "InvalidAudience: The audience 'https://storage.azure.com' is invalid"}
+	for _, c := range []struct {
+		name        string
+		err         error
+		fault       queueFault
+		detail, fix string
+		notFix      string
+	}{
+		{"token refused", entraRefusal(401, 7000222), faultTokenRefused, "Entra ID refused the token", "see the entra token check above; correct the file /etc/adw/sb.secret (queue.client_secret_file)", "DNS"},
+		{"listen missing", fmt.Errorf("attach: %w", listen), faultUnauthorized,
+			`Listen right): Service Bus says "Unauthorized access. 'Listen' claim(s) are required to perform`, `role "Azure Service Bus Data Receiver" on the queue commands`, "DNS"},
+		{"wrong audience", audience, faultUnauthorized, `Service Bus says "InvalidAudience: The audience`, "the audience " + servicebusAudience, "DNS"},
+		// azservicebus.Error does not unwrap: the code, not the description
+		{"sdk unauthorized", &azservicebus.Error{Code: azservicebus.CodeUnauthorizedAccess}, faultUnauthorized, "lacks the Listen right", "Azure Service Bus Data Receiver", "DNS"},
+		{"unreachable", &net.DNSError{Err: "no such host", Name: "ns", IsNotFound: true}, faultOther, "cannot reach the queue", "DNS", "entra token"},
+	} {
+		if got := classifyQueue(servicebus.Classify(c.err)); got != c.fault {
+			t.Errorf("%s: classified %d, want %d", c.name, got, c.fault)
+		}
+		for _, got := range []Check{QueueResult(c.err, entraQ, "ns"), ReplyQueueResult(c.err, entraQ, "ns", "replies")} {
+			if got.Status != Fail || got.Fix == "" || strings.Contains(got.Fix, c.notFix) || strings.Contains(got.Detail, "\n") {
+				t.Errorf("%s, %s: %s %q fix %q; want FAIL, one line, a fix without %q", c.name, got.Name, got.Status, got.Detail, got.Fix, c.notFix)
+			}
+		}
+		got := QueueResult(c.err, entraQ, "ns")
+		if !strings.Contains(got.Detail, c.detail) || !strings.Contains(got.Fix, c.fix) {
+			t.Errorf("%s: %q fix %q; want %q, fix with %q", c.name, got.Detail, got.Fix, c.detail, c.fix)
+		}
+	}
+}
+
+// TestProxyStatus reports the status the proxy gave: tinyproxy answers a
+// wrong password with 401, which is a refused credential too.
+func TestProxyStatus(t *testing.T) {
+	q := config.Queue{Transport: "websockets", Proxy: config.Proxy{URL: "http://p:3128", Username: "svc-adw", PasswordFile: "/etc/adw/proxy.pw"}}
+	probe := servicebus.Probe{Proxy: "p:3128", Namespace: "ns", Address: "ns:443"}
+	for _, c := range []struct {
+		name, status string
+		err          error
+	}{
+		{"401", "HTTP 401 Unauthorized", &proxy.ConnectError{Proxy: "p:3128", Target: "ns:443", StatusCode: 401, Status: "401 Unauthorized"}},
+		{"407", "HTTP 407 Proxy Authentication Required", fmt.Errorf("dial: %w", &proxy.ConnectError{Proxy: "p:3128", Target: "ns:443", StatusCode: 407, Status: "407 Proxy Authentication Required"})},
+		{"no status text", "HTTP 401 Unauthorized", &proxy.ConnectError{StatusCode: 401}},
+		{"sentinel only", "", fmt.Errorf("dial: %w", proxy.ErrProxyAuth)},
+	} {
+		if got := proxyStatus(c.err); got != c.status {
+			t.Errorf("%s: status %q, want %q", c.name, got, c.status)
+		}
+		got := ProxyResult(probe, c.err, q)
+		if got.Status != Fail || !strings.Contains(got.Detail, "refused the credentials") || !strings.Contains(got.Fix, "/etc/adw/proxy.pw") {
+			t.Errorf("%s: %s %q fix %q", c.name, got.Status, got.Detail, got.Fix)
+		}
+		if want := "(" + c.status + ")"; c.status != "" && !strings.Contains(got.Detail, want) {
+			t.Errorf("%s: %q, want %q", c.name, got.Detail, want)
+		}
+		if c.name != "407" && strings.Contains(got.Detail, "407") {
+			t.Errorf("%s: %q claims a 407", c.name, got.Detail)
+		}
 	}
 }

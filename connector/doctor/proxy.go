@@ -42,25 +42,22 @@ func ProxyResult(p servicebus.Probe, err error, q config.Queue) Check {
 	if q.Proxy.URL != "" {
 		source = "queue.proxy.url"
 	}
-	var refused *proxy.ConnectError
 	switch {
 	case errors.Is(err, servicebus.ErrConfig) || errors.Is(err, proxy.ErrConfig):
 		return fail(name, target, fmt.Sprintf("the proxy settings are invalid: %v", err), "correct the queue.proxy section of the configuration")
 	case errors.Is(err, proxy.ErrProxyUnreachable):
 		return fail(name, target, fmt.Sprintf("the proxy %s cannot be reached: %v", p.Proxy, err),
 			fmt.Sprintf("check the proxy's host and port in %s, and that this server may connect to it", source))
-	case errors.Is(err, proxy.ErrProxyAuth) || (errors.As(err, &refused) && refused.StatusCode == http.StatusUnauthorized && q.Proxy.Username != ""):
-		// Some proxies (tinyproxy) answer wrong credentials with 401
-		// rather than 407.
+	case errors.Is(err, proxy.ErrProxyAuth):
 		fix := "the proxy wants a user name and password: set queue.proxy.username and queue.proxy.password_file (or password_env)"
 		if q.Proxy.Username != "" {
 			fix = fmt.Sprintf("the proxy refused user %q: put the right password in %s, or correct queue.proxy.username", q.Proxy.Username, proxyPasswordSource(q.Proxy))
 		}
-		status := "HTTP 407 Proxy Authentication Required"
-		if refused != nil {
-			status = "HTTP " + refused.Status
+		refused := fmt.Sprintf("the proxy %s refused the credentials", p.Proxy)
+		if status := proxyStatus(err); status != "" {
+			refused += " (" + status + ")"
 		}
-		return fail(name, target, fmt.Sprintf("the proxy %s refused the credentials (%s)", p.Proxy, status), fix)
+		return fail(name, target, refused, fix)
 	case errors.Is(err, proxy.ErrProxyRefused):
 		return fail(name, target, fmt.Sprintf("the proxy %s refused the connection: %v", p.Proxy, err),
 			fmt.Sprintf("ask the proxy's administrators to allow CONNECT to %s:443 (and login.microsoftonline.com:443 for Entra ID), or list the namespace in queue.proxy.no_proxy if it is reachable directly", p.Namespace))
@@ -73,6 +70,21 @@ func ProxyResult(p servicebus.Probe, err error, q config.Queue) Check {
 	}
 	return fail(name, target, fmt.Sprintf("the WebSocket connection %s failed: %v", via, err),
 		fmt.Sprintf("check that %s serves Service Bus on 443 (queue.namespace, queue.custom_endpoint), and %s", p.Namespace, source))
+}
+
+// proxyStatus is the status a proxy answered a refused CONNECT with, as
+// "HTTP 407 Proxy Authentication Required" (tinyproxy answers a wrong
+// password with 401 Unauthorized), or "" when err carries no
+// *proxy.ConnectError.
+func proxyStatus(err error) string {
+	var refused *proxy.ConnectError
+	if !errors.As(err, &refused) {
+		return ""
+	}
+	if refused.Status != "" {
+		return "HTTP " + refused.Status
+	}
+	return fmt.Sprintf("HTTP %d %s", refused.StatusCode, http.StatusText(refused.StatusCode))
 }
 
 func proxyPasswordSource(p config.Proxy) string {

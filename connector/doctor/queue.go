@@ -6,7 +6,10 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
+	"unicode"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
 	"github.com/Azure/go-amqp"
@@ -82,6 +85,43 @@ func peek(ctx context.Context, client *azservicebus.Client, queue string) error 
 	return err
 }
 
+// queueFault is why a queue check failed, decided once by classifyQueue
+// for both queue checks.
+type queueFault int
+
+const (
+	faultOther        queueFault = iota // none of the below: reachability
+	faultConfig                         // invalid queue settings
+	faultProxy                          // the proxy stopped the connection
+	faultTLS                            // TLS to the namespace does not verify
+	faultTokenRefused                   // Entra ID refused the SDK a token
+	faultUnauthorized                   // Service Bus refused the credentials or the right
+	faultNotFound                       // no such queue
+	faultTimeout                        // no answer in time
+)
+
+// classifyQueue classifies an error from the SDK's client, after
+// servicebus.Classify, by type only.
+func classifyQueue(err error) queueFault {
+	switch {
+	case errors.Is(err, servicebus.ErrConfig):
+		return faultConfig
+	case proxy.Is(err):
+		return faultProxy
+	case isTLSVerify(err):
+		return faultTLS
+	case errors.Is(err, servicebus.ErrTokenRefused):
+		return faultTokenRefused
+	case errors.Is(err, servicebus.ErrUnauthorized):
+		return faultUnauthorized
+	case errors.Is(err, servicebus.ErrNotFound) || amqpNotFound(err):
+		return faultNotFound
+	case errors.Is(err, context.DeadlineExceeded):
+		return faultTimeout
+	}
+	return faultOther
+}
+
 // ReplyQueueResult explains the outcome of attaching a sender to the reply
 // queue.
 func ReplyQueueResult(err error, q config.Queue, where, replyQueue string) Check {
@@ -91,32 +131,80 @@ func ReplyQueueResult(err error, q config.Queue, where, replyQueue string) Check
 		return ok(name, target, "authorised to send: a sender link attached (nothing was sent)")
 	}
 	err = servicebus.Classify(err)
-	switch {
-	case errors.Is(err, servicebus.ErrUnauthorized):
-		return fail(name, target, "unauthorized: Service Bus refused a sender on the reply queue (the Send right is missing)", roleFix(q, "Azure Service Bus Data Sender", replyQueue, "Send"))
-	case errors.Is(err, servicebus.ErrNotFound) || amqpNotFound(err):
+	switch classifyQueue(err) {
+	case faultUnauthorized:
+		return fail(name, target, "unauthorized: Service Bus refused a sender on the reply queue (the Send right is missing)"+refusalReason(err),
+			roleFix(q, "Azure Service Bus Data Sender", replyQueue, "Send"))
+	case faultTokenRefused:
+		return tokenRefused(name, target, err, q)
+	case faultNotFound:
 		return fail(name, target, fmt.Sprintf("the reply queue %q does not exist in this namespace", replyQueue),
 			fmt.Sprintf("create the queue %q (docs/azure-setup.md, step 3), or pass the name the senders put in ReplyTo to --reply-queue", replyQueue))
-	case proxy.Is(err):
+	case faultProxy:
 		return fail(name, target, fmt.Sprintf("the proxy stopped the connection: %v", err), "see the proxy check above")
-	case isTLSVerify(err):
+	case faultTLS:
 		return fail(name, target, fmt.Sprintf("TLS to the namespace does not verify: %v", err), "see the namespace tls check above")
 	}
 	return fail(name, target, fmt.Sprintf("cannot attach a sender to the reply queue: %v", err), "see the queue check above")
 }
 
 // roleFix says how to grant the right a queue refused: the data role to
-// an Entra ID identity, or a SAS key with the right.
+// an Entra ID identity (whose token must be for Service Bus's audience),
+// or a SAS key with the right.
 func roleFix(q config.Queue, role, queue, right string) string {
 	if a := q.Auth; a != "" && a != string(servicebus.AuthConnectionString) {
 		who := fmt.Sprintf("the identity (auth %s, client_id %q)", a, q.ClientID)
 		if q.ClientID == "" {
 			who = fmt.Sprintf("the identity (auth %s)", a)
 		}
-		return fmt.Sprintf("give %s the role %q on the queue %s: az role assignment create --assignee <its object id> --role %q --scope <the queue's resource id> (docs/azure-setup.md, step 4); a new assignment can take minutes to apply",
-			who, role, queue, role)
+		return fmt.Sprintf("give %s the role %q on the queue %s: az role assignment create --assignee <its object id> --role %q --scope <the queue's resource id> (docs/azure-setup.md, step 4); a new assignment can take minutes to apply; if the role is there, the token must be for the audience %s (see the entra token check)",
+			who, role, queue, role, servicebusAudience)
 	}
 	return fmt.Sprintf("use a connection string whose key has the %s right on the queue %s (Azure portal > Service Bus namespace > Shared access policies) in queue.connection_string_file or queue.connection_string_env", right, queue)
+}
+
+// refusalReason is the reason Service Bus gave with a refusal (the AMQP
+// error's description: "InvalidAudience: ...", "Unauthorized access.
+// 'Listen' claim(s) are required ..."), on one line, prefixed with ": ";
+// "" when no *amqp.Error is reachable with errors.As. The SDK's own
+// *azservicebus.Error (v1.11.0) does not unwrap, so its refusals show
+// only as the Code; the description is only in its text.
+func refusalReason(err error) string {
+	var ae *amqp.Error
+	if !errors.As(err, &ae) {
+		return ""
+	}
+	d := strings.Join(strings.FieldsFunc(ae.Description, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }), " ")
+	if d == "" {
+		return ""
+	}
+	return ": Service Bus says " + strconv.Quote(d)
+}
+
+// tokenRefused explains a queue check whose token Entra ID refused: the
+// credential, not the namespace's reachability, is what to fix.
+func tokenRefused(name, target string, err error, q config.Queue) Check {
+	fix := fmt.Sprintf("see the entra token check above; correct %s (auth %s), queue.tenant_id and queue.client_id", credentialSetting(q), orDefault(q.Auth, "default"))
+	if servicebus.AuthKind(q.Auth) == servicebus.AuthManagedIdentity {
+		fix = "see the entra token check above; check " + credentialSetting(q)
+	}
+	return fail(name, target, fmt.Sprintf("Entra ID refused the token the queue connection asked for: %v", err), fix)
+}
+
+// credentialSetting names the setting that holds the credential of q's
+// Entra ID auth kind.
+func credentialSetting(q config.Queue) string {
+	switch servicebus.AuthKind(q.Auth) {
+	case servicebus.AuthClientSecret:
+		return secretSource(q)
+	case servicebus.AuthClientCertificate:
+		return fmt.Sprintf("the certificate %s (queue.certificate_file) and its app registration", q.CertificateFile)
+	case servicebus.AuthWorkloadIdentity:
+		return "the federated token file (queue.token_file, or AZURE_FEDERATED_TOKEN_FILE)"
+	case servicebus.AuthManagedIdentity:
+		return "the server's managed identity (azcmagent show; queue.managed_identity_client_id for a user-assigned one)"
+	}
+	return "the credential settings"
 }
 
 // QueueResult explains the outcome of the peek.
@@ -127,29 +215,34 @@ func QueueResult(err error, q config.Queue, where string) Check {
 		return ok(name, target, "reachable and authorised: a receiver opened and peeked (auth %s, transport %s)", orDefault(q.Auth, "connection_string"), orDefault(q.Transport, "amqp"))
 	}
 	err = servicebus.Classify(err)
-	switch {
-	case errors.Is(err, servicebus.ErrConfig):
+	ws := q.Transport == string(servicebus.TransportWebSockets)
+	switch classifyQueue(err) {
+	case faultConfig:
 		return fail(name, target, fmt.Sprintf("the queue settings are invalid: %v", err), "correct the queue section of the configuration")
-	case proxy.Is(err):
+	case faultProxy:
 		return fail(name, target, fmt.Sprintf("the proxy stopped the connection: %v", err), "see the proxy check above")
-	case isTLSVerify(err):
+	case faultTLS:
 		return fail(name, target, fmt.Sprintf("TLS to the namespace does not verify: %v", err), "see the namespace tls check above")
-	case errors.Is(err, servicebus.ErrUnauthorized):
+	case faultTokenRefused:
+		return tokenRefused(name, target, err, q)
+	case faultUnauthorized:
 		if a := q.Auth; a != "" && a != string(servicebus.AuthConnectionString) {
-			return fail(name, target, "unauthorized: Service Bus refused a receiver on the queue (the identity lacks the Listen right)", roleFix(q, "Azure Service Bus Data Receiver", q.Name, "Listen"))
+			return fail(name, target, "unauthorized: Service Bus refused a receiver on the queue (the identity lacks the Listen right)"+refusalReason(err), roleFix(q, "Azure Service Bus Data Receiver", q.Name, "Listen"))
 		}
-		return fail(name, target, "unauthorized: Service Bus refused the credentials (wrong SAS key or key name, or a key without Listen)",
+		return fail(name, target, "unauthorized: Service Bus refused the credentials (wrong SAS key or key name, or a key without Listen)"+refusalReason(err),
 			"put the right connection string (with a key allowed to Listen on the queue; Azure portal > Service Bus namespace > Shared access policies) in queue.connection_string_file or queue.connection_string_env")
-	case errors.Is(err, servicebus.ErrNotFound) || amqpNotFound(err):
+	case faultNotFound:
 		return fail(name, target, fmt.Sprintf("the queue %q does not exist in this namespace", q.Name),
 			fmt.Sprintf("create the queue %q (Azure portal, or `az servicebus queue create --name %s ...`), or correct queue.name", q.Name, q.Name))
-	case errors.Is(err, context.DeadlineExceeded) && q.Transport == string(servicebus.TransportWebSockets):
-		return fail(name, target, "no answer in time: the namespace is unreachable from here",
-			"allow outbound TCP 443 to the namespace, or set queue.proxy (see the proxy check above)")
-	case errors.Is(err, context.DeadlineExceeded):
+	case faultTimeout:
+		if ws {
+			return fail(name, target, "no answer in time: the namespace is unreachable from here",
+				"allow outbound TCP 443 to the namespace, or set queue.proxy (see the proxy check above)")
+		}
 		return fail(name, target, "no answer in time: the namespace is unreachable from here",
 			"allow outbound TCP 5671 (AMQP) to the namespace, or set queue.transport: websockets (TCP 443, with queue.proxy if a proxy is required)")
-	case q.Transport == string(servicebus.TransportWebSockets):
+	}
+	if ws {
 		return fail(name, target, fmt.Sprintf("cannot reach the queue: %v", err),
 			"check the namespace (queue.namespace or the connection string), DNS, and outbound TCP 443 or queue.proxy")
 	}
