@@ -1,7 +1,8 @@
 // Package httpreport delivers signed results to an HTTPS endpoint: the alternative to replying
 // on a Service Bus queue. It owns the retry policy (429, 5xx and network errors are retried
 // with randomized exponential backoff up to a bound; other 4xx never are), the idempotency key
-// (the command id), TLS verification (a CA file or the system pool), the proxy (relay/proxy,
+// (the command id), TLS verification (a CA file or the system pool), redirects (never
+// followed: a 3xx is a failed delivery), the proxy (relay/proxy,
 // shared with the queue), and the classification of
 // failures into permanent and transient so the caller can decide not to complete the command
 // message: a result that cannot be delivered is not lost, the command comes back and the stored
@@ -89,6 +90,11 @@ const (
 	// proxy.ErrProxyRefused) or could not be reached (proxy.ErrProxyUnreachable). Transient:
 	// the command comes back once the proxy settings are fixed.
 	KindProxy
+	// KindRedirect: the endpoint answered 3xx. The redirect is never followed (the result
+	// would go where the configuration did not say, perhaps over plain http) nor retried
+	// within the report; permanent until the configured URL is fixed. The command is not
+	// completed, so it comes back and its stored outcome is reported again.
+	KindRedirect
 )
 
 func (k Kind) String() string {
@@ -105,6 +111,8 @@ func (k Kind) String() string {
 		return "canceled"
 	case KindProxy:
 		return "proxy"
+	case KindRedirect:
+		return "redirect"
 	}
 	return "unknown"
 }
@@ -115,6 +123,8 @@ var (
 	ErrPermanent = errors.New("httpreport: permanent failure")
 	// ErrTransient matches errors that a later retry may fix.
 	ErrTransient = errors.New("httpreport: transient failure")
+	// ErrRedirect matches a report the endpoint answered with a redirect (KindRedirect).
+	ErrRedirect = errors.New("httpreport: endpoint answered with a redirect")
 )
 
 // Error is a failed report.
@@ -141,11 +151,15 @@ func (e *Error) Error() string {
 func (e *Error) Unwrap() error { return e.Err }
 
 // Permanent reports whether retrying the same report cannot help.
-func (e *Error) Permanent() bool { return e.Kind == KindRejected || e.Kind == KindTLS }
+func (e *Error) Permanent() bool {
+	return e.Kind == KindRejected || e.Kind == KindTLS || e.Kind == KindRedirect
+}
 
-// Is matches ErrPermanent or ErrTransient.
+// Is matches ErrPermanent or ErrTransient, and ErrRedirect for a KindRedirect.
 func (e *Error) Is(target error) bool {
 	switch target {
+	case ErrRedirect:
+		return e.Kind == KindRedirect
 	case ErrPermanent:
 		return e.Permanent()
 	case ErrTransient:
@@ -215,7 +229,10 @@ func New(cfg Config) (*Reporter, error) {
 	}
 	transport := sel.Transport(&tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12})
 
-	httpClient := &http.Client{Transport: transport, Timeout: timeout}
+	// A redirect is never followed: the result would go where the configuration did not
+	// say (another host, plain http). Report turns the 3xx into a KindRedirect failure.
+	httpClient := &http.Client{Transport: transport, Timeout: timeout,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	ct := cfg.ContentType
 	if ct == "" {
 		ct = DefaultContentType
@@ -225,7 +242,8 @@ func New(cfg Config) (*Reporter, error) {
 }
 
 // Report POSTs body (the signed result, bytes as given) with the command id as idempotency
-// key. It returns nil once the endpoint answered 2xx, else an *Error.
+// key. It returns nil once the endpoint answered 2xx, else an *Error; a 3xx is
+// an Error of KindRedirect, its Location never followed.
 func (r *Reporter) Report(ctx context.Context, commandID string, body []byte) error {
 	if commandID == "" {
 		return &Error{Kind: KindRejected, Err: errors.New("empty command id")}
@@ -261,6 +279,8 @@ func (r *Reporter) Report(ctx context.Context, commandID string, body []byte) er
 	switch {
 	case resp.StatusCode >= 200 && resp.StatusCode < 300:
 		return nil
+	case resp.StatusCode >= 300 && resp.StatusCode < 400:
+		return &Error{Kind: KindRedirect, StatusCode: resp.StatusCode, Attempts: attempts, Detail: string(detail)}
 	case retryableStatus(resp.StatusCode):
 		return &Error{Kind: KindUnavailable, StatusCode: resp.StatusCode, Attempts: attempts, Detail: string(detail)}
 	default:

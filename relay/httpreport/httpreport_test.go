@@ -283,3 +283,75 @@ func TestReportThroughProxy(t *testing.T) {
 		t.Fatalf("refused %d (want 1, not retried); error %v", px.Refused(), err)
 	}
 }
+
+// redirector is a TLS endpoint that answers every request with status and a
+// Location of to; it counts the requests it got.
+func redirector(t *testing.T, status int, to string) (*httptest.Server, func() int) {
+	t.Helper()
+	var mu sync.Mutex
+	n := 0
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		n++
+		mu.Unlock()
+		http.Redirect(w, r, to, status)
+	}))
+	t.Cleanup(srv.Close)
+	return srv, func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return n
+	}
+}
+
+// TestRedirectIsAFailedDelivery: a 3xx is never followed (not to another
+// host, not to plain http, not even permanently moved): the result would go
+// where the configuration did not say. The report fails once, classified as
+// a redirect, and the target of the Location gets nothing.
+func TestRedirectIsAFailedDelivery(t *testing.T) {
+	other, otherHits := server(t, 200)
+	var plainMu sync.Mutex
+	plainHits := 0
+	plain := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		plainMu.Lock()
+		plainHits++
+		plainMu.Unlock()
+		w.WriteHeader(http.StatusOK)
+	}))
+	t.Cleanup(plain.Close)
+	for _, c := range []struct {
+		name   string
+		status int
+		to     string
+		got    func() int
+	}{
+		{"302 to another server", http.StatusFound, other.URL + "/stolen", func() int { return len(otherHits()) }},
+		{"307 to plain http", http.StatusTemporaryRedirect, plain.URL + "/stolen", func() int {
+			plainMu.Lock()
+			defer plainMu.Unlock()
+			return plainHits
+		}},
+		{"301 to another server", http.StatusMovedPermanently, other.URL + "/moved", func() int { return len(otherHits()) }},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			before := c.got()
+			srv, hits := redirector(t, c.status, c.to)
+			// httptest's servers share one certificate: the other server would be trusted
+			r := reporter(t, srv, 5)
+			err := r.Report(context.Background(), "cmd-r", []byte(`{"signed":"result"}`))
+			var e *Error
+			if !errors.As(err, &e) || e.Kind != KindRedirect || e.StatusCode != c.status {
+				t.Errorf("err %v, want a %s failure with HTTP %d", err, KindRedirect, c.status)
+			}
+			if !errors.Is(err, ErrRedirect) {
+				t.Errorf("errors.Is(err, ErrRedirect) is false: %v", err)
+			}
+			if e != nil && e.Attempts != 1 || hits() != 1 {
+				t.Errorf("requests %d: a redirect is not retried within the report", hits())
+			}
+			if n := c.got() - before; n != 0 {
+				t.Errorf("the Location's server got %d request(s): the redirect was followed", n)
+			}
+		})
+	}
+}
