@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/term"
+
 	"github.com/adwriteback/adwriteback/relay/protocol"
 	"github.com/adwriteback/adwriteback/relay/sender"
 	"github.com/adwriteback/adwriteback/relay/servicebus"
@@ -27,7 +29,9 @@ const sendUsage = `Usage: adwriteback send --op OP --user USER --queue Q --reply
 
 The password is read from standard input: one line (one trailing newline
 stripped). For --op change, the first line is the old password and the
-second the new one. unlock reads nothing.
+second the new one. unlock reads nothing. When standard input is a
+terminal, each password is asked for on standard error and read with echo
+off.
 
 Exit status: 0 succeeded, 1 any other result, 2 usage error, 3 no result in time.
 
@@ -39,7 +43,7 @@ func runSend(ctx context.Context, env *Env, args []string) error {
 	if help, err := parseFlags(f.fs, env, args); help || err != nil {
 		return err
 	}
-	req, err := f.request(env.Stdin)
+	req, err := f.request(stdinPasswords(env))
 	if err != nil {
 		return err
 	}
@@ -90,8 +94,9 @@ func newSendFlags(env *Env) *sendFlags {
 }
 
 // request checks the flags and builds the request, reading the passwords
-// the operation needs from stdin. The caller zeroes them.
-func (f *sendFlags) request(stdin io.Reader) (sender.Request, error) {
+// the operation needs from pw. The caller zeroes them. No error repeats a
+// flag's value: it may be a password typed in the wrong place.
+func (f *sendFlags) request(pw passwordSource) (sender.Request, error) {
 	if err := f.checkRequired(); err != nil {
 		return sender.Request{}, err
 	}
@@ -99,7 +104,8 @@ func (f *sendFlags) request(stdin io.Reader) (sender.Request, error) {
 	switch o {
 	case protocol.OpReset, protocol.OpChange, protocol.OpUnlock, protocol.OpCheck:
 	default:
-		return sender.Request{}, Usage("send: --op must be reset, change, unlock or check, not %q", f.op)
+		return sender.Request{}, unknownWord("send: --op must be reset, change, unlock or check", f.op,
+			string(protocol.OpReset), string(protocol.OpChange), string(protocol.OpUnlock), string(protocol.OpCheck))
 	}
 	ref, err := sender.ParseUser(f.user, f.domain)
 	if err != nil {
@@ -113,14 +119,14 @@ func (f *sendFlags) request(stdin io.Reader) (sender.Request, error) {
 		Options: protocol.Options{MustChange: f.mustChange, Unlock: f.unlock}}
 	switch o {
 	case protocol.OpChange:
-		if req.OldPassword, err = protocol.ReadSecret(stdin); err != nil {
-			return sender.Request{}, Usage("send: old password from stdin: %v", err)
+		if req.OldPassword, err = pw.read("Old password"); err != nil {
+			return sender.Request{}, Usage("send: old password: %v", err)
 		}
 		fallthrough
 	case protocol.OpReset, protocol.OpCheck:
-		if req.NewPassword, err = protocol.ReadSecret(stdin); err != nil {
+		if req.NewPassword, err = pw.read("New password"); err != nil {
 			req.OldPassword.Zero()
-			return sender.Request{}, Usage("send: password from stdin: %v", err)
+			return sender.Request{}, Usage("send: password: %v", err)
 		}
 	}
 	return req, nil
@@ -229,12 +235,61 @@ func printResult(env *Env, c protocol.Command, r *protocol.Result, asJSON bool) 
 	}
 }
 
+// parseActor reads KIND:ID. Its errors do not repeat s.
 func parseActor(s string) (protocol.Actor, error) {
 	kind, id, ok := strings.Cut(s, ":")
 	if !ok || id == "" {
-		return protocol.Actor{}, fmt.Errorf("%q: want KIND:ID", s)
+		return protocol.Actor{}, errors.New("want KIND:ID (the value given is not repeated here)")
 	}
-	return protocol.Actor{Kind: protocol.ActorKind(kind), ID: id}, nil
+	a := protocol.Actor{Kind: protocol.ActorKind(kind), ID: id}
+	if a.Kind != protocol.ActorSelfService && a.Kind != protocol.ActorAdmin {
+		return protocol.Actor{}, fmt.Errorf("KIND must be %s or %s (the value given is not repeated here)",
+			protocol.ActorSelfService, protocol.ActorAdmin)
+	}
+	return a, nil
+}
+
+// passwordSource reads the passwords of send: from a terminal, with a
+// prompt and echo off, or else one line at a time from stdin. isTerminal
+// and readPassword are the terminal's (nil: stdin is not a terminal).
+type passwordSource struct {
+	stdin        io.Reader
+	prompt       io.Writer
+	isTerminal   func() bool
+	readPassword func() ([]byte, error)
+}
+
+// stdinPasswords is the passwordSource of env's standard input, using
+// golang.org/x/term when it is a terminal.
+func stdinPasswords(env *Env) passwordSource {
+	src := passwordSource{stdin: env.Stdin, prompt: env.Stderr}
+	if f, ok := env.Stdin.(*os.File); ok {
+		fd := int(f.Fd())
+		src.isTerminal = func() bool { return term.IsTerminal(fd) }
+		src.readPassword = func() ([]byte, error) { return term.ReadPassword(fd) }
+	}
+	return src
+}
+
+// read reads one password, asking for it by what on a terminal. The result
+// is checked by protocol.ValidatePassword either way.
+func (p passwordSource) read(what string) (protocol.Secret, error) {
+	if p.isTerminal == nil || !p.isTerminal() {
+		return protocol.ReadSecret(p.stdin)
+	}
+	fmt.Fprintf(p.prompt, "%s: ", what)
+	b, err := p.readPassword()
+	fmt.Fprintln(p.prompt) // the Enter typed was not echoed
+	if err != nil {
+		clear(b)
+		return protocol.Secret{}, fmt.Errorf("read from the terminal: %w", err)
+	}
+	s := protocol.NewSecret(b)
+	if err := protocol.ValidatePassword(s); err != nil {
+		s.Zero()
+		return protocol.Secret{}, err
+	}
+	return s, nil
 }
 
 func currentUser(env *Env) string {

@@ -52,7 +52,8 @@ func ParseUser(s, domain string) (protocol.UserRef, error) {
 	case "sam", "samaccountname":
 		u.SAM = value
 	default:
-		return protocol.UserRef{}, fmt.Errorf("%w: unknown kind %q (use upn, objectGUID, immutableId or sam)", ErrBadUser, kind)
+		// kind is not repeated: it may be a password typed in the wrong place
+		return protocol.UserRef{}, fmt.Errorf("%w: unknown kind before the colon (use upn, objectGUID, immutableId or sam)", ErrBadUser)
 	}
 	if err := u.Validate(); err != nil {
 		return protocol.UserRef{}, fmt.Errorf("%w: %w", ErrBadUser, err)
