@@ -284,24 +284,30 @@ func TestReportThroughProxy(t *testing.T) {
 	}
 }
 
+// counting wraps h to count the requests it serves.
+func counting(h http.HandlerFunc) (http.HandlerFunc, func() int) {
+	var mu sync.Mutex
+	n := 0
+	return func(w http.ResponseWriter, r *http.Request) {
+			mu.Lock()
+			n++
+			mu.Unlock()
+			h(w, r)
+		}, func() int {
+			mu.Lock()
+			defer mu.Unlock()
+			return n
+		}
+}
+
 // redirector is a TLS endpoint that answers every request with status and a
 // Location of to; it counts the requests it got.
 func redirector(t *testing.T, status int, to string) (*httptest.Server, func() int) {
 	t.Helper()
-	var mu sync.Mutex
-	n := 0
-	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		mu.Lock()
-		n++
-		mu.Unlock()
-		http.Redirect(w, r, to, status)
-	}))
+	h, n := counting(func(w http.ResponseWriter, r *http.Request) { http.Redirect(w, r, to, status) })
+	srv := httptest.NewTLSServer(h)
 	t.Cleanup(srv.Close)
-	return srv, func() int {
-		mu.Lock()
-		defer mu.Unlock()
-		return n
-	}
+	return srv, n
 }
 
 // TestRedirectIsAFailedDelivery: a 3xx is never followed (not to another
@@ -310,14 +316,8 @@ func redirector(t *testing.T, status int, to string) (*httptest.Server, func() i
 // a redirect, and the target of the Location gets nothing.
 func TestRedirectIsAFailedDelivery(t *testing.T) {
 	other, otherHits := server(t, 200)
-	var plainMu sync.Mutex
-	plainHits := 0
-	plain := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		plainMu.Lock()
-		plainHits++
-		plainMu.Unlock()
-		w.WriteHeader(http.StatusOK)
-	}))
+	plainHandler, plainHits := counting(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) })
+	plain := httptest.NewServer(plainHandler)
 	t.Cleanup(plain.Close)
 	for _, c := range []struct {
 		name   string
@@ -326,11 +326,7 @@ func TestRedirectIsAFailedDelivery(t *testing.T) {
 		got    func() int
 	}{
 		{"302 to another server", http.StatusFound, other.URL + "/stolen", func() int { return len(otherHits()) }},
-		{"307 to plain http", http.StatusTemporaryRedirect, plain.URL + "/stolen", func() int {
-			plainMu.Lock()
-			defer plainMu.Unlock()
-			return plainHits
-		}},
+		{"307 to plain http", http.StatusTemporaryRedirect, plain.URL + "/stolen", plainHits},
 		{"301 to another server", http.StatusMovedPermanently, other.URL + "/moved", func() int { return len(otherHits()) }},
 	} {
 		t.Run(c.name, func(t *testing.T) {
