@@ -9,8 +9,10 @@
 #     -p 127.0.0.1:8080:8080 adwriteback
 #
 # Mount the configuration, keys, CA file and secret files at /etc/adwriteback
-# (read-only). The journal lives in /var/lib/adwriteback: keep it on a
-# volume, one per instance. In the config, set http.listen to 0.0.0.0:8080
+# (read-only): secret files and the connector private key owned by uid 65532,
+# mode 0600; nothing writable by group or others (the loader checks). The
+# journal lives in /var/lib/adwriteback: keep it on a volume, one per
+# instance. In the config, set http.listen to 0.0.0.0:8080
 # (127.0.0.1 is unreachable from outside the container) and, if the audit
 # log should go to the container's output, audit.path to "-".
 # Probes: GET /livez (liveness) and GET /readyz (readiness) on that port.

@@ -1,8 +1,19 @@
 // Package config loads the connector's YAML configuration strictly: a
 // version field is required, unknown keys are errors, and every problem
-// (unknown key, wrong type, missing or invalid value, unreadable secret) is
-// reported at once with its path. Secrets are never inline: they come from
-// files or environment variables named in the config.
+// (unknown key, wrong type, missing or invalid value, unreadable secret,
+// a file others can read or change) is reported at once with its path.
+// Secrets are never inline: they come from files or environment variables
+// named in the config.
+//
+// On Unix the files it names are checked like private keys: a secret file
+// (bind, connection string, client secret, certificate and its password,
+// proxy password, connector private keys, the status listener's TLS key)
+// must be owned by the process's user or root and neither readable nor
+// writable by group or others (chmod 600); a trust anchor (the config
+// file, CA files, sender public keys) must have such an owner and not be
+// writable by group or others (chmod go-w). Each offending file is a
+// problem naming its mode and the command that fixes it. On Windows
+// nothing is checked yet: DACL and owner checks are future work.
 //
 // It owns the defaults of every setting it has, in one table (Defaults):
 // the components these settings reach do not default them again. Each

@@ -48,13 +48,25 @@ func (ps Problems) Error() string {
 // Env looks up environment variables (os.Getenv in production).
 type Env func(string) string
 
-// Load reads, checks and completes the configuration at path.
+// Load reads, checks and completes the configuration at path. The file
+// itself is a trust anchor: a mode or owner that lets anyone else change
+// it is a problem listed with the others.
 func Load(path string, env Env) (*Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("read config: %w", err)
 	}
-	return Parse(data, env)
+	var probs Problems
+	checkFile("", path, trustAnchor, func(p, format string, a ...any) {
+		probs = append(probs, Problem{Path: p, Msg: fmt.Sprintf(format, a...)})
+	})
+	c, err := Parse(data, env)
+	if len(probs) == 0 {
+		return c, err
+	}
+	var more Problems
+	errors.As(err, &more)
+	return nil, append(probs, more...)
 }
 
 // Parse is Load for bytes.
@@ -188,6 +200,7 @@ func secret(path, name, file, envName string, required bool, env Env, add addFun
 			add(path+"."+name+"_file", "cannot read: %v", errors.Unwrap(err))
 			return ""
 		}
+		checkFile(path+"."+name+"_file", file, secretFile, add)
 		s := strings.TrimRight(string(b), "\r\n")
 		if s == "" {
 			add(path+"."+name+"_file", "the file is empty")
@@ -212,4 +225,11 @@ func fileMustExist(path, file string, add addFunc) {
 	if _, err := os.Stat(file); err != nil {
 		add(path, "%s: %v", file, errors.Unwrap(err))
 	}
+}
+
+// trusted checks a file that must exist and that holds a secret or a
+// trust anchor: its owner and mode too.
+func trusted(path, file string, kind fileKind, add addFunc) {
+	fileMustExist(path, file, add)
+	checkFile(path, file, kind, add)
 }

@@ -66,44 +66,47 @@ func TestUnitLimits(t *testing.T) {
 var octalMode = regexp.MustCompile(`\b0[0-7]{3}\b`)
 
 // TestUnitHeaderModesAreAccepted: every file mode the unit's header tells
-// admins to set is one the loader accepts. A private key file must pass
-// relay/keys' check (nothing for group or others), so it must also belong
-// to the service user to be readable at all; every other file (config,
-// public keys, CA, secrets) is read through the service's group and must
-// give others nothing.
+// admins to set is one the loader accepts. A file owned by the service user
+// is a secret: owner-only (the connector's private key must also pass
+// relay/keys' own check). Every other file (config, public keys, CA) is read
+// through the service's group: group may read, not write; others nothing.
 func TestUnitHeaderModesAreAccepted(t *testing.T) {
 	header, svc := readUnit(t)
 	user, group := strings.Join(svc["User"], ""), strings.Join(svc["Group"], "")
-	privateLines := 0
+	keyLines := 0
 	for _, line := range header {
 		modes := octalMode.FindAllString(line, -1)
 		if len(modes) == 0 || strings.Contains(line, "install -d") ||
 			strings.Contains(line, "/usr/local/bin") || strings.Contains(line, "/etc/systemd/") {
 			continue // directories, the binary and the unit itself
 		}
-		private := strings.Contains(line, ".key") || strings.Contains(line, "keys/") ||
-			strings.Contains(strings.ToLower(line), "private key")
+		secret := strings.Contains(line, "-o "+user+" ")
+		key := strings.Contains(line, ".key") || strings.Contains(line, "keys/")
 		for _, m := range modes {
 			mode, err := strconv.ParseUint(m, 8, 32)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if private {
-				privateLines++
+			switch {
+			case secret && key:
+				keyLines++
 				if err := loadPrivateKeyAt(t, fs.FileMode(mode)); err != nil {
 					t.Errorf("header %q: the loader refuses a private key at %s: %v", line, m, err)
 				}
-				if !strings.Contains(line, "-o "+user+" ") {
-					t.Errorf("header %q: a key at %s must belong to the service user %s", line, m, user)
+			case secret:
+				if mode&0o077 != 0 {
+					t.Errorf("header %q: a secret at %s must be owner-only", line, m)
 				}
-				continue
-			}
-			if mode&0o007 != 0 || mode&0o040 == 0 {
-				t.Errorf("header %q: mode %s must let group %s read and give others nothing", line, m, group)
+			case key:
+				t.Errorf("header %q: a private key must belong to the service user %s", line, user)
+			default:
+				if mode&0o007 != 0 || mode&0o040 == 0 || mode&0o020 != 0 {
+					t.Errorf("header %q: mode %s must let group %s read (not write) and give others nothing", line, m, group)
+				}
 			}
 		}
 	}
-	if privateLines == 0 {
+	if keyLines == 0 {
 		t.Error("the header does not say how to install the connector's private key")
 	}
 }

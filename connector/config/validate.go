@@ -33,6 +33,7 @@ func (c *Config) validate(probs *Problems, env Env) {
 	if (c.HTTP.TLSCertFile == "") != (c.HTTP.TLSKeyFile == "") {
 		add("http", "tls_cert_file and tls_key_file go together")
 	}
+	checkFile("http.tls_key_file", c.HTTP.TLSKeyFile, secretFile, add)
 	c.Log.validate(add)
 }
 
@@ -82,7 +83,7 @@ func (d *Domain) validate(p string, add addFunc, env Env) {
 		add(p+".bind.dn", "required (the service account's DN or UPN)")
 	}
 	d.Bind.Password = secret(p+".bind", "password", d.Bind.PasswordFile, d.Bind.PasswordEnv, true, env, add)
-	fileMustExist(p+".tls.ca_file", d.TLS.CAFile, add)
+	trusted(p+".tls.ca_file", d.TLS.CAFile, trustAnchor, add)
 	if len(d.Scope.OUs) == 0 {
 		add(p+".scope.ous", "list the OUs the connector may write (least privilege: no default)")
 	}
@@ -118,13 +119,16 @@ func (q *Queue) validate(add addFunc, env Env) {
 	case servicebus.AuthClientSecret:
 		q.ClientSecret = secret("queue", "client_secret", q.ClientSecretFile, q.ClientSecretEnv, false, env, add)
 	case servicebus.AuthClientCertificate:
-		fileMustExist("queue.certificate_file", q.CertificateFile, add)
+		trusted("queue.certificate_file", q.CertificateFile, secretFile, add)
 		q.CertificatePassword = secret("queue", "certificate_password", q.CertificatePasswordFile, "", false, env, add)
 	}
+	// token_file is not checked: Kubernetes projects it (0644 by default,
+	// or readable by the pod's fsGroup) and replaces it within the hour
+	// it is valid for.
 	if q.Proxy.Username != "" || q.Proxy.PasswordFile != "" || q.Proxy.PasswordEnv != "" {
 		q.Proxy.Password = secret("queue.proxy", "password", q.Proxy.PasswordFile, q.Proxy.PasswordEnv, q.Proxy.Username != "", env, add)
 	}
-	fileMustExist("queue.ca_file", q.CAFile, add)
+	trusted("queue.ca_file", q.CAFile, trustAnchor, add)
 	for _, p := range q.ServiceBus().Problems() {
 		src, isSecret := secrets[p.Field]
 		switch {
@@ -179,7 +183,7 @@ func (r *Results) validate(add addFunc) {
 		if err != nil || u.Scheme != "https" || u.Host == "" {
 			add("results.https.url", "an https:// URL is required in https mode")
 		}
-		fileMustExist("results.https.ca_file", r.HTTPS.CAFile, add)
+		trusted("results.https.ca_file", r.HTTPS.CAFile, trustAnchor, add)
 	default:
 		add("results.mode", "%q: use reply_queue or https", r.Mode)
 	}
@@ -193,10 +197,10 @@ func (k *Keys) validate(add addFunc) {
 		add("keys.senders", "at least one sender public key file")
 	}
 	for i, f := range k.Connector {
-		fileMustExist(fmt.Sprintf("keys.connector[%d]", i), f, add)
+		trusted(fmt.Sprintf("keys.connector[%d]", i), f, secretFile, add)
 	}
 	for i, f := range k.Senders {
-		fileMustExist(fmt.Sprintf("keys.senders[%d]", i), f, add)
+		trusted(fmt.Sprintf("keys.senders[%d]", i), f, trustAnchor, add)
 	}
 }
 
