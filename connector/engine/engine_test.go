@@ -496,6 +496,37 @@ func TestRateLimitOnSixthAttempt(t *testing.T) {
 	}
 }
 
+// TestRedeliveryTakesNoSecondAttempt: a command the DC failed
+// transiently comes back; each delivery is the same command and counts
+// once against the user's limit, whichever delivery succeeds.
+func TestRedeliveryTakesNoSecondAttempt(t *testing.T) {
+	r := newRig(t, func(c *Config, _ *Domain) { c.RateLimit = 2 })
+	r.dir.resetErr = &ldapx.Error{Op: "reset", Kind: ldapx.KindTransient}
+	d := r.build(reset("alice", goodPw))
+	for i := uint32(1); i <= 3; i++ {
+		d.DeliveryCount = i
+		if disp := r.handle(d); disp.Action != transport.Abandon().Action {
+			t.Fatalf("delivery %d: %s answered %s, want abandoned (transient)", i, disp.Action, r.result(d.MessageID).Code)
+		}
+	}
+	r.dir.resetErr = nil
+	d.DeliveryCount = 4
+	wantAction(t, r.handle(d), transport.Complete())
+	if res := r.result(d.MessageID); res.Code != protocol.CodeSucceeded {
+		t.Fatalf("the redelivered command: %s, want succeeded (one attempt)", res.Code)
+	}
+	d2 := r.build(reset("alice", "Correct!Horse.43"))
+	r.handle(d2)
+	if res := r.result(d2.MessageID); res.Code != protocol.CodeSucceeded {
+		t.Fatalf("a second command: %s, want succeeded (the second attempt)", res.Code)
+	}
+	d3 := r.build(reset("alice", "Correct!Horse.44"))
+	r.handle(d3)
+	if res := r.result(d3.MessageID); res.Code != protocol.CodeRateLimited {
+		t.Fatalf("a third command: %s, want rate_limited", res.Code)
+	}
+}
+
 func TestTransientIsRetriedThenAnswered(t *testing.T) {
 	r := newRig(t)
 	r.dir.resetErr = &ldapx.Error{Op: "reset", Kind: ldapx.KindTransient}
