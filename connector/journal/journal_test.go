@@ -205,6 +205,22 @@ func TestTakeAttemptOncePerCommand(t *testing.T) {
 			t.Fatalf("delivery %d of one command refused: %v", i+1, err)
 		}
 		c.Advance(time.Minute)
+		if i == 1 {
+			// Written with the next transaction, then read from the
+			// file: not kept in memory.
+			if _, err := j.Claim(ctx, "other", [32]byte{}, c.Now().Add(time.Hour)); err != nil {
+				t.Fatal(err)
+			}
+			if err := j.Finish(ctx, "other", "succeeded", "", nil); err != nil {
+				t.Fatal(err)
+			}
+			j.mu.Lock()
+			_, kept := j.attempts[tookKey("cmd-1")]
+			j.mu.Unlock()
+			if kept {
+				t.Fatal("the command's record is still in memory once written")
+			}
+		}
 	}
 	if ok, _, err := j.TakeAttempt(ctx, "dom/u", "cmd-2", 2, 24*time.Hour); !ok || err != nil {
 		t.Fatalf("a second command refused: %v", err)

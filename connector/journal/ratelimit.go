@@ -3,6 +3,7 @@ package journal
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -57,10 +58,12 @@ func (j *Journal) TakeAttempt(ctx context.Context, key, command string, limit in
 }
 
 // tookKey is the attempts record saying that command took its attempt
-// (when, as a one-time record): it lives, is flushed and is swept with
-// the users' records, and no user's key (domain/objectGUID) starts with
-// a NUL byte.
-func tookKey(command string) string { return "\x00took\x00" + command }
+// (when, as a one-time record): it is flushed and swept with the users'
+// records, but once written it is not kept in memory. No user's key
+// (domain/objectGUID) starts with a NUL byte.
+func tookKey(command string) string { return tookPrefix + command }
+
+const tookPrefix = "\x00took\x00"
 
 // loadAttempts returns key's record from the cache, or from the file on
 // first use (j.mu held; nil when there is none).
@@ -97,14 +100,18 @@ func (j *Journal) flushAttempts(tx *bolt.Tx) (func(bool), error) {
 	clear(j.dirty)
 	j.mu.Unlock()
 	after := func(committed bool) {
-		if committed {
-			return
-		}
 		j.mu.Lock()
+		defer j.mu.Unlock()
 		for k := range recs {
-			j.dirty[k] = true
+			switch {
+			case !committed:
+				j.dirty[k] = true
+			case strings.HasPrefix(k, tookPrefix) && !j.dirty[k]:
+				// Read from the file when the command comes back: one
+				// per command would otherwise stay in memory all window.
+				delete(j.attempts, k)
+			}
 		}
-		j.mu.Unlock()
 	}
 	b := tx.Bucket(bucketAttempts)
 	for k, raw := range recs {
