@@ -2,7 +2,8 @@ package engine
 
 import (
 	"context"
-	"strings"
+
+	"github.com/go-ldap/ldap/v3"
 
 	"github.com/adwriteback/adwriteback/relay/protocol"
 )
@@ -34,31 +35,27 @@ func (e *Engine) admit(ctx context.Context, c *command) *outcome {
 	return nil
 }
 
-// inScope reports whether dn is at or below one of the OUs.
+// inScope reports whether dn is at or below one of the OUs, comparing
+// the parsed DNs RDN by RDN (attribute types and values without regard
+// to case, as AD compares them), so an escaped comma in a value never
+// passes for a separator. A DN or OU that does not parse is not in
+// scope.
 func inScope(dn string, ous []string) bool {
 	if len(ous) == 0 {
 		return true
 	}
-	l := strings.ToLower(normDN(dn))
+	d, err := ldap.ParseDN(dn)
+	if err != nil || len(d.RDNs) == 0 {
+		return false
+	}
 	for _, ou := range ous {
-		o := strings.ToLower(normDN(ou))
-		if l == o || strings.HasSuffix(l, ","+o) {
+		o, err := ldap.ParseDN(ou)
+		if err != nil || len(o.RDNs) == 0 {
+			continue
+		}
+		if o.EqualFold(d) || o.AncestorOfFold(d) {
 			return true
 		}
 	}
 	return false
-}
-
-// normDN removes spaces around RDN separators ("OU=A, DC=x" -> "OU=A,DC=x").
-func normDN(dn string) string {
-	parts := strings.Split(dn, ",")
-	for i, p := range parts {
-		kv := strings.SplitN(strings.TrimSpace(p), "=", 2)
-		if len(kv) == 2 {
-			parts[i] = strings.TrimSpace(kv[0]) + "=" + strings.TrimSpace(kv[1])
-		} else {
-			parts[i] = strings.TrimSpace(p)
-		}
-	}
-	return strings.Join(parts, ",")
 }

@@ -10,12 +10,14 @@ import (
 )
 
 // rateLimit is the stage that counts the attempt against the user's
-// limit (a check-only command is not counted; RateLimit 0: no limit).
+// limit, once per command: a redelivery of a command that already took
+// its attempt takes no other (a check-only command is not counted;
+// RateLimit 0: no limit).
 func (e *Engine) rateLimit(ctx context.Context, c *command) *outcome {
 	if c.rec.Op == protocol.OpCheck || e.cfg.RateLimit == 0 {
 		return nil
 	}
-	ok, wait, err := e.cfg.Journal.TakeAttempt(ctx, c.dom.Name+"/"+c.user.ObjectGUID, e.cfg.RateLimit, e.cfg.RateWindow)
+	ok, wait, err := e.cfg.Journal.TakeAttempt(ctx, c.dom.Name+"/"+c.user.ObjectGUID, c.rec.ID, e.cfg.RateLimit, e.cfg.RateWindow)
 	if err != nil {
 		return stop(protocol.CodeTransient, "rate-limit store: "+err.Error())
 	}

@@ -43,7 +43,7 @@ type Journal interface {
 	Get(ctx context.Context, id string) (*journal.Entry, error)
 	MarkApplying(ctx context.Context, id, userDN string, pwdLastSetBefore time.Time, pwdVersionBefore uint32) error
 	FinishAsync(ctx context.Context, id, code, dc string, result []byte) (wait func(context.Context) error)
-	TakeAttempt(ctx context.Context, key string, limit int, window time.Duration) (bool, time.Duration, error)
+	TakeAttempt(ctx context.Context, key, command string, limit int, window time.Duration) (bool, time.Duration, error)
 	Writable(ctx context.Context) error
 }
 

@@ -496,6 +496,37 @@ func TestRateLimitOnSixthAttempt(t *testing.T) {
 	}
 }
 
+// TestRedeliveryTakesNoSecondAttempt: a command the DC failed
+// transiently comes back; each delivery is the same command and counts
+// once against the user's limit, whichever delivery succeeds.
+func TestRedeliveryTakesNoSecondAttempt(t *testing.T) {
+	r := newRig(t, func(c *Config, _ *Domain) { c.RateLimit = 2 })
+	r.dir.resetErr = &ldapx.Error{Op: "reset", Kind: ldapx.KindTransient}
+	d := r.build(reset("alice", goodPw))
+	for i := uint32(1); i <= 3; i++ {
+		d.DeliveryCount = i
+		if disp := r.handle(d); disp.Action != transport.Abandon().Action {
+			t.Fatalf("delivery %d: %s answered %s, want abandoned (transient)", i, disp.Action, r.result(d.MessageID).Code)
+		}
+	}
+	r.dir.resetErr = nil
+	d.DeliveryCount = 4
+	wantAction(t, r.handle(d), transport.Complete())
+	if res := r.result(d.MessageID); res.Code != protocol.CodeSucceeded {
+		t.Fatalf("the redelivered command: %s, want succeeded (one attempt)", res.Code)
+	}
+	d2 := r.build(reset("alice", "Correct!Horse.43"))
+	r.handle(d2)
+	if res := r.result(d2.MessageID); res.Code != protocol.CodeSucceeded {
+		t.Fatalf("a second command: %s, want succeeded (the second attempt)", res.Code)
+	}
+	d3 := r.build(reset("alice", "Correct!Horse.44"))
+	r.handle(d3)
+	if res := r.result(d3.MessageID); res.Code != protocol.CodeRateLimited {
+		t.Fatalf("a third command: %s, want rate_limited", res.Code)
+	}
+}
+
 func TestTransientIsRetriedThenAnswered(t *testing.T) {
 	r := newRig(t)
 	r.dir.resetErr = &ldapx.Error{Op: "reset", Kind: ldapx.KindTransient}
@@ -816,16 +847,44 @@ func TestInFlightDuplicateIsAbandoned(t *testing.T) {
 func TestInScope(t *testing.T) {
 	ous := []string{"OU=Managed, DC=adw,DC=test"}
 	for dn, want := range map[string]bool{
-		"CN=a,OU=Managed,DC=adw,DC=test":         true,
-		"CN=a,OU=Sub,ou=managed,dc=ADW,dc=test":  true,
-		"OU=Managed,DC=adw,DC=test":              true,
-		"CN=a,OU=NotManaged,DC=adw,DC=test":      false,
-		"CN=a,OU=Managed,DC=adw,DC=test,DC=evil": false,
-		"CN=OU=Managed\\,DC=adw\\,DC=test,DC=x":  false,
+		"CN=a,OU=Managed,DC=adw,DC=test":                  true,
+		"CN=a,OU=Sub,ou=managed,dc=ADW,dc=test":           true,
+		"OU=Managed,DC=adw,DC=test":                       true,
+		"ou=managed,dc=adw,dc=test":                       true,
+		"CN=a , OU = Managed ,  DC=adw , DC=test":         true,
+		"CN=a+sAMAccountName=a,OU=Managed,DC=adw,DC=test": true,
+		"CN=a\\,b,OU=Managed,DC=adw,DC=test":              true,
+		"CN=a,OU=NotManaged,DC=adw,DC=test":               false,
+		"OU=NotManaged,DC=adw,DC=test":                    false,
+		"CN=a,OU=Managed,DC=adw,DC=test,DC=evil":          false,
+		"CN=OU=Managed\\,DC=adw\\,DC=test,DC=x":           false,
+		// An object directly under the domain root whose CN holds an
+		// escaped comma: its parent is DC=adw,DC=test, not the OU.
+		"CN=evil\\,OU=Managed,DC=adw,DC=test":                         false,
+		"CN=evil\\2cOU=Managed,DC=adw,DC=test":                        false,
+		"CN=evil\\, OU=Managed,DC=adw,DC=test":                        false,
+		"CN=evil,OU=Managed\\,DC=adw,DC=test,CN=Users,DC=adw,DC=test": false,
+		// A multi-valued RDN is one level: OU=Managed+CN=x is not the OU.
+		"CN=a,OU=Managed+CN=x,DC=adw,DC=test": false,
+		"OU=Managed+CN=x,DC=adw,DC=test":      false,
+		"DC=adw,DC=test":                      false,
+		// A DN that does not parse is out of scope.
+		"CN=a,OU=Managed,DC=adw,DC=test,":    false,
+		"CN=a,=Managed,DC=adw,DC=test":       false,
+		"CN=a\\,OU=Managed,DC=adw,DC=test\\": false,
+		"":                                   false,
 	} {
 		if got := inScope(dn, ous); got != want {
-			t.Errorf("%s: %v", dn, got)
+			t.Errorf("%s: %v, want %v", dn, got, want)
 		}
+	}
+	// A scope OU that does not parse admits nobody.
+	if inScope("CN=a,OU=Managed,DC=adw,DC=test", []string{"OU=Managed,,DC=adw,DC=test"}) {
+		t.Error("an unparsable scope OU admitted a DN")
+	}
+	// A multi-valued scope RDN matches in any order, case-insensitively.
+	if !inScope("CN=a,ou=m+l=x,DC=adw,DC=test", []string{"L=X+OU=M,DC=adw,DC=test"}) {
+		t.Error("a multi-valued RDN in another order is not in scope")
 	}
 }
 

@@ -167,28 +167,82 @@ func TestTakeAttemptSlidingWindow(t *testing.T) {
 	j := open(t, "", c)
 	ctx := context.Background()
 	for i := range 5 {
-		ok, _, err := j.TakeAttempt(ctx, "CN=u", 5, 24*time.Hour)
+		ok, _, err := j.TakeAttempt(ctx, "CN=u", fmt.Sprint("c", i), 5, 24*time.Hour)
 		if err != nil || !ok {
 			t.Fatalf("attempt %d refused: %v", i+1, err)
 		}
 		c.Advance(time.Hour)
 	}
-	ok, wait, err := j.TakeAttempt(ctx, "CN=u", 5, 24*time.Hour)
+	ok, wait, err := j.TakeAttempt(ctx, "CN=u", "c5", 5, 24*time.Hour)
 	if err != nil || ok {
 		t.Fatalf("6th attempt allowed (%v)", err)
 	}
 	if wait != 19*time.Hour {
 		t.Fatalf("retry after %v, want 19h (the first attempt leaves the window)", wait)
 	}
-	if ok, _, _ := j.TakeAttempt(ctx, "CN=other", 5, 24*time.Hour); !ok {
+	if ok, _, _ := j.TakeAttempt(ctx, "CN=other", "o0", 5, 24*time.Hour); !ok {
 		t.Fatal("another user limited")
 	}
 	c.Advance(19 * time.Hour)
-	if ok, _, _ := j.TakeAttempt(ctx, "CN=u", 5, 24*time.Hour); !ok {
+	if ok, _, _ := j.TakeAttempt(ctx, "CN=u", "c6", 5, 24*time.Hour); !ok {
 		t.Fatal("not allowed again after the window slid")
 	}
-	if ok, _, _ := j.TakeAttempt(ctx, "CN=u", 0, time.Hour); !ok {
+	if ok, _, _ := j.TakeAttempt(ctx, "CN=u", "c7", 0, time.Hour); !ok {
 		t.Fatal("limit 0 means unlimited")
+	}
+}
+
+// TestTakeAttemptOncePerCommand: a command that comes back (a transient
+// failure, a lost lock) takes no second attempt, also after a reopen; a
+// different command takes its own.
+func TestTakeAttemptOncePerCommand(t *testing.T) {
+	c := newClock()
+	path := filepath.Join(t.TempDir(), "j.db")
+	ctx := context.Background()
+	j := open(t, path, c)
+	for i := range 4 {
+		if ok, _, err := j.TakeAttempt(ctx, "dom/u", "cmd-1", 2, 24*time.Hour); !ok || err != nil {
+			t.Fatalf("delivery %d of one command refused: %v", i+1, err)
+		}
+		c.Advance(time.Minute)
+		if i == 1 {
+			// Written with the next transaction, then read from the
+			// file: not kept in memory.
+			if _, err := j.Claim(ctx, "other", [32]byte{}, c.Now().Add(time.Hour)); err != nil {
+				t.Fatal(err)
+			}
+			if err := j.Finish(ctx, "other", "succeeded", "", nil); err != nil {
+				t.Fatal(err)
+			}
+			j.mu.Lock()
+			_, kept := j.attempts[tookKey("cmd-1")]
+			j.mu.Unlock()
+			if kept {
+				t.Fatal("the command's record is still in memory once written")
+			}
+		}
+	}
+	if ok, _, err := j.TakeAttempt(ctx, "dom/u", "cmd-2", 2, 24*time.Hour); !ok || err != nil {
+		t.Fatalf("a second command refused: %v", err)
+	}
+	j.Close()
+	j = open(t, path, c)
+	if ok, _, err := j.TakeAttempt(ctx, "dom/u", "cmd-1", 2, 24*time.Hour); !ok || err != nil {
+		t.Fatalf("the first command again after reopen refused: %v", err)
+	}
+	if ok, wait, err := j.TakeAttempt(ctx, "dom/u", "cmd-3", 2, 24*time.Hour); ok || err != nil || wait <= 0 {
+		t.Fatalf("a third command: ok=%v wait=%v err=%v, want refused", ok, wait, err)
+	}
+	// Its record is swept with the user's once out of every window.
+	c.Advance(25 * time.Hour)
+	if _, err := j.Sweep(ctx, 24*time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	j.mu.Lock()
+	n := len(j.attempts)
+	j.mu.Unlock()
+	if n != 0 {
+		t.Fatalf("%d attempt records kept after the window", n)
 	}
 }
 
@@ -233,7 +287,7 @@ func TestAttemptsSurviveReopen(t *testing.T) {
 	ctx := context.Background()
 	j := open(t, path, c)
 	for i := range 3 {
-		if ok, _, err := j.TakeAttempt(ctx, "dom/u", 5, 24*time.Hour); !ok || err != nil {
+		if ok, _, err := j.TakeAttempt(ctx, "dom/u", fmt.Sprint("c", i), 5, 24*time.Hour); !ok || err != nil {
 			t.Fatalf("attempt %d: %v", i, err)
 		}
 	}
@@ -245,14 +299,14 @@ func TestAttemptsSurviveReopen(t *testing.T) {
 		t.Fatal(err)
 	}
 	// ...or at close.
-	for range 2 {
-		if ok, _, err := j.TakeAttempt(ctx, "dom/u", 5, 24*time.Hour); !ok || err != nil {
+	for i := range 2 {
+		if ok, _, err := j.TakeAttempt(ctx, "dom/u", fmt.Sprint("d", i), 5, 24*time.Hour); !ok || err != nil {
 			t.Fatal(err)
 		}
 	}
 	j.Close()
 	j = open(t, path, c)
-	if ok, wait, err := j.TakeAttempt(ctx, "dom/u", 5, 24*time.Hour); ok || err != nil || wait != 24*time.Hour {
+	if ok, wait, err := j.TakeAttempt(ctx, "dom/u", "e0", 5, 24*time.Hour); ok || err != nil || wait != 24*time.Hour {
 		t.Fatalf("6th attempt after reopen: ok=%v wait=%v err=%v (the 5 earlier ones must have been kept)", ok, wait, err)
 	}
 }

@@ -3,6 +3,7 @@ package journal
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -11,10 +12,14 @@ import (
 // TakeAttempt counts one operation for key (a user) against a limit of
 // limit operations in any sliding window: it records the attempt and
 // returns true when under the limit, or returns false and how long until
-// the oldest attempt leaves the window. The counts survive restarts: an
-// attempt is written with the next transaction (in practice the same
-// command's mark or outcome).
-func (j *Journal) TakeAttempt(ctx context.Context, key string, limit int, window time.Duration) (bool, time.Duration, error) {
+// the oldest attempt leaves the window. Each command counts once: a
+// command (its id) that already took an attempt still in the window is
+// let through without taking another, so a command that comes back after
+// a transient failure does not use up the user's limit. The counts
+// survive restarts: an attempt, and the record that its command took it,
+// are written with the next transaction (in practice the same command's
+// mark or outcome).
+func (j *Journal) TakeAttempt(ctx context.Context, key, command string, limit int, window time.Duration) (bool, time.Duration, error) {
 	if limit <= 0 {
 		return true, 0, nil
 	}
@@ -24,17 +29,17 @@ func (j *Journal) TakeAttempt(ctx context.Context, key string, limit int, window
 	now := j.opt.Clock.Now()
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	ts, cached := j.attempts[key]
-	if !cached {
-		err := j.db.View(func(tx *bolt.Tx) error {
-			if raw := tx.Bucket(bucketAttempts).Get([]byte(key)); raw != nil {
-				ts, _ = decodeTimes(raw) // a damaged record counts as what it decoded to
-			}
-			return nil
-		})
-		if err != nil {
-			return false, 0, fmt.Errorf("journal attempts: %w", err)
-		}
+	tk := tookKey(command)
+	took, err := j.loadAttempts(tk)
+	if err != nil {
+		return false, 0, err
+	}
+	if len(took) > 0 && now.Sub(took[len(took)-1]) < window {
+		return true, 0, nil
+	}
+	ts, err := j.loadAttempts(key)
+	if err != nil {
+		return false, 0, err
 	}
 	kept := make([]time.Time, 0, len(ts)+1)
 	for _, t := range ts {
@@ -47,8 +52,36 @@ func (j *Journal) TakeAttempt(ctx context.Context, key string, limit int, window
 		return false, kept[len(kept)-limit].Add(window).Sub(now), nil
 	}
 	j.attempts[key] = append(kept, now)
-	j.dirty[key] = true
+	j.attempts[tk] = []time.Time{now}
+	j.dirty[key], j.dirty[tk] = true, true
 	return true, 0, nil
+}
+
+// tookKey is the attempts record saying that command took its attempt
+// (when, as a one-time record): it is flushed and swept with the users'
+// records, but once written it is not kept in memory. No user's key
+// (domain/objectGUID) starts with a NUL byte.
+func tookKey(command string) string { return tookPrefix + command }
+
+const tookPrefix = "\x00took\x00"
+
+// loadAttempts returns key's record from the cache, or from the file on
+// first use (j.mu held; nil when there is none).
+func (j *Journal) loadAttempts(key string) ([]time.Time, error) {
+	if ts, cached := j.attempts[key]; cached {
+		return ts, nil
+	}
+	var ts []time.Time
+	err := j.db.View(func(tx *bolt.Tx) error {
+		if raw := tx.Bucket(bucketAttempts).Get([]byte(key)); raw != nil {
+			ts, _ = decodeTimes(raw) // a damaged record counts as what it decoded to
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("journal attempts: %w", err)
+	}
+	return ts, nil
 }
 
 // flushAttempts writes the changed rate-limit records in tx (the first
@@ -67,14 +100,18 @@ func (j *Journal) flushAttempts(tx *bolt.Tx) (func(bool), error) {
 	clear(j.dirty)
 	j.mu.Unlock()
 	after := func(committed bool) {
-		if committed {
-			return
-		}
 		j.mu.Lock()
+		defer j.mu.Unlock()
 		for k := range recs {
-			j.dirty[k] = true
+			switch {
+			case !committed:
+				j.dirty[k] = true
+			case strings.HasPrefix(k, tookPrefix) && !j.dirty[k]:
+				// Read from the file when the command comes back: one
+				// per command would otherwise stay in memory all window.
+				delete(j.attempts, k)
+			}
 		}
-		j.mu.Unlock()
 	}
 	b := tx.Bucket(bucketAttempts)
 	for k, raw := range recs {

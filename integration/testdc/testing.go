@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -40,11 +41,24 @@ func NewUser(tb testing.TB, info *Info, ou string, groups ...string) SeedUser {
 	if ou == "" {
 		ou = info.InScopeOU
 	}
+	return NewUserCN(tb, info, "", ou, groups...)
+}
+
+// NewUserCN is NewUser with the user's common name chosen by the test
+// (any characters; escaped into the DN with ldap.EscapeDN, and '=' as
+// \3D, which Samba's ldb requires though RFC 4514 does not), its
+// sAMAccountName still fresh, directly under parent (any container: an
+// OU, CN=Users, the domain root). An empty cn is the sAMAccountName.
+func NewUserCN(tb testing.TB, info *Info, cn, parent string, groups ...string) SeedUser {
+	tb.Helper()
 	var rnd [4]byte
 	_, _ = rand.Read(rnd[:])
 	sam := "t" + hex.EncodeToString(rnd[:])
+	if cn == "" {
+		cn = sam
+	}
 	u := SeedUser{
-		DN:          "CN=" + sam + "," + ou,
+		DN:          "CN=" + strings.ReplaceAll(ldap.EscapeDN(cn), "=", `\3D`) + "," + parent,
 		SAM:         sam,
 		UPN:         sam + "@adw.test",
 		DisplayName: "Test " + sam,
