@@ -1,6 +1,7 @@
 package app
 
 import (
+	"github.com/adwriteback/adwriteback/connector/config"
 	"github.com/adwriteback/adwriteback/connector/engine"
 	"github.com/adwriteback/adwriteback/connector/health"
 	"github.com/adwriteback/adwriteback/connector/metrics"
@@ -55,4 +56,13 @@ func metricsDCs(servers []ldapx.ServerStatus) []metrics.DC {
 		out[i] = metrics.DC{URL: s.URL, Healthy: s.Healthy, Failures: s.Failures, BindLatency: s.BindLatency}
 	}
 	return out
+}
+
+// withHTTPTrust adds the listener's trust settings (bearer token, Host
+// allow-list, DN redaction) from the http config section to o.
+func withHTTPTrust(o health.Options, h config.HTTP) health.Options {
+	o.BearerToken = h.Auth.BearerToken
+	o.AllowedHosts = h.AllowedHosts
+	o.RedactUserDNs = h.Status.RedactUserDNs
+	return o
 }

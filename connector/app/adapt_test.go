@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/adwriteback/adwriteback/connector/config"
 	"github.com/adwriteback/adwriteback/connector/health"
 	"github.com/adwriteback/adwriteback/connector/metrics"
 	"github.com/adwriteback/adwriteback/ldapx"
@@ -52,5 +53,19 @@ func TestLinkStatesMatch(t *testing.T) {
 	}
 	if len(metrics.LinkStates) != 4 {
 		t.Errorf("metrics.LinkStates = %v, want the source's four states", metrics.LinkStates)
+	}
+}
+
+// TestHTTPTrustWired: the http section's token, allowed hosts and DN
+// redaction reach the handler's options, beside what was already set.
+func TestHTTPTrustWired(t *testing.T) {
+	h := config.HTTP{
+		Auth:         config.HTTPAuth{BearerTokenFile: "/etc/adwriteback/http.token", BearerToken: "tok"},
+		AllowedHosts: []string{"localhost"},
+		Status:       config.HTTPStatus{RedactUserDNs: true},
+	}
+	o := withHTTPTrust(health.Options{Version: "v1"}, h)
+	if o.BearerToken != "tok" || !slices.Equal(o.AllowedHosts, []string{"localhost"}) || !o.RedactUserDNs || o.Version != "v1" {
+		t.Errorf("options = %+v", o)
 	}
 }

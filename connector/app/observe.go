@@ -31,12 +31,12 @@ func (a *App) observability(deps Deps) error {
 	}
 	a.recent = health.NewRecent(50)
 	a.Audit.Subscribe(a.recent.Add)
-	a.HTTPHandler = health.NewHandler(health.Options{
+	a.HTTPHandler = health.NewHandler(withHTTPTrust(health.Options{
 		Snapshot: a.Snapshot,
 		Metrics:  promhttp.HandlerFor(a.Registry, promhttp.HandlerOpts{}),
 		Recent:   a.recent, Counters: health.CountersFrom(a.Registry, "adwriteback_"),
 		Version: deps.Version, Logger: a.Log, Clock: a.clock,
-	})
+	}, a.Cfg.HTTP))
 	if a.Cfg.HTTP.Listen != "" {
 		ln, err := net.Listen("tcp", a.Cfg.HTTP.Listen)
 		if err != nil {

@@ -197,6 +197,26 @@ type HTTP struct {
 	Listen      string `yaml:"listen"`
 	TLSCertFile string `yaml:"tls_cert_file"`
 	TLSKeyFile  string `yaml:"tls_key_file"`
+	// Auth guards /status, /metrics and /readyz (not /livez).
+	Auth HTTPAuth `yaml:"auth"`
+	// AllowedHosts, when set, are the only Host header names (no port)
+	// the listener answers; others get 421 (DNS rebinding).
+	AllowedHosts []string   `yaml:"allowed_hosts"`
+	Status       HTTPStatus `yaml:"status"`
+}
+
+// HTTPAuth is the listener's optional bearer token.
+type HTTPAuth struct {
+	BearerTokenFile string `yaml:"bearer_token_file"`
+	BearerTokenEnv  string `yaml:"bearer_token_env"`
+	// BearerToken is resolved from the file or environment at load time.
+	BearerToken string `yaml:"-"`
+}
+
+// HTTPStatus shapes the /status page.
+type HTTPStatus struct {
+	// RedactUserDNs masks the first RDN's value of each user DN shown.
+	RedactUserDNs bool `yaml:"redact_user_dns"`
 }
 
 // Log is the operational log.

@@ -152,3 +152,20 @@ func TestFileOwner(t *testing.T) {
 		}
 	}
 }
+
+// TestBearerTokenFileMode: the listener's bearer token is a secret: a
+// token file the group can read is refused.
+func TestBearerTokenFileMode(t *testing.T) {
+	dir := files(t)
+	tok := filepath.Join(dir, "http.token")
+	if err := os.WriteFile(tok, []byte("tok\n"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	chmod(t, tok, 0o640)
+	_, err := Parse([]byte(withHTTP(dir, "  auth:\n    bearer_token_file: "+tok+"\n")), nil)
+	var probs Problems
+	if !errors.As(err, &probs) {
+		t.Fatalf("mode 0640 token accepted: %v", err)
+	}
+	problemAt(t, probs, "http.auth.bearer_token_file", tok)
+}

@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"net"
 	"net/url"
 	"strings"
 
@@ -30,11 +31,27 @@ func (c *Config) validate(probs *Problems, env Env) {
 	if c.Audit.Path == "" {
 		add("audit.path", "required (a file, or - for standard output)")
 	}
-	if (c.HTTP.TLSCertFile == "") != (c.HTTP.TLSKeyFile == "") {
+	c.HTTP.validate(add, env)
+	c.Log.validate(add)
+}
+
+// validate checks the listener's TLS pair and host names and resolves its
+// bearer token.
+func (h *HTTP) validate(add addFunc, env Env) {
+	if (h.TLSCertFile == "") != (h.TLSKeyFile == "") {
 		add("http", "tls_cert_file and tls_key_file go together")
 	}
-	checkFile("http.tls_key_file", c.HTTP.TLSKeyFile, secretFile, add)
-	c.Log.validate(add)
+	checkFile("http.tls_key_file", h.TLSKeyFile, secretFile, add)
+	h.Auth.BearerToken = secret("http.auth", "bearer_token", h.Auth.BearerTokenFile, h.Auth.BearerTokenEnv, false, env, add)
+	for i, host := range h.AllowedHosts {
+		p := fmt.Sprintf("http.allowed_hosts[%d]", i)
+		switch {
+		case strings.TrimSpace(host) == "":
+			add(p, "empty")
+		case net.ParseIP(host) == nil && strings.ContainsAny(host, ":/ []"):
+			add(p, "%q: a host name or IP address, without port, brackets or scheme (any port is accepted)", host)
+		}
+	}
 }
 
 func (c *Config) validateVersion(add addFunc) {

@@ -3,9 +3,13 @@ package health
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/json"
 	"log/slog"
+	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/jonboulle/clockwork"
@@ -34,6 +38,19 @@ type Options struct {
 	Clock clockwork.Clock
 	// SnapshotTimeout bounds Snapshot (0: 5 s).
 	SnapshotTimeout time.Duration
+
+	// BearerToken, when set, guards /status (and /), /metrics and /readyz:
+	// a request without "Authorization: Bearer <BearerToken>" is 401 with
+	// WWW-Authenticate: Bearer and no body. /livez stays open: it tells
+	// nothing but that the process answers.
+	BearerToken string
+	// AllowedHosts, when set, lists the host names (no port, any case) a
+	// request's Host header may carry; any other is 421 with no body, on
+	// every path but /livez: a defence against DNS rebinding.
+	AllowedHosts []string
+	// RedactUserDNs masks the value of each DN's first RDN on /status
+	// (CN=***,OU=Staff,...): the page shows where, not who.
+	RedactUserDNs bool
 }
 
 // NewHandler returns the admin HTTP surface: /livez, /readyz, /metrics and
@@ -49,13 +66,18 @@ func NewHandler(o Options) http.Handler {
 		o.SnapshotTimeout = 5 * time.Second
 	}
 	h := &handler{o: o}
+	guarded := http.NewServeMux()
+	guarded.HandleFunc("GET /readyz", h.readyz)
+	guarded.HandleFunc("GET /status", h.status)
+	guarded.HandleFunc("GET /{$}", h.status)
+	if o.Metrics != nil {
+		guarded.Handle("GET /metrics", o.Metrics)
+	}
+	guard := allowHosts(o.AllowedHosts, requireBearer(o.BearerToken, guarded))
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /livez", h.livez)
-	mux.HandleFunc("GET /readyz", h.readyz)
-	mux.HandleFunc("GET /status", h.status)
-	mux.HandleFunc("GET /{$}", h.status)
-	if o.Metrics != nil {
-		mux.Handle("GET /metrics", o.Metrics)
+	for _, p := range []string{"/readyz", "/status", "/{$}", "/metrics"} {
+		mux.Handle(p, guard) // any method: guarded answers 405 once let in
 	}
 	return secure(mux)
 }
@@ -73,6 +95,51 @@ func secure(next http.Handler) http.Handler {
 		hd.Set("Referrer-Policy", "no-referrer")
 		hd.Set("Cache-Control", "no-store")
 		hd.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'none'; base-uri 'none'; form-action 'none'")
+		next.ServeHTTP(w, r)
+	})
+}
+
+// allowHosts answers 421 Misdirected Request, with no body, to a request
+// whose Host (port stripped, any case) is not in hosts; with no hosts it
+// lets everything through.
+func allowHosts(hosts []string, next http.Handler) http.Handler {
+	if len(hosts) == 0 {
+		return next
+	}
+	allowed := make(map[string]bool, len(hosts))
+	for _, h := range hosts {
+		allowed[strings.ToLower(h)] = true
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		host := r.Host
+		if h, _, err := net.SplitHostPort(host); err == nil {
+			host = h
+		}
+		if !allowed[strings.ToLower(host)] {
+			w.WriteHeader(http.StatusMisdirectedRequest)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// requireBearer answers 401, with WWW-Authenticate: Bearer and no body, to
+// a request without "Authorization: Bearer <token>"; with no token it lets
+// everything through. The comparison is in constant time: both sides are
+// hashed first, so not even the token's length leaks.
+func requireBearer(token string, next http.Handler) http.Handler {
+	if token == "" {
+		return next
+	}
+	want := sha256.Sum256([]byte(token))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		sum := sha256.Sum256([]byte(got))
+		if subtle.ConstantTimeCompare(sum[:], want[:]) != 1 || !ok {
+			w.Header().Set("WWW-Authenticate", "Bearer")
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
 		next.ServeHTTP(w, r)
 	})
 }
@@ -123,6 +190,14 @@ func (h *handler) status(w http.ResponseWriter, r *http.Request) {
 		counters = h.o.Counters()
 	}
 	var buf bytes.Buffer
+	if h.o.RedactUserDNs {
+		redacted := make([]audit.Record, len(ops))
+		for i, r := range ops {
+			r.UserDN = redactDN(r.UserDN)
+			redacted[i] = r
+		}
+		ops = redacted
+	}
 	if err := renderStatus(&buf, statusData(rep, ops, counters, h.o.Version)); err != nil {
 		h.o.Logger.Error("health: render status page", "err", err)
 		http.Error(w, "internal error", http.StatusInternalServerError)
@@ -130,4 +205,29 @@ func (h *handler) status(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	_, _ = w.Write(buf.Bytes())
+}
+
+// redactDN masks the value of dn's first RDN, all of it for a multi-valued
+// one: "CN=Alice,OU=Staff,DC=corp" is "CN=***,OU=Staff,DC=corp". The rest
+// of the DN is kept, so an admin still sees which OU an operation touched.
+// A value that is not a DN is masked whole.
+func redactDN(dn string) string {
+	if dn == "" {
+		return ""
+	}
+	eq := strings.IndexByte(dn, '=')
+	if eq <= 0 {
+		return "***"
+	}
+	rest := ""
+	for i := eq + 1; i < len(dn); i++ {
+		switch dn[i] {
+		case '\\':
+			i++ // the escaped character, which may be a comma
+		case ',', ';':
+			rest = dn[i:]
+			i = len(dn)
+		}
+	}
+	return dn[:eq] + "=***" + rest
 }

@@ -5,7 +5,9 @@
 // handler serves /livez, /readyz (the Report as JSON, 200 or 503), /metrics
 // and /status, an HTML page for admins with the checks, the last operations
 // from the audit log (kept by Recent) and the counters. ListenAndServe runs
-// the listener, with optional TLS, until its context ends.
+// the listener, with optional TLS, until its context ends. Options may
+// require a bearer token on every page but /livez, restrict the Host
+// header to an allow-list (DNS rebinding) and mask user DNs on /status.
 //
 // It declares the plain types it reads (Domain, DC, Queue, CertInfo) and
 // imports neither the engine, nor the LDAP layer, nor a queue's SDK: the
