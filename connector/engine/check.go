@@ -11,10 +11,11 @@ import (
 
 // rateLimit is the stage that counts the attempt against the user's
 // limit, once per command: a redelivery of a command that already took
-// its attempt takes no other (a check-only command is not counted;
-// RateLimit 0: no limit).
+// its attempt takes no other. Every operation counts, check included: an
+// unlimited check would let anyone able to send a signed command probe
+// any account without bound (RateLimit 0: no limit).
 func (e *Engine) rateLimit(ctx context.Context, c *command) *outcome {
-	if c.rec.Op == protocol.OpCheck || e.cfg.RateLimit == 0 {
+	if e.cfg.RateLimit == 0 {
 		return nil
 	}
 	ok, wait, err := e.cfg.Journal.TakeAttempt(ctx, c.dom.Name+"/"+c.user.ObjectGUID, c.rec.ID, e.cfg.RateLimit, e.cfg.RateWindow)

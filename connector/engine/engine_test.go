@@ -532,6 +532,38 @@ func TestRedeliveryTakesNoSecondAttempt(t *testing.T) {
 	}
 }
 
+// TestCheckIsRateLimited: a check counts against the user's limit like
+// any other operation, else anyone able to send a signed command could
+// probe an account without bound.
+func TestCheckIsRateLimited(t *testing.T) {
+	r := newRig(t, func(c *Config, _ *Domain) { c.RateLimit = 2 })
+	for i := range 3 {
+		d := r.build(sender.Request{Op: protocol.OpCheck, User: protocol.UserRef{SAM: "alice"},
+			Actor: protocol.Actor{Kind: protocol.ActorSelfService, ID: "p"}, NewPassword: protocol.SecretFromString(goodPw)})
+		r.handle(d)
+		res := r.result(d.MessageID)
+		want := protocol.CodeSucceeded
+		if i == 2 {
+			want = protocol.CodeRateLimited
+		}
+		if res.Code != want {
+			t.Fatalf("check %d: %s, want %s", i+1, res.Code, want)
+		}
+		// A redelivery of the same check takes no second attempt: the
+		// third check below is still the one over the limit.
+		if i == 0 {
+			d.DeliveryCount = 2
+			r.handle(d)
+			if res := r.result(d.MessageID); res.Code != protocol.CodeSucceeded {
+				t.Fatalf("check 1 redelivered: %s", res.Code)
+			}
+		}
+	}
+	if r.dir.writeCount() != 0 {
+		t.Fatal("check wrote to AD")
+	}
+}
+
 // TestUnreadablePSOIsNotUserNotFound: msDS-ResultantPSO names a policy
 // the service account may not read (the default: PSOs are readable by
 // admins only). The user exists; the connector cannot determine its
