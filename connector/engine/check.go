@@ -11,10 +11,11 @@ import (
 
 // rateLimit is the stage that counts the attempt against the user's
 // limit, once per command: a redelivery of a command that already took
-// its attempt takes no other (a check-only command is not counted;
-// RateLimit 0: no limit).
+// its attempt takes no other. Every operation counts, check included: an
+// unlimited check would let anyone able to send a signed command probe
+// any account without bound (RateLimit 0: no limit).
 func (e *Engine) rateLimit(ctx context.Context, c *command) *outcome {
-	if c.rec.Op == protocol.OpCheck || e.cfg.RateLimit == 0 {
+	if e.cfg.RateLimit == 0 {
 		return nil
 	}
 	ok, wait, err := e.cfg.Journal.TakeAttempt(ctx, c.dom.Name+"/"+c.user.ObjectGUID, c.rec.ID, e.cfg.RateLimit, e.cfg.RateWindow)
@@ -38,7 +39,7 @@ func (e *Engine) checkPolicy(ctx context.Context, c *command) *outcome {
 	}
 	pol, err := c.dom.Dir.EffectivePolicy(ctx, c.user)
 	if err != nil {
-		return dirFailure(err)
+		return policyFailure(c.user, err)
 	}
 	c.pol = pol
 	u := c.user
@@ -63,6 +64,27 @@ func (e *Engine) checkPolicy(ctx context.Context, c *command) *outcome {
 		return o
 	}
 	return nil
+}
+
+// policyFailure maps a failure to read u's effective policy. The user was
+// just found, so a policy the directory hides (a base search that finds
+// nothing, or a refusal) is not "user not found": the service account may
+// not read it (PSOs are readable by admins only by default) and the
+// connector cannot know which rules apply. That is access_denied, the
+// stable code for the directory refusing what the command needs; retrying
+// would not help until an admin grants read. Other failures map as any
+// directory read does.
+func policyFailure(u *ldapx.User, err error) *outcome {
+	switch ldapx.KindOf(err) {
+	case ldapx.KindNoSuchObject, ldapx.KindAccessDenied:
+		if u.ResultantPSO != "" {
+			return stop(protocol.CodeAccessDenied, fmt.Sprintf("cannot read the fine-grained policy %s that applies to the user: "+
+				"grant read on the Password Settings Container (%v)", u.ResultantPSO, err))
+		}
+		return stop(protocol.CodeAccessDenied, fmt.Sprintf("cannot read the domain's password policy: "+
+			"grant read on the domain object (%v)", err))
+	}
+	return dirFailure(err)
 }
 
 // LocalPolicy is what the pre-check evaluates: the user's effective AD

@@ -36,6 +36,8 @@ type fakeDir struct {
 	// applyThenFail: the write happens, then the error is returned (lost answer).
 	applyThenFail bool
 	groups        map[string][]string // group -> member DNs
+	// polErr, when set, is what EffectivePolicy returns.
+	polErr error
 }
 
 func (f *fakeDir) find(ref ldapx.UserRef) []*ldapx.User {
@@ -97,6 +99,9 @@ func (f *fakeDir) IsMemberOf(ctx context.Context, dn, group string) (bool, error
 }
 
 func (f *fakeDir) EffectivePolicy(ctx context.Context, u *ldapx.User) (*ldapx.Policy, error) {
+	if f.polErr != nil {
+		return nil, f.polErr
+	}
 	p := f.pol
 	return &p, nil
 }
@@ -525,6 +530,70 @@ func TestRedeliveryTakesNoSecondAttempt(t *testing.T) {
 	if res := r.result(d3.MessageID); res.Code != protocol.CodeRateLimited {
 		t.Fatalf("a third command: %s, want rate_limited", res.Code)
 	}
+}
+
+// TestCheckIsRateLimited: a check counts against the user's limit like
+// any other operation, else anyone able to send a signed command could
+// probe an account without bound.
+func TestCheckIsRateLimited(t *testing.T) {
+	r := newRig(t, func(c *Config, _ *Domain) { c.RateLimit = 2 })
+	for i := range 3 {
+		d := r.build(sender.Request{Op: protocol.OpCheck, User: protocol.UserRef{SAM: "alice"},
+			Actor: protocol.Actor{Kind: protocol.ActorSelfService, ID: "p"}, NewPassword: protocol.SecretFromString(goodPw)})
+		r.handle(d)
+		res := r.result(d.MessageID)
+		want := protocol.CodeSucceeded
+		if i == 2 {
+			want = protocol.CodeRateLimited
+		}
+		if res.Code != want {
+			t.Fatalf("check %d: %s, want %s", i+1, res.Code, want)
+		}
+		// A redelivery of the same check takes no second attempt: the
+		// third check below is still the one over the limit.
+		if i == 0 {
+			d.DeliveryCount = 2
+			r.handle(d)
+			if res := r.result(d.MessageID); res.Code != protocol.CodeSucceeded {
+				t.Fatalf("check 1 redelivered: %s", res.Code)
+			}
+		}
+	}
+	if r.dir.writeCount() != 0 {
+		t.Fatal("check wrote to AD")
+	}
+}
+
+// TestUnreadablePSOIsNotUserNotFound: msDS-ResultantPSO names a policy
+// the service account may not read (the default: PSOs are readable by
+// admins only). The user exists; the connector cannot determine its
+// effective policy, and says so.
+func TestUnreadablePSOIsNotUserNotFound(t *testing.T) {
+	const pso = "CN=Strict,CN=Password Settings Container,CN=System,DC=adw,DC=test"
+	r := newRig(t)
+	r.dir.users["alice"].ResultantPSO = pso
+	// What ldapx.EffectivePolicy returns when the DC hides the PSO: a base
+	// search that finds nothing.
+	r.dir.polErr = fmt.Errorf("read the resultant PSO: %w",
+		&ldapx.Error{Op: "ldapx.EffectivePolicy", Kind: ldapx.KindNoSuchObject, DC: "dc1.adw.test",
+			Err: fmt.Errorf("%s not readable", pso)})
+	for _, op := range []protocol.Op{protocol.OpReset, protocol.OpCheck} {
+		d := r.build(sender.Request{Op: op, User: protocol.UserRef{SAM: "alice"},
+			Actor: protocol.Actor{Kind: protocol.ActorAdmin, ID: "helpdesk"}, NewPassword: protocol.SecretFromString(goodPw)})
+		r.handle(d)
+		res := r.result(d.MessageID)
+		if res.Code != protocol.CodeAccessDenied {
+			t.Fatalf("%s: %s (%s), want access_denied", op, res.Code, res.Detail)
+		}
+		if !strings.Contains(res.Detail, "cannot read the fine-grained policy "+pso+" that applies to the user") ||
+			!strings.Contains(res.Detail, "grant read on the Password Settings Container") {
+			t.Fatalf("%s: detail %q does not name the PSO and the fix", op, res.Detail)
+		}
+	}
+	if r.dir.writeCount() != 0 {
+		t.Fatal("written without knowing the policy")
+	}
+	r.noLeak(goodPw)
 }
 
 func TestTransientIsRetriedThenAnswered(t *testing.T) {

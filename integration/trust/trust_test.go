@@ -8,9 +8,14 @@
 package trust
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"strings"
 	"testing"
+	"time"
+
+	"github.com/go-ldap/ldap/v3"
 
 	"github.com/adwriteback/adwriteback/integration/stack"
 	"github.com/adwriteback/adwriteback/integration/testdc"
@@ -49,5 +54,91 @@ func TestTrustScopeEscapedComma(t *testing.T) {
 	}
 	if now := string(testdc.ReadAttr(t, s.DC, u.DN, "pwdLastSet")); now != lastSet {
 		t.Errorf("pwdLastSet moved from %s to %s: written", lastSet, now)
+	}
+}
+
+// TestTrustUnreadablePSO: a fine-grained policy the service account may
+// not read (an explicit deny, as where read on the Password Settings
+// Container was never granted) applies to a user. The connector cannot
+// determine the user's effective policy: the reset is answered
+// access_denied naming the PSO, not user_not_found (the user exists), and
+// nothing is written.
+func TestTrustUnreadablePSO(t *testing.T) {
+	s := stack.New(t)
+	var rnd [3]byte
+	_, _ = rand.Read(rnd[:])
+	name := "pso-hidden-" + hex.EncodeToString(rnd[:])
+	groupDN := "CN=" + name + ",OU=Groups," + s.DC.BaseDN
+	psoDN := "CN=" + name + ",CN=Password Settings Container,CN=System," + s.DC.BaseDN
+
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c, err := testdc.Admin(ctx, s.DC)
+	if err != nil {
+		t.Fatalf("admin bind: %v", err)
+	}
+	defer c.Close()
+	g := ldap.NewAddRequest(groupDN, nil)
+	g.Attribute("objectClass", []string{"group"})
+	g.Attribute("sAMAccountName", []string{name})
+	if err := c.Add(g); err != nil {
+		t.Fatalf("add %s: %v", groupDN, err)
+	}
+	p := ldap.NewAddRequest(psoDN, nil)
+	p.Attribute("objectClass", []string{"msDS-PasswordSettings"})
+	p.Attribute("msDS-PasswordSettingsPrecedence", []string{"1"})
+	p.Attribute("msDS-PasswordReversibleEncryptionEnabled", []string{"FALSE"})
+	p.Attribute("msDS-PasswordHistoryLength", []string{"0"})
+	p.Attribute("msDS-PasswordComplexityEnabled", []string{"TRUE"})
+	p.Attribute("msDS-MinimumPasswordLength", []string{"8"})
+	p.Attribute("msDS-MinimumPasswordAge", []string{"0"})
+	p.Attribute("msDS-MaximumPasswordAge", []string{"0"})
+	p.Attribute("msDS-LockoutThreshold", []string{"0"})
+	p.Attribute("msDS-LockoutObservationWindow", []string{"-18000000000"})
+	p.Attribute("msDS-LockoutDuration", []string{"-18000000000"})
+	p.Attribute("msDS-PSOAppliesTo", []string{groupDN})
+	if err := c.Add(p); err != nil {
+		t.Fatalf("add %s: %v", psoDN, err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		c, err := testdc.Admin(ctx, s.DC)
+		if err != nil {
+			t.Logf("cleanup: admin bind: %v", err)
+			return
+		}
+		defer c.Close()
+		for _, dn := range []string{psoDN, groupDN} {
+			if err := c.Del(ldap.NewDelRequest(dn, nil)); err != nil {
+				t.Logf("cleanup: delete %s: %v", dn, err)
+			}
+		}
+	})
+	svcSID, err := testdc.SIDString(testdc.ReadAttr(t, s.DC, s.DC.ServiceDN, "objectSid"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Deny the service account what the seed grants on the container.
+	testdc.DSACL(t, s.DC, psoDN, "(D;;RPLCLORC;;;"+svcSID+")")
+
+	u := testdc.NewUser(t, s.DC, "", groupDN)
+	if got := string(testdc.ReadAttr(t, s.DC, u.DN, "msDS-ResultantPSO")); !strings.EqualFold(got, psoDN) {
+		t.Fatalf("msDS-ResultantPSO of %s is %q, want %s", u.DN, got, psoDN)
+	}
+	before := testdc.PwdVersion(t, s.DC, u.DN)
+	s.Start("a")
+
+	for _, op := range []protocol.Op{protocol.OpReset, protocol.OpCheck} {
+		res := s.Sender().Do(sender.Request{Op: op, User: protocol.UserRef{SAM: u.SAM},
+			NewPassword: s.Secret("Trust!Hidden.Pso1")})
+		if res.Code != protocol.CodeAccessDenied {
+			t.Errorf("%s of %s: %s (%s), want %s", op, u.DN, res.Code, res.Detail, protocol.CodeAccessDenied)
+		} else if !strings.Contains(strings.ToLower(res.Detail), strings.ToLower("cannot read the fine-grained policy "+psoDN)) {
+			t.Errorf("%s: detail %q does not name %s", op, res.Detail, psoDN)
+		}
+	}
+	if now := testdc.PwdVersion(t, s.DC, u.DN); now != before {
+		t.Errorf("the password's version moved from %d to %d: written", before, now)
 	}
 }
