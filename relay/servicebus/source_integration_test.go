@@ -81,12 +81,19 @@ func run(t *testing.T, s *Source) func() {
 
 func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 	t.Helper()
+	waitForOr(t, d, what, cond, func() string { return "" })
+}
+
+// waitForOr is waitFor whose failure also says what state says (health,
+// queue state: what a flaky run needs to be understood afterwards).
+func waitForOr(t *testing.T, d time.Duration, what string, cond func() bool, state func() string) {
+	t.Helper()
 	deadline := time.Now().Add(d)
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
+			t.Fatalf("timed out waiting for %s%s", what, state())
 		}
 		<-tick.C
 	}
@@ -296,7 +303,12 @@ func TestSourceLockLostIsReportedAndRedelivered(t *testing.T) {
 		t.Fatalf("expire locks: %d %v", n, err)
 	}
 	close(release)
-	waitFor(t, 10*time.Second, "redelivery and completion", func() bool { return s.Health().Completed == 1 })
+	// Redelivery takes a receive turn and a settle round trip; under a loaded -race run the
+	// emulator (Node) can lag, so the deadline is generous and a miss reports the state.
+	waitForOr(t, 30*time.Second, "redelivery and completion", func() bool { return s.Health().Completed == 1 }, func() string {
+		qs, err := e.emu.Queue(context.Background(), e.queue)
+		return fmt.Sprintf(": handler calls %d, health %+v, queue %+v (%v)", calls.Load(), s.Health(), qs, err)
+	})
 	h := s.Health()
 	if h.LockLost != 1 || !errors.Is(h.LastError, ErrLockLost) {
 		t.Fatalf("lock lost not reported: %+v", h)
