@@ -402,6 +402,11 @@ type AuditRecord struct {
 	Applied     bool   `json:"applied"`
 	FromJournal bool   `json:"from_journal"`
 	Settlement  string `json:"settlement"`
+	// Event and MessageID are set on records kept apart from commands
+	// (event "unverified_message": a message refused before its
+	// signature was checked, under the MessageId its sender chose).
+	Event     string `json:"event"`
+	MessageID string `json:"message_id"`
 }
 
 // AuditRecords parses its audit log; a line that does not parse fails the

@@ -70,10 +70,15 @@ func (r *RawClient) receive(ctx context.Context, rcv *azservicebus.Receiver) {
 // Send puts body on the command queue as a command message with id msgID
 // and the stack's reply queue.
 func (r *RawClient) Send(msgID string, body []byte) error {
+	return r.SendTo(msgID, body, r.env.Replies)
+}
+
+// SendTo is Send with the message's ReplyTo set to replyTo.
+func (r *RawClient) SendTo(msgID string, body []byte, replyTo string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	ct, rt := sender.ContentTypeCommand, r.env.Replies
-	return r.snd.SendMessage(ctx, &azservicebus.Message{MessageID: &msgID, Body: body, ContentType: &ct, ReplyTo: &rt}, nil)
+	ct := sender.ContentTypeCommand
+	return r.snd.SendMessage(ctx, &azservicebus.Message{MessageID: &msgID, Body: body, ContentType: &ct, ReplyTo: &replyTo}, nil)
 }
 
 // Forget drops the result received for commandID, so the next Await waits

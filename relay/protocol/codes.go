@@ -45,6 +45,7 @@ const (
 	// CodeInternal: an unexpected connector failure; admins find the detail in
 	// the connector's audit log under the command id.
 	CodeInternal ResultCode = "internal"
+	CodeSuperseded ResultCode = "superseded"
 )
 
 // codes lists every ResultCode in documentation order.
