@@ -82,7 +82,7 @@ func BenchmarkVerifyAndOpenCommand(b *testing.B) {
 		if i%n == 0 { // ids repeat every n: start a fresh replay cache
 			rcv.Replay = protocol.NewMemoryReplayCache(func() time.Time { return testNow }, 0)
 		}
-		got, err := rcv.Receive(context.Background(), raws[i%n])
+		got, err := rcv.Receive(context.Background(), raws[i%n], fmt.Sprintf("bench-%d", i%n))
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -45,6 +45,10 @@ const (
 	// CodeInternal: an unexpected connector failure; admins find the detail in
 	// the connector's audit log under the command id.
 	CodeInternal ResultCode = "internal"
+	// CodeSuperseded (v2): the account's password was written after the
+	// command was issued (the command was applied already, by a copy or
+	// another instance, or the password was changed since), so the
+	// command was not executed. A v1 command gets CodeExpired instead.
 	CodeSuperseded ResultCode = "superseded"
 )
 
@@ -53,8 +57,11 @@ var codes = [...]ResultCode{
 	CodeSucceeded, CodePolicyViolation, CodeRejectedByDC, CodeUserNotFound,
 	CodeAmbiguousUser, CodeOutOfScope, CodeProtectedAccount, CodeAccessDenied,
 	CodeAccountDisabled, CodeRateLimited, CodeExpired, CodeInvalidCommand,
-	CodeTransient, CodeInternal,
+	CodeTransient, CodeInternal, CodeSuperseded,
 }
+
+// codeSince is the protocol version that introduced a code (1 if absent).
+var codeSince = map[ResultCode]int{CodeSuperseded: 2}
 
 // ResultCodes returns every stable result code, in documentation order.
 func ResultCodes() []ResultCode {
@@ -63,14 +70,28 @@ func ResultCodes() []ResultCode {
 	return out
 }
 
-// Valid reports whether c is one of the stable result codes.
-func (c ResultCode) Valid() bool {
+// Valid reports whether c is one of the stable result codes (of the
+// latest version).
+func (c ResultCode) Valid() bool { return c.ValidIn(Version) }
+
+// ValidIn reports whether c is a result code of protocol version v.
+func (c ResultCode) ValidIn(v int) bool {
 	for _, k := range codes {
 		if c == k {
-			return true
+			return max(codeSince[c], 1) <= v
 		}
 	}
 	return false
+}
+
+// For returns the code a command of protocol version v is answered with
+// for c: c itself, or for a code v does not have, the v1 code that means
+// the most nearly the same (CodeSuperseded: CodeExpired, "not executed").
+func (c ResultCode) For(v int) ResultCode {
+	if c.ValidIn(v) {
+		return c
+	}
+	return CodeExpired
 }
 
 // Retryable reports whether the same command may usefully be sent again
@@ -104,6 +125,8 @@ func (c ResultCode) DefaultMessage() string {
 		return "The request could not be processed. Please try again."
 	case CodeTransient:
 		return "The directory is temporarily unavailable. Please try again in a few minutes."
+	case CodeSuperseded:
+		return "The password was changed after this request was made, so it was not applied."
 	default:
 		return "An unexpected error occurred. Contact your help desk."
 	}

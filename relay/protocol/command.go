@@ -11,8 +11,16 @@ import (
 	"unicode/utf8"
 )
 
-// Version is the protocol version this package speaks ("v":1).
-const Version = 1
+// Version is the newest protocol version this package speaks ("v":2):
+// it sends v2 commands and results. A v1 command (the same members) is
+// still accepted and answered with a v1 result (MinVersion).
+const Version = 2
+
+// MinVersion is the oldest protocol version accepted.
+const MinVersion = 1
+
+// supported reports whether v is a protocol version this package reads.
+func supported(v int) bool { return v >= MinVersion && v <= Version }
 
 // Op is a command's operation.
 type Op string
@@ -176,7 +184,7 @@ func (t *Timestamp) UnmarshalJSON(b []byte) error {
 // clocks. The errors are *Error with Kind ErrUnsupportedVersion or
 // ErrInvalidField (or ErrMalformed/ErrTooLarge for base64).
 func (c *Command) Validate() error {
-	if c.V != Version {
+	if !supported(c.V) {
 		return newError(ErrUnsupportedVersion, fmt.Sprintf("v=%d", c.V), nil)
 	}
 	if err := validID("id", c.ID); err != nil {

@@ -215,7 +215,9 @@ func TestTamperEveryField(t *testing.T) {
 		{"sig-missing", func(e map[string]any) { delete(e, "sig") }, protocol.ErrUnsigned},
 		{"sig-short", func(e map[string]any) { e["sig"] = b64([]byte("short")) }, protocol.ErrBadSignature},
 		{"type", func(e map[string]any) { e["type"] = "result" }, protocol.ErrInvalidField},
-		{"v", func(e map[string]any) { e["v"] = 2 }, protocol.ErrUnsupportedVersion},
+		{"v", func(e map[string]any) { e["v"] = 3 }, protocol.ErrUnsupportedVersion},
+		// A v2 payload in a v1 envelope: signed, but the versions differ.
+		{"v-differs", func(e map[string]any) { e["v"] = 1 }, protocol.ErrInvalidField},
 		{"extra", func(e map[string]any) { e["note"] = "hi" }, protocol.ErrUnknownField},
 	}
 	for _, tc := range cases {
@@ -559,20 +561,20 @@ func TestStrictDecoding(t *testing.T) {
 		payload []byte
 		kind    error
 	}{
-		{"unknown-top", replace(`"v":1,`, `"v":1,"extra":true,`), protocol.ErrUnknownField},
+		{"unknown-top", replace(`"v":2,`, `"v":2,"extra":true,`), protocol.ErrUnknownField},
 		{"unknown-nested", replace(`"domain":`, `"ou":"x","domain":`), protocol.ErrUnknownField},
 		{"case-variant", replace(`"id":"3f1c`, `"ID":"3f1c`), protocol.ErrUnknownField},
-		{"duplicate", replace(`"v":1,`, `"v":1,"v":1,`), protocol.ErrMalformed},
-		{"duplicate-id-case", replace(`"v":1,`, `"v":1,"Id":"x",`), protocol.ErrUnknownField},
+		{"duplicate", replace(`"v":2,`, `"v":2,"v":1,`), protocol.ErrMalformed},
+		{"duplicate-id-case", replace(`"v":2,`, `"v":2,"Id":"x",`), protocol.ErrUnknownField},
 		{"null", replace(`"options":{`, `"options":null,"x":{`), protocol.ErrInvalidField},
 		{"trailing", append(append([]byte{}, payload...), []byte(` {}`)...), protocol.ErrMalformed},
 		{"trailing-garbage", append(append([]byte{}, payload...), '}'), protocol.ErrMalformed},
 		{"not-object", []byte(`[1,2]`), protocol.ErrMalformed},
 		{"empty", []byte(``), protocol.ErrMalformed},
 		{"bad-utf8", replace(`sspr-session`, "sspr-\xff-session"), protocol.ErrMalformed},
-		{"version-2", replace(`"v":1,`, `"v":2,`), protocol.ErrUnsupportedVersion},
-		{"version-float", replace(`"v":1,`, `"v":1.5,`), protocol.ErrInvalidField},
-		{"version-string", replace(`"v":1,`, `"v":"1",`), protocol.ErrInvalidField},
+		{"version-3", replace(`"v":2,`, `"v":3,`), protocol.ErrUnsupportedVersion},
+		{"version-float", replace(`"v":2,`, `"v":2.5,`), protocol.ErrInvalidField},
+		{"version-string", replace(`"v":2,`, `"v":"1",`), protocol.ErrInvalidField},
 		{"timestamp-offset", replace(`Z"`, `+00:00"`), protocol.ErrInvalidField},
 		{"timestamp-garbage", replace(`"issuedAt":"`, `"issuedAt":"x`), protocol.ErrInvalidField},
 		{"deep", replace(`"options":{`, `"options":{"mustChange":{"a":{"b":{"c":{}}}},"x":{`), protocol.ErrInvalidField},

@@ -101,7 +101,7 @@ func TestProtocolDocExamples(t *testing.T) {
 	// And every error kind of the package is in the failure table.
 	for _, kind := range []string{"ErrTooLarge", "ErrMalformed", "ErrUnknownField", "ErrUnsupportedVersion", "ErrInvalidField",
 		"ErrUnsigned", "ErrUnknownSigner", "ErrBadSignature", "ErrExpired", "ErrNotYetValid", "ErrUnknownRecipient",
-		"ErrDecrypt", "ErrBadSecret", "ErrReplayed", "ErrIDConflict", "ErrReplayCache"} {
+		"ErrDecrypt", "ErrBadSecret", "ErrReplayed", "ErrIDConflict", "ErrReplayCache", "ErrMessageID"} {
 		if !strings.Contains(sec, "`"+kind+"`") {
 			t.Errorf("PROTOCOL.md does not document %s", kind)
 		}

@@ -64,7 +64,7 @@ func ReadEnvelope(r io.Reader) ([]byte, error) {
 	return b, nil
 }
 
-func signEnvelope(typ string, payload []byte, k SigningKey) ([]byte, error) {
+func signEnvelope(v int, typ string, payload []byte, k SigningKey) ([]byte, error) {
 	if err := validKID("signing key id", k.KID); err != nil {
 		return nil, err
 	}
@@ -72,7 +72,7 @@ func signEnvelope(typ string, payload []byte, k SigningKey) ([]byte, error) {
 		return nil, errors.New("protocol: sign: no Ed25519 private key")
 	}
 	env := Envelope{
-		V: Version, Type: typ, KID: k.KID,
+		V: v, Type: typ, KID: k.KID,
 		Sig:     b64(ed25519.Sign(k.Key, SigningInput(typ, payload))),
 		Payload: b64(payload),
 	}
@@ -86,50 +86,63 @@ func signEnvelope(typ string, payload []byte, k SigningKey) ([]byte, error) {
 	return out, nil
 }
 
-// verifyEnvelope checks an envelope of the given type and returns the
-// verified payload bytes and the signer's key id.
-func verifyEnvelope(raw []byte, typ string, keys VerifyKeys) (payload []byte, kid string, err error) {
+// verified is an envelope's checked content: the payload bytes, the
+// signer's key id and the envelope's version (which the payload's must
+// equal).
+type verified struct {
+	payload []byte
+	kid     string
+	v       int
+}
+
+// verifyEnvelope checks an envelope of the given type.
+func verifyEnvelope(raw []byte, typ string, keys VerifyKeys) (verified, error) {
+	payload, kid, v, err := openEnvelope(raw, typ, keys)
+	return verified{payload: payload, kid: kid, v: v}, err
+}
+
+func openEnvelope(raw []byte, typ string, keys VerifyKeys) (payload []byte, kid string, v int, err error) {
 	if len(raw) > MaxEnvelopeSize {
-		return nil, "", newError(ErrTooLarge, fmt.Sprintf("envelope larger than %d bytes", MaxEnvelopeSize), nil)
+		return nil, "", 0, newError(ErrTooLarge, fmt.Sprintf("envelope larger than %d bytes", MaxEnvelopeSize), nil)
 	}
 	var env Envelope
 	if err := strictDecode(raw, envelopeSchema, &env); err != nil {
-		return nil, "", err
+		return nil, "", 0, err
 	}
-	if env.V != Version {
-		return nil, "", newError(ErrUnsupportedVersion, fmt.Sprintf("v=%d", env.V), nil)
+	if !supported(env.V) {
+		return nil, "", 0, newError(ErrUnsupportedVersion, fmt.Sprintf("v=%d", env.V), nil)
 	}
 	if env.Type != typ {
-		return nil, "", invalid("type", fmt.Sprintf("must be %q", typ))
+		return nil, "", 0, invalid("type", fmt.Sprintf("must be %q", typ))
 	}
 	if env.Sig == "" || env.KID == "" {
-		return nil, "", newError(ErrUnsigned, "", nil)
+		return nil, "", 0, newError(ErrUnsigned, "", nil)
 	}
 	if err := validKID("kid", env.KID); err != nil {
-		return nil, "", err
+		return nil, "", 0, err
 	}
 	pub, ok := keys[env.KID]
 	if !ok || len(pub) != ed25519.PublicKeySize {
-		return nil, "", newError(ErrUnknownSigner, fmt.Sprintf("kid %q", env.KID), nil)
+		return nil, "", 0, newError(ErrUnknownSigner, fmt.Sprintf("kid %q", env.KID), nil)
 	}
 	sig, err := decodeB64("sig", env.Sig, ed25519.SignatureSize)
 	if err != nil {
-		return nil, "", err
+		return nil, "", 0, err
 	}
 	if len(sig) != ed25519.SignatureSize {
-		return nil, "", newError(ErrBadSignature, "signature is not 64 bytes", nil)
+		return nil, "", 0, newError(ErrBadSignature, "signature is not 64 bytes", nil)
 	}
 	if env.Payload == "" {
-		return nil, "", newError(ErrMalformed, "payload: empty", nil)
+		return nil, "", 0, newError(ErrMalformed, "payload: empty", nil)
 	}
 	payload, err = decodeB64("payload", env.Payload, MaxEnvelopeSize)
 	if err != nil {
-		return nil, "", err
+		return nil, "", 0, err
 	}
 	if !ed25519.Verify(pub, SigningInput(typ, payload), sig) {
-		return nil, "", newError(ErrBadSignature, fmt.Sprintf("kid %q", env.KID), nil)
+		return nil, "", 0, newError(ErrBadSignature, fmt.Sprintf("kid %q", env.KID), nil)
 	}
-	return payload, env.KID, nil
+	return payload, env.KID, env.V, nil
 }
 
 // VerifiedCommand is a command whose signature, syntax and fields have been
@@ -154,25 +167,46 @@ func SignCommand(c *Command, k SigningKey) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("protocol: encode command: %w", err)
 	}
-	return signEnvelope(TypeCommand, payload, k)
+	return signEnvelope(c.V, TypeCommand, payload, k)
 }
 
 // VerifyCommand checks a command envelope's size, syntax, signature (by
 // the sender key its kid names) and every field. It does not check times,
 // replay or the sealed secret; Receiver.Receive does all of it.
 func VerifyCommand(raw []byte, keys VerifyKeys) (*VerifiedCommand, error) {
-	payload, kid, err := verifyEnvelope(raw, TypeCommand, keys)
+	env, err := verifyEnvelope(raw, TypeCommand, keys)
 	if err != nil {
 		return nil, err
 	}
-	v := &VerifiedCommand{SignerKID: kid, Digest: sha256.Sum256(payload)}
-	if err := decodeCommand(payload, &v.Command); err != nil {
+	v := &VerifiedCommand{SignerKID: env.kid, Digest: sha256.Sum256(env.payload)}
+	if err := decodeCommand(env.payload, &v.Command); err != nil {
 		if validID("id", v.ID) == nil {
 			err.CommandID = v.ID
 		}
 		return nil, err
 	}
+	if v.V != env.v {
+		e := invalid("v", fmt.Sprintf("payload v=%d differs from the envelope's v=%d", v.V, env.v))
+		e.CommandID = v.ID
+		return nil, e
+	}
 	return v, nil
+}
+
+// EnvelopeDigest is the SHA-256 of an envelope's payload bytes (for a
+// command, its Digest, which a v2 result names as commandDigest). It
+// checks the envelope's syntax, not its signature: for the sender that
+// built it.
+func EnvelopeDigest(raw []byte) ([32]byte, error) {
+	var env Envelope
+	if err := strictDecode(raw, envelopeSchema, &env); err != nil {
+		return [32]byte{}, err
+	}
+	payload, err := decodeB64("payload", env.Payload, MaxEnvelopeSize)
+	if err != nil {
+		return [32]byte{}, err
+	}
+	return sha256.Sum256(payload), nil
 }
 
 // ParseCommand strictly decodes and validates a command payload (the JSON

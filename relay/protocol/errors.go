@@ -25,7 +25,33 @@ var (
 	ErrDecrypt            = errors.New("sealed secret does not open")
 	ErrBadSecret          = errors.New("invalid secret")
 	ErrReplayCache        = errors.New("replay cache unavailable")
+	// ErrMessageID: the transport message's id is not the command's id,
+	// so the message is a copy of a signed command (PROTOCOL.md §9).
+	ErrMessageID = errors.New("message id differs from the command id")
 )
+
+// kindNames are the kinds' stable snake_case names (metric labels, audit
+// records, the golden vectors).
+var kindNames = map[error]string{
+	ErrTooLarge: "too_large", ErrMalformed: "malformed", ErrUnknownField: "unknown_field",
+	ErrUnsupportedVersion: "unsupported_version", ErrInvalidField: "invalid_field", ErrUnsigned: "unsigned",
+	ErrUnknownSigner: "unknown_signer", ErrBadSignature: "bad_signature", ErrExpired: "expired",
+	ErrNotYetValid: "not_yet_valid", ErrReplayed: "replayed", ErrIDConflict: "id_conflict",
+	ErrUnknownRecipient: "unknown_recipient", ErrDecrypt: "decrypt", ErrBadSecret: "bad_secret",
+	ErrReplayCache: "replay_cache", ErrMessageID: "message_id_mismatch",
+}
+
+// KindName is the stable snake_case name of the error's kind ("other"
+// for an error of no kind of this package).
+func KindName(err error) string {
+	var pe *Error
+	if errors.As(err, &pe) {
+		if n, ok := kindNames[pe.Kind]; ok {
+			return n
+		}
+	}
+	return "other"
+}
 
 // Error is the typed error of this package. Its text never contains a
 // secret: it names fields and rules, never values of sealed or opened data.

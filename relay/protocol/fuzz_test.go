@@ -1,7 +1,6 @@
 package protocol_test
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"os"
@@ -64,7 +63,7 @@ func FuzzDecodeCommand(f *testing.F) {
 	f.Add([]byte(`{"a":[[[[[[[[[[]]]]]]]]]]}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		rcv := fx.receiver(testNow, fx.connA, fx.connB)
-		got, err := rcv.Receive(context.Background(), data)
+		got, err := receive(rcv, data)
 		checkErr(t, err)
 		if err == nil {
 			got.Secrets.Zero()
@@ -77,7 +76,7 @@ func FuzzDecodeCommand(f *testing.F) {
 			}
 		}
 		if len(data) < 48<<10 {
-			got, err := rcv.Receive(context.Background(), signRaw(t, protocol.TypeCommand, data, fx.sender.SigningKey()))
+			got, err := receive(rcv, signRaw(t, protocol.TypeCommand, data, fx.sender.SigningKey()))
 			checkErr(t, err)
 			if err == nil {
 				got.Secrets.Zero()

@@ -2,6 +2,7 @@ package protocol_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -62,14 +63,18 @@ type vector struct {
 	Type        string    `json:"type"` // command or result
 	Now         time.Time `json:"now"`
 	// OpenWith names the connector keys the receiver holds ("a", "b").
-	OpenWith []string        `json:"openWith,omitempty"`
-	Envelope string          `json:"envelope"`
-	Want     vectorWant      `json:"want"`
-	Payload  json.RawMessage `json:"payload,omitempty"` // the signed payload, for reading
+	OpenWith []string `json:"openWith,omitempty"`
+	// MessageID is the id the transport carried the command under
+	// (Service Bus: MessageId); absent means the command's own id.
+	MessageID string          `json:"messageId,omitempty"`
+	Envelope  string          `json:"envelope"`
+	Want      vectorWant      `json:"want"`
+	Payload   json.RawMessage `json:"payload,omitempty"` // the signed payload, for reading
 }
 
 type vectorWant struct {
-	// Error is the expected error kind name ("" = success).
+	// Error is the expected error kind name, protocol.KindName ("" =
+	// success).
 	Error       string `json:"error,omitempty"`
 	Code        string `json:"code,omitempty"` // result code for Error
 	ID          string `json:"id,omitempty"`
@@ -79,28 +84,61 @@ type vectorWant struct {
 	ResultCode  string `json:"resultCode,omitempty"`
 }
 
-var kindNames = map[string]error{
-	"too_large": protocol.ErrTooLarge, "malformed": protocol.ErrMalformed,
-	"unknown_field": protocol.ErrUnknownField, "unsupported_version": protocol.ErrUnsupportedVersion,
-	"invalid_field": protocol.ErrInvalidField, "unsigned": protocol.ErrUnsigned,
-	"unknown_signer": protocol.ErrUnknownSigner, "bad_signature": protocol.ErrBadSignature,
-	"expired": protocol.ErrExpired, "not_yet_valid": protocol.ErrNotYetValid,
-	"replayed": protocol.ErrReplayed, "unknown_recipient": protocol.ErrUnknownRecipient,
-	"decrypt": protocol.ErrDecrypt, "bad_secret": protocol.ErrBadSecret,
-}
-
 const vectorsPath = "testdata/vectors.json"
 
+// makeVectors makes the vectors of the current version and, prefixed
+// "v1-", the valid commands and a result of version 1, which a connector
+// still accepts and answers in kind.
 func makeVectors(t *testing.T, f fixture) []vector {
-	var vs []vector
-	add := func(name, desc string, now time.Time, openWith []string, raw []byte, want vectorWant) {
-		_, p := splitEnvelope(t, raw)
-		v := vector{Name: name, Description: desc, Type: protocol.TypeCommand, Now: now, OpenWith: openWith, Envelope: string(raw), Want: want}
-		if json.Valid(p) {
-			v.Payload = p
-		}
+	vs := makeVersionVectors(t, f)
+	for _, v := range makeV1Vectors(t, f) {
+		v.Name, v.Description = "v1-"+v.Name, "version 1: "+v.Description
 		vs = append(vs, v)
 	}
+	return vs
+}
+
+func makeV1Vectors(t *testing.T, f fixture) []vector {
+	var vs []vector
+	for _, op := range []protocol.Op{protocol.OpReset, protocol.OpUnlock} {
+		c := baseCommand(op)
+		c.V, c.ID = 1, "golden-v1-"+string(op)
+		want := vectorWant{ID: c.ID, Op: string(op)}
+		if op.HasSecret() {
+			want.NewPassword = pwNew
+		}
+		vs = append(vs, commandVector(t, "ok-"+string(op), "valid "+string(op)+" command sealed to connector key A", testNow, []string{"a"}, buildCommand(t, f, c), want))
+	}
+	r := protocol.Result{V: 1, CommandID: "golden-v1-reset", Code: protocol.CodeSucceeded, Message: protocol.CodeSucceeded.DefaultMessage(),
+		ReceivedAt: protocol.At(testNow), CompletedAt: protocol.At(testNow.Add(40 * time.Millisecond))}
+	return append(vs, resultVector(t, f, "result-succeeded", "result signed by connector key A", r))
+}
+
+func commandVector(t *testing.T, name, desc string, now time.Time, openWith []string, raw []byte, want vectorWant) vector {
+	_, p := splitEnvelope(t, raw)
+	v := vector{Name: name, Description: desc, Type: protocol.TypeCommand, Now: now, OpenWith: openWith, Envelope: string(raw), Want: want}
+	if json.Valid(p) {
+		v.Payload = p
+	}
+	return v
+}
+
+func resultVector(t *testing.T, f fixture, name, desc string, r protocol.Result) vector {
+	raw, err := protocol.SignResult(&r, f.connA.SigningKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, p := splitEnvelope(t, raw)
+	return vector{Name: name, Description: desc, Type: protocol.TypeResult, Now: testNow, Envelope: string(raw), Payload: p,
+		Want: vectorWant{ID: r.CommandID, ResultCode: string(r.Code)}}
+}
+
+func makeVersionVectors(t *testing.T, f fixture) []vector {
+	var vs []vector
+	add := func(name, desc string, now time.Time, openWith []string, raw []byte, want vectorWant) {
+		vs = append(vs, commandVector(t, name, desc, now, openWith, raw, want))
+	}
+	digests := map[string][32]byte{}
 	for _, op := range []protocol.Op{protocol.OpReset, protocol.OpChange, protocol.OpUnlock, protocol.OpCheck} {
 		c := baseCommand(op)
 		c.ID = "golden-" + string(op)
@@ -118,7 +156,13 @@ func makeVectors(t *testing.T, f fixture) []vector {
 		if op == protocol.OpChange {
 			want.OldPassword = pwOld
 		}
-		add("ok-"+string(op), "valid "+string(op)+" command sealed to connector key A", testNow, []string{"a"}, buildCommand(t, f, c), want)
+		raw := buildCommand(t, f, c)
+		d, err := protocol.EnvelopeDigest(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		digests[c.ID] = d
+		add("ok-"+string(op), "valid "+string(op)+" command sealed to connector key A", testNow, []string{"a"}, raw, want)
 	}
 	c := baseCommand(protocol.OpReset)
 	c.ID = "golden-rotation"
@@ -141,26 +185,27 @@ func makeVectors(t *testing.T, f fixture) []vector {
 	tampered := signRawWithSig(t, env, p)
 	add("tampered-payload", "one payload bit flipped, signature unchanged", testNow, []string{"a"}, tampered,
 		vectorWant{Error: "bad_signature", Code: "invalid_command"})
+	cp := commandVector(t, "copy-under-another-message-id", "a valid command carried under a message id that is not its id: a copy; dead-lettered, never answered",
+		testNow, []string{"a"}, raw, vectorWant{Error: "message_id_mismatch", Code: "invalid_command"})
+	cp.MessageID = "copy-of-golden-expired"
+	vs = append(vs, cp)
 
-	// A result.
+	// Results.
 	r := protocol.Result{
-		V: 1, CommandID: "golden-reset", Code: protocol.CodePolicyViolation,
+		V: protocol.Version, CommandID: "golden-reset", CommandDigest: protocol.DigestString(digests["golden-reset"]),
+		Code:    protocol.CodePolicyViolation,
 		Message: "The new password does not meet the password policy.",
 		Violations: []protocol.Violation{
 			{Rule: "min_length", Message: "needs 12 characters, got 9", Fields: map[string]any{"required": 12, "actual": 9}},
 			{Rule: "complexity", Message: "needs 3 of 4 character classes, got 2", Fields: map[string]any{"required": 3, "actual": 2}},
 		},
-		DC: "dc1.corp.example.com", ReceivedAt: protocol.At(testNow), CompletedAt: protocol.At(testNow.Add(35 * time.Millisecond)),
+		ReceivedAt: protocol.At(testNow), CompletedAt: protocol.At(testNow.Add(35 * time.Millisecond)),
 	}
-	rraw, err := protocol.SignResult(&r, f.connA.SigningKey())
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, rp := splitEnvelope(t, rraw)
-	vs = append(vs, vector{Name: "result-policy-violation", Description: "result signed by connector key A",
-		Type: protocol.TypeResult, Now: testNow, Envelope: string(rraw), Payload: rp,
-		Want: vectorWant{ID: "golden-reset", ResultCode: "policy_violation"}})
-	return vs
+	vs = append(vs, resultVector(t, f, "result-policy-violation", "result signed by connector key A, answering ok-reset", r))
+	s := protocol.Result{V: protocol.Version, CommandID: "golden-change", CommandDigest: protocol.DigestString(digests["golden-change"]),
+		Code: protocol.CodeSuperseded, Message: protocol.CodeSuperseded.DefaultMessage(),
+		ReceivedAt: protocol.At(testNow), CompletedAt: protocol.At(testNow.Add(20 * time.Millisecond))}
+	return append(vs, resultVector(t, f, "result-superseded", "result signed by connector key A, answering ok-change", s))
 }
 
 func signRawWithSig(t *testing.T, env map[string]any, payload []byte) []byte {
@@ -210,6 +255,15 @@ func TestGoldenVectors(t *testing.T) {
 				if r.CommandID != v.Want.ID || string(r.Code) != v.Want.ResultCode {
 					t.Fatalf("got %s/%s", r.CommandID, r.Code)
 				}
+				// A v2 result names the digest of the command vector it answers.
+				for _, c := range vs {
+					if c.Type == protocol.TypeCommand && c.Want.ID == r.CommandID && c.MessageID == "" {
+						d, err := protocol.EnvelopeDigest([]byte(c.Envelope))
+						if err != nil || !r.Answers(c.Want.ID, d) {
+							t.Fatalf("does not answer command vector %s (%v)", c.Name, err)
+						}
+					}
+				}
 				return
 			}
 			var open []*keys.ConnectorPrivate
@@ -217,9 +271,16 @@ func TestGoldenVectors(t *testing.T) {
 				open = append(open, byName[n])
 			}
 			rcv := f.receiver(v.Now, open...)
-			got, err := receive(rcv, []byte(v.Envelope))
+			msgID := v.MessageID
+			if msgID == "" {
+				msgID = commandIDOf([]byte(v.Envelope))
+			}
+			got, err := rcv.Receive(context.Background(), []byte(v.Envelope), msgID)
 			if v.Want.Error != "" {
-				pe := wantKind(t, err, kindNames[v.Want.Error])
+				pe := wantKind(t, err, err)
+				if protocol.KindName(err) != v.Want.Error || string(pe.Code) != v.Want.Code {
+					t.Fatalf("error %s (%s), want %s (%s)", protocol.KindName(err), pe.Code, v.Want.Error, v.Want.Code)
+				}
 				if string(pe.Code) != v.Want.Code {
 					t.Fatalf("code %s, want %s", pe.Code, v.Want.Code)
 				}

@@ -173,8 +173,12 @@ func splitEnvelope(t testing.TB, raw []byte) (map[string]any, []byte) {
 // signed with k: it lets tests get past the signature to the payload checks.
 func signRaw(t testing.TB, typ string, payload []byte, k protocol.SigningKey) []byte {
 	t.Helper()
+	var pv struct{ V int }
+	if json.Unmarshal(payload, &pv) != nil || pv.V == 0 {
+		pv.V = protocol.Version
+	}
 	env := map[string]any{
-		"v": 1, "type": typ, "kid": k.KID,
+		"v": pv.V, "type": typ, "kid": k.KID,
 		"sig":     base64.StdEncoding.EncodeToString(ed25519.Sign(k.Key, protocol.SigningInput(typ, payload))),
 		"payload": base64.StdEncoding.EncodeToString(payload),
 	}
@@ -229,8 +233,28 @@ func noSecret(t testing.TB, s string) {
 	}
 }
 
+// receive receives raw as a transport would that carried it under the
+// command's own id (as a correct sender sends it).
 func receive(r *protocol.Receiver, raw []byte) (*protocol.Received, error) {
-	return r.Receive(context.Background(), raw)
+	return r.Receive(context.Background(), raw, commandIDOf(raw))
+}
+
+// commandIDOf is the id in raw's payload, read without any check ("" when
+// there is none).
+func commandIDOf(raw []byte) string {
+	var env struct{ Payload string }
+	if json.Unmarshal(raw, &env) != nil {
+		return ""
+	}
+	p, err := base64.StdEncoding.DecodeString(env.Payload)
+	if err != nil {
+		return ""
+	}
+	var c struct{ ID string }
+	if json.Unmarshal(p, &c) != nil {
+		return ""
+	}
+	return c.ID
 }
 
 func b64(b []byte) string { return base64.StdEncoding.EncodeToString(b) }

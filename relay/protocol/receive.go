@@ -46,13 +46,16 @@ type Received struct {
 
 // Receive checks, in this order: size and strict syntax of the envelope;
 // signature (by a configured sender key); strict syntax and every field of
-// the command; lifetime within MaxLifetime; not issued more than Skew in the
+// the command; that messageID, the id the transport carried the message
+// under (Service Bus: its MessageId), is the command's id (ErrMessageID
+// otherwise: a copy put on the queue under a new id, which must neither
+// run nor claim the id); lifetime within MaxLifetime; not issued more than Skew in the
 // future; not expired more than Skew ago; opens the sealed secret (by the
 // connector key id it names) and validates the passwords; then claims the
 // id in the replay cache. Only a command that passes every check consumes
 // its id. Every error is a *Error; after the signature has verified, its
 // CommandID is set.
-func (r *Receiver) Receive(ctx context.Context, raw []byte) (*Received, error) {
+func (r *Receiver) Receive(ctx context.Context, raw []byte, messageID string) (*Received, error) {
 	if r.Replay == nil {
 		return nil, errors.New("protocol: Receiver.Replay is required")
 	}
@@ -63,6 +66,9 @@ func (r *Receiver) Receive(ctx context.Context, raw []byte) (*Received, error) {
 	fail := func(e *Error) (*Received, error) {
 		e.CommandID = v.ID
 		return nil, e
+	}
+	if messageID != v.ID {
+		return fail(newError(ErrMessageID, "the message id must be the command id", nil))
 	}
 	skew, maxLife := r.Skew, r.MaxLifetime
 	if skew <= 0 {

@@ -1,6 +1,8 @@
 package protocol
 
 import (
+	"crypto/sha256"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -13,6 +15,10 @@ type Result struct {
 	V int `json:"v"`
 	// CommandID is the id of the command answered.
 	CommandID string `json:"commandId"`
+	// CommandDigest (v2, required there) is the Digest of the command
+	// answered: the standard base64 of the SHA-256 of its signed payload
+	// bytes. It binds the result to that exact command, not only its id.
+	CommandDigest string `json:"commandDigest,omitempty"`
 	// Code is the outcome.
 	Code ResultCode `json:"code"`
 	// Message is safe to show the end user.
@@ -47,7 +53,7 @@ type Violation struct {
 }
 
 var resultSchema = schema{
-	"": keys("v", "commandId", "code", "message", "violations", "dcReason", "dc",
+	"": keys("v", "commandId", "commandDigest", "code", "message", "violations", "dcReason", "dc",
 		"detail", "retryAfter", "receivedAt", "completedAt"),
 	"violations": keys("rule", "message", "fields"),
 	"fields":     nil,
@@ -64,14 +70,17 @@ const (
 
 // Validate checks every field of the result.
 func (r *Result) Validate() error {
-	if r.V != Version {
+	if !supported(r.V) {
 		return newError(ErrUnsupportedVersion, fmt.Sprintf("v=%d", r.V), nil)
 	}
 	if err := validID("commandId", r.CommandID); err != nil {
 		return err
 	}
-	if !r.Code.Valid() {
-		return invalid("code", "unknown result code")
+	if err := r.validDigest(); err != nil {
+		return err
+	}
+	if !r.Code.ValidIn(r.V) {
+		return invalid("code", fmt.Sprintf("unknown result code in v%d", r.V))
 	}
 	if err := validText("message", r.Message, maxMessageBytes); err != nil {
 		return err
@@ -119,6 +128,38 @@ func (r *Result) Validate() error {
 		return invalid("completedAt", "must not be before receivedAt")
 	}
 	return nil
+}
+
+// validDigest: a v2 result carries the answered command's digest (44
+// characters of standard base64 for 32 bytes); a v1 result has none.
+func (r *Result) validDigest() error {
+	if r.V < 2 {
+		if r.CommandDigest != "" {
+			return invalid("commandDigest", "not a v1 member")
+		}
+		return nil
+	}
+	if r.CommandDigest == "" {
+		return invalid("commandDigest", "required")
+	}
+	if b, err := base64.StdEncoding.Strict().DecodeString(r.CommandDigest); err != nil || len(b) != sha256.Size {
+		return invalid("commandDigest", "must be the standard base64 of 32 bytes")
+	}
+	return nil
+}
+
+// DigestString is the CommandDigest form of a command's Digest.
+func DigestString(d [32]byte) string { return base64.StdEncoding.EncodeToString(d[:]) }
+
+// Answers reports whether the result answers exactly the command with id
+// and digest: its commandId, and for a v2 result its commandDigest, match.
+// A v1 result (from a v1 connector) carries no digest; only its id is
+// compared.
+func (r *Result) Answers(id string, digest [32]byte) bool {
+	if r.CommandID != id {
+		return false
+	}
+	return r.V < 2 || r.CommandDigest == DigestString(digest)
 }
 
 func (v Violation) validate(at string) error {
@@ -174,7 +215,7 @@ func SignResult(r *Result, k SigningKey) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("protocol: encode result: %w", err)
 	}
-	return signEnvelope(TypeResult, payload, k)
+	return signEnvelope(r.V, TypeResult, payload, k)
 }
 
 // VerifiedResult is a result whose signature and fields have been checked.
@@ -187,13 +228,16 @@ type VerifiedResult struct {
 // VerifyResult checks a result envelope's size, syntax, signature (by the
 // connector key its kid names) and every field.
 func VerifyResult(raw []byte, keys VerifyKeys) (*VerifiedResult, error) {
-	payload, kid, err := verifyEnvelope(raw, TypeResult, keys)
+	env, err := verifyEnvelope(raw, TypeResult, keys)
 	if err != nil {
 		return nil, err
 	}
-	v := &VerifiedResult{SignerKID: kid}
-	if err := decodeResult(payload, &v.Result); err != nil {
+	v := &VerifiedResult{SignerKID: env.kid}
+	if err := decodeResult(env.payload, &v.Result); err != nil {
 		return nil, err
+	}
+	if v.V != env.v {
+		return nil, invalid("v", fmt.Sprintf("payload v=%d differs from the envelope's v=%d", v.V, env.v))
 	}
 	return v, nil
 }

@@ -47,8 +47,8 @@ func TestResultRoundTrip(t *testing.T) {
 	}
 	// Every code round-trips with a suitable shape.
 	for _, code := range protocol.ResultCodes() {
-		r := protocol.Result{V: 1, CommandID: "id-1", Code: code, Message: code.DefaultMessage(),
-			ReceivedAt: protocol.At(testNow), CompletedAt: protocol.At(testNow)}
+		r := protocol.Result{V: protocol.Version, CommandID: "id-1", CommandDigest: protocol.DigestString([32]byte{1}),
+			Code: code, Message: code.DefaultMessage(), ReceivedAt: protocol.At(testNow), CompletedAt: protocol.At(testNow)}
 		switch code {
 		case protocol.CodePolicyViolation:
 			r.Violations = []protocol.Violation{{Rule: "complexity", Message: "needs 3 character classes"}}
@@ -152,7 +152,7 @@ func TestResultCodesStable(t *testing.T) {
 	// The wire values are API: this list changes only by appending.
 	want := []string{"succeeded", "policy_violation", "rejected_by_dc", "user_not_found", "ambiguous_user",
 		"out_of_scope", "protected_account", "access_denied", "account_disabled", "rate_limited", "expired",
-		"invalid_command", "transient", "internal"}
+		"invalid_command", "transient", "internal", "superseded"}
 	got := protocol.ResultCodes()
 	if len(got) != len(want) {
 		t.Fatalf("got %d codes", len(got))
@@ -237,5 +237,88 @@ func TestErrorsCarryNoSecret(t *testing.T) {
 		}
 		noSecret(t, err.Error())
 		noSecret(t, fmt.Sprintf("%+v %#v", err, err))
+	}
+}
+
+// TestResultVersions: a v2 result names the command it answers by its
+// digest (required); a v1 result (answering a v1 command) has no digest
+// and no code added since v1; the envelope's v is the payload's.
+func TestResultVersions(t *testing.T) {
+	f := loadFixture(t)
+	d := [32]byte{7}
+	v2 := func(mut func(*protocol.Result)) protocol.Result {
+		r := goodResult()
+		r.V, r.CommandDigest = 2, protocol.DigestString(d)
+		if mut != nil {
+			mut(&r)
+		}
+		return r
+	}
+	for _, tc := range []struct {
+		name string
+		r    protocol.Result
+		ok   bool
+	}{
+		{"v2", v2(nil), true},
+		{"v2-superseded", v2(func(r *protocol.Result) {
+			r.Code, r.Violations, r.Message = protocol.CodeSuperseded, nil, protocol.CodeSuperseded.DefaultMessage()
+		}), true},
+		{"v2-no-digest", v2(func(r *protocol.Result) { r.CommandDigest = "" }), false},
+		{"v2-short-digest", v2(func(r *protocol.Result) { r.CommandDigest = "AAAA" }), false},
+		{"v2-url-digest", v2(func(r *protocol.Result) {
+			r.CommandDigest = strings.ReplaceAll(protocol.DigestString([32]byte{0xfb}), "+", "-")
+		}), false},
+		{"v1", goodResult(), true},
+		{"v1-digest", v2(func(r *protocol.Result) { r.V = 1 }), false},
+		{"v1-superseded", func() protocol.Result {
+			r := goodResult()
+			r.Code, r.Violations = protocol.CodeSuperseded, nil
+			return r
+		}(), false},
+		{"v3", v2(func(r *protocol.Result) { r.V = 3 }), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			raw, err := protocol.SignResult(&tc.r, f.connA.SigningKey())
+			if !tc.ok {
+				if err == nil {
+					t.Fatal("signed")
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := protocol.VerifyResult(raw, f.connectorResultKeys())
+			if err != nil {
+				t.Fatal(err)
+			}
+			env, _ := splitEnvelope(t, raw)
+			if env["v"] != float64(tc.r.V) {
+				t.Errorf("envelope v %v, payload v %d", env["v"], tc.r.V)
+			}
+			if !got.Answers(tc.r.CommandID, d) {
+				t.Error("does not answer its command")
+			}
+			if tc.r.V == 2 && got.Answers(tc.r.CommandID, [32]byte{8}) {
+				t.Error("a v2 result answers a command with another digest")
+			}
+			if got.Answers("other", d) {
+				t.Error("answers another id")
+			}
+		})
+	}
+}
+
+func TestCodeForVersion(t *testing.T) {
+	if got := protocol.CodeSuperseded.For(1); got != protocol.CodeExpired {
+		t.Errorf("superseded for v1: %s", got)
+	}
+	for _, c := range protocol.ResultCodes() {
+		if got := c.For(2); got != c {
+			t.Errorf("%s for v2: %s", c, got)
+		}
+		if c != protocol.CodeSuperseded && c.For(1) != c {
+			t.Errorf("%s for v1: %s", c, c.For(1))
+		}
 	}
 }

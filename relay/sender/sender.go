@@ -158,6 +158,9 @@ type Request struct {
 type Prepared struct {
 	Command  protocol.Command
 	Envelope Envelope
+	// Digest is the command's digest, which a v2 result names
+	// (protocol.Result.CommandDigest).
+	Digest [32]byte
 }
 
 // Build makes the command, seals the password(s) and signs it. It does not
@@ -187,7 +190,11 @@ func (c *Client) Build(req Request) (*Prepared, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sender: %w", err)
 	}
-	return &Prepared{Command: cmd, Envelope: Envelope{
+	digest, err := protocol.EnvelopeDigest(body)
+	if err != nil {
+		return nil, fmt.Errorf("sender: %w", err)
+	}
+	return &Prepared{Command: cmd, Digest: digest, Envelope: Envelope{
 		ID: id, Body: body, ContentType: ContentTypeCommand, ExpiresAt: cmd.ExpiresAt.Time,
 	}}, nil
 }
@@ -209,31 +216,35 @@ func (c *Client) Send(ctx context.Context, req Request) (*Prepared, error) {
 }
 
 // ErrWrongCommand is returned when a correctly signed result answers a
-// different command than the one awaited.
+// different command than the one awaited: another id, or (v2) the same id
+// with another digest.
 var ErrWrongCommand = errors.New("result answers a different command")
 
-// Await waits for the result of commandID and verifies it. Bound the wait
-// with ctx.
-func (c *Client) Await(ctx context.Context, commandID string) (*protocol.VerifiedResult, error) {
+// Await waits for the result of the prepared command and verifies it.
+// Bound the wait with ctx.
+func (c *Client) Await(ctx context.Context, p *Prepared) (*protocol.VerifiedResult, error) {
 	if c.cfg.Transport == nil {
 		return nil, errors.New("sender: no Transport configured")
 	}
-	env, err := c.cfg.Transport.AwaitResult(ctx, commandID)
+	id := p.Command.ID
+	env, err := c.cfg.Transport.AwaitResult(ctx, id)
 	if err != nil {
-		return nil, fmt.Errorf("sender: await result of %s: %w", commandID, err)
+		return nil, fmt.Errorf("sender: await result of %s: %w", id, err)
 	}
-	return c.VerifyResult(env.Body, commandID)
+	return c.VerifyResult(env.Body, p)
 }
 
 // VerifyResult verifies a result envelope body against the configured
-// connector keys and checks that it answers commandID.
-func (c *Client) VerifyResult(body []byte, commandID string) (*protocol.VerifiedResult, error) {
+// connector keys and checks that it answers the prepared command: its id
+// and, for a v2 result, its digest.
+func (c *Client) VerifyResult(body []byte, p *Prepared) (*protocol.VerifiedResult, error) {
+	id := p.Command.ID
 	r, err := protocol.VerifyResult(body, c.cfg.ResultKeys)
 	if err != nil {
-		return nil, fmt.Errorf("sender: result of %s: %w", commandID, err)
+		return nil, fmt.Errorf("sender: result of %s: %w", id, err)
 	}
-	if r.CommandID != commandID {
-		return nil, fmt.Errorf("sender: result of %s: %w (%s)", commandID, ErrWrongCommand, r.CommandID)
+	if !r.Answers(id, p.Digest) {
+		return nil, fmt.Errorf("sender: result of %s: %w (%s)", id, ErrWrongCommand, r.CommandID)
 	}
 	return r, nil
 }
@@ -244,5 +255,5 @@ func (c *Client) Do(ctx context.Context, req Request) (*protocol.VerifiedResult,
 	if err != nil {
 		return nil, err
 	}
-	return c.Await(ctx, p.Command.ID)
+	return c.Await(ctx, p)
 }

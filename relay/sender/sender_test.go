@@ -62,8 +62,10 @@ func (w *world) fakeConnector(ctx context.Context, t *testing.T, seen chan<- str
 		if err != nil {
 			return
 		}
-		res := protocol.Result{V: 1, CommandID: env.ID, ReceivedAt: protocol.At(now), CompletedAt: protocol.At(now.Add(time.Second))}
-		got, err := rcv.Receive(ctx, env.Body)
+		d, _ := protocol.EnvelopeDigest(env.Body)
+		res := protocol.Result{V: 2, CommandID: env.ID, CommandDigest: protocol.DigestString(d),
+			ReceivedAt: protocol.At(now), CompletedAt: protocol.At(now.Add(time.Second))}
+		got, err := rcv.Receive(ctx, env.Body, env.ID)
 		if err != nil {
 			res.Code = protocol.CodeOf(err)
 		} else {
@@ -196,32 +198,49 @@ func TestBuildRefuses(t *testing.T) {
 func TestAwaitRejectsBadResults(t *testing.T) {
 	w := newWorld(t)
 	ctx := context.Background()
-	res := protocol.Result{V: 1, CommandID: "cmd-1", Code: protocol.CodeSucceeded, Message: "ok",
-		ReceivedAt: protocol.At(now), CompletedAt: protocol.At(now)}
+	p := &sender.Prepared{Command: protocol.Command{ID: "cmd-1"}, Digest: [32]byte{1}}
+	res := protocol.Result{V: 2, CommandID: "cmd-1", CommandDigest: protocol.DigestString(p.Digest), Code: protocol.CodeSucceeded,
+		Message: "ok", ReceivedAt: protocol.At(now), CompletedAt: protocol.At(now)}
 	// Signed by a connector key the sender does not know.
 	stranger, _ := keys.GenerateConnector(0, now)
 	body, _ := protocol.SignResult(&res, stranger.SigningKey())
 	w.tr.Reply(ctx, sender.Envelope{ID: "cmd-1", Body: body})
-	if _, err := w.client.Await(ctx, "cmd-1"); !errors.Is(err, protocol.ErrUnknownSigner) {
+	if _, err := w.client.Await(ctx, p); !errors.Is(err, protocol.ErrUnknownSigner) {
 		t.Fatalf("stranger: %v", err)
 	}
 	// Signed by the second (rotated-in) connector key: accepted.
 	body, _ = protocol.SignResult(&res, w.conn2.SigningKey())
 	w.tr.Reply(ctx, sender.Envelope{ID: "cmd-1", Body: body})
-	if r, err := w.client.Await(ctx, "cmd-1"); err != nil || r.SignerKID != w.conn2.KID {
+	if r, err := w.client.Await(ctx, p); err != nil || r.SignerKID != w.conn2.KID {
 		t.Fatalf("rotated key: %v", err)
 	}
 	// A genuine result for another command delivered under this id.
 	res.CommandID = "cmd-2"
 	body, _ = protocol.SignResult(&res, w.conn.SigningKey())
 	w.tr.Reply(ctx, sender.Envelope{ID: "cmd-1", Body: body})
-	if _, err := w.client.Await(ctx, "cmd-1"); !errors.Is(err, sender.ErrWrongCommand) {
+	if _, err := w.client.Await(ctx, p); !errors.Is(err, sender.ErrWrongCommand) {
 		t.Fatalf("wrong command: %v", err)
+	}
+	// A genuine result for another command that reused this id (a v2
+	// result names the command's digest).
+	res.CommandID, res.CommandDigest = "cmd-1", protocol.DigestString([32]byte{2})
+	body, _ = protocol.SignResult(&res, w.conn.SigningKey())
+	w.tr.Reply(ctx, sender.Envelope{ID: "cmd-1", Body: body})
+	if _, err := w.client.Await(ctx, p); !errors.Is(err, sender.ErrWrongCommand) {
+		t.Fatalf("same id, other digest: %v", err)
+	}
+	// A v1 result (from a v1 connector) has no digest: its id is checked.
+	v1 := protocol.Result{V: 1, CommandID: "cmd-1", Code: protocol.CodeSucceeded, Message: "ok",
+		ReceivedAt: protocol.At(now), CompletedAt: protocol.At(now)}
+	body, _ = protocol.SignResult(&v1, w.conn.SigningKey())
+	w.tr.Reply(ctx, sender.Envelope{ID: "cmd-1", Body: body})
+	if _, err := w.client.Await(ctx, p); err != nil {
+		t.Fatalf("v1 result: %v", err)
 	}
 	// No result: Await ends with the context.
 	cctx, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
 	defer cancel()
-	if _, err := w.client.Await(cctx, "never"); !errors.Is(err, context.DeadlineExceeded) {
+	if _, err := w.client.Await(cctx, &sender.Prepared{Command: protocol.Command{ID: "never"}}); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("await: %v", err)
 	}
 }
