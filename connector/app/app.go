@@ -138,7 +138,7 @@ func Build(ctx context.Context, cfg *config.Config, deps Deps) (a *App, err erro
 		Audit: a.Audit, Logger: deps.Logger, Metrics: a.Metrics,
 		RateLimit: *cfg.Limits.PerUser, RateWindow: cfg.Limits.Window,
 		Concurrency: cfg.Limits.Concurrency, MaxAttempts: uint32(cfg.Limits.MaxAttempts), Clock: deps.Clock,
-		WriteWindow: maxOpTimeout(cfg) + 5*time.Second,
+		WriteWindow: maxOpTimeout(cfg) + 5*time.Second, UnverifiedAuditPerMinute: cfg.Audit.UnverifiedPerMinute,
 	})
 	if err != nil {
 		return nil, err
@@ -268,8 +268,8 @@ func (a *App) openServiceBus() (err error) {
 	return nil
 }
 
-// buildReporter builds where results go: the command's reply queue, or an
-// HTTPS endpoint (wrapped by deps.WrapReporter, when set).
+// buildReporter builds where results go: the configured reply queue (never
+// a message's ReplyTo), or an HTTPS endpoint (wrapped by deps.WrapReporter, when set).
 func (a *App) buildReporter(deps Deps) (engine.Reporter, error) {
 	var reporter engine.Reporter
 	switch a.Cfg.Results.Mode {
@@ -283,7 +283,7 @@ func (a *App) buildReporter(deps Deps) (engine.Reporter, error) {
 		}
 		reporter = httpsReporter{r}
 	default:
-		a.replies = servicebus.NewReplySender(a.sbClient, a.Cfg.Results.TTL, sender.ContentTypeResult)
+		a.replies = servicebus.NewReplySender(a.sbClient, a.Cfg.Results.ReplyQueue, a.Cfg.Results.TTL, sender.ContentTypeResult)
 		a.closers = append(a.closers, a.quiet("reply sender", func() error { return a.replies.Close(context.Background()) }))
 		reporter = queueReporter{a.replies}
 	}
@@ -375,10 +375,7 @@ func (a *App) quiet(what string, close func() error) func() error {
 type queueReporter struct{ r *servicebus.ReplySender }
 
 func (q queueReporter) Report(ctx context.Context, d *transport.Delivery, id string, body []byte) error {
-	if d.ReplyTo == "" {
-		return fmt.Errorf("%w: the result stays in the journal", servicebus.ErrNoReplyTo)
-	}
-	return q.r.Send(ctx, servicebus.Reply{To: d.ReplyTo, CorrelationID: id, SessionID: d.ReplyToSessionID,
+	return q.r.Send(ctx, servicebus.Reply{CorrelationID: id, SessionID: d.ReplyToSessionID,
 		Body: body, ContentType: sender.ContentTypeResult})
 }
 

@@ -17,25 +17,37 @@ import (
 // Record is one audit line. Every field is a plain value chosen by the
 // connector; none is ever a password or derived from one.
 type Record struct {
-	Time          time.Time `json:"time"`
-	CommandID     string    `json:"command_id"`
-	Op            string    `json:"op,omitempty"`
-	Domain        string    `json:"domain,omitempty"`
-	UserRefKind   string    `json:"user_ref_kind,omitempty"`
-	UserDN        string    `json:"user_dn,omitempty"`
-	ActorKind     string    `json:"actor_kind,omitempty"`
-	ActorID       string    `json:"actor_id,omitempty"`
-	Outcome       string    `json:"outcome"`
-	Rules         []string  `json:"rules,omitempty"`
-	DCReason      string    `json:"dc_reason,omitempty"`
-	DC            string    `json:"dc,omitempty"`
-	Detail        string    `json:"detail,omitempty"`
-	Applied       bool      `json:"applied"`
-	FromJournal   bool      `json:"from_journal,omitempty"`
-	DeliveryCount uint32    `json:"delivery_count,omitempty"`
-	LatencyMS     float64   `json:"latency_ms"`
-	Settlement    string    `json:"settlement,omitempty"`
+	Time time.Time `json:"time"`
+	// Event is empty for a command's record; EventUnverified for a
+	// message refused before its signature was checked (then CommandID
+	// is empty and MessageID is what its sender chose).
+	Event         string   `json:"event,omitempty"`
+	CommandID     string   `json:"command_id"`
+	MessageID     string   `json:"message_id,omitempty"`
+	Op            string   `json:"op,omitempty"`
+	Domain        string   `json:"domain,omitempty"`
+	UserRefKind   string   `json:"user_ref_kind,omitempty"`
+	UserDN        string   `json:"user_dn,omitempty"`
+	ActorKind     string   `json:"actor_kind,omitempty"`
+	ActorID       string   `json:"actor_id,omitempty"`
+	Outcome       string   `json:"outcome"`
+	Rules         []string `json:"rules,omitempty"`
+	DCReason      string   `json:"dc_reason,omitempty"`
+	DC            string   `json:"dc,omitempty"`
+	Detail        string   `json:"detail,omitempty"`
+	Applied       bool     `json:"applied"`
+	FromJournal   bool     `json:"from_journal,omitempty"`
+	DeliveryCount uint32   `json:"delivery_count,omitempty"`
+	LatencyMS     float64  `json:"latency_ms"`
+	Settlement    string   `json:"settlement,omitempty"`
+	// Suppressed counts the records of the same event left out (sampled)
+	// since the previous one written.
+	Suppressed int `json:"suppressed,omitempty"`
 }
+
+// EventUnverified marks the record of a message refused before its
+// signature was checked.
+const EventUnverified = "unverified_message"
 
 // Log appends records to a writer, one line each, flushed per record.
 type Log struct {

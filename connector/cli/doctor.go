@@ -26,7 +26,7 @@ func runDoctor(ctx context.Context, env *Env, args []string) error {
 	path := fs.String("config", "", "configuration file (YAML)")
 	asJSON := fs.Bool("json", false, "write the report as JSON")
 	timeout := fs.Duration("timeout", 10*time.Second, "time limit of each network step")
-	reply := fs.String("reply-queue", "", "the reply queue senders name in ReplyTo, to check the Send right on it")
+	reply := fs.String("reply-queue", "", "check the Send right on this queue instead of results.reply_queue")
 	if help, err := parseFlags(fs, env, args); help || err != nil {
 		return err
 	}

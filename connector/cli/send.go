@@ -197,7 +197,7 @@ func (f *sendFlags) sendAndAwait(ctx context.Context, env *Env, client *sender.C
 	}
 	wctx, cancel := context.WithTimeout(ctx, f.wait)
 	defer cancel()
-	res, err := client.Await(wctx, p.Command.ID)
+	res, err := client.Await(wctx, p)
 	if err != nil {
 		if errors.Is(err, context.DeadlineExceeded) {
 			return &ExitError{Code: 3, Err: fmt.Errorf("send: no result for %s within %s", p.Command.ID, f.wait)}

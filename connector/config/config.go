@@ -150,8 +150,12 @@ type Proxy struct {
 
 // Results says where results go.
 type Results struct {
-	// Mode: reply_queue (default: the command's ReplyTo) or https.
-	Mode  string        `yaml:"mode"`
+	// Mode: reply_queue (default) or https.
+	Mode string `yaml:"mode"`
+	// ReplyQueue is the queue every result goes to in reply_queue mode
+	// (required there). A message's ReplyTo is never used: it is not
+	// signed, so a copy of a command could name any queue.
+	ReplyQueue string        `yaml:"reply_queue"`
 	TTL   time.Duration `yaml:"ttl"`
 	HTTPS HTTPSResults  `yaml:"https"`
 }
@@ -190,6 +194,11 @@ type Limits struct {
 type Audit struct {
 	// Path of the JSON-lines file; "-" is standard output.
 	Path string `yaml:"path"`
+	// UnverifiedPerMinute bounds the records of messages refused before
+	// their signature was checked (anyone with send rights can make
+	// them): a burst of this many, refilled over a minute; the rest are
+	// counted in the next record written and in the metric.
+	UnverifiedPerMinute int `yaml:"unverified_per_minute"`
 }
 
 // HTTP is the health, metrics and status listener.

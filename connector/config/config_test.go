@@ -34,6 +34,8 @@ domains:
 queue:
   name: commands
   connection_string_file: DIR/conn.str
+results:
+  reply_queue: results
 keys:
   connector: [DIR/connector.key.json]
   senders: [DIR/sender.pub.json]

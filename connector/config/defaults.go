@@ -26,6 +26,7 @@ func Defaults() Config {
 		},
 		Results: Results{Mode: "reply_queue", TTL: 10 * time.Minute},
 		Journal: Journal{Retention: journal.DefaultRetention},
+		Audit:   Audit{UnverifiedPerMinute: 10},
 		Limits:  Limits{PerUser: &perUser, Window: 24 * time.Hour, Concurrency: 4, MaxAttempts: 5},
 		HTTP:    HTTP{Listen: "127.0.0.1:8080"},
 		Log:     Log{Level: "info", Format: "json"},

@@ -31,6 +31,9 @@ func (c *Config) validate(probs *Problems, env Env) {
 	if c.Audit.Path == "" {
 		add("audit.path", "required (a file, or - for standard output)")
 	}
+	if n := c.Audit.UnverifiedPerMinute; n < 1 || n > 600 {
+		add("audit.unverified_per_minute", "must be between 1 and 600")
+	}
 	c.HTTP.validate(add, env)
 	c.Log.validate(add)
 }
@@ -195,6 +198,12 @@ func (p *Proxy) Config() proxy.Config {
 func (r *Results) validate(add addFunc) {
 	switch r.Mode {
 	case "reply_queue":
+		switch {
+		case r.ReplyQueue == "":
+			add("results.reply_queue", "required in reply_queue mode: every result goes to this queue (a message's ReplyTo is never used)")
+		case !validQueueName(r.ReplyQueue):
+			add("results.reply_queue", "%q is not a Service Bus queue name (letters, digits, . - _ /, at most 260)", r.ReplyQueue)
+		}
 	case "https":
 		u, err := url.Parse(r.HTTPS.URL)
 		if err != nil || u.Scheme != "https" || u.Host == "" {
@@ -204,6 +213,22 @@ func (r *Results) validate(add addFunc) {
 	default:
 		add("results.mode", "%q: use reply_queue or https", r.Mode)
 	}
+}
+
+// validQueueName reports whether s can name a Service Bus queue: 1 to 260
+// letters, digits, periods, hyphens, underscores and slashes, starting
+// and ending with a letter or digit.
+func validQueueName(s string) bool {
+	if s == "" || len(s) > 260 {
+		return false
+	}
+	alnum := func(c byte) bool { return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' }
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !alnum(c) && c != '.' && c != '-' && c != '_' && c != '/' {
+			return false
+		}
+	}
+	return alnum(s[0]) && alnum(s[len(s)-1])
 }
 
 func (k *Keys) validate(add addFunc) {

@@ -1,6 +1,7 @@
 package doctor
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
@@ -23,9 +24,8 @@ type Options struct {
 	// Timeout bounds each network step (dial, handshake, bind, token,
 	// queue peek); default 10s.
 	Timeout time.Duration
-	// ReplyQueue names the queue results go to (the senders' ReplyTo), to
-	// check the Send right on it; "": not checked (each command names its
-	// own).
+	// ReplyQueue overrides the queue whose Send right is checked ("":
+	// results.reply_queue, where results go).
 	ReplyQueue string
 	// Injected dependencies; nil means the real thing.
 	Clock    clockwork.Clock
@@ -90,16 +90,12 @@ func Run(ctx context.Context, opts Options) *Report {
 // the reply queue) unless the token check failed: without a token they
 // could only repeat it.
 func queueChecks(ctx context.Context, cfg *config.Config, opts Options, token Check) []Check {
-	reply := opts.ReplyQueue
+	reply := cmp.Or(opts.ReplyQueue, cfg.Results.ReplyQueue)
 	where := queueEndpoint(cfg.Queue)
 	var replySkip *Check
-	switch {
-	case cfg.Results.Mode == "https":
+	if cfg.Results.Mode == "https" {
 		c := skip("reply queue", "", "results.mode https: results go to results.https.url, not to a queue")
 		replySkip, reply = &c, ""
-	case reply == "":
-		c := skip("reply queue", "", "each command names its reply queue (ReplyTo): run doctor with --reply-queue NAME to check the Send right on it")
-		replySkip = &c
 	}
 	var out []Check
 	if token.Status == Fail {

@@ -34,6 +34,7 @@ domains:
     tls: {ca_file: DIR/ca.pem}
     scope: {ous: ["OU=Managed,DC=adw,DC=test"]}
 queue: {name: commands, connection_string_file: DIR/conn.str}
+results: {reply_queue: results}
 keys: {connector: [DIR/c.key.json], senders: [DIR/s.pub.json]}
 journal: {path: DIR/journal.db}
 audit: {path: "-"}

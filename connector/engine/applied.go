@@ -31,8 +31,8 @@ import (
 //	 9  applying  none yet    landed since the journal's mark            applied ("before a restart")
 //	10  applying  none yet    not landed, write window still open        wait it out, read the account, decide again
 //	11  applying  none yet    not landed, write window over              not applied: write
-//	12  none      none yet    first delivery                             not applied: write
-//	13  none      none yet    redelivered and written after queued       applied ("another instance")
+//	12  none      none yet    redelivered and written after queued       applied ("another instance")
+//	13  none      none yet    written after issued, before queued        superseded: not written
 //	14  none      none yet    otherwise                                  not applied: write
 //
 // journal is this instance's entry for the command: done (the outcome is
@@ -67,6 +67,21 @@ import (
 //
 // Queued is the broker's enqueue time, or the sender's issue time when the
 // broker gave none.
+//
+// Written after issued, before queued (row 13) is d-e with the command's
+// issuedAt for queued, and the write's time before the message entered
+// the queue, on any delivery. A sender puts a command on the queue as
+// soon as it is built, so a write between the two means the message sat
+// outside the queue while the account changed: it is a copy put on the
+// queue again (from a peek, the dead-letter queue or the sender's
+// storage, under the command's own id once duplicate detection no longer
+// sees it), or a sender that held it back. Writing it would restore a
+// password the user has since replaced (or apply the command twice), so
+// it is not written and is answered "superseded" (a v1 command:
+// "expired"). A write after the message was queued is the ordinary race
+// of commands queued together (the later one is written; row 12 for its
+// redelivery). Without the broker's enqueue time, queued is issuedAt and
+// the row never applies.
 
 // journalState is what this instance's journal holds for the command.
 type journalState int
@@ -116,6 +131,7 @@ const (
 	alreadyApplied
 	replayStored
 	waitForWrite
+	superseded
 )
 
 // verdict is decide's answer: why it is applied (detail), or how long to
@@ -154,24 +170,33 @@ func decide(f facts) verdict {
 		}
 		return verdict{}
 	}
-	if at, ok := writtenElsewhere(f); ok {
+	if at, ok := writtenSince(f, f.queued); ok && f.deliveries >= 2 {
 		return applied(fmt.Sprintf(
 			"not written again: the password was written at %s, after this command was queued (%s), and this is its delivery %d: an earlier delivery, to another instance, applied it",
 			at.Format(time.RFC3339), f.queued.Format(time.RFC3339), f.deliveries))
+	}
+	if at, ok := writtenSince(f, f.issuedAt); ok && at.Before(f.queued) {
+		return verdict{kind: superseded, detail: fmt.Sprintf(
+			"not written: the password was written at %s, after this command was issued (%s) and before it was queued (%s): a copy, or held back",
+			at.Format(time.RFC3339Nano), f.issuedAt.Format(time.RFC3339Nano), f.queued.Format(time.RFC3339Nano))}
 	}
 	return verdict{}
 }
 
 func applied(detail string) verdict { return verdict{kind: alreadyApplied, detail: detail} }
 
-// outcome is the answer for an applied verdict; nil for any other.
+// outcome is the answer for an applied or superseded verdict; nil for
+// any other.
 func (v verdict) outcome() *outcome {
-	if v.kind != alreadyApplied {
-		return nil
+	switch v.kind {
+	case alreadyApplied:
+		o := stop(protocol.CodeSucceeded, v.detail)
+		o.applied = true
+		return o
+	case superseded:
+		return stop(protocol.CodeSuperseded, v.detail)
 	}
-	o := stop(protocol.CodeSucceeded, v.detail)
-	o.applied = true
-	return o
+	return nil
 }
 
 // landed reports whether the account (now) shows a password write since
@@ -186,26 +211,23 @@ func landed(versionBefore uint32, setBefore time.Time, now *ldapx.User, mustChan
 	return mustChange && !setBefore.IsZero() && now.MustChange
 }
 
-// writtenElsewhere reports whether a redelivered password command shows
-// in the account as written after it was queued, and the write's time it
-// went by (rows d-e).
-func writtenElsewhere(f facts) (time.Time, bool) {
-	if f.deliveries < 2 {
-		return time.Time{}, false
-	}
+// writtenSince reports whether a password command's account shows a
+// password write at or after since (queued for row 12, issued for row
+// 13), and the write's time it went by (rules d-e).
+func writtenSince(f facts, since time.Time) (time.Time, bool) {
 	u := f.account
 	switch {
 	case f.mustChange:
 		at := u.PwdWrittenAt
-		return at, u.MustChange && !at.IsZero() && !at.Before(f.queued.Truncate(time.Second))
+		return at, u.MustChange && !at.IsZero() && !at.Before(since.Truncate(time.Second))
 	case f.op == protocol.OpReset || f.op == protocol.OpChange:
 		if u.MustChange || u.PwdLastSet.IsZero() {
 			return time.Time{}, false
 		}
-		if !u.PwdWrittenAt.IsZero() && u.PwdWrittenAt.Before(f.queued.Truncate(time.Second)) {
+		if !u.PwdWrittenAt.IsZero() && u.PwdWrittenAt.Before(since.Truncate(time.Second)) {
 			return time.Time{}, false // pwdLastSet moved without a password write
 		}
-		return u.PwdLastSet, !u.PwdLastSet.Before(f.queued)
+		return u.PwdLastSet, !u.PwdLastSet.Before(since)
 	}
 	return time.Time{}, false
 }

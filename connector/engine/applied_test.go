@@ -10,7 +10,8 @@ import (
 )
 
 // TestDecide walks every row of the decision table in applied.go: rows
-// 1-14, and the evidence rows a-e (landed; written after queued).
+// 1-14, and the evidence rows a-e (landed; written after queued or
+// issued).
 func TestDecide(t *testing.T) {
 	queued := time.Date(2026, 11, 25, 11, 59, 0, 500_000_000, time.UTC)
 	issued := queued.Add(-time.Second)
@@ -66,12 +67,27 @@ func TestDecide(t *testing.T) {
 			facts: f(func(x *facts) { x.journal, x.windowLeft = journalApplying, 7*time.Second })},
 		{row: "11 resumed, not landed, window over", want: notApplied,
 			facts: f(func(x *facts) { x.journal = journalApplying })},
-		{row: "12 first delivery, written after queued", want: notApplied,
-			facts: f(func(x *facts) { x.deliveries, x.account = 1, acct(0, queued.Add(time.Second)) })},
-		{row: "13 redelivered, written after queued", want: alreadyApplied, detail: "another instance",
+		{row: "12 redelivered, written after queued", want: alreadyApplied, detail: "another instance",
 			facts: f(elsewhere(ldapx.User{PwdLastSet: queued.Add(time.Second)}))},
-		{row: "14 redelivered, written before queued", want: notApplied,
-			facts: f(elsewhere(ldapx.User{PwdLastSet: queued.Add(-time.Second)}))},
+		{row: "14 first delivery, written after queued", want: notApplied,
+			facts: f(func(x *facts) { x.deliveries, x.account = 1, acct(0, queued.Add(time.Second)) })},
+		{row: "14 first delivery, no enqueue time (queued is issuedAt)", want: notApplied,
+			facts: f(func(x *facts) { x.deliveries, x.queued, x.account = 1, issued, acct(0, issued.Add(time.Millisecond)) })},
+		{row: "13 first delivery, written at issuedAt", want: superseded, detail: "after this command was issued",
+			facts: f(func(x *facts) { x.deliveries, x.account = 1, acct(0, issued) })},
+		{row: "13 redelivered, written between issued and queued", want: superseded, detail: "after this command was issued",
+			facts: f(elsewhere(ldapx.User{PwdLastSet: issued.Add(time.Millisecond)}))},
+		{row: "13 first delivery, must-change reset written after issued", want: superseded,
+			facts: f(func(x *facts) {
+				elsewhere(ldapx.User{MustChange: true, PwdWrittenAt: issued.Truncate(time.Second)})(x)
+				x.deliveries, x.mustChange = 1, true
+			})},
+		{row: "14 first delivery, written before issued", want: notApplied,
+			facts: f(func(x *facts) { x.deliveries, x.account = 1, acct(0, issued.Add(-time.Millisecond)) })},
+		{row: "14 first delivery, unlock", want: notApplied,
+			facts: f(func(x *facts) { x.deliveries, x.op, x.account = 1, protocol.OpUnlock, acct(0, queued.Add(time.Second)) })},
+		{row: "14 redelivered, written before issued", want: notApplied,
+			facts: f(elsewhere(ldapx.User{PwdLastSet: issued.Add(-time.Millisecond)}))},
 		{row: "14 redelivered check", want: notApplied,
 			facts: f(func(x *facts) { elsewhere(ldapx.User{PwdLastSet: queued.Add(time.Second)})(x); x.op = protocol.OpCheck })},
 
@@ -106,9 +122,14 @@ func TestDecide(t *testing.T) {
 				elsewhere(ldapx.User{MustChange: true, PwdWrittenAt: queued.Truncate(time.Second)})(x)
 				x.mustChange = true
 			})},
-		{row: "d must-change reset, written the second before", want: notApplied,
+		{row: "d must-change reset, written the second before (issuedAt's second)", want: superseded,
 			facts: f(func(x *facts) {
 				elsewhere(ldapx.User{MustChange: true, PwdWrittenAt: queued.Truncate(time.Second).Add(-time.Second)})(x)
+				x.mustChange = true
+			})},
+		{row: "d must-change reset, written before issuedAt's second", want: notApplied,
+			facts: f(func(x *facts) {
+				elsewhere(ldapx.User{MustChange: true, PwdWrittenAt: issued.Truncate(time.Second).Add(-time.Second)})(x)
 				x.mustChange = true
 			})},
 		{row: "d must-change reset, no metadata", want: notApplied,
@@ -135,8 +156,20 @@ func TestDecide(t *testing.T) {
 			if v.kind != tc.want || !strings.Contains(v.detail, tc.detail) || v.wait != tc.wait {
 				t.Fatalf("verdict %+v, want kind %d, detail with %q, wait %s", v, tc.want, tc.detail, tc.wait)
 			}
-			if o := v.outcome(); (o != nil) != (tc.want == alreadyApplied) || (o != nil && (!o.applied || o.code != protocol.CodeSucceeded)) {
-				t.Fatalf("outcome %+v for verdict %+v", o, v)
+			o := v.outcome()
+			switch tc.want {
+			case alreadyApplied:
+				if o == nil || !o.applied || o.code != protocol.CodeSucceeded {
+					t.Fatalf("outcome %+v for verdict %+v", o, v)
+				}
+			case superseded:
+				if o == nil || o.applied || o.code != protocol.CodeSuperseded {
+					t.Fatalf("outcome %+v for verdict %+v", o, v)
+				}
+			default:
+				if o != nil {
+					t.Fatalf("outcome %+v for verdict %+v", o, v)
+				}
 			}
 		})
 	}

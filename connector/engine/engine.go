@@ -98,6 +98,11 @@ type Config struct {
 	// found half-way after a restart is not written again before this
 	// window has passed since the first attempt.
 	WriteWindow time.Duration
+	// UnverifiedAuditPerMinute bounds the audit records of messages
+	// refused before their signature was checked (a burst of as many,
+	// refilled over a minute; the rest are counted in the next record
+	// written). 0 writes none; the metric counts them all.
+	UnverifiedAuditPerMinute int
 
 	// Clock is the engine's clock (the real one when nil).
 	Clock clockwork.Clock
@@ -110,6 +115,9 @@ type Metrics interface {
 	Violation(rule string)
 	JournalHit()
 	Retry()
+	// Rejected counts a message dead-lettered without an answer, by
+	// reason (protocol.KindName): unverifiable, or a copy.
+	Rejected(reason string)
 }
 
 type noMetrics struct{}
@@ -118,6 +126,7 @@ func (noMetrics) Command(string, string, time.Duration) {}
 func (noMetrics) Violation(string)                      {}
 func (noMetrics) JournalHit()                           {}
 func (noMetrics) Retry()                                {}
+func (noMetrics) Rejected(string)                       {}
 
 // Engine handles deliveries. It implements transport.Handler.
 type Engine struct {
@@ -133,6 +142,8 @@ type Engine struct {
 	journalDown atomic.Bool
 	// stages decide a received command, in order (see Handle).
 	stages []stage
+	// unverifiedAudit samples the audit records of unverified messages.
+	unverifiedAudit *sampler
 }
 
 var _ transport.Handler = (*Engine)(nil)
@@ -162,6 +173,7 @@ func New(cfg Config) (*Engine, error) {
 	}
 	e := &Engine{cfg: cfg, recv: *cfg.Receiver, sem: make(chan struct{}, cfg.Concurrency), inflight: map[string]bool{}, crash: crash}
 	e.recv.Replay = resumable{cfg.Journal}
+	e.unverifiedAudit = newSampler(cfg.UnverifiedAuditPerMinute, cfg.Clock)
 	if e.recv.Clock == nil {
 		e.recv.Clock = cfg.Clock
 	}

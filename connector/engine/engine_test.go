@@ -175,6 +175,9 @@ type rig struct {
 	// waits are the engine's timed waits; duringWait runs inside each.
 	waits      []time.Duration
 	duringWait func()
+	// preps are the commands built, by id (their results are checked
+	// against them).
+	preps map[string]*sender.Prepared
 }
 
 // noLeak fails if any password appears in the audit trail or a result.
@@ -273,7 +276,7 @@ func newRig(t *testing.T, mutate ...func(*Config, *Domain)) *rig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	*rg = rig{t: t, eng: eng, dir: dir, rep: rep, snd: sc, jr: jr, auditB: ab, now: now}
+	*rg = rig{t: t, eng: eng, dir: dir, rep: rep, snd: sc, jr: jr, auditB: ab, now: now, preps: map[string]*sender.Prepared{}}
 	return rg
 }
 
@@ -281,7 +284,8 @@ func newRig(t *testing.T, mutate ...func(*Config, *Domain)) *rig {
 // (5 per user in 24h, 4 at once, 5 attempts) and the write window app
 // computes for the default 30s LDAP timeout; the rig adds the components.
 func validConfig() Config {
-	return Config{RateLimit: 5, RateWindow: 24 * time.Hour, Concurrency: 4, MaxAttempts: 5, WriteWindow: 35 * time.Second}
+	return Config{RateLimit: 5, RateWindow: 24 * time.Hour, Concurrency: 4, MaxAttempts: 5, WriteWindow: 35 * time.Second,
+		UnverifiedAuditPerMinute: 10}
 }
 
 // testClock is the rig's fake clock. Each wait the engine starts is
@@ -354,6 +358,7 @@ func (r *rig) build(req sender.Request) *transport.Delivery {
 	if err != nil {
 		r.t.Fatal(err)
 	}
+	r.preps[p.Command.ID] = p
 	return &transport.Delivery{MessageID: p.Envelope.ID, Body: p.Envelope.Body, DeliveryCount: 1, ReplyTo: "replies"}
 }
 
@@ -370,7 +375,11 @@ func (r *rig) result(id string) *protocol.VerifiedResult {
 	if len(bodies) == 0 {
 		r.t.Fatalf("no result for %s", id)
 	}
-	v, err := r.snd.VerifyResult(bodies[len(bodies)-1], id)
+	p := r.preps[id]
+	if p == nil {
+		p = &sender.Prepared{Command: protocol.Command{ID: id}}
+	}
+	v, err := r.snd.VerifyResult(bodies[len(bodies)-1], p)
 	if err != nil {
 		r.t.Fatalf("result does not verify: %v", err)
 	}

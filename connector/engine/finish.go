@@ -53,11 +53,19 @@ func (e *Engine) finish(ctx context.Context, c *command, out outcome, journaled 
 	return e.audited(transport.Complete(), c, out)
 }
 
-// result is the wire result for an outcome completed at now.
+// result is the wire result for an outcome completed at now, in the
+// command's protocol version (answerVersion).
 func (e *Engine) result(c *command, out outcome, now time.Time) *protocol.Result {
+	v := answerVersion(c.rec.VerifiedCommand)
+	if code := out.code.For(v); code != out.code {
+		out.code, out.message = code, out.code.DefaultMessage()
+	}
 	res := &protocol.Result{
-		V: protocol.Version, CommandID: c.rec.ID, Code: out.code, Message: out.message,
+		V: v, CommandID: c.rec.ID, Code: out.code, Message: out.message,
 		DC: dcHost(out.dc), Detail: clip(out.detail, 1000), ReceivedAt: protocol.At(c.start), CompletedAt: protocol.At(now),
+	}
+	if v >= 2 {
+		res.CommandDigest = protocol.DigestString(c.rec.Digest)
 	}
 	if res.Message == "" {
 		res.Message = out.code.DefaultMessage()
@@ -76,6 +84,17 @@ func (e *Engine) result(c *command, out outcome, now time.Time) *protocol.Result
 		e.cfg.Metrics.Violation(string(v.Rule))
 	}
 	return res
+}
+
+// answerVersion is the protocol version a command is answered in: its
+// own (a v1 sender reads v1 results only). A command that did not decode
+// far enough to know (refused with only its id) is answered in v1, which
+// every sender reads; a v2 sender then checks the id alone.
+func answerVersion(vc *protocol.VerifiedCommand) int {
+	if vc == nil || vc.V == 0 {
+		return protocol.MinVersion
+	}
+	return vc.V
 }
 
 // awaitDurable waits until the journal holds the outcome. While the

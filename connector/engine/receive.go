@@ -21,7 +21,7 @@ func (e *Engine) receive(ctx context.Context, d *transport.Delivery) (c *command
 		// waiting, the source receives nothing more.
 		return nil, transport.Abandon(), false
 	}
-	rec, err := e.recv.Receive(ctx, d.Body)
+	rec, err := e.recv.Receive(ctx, d.Body, d.MessageID)
 	if err != nil {
 		return nil, e.refused(ctx, d, start, err), false
 	}
@@ -51,11 +51,9 @@ func (e *Engine) refused(ctx context.Context, d *transport.Delivery, start time.
 	}
 	switch {
 	case perr.CommandID == "":
-		// Not verifiable: no trustworthy id or sender to answer.
-		e.cfg.Metrics.Command("unknown", string(protocol.CodeInvalidCommand), e.cfg.Clock.Since(start))
-		rec := audit.Record{CommandID: sanitizeID(d.MessageID), Outcome: string(protocol.CodeInvalidCommand),
-			Detail: perr.Error(), DeliveryCount: d.DeliveryCount, LatencyMS: ms(e.cfg.Clock.Since(start))}
-		return e.auditOnSettle(transport.DeadLetter(string(protocol.CodeInvalidCommand), perr.Error()), rec)
+		return e.unverified(d, start, perr)
+	case errors.Is(err, protocol.ErrMessageID):
+		return e.copied(d, start, perr)
 	case errors.Is(err, protocol.ErrReplayed):
 		return e.replay(ctx, d, perr.CommandID, start)
 	case perr.Code == protocol.CodeTransient:
@@ -68,12 +66,56 @@ func (e *Engine) refused(ctx context.Context, d *transport.Delivery, start time.
 		return transport.Abandon()
 	}
 	// Verified but refused (expired, future-dated, bad seal, id reused by
-	// a different command): answer it once.
+	// a different command): answer it once; a command answered before
+	// (expired since) gets that answer again, never a new one.
 	v := &protocol.Received{VerifiedCommand: &protocol.VerifiedCommand{Command: protocol.Command{ID: perr.CommandID}}}
 	if vc, verr := protocol.VerifyCommand(d.Body, e.recv.Senders); verr == nil {
 		v.VerifiedCommand = vc
+		if e.answeredWith(ctx, vc) {
+			return e.replay(ctx, d, vc.ID, start)
+		}
 	}
 	return e.finish(ctx, &command{d: d, rec: v, start: start}, answer(perr.Code, perr.Error()), false)
+}
+
+// answeredWith reports whether the journal holds an answer to exactly
+// this command (its id and digest).
+func (e *Engine) answeredWith(ctx context.Context, vc *protocol.VerifiedCommand) bool {
+	ent, err := e.cfg.Journal.Get(ctx, vc.ID)
+	return err == nil && answeredBefore(ent) && ent.Digest == vc.Digest
+}
+
+// copied handles a signed command carried under a message id that is not
+// its own: a copy put on the queue again (from a peek, the dead-letter
+// queue or the sender's storage), which the queue's duplicate detection
+// cannot see. It is dead-lettered without an answer and without claiming
+// the id, so the command itself, if it comes, is still handled; the
+// audit record names the copy's message id.
+func (e *Engine) copied(d *transport.Delivery, start time.Time, perr *protocol.Error) transport.Disposition {
+	e.cfg.Metrics.Rejected(protocol.KindName(perr))
+	e.cfg.Logger.Warn("a copy of a signed command under another message id; dead-lettered", "id", perr.CommandID,
+		"message_id", sanitizeID(d.MessageID))
+	rec := audit.Record{CommandID: perr.CommandID, MessageID: sanitizeID(d.MessageID), Outcome: string(protocol.CodeInvalidCommand),
+		Detail: "a copy: the message id is not the command id", DeliveryCount: d.DeliveryCount, LatencyMS: ms(e.cfg.Clock.Since(start))}
+	return e.auditOnSettle(transport.DeadLetter(protocol.KindName(perr), "the message id must be the command id (PROTOCOL.md, transport binding)"), rec)
+}
+
+// unverified handles a message that failed before its signature was
+// verified: nothing in it is trustworthy, not even its id, so it is
+// dead-lettered without an answer and counted; its audit record is kept
+// apart from commands' (event unverified_message, under the message id,
+// never a command id) and sampled, so that anyone with send rights can
+// neither write records under a real command's id nor fill the disk.
+func (e *Engine) unverified(d *transport.Delivery, start time.Time, perr *protocol.Error) transport.Disposition {
+	e.cfg.Metrics.Rejected(protocol.KindName(perr))
+	disp := transport.DeadLetter(string(protocol.CodeInvalidCommand), perr.Error())
+	suppressed, ok := e.unverifiedAudit.take()
+	if !ok {
+		return disp
+	}
+	rec := audit.Record{Event: audit.EventUnverified, MessageID: sanitizeID(d.MessageID), Outcome: string(protocol.CodeInvalidCommand),
+		Detail: perr.Error(), DeliveryCount: d.DeliveryCount, LatencyMS: ms(e.cfg.Clock.Since(start)), Suppressed: suppressed}
+	return e.auditOnSettle(disp, rec)
 }
 
 // replay answers a redelivered, finished command with its stored result.

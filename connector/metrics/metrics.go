@@ -48,12 +48,13 @@ type Metrics struct {
 	violations  *prometheus.CounterVec
 	journalHits prometheus.Counter
 	retries     prometheus.Counter
+	rejected    *prometheus.CounterVec
 	ldapDur     *prometheus.HistogramVec
 	receiveLag  prometheus.Histogram
 
 	reg prometheus.Registerer
 
-	ops, outcomes, rules, ldapOps, dcs *labelSet
+	ops, outcomes, rules, ldapOps, dcs, reasons *labelSet
 }
 
 // Maximum distinct values kept per free-form label before "other" is used.
@@ -61,6 +62,7 @@ const (
 	maxRules   = 64
 	maxLDAPOps = 32
 	maxDCs     = 64
+	maxReasons = 32
 )
 
 // New creates the metrics and registers them on reg. It fails if any of them
@@ -94,6 +96,11 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 			Name:      "retries_total",
 			Help:      "Retries of transient failures inside the engine.",
 		}),
+		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: Namespace,
+			Name:      "rejected_messages_total",
+			Help:      "Messages dead-lettered without an answer: unverifiable (by protocol failure), or a copy of a signed command under another message id (message_id_mismatch).",
+		}, []string{"reason"}),
 		ldapDur: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: Namespace,
 			Subsystem: "ldap",
@@ -113,9 +120,10 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 		rules:    newLabelSet(nil, maxRules),
 		ldapOps:  newLabelSet(nil, maxLDAPOps),
 		dcs:      newLabelSet(nil, maxDCs),
+		reasons:  newLabelSet(nil, maxReasons),
 	}
 	for _, c := range []prometheus.Collector{
-		m.commands, m.commandDur, m.violations, m.journalHits, m.retries, m.ldapDur, m.receiveLag,
+		m.commands, m.commandDur, m.violations, m.journalHits, m.retries, m.rejected, m.ldapDur, m.receiveLag,
 	} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
@@ -148,6 +156,10 @@ func (m *Metrics) Command(op, outcome string, d time.Duration) {
 	m.commands.WithLabelValues(op, m.outcomes.value(outcome)).Inc()
 	m.commandDur.WithLabelValues(op).Observe(seconds(d))
 }
+
+// Rejected counts a message dead-lettered without an answer, by reason
+// (protocol.KindName: a bounded set).
+func (m *Metrics) Rejected(reason string) { m.rejected.WithLabelValues(m.reasons.value(reason)).Inc() }
 
 // Violation counts one failed policy rule.
 func (m *Metrics) Violation(rule string) {

@@ -439,7 +439,7 @@ func (p *pipe) burst(ctx context.Context, users []dcUser, n int) (pipeRun, error
 				lat[i] = now.Sub(sentAt[i])
 				mu.Unlock()
 				left--
-				r, err := p.client.VerifyResult(m.Body, *m.CorrelationID)
+				r, err := p.client.VerifyResult(m.Body, preps[i])
 				if err != nil {
 					errs[i] = err
 					continue

@@ -328,7 +328,7 @@ func TestRedeliveryAfterCrashAppliesOnce(t *testing.T) {
 	a.Start() // restarted on the same journal, without the hook
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	res, err := c.Client.Await(ctx, p.Command.ID)
+	res, err := c.Client.Await(ctx, p)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -429,7 +429,7 @@ func TestShutdownMidBurstLosesNothing(t *testing.T) {
 	a := s.Start("a")
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	first, err := c.Client.Await(ctx, preps[2].Command.ID) // some work done
+	first, err := c.Client.Await(ctx, preps[2]) // some work done
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -438,7 +438,7 @@ func TestShutdownMidBurstLosesNothing(t *testing.T) {
 	for i, p := range preps {
 		res := first
 		if i != 2 {
-			if res, err = c.Client.Await(ctx, p.Command.ID); err != nil {
+			if res, err = c.Client.Await(ctx, p); err != nil {
 				t.Fatalf("command %d lost: %v", i, err)
 			}
 		}

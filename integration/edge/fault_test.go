@@ -81,7 +81,7 @@ func lossless(t *testing.T, env *stack.Env, c *stack.Connector, f fault) {
 	if f.restart {
 		c.Start()
 	}
-	res, err := s.Client.Await(ctx, p.Command.ID)
+	res, err := s.Client.Await(ctx, p)
 	if err != nil {
 		t.Fatalf("the command's result after the fix: %v", err)
 	}

@@ -110,7 +110,7 @@ func (s *world) burstWith(users []testdc.SeedUser, readVersion bool) []*job {
 			defer close(j.awaited)
 			ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
 			defer cancel()
-			j.result, j.err = s.client.Await(ctx, j.id)
+			j.result, j.err = s.client.Await(ctx, p)
 		}()
 	}
 	return jobs

@@ -36,7 +36,8 @@ type ConfigSpec struct {
 
 	// Queue, ConnectionStringFile, Concurrency and ShutdownGrace are
 	// queue.name, .connection_string_file, .concurrency and .shutdown_grace.
-	Queue, ConnectionStringFile string
+	// ReplyQueue is results.reply_queue.
+	Queue, ConnectionStringFile, ReplyQueue string
 	Concurrency                 int
 	ShutdownGrace               time.Duration
 	// Transport is queue.transport (amqp or websockets); Proxy is
@@ -119,6 +120,7 @@ type (
 		Version int          `yaml:"version"`
 		Domains []domain     `yaml:"domains"`
 		Queue   queueSection `yaml:"queue"`
+		Results results      `yaml:"results,omitempty"`
 		Keys    keysSection  `yaml:"keys"`
 		Journal pathSection  `yaml:"journal"`
 		Audit   pathSection  `yaml:"audit"`
@@ -175,6 +177,9 @@ type (
 		PasswordFile string   `yaml:"password_file,omitempty"`
 		NoProxy      []string `yaml:"no_proxy,omitempty"`
 	}
+	results struct {
+		ReplyQueue string `yaml:"reply_queue,omitempty"`
+	}
 	keysSection struct {
 		Connector []string `yaml:"connector"`
 		Senders   []string `yaml:"senders"`
@@ -210,6 +215,7 @@ func (c ConfigSpec) YAML() ([]byte, error) {
 			OrgPolicy: orgPolicy{MinLength: c.MinLength},
 		}},
 		Queue:   c.queueSection(),
+		Results: results{ReplyQueue: c.ReplyQueue},
 		Keys:    keysSection{Connector: c.ConnectorKeys, Senders: c.SenderKeys},
 		Journal: pathSection{Path: c.Journal},
 		Audit:   pathSection{Path: c.Audit},

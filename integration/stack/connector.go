@@ -83,7 +83,7 @@ func (e *Env) Spec(name string) ConfigSpec {
 		c.SenderKeys = []string{e.keyPath(SenderPubFile)}
 	}
 	c.MinLength = 12
-	c.Queue = e.Queue
+	c.Queue, c.ReplyQueue = e.Queue, e.Replies
 	c.Journal, c.Audit = e.Path("journal-"+name+".db"), e.Path("audit-"+name+".jsonl")
 	c.HTTPListen = FreeAddr(e.tb)
 	c.LogLevel = "debug"

@@ -15,8 +15,9 @@ import (
 	"github.com/adwriteback/adwriteback/relay/transport"
 )
 
-// responder answers every command on the test queue through its own client (a connector).
-func (e *env) responder(t *testing.T) (*Source, func(id string) int) {
+// responder answers every command on the test queue through its own
+// client (a connector), on the reply queue replyQ.
+func (e *env) responder(t *testing.T, replyQ string) (*Source, func(id string) int) {
 	t.Helper()
 	c, err := NewClient(Config{Auth: AuthConnectionString, ConnectionString: e.emu.ConnectionString(),
 		RetryOptions: azservicebus.RetryOptions{MaxRetries: 3, RetryDelay: 50 * time.Millisecond, MaxRetryDelay: 500 * time.Millisecond}})
@@ -24,7 +25,7 @@ func (e *env) responder(t *testing.T) (*Source, func(id string) int) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = c.Close(context.Background()) })
-	replies := NewReplySender(c, time.Minute, "")
+	replies := NewReplySender(c, replyQ, time.Minute, "")
 	t.Cleanup(func() { _ = replies.Close(context.Background()) })
 	var mu sync.Mutex
 	answered := map[string]int{}
@@ -142,7 +143,7 @@ func TestCommandSenderResultsResumeAfterFaults(t *testing.T) {
 				t.Fatal(err)
 			}
 			dropOK := emulatorForgetsDroppedLinks(t, e)
-			e.responder(t)
+			e.responder(t, replyQ)
 			cs, err := NewCommandSender(e.senderClient(t), CommandSenderConfig{Queue: e.queue, ReplyQueue: replyQ, ReplySessionID: session})
 			if err != nil {
 				t.Fatal(err)

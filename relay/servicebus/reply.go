@@ -12,16 +12,12 @@ import (
 	"github.com/adwriteback/adwriteback/relay/transport"
 )
 
-// ErrNoReplyTo: the command names no reply queue.
-var ErrNoReplyTo = errors.New("servicebus: command has no ReplyTo")
-
 // Reply is one result message.
 type Reply struct {
-	// To is the reply queue (the command's ReplyTo).
-	To string
 	// CorrelationID is the command id.
 	CorrelationID string
-	// SessionID is the command's ReplyToSessionID (empty for a non-session reply queue).
+	// SessionID is the command's ReplyToSessionID (empty for a
+	// non-session reply queue). It routes within the reply queue only.
 	SessionID   string
 	Body        []byte
 	ContentType string
@@ -29,38 +25,40 @@ type Reply struct {
 	TTL time.Duration
 }
 
-// ReplySender sends results to reply queues, keeping one SDK sender per queue.
+// ReplySender sends results to one reply queue, the connector's
+// configured one, through one SDK sender. A command message's ReplyTo is
+// never used: it is not signed, so any copy of a command could name a
+// queue of its own (and make the connector open a sender per name).
 type ReplySender struct {
 	client      *azservicebus.Client
+	queue       string
 	ttl         time.Duration
 	contentType string
 
-	mu      sync.Mutex
-	senders map[string]*azservicebus.Sender
+	mu sync.Mutex
+	s  *azservicebus.Sender
 }
 
-// NewReplySender builds a ReplySender. ttl is the replies' time-to-live (the
-// connector's configuration holds its default, results.ttl); 0 leaves it to
-// the reply queue's own default.
-func NewReplySender(client *azservicebus.Client, ttl time.Duration, contentType string) *ReplySender {
-	return &ReplySender{client: client, ttl: ttl, contentType: contentType, senders: map[string]*azservicebus.Sender{}}
+// NewReplySender builds a ReplySender to queue. ttl is the replies'
+// time-to-live (the connector's configuration holds its default,
+// results.ttl); 0 leaves it to the reply queue's own default.
+func NewReplySender(client *azservicebus.Client, queue string, ttl time.Duration, contentType string) *ReplySender {
+	return &ReplySender{client: client, queue: queue, ttl: ttl, contentType: contentType}
 }
 
-// SendReply answers d: to d.ReplyTo, CorrelationID = d.MessageID, SessionID =
-// d.ReplyToSessionID. Send the reply before completing the command.
+// SendReply answers d on the reply queue: CorrelationID = d.MessageID,
+// SessionID = d.ReplyToSessionID. Send the reply before completing the
+// command.
 func (r *ReplySender) SendReply(ctx context.Context, d *transport.Delivery, body []byte) error {
-	return r.Send(ctx, Reply{To: d.ReplyTo, CorrelationID: d.MessageID, SessionID: d.ReplyToSessionID, Body: body})
+	return r.Send(ctx, Reply{CorrelationID: d.MessageID, SessionID: d.ReplyToSessionID, Body: body})
 }
 
 // Send sends one reply.
 func (r *ReplySender) Send(ctx context.Context, rep Reply) error {
-	if rep.To == "" {
-		return ErrNoReplyTo
-	}
 	if rep.CorrelationID == "" {
 		return errors.New("servicebus: reply without correlation id")
 	}
-	s, err := r.sender(rep.To)
+	s, err := r.sender()
 	if err != nil {
 		return err
 	}
@@ -83,46 +81,46 @@ func (r *ReplySender) Send(ctx context.Context, rep Reply) error {
 		cerr := Classify(err)
 		var sbErr *azservicebus.Error
 		if errors.As(err, &sbErr) && sbErr.Code == azservicebus.CodeClosed {
-			r.drop(rep.To, s)
+			r.drop(s)
 		}
-		return fmt.Errorf("servicebus: send reply to %s: %w", rep.To, cerr)
+		return fmt.Errorf("servicebus: send reply to %s: %w", r.queue, cerr)
 	}
 	return nil
 }
 
-func (r *ReplySender) sender(queue string) (*azservicebus.Sender, error) {
+func (r *ReplySender) sender() (*azservicebus.Sender, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if s, ok := r.senders[queue]; ok {
-		return s, nil
+	if r.s != nil {
+		return r.s, nil
 	}
-	s, err := r.client.NewSender(queue, nil)
+	s, err := r.client.NewSender(r.queue, nil)
 	if err != nil {
-		return nil, fmt.Errorf("servicebus: reply sender for %s: %w", queue, err)
+		return nil, fmt.Errorf("servicebus: reply sender for %s: %w", r.queue, err)
 	}
-	r.senders[queue] = s
+	r.s = s
 	return s, nil
 }
 
-func (r *ReplySender) drop(queue string, s *azservicebus.Sender) {
+func (r *ReplySender) drop(s *azservicebus.Sender) {
 	r.mu.Lock()
-	if r.senders[queue] == s {
-		delete(r.senders, queue)
+	if r.s == s {
+		r.s = nil
 	}
 	r.mu.Unlock()
 	_ = s.Close(context.Background())
 }
 
-// Close closes every sender.
+// Close closes the sender.
 func (r *ReplySender) Close(ctx context.Context) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	var errs []error
-	for q, s := range r.senders {
-		errs = append(errs, s.Close(ctx))
-		delete(r.senders, q)
+	if r.s == nil {
+		return nil
 	}
-	return errors.Join(errs...)
+	err := r.s.Close(ctx)
+	r.s = nil
+	return err
 }
 
 func firstNonEmpty(a, b string) string {

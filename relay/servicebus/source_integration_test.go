@@ -127,7 +127,7 @@ func TestSourceReceivesCommandsAndReplies(t *testing.T) {
 	if err := e.emu.CreateQueue(context.Background(), "results", sbemu.QueueOptions{RequiresSession: true}); err != nil {
 		t.Fatal(err)
 	}
-	replies := NewReplySender(e.client, time.Minute, "application/json")
+	replies := NewReplySender(e.client, "results", time.Minute, "application/json")
 	defer replies.Close(context.Background())
 	var mu sync.Mutex
 	got := map[string]*transport.Delivery{}
@@ -189,15 +189,20 @@ func TestReplyMessageFields(t *testing.T) {
 	if err := e.emu.CreateQueue(context.Background(), "rs", sbemu.QueueOptions{RequiresSession: true}); err != nil {
 		t.Fatal(err)
 	}
-	rs := NewReplySender(e.client, 90*time.Second, "")
+	if err := e.emu.CreateQueue(context.Background(), "elsewhere", sbemu.QueueOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	rs := NewReplySender(e.client, "rs", 90*time.Second, "")
 	defer rs.Close(context.Background())
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
-	if err := rs.SendReply(ctx, &transport.Delivery{MessageID: "c-1", ReplyTo: "rs", ReplyToSessionID: "s-1"}, []byte("r")); err != nil {
+	// The message's ReplyTo is not signed: the reply goes to the
+	// configured queue, whatever it names.
+	if err := rs.SendReply(ctx, &transport.Delivery{MessageID: "c-1", ReplyTo: "elsewhere", ReplyToSessionID: "s-1"}, []byte("r")); err != nil {
 		t.Fatal(err)
 	}
-	if err := rs.SendReply(ctx, &transport.Delivery{MessageID: "c-2"}, []byte("r")); !errors.Is(err, ErrNoReplyTo) {
-		t.Fatalf("no reply-to: %v", err)
+	if qs, err := e.emu.Queue(ctx, "elsewhere"); err != nil || qs.Active != 0 {
+		t.Fatalf("the queue the ReplyTo named: %+v, %v", qs, err)
 	}
 	sr, err := e.client.AcceptSessionForQueue(ctx, "rs", "s-1", nil)
 	if err != nil {
