@@ -156,8 +156,8 @@ type Results struct {
 	// (required there). A message's ReplyTo is never used: it is not
 	// signed, so a copy of a command could name any queue.
 	ReplyQueue string        `yaml:"reply_queue"`
-	TTL   time.Duration `yaml:"ttl"`
-	HTTPS HTTPSResults  `yaml:"https"`
+	TTL        time.Duration `yaml:"ttl"`
+	HTTPS      HTTPSResults  `yaml:"https"`
 }
 
 // HTTPSResults is the HTTPS callback.

@@ -38,8 +38,8 @@ type ConfigSpec struct {
 	// queue.name, .connection_string_file, .concurrency and .shutdown_grace.
 	// ReplyQueue is results.reply_queue.
 	Queue, ConnectionStringFile, ReplyQueue string
-	Concurrency                 int
-	ShutdownGrace               time.Duration
+	Concurrency                             int
+	ShutdownGrace                           time.Duration
 	// Transport is queue.transport (amqp or websockets); Proxy is
 	// queue.proxy (e.g. from Env.Proxy); QueueCAFile, CustomEndpoint and
 	// AuthorityHost are queue.ca_file, .custom_endpoint and
