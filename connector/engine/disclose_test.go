@@ -11,6 +11,7 @@ import (
 	"github.com/adwriteback/adwriteback/connector/audit"
 	"github.com/adwriteback/adwriteback/ldapx"
 	"github.com/adwriteback/adwriteback/relay/protocol"
+	"github.com/adwriteback/adwriteback/relay/sender"
 )
 
 // failingFind is a directory whose lookups fail with err.
@@ -193,4 +194,23 @@ func (r *rig) auditRecord(id string) audit.Record {
 		r.t.Fatalf("no audit record for %s", id)
 	}
 	return *found
+}
+
+// TestWrongOldPasswordIsTheMessage: the user who typed a wrong current
+// password for a change is told so in the message, now that the detail
+// is a fixed phrase; the DC's words stay in the audit record.
+func TestWrongOldPasswordIsTheMessage(t *testing.T) {
+	r := newRig(t, func(_ *Config, dom *Domain) { dom.Dir.(*fakeDir).pol.MinAge = 0 })
+	r.dir.resetErr = &ldapx.Error{Op: "ldapx.Change", Kind: ldapx.KindWrongPassword, DC: secretDC, ResultCode: 19,
+		WinCode: 0x56, Reason: "check_password_restrictions: the old password is not correct!"}
+	d := r.build(sender.Request{Op: protocol.OpChange, User: protocol.UserRef{SAM: "alice"},
+		Actor: protocol.Actor{Kind: protocol.ActorSelfService, ID: "portal"}, NewPassword: protocol.SecretFromString(goodPw),
+		OldPassword: protocol.SecretFromString("Old!Password.41")})
+	r.handle(d)
+	res := r.result(d.MessageID)
+	if res.Code != protocol.CodeAccessDenied || res.Message != "The current password is not correct." {
+		t.Fatalf("result %+v", res.Result)
+	}
+	r.wantUndisclosed(res, secretDCHost, "check_password_restrictions")
+	r.wantAudited(d.MessageID, string(protocol.CodeAccessDenied), secretDCHost, "check_password_restrictions")
 }

@@ -55,6 +55,7 @@ func (e *Engine) finish(ctx context.Context, c *command, out outcome, journaled 
 
 // result is the wire result for an outcome completed at now.
 func (e *Engine) result(c *command, out outcome, now time.Time) *protocol.Result {
+	out = e.disclose(c, out)
 	res := &protocol.Result{
 		V: protocol.Version, CommandID: c.rec.ID, Code: out.code, Message: out.message,
 		DC: dcHost(out.dc), Detail: clip(out.detail, 1000), ReceivedAt: protocol.At(c.start), CompletedAt: protocol.At(now),
