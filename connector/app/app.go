@@ -138,7 +138,8 @@ func Build(ctx context.Context, cfg *config.Config, deps Deps) (a *App, err erro
 		Audit: a.Audit, Logger: deps.Logger, Metrics: a.Metrics,
 		RateLimit: *cfg.Limits.PerUser, RateWindow: cfg.Limits.Window,
 		Concurrency: cfg.Limits.Concurrency, MaxAttempts: uint32(cfg.Limits.MaxAttempts), Clock: deps.Clock,
-		WriteWindow: maxOpTimeout(cfg) + 5*time.Second,
+		WriteWindow:         maxOpTimeout(cfg) + 5*time.Second,
+		UniformAccountCodes: cfg.Results.AccountCodes == config.AccountCodesUniform,
 	})
 	if err != nil {
 		return nil, err

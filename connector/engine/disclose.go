@@ -40,9 +40,33 @@ var disclosedDetail = map[protocol.ResultCode]string{
 // checkOnly is the detail of a check that passed.
 const checkOnly = "check only: nothing applied"
 
-// disclose is out as the result for c may tell it: its detail replaced
-// by the code's fixed phrase, and no DC.
+// accountCodes are the codes that say why an account cannot be served
+// here, and so that it exists (ambiguous_user: that two share an id),
+// where it sits or what it is. With Config.UniformAccountCodes they are
+// all answered as one (uniformRefusal), so that whoever can have a
+// command sent for any name learns from the answer only that this
+// connector will not serve it. Every other code either follows an
+// account the connector would serve (succeeded, policy_violation,
+// rate_limited, ...) or says nothing about the account.
+var accountCodes = map[protocol.ResultCode]bool{
+	protocol.CodeUserNotFound:     true,
+	protocol.CodeAmbiguousUser:    true,
+	protocol.CodeOutOfScope:       true,
+	protocol.CodeProtectedAccount: true,
+	protocol.CodeAccountDisabled:  true,
+}
+
+// uniformRefusal is the one answer to every account code in uniform
+// mode: user_not_found, its default message, no detail, nothing else.
+var uniformRefusal = outcome{code: protocol.CodeUserNotFound, message: protocol.CodeUserNotFound.DefaultMessage()}
+
+// disclose is out as the result for c may tell it: in uniform mode an
+// account code is the uniform refusal; otherwise its detail is replaced
+// by the code's fixed phrase and its DC removed.
 func (e *Engine) disclose(c *command, out outcome) outcome {
+	if e.cfg.UniformAccountCodes && accountCodes[out.code] {
+		return uniformRefusal
+	}
 	out.detail = disclosedDetail[out.code]
 	if out.code == protocol.CodeSucceeded && c.rec.Op == protocol.OpCheck {
 		out.detail = checkOnly

@@ -1,12 +1,15 @@
 package engine
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/adwriteback/adwriteback/connector/audit"
 	"github.com/adwriteback/adwriteback/ldapx"
@@ -213,4 +216,88 @@ func TestWrongOldPasswordIsTheMessage(t *testing.T) {
 	}
 	r.wantUndisclosed(res, secretDCHost, "check_password_restrictions")
 	r.wantAudited(d.MessageID, string(protocol.CodeAccessDenied), secretDCHost, "check_password_restrictions")
+}
+
+// metricsRec records the codes the engine counts.
+type metricsRec struct {
+	noMetrics
+	mu    sync.Mutex
+	codes []string
+}
+
+func (m *metricsRec) Command(_, outcome string, _ time.Duration) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.codes = append(m.codes, outcome)
+}
+
+// TestUniformAccountCodes: with uniform account codes, a check of a
+// missing, ambiguous, out-of-scope (outside the OUs, in an excluded
+// group, in a domain not served), protected or disabled account gets one
+// result, equal in every member but the command id and the times; the
+// audit record and the metrics keep the true code. Without, each keeps
+// its code.
+func TestUniformAccountCodes(t *testing.T) {
+	refs := []struct {
+		ref  protocol.UserRef
+		code protocol.ResultCode
+	}{
+		{protocol.UserRef{SAM: "nobody"}, protocol.CodeUserNotFound},
+		{protocol.UserRef{SAM: "twin"}, protocol.CodeAmbiguousUser},
+		{protocol.UserRef{SAM: "outsider"}, protocol.CodeOutOfScope},
+		{protocol.UserRef{SAM: "excluded"}, protocol.CodeOutOfScope},
+		{protocol.UserRef{SAM: "alice", Domain: "other.test"}, protocol.CodeOutOfScope},
+		{protocol.UserRef{SAM: "prot"}, protocol.CodeProtectedAccount},
+		{protocol.UserRef{SAM: "off"}, protocol.CodeAccountDisabled},
+	}
+	for _, uniform := range []bool{true, false} {
+		t.Run(fmt.Sprintf("uniform=%v", uniform), func(t *testing.T) {
+			m := &metricsRec{}
+			r := newRig(t, func(cfg *Config, _ *Domain) { cfg.UniformAccountCodes, cfg.Metrics = uniform, m })
+			for _, sam := range []string{"twin1", "twin2"} {
+				u := *r.dir.users["alice"]
+				u.DN, u.SAMAccountName, u.ObjectGUID = "CN="+sam+","+scopeOU, "twin", "guid-"+sam
+				r.dir.users[sam] = &u
+			}
+			var first []byte
+			for i, tc := range refs {
+				d := r.build(sender.Request{Op: protocol.OpCheck, User: tc.ref,
+					Actor: protocol.Actor{Kind: protocol.ActorSelfService, ID: "portal"}, NewPassword: protocol.SecretFromString(goodPw)})
+				r.handle(d)
+				res := r.result(d.MessageID)
+				if rec := r.auditRecord(d.MessageID); rec.Outcome != string(tc.code) {
+					t.Errorf("%+v: audit outcome %s, want %s", tc.ref, rec.Outcome, tc.code)
+				}
+				if got := m.codes[len(m.codes)-1]; got != string(tc.code) {
+					t.Errorf("%+v: counted as %s, want %s", tc.ref, got, tc.code)
+				}
+				if !uniform {
+					if res.Code != tc.code {
+						t.Errorf("%+v: %s, want %s", tc.ref, res.Code, tc.code)
+					}
+					continue
+				}
+				if res.Code != protocol.CodeUserNotFound {
+					t.Errorf("%+v: %s, want %s", tc.ref, res.Code, protocol.CodeUserNotFound)
+				}
+				b := withoutIDs(t, res.Result)
+				if i == 0 {
+					first = b
+				} else if !bytes.Equal(b, first) {
+					t.Errorf("%+v (%s) is told apart from a missing account:\n%s\n%s", tc.ref, tc.code, b, first)
+				}
+			}
+		})
+	}
+}
+
+// withoutIDs is res as JSON without its command id and times.
+func withoutIDs(t *testing.T, res protocol.Result) []byte {
+	t.Helper()
+	res.CommandID, res.ReceivedAt, res.CompletedAt = "", protocol.Timestamp{}, protocol.Timestamp{}
+	b, err := json.Marshal(res)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
