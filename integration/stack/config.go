@@ -59,6 +59,8 @@ type ConfigSpec struct {
 	// PerUser and MaxAttempts are limits.per_user and limits.max_attempts
 	// (0: left out, so per_user cannot be set to 0 here).
 	PerUser, MaxAttempts int
+	// AccountCodes is results.account_codes (distinct or uniform).
+	AccountCodes string
 	// HTTPListen is http.listen.
 	HTTPListen string
 	// LogLevel and LogFormat are log.level and log.format.
@@ -122,6 +124,7 @@ type (
 		Keys    keysSection  `yaml:"keys"`
 		Journal pathSection  `yaml:"journal"`
 		Audit   pathSection  `yaml:"audit"`
+		Results results      `yaml:"results,omitempty"`
 		Limits  limits       `yaml:"limits,omitempty"`
 		HTTP    httpSection  `yaml:"http,omitempty"`
 		Log     logSection   `yaml:"log,omitempty"`
@@ -182,6 +185,9 @@ type (
 	pathSection struct {
 		Path string `yaml:"path"`
 	}
+	results struct {
+		AccountCodes string `yaml:"account_codes,omitempty"`
+	}
 	limits struct {
 		PerUser     int `yaml:"per_user,omitempty"`
 		MaxAttempts int `yaml:"max_attempts,omitempty"`
@@ -213,6 +219,7 @@ func (c ConfigSpec) YAML() ([]byte, error) {
 		Keys:    keysSection{Connector: c.ConnectorKeys, Senders: c.SenderKeys},
 		Journal: pathSection{Path: c.Journal},
 		Audit:   pathSection{Path: c.Audit},
+		Results: results{AccountCodes: c.AccountCodes},
 		Limits:  limits{PerUser: c.PerUser, MaxAttempts: c.MaxAttempts},
 		HTTP:    httpSection{Listen: c.HTTPListen},
 		Log:     logSection{Level: c.LogLevel, Format: c.LogFormat},
