@@ -139,6 +139,7 @@ func Build(ctx context.Context, cfg *config.Config, deps Deps) (a *App, err erro
 		RateLimit: *cfg.Limits.PerUser, RateWindow: cfg.Limits.Window,
 		Concurrency: cfg.Limits.Concurrency, MaxAttempts: uint32(cfg.Limits.MaxAttempts), Clock: deps.Clock,
 		WriteWindow: maxOpTimeout(cfg) + 5*time.Second, UnverifiedAuditPerMinute: cfg.Audit.UnverifiedPerMinute,
+		UniformAccountCodes: cfg.Results.AccountCodes == config.AccountCodesUniform,
 	})
 	if err != nil {
 		return nil, err

@@ -148,7 +148,7 @@ type Proxy struct {
 	Password string `yaml:"-"`
 }
 
-// Results says where results go.
+// Results says where results go and what they tell.
 type Results struct {
 	// Mode: reply_queue (default) or https.
 	Mode string `yaml:"mode"`
@@ -158,7 +158,18 @@ type Results struct {
 	ReplyQueue string        `yaml:"reply_queue"`
 	TTL        time.Duration `yaml:"ttl"`
 	HTTPS      HTTPSResults  `yaml:"https"`
+	// AccountCodes: distinct (default) answers user_not_found,
+	// ambiguous_user, out_of_scope, protected_account and
+	// account_disabled each as it is; uniform answers all of them as
+	// user_not_found, alike (the audit record keeps the true code).
+	AccountCodes string `yaml:"account_codes"`
 }
+
+// The values of results.account_codes.
+const (
+	AccountCodesDistinct = "distinct"
+	AccountCodesUniform  = "uniform"
+)
 
 // HTTPSResults is the HTTPS callback.
 type HTTPSResults struct {

@@ -24,7 +24,7 @@ func Defaults() Config {
 			Auth: "connection_string", Transport: "amqp",
 			Prefetch: 8, Concurrency: 4, ShutdownGrace: 20 * time.Second,
 		},
-		Results: Results{Mode: "reply_queue", TTL: 10 * time.Minute},
+		Results: Results{Mode: "reply_queue", TTL: 10 * time.Minute, AccountCodes: AccountCodesDistinct},
 		Journal: Journal{Retention: journal.DefaultRetention},
 		Audit:   Audit{UnverifiedPerMinute: 10},
 		Limits:  Limits{PerUser: &perUser, Window: 24 * time.Hour, Concurrency: 4, MaxAttempts: 5},

@@ -213,6 +213,9 @@ func (r *Results) validate(add addFunc) {
 	default:
 		add("results.mode", "%q: use reply_queue or https", r.Mode)
 	}
+	if r.AccountCodes != AccountCodesDistinct && r.AccountCodes != AccountCodesUniform {
+		add("results.account_codes", "%q: use %s or %s", r.AccountCodes, AccountCodesDistinct, AccountCodesUniform)
+	}
 }
 
 // validQueueName reports whether s can name a Service Bus queue: 1 to 260

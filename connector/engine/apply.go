@@ -72,7 +72,9 @@ func (e *Engine) write(ctx context.Context, c *command) (ldapx.Applied, error) {
 
 // applyFailure classifies a failed write. A refusal or a failure that
 // says nothing about the write is first checked against the account
-// (applied.go decides whether the write is in AD after all).
+// (applied.go decides whether the write is in AD after all). The detail
+// is the DC's error as ldapx formats it, for the audit record only
+// (disclose.go).
 func (e *Engine) applyFailure(c *command, err error) *outcome {
 	var le *ldapx.Error
 	errors.As(err, &le)
@@ -83,7 +85,11 @@ func (e *Engine) applyFailure(c *command, err error) *outcome {
 		}
 		return rejected(c, le)
 	case ldapx.KindWrongPassword:
-		return stop(protocol.CodeAccessDenied, "the old password is wrong")
+		// The result's detail no longer tells the user (disclose.go): the
+		// message does, as the user typed the old password.
+		o := stop(protocol.CodeAccessDenied, "the old password is wrong: "+err.Error())
+		o.message = "The current password is not correct."
+		return o
 	case ldapx.KindAccessDenied:
 		return stop(protocol.CodeAccessDenied, err.Error())
 	case ldapx.KindNoSuchObject:

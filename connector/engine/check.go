@@ -73,7 +73,8 @@ func (e *Engine) checkPolicy(ctx context.Context, c *command) *outcome {
 // connector cannot know which rules apply. That is access_denied, the
 // stable code for the directory refusing what the command needs; retrying
 // would not help until an admin grants read. Other failures map as any
-// directory read does.
+// directory read does. The detail names the policy's DN and the DC's
+// error for the audit record; the result says neither (disclose.go).
 func policyFailure(u *ldapx.User, err error) *outcome {
 	switch ldapx.KindOf(err) {
 	case ldapx.KindNoSuchObject, ldapx.KindAccessDenied:

@@ -106,6 +106,14 @@ type Config struct {
 
 	// Clock is the engine's clock (the real one when nil).
 	Clock clockwork.Clock
+
+	// UniformAccountCodes answers every refusal that tells something
+	// about an account (user_not_found, ambiguous_user, out_of_scope,
+	// protected_account, account_disabled) as user_not_found, with one
+	// message and nothing else; the audit record, journal and metrics
+	// keep the true code (disclose.go). False (results.account_codes:
+	// distinct) answers each code as it is.
+	UniformAccountCodes bool
 }
 
 // Metrics receives the engine's events; nil fields are no-ops. The

@@ -24,7 +24,8 @@ func (e *Engine) findUser(ctx context.Context, c *command) *outcome {
 	return nil
 }
 
-// dirFailure maps a lookup or read failure.
+// dirFailure maps a lookup or read failure. Its detail, the error with
+// the DC and the DNs it names, is the audit record's (disclose.go).
 func dirFailure(err error) *outcome {
 	switch ldapx.KindOf(err) {
 	case ldapx.KindNotFound, ldapx.KindNoSuchObject:

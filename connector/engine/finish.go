@@ -56,8 +56,11 @@ func (e *Engine) finish(ctx context.Context, c *command, out outcome, journaled 
 // result is the wire result for an outcome completed at now, in the
 // command's protocol version (answerVersion).
 func (e *Engine) result(c *command, out outcome, now time.Time) *protocol.Result {
+	out = e.disclose(c, out)
 	v := answerVersion(c.rec.VerifiedCommand)
 	if code := out.code.For(v); code != out.code {
+		// A code v does not have: v's nearest code, with the message that
+		// says what happened (superseded's, for expired).
 		out.code, out.message = code, out.code.DefaultMessage()
 	}
 	res := &protocol.Result{

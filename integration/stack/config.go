@@ -60,6 +60,8 @@ type ConfigSpec struct {
 	// PerUser and MaxAttempts are limits.per_user and limits.max_attempts
 	// (0: left out, so per_user cannot be set to 0 here).
 	PerUser, MaxAttempts int
+	// AccountCodes is results.account_codes (distinct or uniform).
+	AccountCodes string
 	// HTTPListen is http.listen.
 	HTTPListen string
 	// LogLevel and LogFormat are log.level and log.format.
@@ -178,7 +180,8 @@ type (
 		NoProxy      []string `yaml:"no_proxy,omitempty"`
 	}
 	results struct {
-		ReplyQueue string `yaml:"reply_queue,omitempty"`
+		ReplyQueue   string `yaml:"reply_queue,omitempty"`
+		AccountCodes string `yaml:"account_codes,omitempty"`
 	}
 	keysSection struct {
 		Connector []string `yaml:"connector"`
@@ -215,7 +218,7 @@ func (c ConfigSpec) YAML() ([]byte, error) {
 			OrgPolicy: orgPolicy{MinLength: c.MinLength},
 		}},
 		Queue:   c.queueSection(),
-		Results: results{ReplyQueue: c.ReplyQueue},
+		Results: results{ReplyQueue: c.ReplyQueue, AccountCodes: c.AccountCodes},
 		Keys:    keysSection{Connector: c.ConnectorKeys, Senders: c.SenderKeys},
 		Journal: pathSection{Path: c.Journal},
 		Audit:   pathSection{Path: c.Audit},
