@@ -4,6 +4,7 @@ package trust
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"os"
 	"strings"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/adwriteback/adwriteback/connector/app"
 	"github.com/adwriteback/adwriteback/connector/config"
+	"github.com/adwriteback/adwriteback/connector/engine"
 	"github.com/adwriteback/adwriteback/integration/stack"
 	"github.com/adwriteback/adwriteback/integration/testdc"
 	"github.com/adwriteback/adwriteback/relay/protocol"
@@ -42,6 +44,17 @@ func TestTrustNestedDomainAdmin(t *testing.T) {
 	u := testdc.NewUser(t, s.DC, "")
 	testdc.AddMember(t, s.DC, g.DN, u.DN)
 	s.Start("a")
+	expectRefused(t, s, u.DN, protocol.UserRef{SAM: u.SAM}, protocol.CodeProtectedAccount)
+}
+
+// TestTrustConfiguredTier0Group: a member of a group listed in
+// scope.tier0_groups is refused as protected, like a Domain Admin.
+func TestTrustConfiguredTier0Group(t *testing.T) {
+	s := stack.New(t)
+	g := testdc.NewGroup(t, s.DC)
+	u := testdc.NewUser(t, s.DC, "")
+	testdc.AddMember(t, s.DC, g.DN, u.DN)
+	s.Start("a", stack.Configure(func(c *stack.ConfigSpec) { c.Tier0Groups = []string{g.DN} }))
 	expectRefused(t, s, u.DN, protocol.UserRef{SAM: u.SAM}, protocol.CodeProtectedAccount)
 }
 
@@ -95,9 +108,10 @@ func TestTrustMisspelledExcludedGroup(t *testing.T) {
 	if err == nil || ctx.Err() != nil {
 		t.Fatalf("the connector ran with an excluded group that does not exist (Run: %v)\n%s", err, logs)
 	}
-	if !strings.Contains(err.Error(), typo) {
-		t.Errorf("Run: %v; want the error to name %s", err, typo)
+	if !errors.Is(err, engine.ErrScopeGroup) || !strings.Contains(err.Error(), typo) {
+		t.Errorf("Run: %v; want engine.ErrScopeGroup naming %s", err, typo)
 	}
+	t.Logf("Run: %v", err)
 }
 
 // expectRefused sends a reset of the account at dn, by ref, and checks it
