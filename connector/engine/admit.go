@@ -79,7 +79,11 @@ func (e *Engine) admitGroups(ctx context.Context, c *command) *outcome {
 	dom := c.dom
 	sets, err := dom.groups.get(ctx, dom, e.cfg.Logger)
 	if err != nil {
-		e.cfg.Logger.Error("scope groups not resolved: commands in this domain wait", "domain", dom.Name, "err", err)
+		level := slog.LevelWarn
+		if errors.Is(err, ErrScopeGroup) {
+			level = slog.LevelError
+		}
+		e.cfg.Logger.Log(ctx, level, "scope groups not resolved: commands in this domain wait", "domain", dom.Name, "err", err)
 		return stop(protocol.CodeTransient, "the configured scope groups are not resolved yet")
 	}
 	token, err := dom.Dir.TokenGroups(ctx, c.user.DN)
@@ -91,11 +95,9 @@ func (e *Engine) admitGroups(ctx context.Context, c *command) *outcome {
 		return stop(protocol.CodeAccessDenied, "cannot read the account's group memberships (tokenGroups)")
 	}
 	for _, sid := range token {
-		if name, ok := tier0Group(sid); ok {
-			return stop(protocol.CodeProtectedAccount, "member of a tier-0 group ("+name+")")
-		}
-		if _, ok := sets.tier0[sid]; ok {
-			return stop(protocol.CodeProtectedAccount, "member of a configured tier-0 group")
+		_, builtin := tier0Group(sid)
+		if _, configured := sets.tier0[sid]; builtin || configured {
+			return stop(protocol.CodeProtectedAccount, "member of a tier-0 group")
 		}
 	}
 	for _, sid := range token {
