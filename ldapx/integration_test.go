@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -356,6 +357,13 @@ func TestFindUser(t *testing.T) {
 	if byUPN.DN != alice.DN || byUPN.DisplayName != alice.DisplayName || byUPN.SAMAccountName != "alice" {
 		t.Fatalf("by UPN: %+v", byUPN)
 	}
+	domainSID, rid, ok := ldapx.DomainRID(byUPN.SID)
+	if !ok || rid < 1000 {
+		t.Errorf("objectSid %q: not a domain account's SID", byUPN.SID)
+	}
+	if !byUPN.NormalAccount() {
+		t.Errorf("userAccountControl %#x: not a normal account", byUPN.UserAccountControl)
+	}
 	if byUPN.PwdLastSet.IsZero() || time.Since(byUPN.PwdLastSet) > 24*time.Hour || byUPN.PwdLastSet.After(time.Now().Add(time.Minute)) {
 		t.Errorf("pwdLastSet %v is not a recent time", byUPN.PwdLastSet)
 	}
@@ -386,13 +394,30 @@ func TestFindUser(t *testing.T) {
 	if _, err := cl.FindUser(ctxT(t), ldapx.UserRef{Kind: ldapx.RefObjectGUID, Value: "not-a-guid"}); !errors.Is(err, ldapx.ErrInvalidInput) {
 		t.Errorf("bad GUID: got %v, want invalid input", err)
 	}
-	member, err := cl.IsMemberOf(ctxT(t), info.Users["strict"].DN, info.StrictGroupDN)
-	if err != nil || !member {
-		t.Errorf("IsMemberOf strict: %v %v", member, err)
+	strictSID, err := cl.GroupSID(ctxT(t), info.StrictGroupDN)
+	if err != nil {
+		t.Fatalf("GroupSID %s: %v", info.StrictGroupDN, err)
 	}
-	member, err = cl.IsMemberOf(ctxT(t), alice.DN, info.StrictGroupDN)
-	if err != nil || member {
-		t.Errorf("IsMemberOf alice: %v %v", member, err)
+	if _, err := cl.GroupSID(ctxT(t), "CN=No Such Group,OU=Groups,"+info.BaseDN); !errors.Is(err, ldapx.ErrNoSuchObject) {
+		t.Errorf("GroupSID of a missing group: got %v, want no such object", err)
+	}
+	if _, err := cl.GroupSID(ctxT(t), alice.DN); !errors.Is(err, ldapx.ErrNoSuchObject) {
+		t.Errorf("GroupSID of a user: got %v, want no such object", err)
+	}
+	for _, tc := range []struct {
+		dn     string
+		member bool
+	}{{info.Users["strict"].DN, true}, {alice.DN, false}} {
+		token, err := cl.TokenGroups(ctxT(t), tc.dn)
+		if err != nil {
+			t.Fatalf("TokenGroups %s: %v", tc.dn, err)
+		}
+		if !slices.Contains(token, domainSID+"-513") {
+			t.Errorf("TokenGroups %s: %v lacks the primary group Domain Users", tc.dn, token)
+		}
+		if slices.Contains(token, strictSID) != tc.member {
+			t.Errorf("TokenGroups %s: %v, want %s in it: %v", tc.dn, token, strictSID, tc.member)
+		}
 	}
 }
 

@@ -46,6 +46,7 @@ type UserRef struct {
 type User struct {
 	DN                 string
 	ObjectGUID         string // string form
+	SID                string // objectSid, S-1-5-21-...; "" when unreadable
 	SAMAccountName     string
 	UserPrincipalName  string
 	DisplayName        string
@@ -68,20 +69,36 @@ type User struct {
 
 // userAccountControl flags used by the connector.
 const (
-	UACAccountDisable     = 0x0002
-	UACPasswordNotReq     = 0x0020
-	UACNormalAccount      = 0x0200
-	UACDontExpirePassword = 0x10000
+	UACAccountDisable          = 0x0002
+	UACPasswordNotReq          = 0x0020
+	UACTempDuplicateAccount    = 0x0100
+	UACNormalAccount           = 0x0200
+	UACInterdomainTrustAccount = 0x0800
+	UACWorkstationTrustAccount = 0x1000
+	UACServerTrustAccount      = 0x2000
+	UACDontExpirePassword      = 0x10000
+
+	// UACAccountTypes are the account-type bits; an account has exactly
+	// one of them.
+	UACAccountTypes = UACTempDuplicateAccount | UACNormalAccount | UACInterdomainTrustAccount |
+		UACWorkstationTrustAccount | UACServerTrustAccount
 )
 
 // Disabled reports userAccountControl ACCOUNTDISABLE.
 func (u *User) Disabled() bool { return u.UserAccountControl&UACAccountDisable != 0 }
 
+// NormalAccount reports whether the account is a person's: of the
+// account-type bits of userAccountControl only NORMAL_ACCOUNT is set (not
+// a computer, a DC, a trust or a temporary duplicate account).
+func (u *User) NormalAccount() bool {
+	return u.UserAccountControl&UACAccountTypes == UACNormalAccount
+}
+
 // Protected reports adminCount=1 (AdminSDHolder-protected).
 func (u *User) Protected() bool { return u.AdminCount == 1 }
 
 var userAttributes = []string{
-	"objectGUID", "sAMAccountName", "userPrincipalName", "displayName", "userAccountControl",
+	"objectGUID", "objectSid", "sAMAccountName", "userPrincipalName", "displayName", "userAccountControl",
 	"adminCount", "pwdLastSet", "lockoutTime", "msDS-ResultantPSO", "replPropertyMetaData",
 }
 
@@ -98,7 +115,10 @@ func (ref UserRef) filter() (string, error) {
 	if strings.ContainsRune(v, 0) {
 		return "", fmt.Errorf("%w: %s contains NUL", ErrInvalidInput, ref.Kind)
 	}
-	const users = "(objectCategory=person)(objectClass=user)"
+	// Every account class (users, computers, managed service accounts):
+	// the engine refuses what is not a normal user account itself, so a
+	// computer's name is answered as out of scope, not as unknown.
+	const users = "(objectClass=user)"
 	switch ref.Kind {
 	case RefObjectGUID:
 		b, err := GUIDBytes(v)
@@ -187,6 +207,13 @@ func userFromEntry(e *ldap.Entry, dc string) (*User, error) {
 		}
 		u.UserAccountControl = uint32(v)
 	}
+	if raw := e.GetRawAttributeValue("objectSid"); len(raw) > 0 {
+		sid, err := SIDString(raw)
+		if err != nil {
+			return nil, &Error{Op: "ldapx.FindUser", Kind: KindOther, DC: dc, Err: fmt.Errorf("objectSid: %w", err)}
+		}
+		u.SID = sid
+	}
 	if s := e.GetAttributeValue("adminCount"); s != "" {
 		u.AdminCount, _ = strconv.Atoi(s)
 	}
@@ -204,16 +231,42 @@ func userFromEntry(e *ldap.Entry, dc string) (*User, error) {
 	return u, nil
 }
 
-// IsMemberOf reports whether dn is a member of group, directly or through
-// nested groups (LDAP_MATCHING_RULE_IN_CHAIN).
-func (cl *Client) IsMemberOf(ctx context.Context, dn, group string) (bool, error) {
-	res, _, err := cl.search(ctx, "ldapx.IsMemberOf", ldap.NewSearchRequest(dn, ldap.ScopeBaseObject,
-		ldap.NeverDerefAliases, 1, 0, false,
-		"(memberOf:1.2.840.113556.1.4.1941:="+ldap.EscapeFilter(group)+")", []string{"1.1"}, nil))
+// TokenGroups reads the SIDs of every security group the account at dn
+// is in: the primary group, nested groups and the builtin ones
+// (tokenGroups, a constructed attribute that only a base-scope read
+// returns). An empty list means the service account may not read it:
+// every account has at least its primary group.
+func (cl *Client) TokenGroups(ctx context.Context, dn string) ([]string, error) {
+	const op = "ldapx.TokenGroups"
+	e, err := cl.readEntry(ctx, op, dn, "(objectClass=user)", []string{"tokenGroups"})
 	if err != nil {
-		return false, err
+		return nil, err
 	}
-	return len(res.Entries) == 1, nil
+	raw := e.GetRawAttributeValues("tokenGroups")
+	sids := make([]string, 0, len(raw))
+	for _, v := range raw {
+		sid, err := SIDString(v)
+		if err != nil {
+			return nil, &Error{Op: op, Kind: KindOther, Err: fmt.Errorf("tokenGroups: %w", err)}
+		}
+		sids = append(sids, sid)
+	}
+	return sids, nil
+}
+
+// GroupSID reads the objectSid of the group at dn. No object at dn, or
+// one that is not a group, is KindNoSuchObject.
+func (cl *Client) GroupSID(ctx context.Context, dn string) (string, error) {
+	const op = "ldapx.GroupSID"
+	e, err := cl.readEntry(ctx, op, dn, "(objectClass=group)", []string{"objectSid"})
+	if err != nil {
+		return "", err
+	}
+	sid, err := SIDString(e.GetRawAttributeValue("objectSid"))
+	if err != nil {
+		return "", &Error{Op: op, Kind: KindOther, Err: fmt.Errorf("objectSid of %s: %w", dn, err)}
+	}
+	return sid, nil
 }
 
 func (cl *Client) baseDN(ctx context.Context) (string, error) {

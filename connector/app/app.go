@@ -233,7 +233,8 @@ func (a *App) buildDomains(deps Deps) ([]*engine.Domain, error) {
 		a.Domains[d.Name] = cl
 		a.closers = append(a.closers, cl.Close)
 		ed := &engine.Domain{Name: d.Name, UPNSuffixes: d.UPNSuffixes, Dir: timedDir{cl, a.Metrics, deps.Clock}, ScopeOUs: d.Scope.OUs,
-			ExcludeGroups: d.Scope.ExcludeGroups, AllowProtected: d.Scope.AllowProtected, OrgMinLength: d.OrgPolicy.MinLength}
+			ExcludeGroups: d.Scope.ExcludeGroups, Tier0Groups: d.Scope.Tier0Groups, AllowProtected: d.Scope.AllowProtected,
+			OrgMinLength: d.OrgPolicy.MinLength}
 		banned, idx, err := OrgExtras(d)
 		if err != nil {
 			return nil, err
@@ -309,6 +310,9 @@ func maxOpTimeout(cfg *config.Config) time.Duration {
 // period (the rest are abandoned and come back), and the journal and audit
 // log are flushed by Close.
 func (a *App) Run(ctx context.Context) error {
+	if err := a.resolveScopeGroups(ctx); err != nil {
+		return err
+	}
 	var wg sync.WaitGroup
 	for _, f := range []func(context.Context){a.sweep, a.serveHTTP, func(ctx context.Context) { a.probeDCs(ctx, a.probeEvery) }} {
 		wg.Add(1)
@@ -324,6 +328,22 @@ func (a *App) Run(ctx context.Context) error {
 		return err
 	}
 	a.Log.Info("connector stopped")
+	return nil
+}
+
+// resolveScopeGroups resolves each domain's excluded and tier-0 groups
+// to their SIDs before any command is taken. A group that does not exist
+// fails the start (it would exclude nobody); a DC that does not answer
+// does not: the engine resolves the groups before the domain's first
+// command, which waits until then.
+func (a *App) resolveScopeGroups(ctx context.Context) error {
+	err := a.Engine.ResolveGroups(ctx)
+	if errors.Is(err, engine.ErrScopeGroup) {
+		return fmt.Errorf("%w (fix the DN, or remove it from the list)", err)
+	}
+	if err != nil {
+		a.Log.Warn("scope groups not resolved yet: the domain's commands wait until a DC answers", "err", err)
+	}
 	return nil
 }
 

@@ -84,9 +84,17 @@ type TLS struct {
 
 // Scope limits which accounts the connector may touch.
 type Scope struct {
-	OUs            []string `yaml:"ous"`
-	ExcludeGroups  []string `yaml:"exclude_groups"`
-	AllowProtected bool     `yaml:"allow_protected"`
+	OUs []string `yaml:"ous"`
+	// ExcludeGroups (DNs): members, nested or by primary group, are
+	// refused as out of scope. Tier0Groups (DNs) add to the built-in
+	// tier-0 groups, whose members are refused as protected. Both are
+	// resolved to SIDs at start; one that does not exist stops the
+	// connector.
+	ExcludeGroups []string `yaml:"exclude_groups"`
+	Tier0Groups   []string `yaml:"tier0_groups"`
+	// AllowProtected lets a stale adminCount=1 through; never a member of
+	// a tier-0 group.
+	AllowProtected bool `yaml:"allow_protected"`
 }
 
 // OrgPolicy adds the organisation's rules to AD's.

@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -165,6 +166,29 @@ func TestShippedConfigsParse(t *testing.T) {
 			if !strings.Contains(p.Msg, "no such file") && !strings.Contains(p.Msg, "cannot read") {
 				t.Errorf("%s: %s", name, p)
 			}
+		}
+	}
+}
+
+func TestScopeGroupsMustBeDNs(t *testing.T) {
+	dir := files(t)
+	doc := strings.Replace(minimal(dir), `      ous: ["OU=Managed,DC=adw,DC=test"]`,
+		`      ous: ["OU=Managed,DC=adw,DC=test"]
+      exclude_groups: ["CN=No Writeback,OU=Groups,DC=adw,DC=test", "No Writeback"]
+      tier0_groups: ["CN=DnsAdmins,CN=Users,DC=adw,DC=test", "CN=a,,DC=x"]`, 1)
+	_, err := Parse([]byte(doc), nil)
+	msg := fmt.Sprint(err)
+	for _, want := range []string{
+		`domains[0].scope.exclude_groups[1]: "No Writeback" is not a DN`,
+		`domains[0].scope.tier0_groups[1]: "CN=a,,DC=x" is not a DN`,
+	} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("missing %q in:\n%s", want, msg)
+		}
+	}
+	for _, good := range []string{"exclude_groups[0]", "tier0_groups[0]"} {
+		if strings.Contains(msg, good) {
+			t.Errorf("a valid DN refused (%s):\n%s", good, msg)
 		}
 	}
 }

@@ -6,6 +6,8 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/go-ldap/ldap/v3"
+
 	"github.com/adwriteback/adwriteback/relay/proxy"
 	"github.com/adwriteback/adwriteback/relay/servicebus"
 )
@@ -112,6 +114,8 @@ func (d *Domain) validate(p string, add addFunc, env Env) {
 			add(fmt.Sprintf("%s.scope.ous[%d]", p, j), "%q is not a DN", ou)
 		}
 	}
+	groupDNs(p+".scope.exclude_groups", d.Scope.ExcludeGroups, add)
+	groupDNs(p+".scope.tier0_groups", d.Scope.Tier0Groups, add)
 	if d.PoolSize < 0 || d.PoolSize > 64 {
 		add(p+".pool_size", "must be between 1 and 64")
 	}
@@ -120,6 +124,17 @@ func (d *Domain) validate(p string, add addFunc, env Env) {
 	}
 	fileMustExist(p+".org_policy.banned_words_file", d.OrgPolicy.BannedWordsFile, add)
 	fileMustExist(p+".org_policy.breached_index", d.OrgPolicy.BreachedIndex, add)
+}
+
+// groupDNs checks that each group at path is a DN. Whether it names a
+// group is for the directory to say: the connector resolves each to its
+// SID at start.
+func groupDNs(path string, dns []string, add addFunc) {
+	for j, dn := range dns {
+		if d, err := ldap.ParseDN(dn); err != nil || len(d.RDNs) == 0 {
+			add(fmt.Sprintf("%s[%d]", path, j), "%q is not a DN", dn)
+		}
+	}
 }
 
 // validate resolves the secrets the auth kind uses, then checks the queue

@@ -163,7 +163,8 @@ func checkDomain(ctx context.Context, opts Options, i int, d *config.Domain) []C
 		return append(out, skip("directory checks", d.Name, "no DC of this domain accepted the service account's bind: policy and rights checks were not run"))
 	}
 	defer cl.Close()
-	return append(out, checkDirectory(ctx, opts, d, *good, root, cl, tlsSet)...)
+	out = append(out, checkDirectory(ctx, opts, d, *good, root, cl, tlsSet)...)
+	return append(out, CheckScopeGroups(ctx, cl, i, d, opts.Timeout)...)
 }
 
 // discoverDCs returns the domain's configured DCs plus, with discover set,

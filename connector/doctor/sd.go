@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 
 	"github.com/adwriteback/adwriteback/ldapx"
@@ -59,7 +58,6 @@ const (
 	RightGenericAll       = 0x10000000
 	RightGenericWrite     = 0x40000000
 	RightFullControlMask  = 0x000F01FF // GENERIC_ALL as AD stores it after mapping
-	maxSubAuthorities     = 15
 	sdHeaderLen           = 20
 	aclHeaderLen          = 8
 	aceHeaderLen          = 4
@@ -277,42 +275,18 @@ func parseSIDAt(b []byte, off uint32) (string, int, error) {
 // parseSID parses a binary SID (MS-DTYP 2.4.2.2) at the start of b and
 // returns its string form and its length.
 func parseSID(b []byte) (string, int, error) {
-	if len(b) < minSIDLen {
-		return "", 0, fmt.Errorf("%w: truncated SID", ErrMalformedSD)
+	s, n, err := ldapx.ParseSID(b)
+	if err != nil {
+		return "", 0, fmt.Errorf("%w: %w", ErrMalformedSD, err)
 	}
-	if b[0] != 1 {
-		return "", 0, fmt.Errorf("%w: SID revision %d", ErrMalformedSD, b[0])
-	}
-	n := int(b[1])
-	if n > maxSubAuthorities {
-		return "", 0, fmt.Errorf("%w: SID with %d sub-authorities (at most %d)", ErrMalformedSD, n, maxSubAuthorities)
-	}
-	size := minSIDLen + 4*n
-	if len(b) < size {
-		return "", 0, fmt.Errorf("%w: truncated SID", ErrMalformedSD)
-	}
-	var auth uint64
-	for _, x := range b[2:8] {
-		auth = auth<<8 | uint64(x)
-	}
-	var s strings.Builder
-	s.WriteString("S-1-")
-	s.WriteString(strconv.FormatUint(auth, 10))
-	for i := 0; i < n; i++ {
-		s.WriteByte('-')
-		s.WriteString(strconv.FormatUint(uint64(binary.LittleEndian.Uint32(b[8+4*i:])), 10))
-	}
-	return s.String(), size, nil
+	return s, n, nil
 }
 
 // SIDString renders a binary SID (objectSid, tokenGroups values) as S-1-....
 func SIDString(b []byte) (string, error) {
-	s, n, err := parseSID(b)
+	s, err := ldapx.SIDString(b)
 	if err != nil {
-		return "", err
-	}
-	if n != len(b) {
-		return "", fmt.Errorf("%w: %d trailing bytes after SID", ErrMalformedSD, len(b)-n)
+		return "", fmt.Errorf("%w: %w", ErrMalformedSD, err)
 	}
 	return s, nil
 }

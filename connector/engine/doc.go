@@ -13,8 +13,9 @@
 //	                   dead-lettered, a finished id answered from the journal
 //	findUser           route to the domain, find the account (find.go)
 //	settleResumed      a command this instance left "applying" (applied.go)
-//	admit              scope OUs, excluded groups, protected accounts,
-//	                   disabled accounts (admit.go)
+//	admit              scope OUs, built-in and non-user accounts, tier-0
+//	                   and excluded groups (by SID, from tokenGroups),
+//	                   protected and disabled accounts (admit.go)
 //	appliedElsewhere   a write another instance made and never answered
 //	                   (applied.go)
 //	rateLimit          attempts per user (check.go)

@@ -23,7 +23,8 @@ import (
 type Directory interface {
 	FindUser(ctx context.Context, ref ldapx.UserRef) (*ldapx.User, error)
 	ReadUser(ctx context.Context, dn string) (*ldapx.User, error)
-	IsMemberOf(ctx context.Context, dn, group string) (bool, error)
+	TokenGroups(ctx context.Context, dn string) ([]string, error)
+	GroupSID(ctx context.Context, dn string) (string, error)
 	EffectivePolicy(ctx context.Context, u *ldapx.User) (*ldapx.Policy, error)
 	Reset(ctx context.Context, dn, newPassword string, opts ldapx.ResetOptions) (ldapx.Applied, error)
 	Change(ctx context.Context, dn, oldPassword, newPassword string) (ldapx.Applied, error)
@@ -58,14 +59,22 @@ type Domain struct {
 	Dir         Directory
 	// ScopeOUs: a user must be at or below one of these DNs.
 	ScopeOUs []string
-	// ExcludeGroups: members (also nested) are out of scope.
+	// ExcludeGroups (DNs): members, also nested or by primary group, are
+	// out of scope.
 	ExcludeGroups []string
-	// AllowProtected lets adminCount=1 accounts through (not recommended).
+	// Tier0Groups (DNs): members are refused as protected, like members
+	// of the built-in tier-0 groups.
+	Tier0Groups []string
+	// AllowProtected lets a stale adminCount=1 through (not recommended);
+	// never a member of a tier-0 group.
 	AllowProtected bool
 	// Org extras on top of AD's policy.
 	OrgMinLength int
 	Banned       *policy.BannedList
 	Breached     policy.BreachChecker
+
+	// groups are ExcludeGroups and Tier0Groups resolved to SIDs.
+	groups groupSIDs
 }
 
 // Config wires an Engine.

@@ -35,7 +35,12 @@ type fakeDir struct {
 	resetErr error
 	// applyThenFail: the write happens, then the error is returned (lost answer).
 	applyThenFail bool
-	groups        map[string][]string // group -> member DNs
+	groups        map[string][]string // group DN -> member DNs
+	groupSIDs     map[string]string   // group DN -> objectSid
+	// noTokenGroups: tokenGroups is unreadable (an empty list).
+	noTokenGroups bool
+	// groupErr, when set, is what GroupSID returns.
+	groupErr error
 	// polErr, when set, is what EffectivePolicy returns.
 	polErr error
 }
@@ -87,16 +92,39 @@ func (f *fakeDir) ReadUser(ctx context.Context, dn string) (*ldapx.User, error) 
 	return nil, &ldapx.Error{Op: "read", Kind: ldapx.KindNoSuchObject}
 }
 
-func (f *fakeDir) IsMemberOf(ctx context.Context, dn, group string) (bool, error) {
+// TokenGroups models AD: the primary group Domain Users, then each group
+// listing dn as a member.
+func (f *fakeDir) TokenGroups(ctx context.Context, dn string) ([]string, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	for _, m := range f.groups[group] {
-		if m == dn {
-			return true, nil
+	if f.noTokenGroups {
+		return nil, nil
+	}
+	sids := []string{fakeDomainSID + "-513"}
+	for g, members := range f.groups {
+		for _, m := range members {
+			if m == dn {
+				sids = append(sids, f.groupSIDs[g])
+			}
 		}
 	}
-	return false, nil
+	return sids, nil
 }
+
+func (f *fakeDir) GroupSID(ctx context.Context, dn string) (string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.groupErr != nil {
+		return "", f.groupErr
+	}
+	if sid, ok := f.groupSIDs[dn]; ok {
+		return sid, nil
+	}
+	return "", &ldapx.Error{Op: "group", Kind: ldapx.KindNoSuchObject}
+}
+
+// fakeDomainSID is the fake directory's domain SID.
+const fakeDomainSID = "S-1-5-21-1-2-3"
 
 func (f *fakeDir) EffectivePolicy(ctx context.Context, u *ldapx.User) (*ldapx.Policy, error) {
 	if f.polErr != nil {
@@ -246,7 +274,7 @@ func newRig(t *testing.T, mutate ...func(*Config, *Domain)) *rig {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { jr.Close() })
-	dir := &fakeDir{now: clock, users: map[string]*ldapx.User{}, groups: map[string][]string{},
+	dir := &fakeDir{now: clock, users: map[string]*ldapx.User{}, groups: map[string][]string{}, groupSIDs: map[string]string{},
 		pol: ldapx.Policy{MinLength: 12, Complexity: true, HistoryLength: 24, MinAge: 24 * time.Hour}}
 	for i, u := range []struct{ sam, dn, display string }{
 		{"alice", "CN=Alice Liddell," + scopeOU, "Alice Liddell"},
@@ -257,11 +285,13 @@ func newRig(t *testing.T, mutate ...func(*Config, *Domain)) *rig {
 	} {
 		dir.users[u.sam] = &ldapx.User{DN: u.dn, SAMAccountName: u.sam, UserPrincipalName: u.sam + "@adw.test",
 			DisplayName: u.display, ObjectGUID: fmt.Sprintf("00000000-0000-0000-0000-%012d", i),
-			PwdLastSet: now.Add(-48 * time.Hour), UserAccountControl: ldapx.UACNormalAccount}
+			PwdLastSet: now.Add(-48 * time.Hour), UserAccountControl: ldapx.UACNormalAccount,
+			SID: fmt.Sprintf("%s-%d", fakeDomainSID, 1100+i)}
 	}
 	dir.users["prot"].AdminCount = 1
 	dir.users["off"].UserAccountControl |= ldapx.UACAccountDisable
 	dir.groups["CN=NoWriteback,DC=adw,DC=test"] = []string{dir.users["excluded"].DN}
+	dir.groupSIDs["CN=NoWriteback,DC=adw,DC=test"] = fakeDomainSID + "-2000"
 	rep := &memReporter{results: map[string][][]byte{}}
 	ab := &syncBuf{}
 	dom := &Domain{Name: "adw.test", Dir: dir, ScopeOUs: []string{scopeOU}, ExcludeGroups: []string{"CN=NoWriteback,DC=adw,DC=test"}}
@@ -973,7 +1003,8 @@ func TestRoutingAcrossDomains(t *testing.T) {
 		d.UPNSuffixes = []string{"corp.example"}
 		other := &fakeDir{now: c.Clock.Now, users: map[string]*ldapx.User{}, groups: map[string][]string{}, pol: ldapx.Policy{MinLength: 8}}
 		other.users["bob"] = &ldapx.User{DN: "CN=Bob,OU=People,DC=other,DC=test", SAMAccountName: "bob",
-			UserPrincipalName: "bob@other.test", ObjectGUID: "11111111-0000-0000-0000-000000000000"}
+			UserPrincipalName: "bob@other.test", ObjectGUID: "11111111-0000-0000-0000-000000000000",
+			SID: "S-1-5-21-4-5-6-1500", UserAccountControl: ldapx.UACNormalAccount}
 		c.Domains = append(c.Domains, &Domain{Name: "other.test", Dir: other, ScopeOUs: []string{"OU=People,DC=other,DC=test"}})
 	})
 	other := r.eng.cfg.Domains[1].Dir.(*fakeDir)

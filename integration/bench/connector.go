@@ -98,6 +98,7 @@ func newInstantDir(n int) *instantDir {
 			DN: "CN=" + sam + ",OU=Managed,DC=bench,DC=test", ObjectGUID: fmt.Sprintf("00000000-0000-4000-8000-%012d", i),
 			SAMAccountName: sam, UserPrincipalName: sam + "@bench.test", DisplayName: "Perf Tester",
 			UserAccountControl: 512, PwdLastSet: set, DC: "ldaps://instant.bench.test:636",
+			SID: fmt.Sprintf("S-1-5-21-1-2-3-%d", 1000+i),
 		}
 	}
 	return d
@@ -123,7 +124,12 @@ func (d *instantDir) ReadUser(_ context.Context, dn string) (*ldapx.User, error)
 	return nil, &ldapx.Error{Kind: ldapx.KindNoSuchObject}
 }
 
-func (d *instantDir) IsMemberOf(context.Context, string, string) (bool, error) { return false, nil }
+func (d *instantDir) TokenGroups(context.Context, string) ([]string, error) {
+	return []string{"S-1-5-21-1-2-3-513"}, nil
+}
+func (d *instantDir) GroupSID(context.Context, string) (string, error) {
+	return "", &ldapx.Error{Kind: ldapx.KindNoSuchObject}
+}
 func (d *instantDir) EffectivePolicy(context.Context, *ldapx.User) (*ldapx.Policy, error) {
 	return d.policy, nil
 }

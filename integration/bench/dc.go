@@ -211,13 +211,20 @@ func DCBound(ctx context.Context, opt DCOptions) (*DCResult, error) {
 		defer p.close()
 		pipes[i] = p
 	}
-	// lookup is (1) plus, before each write, the user lookup the connector
-	// makes (it must read the account fresh: scope, flags, pwdLastSet and
-	// the password version the crash recovery compares).
+	// lookup is (1) plus, before each write, the reads the connector
+	// makes: the user lookup (it must read the account fresh: scope,
+	// flags, pwdLastSet and the password version the crash recovery
+	// compares) and the account's tokenGroups (tier-0 and excluded
+	// groups), a base read.
 	lookup := func(n int) (resetRun, error) {
 		return oneConn(n, func(c *ldap.Conn, i int) error {
-			_, err := c.Search(ldap.NewSearchRequest(info.BaseDN, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 2, 0, false,
-				"(&(objectCategory=person)(objectClass=user)(sAMAccountName="+ldap.EscapeFilter(users[i%len(users)].sam)+"))", ldapx.UserAttributes(), nil))
+			res, err := c.Search(ldap.NewSearchRequest(info.BaseDN, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 2, 0, false,
+				"(&(objectClass=user)(sAMAccountName="+ldap.EscapeFilter(users[i%len(users)].sam)+"))", ldapx.UserAttributes(), nil))
+			if err != nil || len(res.Entries) != 1 {
+				return err
+			}
+			_, err = c.Search(ldap.NewSearchRequest(res.Entries[0].DN, ldap.ScopeBaseObject, ldap.NeverDerefAliases, 1, 0, false,
+				"(objectClass=user)", []string{"tokenGroups"}, nil))
 			return err
 		})
 	}

@@ -24,8 +24,10 @@ type ConfigSpec struct {
 	BindDN, BindPasswordFile string
 	// CAFile and ServerName are domains[0].tls.ca_file and .server_name.
 	CAFile, ServerName string
-	// OUs is domains[0].scope.ous.
-	OUs []string
+	// OUs is domains[0].scope.ous; ExcludeGroups and Tier0Groups are
+	// .scope.exclude_groups and .scope.tier0_groups.
+	OUs                        []string
+	ExcludeGroups, Tier0Groups []string
 	// DialTimeout and OperationTimeout are domains[0].dial_timeout and
 	// .operation_timeout.
 	DialTimeout, OperationTimeout time.Duration
@@ -150,7 +152,9 @@ type (
 		ServerName string `yaml:"server_name,omitempty"`
 	}
 	scope struct {
-		OUs []string `yaml:"ous"`
+		OUs           []string `yaml:"ous"`
+		ExcludeGroups []string `yaml:"exclude_groups,omitempty"`
+		Tier0Groups   []string `yaml:"tier0_groups,omitempty"`
 	}
 	orgPolicy struct {
 		MinLength int `yaml:"min_length,omitempty"`
@@ -212,7 +216,7 @@ func (c ConfigSpec) YAML() ([]byte, error) {
 			Servers:     c.Servers,
 			Bind:        bind{DN: c.BindDN, PasswordFile: c.BindPasswordFile},
 			TLS:         tlsSection{CAFile: c.CAFile, ServerName: c.ServerName},
-			Scope:       scope{OUs: c.OUs},
+			Scope:       scope{OUs: c.OUs, ExcludeGroups: c.ExcludeGroups, Tier0Groups: c.Tier0Groups},
 			DialTimeout: c.DialTimeout, PoolSize: c.PoolSize,
 			OpTimeout: c.OperationTimeout,
 			OrgPolicy: orgPolicy{MinLength: c.MinLength},

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/base64"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"os/exec"
@@ -247,21 +246,7 @@ func objectSID(c *ldap.Conn, dn string) (string, error) {
 }
 
 // SIDString renders a binary SID as S-1-....
-func SIDString(b []byte) (string, error) {
-	if len(b) < 8 || int(b[1])*4+8 != len(b) {
-		return "", fmt.Errorf("malformed SID (%d bytes)", len(b))
-	}
-	var auth uint64
-	for _, x := range b[2:8] {
-		auth = auth<<8 | uint64(x)
-	}
-	var sb strings.Builder
-	fmt.Fprintf(&sb, "S-%d-%d", b[0], auth)
-	for i := 0; i < int(b[1]); i++ {
-		fmt.Fprintf(&sb, "-%d", binary.LittleEndian.Uint32(b[8+4*i:]))
-	}
-	return sb.String(), nil
-}
+func SIDString(b []byte) (string, error) { return ldapx.SIDString(b) }
 
 func dsacl(ctx context.Context, cfg Config, dn, sddl string) error {
 	out, err := exec.CommandContext(ctx, "samba-tool", "dsacl", "set", "-s", cfg.confFile(),
