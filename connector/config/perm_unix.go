@@ -7,6 +7,8 @@ import (
 	"io/fs"
 	"os"
 	"syscall"
+
+	"github.com/adwriteback/adwriteback/relay/keys"
 )
 
 func fileModeProblems(file string, kind fileKind) []string {
@@ -29,7 +31,7 @@ func fileProblems(file string, st fs.FileInfo, kind fileKind, euid int) []string
 	}
 	perm := st.Mode().Perm()
 	switch {
-	case kind == secretFile && perm&0o077 != 0:
+	case kind == secretFile && keys.ModeExposed(perm):
 		out = append(out, fmt.Sprintf("%s has mode %04o: group or others can %s this secret; run chmod 600 %s",
 			file, perm, readOrChange(perm), file))
 	case perm&0o022 != 0:
