@@ -27,9 +27,7 @@ func fileModeProblems(file string, kind fileKind) []string {
 }
 
 // readFileACL reads file's owner and DACL into the model aclProblems
-// judges: access-allowed ACEs (callback ones too: they may grant) and
-// access-denied ones (not callback ones: they may not apply); other types
-// do not occur in a file's DACL.
+// judges; no security descriptor, or no DACL, is a NULL DACL.
 func readFileACL(file string) (fileACL, error) {
 	sd, err := windows.GetNamedSecurityInfo(file, windows.SE_FILE_OBJECT,
 		windows.OWNER_SECURITY_INFORMATION|windows.DACL_SECURITY_INFORMATION)
@@ -52,12 +50,21 @@ func readFileACL(file string) (fileACL, error) {
 	if err != nil {
 		return fileACL{}, err
 	}
+	acl.Entries, err = readACEs(dacl)
+	return acl, err
+}
+
+// readACEs reads a DACL's access-allowed ACEs (callback ones too: they may
+// grant) and access-denied ones (not callback ones: they may not apply);
+// other types do not occur in a file's DACL.
+func readACEs(dacl *windows.ACL) ([]aclEntry, error) {
+	const allowedCallback = 0x9
+	var out []aclEntry
 	for i := uint32(0); i < uint32(dacl.AceCount); i++ {
 		var ace *windows.ACCESS_ALLOWED_ACE
 		if err := windows.GetAce(dacl, i, &ace); err != nil {
-			return fileACL{}, err
+			return nil, err
 		}
-		const allowedCallback, deniedCallback = 0x9, 0xA
 		var deny bool
 		switch ace.Header.AceType {
 		case windows.ACCESS_ALLOWED_ACE_TYPE, allowedCallback:
@@ -67,9 +74,9 @@ func readFileACL(file string) (fileACL, error) {
 			continue
 		}
 		sid := (*windows.SID)(unsafe.Pointer(&ace.SidStart))
-		acl.Entries = append(acl.Entries, aclEntry{Who: named(sid), Deny: deny, Mask: uint32(ace.Mask), Flags: ace.Header.AceFlags})
+		out = append(out, aclEntry{Who: named(sid), Deny: deny, Mask: uint32(ace.Mask), Flags: ace.Header.AceFlags})
 	}
-	return acl, nil
+	return out, nil
 }
 
 // named is sid with its account name when the system knows it.
