@@ -58,10 +58,13 @@ func metricsDCs(servers []ldapx.ServerStatus) []metrics.DC {
 	return out
 }
 
-// withHTTPTrust adds the listener's trust settings (bearer token, Host
-// allow-list, DN redaction) from the http config section to o.
+// withHTTPTrust adds the listener's trust settings (bearer token, client
+// certificates, Host allow-list, DN redaction) from the http config section
+// to o. serveHTTP gives the listener the client CA that verifies the
+// certificates.
 func withHTTPTrust(o health.Options, h config.HTTP) health.Options {
 	o.BearerToken = h.Auth.BearerToken
+	o.RequireClientCert, o.ClientNames = h.ClientCAFile != "", h.ClientNames
 	o.AllowedHosts = h.AllowedHosts
 	o.RedactUserDNs = h.Status.RedactUserDNs
 	return o

@@ -68,4 +68,11 @@ func TestHTTPTrustWired(t *testing.T) {
 	if o.BearerToken != "tok" || !slices.Equal(o.AllowedHosts, []string{"localhost"}) || !o.RedactUserDNs || o.Version != "v1" {
 		t.Errorf("options = %+v", o)
 	}
+	if o.RequireClientCert || o.ClientNames != nil {
+		t.Errorf("client certificates required without a client CA: %+v", o)
+	}
+	h.ClientCAFile, h.ClientNames = "/etc/adwriteback/clients-ca.pem", []string{"prometheus"}
+	if o := withHTTPTrust(health.Options{}, h); !o.RequireClientCert || !slices.Equal(o.ClientNames, h.ClientNames) {
+		t.Errorf("with a client CA: options = %+v", o)
+	}
 }

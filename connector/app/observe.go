@@ -118,7 +118,9 @@ func (a *App) serveHTTP(ctx context.Context) {
 	if a.httpLn == nil {
 		return
 	}
-	err := health.Serve(ctx, a.httpLn, a.Cfg.HTTP.TLSCertFile, a.Cfg.HTTP.TLSKeyFile, a.HTTPHandler)
+	err := health.Serve(ctx, a.httpLn, health.TLSFiles{
+		CertFile: a.Cfg.HTTP.TLSCertFile, KeyFile: a.Cfg.HTTP.TLSKeyFile, ClientCAFile: a.Cfg.HTTP.ClientCAFile,
+	}, a.HTTPHandler)
 	if err != nil && !errors.Is(err, context.Canceled) {
 		a.Log.Error("health listener", "err", err)
 	}

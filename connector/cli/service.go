@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/adwriteback/adwriteback/connector/config"
 	"github.com/adwriteback/adwriteback/connector/winsvc"
 )
 
@@ -26,6 +27,11 @@ type serviceManager struct {
 	logWriter func(source string) (io.Writer, func() error, error)
 	logger    func(source string, level slog.Leveler) (slog.Handler, func() error, error)
 	exe       func() (string, error)
+	// copyBinary, accountSID and protect install the program and set the
+	// folders' DACLs (winsvc.CopyBinary, AccountSID, ProtectFolder).
+	copyBinary func(src, dst string) (bool, error)
+	accountSID func(name, account string) (string, error)
+	protect    func(dir, sddl string) error
 }
 
 func windowsManager() serviceManager {
@@ -33,6 +39,7 @@ func windowsManager() serviceManager {
 		isService: winsvc.IsService, run: winsvc.Run, install: winsvc.Install, uninstall: winsvc.Uninstall,
 		start: winsvc.Start, stop: winsvc.Stop, logWriter: winsvc.NewEventLogWriter,
 		logger: winsvc.NewEventLogHandler, exe: os.Executable,
+		copyBinary: winsvc.CopyBinary, accountSID: winsvc.AccountSID, protect: winsvc.ProtectFolder,
 	}
 }
 
@@ -48,7 +55,9 @@ const serviceUsage = `Usage: adwriteback service <action> [flags]   (Windows onl
 
 Actions:
   install --config FILE [--name NAME] [--account ACCOUNT] [--manual]
-            register the service; it starts at boot and runs "adwriteback run --config FILE"
+            copy this program to %ProgramFiles%\adwriteback, give the configuration,
+            key and journal folders a protected DACL, and register the service;
+            it starts at boot and runs "adwriteback run --config FILE"
   uninstall [--name NAME]   stop and remove the service
   start [--name NAME]       start the service and wait until it runs
   stop [--name NAME]        stop the service and wait until it has stopped
@@ -125,23 +134,29 @@ func serviceCommand(t Table, m serviceManager) Command {
 	}
 }
 
-func serviceInstall(env *Env, m serviceManager, name, config, account string, manual bool) error {
-	if config == "" {
+func serviceInstall(env *Env, m serviceManager, name, cfgPath, account string, manual bool) error {
+	if cfgPath == "" {
 		return Usage("service install: --config FILE is required")
 	}
-	abs, err := filepath.Abs(config)
+	abs, err := filepath.Abs(cfgPath)
 	if err != nil {
 		return fmt.Errorf("service install: %w", err)
 	}
-	if _, err := os.Stat(abs); err != nil {
-		return &ExitError{Code: 2, Err: fmt.Errorf("service install: configuration file: %w", err)}
-	}
-	exe, err := m.exe()
-	if err != nil {
-		return fmt.Errorf("service install: locate this program: %w", err)
-	}
 	if account == "" {
 		account = winsvc.VirtualAccount(name)
+	}
+	plan, err := protectionPlan(env, m, name, account, abs)
+	if err != nil {
+		return err
+	}
+	exe, copied, err := installBinary(env, m)
+	if err != nil {
+		return fmt.Errorf("service install: %w", err)
+	}
+	for _, f := range plan {
+		if err := m.protect(f.dir, f.sddl); err != nil {
+			return fmt.Errorf("service install: protect %s: %w", f.dir, err)
+		}
 	}
 	args := []string{"service", "run", "--name", name, "--config", abs}
 	err = m.install(name, exe, args, winsvc.InstallOptions{
@@ -153,13 +168,77 @@ func serviceInstall(env *Env, m serviceManager, name, config, account string, ma
 	if err != nil {
 		return fmt.Errorf("service install: %w", err)
 	}
-	fmt.Fprintf(env.Stdout, `service %s installed: runs %q service run --name %s --config %q as %s
-Give that account read access to the configuration and key files and modify access to the journal directory, e.g.:
-  icacls "%s" /grant "%s:(OI)(CI)RX"
-  icacls "<journal directory>" /grant "%s:(OI)(CI)M"
-Then start it with: adwriteback service start --name %s
-`, name, exe, name, abs, account, filepath.Dir(abs), account, account, name)
+	printInstalled(env, name, exe, abs, account, copied, plan)
 	return nil
+}
+
+// protectedFolder is a folder service install sets a DACL on.
+type protectedFolder struct {
+	dir    string
+	access winsvc.FolderAccess
+	sddl   string
+}
+
+// protectionPlan reads the folders of the configuration at path (the
+// configuration's and the keys' for reading, the journal's for
+// modifying) and the security descriptor each gets for account, refusing
+// a folder others share; nothing is changed yet.
+func protectionPlan(env *Env, m serviceManager, name, account, path string) ([]protectedFolder, error) {
+	folders, err := config.FoldersOf(path)
+	if err != nil {
+		return nil, &ExitError{Code: 2, Err: fmt.Errorf("service install: configuration file: %w", err)}
+	}
+	sid, err := m.accountSID(name, account)
+	if err != nil {
+		return nil, fmt.Errorf("service install: %w", err)
+	}
+	plan := []protectedFolder{{dir: folders.Config}}
+	for _, d := range folders.Keys {
+		plan = append(plan, protectedFolder{dir: d})
+	}
+	plan = append(plan, protectedFolder{dir: folders.Journal, access: winsvc.ModifyAccess})
+	for i := range plan {
+		if err := winsvc.CheckFolder(plan[i].dir, env.Getenv); err != nil {
+			return nil, &ExitError{Code: 2, Err: fmt.Errorf("service install: %w", err)}
+		}
+		if plan[i].sddl, err = winsvc.FolderSDDL(sid, plan[i].access); err != nil {
+			return nil, fmt.Errorf("service install: account %s: %w", account, err)
+		}
+	}
+	return plan, nil
+}
+
+// installBinary copies this program to %ProgramFiles%\adwriteback (unless
+// it runs from there) and returns the path the service is to run.
+func installBinary(env *Env, m serviceManager) (string, bool, error) {
+	pf := env.Getenv("ProgramFiles")
+	if pf == "" {
+		return "", false, errors.New("%ProgramFiles% is not set (service install is for Windows)")
+	}
+	exe, err := m.exe()
+	if err != nil {
+		return "", false, fmt.Errorf("locate this program: %w", err)
+	}
+	dst := winsvc.BinaryPath(pf)
+	copied, err := m.copyBinary(exe, dst)
+	return dst, copied, err
+}
+
+func printInstalled(env *Env, name, exe, cfgPath, account string, copied bool, plan []protectedFolder) {
+	where := "already there"
+	if copied {
+		where = "copied there"
+	}
+	fmt.Fprintf(env.Stdout, "service %s installed: runs %q service run --name %s --config %q as %s\n", name, exe, name, cfgPath, account)
+	fmt.Fprintf(env.Stdout, "program: %s (%s)\n", exe, where)
+	fmt.Fprintf(env.Stdout, "folders given a protected DACL (nothing inherited; SYSTEM and Administrators full control):\n")
+	for _, f := range plan {
+		fmt.Fprintf(env.Stdout, "  %s  %s: %s  %s\n", f.dir, account, f.access, f.sddl)
+	}
+	fmt.Fprintf(env.Stdout, `Files already in them keep their owner and explicit entries: "adwriteback check-config --config %q" names any the connector refuses, with the icacls command that fixes it.
+If audit.path is a file outside these folders, give %s modify access to its folder.
+Then start it with: adwriteback service start --name %s
+`, cfgPath, account, name)
 }
 
 func serviceRun(env *Env, t Table, m serviceManager, name, config string) error {

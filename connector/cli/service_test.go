@@ -25,6 +25,11 @@ type fakeSCM struct {
 	isService bool
 	stopErr   error
 	logs      bytes.Buffer
+	env       map[string]string // the environment (ProgramFiles, ...)
+	exePath   string            // this program ("": /build/adwriteback.exe)
+	protected map[string]string // folder: SDDL set
+	protErr   error
+	sidErr    error
 }
 
 func (f *fakeSCM) manager() serviceManager {
@@ -54,32 +59,78 @@ func (f *fakeSCM) manager() serviceManager {
 		logger: func(string, slog.Leveler) (slog.Handler, func() error, error) {
 			return slog.NewTextHandler(&f.logs, nil), func() error { return nil }, nil
 		},
-		exe: func() (string, error) { return `C:\Program Files\adwriteback\adwriteback.exe`, nil },
+		exe: func() (string, error) {
+			if f.exePath != "" {
+				return f.exePath, nil
+			}
+			return "/build/adwriteback.exe", nil
+		},
+		copyBinary: func(src, dst string) (bool, error) {
+			f.calls = append(f.calls, "copy "+src+" "+dst)
+			return src != dst, nil
+		},
+		accountSID: func(name, account string) (string, error) {
+			if f.sidErr != nil {
+				return "", f.sidErr
+			}
+			if sid, ok := winsvc.KnownAccountSID(name, account); ok {
+				return sid, nil
+			}
+			return "S-1-5-21-1-2-3-1104", nil
+		},
+		protect: func(dir, sddl string) error {
+			f.calls = append(f.calls, "protect "+dir)
+			if f.protected == nil {
+				f.protected = map[string]string{}
+			}
+			f.protected[dir] = sddl
+			return f.protErr
+		},
 	}
 }
 
 func runService(t *testing.T, tbl Table, f *fakeSCM, args ...string) (string, string, error) {
 	t.Helper()
 	var out, errb bytes.Buffer
-	env := &Env{Stdout: &out, Stderr: &errb, Log: slog.New(slog.DiscardHandler), Getenv: func(string) string { return "" }}
+	env := &Env{Stdout: &out, Stderr: &errb, Log: slog.New(slog.DiscardHandler), Getenv: func(k string) string { return f.env[k] }}
 	err := serviceCommand(tbl, f.manager()).Run(context.Background(), env, args)
 	return out.String(), errb.String(), err
 }
 
-func TestServiceInstall(t *testing.T) {
-	dir := t.TempDir()
+// installLayout writes a configuration whose keys and journal have
+// folders of their own under dir and returns its path and a fake SCM
+// whose %ProgramFiles% is dir/pf.
+func installLayout(t *testing.T, dir string) (string, *fakeSCM) {
+	t.Helper()
 	cfg := filepath.Join(dir, "config.yaml")
-	if err := os.WriteFile(cfg, []byte("version: 1\n"), 0o600); err != nil {
+	text := strings.ReplaceAll("version: 1\nkeys:\n  connector: [DIR/keys/connector.key.json]\n  senders: [DIR/sender.pub.json]\njournal:\n  path: DIR/journal/journal.db\n", "DIR", dir)
+	if err := os.WriteFile(cfg, []byte(text), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	return cfg, &fakeSCM{env: map[string]string{"ProgramFiles": filepath.Join(dir, "pf"), "ProgramData": "/programdata"}}
+}
+
+// TestServiceInstall: install copies the program under %ProgramFiles%
+// and registers that copy, gives the configuration and key folders a
+// protected DACL with read for the service's virtual account and the
+// journal folder one with modify, then registers the service: in that
+// order, so a failure leaves no service that runs unprotected.
+func TestServiceInstall(t *testing.T) {
+	dir := t.TempDir()
+	cfg, f := installLayout(t, dir)
 	t.Chdir(dir)
-	f := &fakeSCM{}
 	out, _, err := runService(t, Table{}, f, "install", "--config", "config.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
+	exe := filepath.Join(dir, "pf", "adwriteback", "adwriteback.exe")
+	keys, journal := filepath.Join(dir, "keys"), filepath.Join(dir, "journal")
+	want := []string{"copy /build/adwriteback.exe " + exe, "protect " + dir, "protect " + keys, "protect " + journal, "install adwriteback"}
+	if got := strings.Join(f.calls, "\n"); got != strings.Join(want, "\n") {
+		t.Errorf("calls:\n%s\nwant:\n%s", got, strings.Join(want, "\n"))
+	}
 	in := f.installed
-	if in.name != "adwriteback" || in.exe != `C:\Program Files\adwriteback\adwriteback.exe` {
+	if in.name != "adwriteback" || in.exe != exe {
 		t.Errorf("installed %+v", in)
 	}
 	if got := strings.Join(in.args, " "); got != "service run --name adwriteback --config "+cfg {
@@ -88,18 +139,86 @@ func TestServiceInstall(t *testing.T) {
 	if in.opts.Account != `NT SERVICE\adwriteback` || in.opts.Manual || in.opts.DisplayName == "" {
 		t.Errorf("options %+v", in.opts)
 	}
-	for _, want := range []string{"service adwriteback installed", `icacls "` + dir + `" /grant "NT SERVICE\adwriteback:(OI)(CI)RX"`, "adwriteback service start"} {
+	svc := "S-1-5-80-2093958564-72526658-1826821448-3966065631-2820160711" // sc showsid adwriteback
+	read := "O:BAD:P(A;OICI;FA;;;SY)(A;OICI;FA;;;BA)(A;OICI;0x1200a9;;;" + svc + ")"
+	modify := "O:BAD:P(A;OICI;FA;;;SY)(A;OICI;FA;;;BA)(A;OICI;0x1301bf;;;" + svc + ")"
+	for d, sddl := range map[string]string{dir: read, keys: read, journal: modify} {
+		if f.protected[d] != sddl {
+			t.Errorf("%s: SDDL %q, want %q", d, f.protected[d], sddl)
+		}
+	}
+	for _, want := range []string{"service adwriteback installed", exe + " (copied there)",
+		journal + "  NT SERVICE\\adwriteback: modify  " + modify, "check-config", "adwriteback service start"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
 	}
 
-	f = &fakeSCM{}
-	if _, _, err := runService(t, Table{}, f, "install", "--config", cfg, "--name", "adw2", "--account", "LocalSystem", "--manual"); err != nil {
+	// Another name, account and start type; the program already in place.
+	_, f = installLayout(t, dir)
+	f.exePath = exe
+	out, _, err = runService(t, Table{}, f, "install", "--config", cfg, "--name", "adw2", "--account", "LocalSystem", "--manual")
+	if err != nil {
 		t.Fatal(err)
+	}
+	if f.installed.exe != exe || !strings.Contains(out, exe+" (already there)") {
+		t.Errorf("installed %s, output:\n%s", f.installed.exe, out)
 	}
 	if f.installed.name != "adw2" || f.installed.opts.Account != "LocalSystem" || !f.installed.opts.Manual {
 		t.Errorf("installed %+v", f.installed)
+	}
+	if got := f.protected[journal]; got != "O:BAD:P(A;OICI;FA;;;SY)(A;OICI;FA;;;BA)" {
+		t.Errorf("LocalSystem's journal SDDL %q", got)
+	}
+}
+
+// TestServiceInstallRefusals: a layout the service cannot be protected in,
+// a shared folder, an account that cannot be resolved, no %ProgramFiles%
+// and a DACL that cannot be set each stop install before it registers
+// the service (the first ones before it changes anything).
+func TestServiceInstallRefusals(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		edit  func(dir, cfg string, f *fakeSCM)
+		want  string
+		code  int
+		calls string
+	}{
+		{"journal beside the configuration", func(dir, cfg string, f *fakeSCM) {
+			writeText(t, cfg, "journal:\n  path: "+dir+"/journal.db\n")
+		}, "give the journal a folder of its own", 2, ""},
+		{"relative key path", func(dir, cfg string, f *fakeSCM) {
+			writeText(t, cfg, "keys:\n  connector: [k.json]\njournal:\n  path: "+dir+"/j/journal.db\n")
+		}, "not an absolute path", 2, ""},
+		{"configuration in %ProgramData% itself", func(dir, cfg string, f *fakeSCM) { f.env["ProgramData"] = dir }, "%ProgramData%", 2, ""},
+		{"unknown account", func(dir, cfg string, f *fakeSCM) { f.sidErr = errors.New("no such account") }, "no such account", 1, ""},
+		{"no ProgramFiles", func(dir, cfg string, f *fakeSCM) { delete(f.env, "ProgramFiles") }, "%ProgramFiles% is not set", 1, ""},
+		{"DACL refused", func(dir, cfg string, f *fakeSCM) { f.protErr = errors.New("access denied") }, "protect " + "DIR" + ": access denied", 1, "copy, protect"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			cfg, f := installLayout(t, dir)
+			tc.edit(dir, cfg, f)
+			_, _, err := runService(t, Table{}, f, "install", "--config", cfg)
+			want := strings.ReplaceAll(tc.want, "DIR", dir)
+			if err == nil || !strings.Contains(err.Error(), want) || ExitCode(err) != tc.code {
+				t.Fatalf("err %v (exit %d), want %q (exit %d)", err, ExitCode(err), want, tc.code)
+			}
+			var kinds []string
+			for _, c := range f.calls {
+				kinds = append(kinds, strings.Fields(c)[0])
+			}
+			if got := strings.Join(kinds, ", "); got != tc.calls {
+				t.Errorf("calls %q, want %q", got, tc.calls)
+			}
+		})
+	}
+}
+
+func writeText(t *testing.T, file, text string) {
+	t.Helper()
+	if err := os.WriteFile(file, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
 	}
 }
 

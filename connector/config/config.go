@@ -225,6 +225,13 @@ type HTTP struct {
 	Listen      string `yaml:"listen"`
 	TLSCertFile string `yaml:"tls_cert_file"`
 	TLSKeyFile  string `yaml:"tls_key_file"`
+	// ClientCAFile, with the TLS pair, makes the listener verify client
+	// certificates against these CAs (PEM): /status, /metrics and /readyz
+	// then require one (not /livez). With Auth's token too, both.
+	ClientCAFile string `yaml:"client_ca_file"`
+	// ClientNames, when set, are the only DNS names or common names a
+	// client certificate may carry (any case, whole names); others get 403.
+	ClientNames []string `yaml:"client_names"`
 	// Auth guards /status, /metrics and /readyz (not /livez).
 	Auth HTTPAuth `yaml:"auth"`
 	// AllowedHosts, when set, are the only Host header names (no port)

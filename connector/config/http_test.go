@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/adwriteback/adwriteback/integration/testca"
 )
 
 // withHTTP is minimal(dir) with an http section.
@@ -89,6 +91,78 @@ func TestHTTPTrustKeysRefused(t *testing.T) {
 					if strings.Contains(probs.Error(), "hunter2") {
 						t.Errorf("the inline token is echoed: %s", probs.Error())
 					}
+					return
+				}
+			}
+			t.Fatalf("no problem at %q with %q in:\n%s", tc.path, tc.msg, probs.Error())
+		})
+	}
+}
+
+// clientCA writes a CA certificate (PEM) into dir as client-ca.pem, and
+// the listener's certificate and key as http.pem and http.key.
+func clientCA(t *testing.T, dir string) {
+	t.Helper()
+	ca, err := testca.New("client CA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	certPEM, keyPEM, err := ca.ServerPEM("localhost")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, b := range map[string][]byte{"client-ca.pem": ca.PEM(), "http.pem": certPEM, "http.key": keyPEM} {
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestHTTPClientCertKeys: client_ca_file and client_names are read as
+// given next to the listener's TLS pair; by default there are none.
+func TestHTTPClientCertKeys(t *testing.T) {
+	dir := files(t)
+	clientCA(t, dir)
+	c, err := Parse([]byte(withHTTP(dir, strings.ReplaceAll(`  tls_cert_file: DIR/http.pem
+  tls_key_file: DIR/http.key
+  client_ca_file: DIR/client-ca.pem
+  client_names: [prometheus, scraper.corp.example]
+`, "DIR", dir))), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.HTTP.ClientCAFile != filepath.Join(dir, "client-ca.pem") || strings.Join(c.HTTP.ClientNames, " ") != "prometheus scraper.corp.example" {
+		t.Errorf("http = %+v", c.HTTP)
+	}
+	if c, err = Parse([]byte(minimal(dir)), nil); err != nil || c.HTTP.ClientCAFile != "" || c.HTTP.ClientNames != nil {
+		t.Errorf("defaults: %+v, %v", c.HTTP, err)
+	}
+}
+
+// TestHTTPClientCertKeysRefused: a client CA without the listener's TLS
+// pair, one that is missing or holds no certificate, names without a
+// client CA and an empty name are each a problem at their path.
+func TestHTTPClientCertKeysRefused(t *testing.T) {
+	dir := files(t)
+	clientCA(t, dir)
+	tlsPair := "  tls_cert_file: " + dir + "/http.pem\n  tls_key_file: " + dir + "/http.key\n"
+	for _, tc := range []struct {
+		name, section, path, msg string
+	}{
+		{"client CA without TLS", "  client_ca_file: " + dir + "/client-ca.pem\n", "http.client_ca_file", "needs tls_cert_file and tls_key_file"},
+		{"missing client CA", tlsPair + "  client_ca_file: " + dir + "/nope.pem\n", "http.client_ca_file", "no such file"},
+		{"client CA holds no certificate", tlsPair + "  client_ca_file: " + dir + "/http.key\n", "http.client_ca_file", "no PEM certificate"},
+		{"names without a client CA", tlsPair + "  client_names: [prometheus]\n", "http.client_names", "needs client_ca_file"},
+		{"empty name", tlsPair + "  client_ca_file: " + dir + "/client-ca.pem\n  client_names: [\" \"]\n", "http.client_names[0]", "empty"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse([]byte(withHTTP(dir, tc.section)), nil)
+			var probs Problems
+			if !errors.As(err, &probs) {
+				t.Fatalf("accepted: %v", err)
+			}
+			for _, p := range probs {
+				if p.Path == tc.path && strings.Contains(p.Msg, tc.msg) {
 					return
 				}
 			}

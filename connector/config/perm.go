@@ -14,6 +14,18 @@ const (
 	secretFile
 )
 
+// accessVerb says what someone may do to a secret: read it, change it, or
+// both.
+func accessVerb(read, change bool) string {
+	switch {
+	case read && change:
+		return "read and change"
+	case change:
+		return "change"
+	}
+	return "read"
+}
+
 // checkFile adds a problem at path for each way file's owner or mode lets
 // someone other than this process's user or root read it (a secret) or
 // change it (any kind). A file that cannot be stat'ed is left to the code

@@ -1,10 +1,7 @@
-//go:build !unix
+//go:build !unix && !windows
 
 package config
 
-// fileModeProblems finds nothing on systems without Unix permissions. On
-// Windows the owner and DACL of each file should be checked instead (no
-// write access for anyone but the service account, SYSTEM and
-// Administrators; no read access to secrets either): that is future work,
-// and until then Windows relies on the folder ACLs the operator sets.
+// fileModeProblems finds nothing on systems with neither Unix permissions
+// nor Windows security descriptors.
 func fileModeProblems(string, fileKind) []string { return nil }

@@ -7,6 +7,8 @@ import (
 	"io/fs"
 	"os"
 	"syscall"
+
+	"github.com/adwriteback/adwriteback/relay/keys"
 )
 
 func fileModeProblems(file string, kind fileKind) []string {
@@ -29,22 +31,12 @@ func fileProblems(file string, st fs.FileInfo, kind fileKind, euid int) []string
 	}
 	perm := st.Mode().Perm()
 	switch {
-	case kind == secretFile && perm&0o077 != 0:
+	case kind == secretFile && keys.ModeExposed(perm):
 		out = append(out, fmt.Sprintf("%s has mode %04o: group or others can %s this secret; run chmod 600 %s",
-			file, perm, readOrChange(perm), file))
+			file, perm, accessVerb(perm&0o044 != 0, perm&0o022 != 0), file))
 	case perm&0o022 != 0:
 		out = append(out, fmt.Sprintf("%s has mode %04o: group or others can change what it makes the connector trust; run chmod go-w %s",
 			file, perm, file))
 	}
 	return out
-}
-
-func readOrChange(perm fs.FileMode) string {
-	switch {
-	case perm&0o022 == 0:
-		return "read"
-	case perm&0o044 == 0:
-		return "change"
-	}
-	return "read and change"
 }

@@ -1,9 +1,11 @@
 package config
 
 import (
+	"crypto/x509"
 	"fmt"
 	"net"
 	"net/url"
+	"os"
 	"strings"
 
 	"github.com/go-ldap/ldap/v3"
@@ -40,13 +42,14 @@ func (c *Config) validate(probs *Problems, env Env) {
 	c.Log.validate(add)
 }
 
-// validate checks the listener's TLS pair and host names and resolves its
-// bearer token.
+// validate checks the listener's TLS pair, client certificates and host
+// names and resolves its bearer token.
 func (h *HTTP) validate(add addFunc, env Env) {
 	if (h.TLSCertFile == "") != (h.TLSKeyFile == "") {
 		add("http", "tls_cert_file and tls_key_file go together")
 	}
 	checkFile("http.tls_key_file", h.TLSKeyFile, secretFile, add)
+	h.validateClientCerts(add)
 	h.Auth.BearerToken = secret("http.auth", "bearer_token", h.Auth.BearerTokenFile, h.Auth.BearerTokenEnv, false, env, add)
 	for i, host := range h.AllowedHosts {
 		p := fmt.Sprintf("http.allowed_hosts[%d]", i)
@@ -55,6 +58,28 @@ func (h *HTTP) validate(add addFunc, env Env) {
 			add(p, "empty")
 		case net.ParseIP(host) == nil && strings.ContainsAny(host, ":/ []"):
 			add(p, "%q: a host name or IP address, without port, brackets or scheme (any port is accepted)", host)
+		}
+	}
+}
+
+// validateClientCerts checks the client CA (TLS needed, a readable PEM
+// certificate that only its owner may change) and the names.
+func (h *HTTP) validateClientCerts(add addFunc) {
+	if h.ClientCAFile != "" {
+		if h.TLSCertFile == "" || h.TLSKeyFile == "" {
+			add("http.client_ca_file", "needs tls_cert_file and tls_key_file: client certificates are only asked for over TLS")
+		}
+		trusted("http.client_ca_file", h.ClientCAFile, trustAnchor, add)
+		if b, err := os.ReadFile(h.ClientCAFile); err == nil && !x509.NewCertPool().AppendCertsFromPEM(b) {
+			add("http.client_ca_file", "%s holds no PEM certificate (the CA certificates clients' certificates chain to)", h.ClientCAFile)
+		}
+	}
+	if len(h.ClientNames) > 0 && h.ClientCAFile == "" {
+		add("http.client_names", "needs client_ca_file: names are checked on verified client certificates")
+	}
+	for i, n := range h.ClientNames {
+		if strings.TrimSpace(n) == "" {
+			add(fmt.Sprintf("http.client_names[%d]", i), "empty")
 		}
 	}
 }

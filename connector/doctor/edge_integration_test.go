@@ -74,7 +74,7 @@ func (e *edge) spec() stack.ConfigSpec {
 	env := e.env
 	c := env.Entra.Client(edgeClient)
 	s := stack.DCConfig(env.DC, env.Dir)
-	s.Queue, s.Transport, s.QueueCAFile = env.Queue, "websockets", e.ca
+	s.Queue, s.ReplyQueue, s.Transport, s.QueueCAFile = env.Queue, env.Replies, "websockets", e.ca
 	s.CustomEndpoint, s.AuthorityHost = env.Emu.WebSocketEndpoint(), env.Entra.AuthorityHost()
 	s.Proxy = stack.ProxySpec{URL: env.Proxy.URL(), Username: env.Proxy.User(), PasswordFile: env.Proxy.PasswordFile()}
 	s.QueueAuth = stack.QueueAuthSpec{Auth: "client_secret", Namespace: env.Emu.HostName(), TenantID: env.Entra.TenantID(),

@@ -70,6 +70,7 @@ func (s *setup) run() (*doctor.Report, string) {
 	}
 	cfg := stack.DCConfig(s.dc, s.dir)
 	cfg.CAFile, cfg.OUs, cfg.Queue = s.caFile, []string{s.ou}, s.queueName
+	cfg.ReplyQueue = s.queueName // a queue the emulator has: the Send check attaches to it
 	cfg.DialTimeout = 2 * time.Second
 	path := filepath.Join(s.dir, "config.yaml")
 	if err := cfg.WriteFile(path); err != nil {

@@ -6,7 +6,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"runtime"
 
 	"github.com/adwriteback/adwriteback/connector/config"
 	"github.com/adwriteback/adwriteback/relay/keys"
@@ -32,7 +31,7 @@ func CheckConnectorKeys(files []string) []Check {
 	var loaded []*keys.ConnectorPrivate
 	for _, f := range files {
 		const name = "connector key"
-		if st, err := os.Stat(f); err == nil && runtime.GOOS != "windows" && st.Mode().Perm()&0o077 != 0 {
+		if st, err := os.Stat(f); err == nil && keys.ModeExposed(st.Mode()) {
 			out = append(out, fail(name, f, fmt.Sprintf("mode %04o: group or others can read the private key", st.Mode().Perm()),
 				fmt.Sprintf("chmod 600 %s (and make it owned by the service user)", f)))
 			continue

@@ -48,6 +48,18 @@ type Options struct {
 	// request's Host header may carry; any other is 421 with no body, on
 	// every path but /livez: a defence against DNS rebinding.
 	AllowedHosts []string
+	// RequireClientCert, when set, also guards /status (and /), /metrics
+	// and /readyz with TLS client certificates: a request whose connection
+	// carries no certificate the listener verified (Serve with
+	// TLSFiles.ClientCAFile) is 401 with a one-line body; on a listener
+	// that verifies none, every such request is. With BearerToken set too,
+	// a request needs both.
+	RequireClientCert bool
+	// ClientNames, when set with RequireClientCert, lists the names (any
+	// case) a client certificate must carry as a DNS name or as its
+	// subject's common name; a verified certificate with none of them is
+	// 403 with a one-line body.
+	ClientNames []string
 	// RedactUserDNs masks the value of each DN's first RDN on /status
 	// (CN=***,OU=Staff,...): the page shows where, not who.
 	RedactUserDNs bool
@@ -73,7 +85,9 @@ func NewHandler(o Options) http.Handler {
 	if o.Metrics != nil {
 		guarded.Handle("GET /metrics", o.Metrics)
 	}
-	guard := allowHosts(o.AllowedHosts, requireBearer(o.BearerToken, guarded))
+	guard := allowHosts(o.AllowedHosts,
+		requireClientCert(o.RequireClientCert, o.ClientNames, o.Logger,
+			requireBearer(o.BearerToken, guarded)))
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /livez", h.livez)
 	for _, p := range []string{"/readyz", "/status", "/{$}", "/metrics"} {
@@ -106,10 +120,7 @@ func allowHosts(hosts []string, next http.Handler) http.Handler {
 	if len(hosts) == 0 {
 		return next
 	}
-	allowed := make(map[string]bool, len(hosts))
-	for _, h := range hosts {
-		allowed[strings.ToLower(h)] = true
-	}
+	allowed := lowerSet(hosts)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		host := r.Host
 		if h, _, err := net.SplitHostPort(host); err == nil {

@@ -63,7 +63,7 @@ func serve(t *testing.T, cert, key string) (addr string, cancel context.CancelFu
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
-	go func() { errc <- Serve(ctx, ln, cert, key, NewHandler(Options{})) }()
+	go func() { errc <- Serve(ctx, ln, TLSFiles{CertFile: cert, KeyFile: key}, NewHandler(Options{})) }()
 	return ln.Addr().String(), cancel, errc
 }
 
@@ -123,12 +123,12 @@ func TestServeTLS(t *testing.T) {
 
 func TestListenAndServeErrors(t *testing.T) {
 	ctx := context.Background()
-	if err := ListenAndServe(ctx, "127.0.0.1:0", "cert.pem", "", NewHandler(Options{})); err == nil ||
+	if err := ListenAndServe(ctx, "127.0.0.1:0", TLSFiles{CertFile: "cert.pem"}, NewHandler(Options{})); err == nil ||
 		!strings.Contains(err.Error(), "both a certificate file and a key file") {
 		t.Errorf("cert without key: %v", err)
 	}
 	dir := t.TempDir()
-	err := ListenAndServe(ctx, "127.0.0.1:0", filepath.Join(dir, "missing.pem"), filepath.Join(dir, "missing.key"), NewHandler(Options{}))
+	err := ListenAndServe(ctx, "127.0.0.1:0", TLSFiles{CertFile: filepath.Join(dir, "missing.pem"), KeyFile: filepath.Join(dir, "missing.key")}, NewHandler(Options{}))
 	if !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("missing TLS files: %v", err)
 	}
@@ -137,7 +137,7 @@ func TestListenAndServeErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	if err := ListenAndServe(ctx, ln.Addr().String(), "", "", NewHandler(Options{})); err == nil {
+	if err := ListenAndServe(ctx, ln.Addr().String(), TLSFiles{}, NewHandler(Options{})); err == nil {
 		t.Error("listening on a taken port succeeded")
 	}
 }

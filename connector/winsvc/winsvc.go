@@ -2,8 +2,12 @@
 // function to the Service Control Manager and cancels its context on Stop or
 // Shutdown; Install, Uninstall, Start and Stop manage the service entry
 // (golang.org/x/sys/windows/svc/mgr); NewEventLogHandler sends log/slog
-// records to the Windows event log. On other systems every function returns
-// ErrNotWindows, so callers compile everywhere.
+// records to the Windows event log; ProtectFolder sets the protected DACL
+// FolderSDDL builds on a folder the service keeps files in, and
+// CopyBinary puts the program where BinaryPath says. On other systems
+// every function that needs Windows returns ErrNotWindows, so callers
+// compile everywhere; the SDDL, the service SID, the folder checks and the
+// copy are platform-neutral and tested everywhere.
 package winsvc
 
 import (

@@ -36,3 +36,15 @@ func NewEventLogHandler(source string, level slog.Leveler) (slog.Handler, func()
 func NewEventLogWriter(source string) (io.Writer, func() error, error) {
 	return nil, nil, ErrNotWindows
 }
+
+// AccountSID is the SID of the account a service of this name runs as
+// (KnownAccountSID); any other account can only be looked up on Windows.
+func AccountSID(name, account string) (string, error) {
+	if sid, ok := KnownAccountSID(name, account); ok {
+		return sid, nil
+	}
+	return "", ErrNotWindows
+}
+
+// ProtectFolder is only available on Windows.
+func ProtectFolder(dir, sddl string) error { return ErrNotWindows }

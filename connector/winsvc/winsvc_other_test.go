@@ -15,11 +15,16 @@ func TestNotWindows(t *testing.T) {
 	}
 	called := false
 	errs := map[string]error{
-		"Run":       Run("x", func(context.Context) error { called = true; return nil }),
-		"Install":   Install("x", "/bin/x", nil, InstallOptions{}),
-		"Uninstall": Uninstall("x"),
-		"Start":     Start(ctx, "x"),
-		"Stop":      Stop(ctx, "x"),
+		"Run":           Run("x", func(context.Context) error { called = true; return nil }),
+		"Install":       Install("x", "/bin/x", nil, InstallOptions{}),
+		"Uninstall":     Uninstall("x"),
+		"Start":         Start(ctx, "x"),
+		"Stop":          Stop(ctx, "x"),
+		"ProtectFolder": ProtectFolder("/tmp/x", "O:BAD:P"),
+	}
+	_, errs["AccountSID"] = AccountSID("x", `CORP\svc`)
+	if sid, err := AccountSID("x", ""); err != nil || sid != ServiceSID("x") {
+		t.Errorf("AccountSID of the virtual account = %s, %v", sid, err)
 	}
 	_, _, errs["NewEventLogHandler"] = NewEventLogHandler("x", nil)
 	_, _, errs["NewEventLogWriter"] = NewEventLogWriter("x")

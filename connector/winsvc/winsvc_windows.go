@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"time"
 
 	"golang.org/x/sys/windows"
@@ -237,4 +238,44 @@ func NewEventLogWriter(source string) (io.Writer, func() error, error) {
 		return nil, nil, fmt.Errorf("winsvc: open event log source %s: %w", source, err)
 	}
 	return &lineWriter{w: el}, el.Close, nil
+}
+
+// AccountSID is the SID of the account a service of this name runs as:
+// KnownAccountSID, else what Windows finds for the account's name.
+func AccountSID(name, account string) (string, error) {
+	if sid, ok := KnownAccountSID(name, account); ok {
+		return sid, nil
+	}
+	sid, _, _, err := windows.LookupSID("", account)
+	if err != nil {
+		return "", fmt.Errorf("winsvc: look up account %s: %w", account, err)
+	}
+	return sid.String(), nil
+}
+
+// ProtectFolder creates dir if needed and sets its owner and DACL to the
+// security descriptor sddl (FolderSDDL), protected from inheritance;
+// Windows passes the DACL's inheritable ACEs on to the files and folders
+// already inside.
+func ProtectFolder(dir, sddl string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("winsvc: create %s: %w", dir, err)
+	}
+	sd, err := windows.SecurityDescriptorFromString(sddl)
+	if err != nil {
+		return fmt.Errorf("winsvc: security descriptor %q: %w", sddl, err)
+	}
+	owner, _, err := sd.Owner()
+	if err != nil {
+		return fmt.Errorf("winsvc: security descriptor %q: owner: %w", sddl, err)
+	}
+	dacl, _, err := sd.DACL()
+	if err != nil {
+		return fmt.Errorf("winsvc: security descriptor %q: DACL: %w", sddl, err)
+	}
+	info := windows.SECURITY_INFORMATION(windows.OWNER_SECURITY_INFORMATION | windows.DACL_SECURITY_INFORMATION | windows.PROTECTED_DACL_SECURITY_INFORMATION)
+	if err := windows.SetNamedSecurityInfo(dir, windows.SE_FILE_OBJECT, info, owner, nil, dacl, nil); err != nil {
+		return fmt.Errorf("winsvc: set the DACL of %s (run as Administrator): %w", dir, err)
+	}
+	return nil
 }

@@ -66,6 +66,12 @@ type ConfigSpec struct {
 	AccountCodes string
 	// HTTPListen is http.listen.
 	HTTPListen string
+	// HTTPTLSCertFile, HTTPTLSKeyFile, HTTPClientCAFile and HTTPClientNames
+	// are http.tls_cert_file, .tls_key_file, .client_ca_file and
+	// .client_names (with a certificate, Connector.URL is https://; give
+	// the stack a client that can read the pages with ReadPagesWith).
+	HTTPTLSCertFile, HTTPTLSKeyFile, HTTPClientCAFile string
+	HTTPClientNames                                   []string
 	// LogLevel and LogFormat are log.level and log.format.
 	LogLevel, LogFormat string
 }
@@ -199,7 +205,11 @@ type (
 		MaxAttempts int `yaml:"max_attempts,omitempty"`
 	}
 	httpSection struct {
-		Listen string `yaml:"listen,omitempty"`
+		Listen       string   `yaml:"listen,omitempty"`
+		TLSCertFile  string   `yaml:"tls_cert_file,omitempty"`
+		TLSKeyFile   string   `yaml:"tls_key_file,omitempty"`
+		ClientCAFile string   `yaml:"client_ca_file,omitempty"`
+		ClientNames  []string `yaml:"client_names,omitempty"`
 	}
 	logSection struct {
 		Level  string `yaml:"level,omitempty"`
@@ -227,8 +237,9 @@ func (c ConfigSpec) YAML() ([]byte, error) {
 		Journal: pathSection{Path: c.Journal},
 		Audit:   pathSection{Path: c.Audit},
 		Limits:  limits{PerUser: c.PerUser, MaxAttempts: c.MaxAttempts},
-		HTTP:    httpSection{Listen: c.HTTPListen},
-		Log:     logSection{Level: c.LogLevel, Format: c.LogFormat},
+		HTTP: httpSection{Listen: c.HTTPListen, TLSCertFile: c.HTTPTLSCertFile, TLSKeyFile: c.HTTPTLSKeyFile,
+			ClientCAFile: c.HTTPClientCAFile, ClientNames: c.HTTPClientNames},
+		Log: logSection{Level: c.LogLevel, Format: c.LogFormat},
 	}
 	var b bytes.Buffer
 	enc := yaml.NewEncoder(&b)

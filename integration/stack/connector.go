@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -37,6 +38,9 @@ type ConnectorSetup struct {
 	ClockAhead time.Duration
 	// DiscardLogs drops the in-process connector's log (the benchmark).
 	DiscardLogs bool
+	// PageClient reads its pages for the leak scan and Readyz (nil: a
+	// plain client with a 10 s timeout).
+	PageClient *http.Client
 
 	// late run after every option, for an option whose choice depends on
 	// options that may follow it (ViaEdge: binary or in process).
@@ -67,6 +71,13 @@ func Deps(f func(*app.Deps)) ConnectorOption {
 
 // ClockAhead sets the in-process connector's clock d ahead of real time.
 func ClockAhead(d time.Duration) ConnectorOption { return func(s *ConnectorSetup) { s.ClockAhead = d } }
+
+// ReadPagesWith makes the stack read the connector's pages (the leak
+// scan, Readyz) with client: one that trusts its listener's certificate
+// and presents what the listener requires.
+func ReadPagesWith(client *http.Client) ConnectorOption {
+	return func(s *ConnectorSetup) { s.PageClient = client }
+}
 
 // DiscardLogs drops the in-process connector's log.
 func DiscardLogs() ConnectorOption { return func(s *ConnectorSetup) { s.DiscardLogs = true } }
@@ -289,8 +300,30 @@ func (c *Connector) HTTPAddr() string {
 	return c.Setup().Spec.HTTPListen
 }
 
-// URL is http://HTTPAddr followed by path.
-func (c *Connector) URL(path string) string { return "http://" + c.HTTPAddr() + path }
+// URL is http://HTTPAddr followed by path (https:// when its listener has
+// a certificate).
+func (c *Connector) URL(path string) string {
+	if c.setup().Spec.HTTPTLSCertFile != "" {
+		return "https://" + c.HTTPAddr() + path
+	}
+	return "http://" + c.HTTPAddr() + path
+}
+
+// setup is the running connector's setup, else the next run's.
+func (c *Connector) setup() ConnectorSetup {
+	if c.run != nil {
+		return c.run.setup
+	}
+	return c.Setup()
+}
+
+// pageClient is what reads the connector's pages (ReadPagesWith).
+func (c *Connector) pageClient() *http.Client {
+	if pc := c.setup().PageClient; pc != nil {
+		return pc
+	}
+	return &http.Client{Timeout: 10 * time.Second}
+}
 
 // Stop shuts the connector down gracefully (in process: Run's context
 // ends; a binary: SIGTERM) after reading its pages for the leak scan, and

@@ -3,7 +3,6 @@ package stack
 import (
 	"encoding/json"
 	"io"
-	"net/http"
 	"time"
 )
 
@@ -46,8 +45,7 @@ func (r Readiness) Critical() []string {
 // Readyz fetches the connector's /readyz: status code, parsed report, raw
 // body (code 0 and the error's text when the listener does not answer).
 func (c *Connector) Readyz() (int, Readiness, string) {
-	hc := &http.Client{Timeout: 10 * time.Second}
-	resp, err := hc.Get(c.URL("/readyz"))
+	resp, err := c.pageClient().Get(c.URL("/readyz"))
 	if err != nil {
 		return 0, Readiness{}, err.Error()
 	}

@@ -85,7 +85,7 @@ func (e *Env) queueTexts() ([]byte, error) {
 // page it cannot read fails the test.
 func (e *Env) capturePages(c *Connector) {
 	for _, page := range []string{"/metrics", "/status", "/readyz"} {
-		b, err := HTTPGet(c.URL(page))
+		b, err := httpGet(c.pageClient(), c.URL(page))
 		if err != nil {
 			e.tb.Errorf("leak scan: %s of connector %s not scanned: %v", page, c.name, err)
 			continue

@@ -34,7 +34,7 @@ func fullSpec(t *testing.T, dir string) (ConfigSpec, Keys) {
 	s.ServerName = "dc1.adw.test"
 	s.DialTimeout, s.OperationTimeout = 2*time.Second, 10*time.Second
 	s.MinLength = 12
-	s.Queue, s.Concurrency, s.ShutdownGrace = "commands", 3, 5*time.Second
+	s.Queue, s.ReplyQueue, s.Concurrency, s.ShutdownGrace = "commands", "replies", 3, 5*time.Second
 	s.Transport = "websockets"
 	s.Proxy = ProxySpec{URL: "http://127.0.0.1:3128", Username: "edge", PasswordFile: filepath.Join(dir, "proxy.pass"), NoProxy: []string{"login.example"}}
 	if err := os.WriteFile(s.Proxy.PasswordFile, []byte("Proxy-Pass.1\n"), 0o600); err != nil {

@@ -39,7 +39,11 @@ func poll(timeout, tick time.Duration, cond func() bool) bool {
 // HTTPGet fetches url (10 s timeout) and returns up to 4 MiB of its body,
 // whatever the status.
 func HTTPGet(url string) ([]byte, error) {
-	c := &http.Client{Timeout: 10 * time.Second}
+	return httpGet(&http.Client{Timeout: 10 * time.Second}, url)
+}
+
+// httpGet is HTTPGet with client c.
+func httpGet(c *http.Client, url string) ([]byte, error) {
 	r, err := c.Get(url)
 	if err != nil {
 		return nil, err

@@ -2,7 +2,8 @@
 // one CA whose certificate a test hands to clients (a CA file or a pool)
 // and which issues the server certificates of the harness's servers (the
 // token issuer's HTTPS, the emulator's TLS listener, the test DC's LDAPS,
-// a proxy that must not be trusted). A stack has one CA for all its
+// a proxy that must not be trusted) and the client certificates of the
+// clients a server asks for one (the connector's status listener). A stack has one CA for all its
 // servers, so a client is given one CA file.
 package testca
 
@@ -91,17 +92,34 @@ func (ca *CA) ServerCert(hosts ...string) (tls.Certificate, error) {
 	if len(hosts) == 0 {
 		return tls.Certificate{}, errors.New("testca: a server certificate needs a host")
 	}
+	return ca.issue("server", hosts[0], hosts, x509.ExtKeyUsageServerAuth)
+}
+
+// ClientCert issues a TLS client certificate (extended key usage client
+// authentication only) whose common name is cn and whose DNS names are
+// names (none: no subject alternative name at all, the name is the CN).
+func (ca *CA) ClientCert(cn string, names ...string) (tls.Certificate, error) {
+	if cn == "" {
+		return tls.Certificate{}, errors.New("testca: a client certificate needs a common name")
+	}
+	return ca.issue("client", cn, names, x509.ExtKeyUsageClientAuth)
+}
+
+// issue makes a certificate for kind (what errors call it) named cn, with
+// hosts as its DNS names or IP addresses and usage as its only extended
+// key usage, expiring with the CA.
+func (ca *CA) issue(kind, cn string, hosts []string, usage x509.ExtKeyUsage) (tls.Certificate, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		return tls.Certificate{}, fmt.Errorf("testca: server key: %w", err)
+		return tls.Certificate{}, fmt.Errorf("testca: %s key: %w", kind, err)
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber: serial(),
-		Subject:      pkix.Name{CommonName: hosts[0]},
+		Subject:      pkix.Name{CommonName: cn},
 		NotBefore:    time.Now().Add(-time.Hour),
 		NotAfter:     ca.cert.NotAfter,
 		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		ExtKeyUsage:  []x509.ExtKeyUsage{usage},
 	}
 	for _, h := range hosts {
 		if ip := net.ParseIP(h); ip != nil {
@@ -112,11 +130,11 @@ func (ca *CA) ServerCert(hosts ...string) (tls.Certificate, error) {
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
 	if err != nil {
-		return tls.Certificate{}, fmt.Errorf("testca: server certificate: %w", err)
+		return tls.Certificate{}, fmt.Errorf("testca: %s certificate: %w", kind, err)
 	}
 	leaf, err := x509.ParseCertificate(der)
 	if err != nil {
-		return tls.Certificate{}, fmt.Errorf("testca: server certificate: %w", err)
+		return tls.Certificate{}, fmt.Errorf("testca: %s certificate: %w", kind, err)
 	}
 	return tls.Certificate{Certificate: [][]byte{der, ca.cert.Raw}, PrivateKey: key, Leaf: leaf}, nil
 }
@@ -129,9 +147,24 @@ func (ca *CA) ServerPEM(hosts ...string) (certPEM, keyPEM []byte, err error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	return pemPair(c)
+}
+
+// ClientPEM issues a client certificate as ClientCert does and returns it
+// and its private key (PKCS #8) in PEM, as curl or Prometheus take them.
+func (ca *CA) ClientPEM(cn string, names ...string) (certPEM, keyPEM []byte, err error) {
+	c, err := ca.ClientCert(cn, names...)
+	if err != nil {
+		return nil, nil, err
+	}
+	return pemPair(c)
+}
+
+// pemPair is c's leaf certificate and private key in PEM.
+func pemPair(c tls.Certificate) (certPEM, keyPEM []byte, err error) {
 	der, err := x509.MarshalPKCS8PrivateKey(c.PrivateKey)
 	if err != nil {
-		return nil, nil, fmt.Errorf("testca: server key: %w", err)
+		return nil, nil, fmt.Errorf("testca: private key: %w", err)
 	}
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Certificate[0]}),
 		pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), nil

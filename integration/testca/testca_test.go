@@ -17,18 +17,7 @@ func TestServerPEM(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	certPEM, keyPEM, err := ca.ServerPEM("ns.example.test", "127.0.0.9")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := tls.X509KeyPair(certPEM, keyPEM); err != nil {
-		t.Fatalf("key pair: %v", err)
-	}
-	block, _ := pem.Decode(certPEM)
-	cert, err := x509.ParseCertificate(block.Bytes)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cert := pairCert(t)(ca.ServerPEM("ns.example.test", "127.0.0.9"))
 	if _, err := cert.Verify(x509.VerifyOptions{DNSName: "ns.example.test", Roots: ca.Pool()}); err != nil {
 		t.Errorf("verify for its name: %v", err)
 	}
@@ -72,5 +61,54 @@ func TestDefaultValidityOutlastsTheExpiryWarning(t *testing.T) {
 	}
 	if left := time.Until(cert.Leaf.NotAfter); left < 30*24*time.Hour {
 		t.Fatalf("a default CA's certificate is valid for %s only", left)
+	}
+}
+
+// TestClientPEM: a client certificate verifies against the CA's pool for
+// client authentication, not for server authentication, carries its CN
+// and DNS names, pairs with its key and needs a name.
+func TestClientPEM(t *testing.T) {
+	ca, err := New("unit CA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert := pairCert(t)(ca.ClientPEM("prometheus", "prometheus.corp.example"))
+	if cert.Subject.CommonName != "prometheus" || len(cert.DNSNames) != 1 || cert.DNSNames[0] != "prometheus.corp.example" {
+		t.Errorf("subject %q, DNS names %q", cert.Subject.CommonName, cert.DNSNames)
+	}
+	client := x509.VerifyOptions{Roots: ca.Pool(), KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
+	if _, err := cert.Verify(client); err != nil {
+		t.Errorf("verify for client authentication: %v", err)
+	}
+	server := x509.VerifyOptions{Roots: ca.Pool(), KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	var inv x509.CertificateInvalidError
+	if _, err := cert.Verify(server); !errors.As(err, &inv) || inv.Reason != x509.IncompatibleUsage {
+		t.Errorf("verify for server authentication: %v, want incompatible usage", err)
+	}
+	if c, err := ca.ClientCert("bare"); err != nil || len(c.Leaf.DNSNames) != 0 || c.Leaf.Subject.CommonName != "bare" {
+		t.Errorf("ClientCert(bare) = %v, %v", c.Leaf, err)
+	}
+	if _, err := ca.ClientCert(""); err == nil {
+		t.Error("a client certificate with no name was issued")
+	}
+}
+
+// pairCert returns a function that takes what ServerPEM or ClientPEM
+// return, checks the certificate pairs with the key and returns it parsed.
+func pairCert(t *testing.T) func(certPEM, keyPEM []byte, err error) *x509.Certificate {
+	return func(certPEM, keyPEM []byte, err error) *x509.Certificate {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tls.X509KeyPair(certPEM, keyPEM); err != nil {
+			t.Fatalf("key pair: %v", err)
+		}
+		block, _ := pem.Decode(certPEM)
+		cert, err := x509.ParseCertificate(block.Bytes)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cert
 	}
 }

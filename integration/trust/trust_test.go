@@ -10,7 +10,10 @@ package trust
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
+	"io"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -18,6 +21,7 @@ import (
 	"github.com/go-ldap/ldap/v3"
 
 	"github.com/adwriteback/adwriteback/integration/stack"
+	"github.com/adwriteback/adwriteback/integration/testca"
 	"github.com/adwriteback/adwriteback/integration/testdc"
 	"github.com/adwriteback/adwriteback/relay/protocol"
 	"github.com/adwriteback/adwriteback/relay/sender"
@@ -146,4 +150,89 @@ func TestTrustUnreadablePSO(t *testing.T) {
 	if now := testdc.PwdVersion(t, s.DC, u.DN); now != before {
 		t.Errorf("the password's version moved from %d to %d: written", before, now)
 	}
+}
+
+// TestTrustStatusClientCert: a connector whose listener has a client CA
+// (http.client_ca_file, client_names [prometheus]) answers /livez to
+// anyone, but /status, /metrics and /readyz only to a client presenting a
+// certificate from that CA: without one they are 401 and show no user DN
+// nor metric, with one not named prometheus 403, and a certificate from
+// another CA (here the stack's own, which the server certificate chains
+// to) does not get through the handshake. The stack reads the pages for
+// its leak scan with the trusted client.
+func TestTrustStatusClientCert(t *testing.T) {
+	s := stack.New(t)
+	clients, err := testca.New("status clients CA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	caFile := s.WriteFile("status-clients-ca.pem", clients.PEM(), 0o644)
+	certFile, keyFile := s.IssueCert("status", "127.0.0.1")
+	trusted := pageClient(t, s, clients, "prometheus")
+	c := s.Start("a", stack.Configure(func(c *stack.ConfigSpec) {
+		c.HTTPTLSCertFile, c.HTTPTLSKeyFile, c.HTTPClientCAFile = certFile, keyFile, caFile
+		c.HTTPClientNames = []string{"prometheus"}
+	}), stack.ReadPagesWith(trusted))
+	c.WaitReady(200)
+
+	u := testdc.NewUser(t, s.DC, "")
+	res := s.Sender().Do(sender.Request{Op: protocol.OpReset, User: protocol.UserRef{SAM: u.SAM},
+		NewPassword: s.Secret("Trust!Status.Cert1")})
+	if res.Code != protocol.CodeSucceeded {
+		t.Fatalf("reset: %s (%s)", res.Code, res.Detail)
+	}
+	stack.WaitFor(t, 30*time.Second, "/status to list the reset", func() bool {
+		code, body := getPage(t, trusted, c.URL("/status"))
+		return code == http.StatusOK && strings.Contains(body, u.DN)
+	})
+
+	anon := pageClient(t, s, nil, "")
+	if code, body := getPage(t, anon, c.URL("/livez")); code != http.StatusOK || body != "ok\n" {
+		t.Errorf("/livez without a certificate: %d %q, want 200", code, body)
+	}
+	stranger := pageClient(t, s, clients, "intruder")
+	for _, path := range []string{"/status", "/", "/metrics", "/readyz"} {
+		code, body := getPage(t, anon, c.URL(path))
+		if code != http.StatusUnauthorized || body != "client certificate required\n" {
+			t.Errorf("%s without a certificate: %d %.80q, want 401", path, code, body)
+		}
+		if code, body := getPage(t, stranger, c.URL(path)); code != http.StatusForbidden {
+			t.Errorf("%s with a certificate not named prometheus: %d %.80q, want 403", path, code, body)
+		}
+		if code, _ := getPage(t, trusted, c.URL(path)); code != http.StatusOK {
+			t.Errorf("%s with the prometheus certificate: %d, want 200", path, code)
+		}
+	}
+	if _, err := pageClient(t, s, s.CA(), "prometheus").Get(c.URL("/metrics")); err == nil {
+		t.Error("/metrics with another CA's certificate: answered, want the handshake refused")
+	}
+}
+
+// pageClient is an HTTPS client trusting the stack's CA that presents a
+// client certificate named name from ca (none if ca is nil), whatever CAs
+// the server asks for.
+func pageClient(t *testing.T, s *stack.Env, ca *testca.CA, name string) *http.Client {
+	t.Helper()
+	cfg := &tls.Config{RootCAs: s.CA().Pool()}
+	if ca != nil {
+		cert, err := ca.ClientCert(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return &cert, nil }
+	}
+	return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: cfg}}
+}
+
+// getPage fetches url with c: status and body (0 and the error's text if
+// there is no answer).
+func getPage(t *testing.T, c *http.Client, url string) (int, string) {
+	t.Helper()
+	resp, err := c.Get(url)
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	return resp.StatusCode, string(b)
 }

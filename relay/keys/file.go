@@ -311,6 +311,15 @@ func WriteFile(path string, data []byte, mode fs.FileMode, force bool) error {
 	return nil
 }
 
+// ModeExposed reports whether a private file's mode gives group or others
+// any access (a bit of 0o077): the one test every private key and secret
+// file is held to on systems with Unix permissions. It is always false on
+// Windows, where the mode says nothing of who may read a file (its DACL
+// does).
+func ModeExposed(mode fs.FileMode) bool {
+	return runtime.GOOS != "windows" && mode.Perm()&0o077 != 0
+}
+
 // readKeyFile reads a key file, and for a private one refuses a file that
 // group or others may read (on systems with Unix permissions).
 func readKeyFile(path string, private bool) ([]byte, error) {
@@ -323,7 +332,7 @@ func readKeyFile(path string, private bool) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("keys: %w", err)
 	}
-	if private && runtime.GOOS != "windows" && st.Mode().Perm()&0o077 != 0 {
+	if private && ModeExposed(st.Mode()) {
 		return nil, fmt.Errorf("keys: %s: private key file has mode %04o; run chmod 600 on it: %w", path, st.Mode().Perm(), ErrInvalidKey)
 	}
 	b, err := io.ReadAll(io.LimitReader(f, maxKeyFile+1))

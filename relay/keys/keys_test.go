@@ -199,3 +199,20 @@ func TestWriteAndLoad(t *testing.T) {
 }
 
 func b64(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
+
+// TestModeExposed: any group or other bit exposes a private file on
+// systems with Unix permissions; the owner's bits and the file type do
+// not; on Windows the mode never does.
+func TestModeExposed(t *testing.T) {
+	for mode, want := range map[os.FileMode]bool{
+		0o600: false, 0o400: false, 0o700: false, os.ModeSymlink | 0o600: false,
+		0o640: true, 0o604: true, 0o610: true, 0o601: true, 0o620: true, 0o644: true, 0o777: true,
+	} {
+		if runtime.GOOS == "windows" {
+			want = false
+		}
+		if got := keys.ModeExposed(mode); got != want {
+			t.Errorf("ModeExposed(%v) = %v, want %v", mode, got, want)
+		}
+	}
+}
