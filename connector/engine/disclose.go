@@ -28,7 +28,7 @@ var disclosedDetail = map[protocol.ResultCode]string{
 	protocol.CodeUserNotFound:     "no account matches the user reference",
 	protocol.CodeAmbiguousUser:    "more than one account matches the user reference",
 	protocol.CodeOutOfScope:       "outside the connector's scope: its OUs, excluded groups or domains" + seeAudit,
-	protocol.CodeProtectedAccount: "protected accounts (adminCount=1) are never written",
+	protocol.CodeProtectedAccount: "protected accounts (built-in, tier-0 group members, adminCount=1) are never written",
 	protocol.CodeAccountDisabled:  "the account is disabled",
 	protocol.CodeAccessDenied:     "the directory refused a read or write the command needs, or the old password was wrong" + seeAudit,
 	protocol.CodeExpired:          "the command arrived after its expiry, or was dated in the future",

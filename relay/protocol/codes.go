@@ -19,10 +19,12 @@ const (
 	CodeUserNotFound ResultCode = "user_not_found"
 	// CodeAmbiguousUser: more than one account matches the user reference.
 	CodeAmbiguousUser ResultCode = "ambiguous_user"
-	// CodeOutOfScope: the account is outside the connector's configured scope.
+	// CodeOutOfScope: the account is outside the connector's configured
+	// scope (its OUs, an excluded group), or not a normal user account.
 	CodeOutOfScope ResultCode = "out_of_scope"
-	// CodeProtectedAccount: the account is protected (adminCount=1) and is
-	// never written by the connector.
+	// CodeProtectedAccount: the account is protected (a built-in account,
+	// a tier-0 group member, adminCount=1) and is never written by the
+	// connector.
 	CodeProtectedAccount ResultCode = "protected_account"
 	// CodeAccessDenied: the directory refused the connector's account the
 	// right to perform the operation, or the old password for "change" was

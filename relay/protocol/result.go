@@ -27,10 +27,11 @@ type Result struct {
 	Violations []Violation `json:"violations,omitempty"`
 	// DCReason qualifies rejected_by_dc (required with it, absent otherwise).
 	DCReason DCReason `json:"dcReason,omitempty"`
-	// DC is the domain controller that applied (or refused) the operation.
+	// DC is an optional member kept for the wire format; the connector
+	// never sends it (the DC is in its audit record).
 	DC string `json:"dc,omitempty"`
-	// Detail is for admins (for example the DC's extended error); it never
-	// contains a secret.
+	// Detail is a fixed, user-safe phrase for admins; never a secret, and
+	// from the connector never a DC name, a DN or an error text.
 	Detail string `json:"detail,omitempty"`
 	// RetryAfter is a hint in seconds (rate_limited and transient only).
 	RetryAfter int `json:"retryAfter,omitempty"`
