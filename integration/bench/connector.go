@@ -465,7 +465,8 @@ func cryptoFloor(ctx context.Context, res *ConnectorResult, cmds string, verify 
 		}
 		sec.Zero()
 		now := time.Now()
-		if _, err := protocol.SignResult(&protocol.Result{V: protocol.Version, CommandID: vc.ID, Code: protocol.CodeSucceeded,
+		if _, err := protocol.SignResult(&protocol.Result{V: protocol.Version, CommandID: vc.ID,
+			CommandDigest: protocol.DigestString(vc.Digest), Code: protocol.CodeSucceeded,
 			Message: protocol.CodeSucceeded.DefaultMessage(), ReceivedAt: protocol.At(now), CompletedAt: protocol.At(now)}, signer); err != nil {
 			return err
 		}

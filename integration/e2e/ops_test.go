@@ -14,7 +14,6 @@ import (
 
 	"github.com/adwriteback/adwriteback/connector/app"
 	"github.com/adwriteback/adwriteback/integration/browser"
-	"github.com/adwriteback/adwriteback/integration/sbemu"
 	"github.com/adwriteback/adwriteback/integration/stack"
 	"github.com/adwriteback/adwriteback/integration/testdc"
 	"github.com/adwriteback/adwriteback/relay/protocol"
@@ -144,11 +143,14 @@ func TestReadinessMetricsAndStatusPage(t *testing.T) {
 	}
 	in.WaitReady(200)
 	t.Log("queue back")
-	// And the connector works again. (A fresh sender on its own reply
-	// queue: the first sender's dropped reply link is not this test's
-	// subject.)
-	s.AddQueue("replies-after", sbemu.QueueOptions{})
-	res = s.Sender(stack.ReplyTo("replies-after")).Do(sender.Request{Op: protocol.OpCheck, User: sam(u), NewPassword: s.Secret("Ops!After.Outage2")})
+	// And the connector works again. (A fresh sender, the first one
+	// closed: its dropped reply link is not this test's subject, and
+	// results go to the one configured reply queue, which it must not
+	// compete for.)
+	if err := c.Close(ctx); err != nil {
+		t.Logf("closing the first sender: %v", err)
+	}
+	res = s.Sender().Do(sender.Request{Op: protocol.OpCheck, User: sam(u), NewPassword: s.Secret("Ops!After.Outage2")})
 	if res.Code != protocol.CodeSucceeded {
 		t.Fatalf("after the outages: %+v", res.Result)
 	}

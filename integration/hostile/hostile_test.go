@@ -4,6 +4,7 @@ package hostile
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -139,7 +140,7 @@ func TestHostileInputThroughTheQueue(t *testing.T) {
 		{"duplicate keys in the envelope", func() ([]byte, string) {
 			c := command(good)
 			b := s.signed(t, c, "Hostile!DupKey.08")
-			return []byte(strings.Replace(string(b), `"v":1,`, `"v":1,"v":1,`, 1)), c.ID
+			return []byte(strings.Replace(string(b), `{`, `{"v":2,`, 1)), c.ID
 		}, dead, nil},
 		{"wrong types: v as a string (signed)", func() ([]byte, string) {
 			id := newID()
@@ -155,7 +156,7 @@ func TestHostileInputThroughTheQueue(t *testing.T) {
 		{"unknown field (signed)", func() ([]byte, string) {
 			c := command(good)
 			b, _ := json.Marshal(c)
-			p := strings.Replace(string(b), `"v":1,`, `"v":1,"admin":true,`, 1)
+			p := strings.Replace(string(b), `{`, `{"admin":true,`, 1)
 			return signRaw([]byte(p), s.Keys.Sender.SigningKey()), c.ID
 		}, want{codes: []protocol.ResultCode{protocol.CodeInvalidCommand}, deadReason: string(protocol.CodeInvalidCommand)}, nil},
 		{"LDAP filter metacharacters in sam: *", func() ([]byte, string) {
@@ -219,7 +220,9 @@ func TestHostileInputThroughTheQueue(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			body, id := c.body()
-			msgID := newID()
+			// As the protocol binds it: a command's MessageId is its id
+			// (a message with no trustworthy id gets a fresh one).
+			msgID := cmp.Or(id, newID())
 			if err := s.raw.Send(msgID, body); err != nil {
 				t.Fatalf("send: %v", err)
 			}
@@ -251,7 +254,7 @@ func TestHostileInputThroughTheQueue(t *testing.T) {
 		c := command(protocol.UserRef{SAM: u.SAM})
 		body := s.signed(t, c, "Hostile!Replay.Pw18")
 		v0 := testdc.PwdVersion(t, s.DC, u.DN)
-		if err := s.raw.Send(newID(), body); err != nil {
+		if err := s.raw.Send(c.ID, body); err != nil {
 			t.Fatal(err)
 		}
 		first := s.raw.Await(t, "-", c.ID)
@@ -259,7 +262,7 @@ func TestHostileInputThroughTheQueue(t *testing.T) {
 			t.Fatalf("first: %s %s", first.Result.Code, first.Result.Detail)
 		}
 		s.raw.Forget(c.ID)
-		if err := s.raw.Send(newID(), body); err != nil {
+		if err := s.raw.Send(c.ID, body); err != nil {
 			t.Fatal(err)
 		}
 		second := s.raw.Await(t, "-", c.ID)
@@ -272,7 +275,7 @@ func TestHostileInputThroughTheQueue(t *testing.T) {
 		// The same id for a different command (another password) is refused.
 		c2 := command(protocol.UserRef{SAM: u.SAM})
 		c2.ID = c.ID
-		if err := s.raw.Send(newID(), s.signed(t, c2, "Hostile!Reuse.Pw19")); err != nil {
+		if err := s.raw.Send(c.ID, s.signed(t, c2, "Hostile!Reuse.Pw19")); err != nil {
 			t.Fatal(err)
 		}
 		third := s.raw.Await(t, "-", c.ID)
@@ -329,7 +332,7 @@ func TestHugeSealedPassword(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			msgID := newID()
+			msgID := c.ID
 			err = s.raw.Send(msgID, signRaw(p, s.Keys.Sender.SigningKey()))
 
 			switch tier {

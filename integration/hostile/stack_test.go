@@ -123,7 +123,7 @@ func (s *world) serving(t *testing.T, pw string) {
 	s.running(t)
 	u := testdc.NewUser(t, s.DC, "")
 	c := command(protocol.UserRef{SAM: u.SAM})
-	if err := s.raw.Send(newID(), s.signed(t, c, pw)); err != nil {
+	if err := s.raw.Send(c.ID, s.signed(t, c, pw)); err != nil {
 		t.Fatal(err)
 	}
 	o := s.raw.Await(t, "-", c.ID)

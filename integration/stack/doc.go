@@ -37,7 +37,7 @@
 //   - Binaries (binaries.go): the connector binary built once per test
 //     binary (RunWithBinaries in TestMain) or program, CGO_ENABLED=0, the
 //     Production and FaultInject variants.
-//   - Senders: Env.Sender (sender.go; ReplyTo, MaxPending, TTL,
+//   - Senders: Env.Sender (sender.go; MaxPending, TTL,
 //     SenderConfig) with Do; Env.SendCLI runs `adwriteback send` in
 //     process, and SendArgs/SendEnv give a program its arguments
 //     (cli.go); Env.Raw (raw.go) puts any body on the queue and awaits a

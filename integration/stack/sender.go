@@ -78,9 +78,6 @@ func (s *Sender) Close(ctx context.Context) error {
 // SenderOption edits the options of a sender of the stack.
 type SenderOption func(*SenderOptions)
 
-// ReplyTo reads results from queue instead of the stack's reply queue.
-func ReplyTo(queue string) SenderOption { return func(o *SenderOptions) { o.ReplyQueue = queue } }
-
 // MaxPending is the CommandSender's MaxPending.
 func MaxPending(n int) SenderOption { return func(o *SenderOptions) { o.MaxPending = n } }
 
