@@ -89,7 +89,8 @@ func isConnFatal(err error) bool {
 func (c *conn) close() { c.l.Close() }
 
 // dialOne connects to one DC, secures the connection (LDAPS or StartTLS,
-// certificate verified unless explicitly disabled) and binds.
+// certificate verified unless explicitly disabled), checks a discovered
+// DC's identity and binds.
 func (cl *Client) dialOne(ctx context.Context, s *server) (*conn, error) {
 	ctx, cancel := context.WithTimeout(ctx, cl.cfg.DialTimeout)
 	defer cancel()
@@ -99,7 +100,9 @@ func (cl *Client) dialOne(ctx context.Context, s *server) (*conn, error) {
 		return nil, err
 	}
 	tcfg := cl.tls.Clone()
-	if tcfg.ServerName == "" {
+	verifyDC := s.discovered || cl.cfg.CheckIdentity
+	if tcfg.ServerName == "" || verifyDC {
+		// A DC found in DNS proves the name DNS gave: never an override.
 		tcfg.ServerName = s.url.host
 	}
 	if tcfg.InsecureSkipVerify {
@@ -134,6 +137,11 @@ func (cl *Client) dialOne(ctx context.Context, s *server) (*conn, error) {
 			s.mu.Lock()
 			s.certNotAfter, s.certSubject = leaf.NotAfter, leaf.Subject.String()
 			s.mu.Unlock()
+		}
+		if verifyDC {
+			if err := cl.checkIdentity(l, s); err != nil {
+				return err // before the bind: no password for a host that is not the DC
+			}
 		}
 		return l.Bind(cl.cfg.BindDN, cl.cfg.BindPassword)
 	})

@@ -15,6 +15,8 @@ import (
 // server is one DC and what we know of its health.
 type server struct {
 	url serverURL
+	// discovered: found in DNS, so checked as Config.Discover says.
+	discovered bool
 
 	mu       sync.Mutex
 	failures int

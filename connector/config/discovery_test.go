@@ -26,3 +26,27 @@ func TestDiscoveryNeedsCAFile(t *testing.T) {
 		}
 	}
 }
+
+// TestDiscoveryAllowAndVerification: discover_allow takes DNS names only
+// (and only with discover), and verification cannot be turned off.
+func TestDiscoveryAllowAndVerification(t *testing.T) {
+	dir := files(t)
+	src := strings.Replace(minimal(dir), "    tls:\n", "    discover: true\n    discover_allow: [dcs.other.test, 10.1.2.3]\n    tls:\n      insecure_skip_verify: true\n", 1)
+	_, err := Parse([]byte(src), nil)
+	if err == nil {
+		t.Fatal("accepted")
+	}
+	msg := err.Error()
+	for _, want := range []string{"domains[0].tls.insecure_skip_verify: not allowed with discover", `domains[0].discover_allow[1]: "10.1.2.3"`} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("missing %q in:\n%s", want, msg)
+		}
+	}
+	if strings.Contains(msg, "discover_allow[0]") || strings.Contains(msg, "ca_file") {
+		t.Errorf("a valid entry or the CA file reported:\n%s", msg)
+	}
+	src = strings.Replace(minimal(dir), "    tls:\n", "    discover_allow: [dcs.other.test]\n    tls:\n", 1)
+	if _, err := Parse([]byte(src), nil); err == nil || !strings.Contains(err.Error(), "applies only with discover") {
+		t.Errorf("discover_allow without discover: %v", err)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/adwriteback/adwriteback/ldapx"
 	"github.com/adwriteback/adwriteback/relay/proxy"
 	"github.com/adwriteback/adwriteback/relay/servicebus"
 )
@@ -101,6 +102,7 @@ func (d *Domain) validate(p string, add addFunc, env Env) {
 	}
 	d.Bind.Password = secret(p+".bind", "password", d.Bind.PasswordFile, d.Bind.PasswordEnv, true, env, add)
 	trusted(p+".tls.ca_file", d.TLS.CAFile, trustAnchor, add)
+	d.validateDiscovery(p, add)
 	if len(d.Scope.OUs) == 0 {
 		add(p+".scope.ous", "list the OUs the connector may write (least privilege: no default)")
 	}
@@ -117,6 +119,32 @@ func (d *Domain) validate(p string, add addFunc, env Env) {
 	}
 	fileMustExist(p+".org_policy.banned_words_file", d.OrgPolicy.BannedWordsFile, add)
 	fileMustExist(p+".org_policy.breached_index", d.OrgPolicy.BreachedIndex, add)
+}
+
+// validateDiscovery: a DC found in DNS is trusted only through the
+// domain's own CA (never the system roots, never unverified), and only
+// under the domain or an allowed name.
+func (d *Domain) validateDiscovery(p string, add addFunc) {
+	if !d.Discover {
+		if len(d.DiscoverAllow) > 0 {
+			add(p+".discover_allow", "applies only with discover: true")
+		}
+		return
+	}
+	if d.TLS.CAFile == "" {
+		add(p+".tls.ca_file", "required with discover: a DC found in DNS must have a certificate from the domain's CA (the system roots are never trusted for it)")
+	}
+	if d.TLS.InsecureSkipVerify {
+		add(p+".tls.insecure_skip_verify", "not allowed with discover: a DC found in DNS must prove its name")
+	}
+	if d.Name != "" && !ldapx.IsDNSName(d.Name) {
+		add(p+".name", "%q is not a DNS name (discover looks up _ldap._tcp.dc._msdcs.<name>)", d.Name)
+	}
+	for j, a := range d.DiscoverAllow {
+		if !ldapx.IsDNSName(a) {
+			add(fmt.Sprintf("%s.discover_allow[%d]", p, j), "%q is not a DNS name (an IP address never is)", a)
+		}
+	}
 }
 
 // validate resolves the secrets the auth kind uses, then checks the queue
