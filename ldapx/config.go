@@ -70,6 +70,9 @@ type Config struct {
 	// PolicyRefresh is how long a read policy (domain or PSO) is reused;
 	// default 5m.
 	PolicyRefresh time.Duration
+	// ProbeInterval is how often RunProbes probes each DC; default
+	// DefaultProbeInterval.
+	ProbeInterval time.Duration
 	// Backoff paces retries of a failing DC: each DC steps through its own
 	// copy after every failure and starts over after a success (nil:
 	// DefaultBackoff). A DC in backoff is skipped until its retry time.
@@ -114,6 +117,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.PolicyRefresh <= 0 {
 		c.PolicyRefresh = DefaultPolicyRefresh
+	}
+	if c.ProbeInterval <= 0 {
+		c.ProbeInterval = DefaultProbeInterval
 	}
 	if c.Backoff == nil {
 		c.Backoff = DefaultBackoff()

@@ -150,6 +150,5 @@ func (cl *Client) dialOne(ctx context.Context, s *server) (*conn, error) {
 		return nil, err
 	}
 	c.used = cl.cfg.Clock.Now()
-	s.recordLatency(c.used.Sub(start))
 	return c, nil
 }

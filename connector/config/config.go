@@ -65,8 +65,12 @@ type Domain struct {
 	DialTimeout   time.Duration `yaml:"dial_timeout"`
 	OpTimeout     time.Duration `yaml:"operation_timeout"`
 	PolicyRefresh time.Duration `yaml:"policy_refresh"`
-	Scope         Scope         `yaml:"scope"`
-	OrgPolicy     OrgPolicy     `yaml:"org_policy"`
+	// DCProbeInterval is how often each DC (listed or discovered) is
+	// probed with a rootDSE read over the pool's TLS and bind, so that
+	// /readyz, /status and the DC-up metric say what was seen.
+	DCProbeInterval time.Duration `yaml:"dc_probe_interval"`
+	Scope           Scope         `yaml:"scope"`
+	OrgPolicy       OrgPolicy     `yaml:"org_policy"`
 }
 
 // Bind is the service account.

@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/adwriteback/adwriteback/ldapx"
 	"github.com/adwriteback/adwriteback/relay/proxy"
@@ -113,6 +114,9 @@ func (d *Domain) validate(p string, add addFunc, env Env) {
 	}
 	if d.PoolSize < 0 || d.PoolSize > 64 {
 		add(p+".pool_size", "must be between 1 and 64")
+	}
+	if d.DCProbeInterval < time.Second {
+		add(p+".dc_probe_interval", "must be at least 1s")
 	}
 	if d.OrgPolicy.MinLength < 0 || d.OrgPolicy.MinLength > 256 {
 		add(p+".org_policy.min_length", "must be between 0 and 256")

@@ -1,0 +1,174 @@
+package ldapx
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// DCState is what the pool knows of one DC.
+type DCState string
+
+// The states of a DC. Only DCUp means a probe or real work succeeded on it
+// last: a DC nobody has tried yet is DCUnknown, never up.
+const (
+	DCUnknown DCState = "unknown" // neither probed nor used yet
+	DCUp      DCState = "up"      // the last probe or use succeeded
+	DCDown    DCState = "down"    // the last probe or use failed (LastError says why)
+)
+
+// DefaultProbeInterval is how often each DC is probed when
+// Config.ProbeInterval is unset.
+const DefaultProbeInterval = 30 * time.Second
+
+// succeeded records that a dial, a probe or an operation on s worked at
+// now: s is up, its failures and backoff start over. latency (when not 0)
+// is the bind's or the probe's.
+func (s *server) succeeded(now time.Time, latency time.Duration, probe bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.state, s.failures, s.retryAt, s.lastErr, s.lastOK = DCUp, 0, time.Time{}, nil, now
+	s.backoff.Reset()
+	if latency > 0 {
+		s.lastDelay = latency
+	}
+	if probe {
+		s.lastProbe = now
+	}
+}
+
+// failed records that a dial or probe of s, started at started, failed at
+// now with err. A success since started says more: the failure is then
+// ignored. Callers that dialled together when it failed see one outage:
+// it counts (and steps the backoff) once.
+func (s *server) failed(started, now time.Time, err error, probe bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if probe {
+		s.lastProbe = now
+	}
+	if started.Before(s.lastOK) {
+		return
+	}
+	s.state = DCDown
+	if !started.Before(s.failedAt) {
+		s.failures++
+		s.failedAt = now
+		s.retryAt = now.Add(s.backoff.NextBackOff())
+		s.lastErr = err
+	}
+}
+
+// lost records that a connection to s broke under an operation (not
+// because the caller gave up): s is down until a dial or probe says
+// otherwise. The next dial decides whether it backs off.
+func (s *server) lost(err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.state, s.lastErr = DCDown, err
+}
+
+// ProbeDCs probes every DC of the domain once: those configured and, with
+// discovery, those DNS advertises now. A probe is a rootDSE read over a
+// connection of the pool's own making (same TLS, same identity checks,
+// same bind): an idle pooled connection to that DC when there is one,
+// else a new one, closed after. It takes one of the pool's slots like any
+// caller, so a probe never opens more connections than PoolSize allows,
+// and the DCs are probed one after the other, so probes hold at most one
+// slot at a time. Each DC's state, last error, latency and probe time are
+// in Servers; a probe that could not get a slot in time records nothing.
+func (cl *Client) ProbeDCs(ctx context.Context) {
+	servers, err := cl.servers(ctx)
+	if err != nil {
+		return // discovery found nothing yet: logged there
+	}
+	for _, s := range servers {
+		if ctx.Err() != nil {
+			return
+		}
+		cl.probe(ctx, s)
+	}
+}
+
+// RunProbes probes every DC now and then every Config.ProbeInterval,
+// until ctx ends.
+func (cl *Client) RunProbes(ctx context.Context) {
+	t := cl.cfg.Clock.NewTicker(cl.cfg.ProbeInterval)
+	defer t.Stop()
+	for {
+		cl.ProbeDCs(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.Chan():
+		}
+	}
+}
+
+// probe probes one DC and records the outcome.
+func (cl *Client) probe(ctx context.Context, s *server) {
+	ctx, cancel := context.WithTimeout(ctx, 2*cl.cfg.DialTimeout)
+	defer cancel()
+	p := cl.pool
+	select {
+	case p.sem <- struct{}{}:
+	case <-ctx.Done():
+		cl.cfg.Logger.Debug("DC probe skipped: every pooled connection is busy", "dc", s.url.raw)
+		return
+	}
+	started := cl.cfg.Clock.Now()
+	err := p.probeWith(ctx, s)
+	now := cl.cfg.Clock.Now()
+	if err == nil {
+		s.succeeded(now, now.Sub(started), true)
+		return
+	}
+	if ctx.Err() != nil && errors.Is(err, errClosed) {
+		return
+	}
+	derr := decode("ldapx.probe", s.url.raw, err)
+	s.failed(started, now, derr, true)
+	cl.cfg.Logger.Warn("domain controller probe failed", "dc", s.url.raw, "err", derr)
+}
+
+// probeWith runs the probe's rootDSE read on an idle connection to s, or
+// on a new one when there is none (or the idle one has gone stale), and
+// frees the slot the caller took.
+func (p *pool) probeWith(ctx context.Context, s *server) error {
+	if c := p.takeIdle(s); c != nil {
+		if err := p.cl.readRootDSE(ctx, c); err == nil {
+			p.release(c)
+			return nil
+		}
+		c.close()
+	}
+	defer func() { <-p.sem }()
+	if p.isClosed() {
+		return errClosed
+	}
+	c, err := p.cl.dialOne(ctx, s)
+	if err != nil {
+		return err
+	}
+	defer c.close()
+	return p.cl.readRootDSE(ctx, c)
+}
+
+// takeIdle removes an idle connection to s from the pool, or returns nil.
+func (p *pool) takeIdle(s *server) *conn {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for i := len(p.idle) - 1; i >= 0; i-- {
+		if c := p.idle[i]; c.srv == s && !c.broken.Load() {
+			p.idle = append(p.idle[:i], p.idle[i+1:]...)
+			return c
+		}
+	}
+	return nil
+}
+
+func (p *pool) isClosed() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.closed
+}
