@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/x509"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"os/exec"
@@ -14,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/adwriteback/adwriteback/integration/stack"
 	"github.com/adwriteback/adwriteback/integration/testca"
 	"github.com/adwriteback/adwriteback/integration/testdc"
 	"github.com/adwriteback/adwriteback/integration/testdns"
@@ -113,7 +115,10 @@ func TestTrustDiscoveryOutsideDomain(t *testing.T) {
 		testdns.SRV{Target: evil, Port: 389, Priority: 0},
 		testdns.SRV{Target: w.dc.Host, Port: 389, Priority: 10})
 
-	cl, err := ldapx.New(w.config())
+	var logs stack.Buffer
+	cfg := w.config()
+	cfg.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	cl, err := ldapx.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,8 +130,43 @@ func TestTrustDiscoveryOutsideDomain(t *testing.T) {
 	if want := "ldaps://" + w.dc.Host + ":636"; !strings.EqualFold(r.DC, want) {
 		t.Errorf("answered by %s, want %s", r.DC, want)
 	}
+	cl.ProbeDCs(ctxT(t)) // every DC the pool knows: the evil one is not one
 	if conns, _, binds := tr.seen(); conns != 0 || binds != 0 {
 		t.Errorf("%s (outside %s) got %d connection(s) and %d bind(s): it must never be dialled", evil, w.domain, conns, binds)
+	}
+	if st := cl.Servers(); len(st) != 1 || st[0].State != ldapx.DCUp {
+		t.Errorf("DCs known: %+v, want only %s, up", st, w.dc.Host)
+	}
+	if !strings.Contains(logs.String(), "dropped") || !strings.Contains(logs.String(), evil) {
+		t.Errorf("the log does not name the dropped target %s:\n%s", evil, logs.String())
+	}
+}
+
+// TestTrustDiscoveryAllowList: a target outside the domain that the
+// configuration allows (discover_allow) is used, with the same checks:
+// here its rootDSE names another host, so it is refused before the bind.
+func TestTrustDiscoveryAllowList(t *testing.T) {
+	w := newDiscoveryWorld(t)
+	other := "dc1.dcs.other.test"
+	tr := w.trap(t, 4, other, w.corpCA)
+	w.dns.SetSRV(srvName(w.domain), testdns.SRV{Target: other, Port: 389})
+	cfg := w.config()
+	cfg.DiscoverAllow = []string{"dcs.other.test"}
+	cl, err := ldapx.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	cl.ProbeDCs(ctxT(t))
+	conns, _, binds := tr.seen()
+	if conns == 0 {
+		t.Errorf("%s (allowed) was never dialled", other)
+	}
+	if binds != 0 {
+		t.Errorf("%s (not the DC its rootDSE names) got %d bind(s)", other, binds)
+	}
+	if st := cl.Servers(); len(st) != 1 || st[0].State != ldapx.DCDown || !strings.Contains(st[0].LastError, "dnsHostName") {
+		t.Errorf("DCs known: %+v, want %s down naming its rootDSE", st, other)
 	}
 }
 
@@ -150,6 +190,12 @@ func TestTrustDiscoveryNotADC(t *testing.T) {
 	defer cl.Close()
 	if _, err := cl.RootDSE(ctxT(t)); err != nil {
 		t.Fatalf("RootDSE through discovery: %v", err)
+	}
+	cl.ProbeDCs(ctxT(t))
+	for _, st := range cl.Servers() {
+		if strings.Contains(st.URL, intranet) && (st.State != ldapx.DCDown || !strings.Contains(st.LastError, "dnsHostName")) {
+			t.Errorf("%s: %+v, want down naming its rootDSE", intranet, st)
+		}
 	}
 	_, handshakes, binds := tr.seen()
 	if binds != 0 {
