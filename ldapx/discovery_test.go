@@ -141,3 +141,28 @@ func TestDiscoveryNeedsCA(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 }
+
+// FuzzTargetAllowed: whatever DNS answers, an accepted target is a DNS
+// name (never an IP address) equal to the domain or an allow entry, or
+// ending in "." and one of them, compared without case or trailing dot.
+func FuzzTargetAllowed(f *testing.F) {
+	f.Add("dc1.adw.test.", "adw.test", "")
+	f.Add("dc1.evil-adw.test", "adw.test", "other.test")
+	f.Add("127.0.0.1", "adw.test", "127.0.0.1")
+	f.Add("DC1.Other.TEST", "adw.test", "other.test.")
+	f.Fuzz(func(t *testing.T, host, domain, allow string) {
+		if !TargetAllowed(host, domain, []string{allow}) {
+			return
+		}
+		if !IsDNSName(host) || net.ParseIP(strings.TrimSuffix(host, ".")) != nil {
+			t.Fatalf("accepted %q, not a DNS name", host)
+		}
+		h := canonicalName(host)
+		for _, z := range []string{domain, allow} {
+			if z := canonicalName(z); z != "" && (h == z || strings.HasSuffix(h, "."+z)) {
+				return
+			}
+		}
+		t.Fatalf("accepted %q, under neither %q nor %q", host, domain, allow)
+	})
+}
