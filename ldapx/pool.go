@@ -145,18 +145,25 @@ func (p *pool) check(ctx context.Context, c *conn) error {
 	})
 }
 
-// release returns c to the pool, or closes it when it is broken.
+// release returns c to the pool, or closes it when it is broken, and
+// frees its slot.
 func (p *pool) release(c *conn) {
+	p.putIdle(c)
+	<-p.sem
+}
+
+// putIdle adds c to the idle connections, or closes it when it is broken
+// or the pool is closed.
+func (p *pool) putIdle(c *conn) {
 	c.used = p.cl.cfg.Clock.Now()
 	p.mu.Lock()
 	if c.broken.Load() || p.closed {
 		p.mu.Unlock()
 		c.close()
-	} else {
-		p.idle = append(p.idle, c)
-		p.mu.Unlock()
+		return
 	}
-	<-p.sem
+	p.idle = append(p.idle, c)
+	p.mu.Unlock()
 }
 
 func (p *pool) close() {

@@ -72,11 +72,11 @@ func (s *server) lost(err error) {
 // discovery, those DNS advertises now. A probe is a rootDSE read over a
 // connection of the pool's own making (same TLS, same identity checks,
 // same bind): an idle pooled connection to that DC when there is one,
-// else a new one, closed after. It takes one of the pool's slots like any
-// caller, so a probe never opens more connections than PoolSize allows,
-// and the DCs are probed one after the other, so probes hold at most one
-// slot at a time. Each DC's state, last error, latency and probe time are
-// in Servers; a probe that could not get a slot in time records nothing.
+// else a new one, closed after. Probes never wait for the pool's slots, so
+// a slow or hanging DC's probe never holds up work (with pool_size 1
+// above all); the DCs are probed one after the other, so probing adds at
+// most one connection to the pool's, for at most twice DialTimeout. Each
+// DC's state, last error, latency and probe time are in Servers.
 func (cl *Client) ProbeDCs(ctx context.Context) {
 	servers, err := cl.servers(ctx)
 	if err != nil {
@@ -109,40 +109,30 @@ func (cl *Client) RunProbes(ctx context.Context) {
 func (cl *Client) probe(ctx context.Context, s *server) {
 	ctx, cancel := context.WithTimeout(ctx, 2*cl.cfg.DialTimeout)
 	defer cancel()
-	p := cl.pool
-	select {
-	case p.sem <- struct{}{}:
-	case <-ctx.Done():
-		cl.cfg.Logger.Debug("DC probe skipped: every pooled connection is busy", "dc", s.url.raw)
-		return
-	}
 	started := cl.cfg.Clock.Now()
-	err := p.probeWith(ctx, s)
+	err := cl.pool.probeWith(ctx, s)
 	now := cl.cfg.Clock.Now()
-	if err == nil {
+	switch {
+	case err == nil:
 		s.succeeded(now, now.Sub(started), true)
-		return
+	case errors.Is(err, errClosed):
+	default:
+		derr := decode("ldapx.probe", s.url.raw, err)
+		s.failed(started, now, derr, true)
+		cl.cfg.Logger.Warn("domain controller probe failed", "dc", s.url.raw, "err", derr)
 	}
-	if ctx.Err() != nil && errors.Is(err, errClosed) {
-		return
-	}
-	derr := decode("ldapx.probe", s.url.raw, err)
-	s.failed(started, now, derr, true)
-	cl.cfg.Logger.Warn("domain controller probe failed", "dc", s.url.raw, "err", derr)
 }
 
 // probeWith runs the probe's rootDSE read on an idle connection to s, or
-// on a new one when there is none (or the idle one has gone stale), and
-// frees the slot the caller took.
+// on a new one when there is none (or the idle one has gone stale).
 func (p *pool) probeWith(ctx context.Context, s *server) error {
 	if c := p.takeIdle(s); c != nil {
 		if err := p.cl.readRootDSE(ctx, c); err == nil {
-			p.release(c)
+			p.putIdle(c)
 			return nil
 		}
 		c.close()
 	}
-	defer func() { <-p.sem }()
 	if p.isClosed() {
 		return errClosed
 	}

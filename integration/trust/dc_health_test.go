@@ -21,8 +21,7 @@ import (
 // DC up, and the connector is ready because one DC of the domain is.
 func TestTrustDCHealthNeverContacted(t *testing.T) {
 	s := stack.New(t)
-	ip := net.ParseIP(s.DC.Addr).To4()
-	dead := "ldaps://" + net.JoinHostPort(net.IPv4(ip[0], ip[1], ip[2], ip[3]+20).String(), "636")
+	dead := "ldaps://" + net.JoinHostPort(beside(s.DC, 40), "636")
 	in := s.Start("a", stack.Configure(func(c *stack.ConfigSpec) { c.Servers = append(c.Servers, dead) }))
 	live := in.Setup().Spec.Servers[0]
 	in.WaitReady(200)

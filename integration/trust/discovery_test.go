@@ -65,11 +65,18 @@ func newDiscoveryWorld(t *testing.T) *discoveryWorld {
 	return w
 }
 
-// trapAddr is a loopback address beside the DC's (its last byte plus n),
-// port 636: discovered DCs are dialled on LDAPS's port.
+// beside is the loopback address with last octet n in the DC's network,
+// so runs on one machine with different DC addresses do not collide. This
+// package uses 40 to 44 (integration/faults uses 30 and 31).
+func beside(dc *testdc.Info, n byte) string {
+	ip := net.ParseIP(dc.Addr).To4()
+	return net.IPv4(ip[0], ip[1], ip[2], n).String()
+}
+
+// trapAddr is the address of trap n (1 to 4), port 636: discovered DCs
+// are dialled on LDAPS's port.
 func (w *discoveryWorld) trapAddr(n byte) string {
-	ip := net.ParseIP(w.dc.Addr).To4()
-	return net.JoinHostPort(net.IPv4(ip[0], ip[1], ip[2], ip[3]+n).String(), "636")
+	return net.JoinHostPort(beside(w.dc, 40+n), "636")
 }
 
 // trap starts a trap for name at trapAddr(n) with a certificate for name
