@@ -167,7 +167,7 @@ func checkDomain(ctx context.Context, opts Options, i int, d *config.Domain) []C
 	discovered.ServerName, discovered.Discovered = "", true
 	checks, good2, root2, cl2 := checkDCs(ctx, opts, d, found, discovered, acct)
 	if good == nil {
-		good, root, cl = good2, root2, cl2
+		good, root, cl, tlsSet = good2, root2, cl2, discovered
 	} else if cl2 != nil {
 		cl2.Close()
 	}
