@@ -109,18 +109,32 @@ func (cl *Client) RunProbes(ctx context.Context) {
 func (cl *Client) probe(ctx context.Context, s *server) {
 	ctx, cancel := context.WithTimeout(ctx, 2*cl.cfg.DialTimeout)
 	defer cancel()
+	was := s.currentState()
 	started := cl.cfg.Clock.Now()
 	err := cl.pool.probeWith(ctx, s)
 	now := cl.cfg.Clock.Now()
 	switch {
 	case err == nil:
 		s.succeeded(now, now.Sub(started), true)
+		if was == DCDown {
+			cl.cfg.Logger.Info("domain controller is up again", "dc", s.url.raw)
+		}
 	case errors.Is(err, errClosed):
 	default:
 		derr := decode("ldapx.probe", s.url.raw, err)
 		s.failed(started, now, derr, true)
-		cl.cfg.Logger.Warn("domain controller probe failed", "dc", s.url.raw, "err", derr)
+		log := cl.cfg.Logger.Warn // once per outage; the state says the rest
+		if was == DCDown {
+			log = cl.cfg.Logger.Debug
+		}
+		log("domain controller probe failed", "dc", s.url.raw, "err", derr)
 	}
+}
+
+func (s *server) currentState() DCState {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.state
 }
 
 // probeWith runs the probe's rootDSE read on an idle connection to s, or
