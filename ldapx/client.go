@@ -71,7 +71,7 @@ func (cl *Client) Servers() []ServerStatus {
 	out := make([]ServerStatus, 0, len(all))
 	for _, s := range all {
 		s.mu.Lock()
-		st := ServerStatus{URL: s.url.raw, Healthy: s.failures == 0, LastOK: s.lastOK,
+		st := ServerStatus{URL: s.url.raw, State: s.state, LastOK: s.lastOK, LastProbe: s.lastProbe,
 			Failures: s.failures, RetryAt: s.retryAt, BindLatency: s.lastDelay,
 			CertNotAfter: s.certNotAfter, CertSubject: s.certSubject}
 		if s.lastErr != nil {
@@ -100,11 +100,11 @@ func (cl *Client) with(ctx context.Context, op string, retry bool, fn func(c *co
 		}
 		dc = c.srv.url.raw
 		err = fn(c)
-		if err != nil && c.broken.Load() {
-			s := c.srv
-			s.mu.Lock()
-			s.lastErr = err
-			s.mu.Unlock()
+		switch {
+		case !c.broken.Load():
+			c.srv.succeeded(cl.cfg.Clock.Now(), 0, false) // the DC answered, whatever it said
+		case ctx.Err() == nil:
+			c.srv.lost(decode(op, dc, err))
 		}
 		cl.pool.release(c)
 		if err == nil {

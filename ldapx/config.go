@@ -25,8 +25,23 @@ type Config struct {
 	Servers []string
 	// Domain, with Discover set, adds the DCs advertised in DNS SRV
 	// _ldap._tcp.dc._msdcs.<Domain> (as ldaps://target:636) after Servers.
-	Domain   string
-	Discover bool
+	// DNS is not trusted for who is a DC: a target is used only when it is
+	// the domain's name or under it (label-wise), or listed in
+	// DiscoverAllow (an entry allows itself and the names under it);
+	// others are dropped and logged. Its certificate must verify against
+	// the configured CA (RootCAs or CAFile: discovery requires one, the
+	// system roots are never used) for the target's name (ServerName does
+	// not apply), and before the bind, over that connection, its rootDSE
+	// must name the target as dnsHostName and hold the domain's naming
+	// context (DC=<label>,... of Domain): a host with a valid certificate
+	// that is not that DC gets no password.
+	Domain        string
+	Discover      bool
+	DiscoverAllow []string
+	// CheckIdentity applies a discovered DC's checks (the certificate for
+	// the URL's host, the rootDSE before the bind) to Servers as well: the
+	// doctor checks each discovered DC as a client of its own.
+	CheckIdentity bool
 
 	BindDN       string // DN or UPN of the service account
 	BindPassword string
@@ -55,6 +70,9 @@ type Config struct {
 	// PolicyRefresh is how long a read policy (domain or PSO) is reused;
 	// default 5m.
 	PolicyRefresh time.Duration
+	// ProbeInterval is how often RunProbes probes each DC; default
+	// DefaultProbeInterval.
+	ProbeInterval time.Duration
 	// Backoff paces retries of a failing DC: each DC steps through its own
 	// copy after every failure and starts over after a success (nil:
 	// DefaultBackoff). A DC in backoff is skipped until its retry time.
@@ -100,6 +118,9 @@ func (c *Config) setDefaults() {
 	if c.PolicyRefresh <= 0 {
 		c.PolicyRefresh = DefaultPolicyRefresh
 	}
+	if c.ProbeInterval <= 0 {
+		c.ProbeInterval = DefaultProbeInterval
+	}
 	if c.Backoff == nil {
 		c.Backoff = DefaultBackoff()
 	}
@@ -107,7 +128,11 @@ func (c *Config) setDefaults() {
 		c.Resolver = net.DefaultResolver
 	}
 	if c.Dialer == nil {
-		c.Dialer = &net.Dialer{KeepAlive: 30 * time.Second}
+		d := &net.Dialer{KeepAlive: 30 * time.Second}
+		if r, ok := c.Resolver.(*net.Resolver); ok {
+			d.Resolver = r // the resolver that found a DC also finds its address
+		}
+		c.Dialer = d
 	}
 	if c.Clock == nil {
 		c.Clock = clockwork.NewRealClock()
@@ -139,7 +164,32 @@ func (c *Config) Validate() error {
 			errs = append(errs, err)
 		}
 	}
+	errs = append(errs, c.discoveryProblems()...)
 	return errors.Join(errs...)
+}
+
+// discoveryProblems: a DC that DNS names is trusted only through the
+// domain's own CA, and only under the domain or an allowed name.
+func (c *Config) discoveryProblems() []error {
+	if !c.Discover && !c.CheckIdentity {
+		return nil
+	}
+	var errs []error
+	if c.CAFile == "" && c.RootCAs == nil {
+		errs = append(errs, errors.New("discovery requires a CA file: the system roots are never trusted for a DC found in DNS"))
+	}
+	if c.InsecureSkipVerify {
+		errs = append(errs, errors.New("discovery requires certificate verification (insecure skip verify is set)"))
+	}
+	if !IsDNSName(c.Domain) {
+		errs = append(errs, fmt.Errorf("discovery needs the domain's DNS name, not %q", c.Domain))
+	}
+	for i, a := range c.DiscoverAllow {
+		if !IsDNSName(a) {
+			errs = append(errs, fmt.Errorf("discover allow[%d]: %q is not a DNS name", i, a))
+		}
+	}
+	return errs
 }
 
 type serverURL struct {

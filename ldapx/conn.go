@@ -89,51 +89,27 @@ func isConnFatal(err error) bool {
 func (c *conn) close() { c.l.Close() }
 
 // dialOne connects to one DC, secures the connection (LDAPS or StartTLS,
-// certificate verified unless explicitly disabled) and binds.
+// certificate verified unless explicitly disabled), checks a discovered
+// DC's identity and binds: the password goes only to a DC that passed
+// every check before it.
 func (cl *Client) dialOne(ctx context.Context, s *server) (*conn, error) {
 	ctx, cancel := context.WithTimeout(ctx, cl.cfg.DialTimeout)
 	defer cancel()
 	start := cl.cfg.Clock.Now()
-	raw, err := cl.cfg.Dialer.DialContext(ctx, "tcp", s.url.addr)
+	tcfg := cl.tlsFor(s)
+	l, err := cl.connect(ctx, s, tcfg)
 	if err != nil {
 		return nil, err
 	}
-	tcfg := cl.tls.Clone()
-	if tcfg.ServerName == "" {
-		tcfg.ServerName = s.url.host
-	}
-	if tcfg.InsecureSkipVerify {
-		cl.cfg.Logger.Warn("LDAPS CERTIFICATE VERIFICATION IS OFF: anyone on the path can read passwords", "dc", s.url.raw)
-	}
-	var l *ldap.Conn
-	if s.url.startTLS {
-		l = ldap.NewConn(raw, false)
-		l.Start()
-	} else {
-		tc := tls.Client(raw, tcfg)
-		if err := tc.HandshakeContext(ctx); err != nil {
-			raw.Close()
-			return nil, err
-		}
-		l = ldap.NewConn(tc, true)
-		l.Start()
-	}
 	c := &conn{l: l, srv: s, created: start}
 	err = c.do(ctx, cl.cfg.DialTimeout, func(l *ldap.Conn) error {
-		if s.url.startTLS {
-			if err := l.StartTLS(tcfg); err != nil {
-				return err
+		if err := secure(l, s, tcfg); err != nil {
+			return err
+		}
+		if s.discovered || cl.cfg.CheckIdentity {
+			if err := cl.checkIdentity(l, s); err != nil {
+				return err // before the bind: no password for a host that is not the DC
 			}
-		}
-		st, ok := l.TLSConnectionState()
-		if !ok || !st.HandshakeComplete {
-			return errors.New("connection is not encrypted")
-		}
-		if len(st.PeerCertificates) > 0 {
-			leaf := st.PeerCertificates[0]
-			s.mu.Lock()
-			s.certNotAfter, s.certSubject = leaf.NotAfter, leaf.Subject.String()
-			s.mu.Unlock()
 		}
 		return l.Bind(cl.cfg.BindDN, cl.cfg.BindPassword)
 	})
@@ -142,6 +118,62 @@ func (cl *Client) dialOne(ctx context.Context, s *server) (*conn, error) {
 		return nil, err
 	}
 	c.used = cl.cfg.Clock.Now()
-	s.recordLatency(c.used.Sub(start))
 	return c, nil
+}
+
+// tlsFor is the TLS configuration for s: the name checked is the URL's
+// host unless ServerName overrides it, and always the host for a DC found
+// in DNS (it proves the name DNS gave).
+func (cl *Client) tlsFor(s *server) *tls.Config {
+	tcfg := cl.tls.Clone()
+	if tcfg.ServerName == "" || s.discovered || cl.cfg.CheckIdentity {
+		tcfg.ServerName = s.url.host
+	}
+	if tcfg.InsecureSkipVerify {
+		cl.cfg.Logger.Warn("LDAPS CERTIFICATE VERIFICATION IS OFF: anyone on the path can read passwords", "dc", s.url.raw)
+	}
+	return tcfg
+}
+
+// connect dials s and, for LDAPS, completes the TLS handshake; for
+// StartTLS the connection is plain until secure.
+func (cl *Client) connect(ctx context.Context, s *server, tcfg *tls.Config) (*ldap.Conn, error) {
+	raw, err := cl.cfg.Dialer.DialContext(ctx, "tcp", s.url.addr)
+	if err != nil {
+		return nil, err
+	}
+	if s.url.startTLS {
+		l := ldap.NewConn(raw, false)
+		l.Start()
+		return l, nil
+	}
+	tc := tls.Client(raw, tcfg)
+	if err := tc.HandshakeContext(ctx); err != nil {
+		raw.Close()
+		return nil, err
+	}
+	l := ldap.NewConn(tc, true)
+	l.Start()
+	return l, nil
+}
+
+// secure runs StartTLS where the URL asks for it, refuses a connection
+// that is not encrypted, and notes the DC's certificate.
+func secure(l *ldap.Conn, s *server, tcfg *tls.Config) error {
+	if s.url.startTLS {
+		if err := l.StartTLS(tcfg); err != nil {
+			return err
+		}
+	}
+	st, ok := l.TLSConnectionState()
+	if !ok || !st.HandshakeComplete {
+		return errors.New("connection is not encrypted")
+	}
+	if len(st.PeerCertificates) > 0 {
+		leaf := st.PeerCertificates[0]
+		s.mu.Lock()
+		s.certNotAfter, s.certSubject = leaf.NotAfter, leaf.Subject.String()
+		s.mu.Unlock()
+	}
+	return nil
 }

@@ -1,6 +1,10 @@
 // Package ldapx is everything the connector does with Active Directory over
 // LDAP: TLS connections to a list of domain controllers with failover and
-// optional DNS SRV discovery, a small health-checked pool, the rootDSE, user
+// optional DNS SRV discovery (a discovered DC must be under the domain or
+// an allowed name, hold a certificate from the configured CA for its name
+// and say so in its rootDSE before it gets the bind; see Config.Domain), a
+// small health-checked pool whose DCs are each probed on a schedule (each
+// has a state: unknown, up or down; see Client.ProbeDCs), the rootDSE, user
 // lookup by objectGUID / ms-DS-ConsistencyGuid / UPN / sAMAccountName, the
 // effective password policy (domain root overlaid by the resultant PSO,
 // cached), the password operations (admin reset, user change, must change

@@ -474,7 +474,7 @@ func TestFailover(t *testing.T) {
 		t.Fatalf("applied at %q, want the live DC", a.DC)
 	}
 	st := cl.Servers()
-	if len(st) != 3 || st[0].Healthy || st[1].Healthy || !st[2].Healthy {
+	if len(st) != 3 || st[0].State != ldapx.DCDown || st[1].State != ldapx.DCDown || st[2].State != ldapx.DCUp {
 		t.Fatalf("server health %+v", st)
 	}
 	if st[0].RetryAt.IsZero() || st[0].LastError == "" {

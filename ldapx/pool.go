@@ -15,6 +15,8 @@ import (
 // server is one DC and what we know of its health.
 type server struct {
 	url serverURL
+	// discovered: found in DNS, so checked as Config.Discover says.
+	discovered bool
 
 	mu       sync.Mutex
 	failures int
@@ -25,9 +27,14 @@ type server struct {
 	// failedAt is when the last failure was counted: a failure of an
 	// attempt started before it is the same outage seen by a concurrent
 	// caller, not one more.
-	failedAt  time.Time
+	failedAt time.Time
+	// state is up or down after the last dial, probe or use; unknown
+	// before the first.
+	state     DCState
 	lastErr   error
 	lastOK    time.Time
+	lastProbe time.Time
+	// lastDelay is the latency of the last successful bind or probe.
 	lastDelay time.Duration
 	// certNotAfter is the expiry of the DC's certificate, from the last
 	// handshake.
@@ -35,20 +42,17 @@ type server struct {
 	certSubject  string
 }
 
-func (s *server) recordLatency(d time.Duration) {
-	s.mu.Lock()
-	s.lastDelay = d
-	s.mu.Unlock()
-}
-
 // ServerStatus is a DC's health as seen by the pool, for readiness checks.
 type ServerStatus struct {
-	URL         string
-	Healthy     bool // last attempt succeeded (or none failed yet)
-	LastOK      time.Time
-	LastError   string
-	Failures    int // consecutive
-	RetryAt     time.Time
+	URL string
+	// State is up only when the DC's last probe or use succeeded.
+	State     DCState
+	LastOK    time.Time // last successful bind, probe or operation
+	LastProbe time.Time // zero before the first probe
+	LastError string
+	Failures  int // consecutive
+	RetryAt   time.Time
+	// BindLatency is the latency of the last successful bind or probe.
 	BindLatency time.Duration
 	// CertNotAfter and CertSubject describe the DC's TLS certificate as
 	// last seen (zero before the first connection).
@@ -58,7 +62,7 @@ type ServerStatus struct {
 
 // newServer starts a DC's record, with its own copy of the backoff.
 func (cl *Client) newServer(u serverURL) *server {
-	s := &server{url: u, backoff: *cl.cfg.Backoff}
+	s := &server{url: u, backoff: *cl.cfg.Backoff, state: DCUnknown}
 	s.backoff.Reset()
 	return s
 }
@@ -141,18 +145,25 @@ func (p *pool) check(ctx context.Context, c *conn) error {
 	})
 }
 
-// release returns c to the pool, or closes it when it is broken.
+// release returns c to the pool, or closes it when it is broken, and
+// frees its slot.
 func (p *pool) release(c *conn) {
+	p.putIdle(c)
+	<-p.sem
+}
+
+// putIdle adds c to the idle connections, or closes it when it is broken
+// or the pool is closed.
+func (p *pool) putIdle(c *conn) {
 	c.used = p.cl.cfg.Clock.Now()
 	p.mu.Lock()
 	if c.broken.Load() || p.closed {
 		p.mu.Unlock()
 		c.close()
-	} else {
-		p.idle = append(p.idle, c)
-		p.mu.Unlock()
+		return
 	}
-	<-p.sem
+	p.idle = append(p.idle, c)
+	p.mu.Unlock()
 }
 
 func (p *pool) close() {
@@ -193,24 +204,14 @@ func (cl *Client) dial(ctx context.Context) (*conn, error) {
 			started := cl.cfg.Clock.Now()
 			c, err := cl.dialOne(ctx, s)
 			if err == nil {
-				s.mu.Lock()
-				s.failures, s.retryAt, s.lastErr, s.lastOK = 0, time.Time{}, nil, cl.cfg.Clock.Now()
-				s.backoff.Reset()
-				s.mu.Unlock()
+				s.succeeded(c.used, c.used.Sub(started), false)
 				return c, nil
 			}
 			if ctx.Err() != nil {
 				return nil, decode("ldapx.dial", s.url.raw, fmt.Errorf("%w (%v)", ctx.Err(), err))
 			}
 			derr := decode("ldapx.dial", s.url.raw, err)
-			s.mu.Lock()
-			if !started.Before(s.failedAt) {
-				s.failures++
-				s.failedAt = cl.cfg.Clock.Now()
-				s.retryAt = s.failedAt.Add(s.backoff.NextBackOff())
-				s.lastErr = derr // a late failure of the same outage must not outlive a success
-			}
-			s.mu.Unlock()
+			s.failed(started, cl.cfg.Clock.Now(), derr, false)
 			cl.cfg.Logger.Warn("domain controller unavailable", "dc", s.url.raw, "err", derr)
 			if KindOf(derr) == KindInvalidCredentials {
 				// The account, not the DC, is the problem: another DC

@@ -37,23 +37,62 @@ func (r *RootDSE) PolicyHintsOID() string {
 	return ""
 }
 
-// RootDSE returns the rootDSE, read once and cached (Ping refreshes it).
+// RootDSE returns the rootDSE, read once and cached (Ping and the DC
+// probes refresh it).
 func (cl *Client) RootDSE(ctx context.Context) (*RootDSE, error) {
 	if r := cl.CachedRootDSE(); r != nil {
 		return r, nil
 	}
-	res, dc, err := cl.search(ctx, "ldapx.RootDSE", ldap.NewSearchRequest("", ldap.ScopeBaseObject,
-		ldap.NeverDerefAliases, 1, 0, false, "(objectClass=*)",
-		[]string{"defaultNamingContext", "configurationNamingContext", "dnsHostName", "serverName",
-			"domainFunctionality", "supportedControl", "supportedLDAPVersion"}, nil))
+	res, dc, err := cl.search(ctx, "ldapx.RootDSE", rootDSERequest())
 	if err != nil {
 		return nil, err
 	}
+	r, err := parseRootDSE(res, dc)
+	if err != nil {
+		return nil, err
+	}
+	cl.setRootDSE(r)
+	return r, nil
+}
+
+// readRootDSE is a DC probe: it reads the rootDSE on c and caches it.
+func (cl *Client) readRootDSE(ctx context.Context, c *conn) error {
+	var res *ldap.SearchResult
+	err := c.do(ctx, cl.cfg.DialTimeout, func(l *ldap.Conn) error {
+		var err error
+		res, err = l.Search(rootDSERequest())
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	r, err := parseRootDSE(res, c.srv.url.raw)
+	if err != nil {
+		return err
+	}
+	cl.setRootDSE(r)
+	return nil
+}
+
+func (cl *Client) setRootDSE(r *RootDSE) {
+	cl.mu.Lock()
+	cl.rootDSE = r
+	cl.mu.Unlock()
+}
+
+func rootDSERequest() *ldap.SearchRequest {
+	return ldap.NewSearchRequest("", ldap.ScopeBaseObject, ldap.NeverDerefAliases, 1, 0, false, "(objectClass=*)",
+		[]string{"defaultNamingContext", "configurationNamingContext", "dnsHostName", "serverName",
+			"domainFunctionality", "supportedControl", "supportedLDAPVersion"}, nil)
+}
+
+// parseRootDSE reads the one entry of a rootDSE search answered by dc.
+func parseRootDSE(res *ldap.SearchResult, dc string) (*RootDSE, error) {
 	if len(res.Entries) != 1 {
 		return nil, &Error{Op: "ldapx.RootDSE", Kind: KindOther, DC: dc, Err: errNoRootDSE}
 	}
 	e := res.Entries[0]
-	r := &RootDSE{
+	return &RootDSE{
 		DefaultNamingContext:       e.GetAttributeValue("defaultNamingContext"),
 		ConfigurationNamingContext: e.GetAttributeValue("configurationNamingContext"),
 		DNSHostName:                e.GetAttributeValue("dnsHostName"),
@@ -62,11 +101,7 @@ func (cl *Client) RootDSE(ctx context.Context) (*RootDSE, error) {
 		SupportedControls:          e.GetAttributeValues("supportedControl"),
 		SupportedLDAPVersions:      e.GetAttributeValues("supportedLDAPVersion"),
 		DC:                         dc,
-	}
-	cl.mu.Lock()
-	cl.rootDSE = r
-	cl.mu.Unlock()
-	return r, nil
+	}, nil
 }
 
 // CachedRootDSE returns the rootDSE read last, or nil before the first

@@ -2,9 +2,8 @@ package ldapx
 
 import (
 	"bytes"
-	"context"
+	"crypto/x509"
 	"errors"
-	"net"
 	"slices"
 	"strings"
 	"testing"
@@ -112,63 +111,6 @@ func TestBackoffDefault(t *testing.T) {
 	}
 }
 
-type fakeResolver struct {
-	srvs []*net.SRV
-	err  error
-	name string
-}
-
-func (f *fakeResolver) LookupSRV(_ context.Context, service, proto, name string) (string, []*net.SRV, error) {
-	f.name = "_" + service + "._" + proto + "." + name
-	return "", f.srvs, f.err
-}
-
-func TestDiscover(t *testing.T) {
-	r := &fakeResolver{srvs: []*net.SRV{
-		{Target: "dc3.example.test.", Priority: 10, Weight: 100},
-		{Target: "dc1.example.test.", Priority: 0, Weight: 10},
-		{Target: "dc2.example.test.", Priority: 0, Weight: 50},
-	}}
-	got, err := Discover(context.Background(), r, "example.test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if r.name != "_ldap._tcp.dc._msdcs.example.test" {
-		t.Errorf("looked up %s", r.name)
-	}
-	want := []string{"ldaps://dc2.example.test:636", "ldaps://dc1.example.test:636", "ldaps://dc3.example.test:636"}
-	if !slices.Equal(got, want) {
-		t.Fatalf("got %v, want %v", got, want)
-	}
-	if _, err := Discover(context.Background(), &fakeResolver{err: errors.New("nxdomain")}, "x"); err == nil {
-		t.Fatal("lookup failure not reported")
-	}
-	if _, err := Discover(context.Background(), &fakeResolver{srvs: []*net.SRV{{Target: "."}}}, "x"); err == nil {
-		t.Fatal("empty answer not reported")
-	}
-}
-
-func TestClientServersFromDiscovery(t *testing.T) {
-	r := &fakeResolver{srvs: []*net.SRV{{Target: "dc9.example.test.", Port: 389}, {Target: "static.example.test"}}}
-	cl, err := New(Config{Servers: []string{"ldaps://static.example.test"}, Domain: "example.test", Discover: true,
-		Resolver: r, BindDN: "svc", BindPassword: "x"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	servers, err := cl.servers(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	var urls []string
-	for _, s := range servers {
-		urls = append(urls, s.url.raw)
-	}
-	want := []string{"ldaps://static.example.test", "ldaps://dc9.example.test:636"}
-	if !slices.Equal(urls, want) {
-		t.Fatalf("servers %v, want %v (static first, duplicates dropped)", urls, want)
-	}
-}
-
 func TestConfigValidateListsEveryProblem(t *testing.T) {
 	c := Config{Servers: []string{"http://x", "ldaps://", "ldaps://ok:636/path"}, CAFile: "/nonexistent/ca.pem"}
 	err := c.Validate()
@@ -181,7 +123,7 @@ func TestConfigValidateListsEveryProblem(t *testing.T) {
 			t.Errorf("missing %q in:\n%s", want, msg)
 		}
 	}
-	if err := (&Config{Domain: "x.test", Discover: true, BindDN: "a", BindPassword: "b"}).Validate(); err != nil {
+	if err := (&Config{Domain: "x.test", Discover: true, BindDN: "a", BindPassword: "b", RootCAs: x509.NewCertPool()}).Validate(); err != nil {
 		t.Errorf("discovery-only config refused: %v", err)
 	}
 }

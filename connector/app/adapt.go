@@ -20,7 +20,7 @@ func healthDCs(servers []ldapx.ServerStatus) []health.DC {
 	out := make([]health.DC, len(servers))
 	for i, s := range servers {
 		out[i] = health.DC{
-			URL: s.URL, Healthy: s.Healthy, LastOK: s.LastOK, Latency: s.BindLatency,
+			URL: s.URL, State: string(s.State), LastOK: s.LastOK, LastProbe: s.LastProbe, Latency: s.BindLatency,
 			LastError: s.LastError, Failures: s.Failures,
 		}
 	}
@@ -53,7 +53,7 @@ func metricsQueue(h servicebus.Health) metrics.Queue {
 func metricsDCs(servers []ldapx.ServerStatus) []metrics.DC {
 	out := make([]metrics.DC, len(servers))
 	for i, s := range servers {
-		out[i] = metrics.DC{URL: s.URL, Healthy: s.Healthy, Failures: s.Failures, BindLatency: s.BindLatency}
+		out[i] = metrics.DC{URL: s.URL, State: string(s.State), Failures: s.Failures, BindLatency: s.BindLatency}
 	}
 	return out
 }

@@ -16,9 +16,10 @@ import (
 var t0 = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 
 func TestAdapters(t *testing.T) {
-	dcs := healthDCs([]ldapx.ServerStatus{{URL: "ldaps://dc1", Healthy: false, LastOK: t0, LastError: "refused",
-		Failures: 2, BindLatency: 3 * time.Millisecond}})
-	want := health.DC{URL: "ldaps://dc1", LastOK: t0, Latency: 3 * time.Millisecond, LastError: "refused", Failures: 2}
+	dcs := healthDCs([]ldapx.ServerStatus{{URL: "ldaps://dc1", State: ldapx.DCDown, LastOK: t0, LastProbe: t0.Add(time.Second),
+		LastError: "refused", Failures: 2, BindLatency: 3 * time.Millisecond}})
+	want := health.DC{URL: "ldaps://dc1", State: health.DCDown, LastOK: t0, LastProbe: t0.Add(time.Second),
+		Latency: 3 * time.Millisecond, LastError: "refused", Failures: 2}
 	if len(dcs) != 1 || dcs[0] != want {
 		t.Errorf("healthDCs = %+v", dcs)
 	}
@@ -37,8 +38,8 @@ func TestAdapters(t *testing.T) {
 		Abandoned: 2, DeadLettered: 1, LockLost: 1, SettleErrors: 4, LockRenewals: 7, LastReceive: t0}) {
 		t.Errorf("metricsQueue = %+v", mq)
 	}
-	md := metricsDCs([]ldapx.ServerStatus{{URL: "ldaps://dc2", Healthy: true, Failures: 1, BindLatency: time.Millisecond}})
-	if len(md) != 1 || md[0] != (metrics.DC{URL: "ldaps://dc2", Healthy: true, Failures: 1, BindLatency: time.Millisecond}) {
+	md := metricsDCs([]ldapx.ServerStatus{{URL: "ldaps://dc2", State: ldapx.DCUp, Failures: 1, BindLatency: time.Millisecond}})
+	if len(md) != 1 || md[0] != (metrics.DC{URL: "ldaps://dc2", State: "up", Failures: 1, BindLatency: time.Millisecond}) {
 		t.Errorf("metricsDCs = %+v", md)
 	}
 }

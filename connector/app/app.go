@@ -51,8 +51,8 @@ type Deps struct {
 	Clock clockwork.Clock
 	// Version is shown on the status page.
 	Version string
-	// ProbeInterval is how often idle DCs are checked for readiness
-	// (default 15s).
+	// ProbeInterval, when set, replaces every domain's dc_probe_interval
+	// (tests probe faster).
 	ProbeInterval time.Duration
 	// WrapReporter, when set, wraps the result reporter (tests simulate a
 	// crash between journaling a result and settling the message).
@@ -79,7 +79,6 @@ type App struct {
 	dials       *servicebus.DialTracker
 	replies     *servicebus.ReplySender
 	closers     []func() error
-	probeEvery  time.Duration
 	clock       clockwork.Clock
 }
 
@@ -99,7 +98,7 @@ func NewLogger(c config.Log, w io.Writer) *slog.Logger {
 // method, in the order the components depend on each other.
 func Build(ctx context.Context, cfg *config.Config, deps Deps) (a *App, err error) {
 	deps.setDefaults()
-	built := &App{Cfg: cfg, Log: deps.Logger, Domains: map[string]*ldapx.Client{}, probeEvery: deps.ProbeInterval,
+	built := &App{Cfg: cfg, Log: deps.Logger, Domains: map[string]*ldapx.Client{},
 		clock: deps.Clock}
 	a = built
 	defer func() {
@@ -164,9 +163,6 @@ func (d *Deps) setDefaults() {
 	if d.Clock == nil {
 		d.Clock = clockwork.NewRealClock()
 	}
-	if d.ProbeInterval <= 0 {
-		d.ProbeInterval = 15 * time.Second
-	}
 }
 
 // loadKeys reads the connector's private keys and the trusted senders'
@@ -223,7 +219,11 @@ func (a *App) openStores(deps Deps) (err error) {
 func (a *App) buildDomains(deps Deps) ([]*engine.Domain, error) {
 	var domains []*engine.Domain
 	for _, d := range a.Cfg.Domains {
-		cl, err := NewDirectory(d, deps.Logger)
+		dd := *d
+		if deps.ProbeInterval > 0 {
+			dd.DCProbeInterval = deps.ProbeInterval
+		}
+		cl, err := NewDirectory(&dd, deps.Logger)
 		if err != nil {
 			return nil, err
 		}
@@ -314,7 +314,7 @@ func (a *App) Run(ctx context.Context) error {
 		return err
 	}
 	var wg sync.WaitGroup
-	for _, f := range []func(context.Context){a.sweep, a.serveHTTP, func(ctx context.Context) { a.probeDCs(ctx, a.probeEvery) }} {
+	for _, f := range []func(context.Context){a.sweep, a.serveHTTP, a.probeDCs} {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

@@ -15,11 +15,11 @@ import (
 // dial).
 func NewDirectory(d *config.Domain, log *slog.Logger) (*ldapx.Client, error) {
 	cl, err := ldapx.New(ldapx.Config{
-		Servers: d.Servers, Domain: d.Name, Discover: d.Discover,
+		Servers: d.Servers, Domain: d.Name, Discover: d.Discover, DiscoverAllow: d.DiscoverAllow,
 		BindDN: d.Bind.DN, BindPassword: d.Bind.Password,
 		CAFile: d.TLS.CAFile, ServerName: d.TLS.ServerName, InsecureSkipVerify: d.TLS.InsecureSkipVerify,
 		BaseDN: d.BaseDN, PoolSize: d.PoolSize, DialTimeout: d.DialTimeout, OpTimeout: d.OpTimeout,
-		PolicyRefresh: d.PolicyRefresh, Logger: log.With("domain", d.Name),
+		PolicyRefresh: d.PolicyRefresh, ProbeInterval: d.DCProbeInterval, Logger: log.With("domain", d.Name),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("domain %s: %w", d.Name, err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"sync"
 	"time"
 
 	"github.com/jonboulle/clockwork"
@@ -91,26 +92,19 @@ func (a *App) Snapshot(ctx context.Context) health.Snapshot {
 	return s
 }
 
-// probeDCs keeps the DC health fresh while the queue is quiet: each domain
-// is pinged every interval (a pooled connection is reused, so this costs a
-// rootDSE read).
-func (a *App) probeDCs(ctx context.Context, every time.Duration) {
-	t := a.clock.NewTicker(every)
-	defer t.Stop()
-	for {
-		for name, cl := range a.Domains {
-			pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-			if err := cl.Ping(pctx); err != nil && ctx.Err() == nil {
-				a.Log.Warn("domain controller check failed", "domain", name, "err", err)
-			}
-			cancel()
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.Chan():
-		}
+// probeDCs probes every DC of every domain on its domain's schedule
+// (domains[].dc_probe_interval), each with its own client's connection
+// logic, until ctx ends: see ldapx.Client.ProbeDCs.
+func (a *App) probeDCs(ctx context.Context) {
+	var wg sync.WaitGroup
+	for _, cl := range a.Domains {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cl.RunProbes(ctx)
+		}()
 	}
+	wg.Wait()
 }
 
 // serveHTTP runs the health listener until ctx ends.

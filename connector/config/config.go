@@ -52,8 +52,12 @@ type Domain struct {
 	UPNSuffixes []string `yaml:"upn_suffixes"`
 	// Servers: ldaps://host[:636] or ldap://host[:389] (StartTLS), tried in order.
 	Servers []string `yaml:"servers"`
-	// Discover adds DCs from DNS SRV _ldap._tcp.dc._msdcs.<name>.
+	// Discover adds DCs from DNS SRV _ldap._tcp.dc._msdcs.<name>: only
+	// targets that are the domain or under it, or under a DiscoverAllow
+	// entry, each checked against tls.ca_file (required) and by its
+	// rootDSE before the bind (ldapx.Config.Discover).
 	Discover      bool          `yaml:"discover"`
+	DiscoverAllow []string      `yaml:"discover_allow"`
 	Bind          Bind          `yaml:"bind"`
 	TLS           TLS           `yaml:"tls"`
 	BaseDN        string        `yaml:"base_dn"`
@@ -61,8 +65,12 @@ type Domain struct {
 	DialTimeout   time.Duration `yaml:"dial_timeout"`
 	OpTimeout     time.Duration `yaml:"operation_timeout"`
 	PolicyRefresh time.Duration `yaml:"policy_refresh"`
-	Scope         Scope         `yaml:"scope"`
-	OrgPolicy     OrgPolicy     `yaml:"org_policy"`
+	// DCProbeInterval is how often each DC (listed or discovered) is
+	// probed with a rootDSE read over the pool's TLS and bind, so that
+	// /readyz, /status and the DC-up metric say what was seen.
+	DCProbeInterval time.Duration `yaml:"dc_probe_interval"`
+	Scope           Scope         `yaml:"scope"`
+	OrgPolicy       OrgPolicy     `yaml:"org_policy"`
 }
 
 // Bind is the service account.
@@ -76,7 +84,11 @@ type Bind struct {
 
 // TLS is how DC certificates are verified.
 type TLS struct {
-	CAFile     string `yaml:"ca_file"`
+	// CAFile holds the roots DC certificates must chain to (empty: the
+	// system's; required with discover).
+	CAFile string `yaml:"ca_file"`
+	// ServerName overrides the name checked in the certificates of the
+	// servers listed (never of a discovered DC).
 	ServerName string `yaml:"server_name"`
 	// InsecureSkipVerify turns verification off. For labs only; logged loudly.
 	InsecureSkipVerify bool `yaml:"insecure_skip_verify"`

@@ -18,7 +18,7 @@ func Defaults() Config {
 	return Config{
 		Domains: []*Domain{{
 			PoolSize: ldapx.DefaultPoolSize, DialTimeout: ldapx.DefaultDialTimeout, OpTimeout: ldapx.DefaultOpTimeout,
-			PolicyRefresh: ldapx.DefaultPolicyRefresh,
+			PolicyRefresh: ldapx.DefaultPolicyRefresh, DCProbeInterval: ldapx.DefaultProbeInterval,
 		}},
 		Queue: Queue{
 			Auth: "connection_string", Transport: "amqp",

@@ -7,9 +7,11 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/go-ldap/ldap/v3"
 
+	"github.com/adwriteback/adwriteback/ldapx"
 	"github.com/adwriteback/adwriteback/relay/proxy"
 	"github.com/adwriteback/adwriteback/relay/servicebus"
 )
@@ -131,6 +133,7 @@ func (d *Domain) validate(p string, add addFunc, env Env) {
 	}
 	d.Bind.Password = secret(p+".bind", "password", d.Bind.PasswordFile, d.Bind.PasswordEnv, true, env, add)
 	trusted(p+".tls.ca_file", d.TLS.CAFile, trustAnchor, add)
+	d.validateDiscovery(p, add)
 	if len(d.Scope.OUs) == 0 {
 		add(p+".scope.ous", "list the OUs the connector may write (least privilege: no default)")
 	}
@@ -143,6 +146,9 @@ func (d *Domain) validate(p string, add addFunc, env Env) {
 	groupDNs(p+".scope.tier0_groups", d.Scope.Tier0Groups, add)
 	if d.PoolSize < 0 || d.PoolSize > 64 {
 		add(p+".pool_size", "must be between 1 and 64")
+	}
+	if d.DCProbeInterval < time.Second {
+		add(p+".dc_probe_interval", "must be at least 1s")
 	}
 	if d.OrgPolicy.MinLength < 0 || d.OrgPolicy.MinLength > 256 {
 		add(p+".org_policy.min_length", "must be between 0 and 256")
@@ -158,6 +164,32 @@ func groupDNs(path string, dns []string, add addFunc) {
 	for j, dn := range dns {
 		if d, err := ldap.ParseDN(dn); err != nil || len(d.RDNs) == 0 {
 			add(fmt.Sprintf("%s[%d]", path, j), "%q is not a DN", dn)
+		}
+	}
+}
+
+// validateDiscovery: a DC found in DNS is trusted only through the
+// domain's own CA (never the system roots, never unverified), and only
+// under the domain or an allowed name.
+func (d *Domain) validateDiscovery(p string, add addFunc) {
+	if !d.Discover {
+		if len(d.DiscoverAllow) > 0 {
+			add(p+".discover_allow", "applies only with discover: true")
+		}
+		return
+	}
+	if d.TLS.CAFile == "" {
+		add(p+".tls.ca_file", "required with discover: a DC found in DNS must have a certificate from the domain's CA (the system roots are never trusted for it)")
+	}
+	if d.TLS.InsecureSkipVerify {
+		add(p+".tls.insecure_skip_verify", "not allowed with discover: a DC found in DNS must prove its name")
+	}
+	if d.Name != "" && !ldapx.IsDNSName(d.Name) {
+		add(p+".name", "%q is not a DNS name (discover looks up _ldap._tcp.dc._msdcs.<name>)", d.Name)
+	}
+	for j, a := range d.DiscoverAllow {
+		if !ldapx.IsDNSName(a) {
+			add(fmt.Sprintf("%s.discover_allow[%d]", p, j), "%q is not a DNS name (an IP address never is)", a)
 		}
 	}
 }

@@ -156,8 +156,17 @@ func sourceOf(key, file, env string) string {
 func checkDomain(ctx context.Context, opts Options, i int, d *config.Domain) []Check {
 	tlsSet := TLSSettings{CAFile: d.TLS.CAFile, ServerName: d.TLS.ServerName, Insecure: d.TLS.InsecureSkipVerify}
 	acct := Account{DN: d.Bind.DN, PasswordSource: passwordSource(i, d)}
-	out, urls := discoverDCs(ctx, opts, d)
-	checks, good, root, cl := checkDCs(ctx, opts, d, urls, tlsSet, acct)
+	out, found := discoverDCs(ctx, opts, d)
+	checks, good, root, cl := checkDCs(ctx, opts, d, d.Servers, tlsSet, acct)
+	out = append(out, checks...)
+	discovered := tlsSet
+	discovered.ServerName, discovered.Discovered = "", true
+	checks, good2, root2, cl2 := checkDCs(ctx, opts, d, found, discovered, acct)
+	if good == nil {
+		good, root, cl, tlsSet = good2, root2, cl2, discovered
+	} else if cl2 != nil {
+		cl2.Close()
+	}
 	out = append(out, checks...)
 	if good == nil {
 		return append(out, skip("directory checks", d.Name, "no DC of this domain accepted the service account's bind: policy and rights checks were not run"))
@@ -167,21 +176,26 @@ func checkDomain(ctx context.Context, opts Options, i int, d *config.Domain) []C
 	return append(out, CheckScopeGroups(ctx, cl, i, d, opts.Timeout)...)
 }
 
-// discoverDCs returns the domain's configured DCs plus, with discover set,
-// those DNS advertises, and the discovery's check.
+// discoverDCs returns, with discover set, the DCs DNS advertises under
+// the domain or an allowed name, and the discovery's checks.
 func discoverDCs(ctx context.Context, opts Options, d *config.Domain) ([]Check, []string) {
-	urls := append([]string(nil), d.Servers...)
 	if !d.Discover {
-		return nil, urls
+		return nil, nil
 	}
 	dctx, cancel := context.WithTimeout(ctx, opts.Timeout)
-	found, err := ldapx.Discover(dctx, opts.Resolver, d.Name)
+	found, err := ldapx.Discover(dctx, opts.Resolver, d.Name, d.DiscoverAllow)
 	cancel()
-	if err != nil {
-		return []Check{warn("dc discovery", d.Name, fmt.Sprintf("DNS SRV _ldap._tcp.dc._msdcs.%s failed: %v", d.Name, err),
-			"point this host's DNS at the domain's DNS servers, or list the DCs in domains[].servers and set discover: false")}, urls
+	var out []Check
+	if len(found.Dropped) > 0 {
+		out = append(out, warn("dc discovery", d.Name,
+			fmt.Sprintf("DNS SRV targets neither under %s nor in discover_allow were dropped (never dialled): %s", d.Name, strings.Join(found.Dropped, ", ")),
+			"if these are your DCs, list their names (or their zone) in domains[].discover_allow; otherwise find out who published them"))
 	}
-	return []Check{ok("dc discovery", d.Name, "%d DC(s) advertised: %s", len(found), strings.Join(found, ", "))}, append(urls, found...)
+	if err != nil {
+		return append(out, warn("dc discovery", d.Name, fmt.Sprintf("DNS SRV _ldap._tcp.dc._msdcs.%s failed: %v", d.Name, err),
+			"point this host's DNS at the domain's DNS servers, or list the DCs in domains[].servers and set discover: false")), nil
+	}
+	return append(out, ok("dc discovery", d.Name, "%d DC(s) advertised: %s", len(found.URLs), strings.Join(found.URLs, ", "))), found.URLs
 }
 
 // checkDCs checks every DC (TLS, trust, expiry, bind) and returns the first
@@ -280,6 +294,7 @@ func checkDC(ctx context.Context, opts Options, s server, d *config.Domain, t TL
 	cl, err := ldapx.New(ldapx.Config{
 		Servers: []string{s.URL}, BindDN: d.Bind.DN, BindPassword: d.Bind.Password,
 		CAFile: t.CAFile, ServerName: t.ServerName, InsecureSkipVerify: t.Insecure,
+		Domain: d.Name, CheckIdentity: t.Discovered,
 		DialTimeout: opts.Timeout, OpTimeout: opts.Timeout, PoolSize: 1, Dialer: opts.Dialer,
 		Backoff: &backoff.ExponentialBackOff{InitialInterval: time.Millisecond, Multiplier: 1, MaxInterval: time.Millisecond}, Logger: opts.Logger,
 	})

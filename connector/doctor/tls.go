@@ -74,6 +74,10 @@ type TLSSettings struct {
 	CAFile     string
 	ServerName string
 	Insecure   bool
+	// Discovered: the DC was found in DNS, so it is checked as the
+	// connector checks one (its own name, never ServerName; its rootDSE
+	// before the bind).
+	Discovered bool
 }
 
 // roots returns the trust anchors: the CA file's, or the system's (nil).

@@ -32,8 +32,8 @@ func realistic(now time.Time) (Snapshot, []audit.Record) {
 		Domains: []Domain{{
 			Name: "corp.example",
 			DCs: []DC{
-				{URL: "ldaps://dc1.corp.example:636", Healthy: true, LastOK: now.Add(-4 * time.Second), Latency: 9 * time.Millisecond},
-				{URL: "ldaps://dc2.corp.example:636", Healthy: false, LastOK: now.Add(-26 * time.Minute),
+				{URL: "ldaps://dc1.corp.example:636", State: "up", LastOK: now.Add(-4 * time.Second), Latency: 9 * time.Millisecond},
+				{URL: "ldaps://dc2.corp.example:636", State: "down", LastOK: now.Add(-26 * time.Minute),
 					LastError: "dial tcp 10.20.0.12:636: connect: connection refused", Failures: 7},
 			},
 			PolicyHintsKnown: true, PolicyHints: true,

@@ -163,7 +163,7 @@ func TestReadyz(t *testing.T) {
 	}
 
 	// A DC of two down: still 200, degraded.
-	f.state.set(func(s *Snapshot) { s.Domains[0].DCs[0].Healthy = false })
+	f.state.set(func(s *Snapshot) { s.Domains[0].DCs[0].State = "down" })
 	resp, body = get(t, f.srv.URL+"/readyz")
 	if resp.StatusCode != http.StatusOK || decode(body).Status != StatusDegraded {
 		t.Fatalf("/readyz one DC down = %d\n%s", resp.StatusCode, body)
@@ -248,7 +248,7 @@ func TestStatusPage(t *testing.T) {
 	f.m.Command("reset", "succeeded", 20*time.Millisecond)
 	f.m.Command("reset", "succeeded", 20*time.Millisecond)
 	f.state.set(func(s *Snapshot) {
-		s.Domains[0].DCs[1].Healthy = false
+		s.Domains[0].DCs[1].State = "down"
 		s.Domains[0].DCs[1].LastError = "dial tcp 10.0.0.2:636: i/o timeout"
 	})
 

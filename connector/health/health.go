@@ -74,13 +74,23 @@ type Domain struct {
 
 // DC is one domain controller as the LDAP pool last saw it.
 type DC struct {
-	URL       string
-	Healthy   bool
-	LastOK    time.Time     // last successful bind or operation
-	Latency   time.Duration // last bind latency
-	LastError string
-	Failures  int // consecutive
+	URL string
+	// State is DCUp only when the DC's last probe or use succeeded;
+	// DCDown after a failure; DCUnknown (or empty) before either.
+	State     string
+	LastOK    time.Time     // last successful bind, probe or operation
+	LastProbe time.Time     // zero before the first probe
+	Latency   time.Duration // of the last successful bind or probe
+	LastError string        // user-safe: the decoded error, never a password
+	Failures  int           // consecutive
 }
+
+// The states of a DC.
+const (
+	DCUnknown = "unknown"
+	DCUp      = "up"
+	DCDown    = "down"
+)
 
 // Queue is the message source's receive link.
 type Queue struct {
@@ -120,6 +130,9 @@ type Check struct {
 	// Optional facts, per kind.
 	LastOK    time.Time `json:"last_ok,omitzero"`
 	LatencyMS float64   `json:"latency_ms,omitzero"`
+	// State and LastProbe are a DC's: up, down or unknown.
+	State     string    `json:"state,omitempty"`
+	LastProbe time.Time `json:"last_probe,omitzero"`
 	NotAfter  time.Time `json:"not_after,omitzero"`
 	DaysLeft  *int      `json:"days_left,omitempty"`
 }
@@ -180,45 +193,12 @@ func domainChecks(domains []Domain) []Check {
 		}
 		up := 0
 		for _, dc := range d.DCs {
-			if dc.Healthy {
+			if dc.State == DCUp {
 				up++
 			}
 		}
 		for _, dc := range d.DCs {
-			name := "dc:" + dc.URL
-			var c Check
-			if dc.Healthy {
-				detail := "reachable"
-				if !dc.LastOK.IsZero() {
-					detail = "last bind " + dc.LastOK.UTC().Format(time.RFC3339)
-				}
-				if dc.Latency > 0 {
-					detail += fmt.Sprintf(", bind latency %s", roundDuration(dc.Latency))
-				}
-				c = ok(name, "dc", detail)
-			} else {
-				sev := SeverityWarning
-				var why string
-				if up == 0 {
-					sev = SeverityCritical
-					why = fmt.Sprintf("down, and no other domain controller of %s is up", label)
-				} else {
-					why = fmt.Sprintf("down; %d of %d domain controllers of %s still up", up, len(d.DCs), label)
-				}
-				if dc.Failures > 0 {
-					why += fmt.Sprintf(" (%d consecutive %s)", dc.Failures, map[bool]string{true: "failure", false: "failures"}[dc.Failures == 1])
-				}
-				if dc.LastError != "" {
-					why += ": " + dc.LastError
-				}
-				if !dc.LastOK.IsZero() {
-					why += "; last bind " + dc.LastOK.UTC().Format(time.RFC3339)
-				}
-				c = bad(name, "dc", sev, why)
-			}
-			c.LastOK = dc.LastOK
-			c.LatencyMS = float64(dc.Latency.Microseconds()) / 1000
-			out = append(out, c)
+			out = append(out, dcCheck(dc, up, len(d.DCs), label))
 		}
 		name := "policy_hints:" + label
 		switch {
@@ -234,6 +214,57 @@ func domainChecks(domains []Domain) []Check {
 		}
 	}
 	return out
+}
+
+// dcCheck grades one DC of a domain where up of total DCs are up: only an
+// up DC is OK; a down or unknown one is critical when no DC of its domain
+// is up, else a warning. The detail starts with the state.
+func dcCheck(dc DC, up, total int, label string) Check {
+	name := "dc:" + dc.URL
+	state := dc.State
+	if state == "" {
+		state = DCUnknown
+	}
+	var c Check
+	if state == DCUp {
+		c = ok(name, "dc", "up"+dcFacts(dc))
+	} else {
+		sev, why := SeverityWarning, fmt.Sprintf("%s; %d of %d domain controllers of %s up", state, up, total, label)
+		if up == 0 {
+			sev, why = SeverityCritical, fmt.Sprintf("%s, and no other domain controller of %s is up", state, label)
+		}
+		if state == DCUnknown {
+			why += " (not probed yet)"
+		}
+		if dc.Failures > 0 {
+			why += fmt.Sprintf(" (%d consecutive %s)", dc.Failures, map[bool]string{true: "failure", false: "failures"}[dc.Failures == 1])
+		}
+		if dc.LastError != "" {
+			why += ": " + dc.LastError
+		}
+		c = bad(name, "dc", sev, why+dcFacts(dc))
+	}
+	c.State, c.LastOK, c.LastProbe = state, dc.LastOK, dc.LastProbe
+	c.LatencyMS = float64(dc.Latency.Microseconds()) / 1000
+	return c
+}
+
+// dcFacts: "; last probe ..., latency ..., last up ..." as far as known.
+func dcFacts(dc DC) string {
+	var f []string
+	if !dc.LastProbe.IsZero() {
+		f = append(f, "last probe "+dc.LastProbe.UTC().Format(time.RFC3339))
+	}
+	if dc.Latency > 0 && dc.State == DCUp {
+		f = append(f, "latency "+roundDuration(dc.Latency).String())
+	}
+	if !dc.LastOK.IsZero() {
+		f = append(f, "last up "+dc.LastOK.UTC().Format(time.RFC3339))
+	}
+	if len(f) == 0 {
+		return ""
+	}
+	return "; " + strings.Join(f, ", ")
 }
 
 func queueCheck(q Queue) Check {

@@ -17,8 +17,8 @@ func healthy() Snapshot {
 		Domains: []Domain{{
 			Name: "corp.example",
 			DCs: []DC{
-				{URL: "ldaps://dc1.corp.example:636", Healthy: true, LastOK: t0.Add(-time.Minute), Latency: 12 * time.Millisecond},
-				{URL: "ldaps://dc2.corp.example:636", Healthy: true, LastOK: t0.Add(-2 * time.Minute), Latency: 15 * time.Millisecond},
+				{URL: "ldaps://dc1.corp.example:636", State: "up", LastOK: t0.Add(-time.Minute), Latency: 12 * time.Millisecond},
+				{URL: "ldaps://dc2.corp.example:636", State: "up", LastOK: t0.Add(-2 * time.Minute), Latency: 15 * time.Millisecond},
 			},
 			PolicyHintsKnown: true, PolicyHints: true,
 		}},
@@ -61,7 +61,7 @@ func TestEvaluate(t *testing.T) {
 			mutate: func(s *Snapshot) {},
 			ready:  true, status: StatusReady,
 			want: []want{
-				{"dc:ldaps://dc1.corp.example:636", SeverityOK, "last bind 2026-03-01T11:59:00Z, bind latency 12ms"},
+				{"dc:ldaps://dc1.corp.example:636", SeverityOK, "up; latency 12ms, last up 2026-03-01T11:59:00Z"},
 				{"queue:writeback", SeverityOK, "receive link up"},
 				{"keys", SeverityOK, "2 connector key(s), 1 sender key(s)"},
 				{"journal", SeverityOK, "/var/lib/adwriteback/journal.db writable"},
@@ -72,25 +72,50 @@ func TestEvaluate(t *testing.T) {
 		{
 			name: "one of two DCs down is a warning",
 			mutate: func(s *Snapshot) {
-				s.Domains[0].DCs[1] = DC{URL: "ldaps://dc2.corp.example:636", LastError: "dial tcp: connection refused", Failures: 4}
+				s.Domains[0].DCs[1] = DC{URL: "ldaps://dc2.corp.example:636", State: DCDown, LastError: "dial tcp: connection refused",
+					Failures: 4, LastProbe: t0.Add(-time.Second)}
 			},
 			ready: true, status: StatusDegraded,
 			want: []want{
 				{"dc:ldaps://dc1.corp.example:636", SeverityOK, ""},
-				{"dc:ldaps://dc2.corp.example:636", SeverityWarning, "1 of 2 domain controllers of corp.example still up (4 consecutive failures): dial tcp: connection refused"},
+				{"dc:ldaps://dc2.corp.example:636", SeverityWarning, "down; 1 of 2 domain controllers of corp.example up (4 consecutive failures): dial tcp: connection refused; last probe 2026-03-01T11:59:59Z"},
 			},
 		},
 		{
 			name: "every DC down is not ready",
 			mutate: func(s *Snapshot) {
 				for i := range s.Domains[0].DCs {
-					s.Domains[0].DCs[i].Healthy = false
+					s.Domains[0].DCs[i].State = "down"
 				}
 			},
 			ready: false, status: StatusNotReady,
 			want: []want{
-				{"dc:ldaps://dc1.corp.example:636", SeverityCritical, "no other domain controller of corp.example is up; last bind 2026-03-01T11:59:00Z"},
+				{"dc:ldaps://dc1.corp.example:636", SeverityCritical, "down, and no other domain controller of corp.example is up; last up 2026-03-01T11:59:00Z"},
 				{"dc:ldaps://dc2.corp.example:636", SeverityCritical, "down"},
+			},
+		},
+		{
+			name: "a DC never probed is unknown, not up",
+			mutate: func(s *Snapshot) {
+				s.Domains[0].DCs[1] = DC{URL: "ldaps://dc2.corp.example:636", State: DCUnknown}
+			},
+			ready: true, status: StatusDegraded,
+			want: []want{
+				{"dc:ldaps://dc1.corp.example:636", SeverityOK, "up"},
+				{"dc:ldaps://dc2.corp.example:636", SeverityWarning, "unknown; 1 of 2 domain controllers of corp.example up (not probed yet)"},
+			},
+		},
+		{
+			name: "no DC probed yet is not ready",
+			mutate: func(s *Snapshot) {
+				for i := range s.Domains[0].DCs {
+					s.Domains[0].DCs[i] = DC{URL: s.Domains[0].DCs[i].URL}
+				}
+			},
+			ready: false, status: StatusNotReady,
+			want: []want{
+				{"dc:ldaps://dc1.corp.example:636", SeverityCritical, "unknown, and no other domain controller of corp.example is up (not probed yet)"},
+				{"dc:ldaps://dc2.corp.example:636", SeverityCritical, "unknown"},
 			},
 		},
 		{

@@ -267,36 +267,54 @@ adwriteback_queue_last_receive_timestamp_seconds 1.7000000005e+09
 func TestWatchDCs(t *testing.T) {
 	m, reg := newTest(t)
 	corp := []DC{
-		{URL: "ldaps://dc1.corp.example:636", Healthy: true, BindLatency: 12 * time.Millisecond},
-		{URL: "ldaps://dc2.corp.example:636", Healthy: false, Failures: 3},
+		{URL: "ldaps://dc1.corp.example:636", State: "up", BindLatency: 12 * time.Millisecond},
+		{URL: "ldaps://dc2.corp.example:636", State: "down", Failures: 3},
+		{URL: "ldaps://dc3.corp.example:636"},
 	}
 	if err := m.WatchDCs("corp.example", func() []DC { return corp }); err != nil {
 		t.Fatal(err)
 	}
 	if err := m.WatchDCs("emea.corp.example", func() []DC {
-		return []DC{{URL: "ldaps://dc1.emea.corp.example", Healthy: true}}
+		return []DC{{URL: "ldaps://dc1.emea.corp.example", State: "up"}}
 	}); err != nil {
 		t.Fatal(err)
 	}
 	want := `
-# HELP adwriteback_ldap_dc_up Whether the domain controller's last connection attempt succeeded (1) or not (0).
+# HELP adwriteback_ldap_dc_up 1 when the domain controller's last probe or use succeeded; 0 when it failed or the DC was not probed yet.
 # TYPE adwriteback_ldap_dc_up gauge
 adwriteback_ldap_dc_up{dc="ldaps://dc1.corp.example:636",domain="corp.example"} 1
 adwriteback_ldap_dc_up{dc="ldaps://dc1.emea.corp.example",domain="emea.corp.example"} 1
 adwriteback_ldap_dc_up{dc="ldaps://dc2.corp.example:636",domain="corp.example"} 0
+adwriteback_ldap_dc_up{dc="ldaps://dc3.corp.example:636",domain="corp.example"} 0
+# HELP adwriteback_ldap_dc_state The domain controller's state: 1 for the current one of unknown (not probed yet), up, down.
+# TYPE adwriteback_ldap_dc_state gauge
+adwriteback_ldap_dc_state{dc="ldaps://dc1.corp.example:636",domain="corp.example",state="down"} 0
+adwriteback_ldap_dc_state{dc="ldaps://dc1.corp.example:636",domain="corp.example",state="unknown"} 0
+adwriteback_ldap_dc_state{dc="ldaps://dc1.corp.example:636",domain="corp.example",state="up"} 1
+adwriteback_ldap_dc_state{dc="ldaps://dc1.emea.corp.example",domain="emea.corp.example",state="down"} 0
+adwriteback_ldap_dc_state{dc="ldaps://dc1.emea.corp.example",domain="emea.corp.example",state="unknown"} 0
+adwriteback_ldap_dc_state{dc="ldaps://dc1.emea.corp.example",domain="emea.corp.example",state="up"} 1
+adwriteback_ldap_dc_state{dc="ldaps://dc2.corp.example:636",domain="corp.example",state="down"} 1
+adwriteback_ldap_dc_state{dc="ldaps://dc2.corp.example:636",domain="corp.example",state="unknown"} 0
+adwriteback_ldap_dc_state{dc="ldaps://dc2.corp.example:636",domain="corp.example",state="up"} 0
+adwriteback_ldap_dc_state{dc="ldaps://dc3.corp.example:636",domain="corp.example",state="down"} 0
+adwriteback_ldap_dc_state{dc="ldaps://dc3.corp.example:636",domain="corp.example",state="unknown"} 1
+adwriteback_ldap_dc_state{dc="ldaps://dc3.corp.example:636",domain="corp.example",state="up"} 0
 # HELP adwriteback_ldap_dc_consecutive_failures Consecutive connection failures to the domain controller.
 # TYPE adwriteback_ldap_dc_consecutive_failures gauge
 adwriteback_ldap_dc_consecutive_failures{dc="ldaps://dc1.corp.example:636",domain="corp.example"} 0
 adwriteback_ldap_dc_consecutive_failures{dc="ldaps://dc1.emea.corp.example",domain="emea.corp.example"} 0
 adwriteback_ldap_dc_consecutive_failures{dc="ldaps://dc2.corp.example:636",domain="corp.example"} 3
-# HELP adwriteback_ldap_dc_bind_latency_seconds Latency of the last successful bind to the domain controller.
+adwriteback_ldap_dc_consecutive_failures{dc="ldaps://dc3.corp.example:636",domain="corp.example"} 0
+# HELP adwriteback_ldap_dc_bind_latency_seconds Latency of the last successful bind or probe of the domain controller.
 # TYPE adwriteback_ldap_dc_bind_latency_seconds gauge
 adwriteback_ldap_dc_bind_latency_seconds{dc="ldaps://dc1.corp.example:636",domain="corp.example"} 0.012
 adwriteback_ldap_dc_bind_latency_seconds{dc="ldaps://dc1.emea.corp.example",domain="emea.corp.example"} 0
 adwriteback_ldap_dc_bind_latency_seconds{dc="ldaps://dc2.corp.example:636",domain="corp.example"} 0
+adwriteback_ldap_dc_bind_latency_seconds{dc="ldaps://dc3.corp.example:636",domain="corp.example"} 0
 `
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(want),
-		"adwriteback_ldap_dc_up", "adwriteback_ldap_dc_consecutive_failures", "adwriteback_ldap_dc_bind_latency_seconds"); err != nil {
+		"adwriteback_ldap_dc_up", "adwriteback_ldap_dc_state", "adwriteback_ldap_dc_consecutive_failures", "adwriteback_ldap_dc_bind_latency_seconds"); err != nil {
 		t.Error(err)
 	}
 }

@@ -27,11 +27,16 @@ type Queue struct {
 // DC is what the DC collector reads about one domain controller of a
 // domain's LDAP pool at each scrape.
 type DC struct {
-	URL         string
-	Healthy     bool
+	URL string
+	// State is "up" only when the DC's last probe or use succeeded;
+	// "down" after a failure; "unknown" before either.
+	State       string
 	Failures    int // consecutive
 	BindLatency time.Duration
 }
+
+// DCStates are the values of the state label of the DC state series.
+var DCStates = []string{"unknown", "up", "down"}
 
 // WatchQueue registers a collector that reads the message source's state
 // at every scrape. It exposes the receive link state (one series per state
@@ -103,8 +108,11 @@ func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
 }
 
 // WatchDCs registers a collector that reads the LDAP pool's view of its
-// domain controllers at every scrape, for one domain. It exposes, per DC URL: up (1 healthy, 0 not), consecutive
-// failures and the last bind latency. Call it once per domain.
+// domain controllers at every scrape, for one domain. It exposes, per DC
+// URL: up (1 only when the last probe or use succeeded: 0 when down and
+// when unknown, i.e. not probed yet), the state (one series per state in
+// DCStates, 1 for the current one), consecutive failures and the latency
+// of the last successful bind or probe. Call it once per domain.
 func (m *Metrics) WatchDCs(domain string, servers func() []DC) error {
 	return m.reg.Register(&dcCollector{domain: domain, servers: servers, dcs: m.dcs})
 }
@@ -117,11 +125,13 @@ type dcCollector struct {
 
 var (
 	descDCUp = prometheus.NewDesc(Namespace+"_ldap_dc_up",
-		"Whether the domain controller's last connection attempt succeeded (1) or not (0).", []string{"domain", "dc"}, nil)
+		"1 when the domain controller's last probe or use succeeded; 0 when it failed or the DC was not probed yet.", []string{"domain", "dc"}, nil)
+	descDCState = prometheus.NewDesc(Namespace+"_ldap_dc_state",
+		"The domain controller's state: 1 for the current one of unknown (not probed yet), up, down.", []string{"domain", "dc", "state"}, nil)
 	descDCFailures = prometheus.NewDesc(Namespace+"_ldap_dc_consecutive_failures",
 		"Consecutive connection failures to the domain controller.", []string{"domain", "dc"}, nil)
 	descDCBind = prometheus.NewDesc(Namespace+"_ldap_dc_bind_latency_seconds",
-		"Latency of the last successful bind to the domain controller.", []string{"domain", "dc"}, nil)
+		"Latency of the last successful bind or probe of the domain controller.", []string{"domain", "dc"}, nil)
 )
 
 // Describe sends nothing: the collector is unchecked, because several
@@ -136,11 +146,22 @@ func (c *dcCollector) Collect(ch chan<- prometheus.Metric) {
 			continue
 		}
 		seen[dc] = true
+		state := s.State
+		if state == "" {
+			state = "unknown"
+		}
 		up := 0.0
-		if s.Healthy {
+		if state == "up" {
 			up = 1
 		}
 		ch <- prometheus.MustNewConstMetric(descDCUp, prometheus.GaugeValue, up, c.domain, dc)
+		for _, st := range DCStates {
+			v := 0.0
+			if st == state {
+				v = 1
+			}
+			ch <- prometheus.MustNewConstMetric(descDCState, prometheus.GaugeValue, v, c.domain, dc, st)
+		}
 		ch <- prometheus.MustNewConstMetric(descDCFailures, prometheus.GaugeValue, float64(s.Failures), c.domain, dc)
 		ch <- prometheus.MustNewConstMetric(descDCBind, prometheus.GaugeValue, seconds(s.BindLatency), c.domain, dc)
 	}
