@@ -27,6 +27,11 @@ func (e *Engine) findUser(ctx context.Context, c *command) *outcome {
 // dirFailure maps a lookup or read failure. Its detail, the error with
 // the DC and the DNs it names, is the audit record's (disclose.go).
 func dirFailure(err error) *outcome {
+	if retryable(err) {
+		// TLS and bind failures need an admin, but the command is not at
+		// fault: retry, and answer "transient" when attempts run out.
+		return stop(protocol.CodeTransient, err.Error())
+	}
 	switch ldapx.KindOf(err) {
 	case ldapx.KindNotFound, ldapx.KindNoSuchObject:
 		return stop(protocol.CodeUserNotFound, err.Error())
@@ -36,10 +41,6 @@ func dirFailure(err error) *outcome {
 		return stop(protocol.CodeInvalidCommand, err.Error())
 	case ldapx.KindAccessDenied:
 		return stop(protocol.CodeAccessDenied, err.Error())
-	case ldapx.KindTransient, ldapx.KindCanceled, ldapx.KindTLS, ldapx.KindInvalidCredentials:
-		// TLS and bind failures need an admin, but the command is not at
-		// fault: retry, and answer "transient" when attempts run out.
-		return stop(protocol.CodeTransient, err.Error())
 	}
 	return stop(protocol.CodeInternal, err.Error())
 }
