@@ -38,10 +38,8 @@ const (
 	OpCheck Op = "check"
 )
 
-// Valid reports whether o is a known operation.
-func (o Op) Valid() bool {
-	return o == OpReset || o == OpChange || o == OpUnlock || o == OpCheck
-}
+// Valid reports whether o is an operation of the latest version.
+func (o Op) Valid() bool { return o.ValidIn(Version) }
 
 // HasSecret reports whether the operation carries a sealed secret.
 func (o Op) HasSecret() bool { return o == OpReset || o == OpChange || o == OpCheck }
@@ -190,8 +188,8 @@ func (c *Command) Validate() error {
 	if err := validID("id", c.ID); err != nil {
 		return err
 	}
-	if !c.Op.Valid() {
-		return invalid("op", "must be reset, change, unlock or check")
+	if !c.Op.ValidIn(c.V) {
+		return invalid("op", opsText(c.V))
 	}
 	if err := c.User.validate(); err != nil {
 		return err
