@@ -50,8 +50,9 @@ type UserRef struct {
 	// ObjectGUID is the account's objectGUID in its usual text form
 	// (8-4-4-4-12 hex digits, as .NET Guid.ToString and Get-ADUser show it).
 	ObjectGUID string `json:"objectGUID,omitempty"`
-	// ImmutableID is the standard base64 of the 16-byte ms-DS-ConsistencyGuid
-	// (the Entra ID "immutableId").
+	// ImmutableID is the Entra ID "immutableId": the standard base64 of
+	// the account's 16-byte ms-DS-ConsistencyGuid or objectGUID (Entra
+	// Connect anchors on either; the connector matches both).
 	ImmutableID string `json:"immutableId,omitempty"`
 	// UPN is the userPrincipalName.
 	UPN string `json:"upn,omitempty"`
