@@ -7,6 +7,9 @@
 package cloud
 
 import (
+	"crypto/ed25519"
+	"encoding/base64"
+	"encoding/json"
 	"math"
 	"strconv"
 	"testing"
@@ -83,6 +86,37 @@ func TestCloudDescribeIsRateLimitedLikeCheck(t *testing.T) {
 	res := snd.Do(describe(ref))
 	if res.Code != protocol.CodeRateLimited || res.RetryAfter <= 0 || res.Policy != nil {
 		t.Fatalf("describe over the limit: %+v", res.Result)
+	}
+}
+
+// TestCloudDescribeInV1IsInvalid: version 1 defines four operations; a
+// correctly signed v1 command with op describe is answered
+// invalid_command, in version 1.
+func TestCloudDescribeInV1IsInvalid(t *testing.T) {
+	env := stack.New(t)
+	env.Start("a")
+	now := time.Now().UTC()
+	const id = "cloud-v1-describe"
+	payload, err := json.Marshal(map[string]any{"v": 1, "id": id, "op": "describe", "user": map[string]string{"sam": "alice"},
+		"actor":    map[string]string{"kind": "self_service", "id": "sspr-page"},
+		"issuedAt": now.Format(time.RFC3339), "expiresAt": now.Add(5 * time.Minute).Format(time.RFC3339)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := env.Keys.Sender.SigningKey()
+	body, err := json.Marshal(map[string]any{"v": 1, "type": protocol.TypeCommand, "kid": k.KID,
+		"sig":     base64.StdEncoding.EncodeToString(ed25519.Sign(k.Key, protocol.SigningInput(protocol.TypeCommand, payload))),
+		"payload": base64.StdEncoding.EncodeToString(payload)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw := env.Raw()
+	if err := raw.Send(id, body); err != nil {
+		t.Fatal(err)
+	}
+	out := raw.Await(t, id, id)
+	if out.Result == nil || out.Result.V != 1 || out.Result.Code != protocol.CodeInvalidCommand || out.Result.Policy != nil {
+		t.Fatalf("outcome %+v", out)
 	}
 }
 
