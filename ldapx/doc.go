@@ -5,7 +5,8 @@
 // and say so in its rootDSE before it gets the bind; see Config.Domain), a
 // small health-checked pool whose DCs are each probed on a schedule (each
 // has a state: unknown, up or down; see Client.ProbeDCs), the rootDSE, user
-// lookup by objectGUID / ms-DS-ConsistencyGuid / UPN / sAMAccountName, the
+// lookup by objectGUID / immutable id (ms-DS-ConsistencyGuid or objectGUID)
+// / UPN / sAMAccountName, the
 // effective password policy (domain root overlaid by the resultant PSO,
 // cached), the password operations (admin reset, user change, must change
 // at next logon, unlock) and the decoding of the DC's refusals into typed

@@ -17,7 +17,7 @@ type RefKind int
 
 const (
 	RefObjectGUID      RefKind = iota + 1 // GUID string form
-	RefConsistencyGUID                    // base64 ms-DS-ConsistencyGuid (Entra's immutable id)
+	RefConsistencyGUID                    // base64 immutable id: ms-DS-ConsistencyGuid or objectGUID (Entra's)
 	RefUPN                                // userPrincipalName
 	RefSAM                                // sAMAccountName
 )
@@ -27,7 +27,7 @@ func (k RefKind) String() string {
 	case RefObjectGUID:
 		return "objectGUID"
 	case RefConsistencyGUID:
-		return "ms-DS-ConsistencyGuid"
+		return "immutable id (ms-DS-ConsistencyGuid or objectGUID)"
 	case RefUPN:
 		return "userPrincipalName"
 	case RefSAM:
@@ -131,7 +131,7 @@ func (ref UserRef) filter() (string, error) {
 		if err != nil || len(b) != 16 {
 			return "", fmt.Errorf("%w: immutable id must be base64 of 16 bytes", ErrInvalidInput)
 		}
-		return "(&" + users + "(mS-DS-ConsistencyGuid=" + escapeBytes(b) + "))", nil
+		return immutableIDFilter(users, b), nil
 	case RefUPN:
 		if len(v) > 1024 {
 			return "", fmt.Errorf("%w: userPrincipalName too long", ErrInvalidInput)
@@ -144,6 +144,17 @@ func (ref UserRef) filter() (string, error) {
 		return "(&" + users + "(sAMAccountName=" + ldap.EscapeFilter(v) + "))", nil
 	}
 	return "", fmt.Errorf("%w: unknown reference kind %d", ErrInvalidInput, ref.Kind)
+}
+
+// immutableIDFilter matches Entra's immutable id as Entra Connect issues
+// it: newer installations anchor on ms-DS-ConsistencyGuid (which they
+// fill from objectGUID), older ones on objectGUID itself. Either
+// attribute holding the 16 bytes matches; an account matching by both is
+// one entry, and two accounts (one by each attribute) are two, which
+// FindUser reports as ambiguous.
+func immutableIDFilter(users string, b []byte) string {
+	e := escapeBytes(b)
+	return "(&" + users + "(|(mS-DS-ConsistencyGuid=" + e + ")(objectGUID=" + e + ")))"
 }
 
 // FindUser resolves ref to exactly one user under the base DN. No match is

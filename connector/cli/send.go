@@ -29,9 +29,10 @@ const sendUsage = `Usage: adwriteback send --op OP --user USER --queue Q --reply
 
 The password is read from standard input: one line (one trailing newline
 stripped). For --op change, the first line is the old password and the
-second the new one. unlock reads nothing. When standard input is a
+second the new one. unlock and describe read nothing. When standard input is a
 terminal, each password is asked for on standard error and read with echo
-off.
+off. describe prints the user's password requirements (the connector's
+answer: its AD policy, domain or fine-grained, and the organisation's rules).
 
 Exit status: 0 succeeded, 1 any other result, 2 usage error, 3 no result in time.
 
@@ -71,7 +72,7 @@ type sendFlags struct {
 func newSendFlags(env *Env) *sendFlags {
 	f := &sendFlags{fs: flag.NewFlagSet("send", flag.ContinueOnError)}
 	fs := f.fs
-	fs.StringVar(&f.op, "op", "reset", "reset | change | unlock | check")
+	fs.StringVar(&f.op, "op", "reset", "reset | change | unlock | check | describe")
 	fs.StringVar(&f.user, "user", "", "user: upn:NAME@DOMAIN, sam:NAME, objectGUID:GUID, immutableId:BASE64 (kind guessed without prefix)")
 	fs.StringVar(&f.domain, "domain", "", "AD domain (DNS name) when the connector serves several")
 	fs.BoolVar(&f.mustChange, "must-change", false, "reset: the user must change the password at next logon")
@@ -102,10 +103,11 @@ func (f *sendFlags) request(pw passwordSource) (sender.Request, error) {
 	}
 	o := protocol.Op(f.op)
 	switch o {
-	case protocol.OpReset, protocol.OpChange, protocol.OpUnlock, protocol.OpCheck:
+	case protocol.OpReset, protocol.OpChange, protocol.OpUnlock, protocol.OpCheck, protocol.OpDescribe:
 	default:
-		return sender.Request{}, unknownWord("send: --op must be reset, change, unlock or check", f.op,
-			string(protocol.OpReset), string(protocol.OpChange), string(protocol.OpUnlock), string(protocol.OpCheck))
+		return sender.Request{}, unknownWord("send: --op must be reset, change, unlock, check or describe", f.op,
+			string(protocol.OpReset), string(protocol.OpChange), string(protocol.OpUnlock), string(protocol.OpCheck),
+			string(protocol.OpDescribe))
 	}
 	ref, err := sender.ParseUser(f.user, f.domain)
 	if err != nil {
@@ -230,9 +232,65 @@ func printResult(env *Env, c protocol.Command, r *protocol.Result, asJSON bool) 
 	for _, v := range r.Violations {
 		fmt.Fprintf(env.Stdout, "  - %s\n", v.Message)
 	}
+	if r.Policy != nil {
+		printPolicy(env.Stdout, r.Policy)
+	}
 	if r.Detail != "" {
 		fmt.Fprintf(env.Stdout, "  detail: %s\n", r.Detail)
 	}
+}
+
+// printPolicy prints a describe's policy, one requirement a line.
+func printPolicy(w io.Writer, p *protocol.Policy) {
+	source := "the domain's password policy"
+	if p.Source == protocol.SourceFineGrained {
+		source = "a fine-grained password policy"
+	}
+	fmt.Fprintf(w, "  policy: %s\n", source)
+	fmt.Fprintf(w, "  - length: %d to %d characters\n", max(p.MinLength, p.Org.MinLength), p.MaxLength)
+	if p.Org.MinLength > p.MinLength {
+		fmt.Fprintf(w, "    (the directory asks for %d; the organisation for %d)\n", p.MinLength, p.Org.MinLength)
+	}
+	if p.Complexity {
+		fmt.Fprintf(w, "  - complexity: %s\n", p.ComplexityRule)
+	} else {
+		fmt.Fprintln(w, "  - complexity: not required")
+	}
+	if p.HistoryLength > 0 {
+		fmt.Fprintf(w, "  - history: the last %d passwords cannot be reused\n", p.HistoryLength)
+	} else {
+		fmt.Fprintln(w, "  - history: none kept")
+	}
+	fmt.Fprintf(w, "  - minimum age: %s\n", ageText(p.MinAge, "none"))
+	fmt.Fprintf(w, "  - maximum age: %s\n", ageText(p.MaxAge, "never expires"))
+	if p.NextChangeAt != nil {
+		fmt.Fprintf(w, "  - next change allowed at %s\n", p.NextChangeAt.UTC().Format(time.RFC3339))
+	}
+	fmt.Fprintf(w, "  - banned words: %s; breached passwords: %s\n", onOff(p.Org.Banned), onOff(p.Org.Breached))
+}
+
+// ageText is a policy age in seconds as days, hours or seconds; zero
+// says none.
+func ageText(secs int64, none string) string {
+	const day = 24 * 60 * 60
+	switch {
+	case secs == 0:
+		return none
+	case secs == day:
+		return "1 day"
+	case secs%day == 0:
+		return fmt.Sprintf("%d days", secs/day)
+	case secs < 1<<32:
+		return (time.Duration(secs) * time.Second).String()
+	}
+	return fmt.Sprintf("%d seconds", secs)
+}
+
+func onOff(b bool) string {
+	if b {
+		return "checked"
+	}
+	return "not checked"
 }
 
 // parseActor reads KIND:ID. Its errors do not repeat s.

@@ -69,8 +69,17 @@ func (e *Engine) disclose(c *command, out outcome) outcome {
 		return uniformRefusal
 	}
 	out.detail = disclosedDetail[out.code]
-	if out.code == protocol.CodeSucceeded && c.rec.Op == protocol.OpCheck {
+	succeeded := out.code == protocol.CodeSucceeded
+	switch {
+	case succeeded && c.rec.Op == protocol.OpCheck:
 		out.detail = checkOnly
+	case succeeded && c.rec.Op == protocol.OpDescribe:
+		out.detail = describeOnly
+	}
+	if !succeeded || c.rec.Op != protocol.OpDescribe {
+		// A policy answers a describe that succeeded, nothing else; it
+		// names no PSO, group or DN (WirePolicy).
+		out.policy = nil
 	}
 	out.dc = ""
 	return out

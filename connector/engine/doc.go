@@ -27,6 +27,11 @@
 //	                   durable, settle; the audit record is written once
 //	                   the source has settled (finish.go)
 //
+// A describe command (protocol v2: the user's password requirements,
+// without a password) runs findUser, admit and rateLimit, then describe
+// instead of checkPolicy (describe.go): it writes nothing and is never
+// marked in the journal; its result is journaled as any other.
+//
 // Between findUser and apply the command holds one of Config.Concurrency
 // slots, which protect the DCs; a transient outcome is abandoned (the
 // message comes back) until the delivery count reaches MaxAttempts.

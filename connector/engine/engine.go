@@ -157,8 +157,9 @@ type Engine struct {
 	// journalDown is set when a journal write failed and cleared when the
 	// journal takes writes again; meanwhile no new work starts.
 	journalDown atomic.Bool
-	// stages decide a received command, in order (see Handle).
-	stages []stage
+	// stages decide a received command, in order (see Handle);
+	// describeStages a describe command (describe.go).
+	stages, describeStages []stage
 	// unverifiedAudit samples the audit records of unverified messages.
 	unverifiedAudit *sampler
 }
@@ -195,6 +196,7 @@ func New(cfg Config) (*Engine, error) {
 		e.recv.Clock = cfg.Clock
 	}
 	e.stages = []stage{e.findUser, e.settleResumed, e.admit, e.appliedElsewhere, e.rateLimit, e.checkPolicy, e.apply}
+	e.describeStages = []stage{e.findUser, e.admit, e.rateLimit, e.describe}
 	return e, nil
 }
 

@@ -82,6 +82,9 @@ func (e *Engine) result(c *command, out outcome, now time.Time) *protocol.Result
 	if out.retryAfter > 0 && out.code.Retryable() {
 		res.RetryAfter = int((out.retryAfter + time.Second - 1) / time.Second)
 	}
+	if v >= 2 && out.code == protocol.CodeSucceeded {
+		res.Policy = out.policy
+	}
 	for _, v := range out.violations {
 		res.Violations = append(res.Violations, wireViolation(v))
 		e.cfg.Metrics.Violation(string(v.Rule))

@@ -27,6 +27,8 @@ type outcome struct {
 	// transient outcomes are retried (the message abandoned) until the
 	// delivery count reaches MaxAttempts.
 	transient bool
+	// policy is a describe's answer (describe.go).
+	policy *protocol.Policy
 }
 
 func answer(code protocol.ResultCode, detail string) outcome {
@@ -85,6 +87,9 @@ type stage func(ctx context.Context, c *command) *outcome
 //	checkPolicy        the password against the policy (check.go)
 //	apply              mark, write, classify (apply.go)
 //	finish             sign, journal, report, settle, audit (finish.go)
+//
+// A describe command runs findUser, admit, rateLimit and describe
+// instead (describe.go): it writes nothing.
 func (e *Engine) Handle(ctx context.Context, d *transport.Delivery) transport.Disposition {
 	c, disp, ok := e.receive(ctx, d)
 	if !ok {
@@ -113,7 +118,7 @@ func (e *Engine) runStages(ctx context.Context, c *command) outcome {
 	}
 	c.dom = dom
 	out := answer(protocol.CodeInternal, "no stage decided the command")
-	for _, st := range e.stages {
+	for _, st := range e.stagesFor(c.rec.Op) {
 		if o := st(ctx, c); o != nil {
 			out = *o
 			break

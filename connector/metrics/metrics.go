@@ -137,7 +137,7 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 func knownOps() []string {
 	return []string{
 		string(protocol.OpReset), string(protocol.OpChange), string(protocol.OpUnlock),
-		string(protocol.OpCheck), "unknown",
+		string(protocol.OpCheck), string(protocol.OpDescribe), "unknown",
 	}
 }
 

@@ -38,10 +38,8 @@ const (
 	OpCheck Op = "check"
 )
 
-// Valid reports whether o is a known operation.
-func (o Op) Valid() bool {
-	return o == OpReset || o == OpChange || o == OpUnlock || o == OpCheck
-}
+// Valid reports whether o is an operation of the latest version.
+func (o Op) Valid() bool { return o.ValidIn(Version) }
 
 // HasSecret reports whether the operation carries a sealed secret.
 func (o Op) HasSecret() bool { return o == OpReset || o == OpChange || o == OpCheck }
@@ -52,8 +50,9 @@ type UserRef struct {
 	// ObjectGUID is the account's objectGUID in its usual text form
 	// (8-4-4-4-12 hex digits, as .NET Guid.ToString and Get-ADUser show it).
 	ObjectGUID string `json:"objectGUID,omitempty"`
-	// ImmutableID is the standard base64 of the 16-byte ms-DS-ConsistencyGuid
-	// (the Entra ID "immutableId").
+	// ImmutableID is the Entra ID "immutableId": the standard base64 of
+	// the account's 16-byte ms-DS-ConsistencyGuid or objectGUID (Entra
+	// Connect anchors on either; the connector matches both).
 	ImmutableID string `json:"immutableId,omitempty"`
 	// UPN is the userPrincipalName.
 	UPN string `json:"upn,omitempty"`
@@ -190,8 +189,8 @@ func (c *Command) Validate() error {
 	if err := validID("id", c.ID); err != nil {
 		return err
 	}
-	if !c.Op.Valid() {
-		return invalid("op", "must be reset, change, unlock or check")
+	if !c.Op.ValidIn(c.V) {
+		return invalid("op", opsText(c.V))
 	}
 	if err := c.User.validate(); err != nil {
 		return err

@@ -96,6 +96,7 @@ func FuzzDecodeResult(f *testing.F) {
 	}
 	f.Add([]byte(`{"v":1,"commandId":"a","code":"rejected_by_dc","message":"m","dcReason":"history","receivedAt":"2025-06-01T12:00:00Z","completedAt":"2025-06-01T12:00:00Z"}`))
 	f.Add([]byte(`{"v":1,"commandId":"a","code":"policy_violation","message":"m","violations":[{"rule":"r","message":"m","fields":{"a":1e999}}],"receivedAt":"2025-06-01T12:00:00Z","completedAt":"2025-06-01T12:00:00Z"}`))
+	f.Add([]byte(`{"v":2,"commandId":"a","commandDigest":"BwAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=","code":"succeeded","message":"m","policy":{"minLength":7,"maxLength":256,"complexity":true,"complexityRule":"3 of 5","historyLength":24,"minAge":86400,"maxAge":0,"nextChangeAt":"2025-06-02T12:00:00Z","source":"fine_grained","org":{"minLength":12,"banned":true,"breached":false}},"receivedAt":"2025-06-01T12:00:00Z","completedAt":"2025-06-01T12:00:00Z"}`))
 	keys := fx.connectorResultKeys()
 	f.Fuzz(func(t *testing.T, data []byte) {
 		_, err := protocol.VerifyResult(data, keys)

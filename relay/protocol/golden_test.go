@@ -91,6 +91,8 @@ const vectorsPath = "testdata/vectors.json"
 // still accepts and answers in kind.
 func makeVectors(t *testing.T, f fixture) []vector {
 	vs := makeVersionVectors(t, f)
+	// describe (v2): a command and its policy result (describe_test.go).
+	vs = append(vs, makeDescribeVectors(t, f)...)
 	for _, v := range makeV1Vectors(t, f) {
 		v.Name, v.Description = "v1-"+v.Name, "version 1: "+v.Description
 		vs = append(vs, v)

@@ -35,6 +35,9 @@ type Result struct {
 	Detail string `json:"detail,omitempty"`
 	// RetryAfter is a hint in seconds (rate_limited and transient only).
 	RetryAfter int `json:"retryAfter,omitempty"`
+	// Policy (v2) is the user's password requirements: with op describe
+	// and succeeded only (describe.go).
+	Policy *Policy `json:"policy,omitempty"`
 	// ReceivedAt is when the connector received the command.
 	ReceivedAt Timestamp `json:"receivedAt"`
 	// CompletedAt is when it finished with it.
@@ -55,9 +58,11 @@ type Violation struct {
 
 var resultSchema = schema{
 	"": keys("v", "commandId", "commandDigest", "code", "message", "violations", "dcReason", "dc",
-		"detail", "retryAfter", "receivedAt", "completedAt"),
+		"detail", "retryAfter", "policy", "receivedAt", "completedAt"),
 	"violations": keys("rule", "message", "fields"),
 	"fields":     nil,
+	"policy":     policySchema["policy"],
+	"org":        policySchema["org"],
 }
 
 // Limits of result fields.
@@ -118,6 +123,9 @@ func (r *Result) Validate() error {
 		return invalid("retryAfter", "must not be negative")
 	case r.RetryAfter > 0 && !r.Code.Retryable():
 		return invalid("retryAfter", "only allowed with rate_limited or transient")
+	}
+	if err := r.validPolicy(); err != nil {
+		return err
 	}
 	if r.ReceivedAt.IsZero() {
 		return invalid("receivedAt", "required")

@@ -236,7 +236,8 @@ func (c *Client) Await(ctx context.Context, p *Prepared) (*protocol.VerifiedResu
 
 // VerifyResult verifies a result envelope body against the configured
 // connector keys and checks that it answers the prepared command: its id
-// and, for a v2 result, its digest.
+// and, for a v2 result, its digest; and that it carries what the
+// command's op calls for (a succeeded describe its Policy).
 func (c *Client) VerifyResult(body []byte, p *Prepared) (*protocol.VerifiedResult, error) {
 	id := p.Command.ID
 	r, err := protocol.VerifyResult(body, c.cfg.ResultKeys)
@@ -245,6 +246,9 @@ func (c *Client) VerifyResult(body []byte, p *Prepared) (*protocol.VerifiedResul
 	}
 	if !r.Answers(id, p.Digest) {
 		return nil, fmt.Errorf("sender: result of %s: %w (%s)", id, ErrWrongCommand, r.CommandID)
+	}
+	if err := r.ValidFor(p.Command.Op); err != nil {
+		return nil, fmt.Errorf("sender: result of %s: %w", id, err)
 	}
 	return r, nil
 }

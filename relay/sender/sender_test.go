@@ -71,6 +71,9 @@ func (w *world) fakeConnector(ctx context.Context, t *testing.T, seen chan<- str
 		} else {
 			res.Code = protocol.CodeSucceeded
 			res.DC = "dc1.corp.example.com"
+			if got.Op == protocol.OpDescribe {
+				res.Policy = &protocol.Policy{MinLength: 7, MaxLength: 256, Source: protocol.SourceDomain}
+			}
 			seen <- string(got.Secrets.New.Bytes())
 			got.Secrets.Zero()
 		}
@@ -120,6 +123,16 @@ func TestDoEndToEnd(t *testing.T) {
 		t.Fatalf("unlock: %v %+v", err, res)
 	}
 	<-seen
+
+	// A describe carries no password either; its result the policy.
+	res, err = w.client.Do(ctx, sender.Request{Op: protocol.OpDescribe, User: protocol.UserRef{SAM: "ada"},
+		Actor: protocol.Actor{Kind: protocol.ActorSelfService, ID: "s1"}})
+	if err != nil || res.Code != protocol.CodeSucceeded || res.Policy == nil || res.Policy.MinLength != 7 {
+		t.Fatalf("describe: %v %+v", err, res)
+	}
+	if got := <-seen; got != "" {
+		t.Fatal("a describe opened a password")
+	}
 
 	// A sender the connector does not trust gets a signed invalid_command.
 	stranger, _ := keys.GenerateSender(now)
@@ -176,6 +189,7 @@ func TestBuildRefuses(t *testing.T) {
 	cases := map[string]func(r *sender.Request){
 		"no-password":        func(r *sender.Request) { r.NewPassword = protocol.Secret{} },
 		"password-on-unlock": func(r *sender.Request) { r.Op = protocol.OpUnlock },
+		"password-describe":  func(r *sender.Request) { r.Op = protocol.OpDescribe },
 		"bad-user":           func(r *sender.Request) { r.User = protocol.UserRef{} },
 		"bad-op":             func(r *sender.Request) { r.Op = "nuke" },
 		"bad-id":             func(r *sender.Request) { r.ID = "has space" },
@@ -236,6 +250,22 @@ func TestAwaitRejectsBadResults(t *testing.T) {
 	w.tr.Reply(ctx, sender.Envelope{ID: "cmd-1", Body: body})
 	if _, err := w.client.Await(ctx, p); err != nil {
 		t.Fatalf("v1 result: %v", err)
+	}
+	// A policy answers a describe only, and a succeeded describe has one.
+	withPolicy := res
+	withPolicy.CommandDigest = protocol.DigestString(p.Digest)
+	withPolicy.Policy = &protocol.Policy{MinLength: 7, MaxLength: 256, Source: protocol.SourceDomain}
+	body, _ = protocol.SignResult(&withPolicy, w.conn.SigningKey())
+	w.tr.Reply(ctx, sender.Envelope{ID: "cmd-1", Body: body})
+	if _, err := w.client.Await(ctx, p); !errors.Is(err, protocol.ErrInvalidField) {
+		t.Fatalf("policy answering a reset: %v", err)
+	}
+	describe := &sender.Prepared{Command: protocol.Command{ID: "cmd-1", Op: protocol.OpDescribe}, Digest: p.Digest}
+	withPolicy.Policy = nil
+	body, _ = protocol.SignResult(&withPolicy, w.conn.SigningKey())
+	w.tr.Reply(ctx, sender.Envelope{ID: "cmd-1", Body: body})
+	if _, err := w.client.Await(ctx, describe); !errors.Is(err, protocol.ErrInvalidField) {
+		t.Fatalf("describe without a policy: %v", err)
 	}
 	// No result: Await ends with the context.
 	cctx, cancel := context.WithTimeout(ctx, 20*time.Millisecond)

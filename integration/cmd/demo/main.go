@@ -105,6 +105,10 @@ func demo(ctx context.Context, prog *stack.Program) {
 			}
 		}
 	}
+	send("Before the user types: describe, the requirements the SSPR page shows (no password is sent; the demo user's group has a fine-grained policy)",
+		"", "--op", "describe", "--user", "upn:"+user.UPN, "--actor", "self_service:demo-portal")
+	send("The same for a user under a stricter fine-grained policy (its name is never disclosed)",
+		"", "--op", "describe", "--user", "sam:strict", "--actor", "self_service:demo-portal")
 	newPw := fmt.Sprintf("Sunny!Harbor.%d", time.Now().Unix()%100000)
 	env.Secret(newPw) // the scan at the end looks for it everywhere
 	send("A reset that passes (the password is read from stdin, sealed to the connector's key)",
