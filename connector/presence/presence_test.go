@@ -2,9 +2,9 @@ package presence
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
 	"encoding/json"
-	"context"
 	"errors"
 	"log/slog"
 	"strings"
