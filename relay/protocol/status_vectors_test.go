@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"reflect"
 	"testing"
 
 	"github.com/adwriteback/adwriteback/relay/keys"
@@ -182,5 +183,50 @@ func writeStatusVectors(t *testing.T, vs []statusVector) {
 	}
 	if err := os.WriteFile(statusVectorsPath, b.Bytes(), 0o644); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestStatusDocExample: the envelope §12 of PROTOCOL.md shows is the
+// ok-running vector, byte for byte, and its payload block is that
+// envelope's payload.
+func TestStatusDocExample(t *testing.T) {
+	doc, err := os.ReadFile("PROTOCOL.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, sec, ok := bytes.Cut(doc, []byte("\n## 12. Status messages\n"))
+	if !ok {
+		t.Fatal("PROTOCOL.md has no §12 Status messages")
+	}
+	var blocks [][]byte
+	for {
+		var block []byte
+		_, rest, ok := bytes.Cut(sec, []byte("```json\n"))
+		if !ok {
+			break
+		}
+		block, sec, _ = bytes.Cut(rest, []byte("\n```"))
+		blocks = append(blocks, block)
+	}
+	if len(blocks) != 2 {
+		t.Fatalf("§12 has %d JSON examples, want 2 (the envelope and its payload)", len(blocks))
+	}
+	var want statusVector
+	for _, v := range readStatusVectors(t) {
+		if v.Name == "ok-running" {
+			want = v
+		}
+	}
+	if string(blocks[0]) != want.Envelope {
+		t.Errorf("§12's envelope is not the ok-running vector")
+	}
+	fx := loadFixture(t)
+	if _, err := protocol.VerifyStatus(blocks[0], fx.connectorResultKeys()); err != nil {
+		t.Errorf("§12's envelope: %v", err)
+	}
+	_, payload := splitEnvelope(t, blocks[0])
+	var a, b any
+	if json.Unmarshal(payload, &a) != nil || json.Unmarshal(blocks[1], &b) != nil || !reflect.DeepEqual(a, b) {
+		t.Errorf("§12's payload block is not its envelope's payload")
 	}
 }
