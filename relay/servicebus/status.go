@@ -38,11 +38,7 @@ type StatusOut struct {
 // StatusSender sends a connector's heartbeats to its status queue through
 // one SDK sender (the connector needs the Send right on that queue only).
 type StatusSender struct {
-	client *azservicebus.Client
-	queue  string
-
-	mu sync.Mutex
-	s  *azservicebus.Sender
+	out lazySender
 }
 
 // NewStatusSender builds a StatusSender to queue.
@@ -50,7 +46,7 @@ func NewStatusSender(client *azservicebus.Client, queue string) (*StatusSender, 
 	if client == nil || queue == "" {
 		return nil, fmt.Errorf("%w: status sender needs a client and a queue", ErrConfig)
 	}
-	return &StatusSender{client: client, queue: queue}, nil
+	return &StatusSender{out: lazySender{client: client, queue: queue}}, nil
 }
 
 // Send sends one heartbeat.
@@ -58,59 +54,19 @@ func (st *StatusSender) Send(ctx context.Context, out StatusOut) error {
 	if out.MessageID == "" || out.TTL <= 0 {
 		return errors.New("servicebus: heartbeat needs a message id and a TTL")
 	}
-	s, err := st.sender()
-	if err != nil {
-		return err
-	}
 	ct, subject, ttl := sender.ContentTypeStatus, StatusSubject, out.TTL
 	msg := &azservicebus.Message{
 		Body: out.Body, MessageID: &out.MessageID, ContentType: &ct, Subject: &subject, TimeToLive: &ttl,
 		ApplicationProperties: map[string]any{StatusPropInstance: out.Instance, StatusPropState: out.State},
 	}
-	if err := s.SendMessage(ctx, msg, nil); err != nil {
-		var sbErr *azservicebus.Error
-		if errors.As(err, &sbErr) && sbErr.Code == azservicebus.CodeClosed {
-			st.drop(s)
-		}
-		return fmt.Errorf("servicebus: send heartbeat to %s: %w", st.queue, Classify(err))
+	if err := st.out.send(ctx, msg); err != nil {
+		return fmt.Errorf("servicebus: send heartbeat to %s: %w", st.out.queue, err)
 	}
 	return nil
 }
 
-func (st *StatusSender) sender() (*azservicebus.Sender, error) {
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	if st.s != nil {
-		return st.s, nil
-	}
-	s, err := st.client.NewSender(st.queue, nil)
-	if err != nil {
-		return nil, fmt.Errorf("servicebus: status sender for %s: %w", st.queue, err)
-	}
-	st.s = s
-	return s, nil
-}
-
-func (st *StatusSender) drop(s *azservicebus.Sender) {
-	st.mu.Lock()
-	if st.s == s {
-		st.s = nil
-	}
-	st.mu.Unlock()
-	_ = s.Close(context.Background())
-}
-
 // Close closes the sender.
-func (st *StatusSender) Close(ctx context.Context) error {
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	if st.s == nil {
-		return nil
-	}
-	err := st.s.Close(ctx)
-	st.s = nil
-	return err
-}
+func (st *StatusSender) Close(ctx context.Context) error { return st.out.close(ctx) }
 
 // StatusPeeker reads the status queue without taking anything (a peek
 // needs the Listen right; it locks and removes nothing, so several
