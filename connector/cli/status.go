@@ -206,22 +206,27 @@ func printStatus(env *Env, rep sender.StatusReport) {
 	}
 	fmt.Fprintln(env.Stdout, verdict)
 	for _, i := range rep.Instances {
-		s := i.Status
-		state := string(s.State)
-		switch {
-		case i.Stale && s.State == protocol.StatusRunning:
-			state = "gone (stale)"
-		case s.TakingWork:
-			state += ", taking work"
-		case s.State == protocol.StatusRunning:
-			state += ", not taking work"
-		}
-		fmt.Fprintf(env.Stdout, "instance %s (key %s, version %s): %s\n", s.Instance, s.ConnectorKID, s.Version, state)
-		fmt.Fprintf(env.Stdout, "  last heartbeat %s ago (every %ds), started %s\n",
-			i.Age.Round(time.Second), s.Interval, s.StartedAt.Format(time.RFC3339))
-		fmt.Fprintf(env.Stdout, "  queue %s, journal %s\n", s.Queue.State, s.Journal.State)
-		for _, d := range s.Domains {
-			fmt.Fprintf(env.Stdout, "  domain %s: DCs %d up, %d down, %d unknown\n", d.Name, d.DCsUp, d.DCsDown, d.DCsUnknown)
-		}
+		printInstance(env, i)
+	}
+}
+
+// printInstance prints one instance's newest heartbeat.
+func printInstance(env *Env, i sender.InstanceStatus) {
+	s := i.Status
+	state := string(s.State)
+	switch {
+	case i.Stale && s.State == protocol.StatusRunning:
+		state = "gone (stale)"
+	case s.TakingWork:
+		state += ", taking work"
+	case s.State == protocol.StatusRunning:
+		state += ", not taking work"
+	}
+	fmt.Fprintf(env.Stdout, "instance %s (key %s, version %s): %s\n", s.Instance, s.ConnectorKID, s.Version, state)
+	fmt.Fprintf(env.Stdout, "  last heartbeat %s ago (every %ds), started %s\n",
+		i.Age.Round(time.Second), s.Interval, s.StartedAt.Format(time.RFC3339))
+	fmt.Fprintf(env.Stdout, "  queue %s, journal %s\n", s.Queue.State, s.Journal.State)
+	for _, d := range s.Domains {
+		fmt.Fprintf(env.Stdout, "  domain %s: DCs %d up, %d down, %d unknown\n", d.Name, d.DCsUp, d.DCsDown, d.DCsUnknown)
 	}
 }
