@@ -135,10 +135,15 @@ func (p *Publisher) stop() {
 	p.publish(ctx, protocol.StatusStopping)
 }
 
+// publishTimeout is the shortest bound of one heartbeat's snapshot and
+// send (opening the status queue's link may take a few seconds).
+const publishTimeout = 10 * time.Second
+
 // publish builds, signs and sends one heartbeat, bounded by an interval
-// so that a hanging send does not pile up behind the next.
+// (or publishTimeout, if longer): heartbeats go one at a time, and the
+// ticker drops the ticks a slow one misses rather than piling them up.
 func (p *Publisher) publish(ctx context.Context, state protocol.StatusState) {
-	ctx, cancel := context.WithTimeout(ctx, p.cfg.Interval)
+	ctx, cancel := context.WithTimeout(ctx, max(p.cfg.Interval, publishTimeout))
 	defer cancel()
 	body, err := p.sign(p.Heartbeat(ctx, state))
 	if err == nil {
