@@ -1,10 +1,13 @@
 package app
 
 import (
+	"context"
+
 	"github.com/adwriteback/adwriteback/connector/config"
 	"github.com/adwriteback/adwriteback/connector/engine"
 	"github.com/adwriteback/adwriteback/connector/health"
 	"github.com/adwriteback/adwriteback/connector/metrics"
+	"github.com/adwriteback/adwriteback/connector/presence"
 	"github.com/adwriteback/adwriteback/ldapx"
 	"github.com/adwriteback/adwriteback/relay/servicebus"
 )
@@ -68,4 +71,12 @@ func withHTTPTrust(o health.Options, h config.HTTP) health.Options {
 	o.AllowedHosts = h.AllowedHosts
 	o.RedactUserDNs = h.Status.RedactUserDNs
 	return o
+}
+
+// statusSender adapts the status queue's sender to presence.Sender.
+type statusSender struct{ s *servicebus.StatusSender }
+
+func (s statusSender) SendStatus(ctx context.Context, m presence.Message) error {
+	return s.s.Send(ctx, servicebus.StatusOut{MessageID: m.ID, Body: m.Body, TTL: m.TTL,
+		Instance: m.Instance, State: string(m.State)})
 }

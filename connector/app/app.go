@@ -32,6 +32,7 @@ import (
 	"github.com/adwriteback/adwriteback/connector/health"
 	"github.com/adwriteback/adwriteback/connector/journal"
 	"github.com/adwriteback/adwriteback/connector/metrics"
+	"github.com/adwriteback/adwriteback/connector/presence"
 	"github.com/adwriteback/adwriteback/ldapx"
 	"github.com/adwriteback/adwriteback/relay/httpreport"
 	"github.com/adwriteback/adwriteback/relay/keys"
@@ -74,6 +75,7 @@ type App struct {
 	Metrics     *metrics.Metrics
 	HTTPHandler http.Handler
 	recent      *health.Recent
+	presence    *presence.Publisher
 	httpLn      net.Listener
 	sbClient    *azservicebus.Client
 	dials       *servicebus.DialTracker
@@ -151,6 +153,9 @@ func Build(ctx context.Context, cfg *config.Config, deps Deps) (a *App, err erro
 		return nil, err
 	}
 	if err := a.observability(deps); err != nil {
+		return nil, err
+	}
+	if err := a.buildPresence(deps); err != nil {
 		return nil, err
 	}
 	return a, nil
@@ -314,7 +319,7 @@ func (a *App) Run(ctx context.Context) error {
 		return err
 	}
 	var wg sync.WaitGroup
-	for _, f := range []func(context.Context){a.sweep, a.serveHTTP, a.probeDCs} {
+	for _, f := range []func(context.Context){a.sweep, a.serveHTTP, a.probeDCs, a.heartbeat} {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

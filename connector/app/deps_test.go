@@ -63,6 +63,11 @@ var depRules = []depRule{
 		from: mod("connector/health", "connector/metrics"),
 		not:  append(mod("connector/engine", "ldapx", "relay/servicebus"), azure...),
 	},
+	{
+		why:  "presence reads the state /readyz reads and hands signed heartbeats to a Sender; app wires it to Service Bus",
+		from: mod("connector/presence"),
+		not:  append(mod("connector/engine", "ldapx", "relay/servicebus", "relay/sender"), azure...),
+	},
 }
 
 // under reports whether pkg is p or one of its subpackages.

@@ -37,6 +37,7 @@ type Config struct {
 	Domains []*Domain `yaml:"domains"`
 	Queue   Queue     `yaml:"queue"`
 	Results Results   `yaml:"results"`
+	Status  Status    `yaml:"status"`
 	Keys    Keys      `yaml:"keys"`
 	Journal Journal   `yaml:"journal"`
 	Limits  Limits    `yaml:"limits"`
@@ -184,6 +185,28 @@ type Results struct {
 	// user_not_found, alike (the audit record keeps the true code).
 	AccountCodes string `yaml:"account_codes"`
 }
+
+// Status is the connector's heartbeat (PROTOCOL.md §12): off without a
+// queue.
+type Status struct {
+	// Queue is the Service Bus queue heartbeats go to (the connector
+	// needs Send on it; the portal Listen, to peek). Empty: no heartbeat.
+	Queue string `yaml:"queue"`
+	// Interval between heartbeats: whole seconds, 1s to 1h. A reader
+	// treats the connector as gone when no heartbeat is younger than 2
+	// intervals.
+	Interval time.Duration `yaml:"interval"`
+	// Instance names this connector in its heartbeats (several may serve
+	// one queue): 1 to 64 of A-Z a-z 0-9 . _ -. Empty: the first label
+	// of the host name.
+	Instance string `yaml:"instance"`
+}
+
+// The bounds of status.interval.
+const (
+	MinStatusInterval = time.Second
+	MaxStatusInterval = time.Hour
+)
 
 // The values of results.account_codes.
 const (

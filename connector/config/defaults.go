@@ -25,6 +25,7 @@ func Defaults() Config {
 			Prefetch: 8, Concurrency: 4, ShutdownGrace: 20 * time.Second,
 		},
 		Results: Results{Mode: "reply_queue", TTL: 10 * time.Minute, AccountCodes: AccountCodesDistinct},
+		Status:  Status{Interval: time.Minute},
 		Journal: Journal{Retention: journal.DefaultRetention},
 		Audit:   Audit{UnverifiedPerMinute: 10},
 		Limits:  Limits{PerUser: &perUser, Window: 24 * time.Hour, Concurrency: 4, MaxAttempts: 5},

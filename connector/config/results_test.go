@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestResultsAccountCodes: results.account_codes is distinct unless set,
@@ -49,5 +50,37 @@ func TestResultsReplyQueue(t *testing.T) {
 		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
 			t.Errorf("%q: got %v, want %q", tc.results, err, tc.want)
 		}
+	}
+}
+
+// TestStatusSection: off by default with a 60s interval; a queue, an
+// interval and an instance are checked, every problem at its key.
+func TestStatusSection(t *testing.T) {
+	dir := files(t)
+	c, err := Parse([]byte(minimal(dir)), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Status.Queue != "" || c.Status.Interval != time.Minute || c.Status.Instance != "" {
+		t.Errorf("defaults: %+v", c.Status)
+	}
+	c, err = Parse([]byte(minimal(dir)+"status: {queue: writeback-status, interval: 1s, instance: dc-site-1}\n"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Status.Queue != "writeback-status" || c.Status.Interval != time.Second || c.Status.Instance != "dc-site-1" {
+		t.Errorf("set: %+v", c.Status)
+	}
+	_, err = Parse([]byte(minimal(dir)+"status: {queue: \"bad queue\", interval: 1500ms, instance: \"a b\"}\n"), nil)
+	for _, want := range []string{"status.queue", "status.interval", "status.instance"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("want a problem at %s, got %v", want, err)
+		}
+	}
+	if _, err := Parse([]byte(minimal(dir)+"status: {interval: 2h}\n"), nil); err == nil || !strings.Contains(err.Error(), "status.interval") {
+		t.Errorf("2h accepted: %v", err)
+	}
+	if _, err := Parse([]byte(minimal(dir)+"status: {queu: x}\n"), nil); err == nil {
+		t.Error("unknown key accepted")
 	}
 }

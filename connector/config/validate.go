@@ -29,6 +29,7 @@ func (c *Config) validate(probs *Problems, env Env) {
 	c.validateDomains(add, env)
 	c.Queue.validate(add, env)
 	c.Results.validate(add)
+	c.Status.validate(add)
 	c.Keys.validate(add)
 	if c.Journal.Path == "" {
 		add("journal.path", "required (the durable journal file)")
@@ -288,6 +289,33 @@ func (r *Results) validate(add addFunc) {
 	if r.AccountCodes != AccountCodesDistinct && r.AccountCodes != AccountCodesUniform {
 		add("results.account_codes", "%q: use %s or %s", r.AccountCodes, AccountCodesDistinct, AccountCodesUniform)
 	}
+}
+
+func (s *Status) validate(add addFunc) {
+	if s.Queue != "" && !validQueueName(s.Queue) {
+		add("status.queue", "%q is not a Service Bus queue name (letters, digits, . - _ /, at most 260)", s.Queue)
+	}
+	if s.Interval < MinStatusInterval || s.Interval > MaxStatusInterval || s.Interval%time.Second != 0 {
+		add("status.interval", "must be whole seconds from %s to %s", MinStatusInterval, MaxStatusInterval)
+	}
+	if s.Instance != "" && !validInstance(s.Instance) {
+		add("status.instance", "1 to 64 of A-Z a-z 0-9 . _ -")
+	}
+}
+
+// validInstance: 1 to 64 of A-Z a-z 0-9 . _ - (a key id's alphabet, as
+// the heartbeat's instance member).
+func validInstance(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
 }
 
 // validQueueName reports whether s can name a Service Bus queue: 1 to 260

@@ -64,6 +64,10 @@ type ConfigSpec struct {
 	PerUser, MaxAttempts int
 	// AccountCodes is results.account_codes (distinct or uniform).
 	AccountCodes string
+	// StatusQueue, StatusInterval and StatusInstance are status.queue,
+	// .interval and .instance (the heartbeat; off without a queue).
+	StatusQueue, StatusInstance string
+	StatusInterval              time.Duration
 	// HTTPListen is http.listen.
 	HTTPListen string
 	// HTTPTLSCertFile, HTTPTLSKeyFile, HTTPClientCAFile and HTTPClientNames
@@ -131,6 +135,7 @@ type (
 		Domains []domain     `yaml:"domains"`
 		Queue   queueSection `yaml:"queue"`
 		Results results      `yaml:"results,omitempty"`
+		Status  status       `yaml:"status,omitempty"`
 		Keys    keysSection  `yaml:"keys"`
 		Journal pathSection  `yaml:"journal"`
 		Audit   pathSection  `yaml:"audit"`
@@ -193,6 +198,11 @@ type (
 		ReplyQueue   string `yaml:"reply_queue,omitempty"`
 		AccountCodes string `yaml:"account_codes,omitempty"`
 	}
+	status struct {
+		Queue    string        `yaml:"queue,omitempty"`
+		Interval time.Duration `yaml:"interval,omitempty"`
+		Instance string        `yaml:"instance,omitempty"`
+	}
 	keysSection struct {
 		Connector []string `yaml:"connector"`
 		Senders   []string `yaml:"senders"`
@@ -233,6 +243,7 @@ func (c ConfigSpec) YAML() ([]byte, error) {
 		}},
 		Queue:   c.queueSection(),
 		Results: results{ReplyQueue: c.ReplyQueue, AccountCodes: c.AccountCodes},
+		Status:  status{Queue: c.StatusQueue, Interval: c.StatusInterval, Instance: c.StatusInstance},
 		Keys:    keysSection{Connector: c.ConnectorKeys, Senders: c.SenderKeys},
 		Journal: pathSection{Path: c.Journal},
 		Audit:   pathSection{Path: c.Audit},

@@ -69,6 +69,8 @@ type Config struct {
 	ResultKeys protocol.VerifyKeys
 	// Transport moves the bytes (required for Send, Await and Do).
 	Transport Transport
+	// Status lists the connector's heartbeats (required for Status only).
+	Status StatusSource
 	// Suite is the HPKE KDF and AEAD (protocol.DefaultSuite if zero).
 	Suite protocol.Suite
 	// TTL is how long a command stays valid (DefaultTTL if 0).

@@ -16,6 +16,10 @@
 //   - ReplySender, which answers a command on its ReplyTo queue: reply.go;
 //   - CommandSender, which sends commands and awaits their replies (the sender SDK's
 //     Transport): command.go;
+//   - StatusSender, which sends the connector's heartbeats to its status queue (unique
+//     MessageId, TTL of 2 intervals, content type and properties a reader can filter on),
+//     and StatusPeeker, which pages through that queue by peeking, for the sender SDK's
+//     StatusSource: status.go;
 //   - Health, the link state for the readiness endpoint: health.go.
 //
 // The handler the connector engine implements sees only transport-neutral data (transport.Delivery).

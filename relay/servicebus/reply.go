@@ -30,20 +30,16 @@ type Reply struct {
 // never used: it is not signed, so any copy of a command could name a
 // queue of its own (and make the connector open a sender per name).
 type ReplySender struct {
-	client      *azservicebus.Client
-	queue       string
+	out         lazySender
 	ttl         time.Duration
 	contentType string
-
-	mu sync.Mutex
-	s  *azservicebus.Sender
 }
 
 // NewReplySender builds a ReplySender to queue. ttl is the replies'
 // time-to-live (the connector's configuration holds its default,
 // results.ttl); 0 leaves it to the reply queue's own default.
 func NewReplySender(client *azservicebus.Client, queue string, ttl time.Duration, contentType string) *ReplySender {
-	return &ReplySender{client: client, queue: queue, ttl: ttl, contentType: contentType}
+	return &ReplySender{out: lazySender{client: client, queue: queue}, ttl: ttl, contentType: contentType}
 }
 
 // SendReply answers d on the reply queue: CorrelationID = d.MessageID,
@@ -57,10 +53,6 @@ func (r *ReplySender) SendReply(ctx context.Context, d *transport.Delivery, body
 func (r *ReplySender) Send(ctx context.Context, rep Reply) error {
 	if rep.CorrelationID == "" {
 		return errors.New("servicebus: reply without correlation id")
-	}
-	s, err := r.sender()
-	if err != nil {
-		return err
 	}
 	ttl := rep.TTL
 	if ttl <= 0 {
@@ -77,49 +69,72 @@ func (r *ReplySender) Send(ctx context.Context, rep Reply) error {
 		sid := rep.SessionID
 		msg.SessionID = &sid
 	}
-	if err := s.SendMessage(ctx, msg, nil); err != nil {
-		cerr := Classify(err)
-		var sbErr *azservicebus.Error
-		if errors.As(err, &sbErr) && sbErr.Code == azservicebus.CodeClosed {
-			r.drop(s)
-		}
-		return fmt.Errorf("servicebus: send reply to %s: %w", r.queue, cerr)
+	if err := r.out.send(ctx, msg); err != nil {
+		return fmt.Errorf("servicebus: send reply to %s: %w", r.out.queue, err)
 	}
 	return nil
 }
 
-func (r *ReplySender) sender() (*azservicebus.Sender, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.s != nil {
-		return r.s, nil
-	}
-	s, err := r.client.NewSender(r.queue, nil)
+// Close closes the sender.
+func (r *ReplySender) Close(ctx context.Context) error { return r.out.close(ctx) }
+
+// lazySender is one SDK sender to a queue, opened on first use and opened
+// again after the SDK reports it closed.
+type lazySender struct {
+	client *azservicebus.Client
+	queue  string
+
+	mu sync.Mutex
+	s  *azservicebus.Sender
+}
+
+// send sends msg; its error is classified (Classify).
+func (l *lazySender) send(ctx context.Context, msg *azservicebus.Message) error {
+	s, err := l.sender()
 	if err != nil {
-		return nil, fmt.Errorf("servicebus: reply sender for %s: %w", r.queue, err)
+		return err
 	}
-	r.s = s
+	if err := s.SendMessage(ctx, msg, nil); err != nil {
+		var sbErr *azservicebus.Error
+		if errors.As(err, &sbErr) && sbErr.Code == azservicebus.CodeClosed {
+			l.drop(s)
+		}
+		return Classify(err)
+	}
+	return nil
+}
+
+func (l *lazySender) sender() (*azservicebus.Sender, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.s != nil {
+		return l.s, nil
+	}
+	s, err := l.client.NewSender(l.queue, nil)
+	if err != nil {
+		return nil, fmt.Errorf("servicebus: sender for %s: %w", l.queue, err)
+	}
+	l.s = s
 	return s, nil
 }
 
-func (r *ReplySender) drop(s *azservicebus.Sender) {
-	r.mu.Lock()
-	if r.s == s {
-		r.s = nil
+func (l *lazySender) drop(s *azservicebus.Sender) {
+	l.mu.Lock()
+	if l.s == s {
+		l.s = nil
 	}
-	r.mu.Unlock()
+	l.mu.Unlock()
 	_ = s.Close(context.Background())
 }
 
-// Close closes the sender.
-func (r *ReplySender) Close(ctx context.Context) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.s == nil {
+func (l *lazySender) close(ctx context.Context) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.s == nil {
 		return nil
 	}
-	err := r.s.Close(ctx)
-	r.s = nil
+	err := l.s.Close(ctx)
+	l.s = nil
 	return err
 }
 

@@ -49,6 +49,7 @@ func commands() cli.Table {
 	add(cli.RunCommand())
 	add(cli.CheckConfigCommand())
 	add(cli.SendCommand())
+	add(cli.StatusCommand())
 	add(cli.DoctorCommand())
 	add(cli.ServiceCommand(t))
 	add(cli.PolicyCommand())
