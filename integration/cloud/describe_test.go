@@ -1,9 +1,5 @@
 //go:build integration
 
-// Package cloud holds the integration tests of what the cloud side (the
-// SSPR page's sender) sees of a connector: each drives commands through
-// the real queue (integration/stack: the Service Bus emulator and the
-// sender SDK) against the Samba test DC.
 package cloud
 
 import (

@@ -1,8 +1,5 @@
 //go:build integration
 
-// Package cloud tests what the cloud side sees of a connector through the
-// real queue: the adwriteback binary, the Service Bus emulator and the
-// sender SDK, as a portal would use them.
 package cloud
 
 import (
