@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"fmt"
 	"net/url"
 	"strings"
 	"time"
@@ -39,11 +40,14 @@ func (e *Engine) finish(ctx context.Context, c *command, out outcome, journaled 
 	}
 	e.cfg.Metrics.Command(string(c.rec.Op), string(out.code), now.Sub(c.start))
 	if err := e.cfg.Reporter.Report(ctx, c.d, c.rec.ID, signed); err != nil {
-		e.cfg.Logger.Warn("result not delivered; the command will come back and be answered from the journal", "id", c.rec.ID, "err", err)
-		if durable != nil {
-			_ = durable(ctx)
+		if durable != nil && !e.awaitDurable(ctx, c, out, signed, durable) {
+			return e.audited(transport.Abandon(), c, out)
 		}
-		return e.audited(transport.Abandon(), c, out)
+		disp, detail := e.undelivered(ctx, c.d, c.rec.ID, err)
+		if detail != "" {
+			out.detail = detail
+		}
+		return e.audited(disp, c, out)
 	}
 	e.crashPoint("after_report")
 	if durable != nil && !e.awaitDurable(ctx, c, out, signed, durable) {
@@ -51,6 +55,31 @@ func (e *Engine) finish(ctx context.Context, c *command, out outcome, journaled 
 	}
 	e.crashPoint("before_settle")
 	return e.audited(transport.Complete(), c, out)
+}
+
+// ReasonUndeliverable is the dead-letter reason of a command whose
+// result could not be delivered by its last attempt (PROTOCOL.md §9.4).
+const ReasonUndeliverable = "result_undeliverable"
+
+// undelivered settles a delivery whose result could not be delivered:
+// abandoned, so that it comes back and is answered again (from the
+// journal when the outcome is on file), until its delivery count reaches
+// MaxAttempts; then dead-lettered ReasonUndeliverable, so that a reply
+// queue gone or a send right revoked ends the same way every time
+// instead of looping until the queue's own MaxDeliveryCount. The signed
+// result of a claimed command stays in the journal. detail, when not
+// empty, is what the audit record says of it.
+func (e *Engine) undelivered(ctx context.Context, d *transport.Delivery, id string, err error) (disp transport.Disposition, detail string) {
+	if ctx.Err() != nil || d.DeliveryCount < e.cfg.MaxAttempts {
+		e.cfg.Logger.Warn("result not delivered; the command will come back and be answered again", "id", id,
+			"delivery", d.DeliveryCount, "err", err)
+		return transport.Abandon(), ""
+	}
+	e.cfg.Metrics.Rejected(ReasonUndeliverable)
+	e.cfg.Logger.Error("result not delivered by the last attempt; dead-lettering the command", "id", id,
+		"delivery", d.DeliveryCount, "err", err)
+	detail = fmt.Sprintf("result undeliverable after %d deliveries: %v", d.DeliveryCount, err)
+	return transport.DeadLetter(ReasonUndeliverable, fmt.Sprintf("the signed result could not be delivered after %d deliveries", d.DeliveryCount)), detail
 }
 
 // result is the wire result for an outcome completed at now, in the

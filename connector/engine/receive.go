@@ -130,9 +130,11 @@ func (e *Engine) replay(ctx context.Context, d *transport.Delivery, id string, s
 		FromJournal: true, DeliveryCount: d.DeliveryCount}
 	disp := transport.Complete()
 	if err := e.cfg.Reporter.Report(ctx, d, id, ent.Result); err != nil {
-		e.cfg.Logger.Warn("result not delivered; the command will come back", "id", id, "err", err)
-		rec.Detail = "report failed: " + err.Error()
-		disp = transport.Abandon()
+		var detail string
+		if disp, detail = e.undelivered(ctx, d, id, err); detail == "" {
+			detail = "report failed: " + err.Error()
+		}
+		rec.Detail = detail
 	}
 	rec.LatencyMS = ms(e.cfg.Clock.Since(start))
 	return e.auditOnSettle(disp, rec)

@@ -34,10 +34,10 @@ type presenceWorld struct {
 	bin    string
 }
 
-// binary is the production binary, built for the test and removed after
+// connectorBinary is the production binary, built for the test and removed after
 // it (the build cache makes every build after the first a link). No
 // TestMain: other files of this package may bring their own.
-func binary(t *testing.T) string {
+func connectorBinary(t *testing.T) string {
 	t.Helper()
 	b, err := stack.BuildBinaries(context.Background(), stack.Production)
 	if err != nil {
@@ -49,7 +49,7 @@ func binary(t *testing.T) string {
 
 func newPresenceWorld(t *testing.T) *presenceWorld {
 	t.Helper()
-	bin := binary(t)
+	bin := connectorBinary(t)
 	env := stack.New(t)
 	env.AddQueue("status", sbemu.QueueOptions{NoDeadLetterOnExpiry: true})
 	w := &presenceWorld{Env: env, bin: bin}

@@ -6,7 +6,9 @@
 // shared with the queue), and the classification of
 // failures into permanent and transient so the caller can decide not to complete the command
 // message: a result that cannot be delivered is not lost, the command comes back and the stored
-// outcome is sent again.
+// outcome is sent again (until limits.max_attempts, when the engine dead-letters the command
+// result_undeliverable). PROTOCOL.md §9.3 is the binding this package implements: an endpoint
+// written from it alone must see exactly these requests.
 package httpreport
 
 import (

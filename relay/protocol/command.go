@@ -2,9 +2,9 @@ package protocol
 
 import (
 	"bytes"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"regexp"
 	"strings"
 	"time"
 	"unicode"
@@ -162,14 +162,18 @@ func (t Timestamp) MarshalJSON() ([]byte, error) {
 	return []byte(`"` + t.UTC().Format(time.RFC3339Nano) + `"`), nil
 }
 
+// timestampForm is the one accepted form of a timestamp (PROTOCOL.md §2):
+// upper-case T and Z, a fraction of 1 to 9 digits after a full stop.
+var timestampForm = regexp.MustCompile(`^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?Z$`)
+
 // UnmarshalJSON accepts only an RFC 3339 string in UTC ("Z").
 func (t *Timestamp) UnmarshalJSON(b []byte) error {
 	var s string
 	if err := json.Unmarshal(b, &s); err != nil {
 		return newError(ErrInvalidField, "timestamp: not a string", nil)
 	}
-	if len(s) > 40 || !strings.HasSuffix(s, "Z") {
-		return newError(ErrInvalidField, "timestamp: must be RFC 3339 in UTC (ending in Z)", nil)
+	if !timestampForm.MatchString(s) {
+		return newError(ErrInvalidField, "timestamp: must be YYYY-MM-DDTHH:MM:SS, optionally . and 1 to 9 digits, then Z", nil)
 	}
 	v, err := time.Parse(time.RFC3339Nano, s)
 	if err != nil {
@@ -238,7 +242,7 @@ func (u UserRef) validate() error {
 			return invalid("user.objectGUID", "must be 8-4-4-4-12 hex digits")
 		}
 	case UserKindImmutableID:
-		b, err := base64.StdEncoding.Strict().DecodeString(v)
+		b, err := strictBase64(v)
 		if err != nil || len(b) != 16 {
 			return invalid("user.immutableId", "must be the base64 of 16 bytes")
 		}

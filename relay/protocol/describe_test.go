@@ -151,14 +151,30 @@ func makeDescribeVectors(t *testing.T, f fixture) []vector {
 	}
 	vs := []vector{commandVector(t, "ok-describe", "valid describe command: no secret", testNow, []string{"a"}, raw,
 		vectorWant{ID: c.ID, Op: string(protocol.OpDescribe)})}
+	vs[0].Rules = []string{"command-describe"}
 	v1 := c
 	v1.V, v1.ID = 1, "golden-v1-describe"
-	vs = append(vs, commandVector(t, "describe-in-v1", "op describe in a version 1 command: v1 defines four ops", testNow, []string{"a"},
-		signV1Describe(t, f, v1), vectorWant{Error: "invalid_field", Code: "invalid_command"}))
+	inV1 := commandVector(t, "describe-in-v1", "op describe in a version 1 command: v1 defines four ops", testNow, []string{"a"},
+		signV1Describe(t, f, v1), vectorWant{Error: "invalid_field", Code: "invalid_command"})
+	inV1.Rules = []string{"command-describe"}
+	vs = append(vs, inV1)
 	r := describeResult()
 	r.CommandID, r.CommandDigest = c.ID, protocol.DigestString(d)
 	r.Policy.ComplexityRule = complexityRuleExample
-	return append(vs, resultVector(t, f, "result-policy", "a policy result signed by connector key A, answering ok-describe", r))
+	ok := resultVector(t, f, "result-policy", "a policy result signed by connector key A, answering ok-describe", r)
+	ok.Rules = []string{"result-policy"}
+	vs = append(vs, ok)
+	// A policy with any code but succeeded is refused.
+	bad := r
+	bad.Code, bad.Message = protocol.CodeTransient, protocol.CodeTransient.DefaultMessage()
+	payload, err := json.Marshal(bad)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wrong := vector{Name: "result-policy-with-transient", Description: "a policy in a transient result", Type: protocol.TypeResult,
+		Now: testNow, Rules: []string{"result-policy"}, Want: vectorWant{Error: "invalid_field", Code: "invalid_command"}}
+	wrong.setRaw(signRaw(t, protocol.TypeResult, payload, f.connA.SigningKey()))
+	return append(vs, wrong)
 }
 
 // complexityRuleExample is the connector's complexity rule text, as the

@@ -1,5 +1,6 @@
-// Package protocol owns the adwriteback wire protocol, version 1: the
-// command and result messages, their strict and bounded decoding, the HPKE
+// Package protocol owns the adwriteback wire protocol, version 2 (and the
+// version 1 it still reads and answers): the command, result and status
+// messages, their strict and bounded decoding, the HPKE
 // sealing of passwords to the connector's key, the Ed25519 signatures of
 // both sides, the stable result codes, and the replay cache interface (with
 // an in-memory implementation).

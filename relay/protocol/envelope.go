@@ -3,6 +3,7 @@ package protocol
 import (
 	"crypto/ed25519"
 	"crypto/sha256"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -180,9 +181,7 @@ func VerifyCommand(raw []byte, keys VerifyKeys) (*VerifiedCommand, error) {
 	}
 	v := &VerifiedCommand{SignerKID: env.kid, Digest: sha256.Sum256(env.payload)}
 	if err := decodeCommand(env.payload, &v.Command); err != nil {
-		if validID("id", v.ID) == nil {
-			err.CommandID = v.ID
-		}
+		err.CommandID = answerableID(env.payload)
 		return nil, err
 	}
 	if v.V != env.v {
@@ -191,6 +190,26 @@ func VerifyCommand(raw []byte, keys VerifyKeys) (*VerifiedCommand, error) {
 		return nil, e
 	}
 	return v, nil
+}
+
+// answerableID is the id a signed command that failed its payload rules
+// is answered under (PROTOCOL.md §6): its "id" member, when the payload is
+// well-formed JSON of §2 (structure and syntax) and the member is a valid
+// id; else "" (no answer: the message is dead-lettered). It does not
+// depend on where in the payload the failure is.
+func answerableID(payload []byte) string {
+	if scan(payload, commandSchema) != nil {
+		return ""
+	}
+	var m map[string]json.RawMessage
+	if json.Unmarshal(payload, &m) != nil {
+		return ""
+	}
+	var id string
+	if json.Unmarshal(m["id"], &id) != nil || validID("id", id) != nil {
+		return ""
+	}
+	return id
 }
 
 // EnvelopeDigest is the SHA-256 of an envelope's payload bytes (for a

@@ -1,9 +1,7 @@
 package protocol_test
 
 import (
-	"encoding/json"
 	"errors"
-	"os"
 	"testing"
 
 	"github.com/adwriteback/adwriteback/relay/protocol"
@@ -26,21 +24,15 @@ func checkErr(t *testing.T, err error) {
 }
 
 func vectorSeeds(t testing.TB, typ string) (envs [][]byte, payloads [][]byte) {
-	b, err := os.ReadFile(vectorsPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var vs []vector
-	if err := json.Unmarshal(b, &vs); err != nil {
-		t.Fatal(err)
-	}
+	vs := readVectors(t)
 	for _, v := range vs {
 		if v.Type != typ {
 			continue
 		}
-		envs = append(envs, []byte(v.Envelope))
-		_, p := splitEnvelope(t, []byte(v.Envelope))
-		payloads = append(payloads, p)
+		envs = append(envs, v.raw())
+		if v.Payload != nil {
+			payloads = append(payloads, v.Payload)
+		}
 	}
 	return envs, payloads
 }

@@ -3,11 +3,16 @@ package protocol_test
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/adwriteback/adwriteback/relay/keys"
 	"github.com/adwriteback/adwriteback/relay/protocol"
@@ -66,22 +71,72 @@ type vector struct {
 	OpenWith []string `json:"openWith,omitempty"`
 	// MessageID is the id the transport carried the command under
 	// (Service Bus: MessageId); absent means the command's own id.
-	MessageID string          `json:"messageId,omitempty"`
-	Envelope  string          `json:"envelope"`
-	Want      vectorWant      `json:"want"`
-	Payload   json.RawMessage `json:"payload,omitempty"` // the signed payload, for reading
+	MessageID string `json:"messageId,omitempty"`
+	// Prior names the vectors the same receiver got first (replay).
+	Prior []string `json:"prior,omitempty"`
+	// ReplayCache "unavailable": the receiver's replay cache fails.
+	ReplayCache string `json:"replayCache,omitempty"`
+	// Rules are the rules of PROTOCOL.md §13's table this vector keeps
+	// (valid) or breaks (invalid).
+	Rules []string `json:"rules,omitempty"`
+	// Envelope is the message body; EnvelopeBase64 carries it instead
+	// when it is not valid UTF-8 (JSON strings cannot hold such bytes).
+	Envelope       string          `json:"envelope,omitempty"`
+	EnvelopeBase64 string          `json:"envelopeBase64,omitempty"`
+	Want           vectorWant      `json:"want"`
+	Payload        json.RawMessage `json:"payload,omitempty"` // the signed payload, for reading
 }
 
 type vectorWant struct {
 	// Error is the expected error kind name, protocol.KindName ("" =
 	// success).
-	Error       string `json:"error,omitempty"`
-	Code        string `json:"code,omitempty"` // result code for Error
+	Error string `json:"error,omitempty"`
+	// Settle is what a connector does with an invalid command (§6):
+	// "result" (a signed result with Code, in version ResultV),
+	// "first_result" (the result recorded for the id, again),
+	// "dead_letter" (no result; DeadLetter is the reason) or "retry"
+	// (no result yet: the message comes back).
+	Settle      string `json:"settle,omitempty"`
+	Code        string `json:"code,omitempty"`
+	ResultV     int    `json:"resultV,omitempty"`
+	DeadLetter  string `json:"deadLetter,omitempty"`
 	ID          string `json:"id,omitempty"`
 	Op          string `json:"op,omitempty"`
 	NewPassword string `json:"newPassword,omitempty"`
 	OldPassword string `json:"oldPassword,omitempty"`
 	ResultCode  string `json:"resultCode,omitempty"`
+}
+
+// raw is the vector's message body.
+func (v *vector) raw() []byte {
+	if v.EnvelopeBase64 != "" {
+		b, _ := base64.StdEncoding.DecodeString(v.EnvelopeBase64)
+		return b
+	}
+	return []byte(v.Envelope)
+}
+
+// setRaw stores the message body, as base64 when it is not UTF-8.
+func (v *vector) setRaw(raw []byte) {
+	if utf8.Valid(raw) {
+		v.Envelope = string(raw)
+		return
+	}
+	v.EnvelopeBase64 = base64.StdEncoding.EncodeToString(raw)
+}
+
+// readVectors reads the stored vectors.
+func readVectors(t testing.TB) []vector {
+	t.Helper()
+	b, err := os.ReadFile(vectorsPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var vs []vector
+	if err := json.Unmarshal(b, &vs); err != nil {
+		t.Fatal(err)
+	}
+	return vs
 }
 
 const vectorsPath = "testdata/vectors.json"
@@ -93,11 +148,39 @@ func makeVectors(t *testing.T, f fixture) []vector {
 	vs := makeVersionVectors(t, f)
 	// describe (v2): a command and its policy result (describe_test.go).
 	vs = append(vs, makeDescribeVectors(t, f)...)
+	vs = append(vs, makeRuleVectors(t, f)...)
 	for _, v := range makeV1Vectors(t, f) {
 		v.Name, v.Description = "v1-"+v.Name, "version 1: "+v.Description
 		vs = append(vs, v)
 	}
+	for i := range vs {
+		vs[i].Rules = append(vs[i].Rules, baseRules[strings.TrimPrefix(vs[i].Name, "v1-")]...)
+		settle(t, f, vs, &vs[i])
+	}
 	return vs
+}
+
+// baseRules tags the vectors of makeVersionVectors: the valid commands
+// keep every general rule.
+var baseRules = map[string][]string{
+	"ok-reset":  {"op", "options", "actor", "secret-op", "secret-suite", "secret-sizes", "secret-open", "password", "texts", "user-upn", "user-domain"},
+	"ok-change": {"op", "secret-op", "password"},
+	"ok-unlock": {"op", "user-guid", "secret-op", "json-duplicate", "json-member-names", "json-null", "json-depth", "json-types", "json-integers",
+		"json-syntax", "base64", "timestamp", "envelope-version", "envelope-type", "envelope-signature", "kid", "payload-version", "id", "user-one",
+		"message-id", "replay-cache", "lifetime", "clock", "answerable"},
+	"ok-check":                      {"op", "user-sam"},
+	"ok-rotation-key-b":             {"secret-open", "user-immutable-id"},
+	"expired":                       {"clock"},
+	"not-yet-valid":                 {"clock"},
+	"wrong-connector-key":           {"secret-open"},
+	"tampered-payload":              {"envelope-signature"},
+	"copy-under-another-message-id": {"message-id"},
+	"result-policy-violation":       {"result-codes", "result-digest", "result-violations", "result-fields", "result-times", "texts"},
+	"result-superseded":             {"result-codes", "result-digest"},
+	"result-succeeded":              {"result-codes", "result-digest", "payload-version"},
+	"ok-result-rejected_by_dc":      {"result-dc-reason"},
+	"ok-result-rate_limited":        {"result-retry-after"},
+	"ok-result-transient":           {"result-retry-after"},
 }
 
 func makeV1Vectors(t *testing.T, f fixture) []vector {
@@ -117,9 +200,13 @@ func makeV1Vectors(t *testing.T, f fixture) []vector {
 }
 
 func commandVector(t *testing.T, name, desc string, now time.Time, openWith []string, raw []byte, want vectorWant) vector {
-	_, p := splitEnvelope(t, raw)
-	v := vector{Name: name, Description: desc, Type: protocol.TypeCommand, Now: now, OpenWith: openWith, Envelope: string(raw), Want: want}
-	if json.Valid(p) {
+	v := vector{Name: name, Description: desc, Type: protocol.TypeCommand, Now: now, OpenWith: openWith, Want: want}
+	v.setRaw(raw)
+	var env struct{ Payload string }
+	if json.Unmarshal(raw, &env) != nil {
+		return v
+	}
+	if p, err := base64.StdEncoding.DecodeString(env.Payload); err == nil && json.Valid(p) && utf8.Valid(p) {
 		v.Payload = p
 	}
 	return v
@@ -131,7 +218,7 @@ func resultVector(t *testing.T, f fixture, name, desc string, r protocol.Result)
 		t.Fatal(err)
 	}
 	_, p := splitEnvelope(t, raw)
-	return vector{Name: name, Description: desc, Type: protocol.TypeResult, Now: testNow, Envelope: string(raw), Payload: p,
+	return vector{Name: name, Description: desc, Type: protocol.TypeResult, Now: testNow, Envelope: string(raw), Payload: p, // results are UTF-8
 		Want: vectorWant{ID: r.CommandID, ResultCode: string(r.Code)}}
 }
 
@@ -176,19 +263,19 @@ func makeVersionVectors(t *testing.T, f fixture) []vector {
 	c.ID = "golden-expired"
 	raw := buildCommand(t, f, c)
 	add("expired", "valid but received after expiresAt + 2 min skew", testNow.Add(7*time.Minute+time.Second), []string{"a"}, raw,
-		vectorWant{Error: "expired", Code: "expired"})
+		vectorWant{Error: "expired"})
 	add("not-yet-valid", "issuedAt more than 2 min ahead of the receiver clock", testNow.Add(-3*time.Minute), []string{"a"}, raw,
-		vectorWant{Error: "not_yet_valid", Code: "expired"})
+		vectorWant{Error: "not_yet_valid"})
 	add("wrong-connector-key", "sealed to key A; the connector holds only B", testNow, []string{"b"}, raw,
-		vectorWant{Error: "unknown_recipient", Code: "invalid_command"})
+		vectorWant{Error: "unknown_recipient"})
 
 	env, p := splitEnvelope(t, raw)
 	p[len(p)/2] ^= 1
 	tampered := signRawWithSig(t, env, p)
 	add("tampered-payload", "one payload bit flipped, signature unchanged", testNow, []string{"a"}, tampered,
-		vectorWant{Error: "bad_signature", Code: "invalid_command"})
+		vectorWant{Error: "bad_signature"})
 	cp := commandVector(t, "copy-under-another-message-id", "a valid command carried under a message id that is not its id: a copy; dead-lettered, never answered",
-		testNow, []string{"a"}, raw, vectorWant{Error: "message_id_mismatch", Code: "invalid_command"})
+		testNow, []string{"a"}, raw, vectorWant{Error: "message_id_mismatch"})
 	cp.MessageID = "copy-of-golden-expired"
 	vs = append(vs, cp)
 
@@ -220,6 +307,72 @@ func signRawWithSig(t *testing.T, env map[string]any, payload []byte) []byte {
 	return b
 }
 
+// receiveVector receives a command vector as a connector would: at the
+// vector's clock, holding its keys, after its prior vectors, carried
+// under its message id (the command's own when absent).
+func receiveVector(t *testing.T, f fixture, vs []vector, v *vector) (*protocol.Received, error) {
+	t.Helper()
+	byName := map[string]*keys.ConnectorPrivate{"a": f.connA, "b": f.connB}
+	var open []*keys.ConnectorPrivate
+	for _, n := range v.OpenWith {
+		open = append(open, byName[n])
+	}
+	rcv := f.receiver(v.Now, open...)
+	if v.ReplayCache == "unavailable" {
+		rcv.Replay = failingCache{}
+	}
+	for _, name := range v.Prior {
+		i := slices.IndexFunc(vs, func(p vector) bool { return p.Name == name })
+		if i < 0 {
+			t.Fatalf("prior vector %s missing", name)
+		}
+		got, err := receive(rcv, vs[i].raw())
+		if err != nil {
+			t.Fatalf("prior vector %s: %v", name, err)
+		}
+		got.Secrets.Zero()
+	}
+	msgID := v.MessageID
+	if msgID == "" {
+		msgID = commandIDOf(v.raw())
+	}
+	return rcv.Receive(context.Background(), v.raw(), msgID)
+}
+
+// settlement is what PROTOCOL.md §6 says a connector does with a command
+// refused with err: the Settle, Code, ResultV and DeadLetter of a vector.
+func settlement(f fixture, raw []byte, err error) vectorWant {
+	var pe *protocol.Error
+	if !errors.As(err, &pe) {
+		return vectorWant{}
+	}
+	switch {
+	case pe.CommandID == "":
+		return vectorWant{Settle: "dead_letter", DeadLetter: "invalid_command"}
+	case errors.Is(err, protocol.ErrMessageID):
+		return vectorWant{Settle: "dead_letter", DeadLetter: protocol.KindName(err)}
+	case errors.Is(err, protocol.ErrReplayed):
+		return vectorWant{Settle: "first_result"}
+	case errors.Is(err, protocol.ErrReplayCache):
+		return vectorWant{Settle: "retry"}
+	}
+	w := vectorWant{Settle: "result", Code: string(pe.Code), ResultV: protocol.MinVersion}
+	if vc, err := protocol.VerifyCommand(raw, f.senders()); err == nil {
+		w.ResultV = vc.V // decoded: answered in its own version
+	}
+	return w
+}
+
+// settle fills in an invalid command vector's settlement.
+func settle(t *testing.T, f fixture, vs []vector, v *vector) {
+	if v.Type != protocol.TypeCommand || v.Want.Error == "" {
+		return
+	}
+	_, err := receiveVector(t, f, vs, v)
+	s := settlement(f, v.raw(), err)
+	v.Want.Settle, v.Want.Code, v.Want.ResultV, v.Want.DeadLetter = s.Settle, s.Code, s.ResultV, s.DeadLetter
+}
+
 // TestGoldenVectors decodes, verifies and opens the stored vectors. HPKE
 // encapsulation is randomised, so -update regenerates fresh ciphertexts;
 // without it the test pins that stored bytes keep decoding the same way.
@@ -235,22 +388,21 @@ func TestGoldenVectors(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	b, err := os.ReadFile(vectorsPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var vs []vector
-	if err := json.Unmarshal(b, &vs); err != nil {
-		t.Fatal(err)
-	}
+	vs := readVectors(t)
 	if len(vs) < 10 {
 		t.Fatalf("only %d vectors", len(vs))
 	}
-	byName := map[string]*keys.ConnectorPrivate{"a": f.connA, "b": f.connB}
 	for _, v := range vs {
 		t.Run(v.Name, func(t *testing.T) {
 			if v.Type == protocol.TypeResult {
-				r, err := protocol.VerifyResult([]byte(v.Envelope), f.connectorResultKeys())
+				r, err := protocol.VerifyResult(v.raw(), f.connectorResultKeys())
+				if v.Want.Error != "" {
+					wantKind(t, err, err)
+					if protocol.KindName(err) != v.Want.Error {
+						t.Fatalf("error %s (%v), want %s", protocol.KindName(err), err, v.Want.Error)
+					}
+					return
+				}
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -260,7 +412,7 @@ func TestGoldenVectors(t *testing.T) {
 				// A v2 result names the digest of the command vector it answers.
 				for _, c := range vs {
 					if c.Type == protocol.TypeCommand && c.Want.ID == r.CommandID && c.MessageID == "" {
-						d, err := protocol.EnvelopeDigest([]byte(c.Envelope))
+						d, err := protocol.EnvelopeDigest(c.raw())
 						if err != nil || !r.Answers(c.Want.ID, d) {
 							t.Fatalf("does not answer command vector %s (%v)", c.Name, err)
 						}
@@ -268,23 +420,15 @@ func TestGoldenVectors(t *testing.T) {
 				}
 				return
 			}
-			var open []*keys.ConnectorPrivate
-			for _, n := range v.OpenWith {
-				open = append(open, byName[n])
-			}
-			rcv := f.receiver(v.Now, open...)
-			msgID := v.MessageID
-			if msgID == "" {
-				msgID = commandIDOf([]byte(v.Envelope))
-			}
-			got, err := rcv.Receive(context.Background(), []byte(v.Envelope), msgID)
+			got, err := receiveVector(t, f, vs, &v)
 			if v.Want.Error != "" {
-				pe := wantKind(t, err, err)
-				if protocol.KindName(err) != v.Want.Error || string(pe.Code) != v.Want.Code {
-					t.Fatalf("error %s (%s), want %s (%s)", protocol.KindName(err), pe.Code, v.Want.Error, v.Want.Code)
+				wantKind(t, err, err)
+				if protocol.KindName(err) != v.Want.Error {
+					t.Fatalf("error %s (%v), want %s", protocol.KindName(err), err, v.Want.Error)
 				}
-				if string(pe.Code) != v.Want.Code {
-					t.Fatalf("code %s, want %s", pe.Code, v.Want.Code)
+				s := settlement(f, v.raw(), err)
+				if s.Settle != v.Want.Settle || s.Code != v.Want.Code || s.ResultV != v.Want.ResultV || s.DeadLetter != v.Want.DeadLetter {
+					t.Fatalf("settled %+v, the vector says %+v", s, v.Want)
 				}
 				return
 			}

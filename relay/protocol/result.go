@@ -151,7 +151,7 @@ func (r *Result) validDigest() error {
 	if r.CommandDigest == "" {
 		return invalid("commandDigest", "required")
 	}
-	if b, err := base64.StdEncoding.Strict().DecodeString(r.CommandDigest); err != nil || len(b) != sha256.Size {
+	if b, err := strictBase64(r.CommandDigest); err != nil || len(b) != sha256.Size {
 		return invalid("commandDigest", "must be the standard base64 of 32 bytes")
 	}
 	return nil

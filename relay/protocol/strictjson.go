@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"unicode/utf8"
 )
 
@@ -33,20 +34,8 @@ const maxJSONDepth = 5
 // without escapes, no null, nesting at most maxJSONDepth. Numbers decode as
 // json.Number into interface values.
 func strictDecode(data []byte, sch schema, v any) error {
-	if !utf8.Valid(data) {
-		return newError(ErrMalformed, "not valid UTF-8", nil)
-	}
-	sc := scanner{data: data, sch: sch}
-	sc.skipSpace()
-	if sc.i >= len(data) || data[sc.i] != '{' {
-		return newError(ErrMalformed, "not a JSON object", nil)
-	}
-	if err := sc.value("", 0); err != nil {
+	if err := scan(data, sch); err != nil {
 		return err
-	}
-	sc.skipSpace()
-	if sc.i != len(data) {
-		return newError(ErrMalformed, "trailing data after the JSON object", nil)
 	}
 	// The scan above checked names and shape but not full JSON syntax;
 	// encoding/json does that now. Unknown names cannot reach it;
@@ -72,6 +61,28 @@ func strictDecode(data []byte, sch schema, v any) error {
 			return newError(ErrInvalidField, fmt.Sprintf("%s: wrong JSON type", ute.Field), nil)
 		}
 		return newError(ErrInvalidField, "", err)
+	}
+	return nil
+}
+
+// scan checks the structure of data against sch (PROTOCOL.md §2): valid
+// UTF-8, exactly one object, member names, duplicates, null, depth, member
+// counts and surrogate escapes. It does not validate literals.
+func scan(data []byte, sch schema) error {
+	if !utf8.Valid(data) {
+		return newError(ErrMalformed, "not valid UTF-8", nil)
+	}
+	sc := scanner{data: data, sch: sch}
+	sc.skipSpace()
+	if sc.i >= len(data) || data[sc.i] != '{' {
+		return newError(ErrMalformed, "not a JSON object", nil)
+	}
+	if err := sc.value("", 0); err != nil {
+		return err
+	}
+	sc.skipSpace()
+	if sc.i != len(data) {
+		return newError(ErrMalformed, "trailing data after the JSON object", nil)
 	}
 	return nil
 }
@@ -162,6 +173,9 @@ func (s *scanner) value(key string, depth int) error {
 }
 
 // str scans a string starting at its quote and returns its raw content.
+// It refuses a \u escape of a lone surrogate (a high one not followed by
+// a low one, or a low one alone): encoding/json would turn it into
+// U+FFFD, another implementation into something else (PROTOCOL.md §2).
 func (s *scanner) str() ([]byte, error) {
 	s.i++ // opening quote
 	start := s.i
@@ -172,12 +186,57 @@ func (s *scanner) str() ([]byte, error) {
 			s.i++
 			return raw, nil
 		case '\\':
-			s.i += 2
+			if err := s.escape(); err != nil {
+				return nil, err
+			}
 		default:
 			s.i++
 		}
 	}
 	return nil, s.malformed()
+}
+
+// escape steps over one escape at s.i; a \u escape of a surrogate must be
+// a high one directly followed by an escaped low one.
+func (s *scanner) escape() error {
+	u, ok := s.hex4(s.i)
+	if !ok {
+		s.i += 2 // not \uXXXX: encoding/json checks the rest
+		return nil
+	}
+	switch {
+	case u >= 0xd800 && u < 0xdc00:
+		if lo, ok := s.hex4(s.i + 6); ok && lo >= 0xdc00 && lo < 0xe000 {
+			s.i += 12
+			return nil
+		}
+		return newError(ErrMalformed, fmt.Sprintf("lone surrogate escape at byte %d", s.i), nil)
+	case u >= 0xdc00 && u < 0xe000:
+		return newError(ErrMalformed, fmt.Sprintf("lone surrogate escape at byte %d", s.i), nil)
+	}
+	s.i += 6
+	return nil
+}
+
+// hex4 reads the code unit of a \uXXXX escape starting at i.
+func (s *scanner) hex4(i int) (rune, bool) {
+	if i+6 > len(s.data) || s.data[i] != '\\' || s.data[i+1] != 'u' {
+		return 0, false
+	}
+	var u rune
+	for _, c := range s.data[i+2 : i+6] {
+		switch {
+		case c >= '0' && c <= '9':
+			u = u<<4 | rune(c-'0')
+		case c >= 'a' && c <= 'f':
+			u = u<<4 | rune(c-'a'+10)
+		case c >= 'A' && c <= 'F':
+			u = u<<4 | rune(c-'A'+10)
+		default:
+			return 0, false
+		}
+	}
+	return u, true
 }
 
 func (s *scanner) object(parent string, depth int) error {
@@ -270,12 +329,7 @@ func decodeB64(field, s string, max int) ([]byte, error) {
 	if base64.StdEncoding.DecodedLen(len(s)) > max+2 {
 		return nil, newError(ErrTooLarge, fmt.Sprintf("%s: longer than %d bytes", field, max), nil)
 	}
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\r' || s[i] == '\n' {
-			return nil, newError(ErrMalformed, fmt.Sprintf("%s: line break in base64", field), nil)
-		}
-	}
-	b, err := base64.StdEncoding.Strict().DecodeString(s)
+	b, err := strictBase64(s)
 	if err != nil {
 		return nil, newError(ErrMalformed, fmt.Sprintf("%s: bad base64", field), nil)
 	}
@@ -283,6 +337,15 @@ func decodeB64(field, s string, max int) ([]byte, error) {
 		return nil, newError(ErrTooLarge, fmt.Sprintf("%s: longer than %d bytes", field, max), nil)
 	}
 	return b, nil
+}
+
+// strictBase64 decodes standard, padded base64 with nothing else in it:
+// encoding/base64 skips line breaks even in Strict mode, this does not.
+func strictBase64(s string) ([]byte, error) {
+	if strings.ContainsAny(s, "\r\n") {
+		return nil, errors.New("line break in base64")
+	}
+	return base64.StdEncoding.Strict().DecodeString(s)
 }
 
 func b64(b []byte) string { return base64.StdEncoding.EncodeToString(b) }

@@ -2,6 +2,8 @@ package servicebus
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"sync"
@@ -49,7 +51,18 @@ func (r *ReplySender) SendReply(ctx context.Context, d *transport.Delivery, body
 	return r.Send(ctx, Reply{CorrelationID: d.MessageID, SessionID: d.ReplyToSessionID, Body: body})
 }
 
-// Send sends one reply.
+// ResultMessageID is a result message's MessageId (PROTOCOL.md §9.2):
+// the lower-case hex SHA-256 of its body. The same result sent again (a
+// redelivered command answered from the journal) has the same id, which a
+// reply queue with duplicate detection drops as the copy it is; a
+// different result for the same command has another id and is kept.
+func ResultMessageID(body []byte) string {
+	sum := sha256.Sum256(body)
+	return hex.EncodeToString(sum[:])
+}
+
+// Send sends one reply: MessageId ResultMessageID(Body), CorrelationId
+// the command id, SessionId, content type and time-to-live as set.
 func (r *ReplySender) Send(ctx context.Context, rep Reply) error {
 	if rep.CorrelationID == "" {
 		return errors.New("servicebus: reply without correlation id")
@@ -58,7 +71,8 @@ func (r *ReplySender) Send(ctx context.Context, rep Reply) error {
 	if ttl <= 0 {
 		ttl = r.ttl
 	}
-	msg := &azservicebus.Message{Body: rep.Body, CorrelationID: &rep.CorrelationID}
+	mid := ResultMessageID(rep.Body)
+	msg := &azservicebus.Message{Body: rep.Body, MessageID: &mid, CorrelationID: &rep.CorrelationID}
 	if ttl > 0 {
 		msg.TimeToLive = &ttl
 	}

@@ -217,6 +217,9 @@ func TestReplyMessageFields(t *testing.T) {
 	if m.CorrelationID == nil || *m.CorrelationID != "c-1" || m.SessionID == nil || *m.SessionID != "s-1" || m.TimeToLive == nil || *m.TimeToLive != 90*time.Second {
 		t.Fatalf("reply fields: corr %v session %v ttl %v", m.CorrelationID, m.SessionID, m.TimeToLive)
 	}
+	if want := ResultMessageID([]byte("r")); m.MessageID != want || len(want) != 64 {
+		t.Fatalf("reply MessageId %q, want %q (hex SHA-256 of the body)", m.MessageID, want)
+	}
 }
 
 func TestSourceRenewsLockAcrossSlowHandler(t *testing.T) {
