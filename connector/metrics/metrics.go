@@ -99,7 +99,7 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: Namespace,
 			Name:      "rejected_messages_total",
-			Help:      "Messages dead-lettered without an answer: unverifiable (by protocol failure), or a copy of a signed command under another message id (message_id_mismatch).",
+			Help:      "Messages dead-lettered without an answer: unverifiable (by protocol failure), a copy of a signed command under another message id (message_id_mismatch), or a command whose result could not be delivered by its last attempt (result_undeliverable).",
 		}, []string{"reason"}),
 		ldapDur: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: Namespace,
