@@ -63,54 +63,86 @@ func (r *Receiver) Receive(ctx context.Context, raw []byte, messageID string) (*
 	if err != nil {
 		return nil, err
 	}
-	fail := func(e *Error) (*Received, error) {
-		e.CommandID = v.ID
-		return nil, e
+	out, perr := r.accept(ctx, v, messageID)
+	if perr != nil {
+		perr.CommandID = v.ID
+		return nil, perr
 	}
+	return out, nil
+}
+
+// accept runs the checks after the signature, in order: the transport's
+// id, the times, the secret, the replay claim.
+func (r *Receiver) accept(ctx context.Context, v *VerifiedCommand, messageID string) (*Received, *Error) {
 	if messageID != v.ID {
-		return fail(newError(ErrMessageID, "the message id must be the command id", nil))
+		return nil, newError(ErrMessageID, "the message id must be the command id", nil)
 	}
-	skew, maxLife := r.Skew, r.MaxLifetime
-	if skew <= 0 {
-		skew = DefaultSkew
+	if err := r.checkTimes(v); err != nil {
+		return nil, err
 	}
-	if maxLife <= 0 {
-		maxLife = DefaultMaxLifetime
+	out := &Received{VerifiedCommand: v}
+	if v.Op.HasSecret() {
+		s, err := v.Open(r.Keys)
+		if err != nil {
+			return nil, asError(err)
+		}
+		out.Secrets = s
 	}
+	if err := r.claim(ctx, v); err != nil {
+		out.Secrets.Zero()
+		return nil, err
+	}
+	return out, nil
+}
+
+// checkTimes: the lifetime within MaxLifetime, not issued more than Skew
+// ahead, not expired more than Skew ago.
+func (r *Receiver) checkTimes(v *VerifiedCommand) *Error {
+	skew, maxLife := r.skew(), r.maxLifetime()
 	clock := r.Clock
 	if clock == nil {
 		clock = clockwork.NewRealClock()
 	}
 	now := clock.Now()
 	if life := v.ExpiresAt.Sub(v.IssuedAt.Time); life > maxLife {
-		return fail(invalid("expiresAt", fmt.Sprintf("lifetime %s exceeds the maximum %s", life, maxLife)))
+		return invalid("expiresAt", fmt.Sprintf("lifetime %s exceeds the maximum %s", life, maxLife))
 	}
 	if v.IssuedAt.After(now.Add(skew)) {
-		return fail(newError(ErrNotYetValid, fmt.Sprintf("issuedAt %s is more than %s ahead of the connector clock", v.IssuedAt.Format(time.RFC3339), skew), nil))
+		return newError(ErrNotYetValid, fmt.Sprintf("issuedAt %s is more than %s ahead of the connector clock", v.IssuedAt.Format(time.RFC3339), skew), nil)
 	}
 	if !now.Before(v.ExpiresAt.Add(skew)) {
-		return fail(newError(ErrExpired, fmt.Sprintf("expired at %s", v.ExpiresAt.Format(time.RFC3339)), nil))
+		return newError(ErrExpired, fmt.Sprintf("expired at %s", v.ExpiresAt.Format(time.RFC3339)), nil)
 	}
-	out := &Received{VerifiedCommand: v}
-	if v.Op.HasSecret() {
-		out.Secrets, err = v.Open(r.Keys)
-		if err != nil {
-			return fail(asError(err))
-		}
+	return nil
+}
+
+// claim records the id in the replay cache until it can no longer verify;
+// only a new id passes.
+func (r *Receiver) claim(ctx context.Context, v *VerifiedCommand) *Error {
+	status, err := r.Replay.Claim(ctx, v.ID, v.Digest, v.ExpiresAt.Add(r.skew()))
+	switch {
+	case err != nil:
+		return newError(ErrReplayCache, "", err)
+	case status == ClaimNew:
+		return nil
+	case status == ClaimDuplicate:
+		return newError(ErrReplayed, "", nil)
 	}
-	status, err := r.Replay.Claim(ctx, v.ID, v.Digest, v.ExpiresAt.Add(skew))
-	if err != nil {
-		out.Secrets.Zero()
-		return fail(newError(ErrReplayCache, "", err))
+	return newError(ErrIDConflict, "", nil)
+}
+
+// maxLifetime is the longest accepted command lifetime.
+func (r *Receiver) maxLifetime() time.Duration {
+	if r.MaxLifetime <= 0 {
+		return DefaultMaxLifetime
 	}
-	switch status {
-	case ClaimNew:
-		return out, nil
-	case ClaimDuplicate:
-		out.Secrets.Zero()
-		return fail(newError(ErrReplayed, "", nil))
-	default:
-		out.Secrets.Zero()
-		return fail(newError(ErrIDConflict, "", nil))
+	return r.MaxLifetime
+}
+
+// skew is the tolerated clock skew.
+func (r *Receiver) skew() time.Duration {
+	if r.Skew <= 0 {
+		return DefaultSkew
 	}
+	return r.Skew
 }
