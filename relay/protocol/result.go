@@ -76,21 +76,32 @@ const (
 
 // Validate checks every field of the result.
 func (r *Result) Validate() error {
+	for _, check := range []func() error{
+		r.validHead, r.validDigest, r.validViolations, r.validQualifiers, r.validPolicy, r.validTimes,
+	} {
+		if err := check(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// validHead: version, command id, code of that version, message.
+func (r *Result) validHead() error {
 	if !supported(r.V) {
 		return newError(ErrUnsupportedVersion, fmt.Sprintf("v=%d", r.V), nil)
 	}
 	if err := validID("commandId", r.CommandID); err != nil {
 		return err
 	}
-	if err := r.validDigest(); err != nil {
-		return err
-	}
 	if !r.Code.ValidIn(r.V) {
 		return invalid("code", fmt.Sprintf("unknown result code in v%d", r.V))
 	}
-	if err := validText("message", r.Message, maxMessageBytes); err != nil {
-		return err
-	}
+	return validText("message", r.Message, maxMessageBytes)
+}
+
+// validViolations: violations exactly with policy_violation, each valid.
+func (r *Result) validViolations() error {
 	switch {
 	case r.Code == CodePolicyViolation && len(r.Violations) == 0:
 		return invalid("violations", "required with policy_violation")
@@ -104,36 +115,38 @@ func (r *Result) Validate() error {
 			return err
 		}
 	}
+	return nil
+}
+
+// validQualifiers: dcReason exactly with rejected_by_dc; dc, detail and
+// retryAfter well formed and where they belong.
+func (r *Result) validQualifiers() error {
 	switch {
 	case r.Code == CodeRejectedByDC && !r.DCReason.Valid():
 		return invalid("dcReason", "required with rejected_by_dc: history, min_age or other")
 	case r.Code != CodeRejectedByDC && r.DCReason != "":
 		return invalid("dcReason", "only allowed with rejected_by_dc")
-	}
-	if r.DC != "" && !isDNSName(r.DC) {
+	case r.DC != "" && !isDNSName(r.DC):
 		return invalid("dc", "must be a DNS host name")
-	}
-	if r.Detail != "" {
-		if err := validText("detail", r.Detail, maxDetailBytes); err != nil {
-			return err
-		}
-	}
-	switch {
 	case r.RetryAfter < 0:
 		return invalid("retryAfter", "must not be negative")
 	case r.RetryAfter > 0 && !r.Code.Retryable():
 		return invalid("retryAfter", "only allowed with rate_limited or transient")
 	}
-	if err := r.validPolicy(); err != nil {
-		return err
+	if r.Detail != "" {
+		return validText("detail", r.Detail, maxDetailBytes)
 	}
-	if r.ReceivedAt.IsZero() {
+	return nil
+}
+
+// validTimes: both timestamps, completedAt not before receivedAt.
+func (r *Result) validTimes() error {
+	switch {
+	case r.ReceivedAt.IsZero():
 		return invalid("receivedAt", "required")
-	}
-	if r.CompletedAt.IsZero() {
+	case r.CompletedAt.IsZero():
 		return invalid("completedAt", "required")
-	}
-	if r.CompletedAt.Before(r.ReceivedAt.Time) {
+	case r.CompletedAt.Before(r.ReceivedAt.Time):
 		return invalid("completedAt", "must not be before receivedAt")
 	}
 	return nil
