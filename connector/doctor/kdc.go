@@ -170,11 +170,10 @@ func (k kdcClient) decryptASRep(b []byte, t tgt, kt *keytab.Keytab, cname types.
 		return t, fmt.Errorf("%w: %w", ErrBadReply, err)
 	}
 	t.kvno, t.etype = t.rep.EncPart.KVNO, t.rep.EncPart.EType
-	key, err := t.rep.DecryptEncPart(credentials.NewFromPrincipalName(cname, realm).WithKeytab(kt))
-	if err != nil {
+	if _, err := t.rep.DecryptEncPart(credentials.NewFromPrincipalName(cname, realm).WithKeytab(kt)); err != nil {
 		return t, fmt.Errorf("%w (key version %d, %s): %w", ErrReplyKey, t.kvno, etypeName(t.etype), err)
 	}
-	t.sessionKey = key
+	t.sessionKey = t.rep.DecryptedEncPart.Key
 	if t.kdcTime.IsZero() {
 		t.kdcTime = t.rep.DecryptedEncPart.AuthTime
 	}

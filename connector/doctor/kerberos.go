@@ -174,16 +174,21 @@ func CheckKeytab(s KerberosSettings, cname types.PrincipalName, realm string) (*
 // principals it holds.
 func keytabEntries(kt *keytab.Keytab, cname types.PrincipalName, realm string) (mine, others []string) {
 	for _, e := range kt.Entries {
-		p := types.PrincipalName{NameType: e.Principal.NameType, NameString: e.Principal.Components}
-		if p.Equal(cname) && strings.EqualFold(e.Principal.Realm, realm) {
+		if samePrincipal(e.Principal.Components, e.Principal.Realm, cname, realm) {
 			mine = append(mine, fmt.Sprintf("key version %d %s", e.KVNO, etypeName(e.Key.KeyType)))
 			continue
 		}
-		if o := p.PrincipalNameString() + "@" + e.Principal.Realm; !slices.Contains(others, o) {
+		if o := strings.Join(e.Principal.Components, "/") + "@" + e.Principal.Realm; !slices.Contains(others, o) {
 			others = append(others, o)
 		}
 	}
 	return mine, others
+}
+
+// samePrincipal reports whether a keytab entry's principal (its name's
+// components and realm) is cname@realm; the realm's case is ignored.
+func samePrincipal(components []string, eRealm string, cname types.PrincipalName, realm string) bool {
+	return slices.Equal(components, cname.NameString) && strings.EqualFold(eRealm, realm)
 }
 
 // keytabETypes lists the principal's encryption types in the keytab,
@@ -191,8 +196,7 @@ func keytabEntries(kt *keytab.Keytab, cname types.PrincipalName, realm string) (
 func keytabETypes(kt *keytab.Keytab, cname types.PrincipalName, realm string) []int32 {
 	var out []int32
 	for _, e := range kt.Entries {
-		p := types.PrincipalName{NameType: e.Principal.NameType, NameString: e.Principal.Components}
-		if p.Equal(cname) && strings.EqualFold(e.Principal.Realm, realm) && !slices.Contains(out, e.Key.KeyType) {
+		if samePrincipal(e.Principal.Components, e.Principal.Realm, cname, realm) && !slices.Contains(out, e.Key.KeyType) {
 			out = append(out, e.Key.KeyType)
 		}
 	}
@@ -204,8 +208,7 @@ func keytabETypes(kt *keytab.Keytab, cname types.PrincipalName, realm string) []
 func keytabKVNO(kt *keytab.Keytab, cname types.PrincipalName, realm string) int {
 	n := 0
 	for _, e := range kt.Entries {
-		p := types.PrincipalName{NameType: e.Principal.NameType, NameString: e.Principal.Components}
-		if p.Equal(cname) && strings.EqualFold(e.Principal.Realm, realm) {
+		if samePrincipal(e.Principal.Components, e.Principal.Realm, cname, realm) {
 			n = max(n, int(e.KVNO))
 		}
 	}
