@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/adwriteback/adwriteback/connector/config"
@@ -57,7 +58,9 @@ Actions:
   install --config FILE [--name NAME] [--account ACCOUNT] [--manual]
             copy this program to %ProgramFiles%\adwriteback, give the configuration,
             key and journal folders a protected DACL, and register the service;
-            it starts at boot and runs "adwriteback run --config FILE"
+            it starts at boot and runs "adwriteback run --config FILE";
+            --account: "NT SERVICE\NAME" (default), a gMSA 'DOMAIN\name$',
+            LocalSystem, "NT AUTHORITY\NetworkService" (none needs a password)
   uninstall [--name NAME]   stop and remove the service
   start [--name NAME]       start the service and wait until it runs
   stop [--name NAME]        stop the service and wait until it has stopped
@@ -86,7 +89,7 @@ func serviceCommand(t Table, m serviceManager) Command {
 			switch action {
 			case "install":
 				config = fs.String("config", "", "configuration file (YAML), stored as an absolute path")
-				account = fs.String("account", "", `account running the service (default: virtual account "NT SERVICE\NAME")`)
+				account = fs.String("account", "", `account running the service: the virtual account "NT SERVICE\NAME" (default), a group managed service account "DOMAIN\name$", LocalSystem or "NT AUTHORITY\NetworkService"; never one with a password`)
 				manual = fs.Bool("manual", false, "start manually instead of at boot")
 			case "run":
 				config = fs.String("config", "", "configuration file (YAML)")
@@ -142,9 +145,11 @@ func serviceInstall(env *Env, m serviceManager, name, cfgPath, account string, m
 	if err != nil {
 		return fmt.Errorf("service install: %w", err)
 	}
-	if account == "" {
-		account = winsvc.VirtualAccount(name)
+	acct, err := winsvc.ParseAccount(name, account)
+	if err != nil {
+		return &ExitError{Code: 2, Err: fmt.Errorf("service install: --account: %w", err)}
 	}
+	account = acct.Name
 	plan, err := protectionPlan(env, m, name, account, abs)
 	if err != nil {
 		return err
@@ -169,7 +174,22 @@ func serviceInstall(env *Env, m serviceManager, name, cfgPath, account string, m
 		return fmt.Errorf("service install: %w", err)
 	}
 	printInstalled(env, name, exe, abs, account, copied, plan)
+	if acct.Kind == winsvc.ManagedService {
+		printManagedAccountSteps(env, account)
+	}
 	return nil
+}
+
+// printManagedAccountSteps says what a group managed service account
+// needs on this host before the service can start as it.
+func printManagedAccountSteps(env *Env, account string) {
+	_, sam, _ := strings.Cut(account, `\`)
+	fmt.Fprintf(env.Stdout, `%s is a group managed service account: Windows fetches its password (the service stores none) and the service starts after Netlogon. Before starting it:
+  - this computer must be allowed to retrieve its password (New-ADServiceAccount or Set-ADServiceAccount -PrincipalsAllowedToRetrieveManagedPassword), and
+    Install-ADServiceAccount %s then Test-ADServiceAccount %s must say True here;
+  - it needs "Log on as a service" here (secpol.msc, Local Policies, User Rights Assignment, or a GPO);
+  - the connector binds as it with Kerberos: domains[].bind.method negotiate (see docs/operating.md, "Bind without a stored password").
+`, account, strings.TrimSuffix(sam, "$"), strings.TrimSuffix(sam, "$"))
 }
 
 // protectedFolder is a folder service install sets a DACL on.

@@ -316,3 +316,52 @@ func TestServiceOutsideWindows(t *testing.T) {
 		t.Errorf("service start outside Windows: %v", err)
 	}
 }
+
+// TestServiceInstallManagedAccount: a gMSA is registered as given, with
+// no password, its SID (as Windows looks it up) in the folder DACLs, and
+// the steps it needs on the host printed.
+func TestServiceInstallManagedAccount(t *testing.T) {
+	dir := t.TempDir()
+	cfg, f := installLayout(t, dir)
+	out, _, err := runService(t, Table{}, f, "install", "--config", cfg, "--account", `ADW\gmsa$`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.installed.opts.Account != `ADW\gmsa$` {
+		t.Errorf("installed as %q", f.installed.opts.Account)
+	}
+	const sid = "S-1-5-21-1-2-3-1104" // the fake's lookup
+	if got := f.protected[filepath.Join(dir, "journal")]; got != "O:BAD:P(A;OICI;FA;;;SY)(A;OICI;FA;;;BA)(A;OICI;0x1301bf;;;"+sid+")" {
+		t.Errorf("journal SDDL %q", got)
+	}
+	if got := f.protected[filepath.Join(dir, "keys")]; got != "O:BAD:P(A;OICI;FA;;;SY)(A;OICI;FA;;;BA)(A;OICI;0x1200a9;;;"+sid+")" {
+		t.Errorf("keys SDDL %q", got)
+	}
+	for _, want := range []string{`ADW\gmsa$ is a group managed service account`, "Install-ADServiceAccount gmsa", "Test-ADServiceAccount gmsa",
+		"Log on as a service", "bind.method negotiate"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+// TestServiceInstallAccountRefused: an account that would need a stored
+// password, or is malformed, is a usage error before anything changes,
+// and the error does not repeat what was given.
+func TestServiceInstallAccountRefused(t *testing.T) {
+	for _, tc := range []struct{ account, want string }{
+		{`ADW\Secret-Typed-Here`, "a user account needs its password stored"},
+		{"gmsa$", `DOMAIN\name$`},
+		{`NT SERVICE\other`, `NT SERVICE\adwriteback`},
+	} {
+		dir := t.TempDir()
+		cfg, f := installLayout(t, dir)
+		_, _, err := runService(t, Table{}, f, "install", "--config", cfg, "--account", tc.account)
+		if err == nil || ExitCode(err) != 2 || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "Secret-Typed-Here") {
+			t.Errorf("%q: %v (exit %d), want %q", tc.account, err, ExitCode(err), tc.want)
+		}
+		if len(f.calls) != 0 {
+			t.Errorf("%q: calls %v before refusing", tc.account, f.calls)
+		}
+	}
+}

@@ -17,6 +17,14 @@
 // (Send) (queue.go). Certificate chains are judged in one place
 // (chain.go) for the DCs and the namespace.
 //
+// A Kerberos bind is checked step by step (kerberos.go): the keytab's
+// entries (never a key), its key version against the account's
+// msDS-KeyVersionNumber, a ticket-granting ticket from each KDC with the
+// clock skew the KDC reports, and a service ticket for each DC's
+// ldap/<host> SPN. The doctor talks to the KDC itself with gokrb5's
+// message types (kdc.go), so each refusal is told apart by the KDC's
+// error code.
+//
 // It also owns a parser for binary self-relative security descriptors
 // (MS-DTYP 2.4.6) and the evaluation of the rights they grant (rights.go).
 //

@@ -168,6 +168,15 @@ func checkDomain(ctx context.Context, opts Options, i int, d *config.Domain) []C
 		cl2.Close()
 	}
 	out = append(out, checks...)
+	// TODO(issue 16, wire when merging wip-krb): with domains[i].bind.method
+	// kerberos or negotiate, add here
+	//   kerberosChecks(ctx, opts, KerberosSettings{Principal: d.Bind.Principal,
+	//     KeytabFile: d.Bind.KeytabFile, Realm: d.Bind.Realm, KDCs: d.Bind.KDCs,
+	//     Krb5Conf: d.Bind.Krb5Conf, DCHosts: <the host of each of d.Servers and found>,
+	//     Setting: fmt.Sprintf("domains[%d].bind", i)}, dir, nc)
+	// with dir a directory connection of the DC that accepted the bind (nil
+	// when none did: the Kerberos checks then explain why), and skip the
+	// password checks (bind, password source) for that domain.
 	if good == nil {
 		return append(out, skip("directory checks", d.Name, "no DC of this domain accepted the service account's bind: policy and rights checks were not run"))
 	}

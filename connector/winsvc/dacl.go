@@ -41,17 +41,20 @@ func ServiceSID(name string) string {
 // LocalService or NetworkService (any case). ok is false for any other
 // account (a domain or local user, a gMSA), which only Windows can look up.
 func KnownAccountSID(name, account string) (sid string, ok bool) {
-	switch a := strings.ToLower(account); a {
-	case "", strings.ToLower(VirtualAccount(name)):
+	a := strings.ToLower(strings.TrimSpace(account))
+	if a == "" || a == strings.ToLower(VirtualAccount(name)) {
 		return ServiceSID(name), true
-	case "localsystem", `.\localsystem`, `nt authority\system`:
-		return SIDLocalSystem, true
-	case `nt authority\localservice`, `nt authority\local service`:
-		return SIDLocalService, true
-	case `nt authority\networkservice`, `nt authority\network service`:
-		return SIDNetworkService, true
+	}
+	if n, found := builtIns[a]; found {
+		return builtInSIDs[n], true
 	}
 	return "", false
+}
+
+// builtInSIDs are the SIDs of the built-in accounts, by the name the
+// service manager stores.
+var builtInSIDs = map[string]string{
+	"LocalSystem": SIDLocalSystem, `NT AUTHORITY\LocalService`: SIDLocalService, `NT AUTHORITY\NetworkService`: SIDNetworkService,
 }
 
 // FolderAccess is what the service's account may do in a folder Install

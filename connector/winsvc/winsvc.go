@@ -36,10 +36,12 @@ type InstallOptions struct {
 	// DisplayName and Description are shown in services.msc.
 	DisplayName string
 	Description string
-	// Account runs the service; empty means the per-service virtual account
-	// "NT SERVICE\<name>" (no password, least privilege: grant it read on
-	// the configuration and keys, modify on the journal directory).
-	// "LocalSystem" or "NT AUTHORITY\LocalService" are also accepted.
+	// Account runs the service (ParseAccount): empty means the
+	// per-service virtual account "NT SERVICE\<name>" (no password, least
+	// privilege); also a group managed service account "DOMAIN\name$"
+	// (no password: Windows fetches it), LocalSystem,
+	// NT AUTHORITY\LocalService or NT AUTHORITY\NetworkService. A user
+	// account, which would need a stored password, is refused.
 	Account string
 	// Manual start instead of automatic (delayed) start at boot.
 	Manual bool

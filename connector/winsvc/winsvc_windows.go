@@ -112,18 +112,21 @@ func Install(name, exePath string, args []string, o InstallOptions) error {
 		s.Close()
 		return fmt.Errorf("%w: %s", ErrAlreadyInstalled, name)
 	}
+	set, err := Settings(name, o)
+	if err != nil {
+		return err
+	}
 	cfg := mgr.Config{
-		DisplayName:      o.DisplayName,
-		Description:      o.Description,
+		DisplayName:      set.DisplayName,
+		Description:      set.Description,
 		StartType:        mgr.StartAutomatic,
 		DelayedAutoStart: true,
-		ServiceStartName: o.Account,
+		ServiceStartName: set.ServiceStartName,
+		Password:         "", // no account Settings accepts has a stored password
+		Dependencies:     set.Dependencies,
 		SidType:          windows.SERVICE_SID_TYPE_UNRESTRICTED,
 	}
-	if cfg.ServiceStartName == "" {
-		cfg.ServiceStartName = VirtualAccount(name)
-	}
-	if o.Manual {
+	if set.Start == StartManual {
 		cfg.StartType, cfg.DelayedAutoStart = mgr.StartManual, false
 	}
 	s, err := m.CreateService(name, exePath, cfg, args...)

@@ -1,0 +1,391 @@
+package doctor
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/go-ldap/ldap/v3"
+	"github.com/jcmturner/gokrb5/v8/config"
+	"github.com/jcmturner/gokrb5/v8/iana/errorcode"
+	"github.com/jcmturner/gokrb5/v8/iana/nametype"
+	"github.com/jcmturner/gokrb5/v8/keytab"
+	"github.com/jcmturner/gokrb5/v8/messages"
+	"github.com/jcmturner/gokrb5/v8/types"
+)
+
+// KerberosSettings is how a domain's service account binds with Kerberos,
+// as plain values: the checks need nothing else from the configuration.
+type KerberosSettings struct {
+	// Principal is the account's principal: its sAMAccountName
+	// ("svc-writeback", "gmsa$"), optionally with "@REALM".
+	Principal string
+	// KeytabFile holds the account's keys.
+	KeytabFile string
+	// Realm is the Kerberos realm (the domain name upper-cased).
+	Realm string
+	// KDCs are host[:port] (port 88 by default); empty means those of
+	// Krb5Conf's realm, else each DC host on 88.
+	KDCs     []string
+	Krb5Conf string
+	// DCHosts are the DCs' host names: each needs the SPN ldap/<host>.
+	DCHosts []string
+	// Setting is the configuration path of these settings, for fix lines
+	// (default "domains[].bind").
+	Setting string
+}
+
+// Kerberos check names.
+const (
+	checkKeytab        = "kerberos keytab"
+	checkKeyVersion    = "kerberos key version"
+	checkTGT           = "kerberos ticket"
+	checkKDCClock      = "kerberos clock skew"
+	checkServiceTicket = "kerberos service ticket"
+)
+
+// maxKerberosSkew is what a KDC accepts by default (AD and MIT: 5 minutes).
+const maxKerberosSkew = 5 * time.Minute
+
+func (s KerberosSettings) key(k string) string { return cmp.Or(s.Setting, "domains[].bind") + "." + k }
+
+// principal splits Principal into its name and realm (Realm unless
+// Principal says "@REALM").
+func (s KerberosSettings) principal() (types.PrincipalName, string) {
+	name, realm, found := strings.Cut(s.Principal, "@")
+	if !found || realm == "" {
+		realm = s.Realm
+	}
+	return types.NewPrincipalName(nametype.KRB_NT_PRINCIPAL, name), realm
+}
+
+// kdcs lists the KDCs to ask, each host:port.
+func (s KerberosSettings) kdcs(realm string) ([]string, error) {
+	list := s.KDCs
+	if len(list) == 0 && s.Krb5Conf != "" {
+		c, err := config.Load(s.Krb5Conf)
+		if err != nil {
+			return nil, fmt.Errorf("read %s: %w", s.Krb5Conf, err)
+		}
+		_, m, err := c.GetKDCs(realm, true)
+		if err != nil {
+			return nil, fmt.Errorf("%s names no KDC of %s: %w", s.Krb5Conf, realm, err)
+		}
+		for i := 1; i <= len(m); i++ {
+			list = append(list, m[i])
+		}
+	}
+	if len(list) == 0 {
+		list = s.DCHosts
+	}
+	out := make([]string, 0, len(list))
+	for _, k := range list {
+		if _, _, err := net.SplitHostPort(k); err != nil {
+			k = net.JoinHostPort(strings.Trim(k, "[]"), "88")
+		}
+		out = append(out, k)
+	}
+	return out, nil
+}
+
+// kerberosChecks checks a Kerberos bind step by step: the keytab, the
+// key version against the directory's (dir, when the doctor has a
+// directory connection; else against the KDC's reply), a TGT from each
+// KDC with the clock skew each reports, and a service ticket for each
+// DC's ldap/ SPN.
+func kerberosChecks(ctx context.Context, opts Options, s KerberosSettings, dir searcher, nc string) []Check {
+	opts.setDefaults()
+	cname, realm := s.principal()
+	who := cname.PrincipalNameString() + "@" + realm
+	kt, ktCheck := CheckKeytab(s, cname, realm)
+	out := []Check{ktCheck}
+	if ktCheck.Status == Fail {
+		return append(out, skip(checkTGT, who, "no usable keytab (see the kerberos keytab check)"))
+	}
+	kvno := keytabKVNO(kt, cname, realm)
+	if dir != nil {
+		out = append(out, CheckKeyVersion(readKeyVersion(dir, nc, cname, realm), kvno, who, s))
+	}
+	kdcs, err := s.kdcs(realm)
+	if err != nil || len(kdcs) == 0 {
+		return append(out, fail(checkTGT, who, fmt.Sprintf("no KDC to ask: %v", err),
+			fmt.Sprintf("set %s (host[:port]) or %s", s.key("kdcs"), s.key("krb5_conf"))))
+	}
+	k := kdcClient{dialer: opts.Dialer, timeout: opts.Timeout, now: opts.Clock.Now}
+	var good *tgt
+	var goodKDC string
+	for _, kdc := range kdcs {
+		t, err := k.login(ctx, kdc, realm, cname, kt)
+		out = append(out, CheckTGT(err, kdc, who, kvno, s))
+		if !t.kdcTime.IsZero() {
+			out = append(out, CheckKerberosClock(kdc, t.kdcTime, opts.Clock.Now()))
+		}
+		if err == nil && good == nil {
+			good, goodKDC = &t, kdc
+			if dir == nil {
+				out = append(out, CheckKeyVersion(keyVersion{KVNO: t.kvno, From: "the KDC " + kdc}, kvno, who, s))
+			}
+		}
+	}
+	for _, h := range s.DCHosts {
+		spn := "ldap/" + h
+		if good == nil {
+			out = append(out, skip(checkServiceTicket, spn, "no ticket-granting ticket (see the kerberos ticket check)"))
+			continue
+		}
+		out = append(out, CheckServiceTicket(k.serviceTicket(ctx, goodKDC, realm, cname, *good, spn), spn, goodKDC, who, s))
+	}
+	return out
+}
+
+// CheckKeytab loads the keytab and lists the principal's entries (key
+// version and encryption type; never a key): FAIL when the file cannot
+// be read or holds no key of the principal, WARN when its keys are all
+// of weak types (DES, RC4).
+func CheckKeytab(s KerberosSettings, cname types.PrincipalName, realm string) (*keytab.Keytab, Check) {
+	who := cname.PrincipalNameString() + "@" + realm
+	kt, err := keytab.Load(s.KeytabFile)
+	if err != nil {
+		return nil, fail(checkKeytab, s.KeytabFile, fmt.Sprintf("cannot read the keytab: %v", err),
+			fmt.Sprintf("set %s to the keytab exported for %s (ktpass, samba-tool domain exportkeytab or msktutil; see docs/operating.md)", s.key("keytab_file"), who))
+	}
+	mine, others := keytabEntries(kt, cname, realm)
+	if len(mine) == 0 {
+		return nil, fail(checkKeytab, s.KeytabFile, fmt.Sprintf("no key of %s in the keytab; it holds: %s", who, cmp.Or(strings.Join(others, ", "), "nothing")),
+			fmt.Sprintf("export the keytab for %s (`samba-tool domain exportkeytab FILE --principal=%s`, or ktpass on Windows), or set %s and %s to the principal it holds",
+				who, who, s.key("principal"), s.key("realm")))
+	}
+	detail := fmt.Sprintf("%s: %s", who, strings.Join(mine, ", "))
+	if !slices.ContainsFunc(keytabETypes(kt, cname, realm), strongEType) {
+		return kt, warn(checkKeytab, s.KeytabFile, detail+": only weak encryption types (DES, RC4)",
+			"enable AES on the account (msDS-SupportedEncryptionTypes 0x18, or \"This account supports Kerberos AES 256 bit encryption\") and export the keytab again with AES keys (ktpass /crypto AES256-SHA1)")
+	}
+	return kt, ok(checkKeytab, s.KeytabFile, "%s", detail)
+}
+
+// keytabEntries describes the keytab's entries of the principal
+// ("key version 3 aes256-cts-hmac-sha1-96") and lists the other
+// principals it holds.
+func keytabEntries(kt *keytab.Keytab, cname types.PrincipalName, realm string) (mine, others []string) {
+	for _, e := range kt.Entries {
+		if samePrincipal(e.Principal.Components, e.Principal.Realm, cname, realm) {
+			mine = append(mine, fmt.Sprintf("key version %d %s", e.KVNO, etypeName(e.Key.KeyType)))
+			continue
+		}
+		if o := strings.Join(e.Principal.Components, "/") + "@" + e.Principal.Realm; !slices.Contains(others, o) {
+			others = append(others, o)
+		}
+	}
+	return mine, others
+}
+
+// samePrincipal reports whether a keytab entry's principal (its name's
+// components and realm) is cname@realm; the realm's case is ignored.
+func samePrincipal(components []string, eRealm string, cname types.PrincipalName, realm string) bool {
+	return slices.Equal(components, cname.NameString) && strings.EqualFold(eRealm, realm)
+}
+
+// keytabETypes lists the principal's encryption types in the keytab,
+// strongest first.
+func keytabETypes(kt *keytab.Keytab, cname types.PrincipalName, realm string) []int32 {
+	var out []int32
+	for _, e := range kt.Entries {
+		if samePrincipal(e.Principal.Components, e.Principal.Realm, cname, realm) && !slices.Contains(out, e.Key.KeyType) {
+			out = append(out, e.Key.KeyType)
+		}
+	}
+	slices.SortStableFunc(out, func(a, b int32) int { return etypeRank(b) - etypeRank(a) })
+	return out
+}
+
+// keytabKVNO is the principal's highest key version in the keytab.
+func keytabKVNO(kt *keytab.Keytab, cname types.PrincipalName, realm string) int {
+	n := 0
+	for _, e := range kt.Entries {
+		if samePrincipal(e.Principal.Components, e.Principal.Realm, cname, realm) {
+			n = max(n, int(e.KVNO))
+		}
+	}
+	return n
+}
+
+// Encryption types by number (RFC 3961, 3962, 4757, 8009).
+var etypeNames = map[int32]string{
+	1: "des-cbc-crc", 3: "des-cbc-md5", 16: "des3-cbc-sha1", 17: "aes128-cts-hmac-sha1-96",
+	18: "aes256-cts-hmac-sha1-96", 19: "aes128-cts-hmac-sha256-128", 20: "aes256-cts-hmac-sha384-192",
+	23: "rc4-hmac", 24: "rc4-hmac-exp",
+}
+
+func etypeName(e int32) string {
+	if n, ok := etypeNames[e]; ok {
+		return n
+	}
+	return "etype " + strconv.Itoa(int(e))
+}
+
+func etypeNamesOf(es []int32) string {
+	s := make([]string, len(es))
+	for i, e := range es {
+		s[i] = etypeName(e)
+	}
+	return cmp.Or(strings.Join(s, ", "), "none")
+}
+
+// strongEType: an AES type (RFC 3962, 8009).
+func strongEType(e int32) bool { return e >= 17 && e <= 20 }
+
+func etypeRank(e int32) int {
+	if strongEType(e) {
+		return int(e)
+	}
+	return 0
+}
+
+// keyVersion is the account's current key version, and who said it.
+type keyVersion struct {
+	KVNO int
+	From string
+	Err  error
+}
+
+// readKeyVersion reads the account's msDS-KeyVersionNumber, finding the
+// account by sAMAccountName or userPrincipalName under nc.
+func readKeyVersion(s searcher, nc string, cname types.PrincipalName, realm string) keyVersion {
+	from := "msDS-KeyVersionNumber"
+	name := cname.PrincipalNameString()
+	filter := fmt.Sprintf("(&(objectClass=user)(|(sAMAccountName=%s)(userPrincipalName=%s)))",
+		ldap.EscapeFilter(name), ldap.EscapeFilter(name+"@"+realm))
+	res, err := s.Search(ldap.NewSearchRequest(nc, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 2, 0, false,
+		filter, []string{"msDS-KeyVersionNumber"}, nil))
+	if err != nil {
+		return keyVersion{From: from, Err: fmt.Errorf("search %s: %w", nc, err)}
+	}
+	if len(res.Entries) != 1 {
+		return keyVersion{From: from, Err: fmt.Errorf("%d accounts named %s under %s", len(res.Entries), name, nc)}
+	}
+	e := res.Entries[0]
+	n, err := strconv.Atoi(e.GetAttributeValue("msDS-KeyVersionNumber"))
+	if err != nil {
+		return keyVersion{From: from, Err: fmt.Errorf("%s has no readable msDS-KeyVersionNumber", e.DN)}
+	}
+	return keyVersion{KVNO: n, From: from + " of " + e.DN}
+}
+
+// CheckKeyVersion compares the account's key version with the keytab's
+// newest: an older keytab is what a password change (or a gMSA's
+// rotation) leaves behind.
+func CheckKeyVersion(acct keyVersion, keytabKVNO int, who string, s KerberosSettings) Check {
+	if acct.Err != nil {
+		return warn(checkKeyVersion, who, fmt.Sprintf("cannot read the account's key version: %v", acct.Err),
+			fmt.Sprintf("check %s; the account can read its own msDS-KeyVersionNumber by default", s.key("principal")))
+	}
+	switch {
+	case keytabKVNO == acct.KVNO:
+		return ok(checkKeyVersion, who, "key version %d in the keytab and in %s", keytabKVNO, acct.From)
+	case keytabKVNO < acct.KVNO:
+		return fail(checkKeyVersion, who, fmt.Sprintf("the keytab's newest key is version %d, the account's is %d (%s): its password changed after the keytab was exported", keytabKVNO, acct.KVNO, acct.From),
+			fmt.Sprintf("export the keytab again over %s (samba-tool domain exportkeytab, ktpass, msktutil --update); the connector reads it again at its next bind", s.KeytabFile))
+	}
+	return warn(checkKeyVersion, who, fmt.Sprintf("the keytab's newest key is version %d, newer than the account's %d (%s): a password change not yet replicated to this DC?", keytabKVNO, acct.KVNO, acct.From),
+		"wait for replication, or export the keytab again from the DC the connector uses")
+}
+
+// CheckTGT judges the AS exchange with one KDC.
+func CheckTGT(err error, kdc, who string, kvno int, s KerberosSettings) Check {
+	if err == nil {
+		return ok(checkTGT, kdc, "got a ticket-granting ticket for %s", who)
+	}
+	p := classifyKerberos(err, who, kvno, s)
+	return fail(checkTGT, kdc, p.Detail, p.Fix)
+}
+
+// CheckServiceTicket judges the TGS exchange for one DC's SPN.
+func CheckServiceTicket(err error, spn, kdc, who string, s KerberosSettings) Check {
+	if err == nil {
+		return ok(checkServiceTicket, spn, "%s got a ticket for %s from %s", who, spn, kdc)
+	}
+	var ke messages.KRBError
+	if errors.As(err, &ke) && ke.ErrorCode == errorcode.KDC_ERR_S_PRINCIPAL_UNKNOWN {
+		host := strings.TrimPrefix(spn, "ldap/")
+		return fail(checkServiceTicket, spn, fmt.Sprintf("no account has the SPN %s: the DC cannot be reached with Kerberos under this name", spn),
+			fmt.Sprintf("use the DC's own host name in domains[].servers, or add the SPN to the DC's computer account: Windows `setspn -S %s <DC computer name>` (check with `setspn -L <DC computer name>`), Samba `samba-tool spn add %s <DC computer name>$`", spn, spn)+
+				fmt.Sprintf("; %s is the name the connector connects to", host))
+	}
+	p := classifyKerberos(err, who, 0, s)
+	return fail(checkServiceTicket, spn, p.Detail, p.Fix)
+}
+
+// CheckKerberosClock compares this host's clock with a KDC's: Kerberos
+// refuses a request more than 5 minutes off.
+func CheckKerberosClock(kdc string, kdcTime, local time.Time) Check {
+	d := local.Sub(kdcTime)
+	abs := d.Abs().Round(time.Second)
+	dir := "ahead of"
+	if d < 0 {
+		dir = "behind"
+	}
+	detail := fmt.Sprintf("this host's clock is %s %s the KDC's", abs, dir)
+	const fix = "synchronise this host's clock with the domain (NTP; on Windows `w32tm /resync`): Kerberos refuses requests more than 5 minutes off"
+	switch {
+	case abs > maxKerberosSkew:
+		return fail(checkKDCClock, kdc, detail+": over 5 minutes, Kerberos refuses", fix)
+	case abs > time.Minute:
+		return warn(checkKDCClock, kdc, detail+": over 1 minute", fix)
+	}
+	return ok(checkKDCClock, kdc, "%s", detail)
+}
+
+// KerberosProblem is a Kerberos failure explained: what went wrong and
+// the line that fixes it.
+type KerberosProblem struct {
+	Detail string
+	Fix    string
+}
+
+// classifyKerberos explains a failed Kerberos exchange by the KDC's error
+// code or the exchange's own error.
+func classifyKerberos(err error, who string, kvno int, s KerberosSettings) KerberosProblem {
+	reexport := fmt.Sprintf("export the keytab again over %s (samba-tool domain exportkeytab, ktpass, msktutil --update); the connector reads it again at its next bind", s.KeytabFile)
+	var ke messages.KRBError
+	switch {
+	case errors.Is(err, ErrKDCUnreachable):
+		return KerberosProblem{fmt.Sprintf("KDC unreachable: %v", err),
+			fmt.Sprintf("check %s (default: each server's host on port 88) and that TCP 88 to the KDC is open", s.key("kdcs"))}
+	case errors.Is(err, ErrNoKey):
+		return KerberosProblem{fmt.Sprintf("encryption type: %v", err),
+			"export the keytab with the account's encryption types (AES: ktpass /crypto AES256-SHA1), or enable AES on the account (msDS-SupportedEncryptionTypes)"}
+	case errors.Is(err, ErrReplyKey):
+		return KerberosProblem{fmt.Sprintf("wrong key: %v", err), reexport}
+	case !errors.As(err, &ke):
+		return KerberosProblem{fmt.Sprintf("Kerberos failed: %v", err), "see the KDC's log"}
+	}
+	code := errorcode.Lookup(ke.ErrorCode)
+	switch ke.ErrorCode {
+	case errorcode.KDC_ERR_C_PRINCIPAL_UNKNOWN:
+		return KerberosProblem{fmt.Sprintf("principal unknown: the KDC does not know %s (%s)", who, code),
+			fmt.Sprintf("set %s to the account's sAMAccountName (a gMSA's ends with $) and %s to the domain's realm in upper case", s.key("principal"), s.key("realm"))}
+	case errorcode.KDC_ERR_WRONG_REALM:
+		return KerberosProblem{fmt.Sprintf("wrong realm for %s (%s)", who, code), fmt.Sprintf("set %s to the domain's name in upper case", s.key("realm"))}
+	case errorcode.KDC_ERR_PREAUTH_FAILED, errorcode.KRB_AP_ERR_BADKEYVER, errorcode.KRB_AP_ERR_MODIFIED:
+		return KerberosProblem{fmt.Sprintf("wrong key: the keytab's key (version %d) is not %s's current key: its password changed after the export, or the keytab is another account's (%s)", kvno, who, code), reexport}
+	case errorcode.KRB_AP_ERR_SKEW:
+		return KerberosProblem{fmt.Sprintf("clock skew: this host's clock is more than 5 minutes off the KDC's (%s)", code),
+			"synchronise this host's clock with the domain (NTP; on Windows `w32tm /resync`)"}
+	case errorcode.KDC_ERR_ETYPE_NOSUPP:
+		return KerberosProblem{fmt.Sprintf("encryption type: the KDC has no key of %s of the types the keytab holds (%s)", who, code),
+			"export the keytab with the account's encryption types (AES: ktpass /crypto AES256-SHA1), or enable AES on the account (msDS-SupportedEncryptionTypes)"}
+	case errorcode.KDC_ERR_CLIENT_REVOKED:
+		return KerberosProblem{fmt.Sprintf("%s is disabled, locked out or expired (%s)", who, code),
+			"enable or unlock the account (Windows `Enable-ADAccount`, `Unlock-ADAccount`; Samba `samba-tool user enable`, `samba-tool user unlock`)"}
+	case errorcode.KDC_ERR_KEY_EXPIRED:
+		return KerberosProblem{fmt.Sprintf("%s's password has expired (%s)", who, code),
+			"set a new password (or let the gMSA rotate), exempt the account from expiry, and export the keytab again"}
+	}
+	return KerberosProblem{fmt.Sprintf("the KDC refused: %s", code), "see the KDC's log"}
+}
