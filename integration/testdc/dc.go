@@ -29,6 +29,11 @@ const (
 	UserPass    = "Start!Pass.2026"
 )
 
+// provisionVersion names what provisioning gives a DC; a DC whose state
+// holds an older one is provisioned again by Up (version 2: Kerberos, see
+// kerberos.go).
+const provisionVersion = 2
+
 // Config says where the DC lives. The zero value is completed from the
 // environment ($ADW_TESTDC_DIR, $ADW_TESTDC_ADDR) and defaults.
 type Config struct {
@@ -65,9 +70,16 @@ func (c Config) withDefaults() Config {
 
 // Info describes a running DC: everything a test needs to reach it.
 type Info struct {
+	// Provision is the provisioning version the DC was made with.
+	Provision int    `json:"provision"`
 	Dir       string `json:"dir"`
 	Addr      string `json:"addr"`
-	Host      string `json:"host"`
+	// Host is the DC's host name: its certificate names it (and Addr),
+	// and its machine account has the SPN ldap/<Host> (LDAPSPN). It
+	// resolves nowhere but in a hosts file that maps it to Addr.
+	Host string `json:"host"`
+	// KDC is the DC's Kerberos KDC, Addr:88; Realm its realm.
+	KDC       string `json:"kdc"`
 	LDAPSURL  string `json:"ldapsURL"`
 	LDAPURL   string `json:"ldapURL"`
 	CAFile    string `json:"caFile"`
@@ -120,7 +132,7 @@ func Up(ctx context.Context, cfg Config) (*Info, error) {
 	}
 	defer unlock()
 
-	if info, err := readState(cfg); err == nil {
+	if info, err := readState(cfg); err == nil && info.Provision == provisionVersion {
 		if running(cfg) && ready(ctx, info, time.Second) == nil {
 			return info, nil
 		}
@@ -132,6 +144,12 @@ func Up(ctx context.Context, cfg Config) (*Info, error) {
 	}
 	if os.Geteuid() != 0 {
 		return nil, ErrNeedsRoot
+	}
+	if _, err := readState(cfg); err == nil {
+		cfg.Log("testdc: provisioned by an older harness; provisioning again")
+		if err := stop(ctx, cfg); err != nil {
+			return nil, err
+		}
 	}
 	if err := install(ctx, cfg); err != nil {
 		return nil, err
@@ -207,9 +225,11 @@ func (c Config) info() *Info {
 		}
 	}
 	return &Info{
+		Provision:     provisionVersion,
 		Dir:           c.Dir,
 		Addr:          c.Addr,
 		Host:          host,
+		KDC:           kdcAddr(c.Addr),
 		LDAPSURL:      "ldaps://" + c.Addr + ":636",
 		LDAPURL:       "ldap://" + c.Addr + ":389",
 		CAFile:        filepath.Join(c.Dir, "tls", "ca.pem"),
@@ -365,8 +385,8 @@ func provision(ctx context.Context, cfg Config) error {
 		return err
 	}
 	extra := "[global]\n\told password allowed period = 0\n"
-	conf = []byte(strings.Replace(string(conf), "[global]\n", extra, 1))
-	return os.WriteFile(cfg.confFile(), conf, 0o600)
+	text := configureKerberos(strings.Replace(string(conf), "[global]\n", extra, 1))
+	return os.WriteFile(cfg.confFile(), []byte(text), 0o600)
 }
 
 func start(ctx context.Context, cfg Config, info *Info) error {

@@ -17,5 +17,16 @@
 // a protected account (adminCount=1 with inheritance blocked, as
 // AdminSDHolder leaves it), fine-grained password policies applied to groups,
 // and a least-privilege service account holding only Reset Password, Change
-// Password, write pwdLastSet and write lockoutTime on the in-scope OU.
+// Password, write pwdLastSet and write lockoutTime on the in-scope OU
+// (and a group with the same rights, ServiceGroupCN, for the service
+// accounts tests make with NewServiceAccount).
+//
+// Kerberos (kerberos.go): the KDC answers on Info.KDC (Addr:88) for
+// Info.Realm; the DC's machine account has the SPNs ldap/dc1,
+// ldap/<Info.Host> and ldap/<Addr>, which Samba does not add itself; and
+// smb.conf allows a GSSAPI bind over LDAPS without a SASL security layer
+// (allow_sasl_over_tls), as a Windows DC does. ExportKeytab writes an
+// account's keys to a keytab, RotateKey gives it new ones (a higher
+// key version), Krb5Conf is a krb5.conf for the realm. A DC provisioned
+// by an older harness (Info.Provision) is provisioned again by Up.
 package testdc

@@ -109,7 +109,7 @@ func seed(ctx context.Context, cfg Config, info *Info) error {
 			return fmt.Errorf("add OU %s: %w", ou, err)
 		}
 	}
-	for _, g := range []string{"pso-strict-members", "pso-change-members"} {
+	for _, g := range []string{"pso-strict-members", "pso-change-members", ServiceGroupCN} {
 		a := ldap.NewAddRequest("CN="+g+",OU=Groups,"+BaseDN, nil)
 		a.Attribute("objectClass", []string{"group"})
 		a.Attribute("sAMAccountName", []string{g})
@@ -171,7 +171,25 @@ func seed(ctx context.Context, cfg Config, info *Info) error {
 		}
 	}
 
-	sid, err := objectSID(c, info.ServiceDN)
+	// The service account and the group of the tests' own service
+	// accounts (NewServiceAccount) get the same rights.
+	for _, dn := range []string{info.ServiceDN, info.ServiceGroupDN()} {
+		if err := grantService(ctx, c, cfg, info, dn); err != nil {
+			return err
+		}
+	}
+	if err := seedKerberos(ctx, cfg, info); err != nil {
+		return err
+	}
+	// The protected account as AdminSDHolder leaves it: adminCount=1 and a
+	// DACL that does not inherit the OU's ACEs, so the service account's
+	// rights do not reach it.
+	return protect(ctx, c, cfg, info.ProtectedDN)
+}
+
+// grantService gives dn the service account's rights.
+func grantService(ctx context.Context, c *ldap.Conn, cfg Config, info *Info, dn string) error {
+	sid, err := objectSID(c, dn)
 	if err != nil {
 		return err
 	}
@@ -184,14 +202,8 @@ func seed(ctx context.Context, cfg Config, info *Info) error {
 	}
 	// Reading fine-grained policies (PSOs) is limited to admins by default;
 	// the connector's local pre-check needs to read the one in force.
-	if err := dsacl(ctx, cfg, "CN=Password Settings Container,CN=System,"+BaseDN,
-		fmt.Sprintf("(A;CI;RPLCLORC;;;%s)", sid)); err != nil {
-		return err
-	}
-	// The protected account as AdminSDHolder leaves it: adminCount=1 and a
-	// DACL that does not inherit the OU's ACEs, so the service account's
-	// rights do not reach it.
-	return protect(ctx, c, cfg, info.ProtectedDN)
+	return dsacl(ctx, cfg, "CN=Password Settings Container,CN=System,"+BaseDN,
+		fmt.Sprintf("(A;CI;RPLCLORC;;;%s)", sid))
 }
 
 // UserSpec describes a user to create.
