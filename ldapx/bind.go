@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/go-ldap/ldap/v3"
+	krbconfig "github.com/jcmturner/gokrb5/v8/config"
 )
 
 // BindMethod is how the connector authenticates to the DCs.
@@ -129,7 +130,8 @@ func (c *Config) spnHostProblems() []error {
 	return errs
 }
 
-// realm is the configured realm, else the principal's, else the domain's.
+// realm is the configured realm, else the principal's, else the domain's,
+// else the krb5.conf's default realm.
 func (c *Config) realm() string {
 	if c.Kerberos.Realm != "" {
 		return c.Kerberos.Realm
@@ -137,7 +139,13 @@ func (c *Config) realm() string {
 	if _, r, ok := strings.Cut(c.Kerberos.Principal, "@"); ok && r != "" {
 		return r
 	}
-	return DefaultRealm(c.Domain)
+	if c.Domain != "" || c.Kerberos.Krb5Conf == "" {
+		return DefaultRealm(c.Domain)
+	}
+	if krb, err := krbconfig.Load(c.Kerberos.Krb5Conf); err == nil {
+		return krb.LibDefaults.DefaultRealm
+	}
+	return ""
 }
 
 // kdcAddr is host:port of a KDC given as host[:port].
@@ -190,4 +198,12 @@ func (cl *Client) spnHost(s *server) string {
 		return cl.cfg.ServerName
 	}
 	return s.url.host
+}
+
+// CheckKrb5Conf reports whether file is a krb5.conf gokrb5 reads.
+func CheckKrb5Conf(file string) error {
+	if _, err := krbconfig.Load(file); err != nil {
+		return fmt.Errorf("krb5.conf %s: %w", file, err)
+	}
+	return nil
 }

@@ -73,8 +73,13 @@ type tgt struct {
 }
 
 func newKerberosBinder(c *Config) (*kerberosBinder, error) {
+	krb, err := krb5Config(c.Kerberos.Krb5Conf)
+	if err != nil {
+		return nil, err
+	}
 	name, realm := splitPrincipal(c.Kerberos.Principal, c.realm())
-	krb, kdcs, err := krb5Settings(c, realm)
+	krb.LibDefaults.DefaultRealm = realm
+	kdcs, err := kdcsOf(c, krb, realm)
 	if err != nil {
 		return nil, err
 	}
@@ -92,26 +97,27 @@ func splitPrincipal(p, def string) (types.PrincipalName, string) {
 	return types.NewPrincipalName(nametype.KRB_NT_PRINCIPAL, name), realm
 }
 
-// krb5Settings is gokrb5's configuration (encryption types, lifetimes,
-// allowed skew) and the KDCs of realm: from the krb5.conf when one is
-// named, else the defaults with Kerberos.KDCs (or each server's host).
-func krb5Settings(c *Config, realm string) (*krbconfig.Config, []string, error) {
-	k := c.Kerberos
-	var krb *krbconfig.Config
-	if k.Krb5Conf != "" {
-		var err error
-		if krb, err = krbconfig.Load(k.Krb5Conf); err != nil {
-			return nil, nil, fmt.Errorf("krb5.conf %s: %w", k.Krb5Conf, err)
-		}
-	} else {
-		krb = krbconfig.New()
-		krb.LibDefaults.DefaultRealm = realm
+// krb5Config is gokrb5's configuration (encryption types, lifetimes,
+// allowed skew): the krb5.conf's when one is named, else the defaults.
+func krb5Config(file string) (*krbconfig.Config, error) {
+	if file == "" {
+		return krbconfig.New(), nil
 	}
-	kdcs := k.KDCs
-	if len(kdcs) == 0 && k.Krb5Conf != "" {
+	krb, err := krbconfig.Load(file)
+	if err != nil {
+		return nil, fmt.Errorf("krb5.conf %s: %w", file, err)
+	}
+	return krb, nil
+}
+
+// kdcsOf are realm's KDCs as host:port: Kerberos.KDCs, else the
+// krb5.conf's, else each server's host on 88.
+func kdcsOf(c *Config, krb *krbconfig.Config, realm string) ([]string, error) {
+	kdcs := c.Kerberos.KDCs
+	if len(kdcs) == 0 && c.Kerberos.Krb5Conf != "" {
 		n, m, err := krb.GetKDCs(realm, true)
 		if err != nil {
-			return nil, nil, fmt.Errorf("krb5.conf %s: %w", k.Krb5Conf, err)
+			return nil, fmt.Errorf("krb5.conf %s: %w", c.Kerberos.Krb5Conf, err)
 		}
 		for i := 1; i <= n; i++ {
 			kdcs = append(kdcs, m[i])
@@ -124,11 +130,11 @@ func krb5Settings(c *Config, realm string) (*krbconfig.Config, []string, error) 
 	for _, s := range kdcs {
 		a, err := kdcAddr(s)
 		if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 		out = append(out, a)
 	}
-	return krb, out, nil
+	return out, nil
 }
 
 // bind runs the SASL GSSAPI bind with a ticket for ldap/host.

@@ -63,7 +63,7 @@ func (e *KerberosError) Error() string {
 	b.WriteString("kerberos ")
 	b.WriteString(e.Reason.String())
 	if e.Code != 0 {
-		fmt.Fprintf(&b, " (%s, code %d)", errorcode.Lookup(e.Code), e.Code)
+		fmt.Fprintf(&b, " (%s)", errorcode.Lookup(e.Code))
 	}
 	if e.Stage != "" {
 		fmt.Fprintf(&b, " at %s", e.Stage)
