@@ -159,10 +159,7 @@ func kdcAddr(s string) (string, error) {
 		}
 		return s, nil
 	}
-	if strings.Count(s, ":") > 1 { // a bare IPv6 address
-		return net.JoinHostPort(s, "88"), nil
-	}
-	if strings.Contains(s, ":") {
+	if strings.Contains(s, ":") && net.ParseIP(s) == nil { // only a bare IPv6 address has colons and no port
 		return "", fmt.Errorf("%q: a KDC is host[:port]", s)
 	}
 	return net.JoinHostPort(s, "88"), nil

@@ -311,4 +311,3 @@ func CheckKeytab(file, principal, realm string) error {
 	}
 	return nil
 }
-
