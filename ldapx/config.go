@@ -85,7 +85,10 @@ type Config struct {
 	// DefaultBackoff). A DC in backoff is skipped until its retry time.
 	Backoff *backoff.ExponentialBackOff
 
-	// Injected dependencies; nil means the real thing.
+	// Injected dependencies; nil means the real thing. Dialer also dials
+	// the KDCs; Clock is also the time of the Kerberos pre-authentication
+	// (gokrb5 reads time.Now itself for the rest: a clock set ahead here
+	// is seen by the KDC as this host's clock skew).
 	Resolver SRVResolver
 	Dialer   ContextDialer
 	Clock    clockwork.Clock
