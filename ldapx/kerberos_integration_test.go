@@ -136,6 +136,12 @@ func TestKerberosBindFailuresAreClassified(t *testing.T) {
 				t.Fatalf("no fix line: %v", err)
 			}
 			t.Logf("%v", err)
+			// The DC probe binds the same way: the DC's state (what
+			// /readyz and /status show) says why, with the fix.
+			cl.ProbeDCs(ctx)
+			if st := cl.Servers()[0]; st.State != ldapx.DCDown || !strings.Contains(st.LastError, ke.Fix) {
+				t.Fatalf("DC state after the probe: %+v, want down with %q", st, ke.Fix)
+			}
 		})
 	}
 }

@@ -73,11 +73,12 @@ func TestBindProblems(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "krb5.conf"), []byte("[libdefaults]\n  default_realm = ADW.TEST\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cases := []struct {
+	type bindCase struct {
 		name, bind string
 		servers    string
 		want       []string
-	}{
+	}
+	cases := []bindCase{
 		{"method unknown", "    bind: {method: ntlm}\n", "", []string{`domains[0].bind.method: "ntlm": use simple, kerberos or negotiate`}},
 		{"kerberos needs principal and keytab", "    bind: {method: kerberos}\n", "", []string{
 			"domains[0].bind.principal: required with kerberos", "domains[0].bind.keytab_file: required with kerberos"}},
@@ -95,23 +96,13 @@ func TestBindProblems(t *testing.T) {
 			`domains[0].servers[0]: "ldaps://192.0.2.10" is an address: a kerberos bind asks for a ticket to ldap/<the DC's host name>; list the DC by its name, or set tls.server_name to it`}},
 	}
 	if runtime.GOOS != "windows" {
-		cases = append(cases, struct {
-			name, bind string
-			servers    string
-			want       []string
-		}{"negotiate off Windows, with secrets", "    bind: {method: negotiate, dn: x, keytab_file: DIR/service.keytab}\n", "", []string{
+		cases = append(cases, bindCase{"negotiate off Windows, with secrets", "    bind: {method: negotiate, dn: x, keytab_file: DIR/service.keytab}\n", "", []string{
 			"domains[0].bind.method: negotiate (SSPI) exists only on Windows",
 			"domains[0].bind.dn: applies only with method: simple",
-			"domains[0].bind.keytab_file: negotiate binds as the service's own identity"}})
-	}
-	if runtime.GOOS != "windows" {
-		cases = append(cases, struct {
-			name, bind string
-			servers    string
-			want       []string
-		}{"keytab others can read", "    bind: {method: kerberos, principal: svc@ADW.TEST, keytab_file: DIR/open.keytab}\n", "", []string{
-			"open.keytab has mode 0644: group or others can read this secret; run chmod 600",
-			"open.keytab is not a keytab"}})
+			"domains[0].bind.keytab_file: negotiate binds as the service's own identity"}},
+			bindCase{"keytab others can read", "    bind: {method: kerberos, principal: svc@ADW.TEST, keytab_file: DIR/open.keytab}\n", "", []string{
+				"open.keytab has mode 0644: group or others can read this secret; run chmod 600",
+				"open.keytab is not a keytab"}})
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
