@@ -22,16 +22,9 @@ func NewDirectory(d *config.Domain, log *slog.Logger) (*ldapx.Client, error) {
 // newDirectory is NewDirectory on the app's clock (nil: the real one): the
 // pool's timers and the Kerberos pre-authentication time read it.
 func newDirectory(d *config.Domain, log *slog.Logger, clock clockwork.Clock) (*ldapx.Client, error) {
-	cl, err := ldapx.New(ldapx.Config{
-		Servers: d.Servers, Domain: d.Name, Discover: d.Discover, DiscoverAllow: d.DiscoverAllow,
-		BindMethod: ldapx.BindMethod(d.Bind.Method), BindDN: d.Bind.DN, BindPassword: d.Bind.Password,
-		Kerberos: ldapx.Kerberos{Principal: d.Bind.Principal, KeytabFile: d.Bind.KeytabFile,
-			Realm: d.Bind.Realm, KDCs: d.Bind.KDCs, Krb5Conf: d.Bind.Krb5Conf},
-		CAFile: d.TLS.CAFile, ServerName: d.TLS.ServerName, InsecureSkipVerify: d.TLS.InsecureSkipVerify,
-		BaseDN: d.BaseDN, PoolSize: d.PoolSize, DialTimeout: d.DialTimeout, OpTimeout: d.OpTimeout,
-		PolicyRefresh: d.PolicyRefresh, ProbeInterval: d.DCProbeInterval, Logger: log.With("domain", d.Name),
-		Clock: clock,
-	})
+	cfg := d.LDAP()
+	cfg.Logger, cfg.Clock = log.With("domain", d.Name), clock
+	cl, err := ldapx.New(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("domain %s: %w", d.Name, err)
 	}

@@ -119,3 +119,18 @@ func spnHosts(p string, d *Domain, add addFunc) {
 		}
 	}
 }
+
+// LDAP is the LDAP client configuration of the domain section (the bind
+// password as resolved by Load): the one mapping of a domain to
+// ldapx.Config. Callers add the logger, the clock and what they inject.
+func (d *Domain) LDAP() ldapx.Config {
+	return ldapx.Config{
+		Servers: d.Servers, Domain: d.Name, Discover: d.Discover, DiscoverAllow: d.DiscoverAllow,
+		BindMethod: ldapx.BindMethod(d.Bind.Method), BindDN: d.Bind.DN, BindPassword: d.Bind.Password,
+		Kerberos: ldapx.Kerberos{Principal: d.Bind.Principal, KeytabFile: d.Bind.KeytabFile,
+			Realm: d.Bind.Realm, KDCs: d.Bind.KDCs, Krb5Conf: d.Bind.Krb5Conf},
+		CAFile: d.TLS.CAFile, ServerName: d.TLS.ServerName, InsecureSkipVerify: d.TLS.InsecureSkipVerify,
+		BaseDN: d.BaseDN, PoolSize: d.PoolSize, DialTimeout: d.DialTimeout, OpTimeout: d.OpTimeout,
+		PolicyRefresh: d.PolicyRefresh, ProbeInterval: d.DCProbeInterval,
+	}
+}

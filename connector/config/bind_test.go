@@ -11,6 +11,8 @@ import (
 
 	"github.com/jcmturner/gokrb5/v8/iana/etypeID"
 	"github.com/jcmturner/gokrb5/v8/keytab"
+
+	"github.com/adwriteback/adwriteback/ldapx"
 )
 
 // writeKeytab writes a keytab holding an AES key of each principal
@@ -58,6 +60,15 @@ func TestKerberosBindAndItsDefaults(t *testing.T) {
 	b := c.Domains[0].Bind
 	if b.Realm != "ADW.TEST" || len(b.KDCs) != 1 || b.KDCs[0] != "dc1.adw.test:88" || b.Password != "" {
 		t.Fatalf("kerberos defaults: realm %q, kdcs %q", b.Realm, b.KDCs)
+	}
+	l := c.Domains[0].LDAP()
+	if l.BindMethod != ldapx.BindKerberos || l.Kerberos.Principal != b.Principal || l.Kerberos.KeytabFile != b.KeytabFile ||
+		l.Kerberos.Realm != "ADW.TEST" || len(l.Kerberos.KDCs) != 1 || l.BindPassword != "" {
+		t.Fatalf("the domain's LDAP configuration: %+v", l)
+	}
+	l.CAFile = "" // the fixture's is no certificate
+	if err := l.Validate(); err != nil {
+		t.Fatalf("the mapped configuration does not validate: %v", err)
 	}
 	if c, err = Parse([]byte(minimal(dir)), nil); err != nil || c.Domains[0].Bind.Method != BindSimple {
 		t.Fatalf("default method: %v %v", c, err)
