@@ -4,7 +4,8 @@ export GOFLAGS ?= -buildvcs=false
 
 .PHONY: test unit build vet fuzz cross bench bench-full testdc-up testdc-down demo
 
-## demo: the local demo (starts the throw-away Samba AD DC if needed).
+## demo: the local demo (starts the throw-away Samba AD DC if needed);
+## ADW_DEMO_BIND=kerberos binds with a keytab instead of a password.
 demo:
 	bash integration/scripts/install-deps.sh
 	$(GO) run ./integration/cmd/demo

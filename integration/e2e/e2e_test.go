@@ -72,7 +72,19 @@ func readUser(t *testing.T, info *testdc.Info, dn string) *ldapx.User {
 // emulator and the Samba DC, producing each result code from real
 // behaviour.
 func TestEveryOutcomeForReal(t *testing.T) {
-	s := newEnv(t)
+	everyOutcome(t, newEnv(t))
+}
+
+// TestKerberosEveryOutcomeForReal is TestEveryOutcomeForReal with the
+// connector bound with Kerberos (a keytab of the service account, no
+// password in its configuration): the e2e suite's pass with the other
+// bind method.
+func TestKerberosEveryOutcomeForReal(t *testing.T) {
+	everyOutcome(t, newEnv(t, stack.WithKerberos()))
+}
+
+// everyOutcome is TestEveryOutcomeForReal's scenario on the stack s.
+func everyOutcome(t *testing.T, s *stack.Env) {
 	s.Start("a", stack.Configure(func(c *stack.ConfigSpec) { c.PerUser = 5 }))
 	c := s.Sender()
 	dc := s.DC

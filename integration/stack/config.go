@@ -22,6 +22,11 @@ type ConfigSpec struct {
 	Servers []string
 	// BindDN and BindPasswordFile are domains[0].bind.dn and .password_file.
 	BindDN, BindPasswordFile string
+	// BindMethod is domains[0].bind.method (simple, kerberos, negotiate;
+	// "": left out, the connector's default, simple); Kerberos its
+	// settings for kerberos (see UseKerberos).
+	BindMethod string
+	Kerberos   KerberosSpec
 	// CAFile and ServerName are domains[0].tls.ca_file and .server_name.
 	CAFile, ServerName string
 	// OUs is domains[0].scope.ous; ExcludeGroups and Tier0Groups are
@@ -78,6 +83,25 @@ type ConfigSpec struct {
 	HTTPClientNames                                   []string
 	// LogLevel and LogFormat are log.level and log.format.
 	LogLevel, LogFormat string
+}
+
+// KerberosSpec is domains[0].bind's Kerberos settings: principal,
+// keytab_file, realm, kdcs, krb5_conf.
+type KerberosSpec struct {
+	Principal, KeytabFile, Realm string
+	KDCs                         []string
+	Krb5Conf                     string
+}
+
+// UseKerberos makes the spec bind to info's DC with Kerberos as
+// principal, with the keys in keytab, the DC's KDC, and no DN nor
+// password. The servers stay the DC's address; tls.server_name names its
+// host, which its certificate covers and its SPN (ldap/<host>) names.
+func (c *ConfigSpec) UseKerberos(info *testdc.Info, principal, keytab string) {
+	c.BindMethod = "kerberos"
+	c.BindDN, c.BindPasswordFile = "", ""
+	c.Kerberos = KerberosSpec{Principal: principal, KeytabFile: keytab, KDCs: []string{info.KDC}}
+	c.ServerName = info.Host
 }
 
 // ProxySpec is queue.proxy: url, username, password_file, no_proxy.
@@ -155,8 +179,14 @@ type (
 		OrgPolicy   orgPolicy     `yaml:"org_policy,omitempty"`
 	}
 	bind struct {
-		DN           string `yaml:"dn"`
-		PasswordFile string `yaml:"password_file"`
+		Method       string   `yaml:"method,omitempty"`
+		DN           string   `yaml:"dn,omitempty"`
+		PasswordFile string   `yaml:"password_file,omitempty"`
+		Principal    string   `yaml:"principal,omitempty"`
+		KeytabFile   string   `yaml:"keytab_file,omitempty"`
+		Realm        string   `yaml:"realm,omitempty"`
+		KDCs         []string `yaml:"kdcs,omitempty"`
+		Krb5Conf     string   `yaml:"krb5_conf,omitempty"`
 	}
 	tlsSection struct {
 		CAFile     string `yaml:"ca_file,omitempty"`
@@ -234,7 +264,7 @@ func (c ConfigSpec) YAML() ([]byte, error) {
 		Domains: []domain{{
 			Name:        c.Domain,
 			Servers:     c.Servers,
-			Bind:        bind{DN: c.BindDN, PasswordFile: c.BindPasswordFile},
+			Bind:        c.bind(),
 			TLS:         tlsSection{CAFile: c.CAFile, ServerName: c.ServerName},
 			Scope:       scope{OUs: c.OUs, ExcludeGroups: c.ExcludeGroups, Tier0Groups: c.Tier0Groups},
 			DialTimeout: c.DialTimeout, PoolSize: c.PoolSize,
@@ -274,6 +304,13 @@ func (c ConfigSpec) WriteFile(path string) error {
 		return fmt.Errorf("stack: write config: %w", err)
 	}
 	return nil
+}
+
+// bind renders domains[0].bind.
+func (c ConfigSpec) bind() bind {
+	k := c.Kerberos
+	return bind{Method: c.BindMethod, DN: c.BindDN, PasswordFile: c.BindPasswordFile,
+		Principal: k.Principal, KeytabFile: k.KeytabFile, Realm: k.Realm, KDCs: k.KDCs, Krb5Conf: k.Krb5Conf}
 }
 
 // queueSection renders the queue settings, the network edge's among them.

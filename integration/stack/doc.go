@@ -75,6 +75,12 @@
 //   - TB (tb.go) is what the harness needs of a test; Program is one for
 //     programs (cmd/demo, cmd/bench): Fatalf ends Do, Close runs the
 //     cleanups.
+//   - Kerberos (kerberos.go): WithKerberos binds every connector with
+//     Kerberos as svc-writeback, its keys exported from the DC into Dir
+//     (KeytabFile), the DC's KDC, no DN nor password in the config;
+//     KerberosBind (ConfigSpec.UseKerberos) does so for one connector and
+//     any principal and keytab, Env.ExportKeytab exports (again, over the
+//     same file: a rotation) into Dir.
 //   - ConfigSpec (config.go) writes the connector's YAML from typed
 //     fields; WriteKeys and WriteSecrets (files.go) the files it points at.
 //

@@ -6,6 +6,11 @@
 // an unlock, a check, a reset of a protected account) and shows each
 // result, then stops the connector gracefully and shows its audit log. At
 // the end the harness's leak scan looks for the password everywhere.
+//
+// ADW_DEMO_BIND=kerberos binds the connector with Kerberos instead of a
+// DN and password: the service account's keys are exported from the DC
+// into a keytab and the configuration names no password at all (default:
+// simple).
 package main
 
 import (
@@ -47,6 +52,18 @@ func run(ctx context.Context) error {
 	return prog.Close() // stops the connector, scans for the password, removes the files
 }
 
+// kerberosBind reads ADW_DEMO_BIND: kerberos, or simple (the default).
+func kerberosBind() (bool, error) {
+	switch b := os.Getenv("ADW_DEMO_BIND"); b {
+	case "", "simple":
+		return false, nil
+	case "kerberos":
+		return true, nil
+	default:
+		return false, fmt.Errorf("ADW_DEMO_BIND=%q: use simple or kerberos", b)
+	}
+}
+
 // demo is the demo's script; a step that fails ends it (prog.Fatalf).
 func demo(ctx context.Context, prog *stack.Program) {
 	dir := prog.TempDir()
@@ -70,13 +87,23 @@ func demo(ctx context.Context, prog *stack.Program) {
 
 	say("Samba AD DC (throw-away domain ADW.TEST, LDAPS with its own CA) and the Service Bus emulator")
 	qo := sbemu.QueueOptions{LockDuration: 30 * time.Second}
-	env := stack.New(prog, stack.WithDir(dir), stack.WithKeyDir(keyDir),
+	opts := []stack.Option{stack.WithDir(dir), stack.WithKeyDir(keyDir),
 		stack.WithCommandQueue("writeback-commands", qo), stack.WithReplyQueue("writeback-results", qo),
 		stack.ForEveryConnector(stack.Binary(bin), stack.Configure(func(c *stack.ConfigSpec) {
 			c.LogLevel, c.LogFormat = "", "text"
-		})))
+		}))}
+	kerberos, err := kerberosBind()
+	must(err)
+	if kerberos {
+		opts = append(opts, stack.WithKerberos())
+	}
+	env := stack.New(prog, opts...)
 	info := env.DC
 	fmt.Printf("   %s, service account %s (Reset/Change Password, pwdLastSet, lockoutTime on OU=Managed only)\n", info.LDAPSURL, info.ServiceUPN)
+	if kerberos {
+		fmt.Printf("   Kerberos bind: %s with the keys of %s (exported with samba-tool domain exportkeytab), KDC %s, no password\n",
+			stack.ServicePrincipal(info), filepath.Base(env.Path(stack.KeytabFile)), info.KDC)
+	}
 	fmt.Printf("   emulator (AMQP 1.0 on loopback, the real azservicebus client talks to it) on %s, queues %s and %s\n",
 		env.Emu.Endpoint(), env.Queue, env.Replies)
 
