@@ -14,9 +14,10 @@ import (
 // connections to its DCs plus caches of the rootDSE and policies. It is
 // safe for concurrent use.
 type Client struct {
-	cfg  Config
-	tls  *tls.Config
-	pool *pool
+	cfg    Config
+	tls    *tls.Config
+	pool   *pool
+	binder binder
 
 	static []*server
 
@@ -38,7 +39,11 @@ func New(cfg Config) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	cl := &Client{cfg: cfg, tls: t, policies: map[string]cachedPolicy{}}
+	b, err := newBinder(&cfg)
+	if err != nil {
+		return nil, fmt.Errorf("ldapx config: %w", err)
+	}
+	cl := &Client{cfg: cfg, tls: t, binder: b, policies: map[string]cachedPolicy{}}
 	for _, s := range cfg.Servers {
 		u, _ := parseServer(s) // validated above
 		cl.static = append(cl.static, cl.newServer(u))

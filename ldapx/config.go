@@ -43,8 +43,15 @@ type Config struct {
 	// doctor checks each discovered DC as a client of its own.
 	CheckIdentity bool
 
-	BindDN       string // DN or UPN of the service account
-	BindPassword string
+	// BindMethod is how the connector proves who it is: BindSimple (the
+	// default: BindDN and BindPassword), BindKerberos (GSSAPI with keys
+	// from a keytab, see Kerberos) or BindNegotiate (Windows only: SSPI
+	// with the identity the process runs as). Kerberos and negotiate bind
+	// over the same verified TLS, to the SPN ldap/<DC host name>.
+	BindMethod   BindMethod
+	BindDN       string // DN or UPN of the service account (simple)
+	BindPassword string // simple
+	Kerberos     Kerberos
 
 	// Trust: RootCAs if set, else the PEM bundle in CAFile, else the
 	// system pool. InsecureSkipVerify turns verification off and is logged
@@ -78,7 +85,10 @@ type Config struct {
 	// DefaultBackoff). A DC in backoff is skipped until its retry time.
 	Backoff *backoff.ExponentialBackOff
 
-	// Injected dependencies; nil means the real thing.
+	// Injected dependencies; nil means the real thing. Dialer also dials
+	// the KDCs; Clock is also the time of the Kerberos pre-authentication
+	// (gokrb5 reads time.Now itself for the rest: a clock set ahead here
+	// is seen by the KDC as this host's clock skew).
 	Resolver SRVResolver
 	Dialer   ContextDialer
 	Clock    clockwork.Clock
@@ -153,12 +163,7 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("servers[%d]: %w", i, err))
 		}
 	}
-	if c.BindDN == "" {
-		errs = append(errs, errors.New("bind DN (or UPN) of the service account is empty"))
-	}
-	if c.BindPassword == "" {
-		errs = append(errs, errors.New("bind password is empty (anonymous binds are refused)"))
-	}
+	errs = append(errs, c.bindProblems()...)
 	if c.CAFile != "" && c.RootCAs == nil {
 		if _, err := loadCAFile(c.CAFile); err != nil {
 			errs = append(errs, err)

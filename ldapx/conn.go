@@ -90,8 +90,8 @@ func (c *conn) close() { c.l.Close() }
 
 // dialOne connects to one DC, secures the connection (LDAPS or StartTLS,
 // certificate verified unless explicitly disabled), checks a discovered
-// DC's identity and binds: the password goes only to a DC that passed
-// every check before it.
+// DC's identity and binds (Config.BindMethod): the password, or the
+// Kerberos ticket, goes only to a DC that passed every check before it.
 func (cl *Client) dialOne(ctx context.Context, s *server) (*conn, error) {
 	ctx, cancel := context.WithTimeout(ctx, cl.cfg.DialTimeout)
 	defer cancel()
@@ -111,7 +111,7 @@ func (cl *Client) dialOne(ctx context.Context, s *server) (*conn, error) {
 				return err // before the bind: no password for a host that is not the DC
 			}
 		}
-		return l.Bind(cl.cfg.BindDN, cl.cfg.BindPassword)
+		return cl.binder.bind(ctx, l, cl.spnHost(s))
 	})
 	if err != nil {
 		l.Close()

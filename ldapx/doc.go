@@ -12,6 +12,15 @@
 // at next logon, unlock) and the decoding of the DC's refusals into typed
 // errors.
 //
+// The bind (Config.BindMethod) is simple (DN and password), Kerberos
+// (GSSAPI with keys from a keytab, reloaded when the file changes; the KDC
+// exchanges are this package's own, so that a KDC's KRB_ERROR is
+// classified by its code into a KerberosError with a fix line) or, on
+// Windows, negotiate (SSPI as the process's identity). Both GSSAPI binds
+// run over the verified TLS, to the SPN ldap/<DC host name>, and negotiate
+// no SASL security layer. A failed bind is transient: it is the
+// connector's to fix, and the DC's state says how.
+//
 // go-ldap has no context support; every call here takes a context and
 // bridges it: the context's deadline becomes the request timeout, and the
 // connection is closed (and dropped from the pool) when the context ends

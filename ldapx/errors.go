@@ -201,6 +201,13 @@ func decode(op, dc string, err error) error {
 		e.Kind = KindTransient
 		return e
 	}
+	var ke *KerberosError
+	if errors.As(err, &ke) {
+		// The bind is the connector's to fix, not the command's: transient
+		// (another DC, or a later try after the fix, may succeed).
+		e.Kind = KindTransient
+		return e
+	}
 	var le *ldap.Error
 	if !errors.As(err, &le) {
 		var ne net.Error

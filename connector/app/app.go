@@ -228,7 +228,7 @@ func (a *App) buildDomains(deps Deps) ([]*engine.Domain, error) {
 		if deps.ProbeInterval > 0 {
 			dd.DCProbeInterval = deps.ProbeInterval
 		}
-		cl, err := NewDirectory(&dd, deps.Logger)
+		cl, err := newDirectory(&dd, deps.Logger, deps.Clock)
 		if err != nil {
 			return nil, err
 		}

@@ -5,6 +5,8 @@ import (
 	"log/slog"
 	"os"
 
+	"github.com/jonboulle/clockwork"
+
 	"github.com/adwriteback/adwriteback/connector/config"
 	"github.com/adwriteback/adwriteback/connector/policy"
 	"github.com/adwriteback/adwriteback/connector/policy/breach"
@@ -12,15 +14,17 @@ import (
 )
 
 // NewDirectory builds the LDAP client of one configured domain (it does not
-// dial).
+// dial), on the real clock.
 func NewDirectory(d *config.Domain, log *slog.Logger) (*ldapx.Client, error) {
-	cl, err := ldapx.New(ldapx.Config{
-		Servers: d.Servers, Domain: d.Name, Discover: d.Discover, DiscoverAllow: d.DiscoverAllow,
-		BindDN: d.Bind.DN, BindPassword: d.Bind.Password,
-		CAFile: d.TLS.CAFile, ServerName: d.TLS.ServerName, InsecureSkipVerify: d.TLS.InsecureSkipVerify,
-		BaseDN: d.BaseDN, PoolSize: d.PoolSize, DialTimeout: d.DialTimeout, OpTimeout: d.OpTimeout,
-		PolicyRefresh: d.PolicyRefresh, ProbeInterval: d.DCProbeInterval, Logger: log.With("domain", d.Name),
-	})
+	return newDirectory(d, log, nil)
+}
+
+// newDirectory is NewDirectory on the app's clock (nil: the real one): the
+// pool's timers and the Kerberos pre-authentication time read it.
+func newDirectory(d *config.Domain, log *slog.Logger, clock clockwork.Clock) (*ldapx.Client, error) {
+	cfg := d.LDAP()
+	cfg.Logger, cfg.Clock = log.With("domain", d.Name), clock
+	cl, err := ldapx.New(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("domain %s: %w", d.Name, err)
 	}

@@ -25,6 +25,8 @@ package config
 
 import (
 	"time"
+
+	"github.com/adwriteback/adwriteback/ldapx"
 )
 
 // Version is the configuration format this build reads.
@@ -74,14 +76,42 @@ type Domain struct {
 	OrgPolicy       OrgPolicy     `yaml:"org_policy"`
 }
 
-// Bind is the service account.
+// Bind is how the connector authenticates to the domain's DCs.
 type Bind struct {
+	// Method: simple (default: dn and a password), kerberos (a keytab:
+	// principal and keytab_file, no password anywhere) or negotiate
+	// (Windows only: SSPI as the identity the service runs as, a gMSA, a
+	// virtual account or the machine account; nothing else is set).
+	// Kerberos and negotiate bind over the same verified TLS, to the SPN
+	// ldap/<DC host name>: a server given as an address needs
+	// tls.server_name naming the DC.
+	Method       string `yaml:"method"`
 	DN           string `yaml:"dn"`
 	PasswordFile string `yaml:"password_file"`
 	PasswordEnv  string `yaml:"password_env"`
+	// Principal is the service account's Kerberos name, name@REALM
+	// (svc-writeback@EXAMPLE.COM; a gMSA's name ends in $).
+	Principal string `yaml:"principal"`
+	// KeytabFile holds the principal's keys (a secret file: chmod 600). A
+	// keytab replaced on disk (a rotation exported again) is used from
+	// the next bind on, without a restart.
+	KeytabFile string `yaml:"keytab_file"`
+	// Realm defaults to the domain's name in capitals; KDCs (host[:port],
+	// port 88 by default) to each server's host. Krb5Conf names a
+	// krb5.conf to take them from instead.
+	Realm    string   `yaml:"realm"`
+	KDCs     []string `yaml:"kdcs"`
+	Krb5Conf string   `yaml:"krb5_conf"`
 	// Password is resolved from the file or environment at load time.
 	Password string `yaml:"-"`
 }
+
+// The values of bind.method.
+const (
+	BindSimple    = string(ldapx.BindSimple)
+	BindKerberos  = string(ldapx.BindKerberos)
+	BindNegotiate = string(ldapx.BindNegotiate)
+)
 
 // TLS is how DC certificates are verified.
 type TLS struct {

@@ -19,6 +19,7 @@ func Defaults() Config {
 		Domains: []*Domain{{
 			PoolSize: ldapx.DefaultPoolSize, DialTimeout: ldapx.DefaultDialTimeout, OpTimeout: ldapx.DefaultOpTimeout,
 			PolicyRefresh: ldapx.DefaultPolicyRefresh, DCProbeInterval: ldapx.DefaultProbeInterval,
+			Bind: Bind{Method: BindSimple},
 		}},
 		Queue: Queue{
 			Auth: "connection_string", Transport: "amqp",
@@ -34,9 +35,29 @@ func Defaults() Config {
 	}
 }
 
-// defaults fills every unset setting from Defaults.
+// defaults fills every unset setting from Defaults, then the settings
+// whose default depends on others (bindDefaults).
 func (c *Config) defaults() {
 	fill(reflect.ValueOf(c).Elem(), reflect.ValueOf(Defaults()))
+	for _, d := range c.Domains {
+		if d != nil {
+			d.Bind.defaults(d)
+		}
+	}
+}
+
+// defaults fills a Kerberos bind's realm (the domain's name in capitals)
+// and KDCs (each server's host, on 88), unless a krb5.conf names them.
+func (b *Bind) defaults(d *Domain) {
+	if b.Method != BindKerberos || b.Krb5Conf != "" {
+		return
+	}
+	if b.Realm == "" && d.Name != "" {
+		b.Realm = ldapx.DefaultRealm(d.Name)
+	}
+	if len(b.KDCs) == 0 {
+		b.KDCs = ldapx.DefaultKDCs(d.Servers)
+	}
 }
 
 // fill sets each zero field of v to def's, recursively. In a slice, def's

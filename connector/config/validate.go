@@ -129,10 +129,7 @@ func (d *Domain) validate(p string, add addFunc, env Env) {
 			add(fmt.Sprintf("%s.servers[%d]", p, j), "%q must be ldaps://host[:port] or ldap://host[:port] (StartTLS)", s)
 		}
 	}
-	if d.Bind.DN == "" {
-		add(p+".bind.dn", "required (the service account's DN or UPN)")
-	}
-	d.Bind.Password = secret(p+".bind", "password", d.Bind.PasswordFile, d.Bind.PasswordEnv, true, env, add)
+	d.Bind.validate(p+".bind", d, add, env)
 	trusted(p+".tls.ca_file", d.TLS.CAFile, trustAnchor, add)
 	d.validateDiscovery(p, add)
 	if len(d.Scope.OUs) == 0 {
