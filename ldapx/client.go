@@ -123,6 +123,17 @@ func (cl *Client) with(ctx context.Context, op string, retry bool, fn func(c *co
 	return dc, err
 }
 
+// Read runs fn, which must only read, on a pooled connection bound as
+// the service account (any bind method), for tools such as the doctor
+// that issue their own searches; a transient failure is retried once on
+// a fresh connection.
+func (cl *Client) Read(ctx context.Context, fn func(l *ldap.Conn) error) error {
+	_, err := cl.with(ctx, "ldapx.Read", true, func(c *conn) error {
+		return c.do(ctx, cl.cfg.OpTimeout, fn)
+	})
+	return err
+}
+
 // search is a convenience for a single search request on a pooled
 // connection (retried once when transient).
 func (cl *Client) search(ctx context.Context, op string, req *ldap.SearchRequest) (*ldap.SearchResult, string, error) {

@@ -25,7 +25,12 @@ func CheckBind(err error, dc string, acct Account) Check {
 	}
 	var le *ldapx.Error
 	errors.As(err, &le)
+	var ke *ldapx.KerberosError
 	switch {
+	case errors.As(err, &ke):
+		// A Kerberos bind: the classified cause and its fix (the kerberos
+		// checks below say more).
+		return fail(name, dc, fmt.Sprintf("%s: kerberos %s", acct.DN, ke.Reason), ke.Fix)
 	case errors.Is(err, ldapx.ErrInvalidCredentials):
 		var code uint32
 		if le != nil {

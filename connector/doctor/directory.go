@@ -96,8 +96,11 @@ func (a *ServiceAccount) Trustee() string {
 func readServiceAccount(s searcher, bindDN, namingContext string) (*ServiceAccount, error) {
 	dn := bindDN
 	if !strings.Contains(bindDN, "=") {
+		// A UPN, or a Kerberos principal (name@REALM: its name is the
+		// sAMAccountName when the UPN differs).
+		name, _, _ := strings.Cut(bindDN, "@")
 		res, err := s.Search(ldap.NewSearchRequest(namingContext, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 2, 0, false,
-			"(userPrincipalName="+ldap.EscapeFilter(bindDN)+")", []string{"1.1"}, nil))
+			"(|(userPrincipalName="+ldap.EscapeFilter(bindDN)+")(sAMAccountName="+ldap.EscapeFilter(name)+"))", []string{"1.1"}, nil))
 		if err != nil {
 			return nil, err
 		}

@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/cenkalti/backoff/v5"
+	"github.com/go-ldap/ldap/v3"
 
 	"github.com/jonboulle/clockwork"
 
@@ -155,7 +157,7 @@ func sourceOf(key, file, env string) string {
 // (policy, PSOs, rights) on the first DC the service account could bind to.
 func checkDomain(ctx context.Context, opts Options, i int, d *config.Domain) []Check {
 	tlsSet := TLSSettings{CAFile: d.TLS.CAFile, ServerName: d.TLS.ServerName, Insecure: d.TLS.InsecureSkipVerify}
-	acct := Account{DN: d.Bind.DN, PasswordSource: passwordSource(i, d)}
+	acct := Account{DN: serviceAccountID(d), PasswordSource: passwordSource(i, d)}
 	out, found := discoverDCs(ctx, opts, d)
 	checks, good, root, cl := checkDCs(ctx, opts, d, d.Servers, tlsSet, acct)
 	out = append(out, checks...)
@@ -168,15 +170,9 @@ func checkDomain(ctx context.Context, opts Options, i int, d *config.Domain) []C
 		cl2.Close()
 	}
 	out = append(out, checks...)
-	// TODO(issue 16, wire when merging wip-krb): with domains[i].bind.method
-	// kerberos or negotiate, add here
-	//   kerberosChecks(ctx, opts, KerberosSettings{Principal: d.Bind.Principal,
-	//     KeytabFile: d.Bind.KeytabFile, Realm: d.Bind.Realm, KDCs: d.Bind.KDCs,
-	//     Krb5Conf: d.Bind.Krb5Conf, DCHosts: <the host of each of d.Servers and found>,
-	//     Setting: fmt.Sprintf("domains[%d].bind", i)}, dir, nc)
-	// with dir a directory connection of the DC that accepted the bind (nil
-	// when none did: the Kerberos checks then explain why), and skip the
-	// password checks (bind, password source) for that domain.
+	if d.Bind.Method == "kerberos" {
+		out = append(out, domainKerberosChecks(ctx, opts, i, d, found, root, cl)...)
+	}
 	if good == nil {
 		return append(out, skip("directory checks", d.Name, "no DC of this domain accepted the service account's bind: policy and rights checks were not run"))
 	}
@@ -242,16 +238,28 @@ func checkDirectory(ctx context.Context, opts Options, d *config.Domain, good se
 	pol, perr := cl.DomainPolicy(pctx)
 	cancel()
 
-	conn, err := dialLDAP(ctx, opts.Dialer, good, tlsSet, d.Bind.DN, d.Bind.Password, opts.Timeout)
+	var dirChecks []Check
+	err := cl.Read(ctx, func(conn *ldap.Conn) error {
+		dirChecks = readDirectory(conn, d, nc, pol, perr)
+		return nil
+	})
 	if err != nil {
-		return append(out, fail("directory read", good.URL, fmt.Sprintf("a second connection to the DC failed: %v", err), "run doctor again; if it persists, check the DC's connection limits"))
+		return append(out, fail("directory read", good.URL, fmt.Sprintf("no connection to the DC for the directory checks: %v", err), "run doctor again; if it persists, check the DC's connection limits"))
 	}
-	defer conn.Close()
-	acc, err := readServiceAccount(conn, d.Bind.DN, nc)
+	return append(out, dirChecks...)
+}
+
+// readDirectory runs the directory checks over conn, bound as the
+// service account: the account itself, the domain policy and PSOs, its
+// rights on each OU in scope.
+func readDirectory(conn *ldap.Conn, d *config.Domain, nc string, pol *ldapx.Policy, perr error) []Check {
+	var out []Check
+	acc, err := readServiceAccount(conn, serviceAccountID(d), nc)
 	if err != nil {
-		out = append(out, CheckDomainPolicy(pol, perr, d.Name, nc, d.Bind.DN))
-		return append(out, fail("service account", d.Bind.DN, fmt.Sprintf("cannot read the service account's objectSid and tokenGroups: %v", err),
-			"the account must be able to read its own entry (it can by default); check domains[].bind.dn"))
+		id := serviceAccountID(d)
+		out = append(out, CheckDomainPolicy(pol, perr, d.Name, nc, id))
+		return append(out, fail("service account", id, fmt.Sprintf("cannot read the service account's objectSid and tokenGroups: %v", err),
+			"the account must be able to read its own entry (it can by default); check domains[].bind.dn (or bind.principal)"))
 	}
 	out = append(out, ok("service account", acc.DN, "objectSid %s, %d group(s) in its token", acc.SID, len(acc.Groups)))
 	out = append(out, CheckDomainPolicy(pol, perr, d.Name, nc, acc.Trustee()))
@@ -278,6 +286,56 @@ func checkDirectory(ctx context.Context, opts Options, d *config.Domain, good se
 	return out
 }
 
+// domainKerberosChecks runs the Kerberos checks of a domain bound with a
+// keytab: against the directory (the account's key version) through cl
+// when a DC accepted the bind, else against the KDC alone, which then
+// explains why none did.
+func domainKerberosChecks(ctx context.Context, opts Options, i int, d *config.Domain, found []string,
+	root *ldapx.RootDSE, cl *ldapx.Client) []Check {
+	s := KerberosSettings{Principal: d.Bind.Principal, KeytabFile: d.Bind.KeytabFile, Realm: d.Bind.Realm,
+		KDCs: d.Bind.KDCs, Krb5Conf: d.Bind.Krb5Conf, DCHosts: spnHosts(d, found), Setting: fmt.Sprintf("domains[%d].bind", i)}
+	if cl == nil {
+		return kerberosChecks(ctx, opts, s, nil, "")
+	}
+	var out []Check
+	err := cl.Read(ctx, func(conn *ldap.Conn) error {
+		out = kerberosChecks(ctx, opts, s, conn, root.DefaultNamingContext)
+		return nil
+	})
+	if err != nil {
+		return kerberosChecks(ctx, opts, s, nil, "")
+	}
+	return out
+}
+
+// spnHosts are the host names of the domain's DCs as their ldap/ service
+// principals name them: a listed server's tls.server_name when set (the
+// URL may hold an address), else its host; a discovered DC's host.
+func spnHosts(d *config.Domain, found []string) []string {
+	var out []string
+	for _, u := range d.Servers {
+		if s, err := parseServer(u); err == nil {
+			out = append(out, cmp.Or(d.TLS.ServerName, s.Host))
+		}
+	}
+	for _, u := range found {
+		if s, err := parseServer(u); err == nil {
+			out = append(out, s.Host)
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// serviceAccountID is how the service account is named in the config:
+// its DN (or UPN) for a simple bind, its principal for Kerberos.
+func serviceAccountID(d *config.Domain) string {
+	if d.Bind.DN == "" {
+		return d.Bind.Principal
+	}
+	return d.Bind.DN
+}
+
 // checkDC runs the checks of one DC; it returns the bound ldapx client and
 // the rootDSE when the bind succeeded.
 func checkDC(ctx context.Context, opts Options, s server, d *config.Domain, t TLSSettings, acct Account) ([]Check, *ldapx.Client, *ldapx.RootDSE) {
@@ -300,13 +358,12 @@ func checkDC(ctx context.Context, opts Options, s server, d *config.Domain, t TL
 	if trust.Status == Fail {
 		return append(out, skip("bind", s.URL, "the certificate is not trusted: the connector will not send the password")), nil, nil
 	}
-	cl, err := ldapx.New(ldapx.Config{
-		Servers: []string{s.URL}, BindDN: d.Bind.DN, BindPassword: d.Bind.Password,
-		CAFile: t.CAFile, ServerName: t.ServerName, InsecureSkipVerify: t.Insecure,
-		Domain: d.Name, CheckIdentity: t.Discovered,
-		DialTimeout: opts.Timeout, OpTimeout: opts.Timeout, PoolSize: 1, Dialer: opts.Dialer,
-		Backoff: &backoff.ExponentialBackOff{InitialInterval: time.Millisecond, Multiplier: 1, MaxInterval: time.Millisecond}, Logger: opts.Logger,
-	})
+	lc := d.LDAP() // the connector's own bind (simple, kerberos, negotiate)
+	lc.Servers, lc.Discover, lc.DiscoverAllow = []string{s.URL}, false, nil
+	lc.CAFile, lc.ServerName, lc.InsecureSkipVerify, lc.CheckIdentity = t.CAFile, t.ServerName, t.Insecure, t.Discovered
+	lc.DialTimeout, lc.OpTimeout, lc.PoolSize, lc.Dialer, lc.Logger, lc.Clock = opts.Timeout, opts.Timeout, 1, opts.Dialer, opts.Logger, opts.Clock
+	lc.Backoff = &backoff.ExponentialBackOff{InitialInterval: time.Millisecond, Multiplier: 1, MaxInterval: time.Millisecond}
+	cl, err := ldapx.New(lc)
 	if err != nil {
 		return append(out, fail("bind", s.URL, err.Error(), "correct domains[].bind and domains[].tls")), nil, nil
 	}

@@ -229,14 +229,8 @@ func TestKerberosFailuresAreClassified(t *testing.T) {
 				return
 			}
 			out, code := doctor(t, s, a)
-			if code != 1 || !failLine(out, "") {
-				t.Fatalf("doctor exit %d, want 1 with a FAIL:\n%s", code, out)
-			}
-			// TODO(issue 16): doctor's Kerberos checks come with branch
-			// wip-kdoc; until they are merged its bind check knows only
-			// the simple bind. Then make this a failure.
-			if !failLine(out, f.want) {
-				t.Logf("TODO: doctor's FAIL does not name %q yet:\n%s", f.want, out)
+			if code != 1 || !failLine(out, f.want) {
+				t.Fatalf("doctor exit %d, want 1 with a FAIL naming %q:\n%s", code, f.want, out)
 			}
 		})
 	}
