@@ -136,8 +136,6 @@ func krbReason(stage string, ke messages.KRBError, f krbFacts) (KerberosReason, 
 	switch ke.ErrorCode {
 	case errorcode.KRB_AP_ERR_SKEW:
 		return KerberosClockSkew, skewFix(ke, f.now)
-	case errorcode.KDC_ERR_C_PRINCIPAL_UNKNOWN:
-		return KerberosPrincipalUnknown, fmt.Sprintf("the KDC does not know %s: check bind.principal (a gMSA's name ends in $) and bind.realm", f.principal)
 	case errorcode.KDC_ERR_S_PRINCIPAL_UNKNOWN:
 		if stage == "AS" {
 			return KerberosServiceUnknown, "the KDC does not know the realm's krbtgt: check bind.realm (the domain's name in capitals)"
@@ -149,16 +147,24 @@ func krbReason(stage string, ke messages.KRBError, f krbFacts) (KerberosReason, 
 		return KerberosKeyMismatch, fmt.Sprintf("the DC does not hold the key version its ticket for %s was made with (its account's password changed and has not replicated yet): wait for replication, or use another DC", f.spn)
 	case errorcode.KRB_AP_ERR_MODIFIED:
 		return KerberosKeyMismatch, fmt.Sprintf("the DC could not decrypt its ticket for %s: the SPN is on another account than the DC's (a duplicate SPN: setspn -X), or the DC's key is out of date", f.spn)
-	case errorcode.KDC_ERR_ETYPE_NOSUPP:
-		return KerberosEncryptionType, fmt.Sprintf("the KDC and this connector share no encryption type for %s: export the keytab with the account's types (msDS-SupportedEncryptionTypes; AES is expected)", f.principal)
-	case errorcode.KDC_ERR_CLIENT_REVOKED:
-		return KerberosAccountRevoked, fmt.Sprintf("%s is disabled, locked out or expired: fix the account in AD", f.principal)
-	case errorcode.KDC_ERR_KEY_EXPIRED:
-		return KerberosPasswordExpired, fmt.Sprintf("the password of %s expired: set a new one (or let the gMSA rotate), exempt the account from expiry, and export the keytab again", f.principal)
-	case errorcode.KDC_ERR_WRONG_REALM:
-		return KerberosWrongRealm, fmt.Sprintf("the KDC is not of the realm of %s: check bind.realm (the domain's name in capitals)", f.principal)
+	}
+	if a, ok := accountFixes[ke.ErrorCode]; ok {
+		return a.reason, fmt.Sprintf(a.fix, f.principal)
 	}
 	return KerberosOther, "see the KDC's or the DC's log for this code"
+}
+
+// accountFixes are the codes about the client's account, with fix lines
+// naming it (%s).
+var accountFixes = map[int32]struct {
+	reason KerberosReason
+	fix    string
+}{
+	errorcode.KDC_ERR_C_PRINCIPAL_UNKNOWN: {KerberosPrincipalUnknown, "the KDC does not know %s: check bind.principal (a gMSA's name ends in $) and bind.realm"},
+	errorcode.KDC_ERR_ETYPE_NOSUPP:        {KerberosEncryptionType, "the KDC and this connector share no encryption type for %s: export the keytab with the account's types (msDS-SupportedEncryptionTypes; AES is expected)"},
+	errorcode.KDC_ERR_CLIENT_REVOKED:      {KerberosAccountRevoked, "%s is disabled, locked out or expired: fix the account in AD"},
+	errorcode.KDC_ERR_KEY_EXPIRED:         {KerberosPasswordExpired, "the password of %s expired: set a new one (or let the gMSA rotate), exempt the account from expiry, and export the keytab again"},
+	errorcode.KDC_ERR_WRONG_REALM:         {KerberosWrongRealm, "the KDC is not of the realm of %s: check bind.realm (the domain's name in capitals)"},
 }
 
 // skewFix says by how much the clocks differ when the KRB_ERROR carries
