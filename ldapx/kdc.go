@@ -27,7 +27,7 @@ const maxKDCReply = 1 << 20
 // login is the AS exchange: a TGT for the principal, proving the keytab's
 // key with an encrypted timestamp when the KDC asks for one (AD always
 // does).
-func (b *kerberosBinder) login(ctx context.Context) (*tgt, error) {
+func (b *krbClient) login(ctx context.Context) (*tgt, error) {
 	f := b.facts("")
 	req, err := messages.NewASReqForTGT(b.realm, b.krb, b.name)
 	if err != nil {
@@ -35,19 +35,38 @@ func (b *kerberosBinder) login(ctx context.Context) (*tgt, error) {
 	}
 	rb, err := b.sendAS(ctx, &req)
 	var ke messages.KRBError
+	var kdcTime time.Time // the KDC's clock, as its PREAUTH_REQUIRED said it
 	if errors.As(err, &ke) && ke.ErrorCode == errorcode.KDC_ERR_PREAUTH_REQUIRED {
+		kdcTime = krbErrorTime(ke)
 		if err := b.preauth(&req, ke); err != nil {
-			return nil, err
+			return nil, withKDCTime(err, kdcTime)
 		}
 		rb, err = b.sendAS(ctx, &req)
 	}
 	if err != nil {
-		return nil, b.kdcFailure("AS", err, f)
+		return nil, withKDCTime(b.kdcFailure("AS", err, f), kdcTime)
 	}
-	return b.acceptASRep(rb, req, f)
+	t, err := b.acceptASRep(rb, req, f)
+	if err != nil {
+		return nil, withKDCTime(err, kdcTime)
+	}
+	if !kdcTime.IsZero() {
+		t.kdcTime = kdcTime
+	}
+	return t, nil
 }
 
-func (b *kerberosBinder) sendAS(ctx context.Context, req *messages.ASReq) ([]byte, error) {
+// withKDCTime gives a *KerberosError that does not know the KDC's time
+// the one seen earlier in the exchange.
+func withKDCTime(err error, kdcTime time.Time) error {
+	var ke *KerberosError
+	if errors.As(err, &ke) && ke.KDCTime.IsZero() {
+		ke.KDCTime = kdcTime
+	}
+	return err
+}
+
+func (b *krbClient) sendAS(ctx context.Context, req *messages.ASReq) ([]byte, error) {
 	raw, err := req.Marshal()
 	if err != nil {
 		return nil, err
@@ -57,7 +76,7 @@ func (b *kerberosBinder) sendAS(ctx context.Context, req *messages.ASReq) ([]byt
 
 // kdcFailure classifies a failed exchange: no KDC answered, or one sent a
 // KRB_ERROR (or something else went wrong).
-func (b *kerberosBinder) kdcFailure(stage string, err error, f krbFacts) error {
+func (b *krbClient) kdcFailure(stage string, err error, f krbFacts) error {
 	var ue *kdcUnreachableError
 	if errors.As(err, &ue) {
 		return unreachable(stage, ue)
@@ -67,16 +86,27 @@ func (b *kerberosBinder) kdcFailure(stage string, err error, f krbFacts) error {
 
 // preauth adds PA-ENC-TIMESTAMP to req: this host's time (Config.Clock)
 // encrypted with the keytab's key of the type the KDC names first.
-func (b *kerberosBinder) preauth(req *messages.ASReq, ke messages.KRBError) error {
-	etype, err := preauthEtype(ke)
+func (b *krbClient) preauth(req *messages.ASReq, ke messages.KRBError) error {
+	offered, err := offeredEtypes(ke)
 	if err != nil {
 		return classifyKerberos("AS", err, b.facts(""))
 	}
-	key, kvno, err := b.kt.GetEncryptionKey(b.name, b.realm, 0, etype)
+	var key types.EncryptionKey
+	var kvno int
+	err = errNoKeyOffered
+	for _, etype := range offered {
+		if key, kvno, err = b.kt.GetEncryptionKey(b.name, b.realm, 0, etype); err == nil {
+			break
+		}
+	}
 	if err != nil {
+		names := make([]string, len(offered))
+		for i, e := range offered {
+			names[i] = etypeName(e)
+		}
 		return &KerberosError{Reason: KerberosEncryptionType, Stage: "AS", Err: err,
 			Fix: fmt.Sprintf("the KDC wants a key of type %s, and the keytab holds %s for %s@%s: export the keytab with that type",
-				etypeName(etype), strings.Join(keytabEtypes(b.kt, b.name, b.realm), ", "), b.name.PrincipalNameString(), b.realm)}
+				strings.Join(names, " or "), strings.Join(keytabEtypes(b.kt, b.name, b.realm), ", "), b.name.PrincipalNameString(), b.realm)}
 	}
 	now := b.clock.Now().UTC()
 	ts, err := asn1.Marshal(types.PAEncTSEnc{PATimestamp: now.Truncate(time.Second), PAUSec: now.Nanosecond() / 1000})
@@ -95,36 +125,47 @@ func (b *kerberosBinder) preauth(req *messages.ASReq, ke messages.KRBError) erro
 	return nil
 }
 
-// preauthEtype is the encryption type the KDC asks for in its
-// PREAUTH_REQUIRED error (ETYPE-INFO2, else ETYPE-INFO; RFC 4120 5.2.7.5).
-func preauthEtype(ke messages.KRBError) (int32, error) {
+// errNoKeyOffered: the KDC named no encryption type for pre-authentication.
+var errNoKeyOffered = errors.New("the KDC named no encryption type for pre-authentication")
+
+// offeredEtypes are the encryption types the KDC offers in its
+// PREAUTH_REQUIRED error, in its order (ETYPE-INFO2, else ETYPE-INFO;
+// RFC 4120 5.2.7.5).
+func offeredEtypes(ke messages.KRBError) ([]int32, error) {
 	var pas types.PADataSequence
 	if err := pas.Unmarshal(ke.EData); err != nil {
-		return 0, fmt.Errorf("KDC's pre-authentication hints: %w", err)
+		return nil, fmt.Errorf("KDC's pre-authentication hints: %w", err)
 	}
-	var fallback int32
+	var info2, info []int32
 	for _, pa := range pas {
 		switch pa.PADataType {
 		case patype.PA_ETYPE_INFO2:
-			if info, err := pa.GetETypeInfo2(); err == nil && len(info) > 0 {
-				return info[0].EType, nil
+			if es, err := pa.GetETypeInfo2(); err == nil {
+				for _, e := range es {
+					info2 = append(info2, e.EType)
+				}
 			}
 		case patype.PA_ETYPE_INFO:
-			if info, err := pa.GetETypeInfo(); err == nil && len(info) > 0 {
-				fallback = info[0].EType
+			if es, err := pa.GetETypeInfo(); err == nil {
+				for _, e := range es {
+					info = append(info, e.EType)
+				}
 			}
 		}
 	}
-	if fallback == 0 {
-		return 0, errors.New("the KDC named no encryption type for pre-authentication")
+	if len(info2) > 0 {
+		return info2, nil
 	}
-	return fallback, nil
+	if len(info) == 0 {
+		return nil, errNoKeyOffered
+	}
+	return info, nil
 }
 
 // acceptASRep decrypts and checks the KDC's answer: a key the keytab does
 // not have (another version) is a key mismatch; a KDC whose time differs
 // from this host's by more than the allowed skew is a clock problem.
-func (b *kerberosBinder) acceptASRep(rb []byte, req messages.ASReq, f krbFacts) (*tgt, error) {
+func (b *krbClient) acceptASRep(rb []byte, req messages.ASReq, f krbFacts) (*tgt, error) {
 	var rep messages.ASRep
 	if err := rep.Unmarshal(rb); err != nil {
 		return nil, classifyKerberos("AS", err, f)
@@ -148,13 +189,15 @@ func (b *kerberosBinder) acceptASRep(rb []byte, req messages.ASReq, f krbFacts) 
 	if start.IsZero() {
 		start = p.AuthTime
 	}
+	// p.Key is the session key (DecryptEncPart returns the account's).
 	return &tgt{ticket: rep.Ticket, key: p.Key, start: start, end: p.EndTime,
-		renewAt: start.Add(p.EndTime.Sub(start) * 5 / 6), kvno: rep.EncPart.KVNO}, nil
+		renewAt: start.Add(p.EndTime.Sub(start) * 5 / 6), kvno: rep.EncPart.KVNO, etype: rep.EncPart.EType,
+		kdcTime: p.AuthTime}, nil
 }
 
 // serviceTicket is the TGS exchange: a ticket for spn (ldap/<DC host>)
 // and its session key.
-func (b *kerberosBinder) serviceTicket(ctx context.Context, t *tgt, spn string) (messages.Ticket, types.EncryptionKey, error) {
+func (b *krbClient) serviceTicket(ctx context.Context, t *tgt, spn string) (messages.Ticket, types.EncryptionKey, error) {
 	f := b.facts(spn)
 	sname := types.NewPrincipalName(nametype.KRB_NT_SRV_INST, spn)
 	req, err := messages.NewTGSReq(b.name, b.realm, b.krb, t.ticket, t.key, sname, false)
@@ -167,10 +210,6 @@ func (b *kerberosBinder) serviceTicket(ctx context.Context, t *tgt, spn string) 
 	}
 	rb, err := b.exchange(ctx, raw)
 	if err != nil {
-		var ke messages.KRBError
-		if errors.As(err, &ke) && ke.ErrorCode == errorcode.KRB_AP_ERR_TKT_EXPIRED {
-			b.tgt = nil // the KDC says the TGT is over (a clock jump): log in at the next bind
-		}
 		return messages.Ticket{}, types.EncryptionKey{}, b.kdcFailure("TGS", err, f)
 	}
 	var rep messages.TGSRep
@@ -189,7 +228,7 @@ func (b *kerberosBinder) serviceTicket(ctx context.Context, t *tgt, spn string) 
 // exchange sends one request to the realm's KDCs over TCP, in order, until
 // one answers. A KRB_ERROR answer is returned as messages.KRBError; when
 // none answers, a *kdcUnreachableError lists why.
-func (b *kerberosBinder) exchange(ctx context.Context, req []byte) ([]byte, error) {
+func (b *krbClient) exchange(ctx context.Context, req []byte) ([]byte, error) {
 	ue := &kdcUnreachableError{kdcs: b.kdcs}
 	for _, kdc := range b.kdcs {
 		if err := ctx.Err(); err != nil {
@@ -207,7 +246,7 @@ func (b *kerberosBinder) exchange(ctx context.Context, req []byte) ([]byte, erro
 
 // roundTrip is one request and answer with one KDC: each framed by its
 // 4-byte length (RFC 4120 7.2.2), under ctx.
-func (b *kerberosBinder) roundTrip(ctx context.Context, kdc string, req []byte) ([]byte, error) {
+func (b *krbClient) roundTrip(ctx context.Context, kdc string, req []byte) ([]byte, error) {
 	conn, err := b.dialer.DialContext(ctx, "tcp", kdc)
 	if err != nil {
 		return nil, err

@@ -15,6 +15,7 @@ import (
 	"github.com/go-ldap/ldap/v3"
 	"github.com/jcmturner/gokrb5/v8/client"
 	krbconfig "github.com/jcmturner/gokrb5/v8/config"
+	"github.com/jcmturner/gokrb5/v8/iana/errorcode"
 	"github.com/jcmturner/gokrb5/v8/iana/etypeID"
 	"github.com/jcmturner/gokrb5/v8/iana/nametype"
 	"github.com/jcmturner/gokrb5/v8/keytab"
@@ -39,19 +40,25 @@ import (
 // code (see classifyKerberos). The pre-authentication timestamp is taken
 // from Config.Clock (the app's one clock).
 type kerberosBinder struct {
+	file string
+	log  *slog.Logger
+
+	mu sync.Mutex
+	krbClient
+	stamp fileStamp
+	tgt   *tgt
+}
+
+// krbClient is one principal's KDC exchanges with its keytab (kdc.go):
+// the bind's and the doctor's (KerberosProbe).
+type krbClient struct {
 	name   types.PrincipalName
 	realm  string
-	file   string
 	krb    *krbconfig.Config
 	kdcs   []string
 	dialer ContextDialer
 	clock  clockwork.Clock
-	log    *slog.Logger
-
-	mu    sync.Mutex
-	kt    *keytab.Keytab
-	stamp fileStamp
-	tgt   *tgt
+	kt     *keytab.Keytab
 }
 
 // fileStamp is what tells a keytab file changed: size and modification
@@ -64,12 +71,13 @@ type fileStamp struct {
 
 // tgt is the ticket-granting ticket of the last login.
 type tgt struct {
-	ticket          messages.Ticket
-	key             types.EncryptionKey
-	start, renewAt  time.Time
-	end             time.Time
-	kvno            int // the account's key version the KDC used
-	encType, keyLen int32
+	ticket         messages.Ticket
+	key            types.EncryptionKey
+	start, renewAt time.Time
+	end            time.Time
+	kvno           int   // the account's key version the KDC used
+	etype          int32 // the encryption type of the KDC's reply (the account's key)
+	kdcTime        time.Time
 }
 
 func newKerberosBinder(c *Config) (*kerberosBinder, error) {
@@ -83,8 +91,8 @@ func newKerberosBinder(c *Config) (*kerberosBinder, error) {
 	if err != nil {
 		return nil, err
 	}
-	b := &kerberosBinder{name: name, realm: realm, file: c.Kerberos.KeytabFile, krb: krb, kdcs: kdcs,
-		dialer: c.Dialer, clock: c.Clock, log: c.Logger}
+	b := &kerberosBinder{file: c.Kerberos.KeytabFile, log: c.Logger,
+		krbClient: krbClient{name: name, realm: realm, krb: krb, kdcs: kdcs, dialer: c.Dialer, clock: c.Clock}}
 	return b, nil
 }
 
@@ -167,6 +175,10 @@ func (b *kerberosBinder) securityContext(ctx context.Context, spn string) (*krbS
 		return nil, err
 	}
 	tkt, key, err := b.serviceTicket(ctx, t, spn)
+	var ke *KerberosError
+	if errors.As(err, &ke) && ke.Code == errorcode.KRB_AP_ERR_TKT_EXPIRED {
+		b.tgt = nil // the KDC says the TGT is over (a clock jump): log in at the next bind
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -232,7 +244,7 @@ func (b *kerberosBinder) currentTGT(ctx context.Context) (*tgt, error) {
 }
 
 // facts is what the classifier puts in its fix lines.
-func (b *kerberosBinder) facts(spn string) krbFacts {
+func (b *krbClient) facts(spn string) krbFacts {
 	f := krbFacts{principal: b.name.PrincipalNameString() + "@" + b.realm, spn: spn, kdcs: b.kdcs, now: b.clock.Now()}
 	if b.kt != nil {
 		if v := keyVersions(b.kt, b.name, b.realm); len(v) > 0 {

@@ -64,6 +64,8 @@ func TestClassifyKerberos(t *testing.T) {
 		{"AP", errorcode.KRB_AP_ERR_MODIFIED, KerberosKeyMismatch, "duplicate SPN"},
 		{"AS", errorcode.KDC_ERR_ETYPE_NOSUPP, KerberosEncryptionType, "encryption type"},
 		{"AS", errorcode.KDC_ERR_CLIENT_REVOKED, KerberosAccountRevoked, "disabled"},
+		{"AS", errorcode.KDC_ERR_KEY_EXPIRED, KerberosPasswordExpired, "the password of svc@ADW.TEST expired"},
+		{"AS", errorcode.KDC_ERR_WRONG_REALM, KerberosWrongRealm, "check bind.realm"},
 		{"AS", errorcode.KDC_ERR_POLICY, KerberosOther, "code"},
 	}
 	for _, tc := range cases {
@@ -71,7 +73,7 @@ func TestClassifyKerberos(t *testing.T) {
 		// As gokrb5 and go-ldap hand it: the value, possibly wrapped.
 		err := classifyKerberos(tc.stage, fmt.Errorf("bind: %w", ke), f)
 		var kerr *KerberosError
-		if !errors.As(err, &kerr) || kerr.Reason != tc.want || kerr.Code != tc.code || kerr.Stage != tc.stage {
+		if !errors.As(err, &kerr) || kerr.Reason != tc.want || kerr.Code != tc.code || kerr.Stage != tc.stage || !kerr.KDCTime.Equal(ke.STime) {
 			t.Errorf("code %d at %s: %#v, want %v", tc.code, tc.stage, err, tc.want)
 			continue
 		}

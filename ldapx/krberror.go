@@ -23,8 +23,10 @@ const (
 	KerberosKeyMismatch                     // KDC_ERR_PREAUTH_FAILED (24), KRB_AP_ERR_BADKEYVER (44), KRB_AP_ERR_MODIFIED (41)
 	KerberosKDCUnreachable                  // no KDC answered
 	KerberosEncryptionType                  // KDC_ERR_ETYPE_NOSUPP (14), or no key of the KDC's type in the keytab
-	KerberosAccountRevoked                  // KDC_ERR_CLIENT_REVOKED (18), KDC_ERR_KEY_EXPIRED (23)
+	KerberosAccountRevoked                  // KDC_ERR_CLIENT_REVOKED (18): disabled, locked out or expired
 	KerberosKeytab                          // the keytab cannot be read or lacks the principal
+	KerberosWrongRealm                      // KDC_ERR_WRONG_REALM (68)
+	KerberosPasswordExpired                 // KDC_ERR_KEY_EXPIRED (23): the account's password expired
 )
 
 var kerberosReasonNames = [...]string{
@@ -32,6 +34,7 @@ var kerberosReasonNames = [...]string{
 	KerberosServiceUnknown: "service principal unknown", KerberosKeyMismatch: "key version mismatch",
 	KerberosKDCUnreachable: "KDC unreachable", KerberosEncryptionType: "encryption type",
 	KerberosAccountRevoked: "account revoked", KerberosKeytab: "keytab",
+	KerberosWrongRealm: "wrong realm", KerberosPasswordExpired: "password expired",
 }
 
 func (r KerberosReason) String() string {
@@ -55,7 +58,10 @@ type KerberosError struct {
 	// "KDC".
 	Stage string
 	Fix   string
-	Err   error
+	// KDCTime is the KDC's (or the DC's) clock as it said it in the
+	// exchange (a KRB_ERROR's stime, the ticket's auth time), or zero.
+	KDCTime time.Time
+	Err     error
 }
 
 func (e *KerberosError) Error() string {
@@ -114,7 +120,15 @@ func classifyKerberos(stage string, err error, f krbFacts) error {
 			Fix: "see the cause in the log at debug level; check the DC's event log for the bind"}
 	}
 	reason, fix := krbReason(stage, ke, f)
-	return &KerberosError{Reason: reason, Code: ke.ErrorCode, Stage: stage, Fix: fix, Err: err}
+	return &KerberosError{Reason: reason, Code: ke.ErrorCode, Stage: stage, Fix: fix, KDCTime: krbErrorTime(ke), Err: err}
+}
+
+// krbErrorTime is the server's clock a KRB_ERROR carries (zero if none).
+func krbErrorTime(ke messages.KRBError) time.Time {
+	if ke.STime.IsZero() {
+		return time.Time{}
+	}
+	return ke.STime.Add(time.Duration(ke.Susec) * time.Microsecond)
 }
 
 // krbReason maps a KRB_ERROR code to a reason and its fix line.
@@ -122,8 +136,6 @@ func krbReason(stage string, ke messages.KRBError, f krbFacts) (KerberosReason, 
 	switch ke.ErrorCode {
 	case errorcode.KRB_AP_ERR_SKEW:
 		return KerberosClockSkew, skewFix(ke, f.now)
-	case errorcode.KDC_ERR_C_PRINCIPAL_UNKNOWN:
-		return KerberosPrincipalUnknown, fmt.Sprintf("the KDC does not know %s: check bind.principal (a gMSA's name ends in $) and bind.realm", f.principal)
 	case errorcode.KDC_ERR_S_PRINCIPAL_UNKNOWN:
 		if stage == "AS" {
 			return KerberosServiceUnknown, "the KDC does not know the realm's krbtgt: check bind.realm (the domain's name in capitals)"
@@ -135,12 +147,24 @@ func krbReason(stage string, ke messages.KRBError, f krbFacts) (KerberosReason, 
 		return KerberosKeyMismatch, fmt.Sprintf("the DC does not hold the key version its ticket for %s was made with (its account's password changed and has not replicated yet): wait for replication, or use another DC", f.spn)
 	case errorcode.KRB_AP_ERR_MODIFIED:
 		return KerberosKeyMismatch, fmt.Sprintf("the DC could not decrypt its ticket for %s: the SPN is on another account than the DC's (a duplicate SPN: setspn -X), or the DC's key is out of date", f.spn)
-	case errorcode.KDC_ERR_ETYPE_NOSUPP:
-		return KerberosEncryptionType, fmt.Sprintf("the KDC and this connector share no encryption type for %s: export the keytab with the account's types (msDS-SupportedEncryptionTypes; AES is expected)", f.principal)
-	case errorcode.KDC_ERR_CLIENT_REVOKED, errorcode.KDC_ERR_KEY_EXPIRED:
-		return KerberosAccountRevoked, fmt.Sprintf("%s is disabled, locked out or expired, or its password expired: fix the account in AD", f.principal)
+	}
+	if a, ok := accountFixes[ke.ErrorCode]; ok {
+		return a.reason, fmt.Sprintf(a.fix, f.principal)
 	}
 	return KerberosOther, "see the KDC's or the DC's log for this code"
+}
+
+// accountFixes are the codes about the client's account, with fix lines
+// naming it (%s).
+var accountFixes = map[int32]struct {
+	reason KerberosReason
+	fix    string
+}{
+	errorcode.KDC_ERR_C_PRINCIPAL_UNKNOWN: {KerberosPrincipalUnknown, "the KDC does not know %s: check bind.principal (a gMSA's name ends in $) and bind.realm"},
+	errorcode.KDC_ERR_ETYPE_NOSUPP:        {KerberosEncryptionType, "the KDC and this connector share no encryption type for %s: export the keytab with the account's types (msDS-SupportedEncryptionTypes; AES is expected)"},
+	errorcode.KDC_ERR_CLIENT_REVOKED:      {KerberosAccountRevoked, "%s is disabled, locked out or expired: fix the account in AD"},
+	errorcode.KDC_ERR_KEY_EXPIRED:         {KerberosPasswordExpired, "the password of %s expired: set a new one (or let the gMSA rotate), exempt the account from expiry, and export the keytab again"},
+	errorcode.KDC_ERR_WRONG_REALM:         {KerberosWrongRealm, "the KDC is not of the realm of %s: check bind.realm (the domain's name in capitals)"},
 }
 
 // skewFix says by how much the clocks differ when the KRB_ERROR carries

@@ -16,8 +16,9 @@ import (
 	"github.com/jcmturner/gokrb5/v8/iana/errorcode"
 	"github.com/jcmturner/gokrb5/v8/iana/nametype"
 	"github.com/jcmturner/gokrb5/v8/keytab"
-	"github.com/jcmturner/gokrb5/v8/messages"
 	"github.com/jcmturner/gokrb5/v8/types"
+
+	"github.com/adwriteback/adwriteback/ldapx"
 )
 
 // KerberosSettings is how a domain's service account binds with Kerberos,
@@ -117,19 +118,25 @@ func kerberosChecks(ctx context.Context, opts Options, s KerberosSettings, dir s
 		return append(out, fail(checkTGT, who, fmt.Sprintf("no KDC to ask: %v", err),
 			fmt.Sprintf("set %s (host[:port]) or %s", s.key("kdcs"), s.key("krb5_conf"))))
 	}
-	k := kdcClient{dialer: opts.Dialer, timeout: opts.Timeout, now: opts.Clock.Now}
-	var good *tgt
-	var goodKDC string
+	probe, err := ldapx.NewKerberosProbe(ldapx.Config{
+		Kerberos: ldapx.Kerberos{Principal: s.Principal, KeytabFile: s.KeytabFile, Realm: realm, KDCs: kdcs, Krb5Conf: s.Krb5Conf},
+		Dialer:   opts.Dialer, Clock: opts.Clock,
+	}, opts.Timeout)
+	if err != nil {
+		p := explainKerberos(err, who, kvno, s)
+		return append(out, fail(checkTGT, who, p.Detail, p.Fix))
+	}
+	var good *ldapx.KerberosTGT
 	for _, kdc := range kdcs {
-		t, err := k.login(ctx, kdc, realm, cname, kt)
+		t, err := probe.Login(ctx, kdc)
 		out = append(out, CheckTGT(err, kdc, who, kvno, s))
-		if !t.kdcTime.IsZero() {
-			out = append(out, CheckKerberosClock(kdc, t.kdcTime, opts.Clock.Now()))
+		if kt := kdcTime(t, err); !kt.IsZero() {
+			out = append(out, CheckKerberosClock(kdc, kt, opts.Clock.Now()))
 		}
 		if err == nil && good == nil {
-			good, goodKDC = &t, kdc
+			good = t
 			if dir == nil {
-				out = append(out, CheckKeyVersion(keyVersion{KVNO: t.kvno, From: "the KDC " + kdc}, kvno, who, s))
+				out = append(out, CheckKeyVersion(keyVersion{KVNO: t.KVNO, From: "the KDC " + kdc}, kvno, who, s))
 			}
 		}
 	}
@@ -139,9 +146,21 @@ func kerberosChecks(ctx context.Context, opts Options, s KerberosSettings, dir s
 			out = append(out, skip(checkServiceTicket, spn, "no ticket-granting ticket (see the kerberos ticket check)"))
 			continue
 		}
-		out = append(out, CheckServiceTicket(k.serviceTicket(ctx, goodKDC, realm, cname, *good, spn), spn, goodKDC, who, s))
+		out = append(out, CheckServiceTicket(probe.ServiceTicket(ctx, good, spn), spn, good.KDC, who, s))
 	}
 	return out
+}
+
+// kdcTime is the KDC's clock as a login saw it (zero if it did not).
+func kdcTime(t *ldapx.KerberosTGT, err error) time.Time {
+	if t != nil {
+		return t.KDCTime
+	}
+	var ke *ldapx.KerberosError
+	if errors.As(err, &ke) {
+		return ke.KDCTime
+	}
+	return time.Time{}
 }
 
 // CheckKeytab loads the keytab and lists the principal's entries (key
@@ -191,8 +210,7 @@ func samePrincipal(components []string, eRealm string, cname types.PrincipalName
 	return slices.Equal(components, cname.NameString) && strings.EqualFold(eRealm, realm)
 }
 
-// keytabETypes lists the principal's encryption types in the keytab,
-// strongest first.
+// keytabETypes lists the principal's encryption types in the keytab.
 func keytabETypes(kt *keytab.Keytab, cname types.PrincipalName, realm string) []int32 {
 	var out []int32
 	for _, e := range kt.Entries {
@@ -200,7 +218,6 @@ func keytabETypes(kt *keytab.Keytab, cname types.PrincipalName, realm string) []
 			out = append(out, e.Key.KeyType)
 		}
 	}
-	slices.SortStableFunc(out, func(a, b int32) int { return etypeRank(b) - etypeRank(a) })
 	return out
 }
 
@@ -229,23 +246,8 @@ func etypeName(e int32) string {
 	return "etype " + strconv.Itoa(int(e))
 }
 
-func etypeNamesOf(es []int32) string {
-	s := make([]string, len(es))
-	for i, e := range es {
-		s[i] = etypeName(e)
-	}
-	return cmp.Or(strings.Join(s, ", "), "none")
-}
-
 // strongEType: an AES type (RFC 3962, 8009).
 func strongEType(e int32) bool { return e >= 17 && e <= 20 }
-
-func etypeRank(e int32) int {
-	if strongEType(e) {
-		return int(e)
-	}
-	return 0
-}
 
 // keyVersion is the account's current key version, and who said it.
 type keyVersion struct {
@@ -301,7 +303,7 @@ func CheckTGT(err error, kdc, who string, kvno int, s KerberosSettings) Check {
 	if err == nil {
 		return ok(checkTGT, kdc, "got a ticket-granting ticket for %s", who)
 	}
-	p := classifyKerberos(err, who, kvno, s)
+	p := explainKerberos(err, who, kvno, s)
 	return fail(checkTGT, kdc, p.Detail, p.Fix)
 }
 
@@ -310,14 +312,13 @@ func CheckServiceTicket(err error, spn, kdc, who string, s KerberosSettings) Che
 	if err == nil {
 		return ok(checkServiceTicket, spn, "%s got a ticket for %s from %s", who, spn, kdc)
 	}
-	var ke messages.KRBError
-	if errors.As(err, &ke) && ke.ErrorCode == errorcode.KDC_ERR_S_PRINCIPAL_UNKNOWN {
+	if r, _ := ldapx.KerberosReasonOf(err); r == ldapx.KerberosServiceUnknown {
 		host := strings.TrimPrefix(spn, "ldap/")
 		return fail(checkServiceTicket, spn, fmt.Sprintf("no account has the SPN %s: the DC cannot be reached with Kerberos under this name", spn),
 			fmt.Sprintf("use the DC's own host name in domains[].servers, or add the SPN to the DC's computer account: Windows `setspn -S %s <DC computer name>` (check with `setspn -L <DC computer name>`), Samba `samba-tool spn add %s <DC computer name>$`", spn, spn)+
 				fmt.Sprintf("; %s is the name the connector connects to", host))
 	}
-	p := classifyKerberos(err, who, 0, s)
+	p := explainKerberos(err, who, 0, s)
 	return fail(checkServiceTicket, spn, p.Detail, p.Fix)
 }
 
@@ -348,44 +349,53 @@ type KerberosProblem struct {
 	Fix    string
 }
 
-// classifyKerberos explains a failed Kerberos exchange by the KDC's error
-// code or the exchange's own error.
-func classifyKerberos(err error, who string, kvno int, s KerberosSettings) KerberosProblem {
+// explainKerberos says what ldapx's classified failure (its reason and
+// the KDC's code) means for this domain's settings, and the line that
+// fixes it.
+func explainKerberos(err error, who string, kvno int, s KerberosSettings) KerberosProblem {
 	reexport := fmt.Sprintf("export the keytab again over %s (samba-tool domain exportkeytab, ktpass, msktutil --update); the connector reads it again at its next bind", s.KeytabFile)
-	var ke messages.KRBError
-	switch {
-	case errors.Is(err, ErrKDCUnreachable):
-		return KerberosProblem{fmt.Sprintf("KDC unreachable: %v", err),
-			fmt.Sprintf("check %s (default: each server's host on port 88) and that TCP 88 to the KDC is open", s.key("kdcs"))}
-	case errors.Is(err, ErrNoKey):
-		return KerberosProblem{fmt.Sprintf("encryption type: %v", err),
-			"export the keytab with the account's encryption types (AES: ktpass /crypto AES256-SHA1), or enable AES on the account (msDS-SupportedEncryptionTypes)"}
-	case errors.Is(err, ErrReplyKey):
-		return KerberosProblem{fmt.Sprintf("wrong key: %v", err), reexport}
-	case !errors.As(err, &ke):
+	const etypeFix = "export the keytab with the account's encryption types (AES: ktpass /crypto AES256-SHA1), or enable AES on the account (msDS-SupportedEncryptionTypes)"
+	var ke *ldapx.KerberosError
+	if !errors.As(err, &ke) {
 		return KerberosProblem{fmt.Sprintf("Kerberos failed: %v", err), "see the KDC's log"}
 	}
-	code := errorcode.Lookup(ke.ErrorCode)
-	switch ke.ErrorCode {
-	case errorcode.KDC_ERR_C_PRINCIPAL_UNKNOWN:
+	code := errorcode.Lookup(ke.Code)
+	switch ke.Reason {
+	case ldapx.KerberosKDCUnreachable:
+		return KerberosProblem{fmt.Sprintf("KDC unreachable: %v", ke.Err),
+			fmt.Sprintf("check %s (default: each server's host on port 88) and that TCP 88 to the KDC is open", s.key("kdcs"))}
+	case ldapx.KerberosEncryptionType:
+		if ke.Code == 0 {
+			return KerberosProblem{fmt.Sprintf("encryption type: the keytab has no key of an encryption type the KDC offers (%s)", ke.Fix), etypeFix}
+		}
+		return KerberosProblem{fmt.Sprintf("encryption type: the KDC has no key of %s of the types the keytab holds (%s)", who, code), etypeFix}
+	case ldapx.KerberosKeyMismatch:
+		if ke.Code == 0 {
+			return KerberosProblem{fmt.Sprintf("wrong key: the KDC's reply does not decrypt with the keytab's key: %v", ke.Err), reexport}
+		}
+		return KerberosProblem{fmt.Sprintf("wrong key: the keytab's key (version %d) is not %s's current key: its password changed after the export, or the keytab is another account's (%s)", kvno, who, code), reexport}
+	case ldapx.KerberosPrincipalUnknown:
 		return KerberosProblem{fmt.Sprintf("principal unknown: the KDC does not know %s (%s)", who, code),
 			fmt.Sprintf("set %s to the account's sAMAccountName (a gMSA's ends with $) and %s to the domain's realm in upper case", s.key("principal"), s.key("realm"))}
-	case errorcode.KDC_ERR_WRONG_REALM:
+	case ldapx.KerberosWrongRealm:
 		return KerberosProblem{fmt.Sprintf("wrong realm for %s (%s)", who, code), fmt.Sprintf("set %s to the domain's name in upper case", s.key("realm"))}
-	case errorcode.KDC_ERR_PREAUTH_FAILED, errorcode.KRB_AP_ERR_BADKEYVER, errorcode.KRB_AP_ERR_MODIFIED:
-		return KerberosProblem{fmt.Sprintf("wrong key: the keytab's key (version %d) is not %s's current key: its password changed after the export, or the keytab is another account's (%s)", kvno, who, code), reexport}
-	case errorcode.KRB_AP_ERR_SKEW:
+	case ldapx.KerberosServiceUnknown:
+		return KerberosProblem{fmt.Sprintf("the KDC does not know the service (%s): %s", code, ke.Fix), fmt.Sprintf("set %s to the domain's name in upper case", s.key("realm"))}
+	case ldapx.KerberosClockSkew:
 		return KerberosProblem{fmt.Sprintf("clock skew: this host's clock is more than 5 minutes off the KDC's (%s)", code),
 			"synchronise this host's clock with the domain (NTP; on Windows `w32tm /resync`)"}
-	case errorcode.KDC_ERR_ETYPE_NOSUPP:
-		return KerberosProblem{fmt.Sprintf("encryption type: the KDC has no key of %s of the types the keytab holds (%s)", who, code),
-			"export the keytab with the account's encryption types (AES: ktpass /crypto AES256-SHA1), or enable AES on the account (msDS-SupportedEncryptionTypes)"}
-	case errorcode.KDC_ERR_CLIENT_REVOKED:
+	case ldapx.KerberosAccountRevoked:
 		return KerberosProblem{fmt.Sprintf("%s is disabled, locked out or expired (%s)", who, code),
 			"enable or unlock the account (Windows `Enable-ADAccount`, `Unlock-ADAccount`; Samba `samba-tool user enable`, `samba-tool user unlock`)"}
-	case errorcode.KDC_ERR_KEY_EXPIRED:
+	case ldapx.KerberosPasswordExpired:
 		return KerberosProblem{fmt.Sprintf("%s's password has expired (%s)", who, code),
 			"set a new password (or let the gMSA rotate), exempt the account from expiry, and export the keytab again"}
+	case ldapx.KerberosKeytab:
+		return KerberosProblem{fmt.Sprintf("keytab: %v", ke.Err),
+			fmt.Sprintf("set %s to the keytab exported for %s", s.key("keytab_file"), who)}
 	}
-	return KerberosProblem{fmt.Sprintf("the KDC refused: %s", code), "see the KDC's log"}
+	if ke.Code != 0 {
+		return KerberosProblem{fmt.Sprintf("the KDC refused: %s", code), "see the KDC's log"}
+	}
+	return KerberosProblem{fmt.Sprintf("Kerberos failed: %v", ke.Err), "see the KDC's log"}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -24,6 +25,8 @@ import (
 	"github.com/jcmturner/gokrb5/v8/messages"
 	"github.com/jcmturner/gokrb5/v8/types"
 	"github.com/jonboulle/clockwork"
+
+	"github.com/adwriteback/adwriteback/ldapx"
 )
 
 const testRealm = "ADW.TEST"
@@ -82,8 +85,12 @@ func startFakeKDC(t *testing.T, answers ...func(req []byte) []byte) *fakeKDC {
 
 func (k *fakeKDC) serve(c net.Conn) {
 	defer c.Close()
-	req, err := readKDCReply(c)
-	if err != nil {
+	var n [4]byte
+	if _, err := io.ReadFull(c, n[:]); err != nil {
+		return
+	}
+	req := make([]byte, binary.BigEndian.Uint32(n[:]))
+	if _, err := io.ReadFull(c, req); err != nil {
 		return
 	}
 	k.mu.Lock()
@@ -363,7 +370,7 @@ func TestCheckKerberosClock(t *testing.T) {
 }
 
 func TestCheckServiceTicketSPNMissing(t *testing.T) {
-	err := fmt.Errorf("kdc dc1:88: %w", messages.NewKRBError(types.PrincipalName{}, testRealm, errorcode.KDC_ERR_S_PRINCIPAL_UNKNOWN, ""))
+	err := fmt.Errorf("kdc dc1:88: %w", &ldapx.KerberosError{Reason: ldapx.KerberosServiceUnknown, Code: errorcode.KDC_ERR_S_PRINCIPAL_UNKNOWN, Stage: "TGS"})
 	c := CheckServiceTicket(err, "ldap/alias.adw.test", "dc1:88", "svc@ADW.TEST", KerberosSettings{})
 	if c.Status != Fail || !strings.Contains(c.Fix, "setspn -S ldap/alias.adw.test") || !strings.Contains(c.Fix, "samba-tool spn add ldap/alias.adw.test") {
 		t.Errorf("%+v", c)
