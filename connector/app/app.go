@@ -82,6 +82,7 @@ type App struct {
 	replies     *servicebus.ReplySender
 	closers     []func() error
 	clock       clockwork.Clock
+	reload      reloaders
 }
 
 // NewLogger builds the operational logger from the log section.
@@ -216,6 +217,8 @@ func (a *App) openStores(deps Deps) (err error) {
 		}
 	}
 	a.closers = append(a.closers, a.Audit.Close)
+	// Only a file opened from audit.path has something to reopen.
+	a.OnReload("audit log", func(context.Context) error { return a.Audit.Reopen() })
 	return nil
 }
 
