@@ -21,12 +21,18 @@ type Record struct {
 	// Event is empty for a command's record; EventUnverified for a
 	// message refused before its signature was checked (then CommandID
 	// is empty and MessageID is what its sender chose).
-	Event         string   `json:"event,omitempty"`
-	CommandID     string   `json:"command_id"`
-	MessageID     string   `json:"message_id,omitempty"`
-	Op            string   `json:"op,omitempty"`
-	Domain        string   `json:"domain,omitempty"`
-	UserRefKind   string   `json:"user_ref_kind,omitempty"`
+	Event       string `json:"event,omitempty"`
+	CommandID   string `json:"command_id"`
+	MessageID   string `json:"message_id,omitempty"`
+	Op          string `json:"op,omitempty"`
+	Domain      string `json:"domain,omitempty"`
+	UserRefKind string `json:"user_ref_kind,omitempty"`
+	// UserRef and UserRefDomain are the reference as sent (its value, of
+	// UserRefKind, and the domain it named), only when no account or more
+	// than one matched it (user_not_found, ambiguous_user): an identifier,
+	// so the admin can say who was not found without the sender's logs.
+	UserRef       string   `json:"user_ref,omitempty"`
+	UserRefDomain string   `json:"user_ref_domain,omitempty"`
 	UserDN        string   `json:"user_dn,omitempty"`
 	ActorKind     string   `json:"actor_kind,omitempty"`
 	ActorID       string   `json:"actor_id,omitempty"`

@@ -166,8 +166,13 @@ func (e *Engine) audited(disp transport.Disposition, c *command, out outcome) tr
 		DCReason: string(out.dcReason), DC: out.dc, Detail: clip(out.detail, 1000), Applied: out.applied,
 		DeliveryCount: c.d.DeliveryCount, LatencyMS: ms(e.cfg.Clock.Since(c.start)),
 	}
-	if kind, _ := c.rec.User.Kind(); kind != "" {
+	if kind, value := c.rec.User.Kind(); kind != "" {
 		r.UserRefKind = kind
+		if out.code == protocol.CodeUserNotFound || out.code == protocol.CodeAmbiguousUser {
+			// Who was not found: the reference as sent (never a secret),
+			// in the audit record only; the result stays as disclosed.
+			r.UserRef, r.UserRefDomain = value, c.rec.User.Domain
+		}
 	}
 	for _, v := range out.violations {
 		r.Rules = append(r.Rules, string(v.Rule))
