@@ -133,5 +133,9 @@ func TestOnCallLogRotate(t *testing.T) {
 	if !strings.Contains(c.Logs(), "reloaded") {
 		t.Errorf("no reload in the log:\n%s", c.Logs())
 	}
+	// Each command has its line, of its outcome class (its Windows event ID).
+	if n := strings.Count(c.Logs(), "command_refused"); n != len(before)+len(between)+len(after) {
+		t.Errorf("%d command_refused lines for %d commands:\n%s", n, len(before)+len(between)+len(after), c.Logs())
+	}
 	c.Stop()
 }
