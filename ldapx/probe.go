@@ -117,7 +117,7 @@ func (cl *Client) probe(ctx context.Context, s *server) {
 	case err == nil:
 		s.succeeded(now, now.Sub(started), true)
 		if was == DCDown {
-			cl.cfg.Logger.Info("domain controller is up again", "dc", s.url.raw)
+			cl.cfg.Logger.Info("domain controller is up again", "event", EventDCUp, "dc", s.url.raw)
 		}
 	case errors.Is(err, errClosed):
 	default:
@@ -127,9 +127,16 @@ func (cl *Client) probe(ctx context.Context, s *server) {
 		if was == DCDown {
 			log = cl.cfg.Logger.Debug
 		}
-		log("domain controller probe failed", "dc", s.url.raw, "err", derr)
+		log("domain controller probe failed", "event", EventDCDown, "dc", s.url.raw, "err", derr)
 	}
 }
+
+// EventDCDown and EventDCUp are the event attribute of the lines that say
+// a DC went down or came back (connector/logevent's DCDown and DCUp).
+const (
+	EventDCDown = "dc_down"
+	EventDCUp   = "dc_up"
+)
 
 func (s *server) currentState() DCState {
 	s.mu.Lock()

@@ -31,6 +31,7 @@ import (
 	"github.com/adwriteback/adwriteback/connector/engine"
 	"github.com/adwriteback/adwriteback/connector/health"
 	"github.com/adwriteback/adwriteback/connector/journal"
+	"github.com/adwriteback/adwriteback/connector/logevent"
 	"github.com/adwriteback/adwriteback/connector/metrics"
 	"github.com/adwriteback/adwriteback/connector/presence"
 	"github.com/adwriteback/adwriteback/ldapx"
@@ -82,6 +83,7 @@ type App struct {
 	replies     *servicebus.ReplySender
 	closers     []func() error
 	clock       clockwork.Clock
+	reload      reloaders
 }
 
 // NewLogger builds the operational logger from the log section.
@@ -216,6 +218,8 @@ func (a *App) openStores(deps Deps) (err error) {
 		}
 	}
 	a.closers = append(a.closers, a.Audit.Close)
+	// Only a file opened from audit.path has something to reopen.
+	a.OnReload("audit log", func(context.Context) error { return a.Audit.Reopen() })
 	return nil
 }
 
@@ -326,13 +330,13 @@ func (a *App) Run(ctx context.Context) error {
 			f(ctx)
 		}()
 	}
-	a.Log.Info("connector running", "queue", a.Cfg.Queue.Name, "domains", len(a.Domains))
+	a.Log.Info("connector running", logevent.Attr(logevent.Start), "queue", a.Cfg.Queue.Name, "domains", len(a.Domains))
 	err := a.Source.Run(ctx)
 	wg.Wait()
 	if err != nil && !errors.Is(err, context.Canceled) {
 		return err
 	}
-	a.Log.Info("connector stopped")
+	a.Log.Info("connector stopped", logevent.Attr(logevent.Stop))
 	return nil
 }
 

@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net"
 	"sync"
 	"time"
@@ -11,8 +12,10 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/adwriteback/adwriteback/connector/audit"
 	"github.com/adwriteback/adwriteback/connector/engine"
 	"github.com/adwriteback/adwriteback/connector/health"
+	"github.com/adwriteback/adwriteback/connector/logevent"
 	"github.com/adwriteback/adwriteback/connector/metrics"
 	"github.com/adwriteback/adwriteback/ldapx"
 	"github.com/adwriteback/adwriteback/relay/transport"
@@ -32,6 +35,7 @@ func (a *App) observability(deps Deps) error {
 	}
 	a.recent = health.NewRecent(50)
 	a.Audit.Subscribe(a.recent.Add)
+	a.Audit.Subscribe(a.logOutcome)
 	a.HTTPHandler = health.NewHandler(withHTTPTrust(health.Options{
 		Snapshot: a.Snapshot,
 		Metrics:  promhttp.HandlerFor(a.Registry, promhttp.HandlerOpts{}),
@@ -179,4 +183,21 @@ func lagHandler(m *metrics.Metrics, clock clockwork.Clock, h transport.Handler) 
 		}
 		return h.Handle(ctx, d)
 	})
+}
+
+// logOutcome writes one line per command handled, tagged with its outcome
+// class (logevent.CommandKind), so that on Windows each class has its own
+// event ID. The audit record stays the full account; this line names the
+// command and its outcome.
+func (a *App) logOutcome(r audit.Record) {
+	if r.Event != "" || r.CommandID == "" {
+		return
+	}
+	kind := logevent.CommandKind(r.Outcome)
+	level := slog.LevelInfo
+	if kind == logevent.CommandFailed {
+		level = slog.LevelWarn
+	}
+	logevent.Log(context.Background(), a.Log, level, kind, "command handled",
+		"id", r.CommandID, "op", r.Op, "outcome", r.Outcome, "settlement", r.Settlement)
 }

@@ -21,12 +21,18 @@ type Record struct {
 	// Event is empty for a command's record; EventUnverified for a
 	// message refused before its signature was checked (then CommandID
 	// is empty and MessageID is what its sender chose).
-	Event         string   `json:"event,omitempty"`
-	CommandID     string   `json:"command_id"`
-	MessageID     string   `json:"message_id,omitempty"`
-	Op            string   `json:"op,omitempty"`
-	Domain        string   `json:"domain,omitempty"`
-	UserRefKind   string   `json:"user_ref_kind,omitempty"`
+	Event       string `json:"event,omitempty"`
+	CommandID   string `json:"command_id"`
+	MessageID   string `json:"message_id,omitempty"`
+	Op          string `json:"op,omitempty"`
+	Domain      string `json:"domain,omitempty"`
+	UserRefKind string `json:"user_ref_kind,omitempty"`
+	// UserRef and UserRefDomain are the reference as sent (its value, of
+	// UserRefKind, and the domain it named), only when no account or more
+	// than one matched it (user_not_found, ambiguous_user): an identifier,
+	// so the admin can say who was not found without the sender's logs.
+	UserRef       string   `json:"user_ref,omitempty"`
+	UserRefDomain string   `json:"user_ref_domain,omitempty"`
 	UserDN        string   `json:"user_dn,omitempty"`
 	ActorKind     string   `json:"actor_kind,omitempty"`
 	ActorID       string   `json:"actor_id,omitempty"`
@@ -56,6 +62,8 @@ type Log struct {
 	c    io.Closer
 	sync func() error
 	subs []func(Record)
+	// path is the file OpenFile opened ("" for New): Reopen opens it again.
+	path string
 }
 
 // New writes to w (closed by Close when it is an io.Closer).
@@ -76,7 +84,46 @@ func OpenFile(path string) (*Log, error) {
 	if err != nil {
 		return nil, fmt.Errorf("audit log: %w", err)
 	}
-	return New(f), nil
+	l := New(f)
+	l.path = path
+	return l, nil
+}
+
+// Reopen flushes and closes the file and opens path again (created 0600 if
+// it was moved away): after logrotate's move with `create`, records go to
+// the new file. It holds the lock throughout, so a record is written whole
+// to the old file or whole to the new one, never split or lost. If the open
+// fails, records keep going to the old file and the error is returned. A
+// Log made by New (standard output, a test's writer) has nothing to reopen.
+func (l *Log) Reopen() error {
+	if l.path == "" {
+		return nil
+	}
+	f, err := os.OpenFile(l.path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return fmt.Errorf("audit log: reopen: %w", err)
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	ferr := l.w.Flush()
+	if l.sync != nil {
+		if serr := l.sync(); ferr == nil {
+			ferr = serr
+		}
+	}
+	if ferr != nil {
+		// The old file would lose what is buffered: keep writing to it.
+		f.Close()
+		return fmt.Errorf("audit log: reopen: flush: %w", ferr)
+	}
+	old := l.c
+	l.w, l.c, l.sync = bufio.NewWriter(f), f, f.Sync
+	if old != nil {
+		if err := old.Close(); err != nil {
+			return fmt.Errorf("audit log: reopen: close the old file: %w", err)
+		}
+	}
+	return nil
 }
 
 // Subscribe calls fn with every record written (the status page keeps the

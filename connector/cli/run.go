@@ -4,6 +4,8 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"os"
+	"os/signal"
 
 	"github.com/adwriteback/adwriteback/connector/app"
 	"github.com/adwriteback/adwriteback/connector/config"
@@ -40,7 +42,9 @@ func runRun(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return fmt.Errorf("start: %w", err)
 	}
+	stopReload := watchReload(ctx, a, reloadSignals())
 	runErr := a.Run(ctx)
+	stopReload()
 	if err := a.Close(context.Background()); err != nil {
 		log.Error("shutdown", "err", err)
 	}
@@ -62,4 +66,32 @@ func CheckConfigCommand() Command {
 		fmt.Fprintf(env.Stdout, "%s: ok (%d domain(s), queue %q, results by %s)\n", *path, len(cfg.Domains), cfg.Queue.Name, cfg.Results.Mode)
 		return nil
 	}}
+}
+
+// watchReload calls a.Reload on each of sigs until ctx ends or the returned
+// stop is called (which waits for a reload under way). No sigs: nothing.
+func watchReload(ctx context.Context, a *app.App, sigs []os.Signal) (stop func()) {
+	if len(sigs) == 0 {
+		return func() {}
+	}
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, sigs...)
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-ch:
+				_ = a.Reload(ctx) // each failure is logged by Reload
+			}
+		}
+	}()
+	return func() {
+		signal.Stop(ch)
+		cancel()
+		<-done
+	}
 }

@@ -301,3 +301,52 @@ func withoutIDs(t *testing.T, res protocol.Result) []byte {
 	}
 	return b
 }
+
+// TestAuditSaysWhoWasNotFound: the audit record of user_not_found and
+// ambiguous_user carries the reference as sent (kind, value, domain), so
+// the admin can answer "who?"; no other outcome's record does, and the
+// result upstream does not change.
+func TestAuditSaysWhoWasNotFound(t *testing.T) {
+	for _, tc := range []struct {
+		ref             protocol.UserRef
+		code            protocol.ResultCode
+		kind, value, dm string
+	}{
+		{protocol.UserRef{SAM: "nobody-here"}, protocol.CodeUserNotFound, "sam", "nobody-here", ""},
+		{protocol.UserRef{UPN: "ghost@adw.test", Domain: "adw.test"}, protocol.CodeUserNotFound, "upn", "ghost@adw.test", "adw.test"},
+		{protocol.UserRef{ObjectGUID: "11111111-2222-3333-4444-555555555555"}, protocol.CodeUserNotFound, "objectGUID", "11111111-2222-3333-4444-555555555555", ""},
+		{protocol.UserRef{SAM: "twin"}, protocol.CodeAmbiguousUser, "sam", "twin", ""},
+		{protocol.UserRef{SAM: "outsider"}, protocol.CodeOutOfScope, "sam", "", ""},
+		{protocol.UserRef{SAM: "alice"}, protocol.CodeSucceeded, "sam", "", ""},
+	} {
+		for _, uniform := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/%s/uniform=%v", tc.code, tc.kind, uniform), func(t *testing.T) {
+				r := newRig(t, func(cfg *Config, _ *Domain) { cfg.UniformAccountCodes = uniform })
+				for _, sam := range []string{"twin1", "twin2"} {
+					u := *r.dir.users["alice"]
+					u.DN, u.SAMAccountName, u.ObjectGUID = "CN="+sam+","+scopeOU, "twin", "guid-"+sam
+					r.dir.users[sam] = &u
+				}
+				d := r.build(sender.Request{Op: protocol.OpCheck, User: tc.ref,
+					Actor: protocol.Actor{Kind: protocol.ActorSelfService, ID: "portal"}, NewPassword: protocol.SecretFromString(goodPw)})
+				r.handle(d)
+				rec := r.auditRecord(d.MessageID)
+				if rec.Outcome != string(tc.code) {
+					t.Fatalf("outcome %s, want %s", rec.Outcome, tc.code)
+				}
+				if rec.UserRefKind != tc.kind || rec.UserRef != tc.value || rec.UserRefDomain != tc.dm {
+					t.Errorf("audit ref %q %q %q, want %q %q %q", rec.UserRefKind, rec.UserRef, rec.UserRefDomain, tc.kind, tc.value, tc.dm)
+				}
+				res := r.result(d.MessageID)
+				b, err := json.Marshal(res.Result)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if tc.value != "" && strings.Contains(string(b), tc.value) {
+					t.Errorf("the result upstream names the reference: %s", b)
+				}
+				r.noLeak(goodPw)
+			})
+		}
+	}
+}

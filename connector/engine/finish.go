@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/adwriteback/adwriteback/connector/audit"
+	"github.com/adwriteback/adwriteback/connector/logevent"
 	"github.com/adwriteback/adwriteback/connector/policy"
 	"github.com/adwriteback/adwriteback/relay/protocol"
 	"github.com/adwriteback/adwriteback/relay/transport"
@@ -71,12 +72,12 @@ const ReasonUndeliverable = "result_undeliverable"
 // empty, is what the audit record says of it.
 func (e *Engine) undelivered(ctx context.Context, d *transport.Delivery, id string, err error) (disp transport.Disposition, detail string) {
 	if ctx.Err() != nil || d.DeliveryCount < e.cfg.MaxAttempts {
-		e.cfg.Logger.Warn("result not delivered; the command will come back and be answered again", "id", id,
+		e.cfg.Logger.Warn("result not delivered; the command will come back and be answered again", logevent.Attr(logevent.ResultsUndeliverable), "id", id,
 			"delivery", d.DeliveryCount, "err", err)
 		return transport.Abandon(), ""
 	}
 	e.cfg.Metrics.Rejected(ReasonUndeliverable)
-	e.cfg.Logger.Error("result not delivered by the last attempt; dead-lettering the command", "id", id,
+	e.cfg.Logger.Error("result not delivered by the last attempt; dead-lettering the command", logevent.Attr(logevent.ResultsUndeliverable), "id", id,
 		"delivery", d.DeliveryCount, "err", err)
 	detail = fmt.Sprintf("result undeliverable after %d deliveries: %v", d.DeliveryCount, err)
 	return transport.DeadLetter(ReasonUndeliverable, fmt.Sprintf("the signed result could not be delivered after %d deliveries", d.DeliveryCount)), detail
@@ -166,8 +167,13 @@ func (e *Engine) audited(disp transport.Disposition, c *command, out outcome) tr
 		DCReason: string(out.dcReason), DC: out.dc, Detail: clip(out.detail, 1000), Applied: out.applied,
 		DeliveryCount: c.d.DeliveryCount, LatencyMS: ms(e.cfg.Clock.Since(c.start)),
 	}
-	if kind, _ := c.rec.User.Kind(); kind != "" {
+	if kind, value := c.rec.User.Kind(); kind != "" {
 		r.UserRefKind = kind
+		if out.code == protocol.CodeUserNotFound || out.code == protocol.CodeAmbiguousUser {
+			// Who was not found: the reference as sent (never a secret),
+			// in the audit record only; the result stays as disclosed.
+			r.UserRef, r.UserRefDomain = value, c.rec.User.Domain
+		}
 	}
 	for _, v := range out.violations {
 		r.Rules = append(r.Rules, string(v.Rule))

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/adwriteback/adwriteback/connector/journal"
+	"github.com/adwriteback/adwriteback/connector/logevent"
 	"github.com/adwriteback/adwriteback/connector/policy"
 	"github.com/adwriteback/adwriteback/ldapx"
 	"github.com/adwriteback/adwriteback/relay/protocol"
@@ -157,7 +158,7 @@ func (e *Engine) holdForJournal(ctx context.Context, id, what string, err error)
 		return false
 	}
 	if !e.journalDown.Swap(true) {
-		e.cfg.Logger.Error("journal not writable: stopped taking work", "err", err)
+		e.cfg.Logger.Error("journal not writable: stopped taking work", logevent.Attr(logevent.JournalUnwritable), "err", err)
 	}
 	e.cfg.Logger.Error("cannot journal "+what+"; holding it until the journal is writable", "id", id, "err", err)
 	return e.waitJournal(ctx)

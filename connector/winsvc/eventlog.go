@@ -3,9 +3,13 @@ package winsvc
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"log/slog"
 	"strings"
 	"sync"
+	"time"
+
+	"github.com/adwriteback/adwriteback/connector/logevent"
 )
 
 // eventWriter is the part of *eventlog.Log the handler uses.
@@ -15,12 +19,56 @@ type eventWriter interface {
 	Error(eid uint32, msg string) error
 }
 
-// Event ids written to the event log, by level.
+// Event IDs written to the event log. A line of a kind an operator
+// watches for (its attribute event=<kind>, connector/logevent) has the
+// kind's own ID; any other line has the ID of its level. The table is in
+// docs/operating.md; an ID, once documented, never changes meaning.
 const (
 	EventInfo    = 1
 	EventWarning = 2
 	EventError   = 3
+
+	EventStart                = 100
+	EventStop                 = 101
+	EventReady                = 110
+	EventNotReady             = 111
+	EventDCDown               = 120
+	EventDCUp                 = 121
+	EventJournalUnwritable    = 130
+	EventResultsUndeliverable = 140
+	EventCommandSucceeded     = 200
+	EventCommandRefused       = 201
+	EventCommandFailed        = 202
 )
+
+// eventIDs are the IDs of the kinds.
+var eventIDs = map[string]uint32{
+	logevent.Start:                EventStart,
+	logevent.Stop:                 EventStop,
+	logevent.Ready:                EventReady,
+	logevent.NotReady:             EventNotReady,
+	logevent.DCDown:               EventDCDown,
+	logevent.DCUp:                 EventDCUp,
+	logevent.JournalUnwritable:    EventJournalUnwritable,
+	logevent.ResultsUndeliverable: EventResultsUndeliverable,
+	logevent.CommandSucceeded:     EventCommandSucceeded,
+	logevent.CommandRefused:       EventCommandRefused,
+	logevent.CommandFailed:        EventCommandFailed,
+}
+
+// eventID is the ID r is written under: its kind's, else its level's.
+func eventID(r slog.Record) uint32 {
+	if id, ok := eventIDs[logevent.Of(r)]; ok {
+		return id
+	}
+	switch {
+	case r.Level >= slog.LevelError:
+		return EventError
+	case r.Level >= slog.LevelWarn:
+		return EventWarning
+	}
+	return EventInfo
+}
 
 // eventHandler formats each record as one logfmt line (like slog's
 // TextHandler, without the time: the event log stamps it) and writes it as
@@ -59,13 +107,14 @@ func (h *eventHandler) Handle(ctx context.Context, r slog.Record) error {
 		return err
 	}
 	msg := strings.TrimRight(buf.String(), "\n")
+	id := eventID(r)
 	switch {
 	case r.Level >= slog.LevelError:
-		return h.w.Error(EventError, msg)
+		return h.w.Error(id, msg)
 	case r.Level >= slog.LevelWarn:
-		return h.w.Warning(EventWarning, msg)
+		return h.w.Warning(id, msg)
 	default:
-		return h.w.Info(EventInfo, msg)
+		return h.w.Info(id, msg)
 	}
 }
 
@@ -89,8 +138,10 @@ func (h *eventHandler) WithGroup(name string) slog.Handler {
 	return h.with(func(t slog.Handler) slog.Handler { return t.WithGroup(name) })
 }
 
-// lineWriter writes each complete line as one information event: for a
-// logger that only takes an io.Writer (the run command's configured log).
+// lineWriter writes each complete line as one event: for a logger that
+// only takes an io.Writer (the run command's configured log, JSON or
+// text). The line's level and kind (lineEvent) choose the event's type
+// and ID, as eventHandler does for a record.
 type lineWriter struct {
 	mu  sync.Mutex
 	w   eventWriter
@@ -111,9 +162,50 @@ func (l *lineWriter) Write(p []byte) (int, error) {
 		if line == "" {
 			continue
 		}
-		if err := l.w.Info(EventInfo, line); err != nil {
+		level, id := lineEvent(line)
+		var err error
+		switch {
+		case level >= slog.LevelError:
+			err = l.w.Error(id, line)
+		case level >= slog.LevelWarn:
+			err = l.w.Warning(id, line)
+		default:
+			err = l.w.Info(id, line)
+		}
+		if err != nil {
 			return len(p), err
 		}
 	}
 	return len(p), nil
+}
+
+// lineEvent reads the level and kind of one line of slog's JSON or text
+// output ("level" and logevent.Key at the top level) and returns the level
+// and the event ID (the kind's, else the level's). A line that is neither
+// is information.
+func lineEvent(line string) (slog.Level, uint32) {
+	var level, kind string
+	var js map[string]any
+	if strings.HasPrefix(line, "{") && json.Unmarshal([]byte(line), &js) == nil {
+		level, _ = js[slog.LevelKey].(string)
+		kind, _ = js[logevent.Key].(string)
+	} else {
+		for _, f := range strings.Fields(line) {
+			if v, ok := strings.CutPrefix(f, slog.LevelKey+"="); ok && level == "" {
+				level = v
+			}
+			if v, ok := strings.CutPrefix(f, logevent.Key+"="); ok && kind == "" {
+				kind = v
+			}
+		}
+	}
+	var l slog.Level
+	if l.UnmarshalText([]byte(level)) != nil {
+		l = slog.LevelInfo
+	}
+	r := slog.NewRecord(time.Time{}, l, "", 0)
+	if kind != "" {
+		r.AddAttrs(logevent.Attr(kind))
+	}
+	return l, eventID(r)
 }

@@ -381,6 +381,19 @@ func (c *Connector) Kill() {
 	c.run = nil
 }
 
+// Signal sends sig to the running binary (SIGHUP: reload, reopen the
+// audit log). An in-process connector has no process of its own.
+func (c *Connector) Signal(sig os.Signal) {
+	tb := c.env.tb
+	tb.Helper()
+	if c.run == nil || c.run.proc == nil {
+		tb.Fatalf("stack: connector %s is not a running binary: it cannot be signalled", c.name)
+	}
+	if err := c.run.proc.Process.Signal(sig); err != nil {
+		tb.Fatalf("stack: signal connector %s: %v", c.name, err)
+	}
+}
+
 // WaitExit waits up to timeout for the binary to end by itself and
 // returns its state.
 func (c *Connector) WaitExit(timeout time.Duration) *os.ProcessState {

@@ -1,0 +1,3 @@
+// Package oncall holds the integration tests of issue 17 (TestOnCall...): what an on-call admin relies on, against the real connector, queue and Samba DC.
+// Run with -tags integration.
+package oncall
