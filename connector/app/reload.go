@@ -174,7 +174,12 @@ func (a *App) reloadReporter(ctx context.Context) error {
 	if a.reload.https == nil || cfg.Results.Mode != "https" {
 		return nil // the mode itself needs a restart (newConfig logged it)
 	}
-	h := cfg.Results.HTTPS
+	return a.applyHTTPS(cfg.Results.HTTPS)
+}
+
+// applyHTTPS puts the HTTPS reporter of h in force, unless h is the
+// one in force.
+func (a *App) applyHTTPS(h config.HTTPSResults) error {
 	if h == a.reload.https.settings() {
 		return nil
 	}
@@ -210,7 +215,13 @@ func (s *swapReporter) store(h config.HTTPSResults, r *httpreport.Reporter) {
 	s.cur.Store(&httpsInForce{settings: h, r: r})
 }
 
-func (s *swapReporter) settings() config.HTTPSResults { return s.cur.Load().settings }
+// settings are those in force (zero before the first store).
+func (s *swapReporter) settings() config.HTTPSResults {
+	if cur := s.cur.Load(); cur != nil {
+		return cur.settings
+	}
+	return config.HTTPSResults{}
+}
 
 func (s *swapReporter) Report(ctx context.Context, _ *transport.Delivery, id string, body []byte) error {
 	return s.cur.Load().r.Report(ctx, id, body)

@@ -4,18 +4,24 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"encoding/pem"
 	"log/slog"
 	"maps"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/adwriteback/adwriteback/connector/config"
 	"github.com/adwriteback/adwriteback/connector/engine"
 	"github.com/adwriteback/adwriteback/connector/journal"
+	"github.com/adwriteback/adwriteback/connector/policy"
+	"github.com/adwriteback/adwriteback/ldapx"
 	"github.com/adwriteback/adwriteback/relay/keys"
 	"github.com/adwriteback/adwriteback/relay/protocol"
 	"github.com/adwriteback/adwriteback/relay/transport"
@@ -33,6 +39,7 @@ type reloadRig struct {
 	log  *bytes.Buffer
 	dir  string
 	conn *keys.ConnectorPrivate
+	dom  *engine.Domain
 }
 
 func newReloadRig(t *testing.T) *reloadRig {
@@ -66,13 +73,14 @@ func newReloadRig(t *testing.T) *reloadRig {
 	if err != nil {
 		t.Fatal(err)
 	}
+	dom := &engine.Domain{Name: "adw.test"}
 	a.Engine, err = engine.New(engine.Config{Receiver: &protocol.Receiver{Senders: verify, Keys: open},
-		Signer: conn.SigningKey(), Journal: jr, Reporter: nopReporter{}, Domains: []*engine.Domain{{Name: "adw.test"}},
+		Signer: conn.SigningKey(), Journal: jr, Reporter: nopReporter{}, Domains: []*engine.Domain{dom},
 		Concurrency: 1, MaxAttempts: 1, WriteWindow: time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &reloadRig{a: a, log: &log, dir: dir, conn: conn}
+	return &reloadRig{a: a, log: &log, dir: dir, conn: conn, dom: dom}
 }
 
 func writeKey(t *testing.T, dir, name string, b []byte, mode os.FileMode) string {
@@ -164,5 +172,82 @@ func TestRestartNeededNamesOnlyOtherSettings(t *testing.T) {
 	other := &config.Config{Domains: []*config.Domain{{Name: "adw.test", OpTimeout: time.Second}}, Journal: config.Journal{Path: "/b"}}
 	if got := restartNeeded(old, other); !slices.Equal(got, []string{"domains", "journal"}) {
 		t.Errorf("restart needed for %v, want domains and journal", got)
+	}
+}
+
+func TestReloadReporterSendsTheNextResultsToTheNewEndpoint(t *testing.T) {
+	hits := map[string]int{}
+	var mu sync.Mutex
+	handler := func(name string) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			mu.Lock()
+			hits[name]++
+			mu.Unlock()
+		})
+	}
+	srvA, srvB := httptest.NewTLSServer(handler("a")), httptest.NewTLSServer(handler("b"))
+	defer srvA.Close()
+	defer srvB.Close()
+	dir := t.TempDir()
+	ca := filepath.Join(dir, "ca.pem")
+	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srvA.Certificate().Raw}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var log bytes.Buffer
+	a := &App{Cfg: &config.Config{}, Log: slog.New(slog.NewTextHandler(&log, nil))}
+	a.reload.https = &swapReporter{}
+	if err := a.applyHTTPS(config.HTTPSResults{URL: srvA.URL, CAFile: ca, MaxAttempts: 1}); err != nil {
+		t.Fatal(err)
+	}
+	report := func() {
+		t.Helper()
+		if err := a.reload.https.Report(context.Background(), nil, "id-1", []byte("{}")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	report()
+	if err := a.applyHTTPS(config.HTTPSResults{URL: srvB.URL, CAFile: ca, MaxAttempts: 1}); err != nil {
+		t.Fatal(err)
+	}
+	report()
+	bad := filepath.Join(dir, "bad.pem")
+	if err := os.WriteFile(bad, []byte("not a certificate"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	err := a.applyHTTPS(config.HTTPSResults{URL: srvA.URL, CAFile: bad, MaxAttempts: 1})
+	if err == nil || !strings.Contains(err.Error(), bad) || !strings.Contains(log.String(), "reload refused") {
+		t.Fatalf("a CA file without a certificate: %v", err)
+	}
+	report()
+	mu.Lock()
+	defer mu.Unlock()
+	if hits["a"] != 1 || hits["b"] != 2 {
+		t.Fatalf("results per endpoint %v, want a:1 b:2", hits)
+	}
+}
+
+func TestReloadPolicyListsPutsANewListInForceAndRefusesABadOne(t *testing.T) {
+	r := newReloadRig(t)
+	banned := filepath.Join(r.dir, "banned.txt")
+	if err := os.WriteFile(banned, []byte("tangerine\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r.a.Domains = map[string]*ldapx.Client{"adw.test": nil}
+	r.a.Cfg.Domains = []*config.Domain{{Name: "adw.test", OrgPolicy: config.OrgPolicy{BannedWordsFile: banned}}}
+	if err := r.a.reloadPolicyLists(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	inForce := func() *policy.BannedList { return engine.LocalPolicy(r.dom, &ldapx.Policy{}).Banned }
+	first := inForce()
+	if first == nil {
+		t.Fatal("no banned list in force after the reload")
+	}
+	r.a.Cfg.Domains[0].OrgPolicy.BannedWordsFile = filepath.Join(r.dir, "gone.txt")
+	err := r.a.reloadPolicyLists(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "banned words") || !strings.Contains(r.log.String(), "reload refused") {
+		t.Fatalf("a missing banned-words file: %v", err)
+	}
+	if inForce() != first {
+		t.Fatal("a refused reload changed the list in force")
 	}
 }
