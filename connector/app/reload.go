@@ -30,6 +30,7 @@ import (
 // registerReloaders registers the reloaders with the process's reload
 // (SIGHUP). THE ONE PLACE where they are registered.
 func (a *App) registerReloaders() {
+	a.OnReload("restart-only settings", a.reportRestartNeeded)
 	a.OnReload("keys", a.reloadKeys)
 	a.OnReload("reporter", a.reloadReporter)
 	a.OnReload("policy lists", a.reloadPolicyLists)
@@ -46,8 +47,8 @@ type reloadState struct {
 }
 
 // newConfig re-reads the configuration file the app was built from (the
-// app's own configuration when it was built without one) and logs the
-// settings that changed but need a restart.
+// app's own configuration when it was built without one); one that does
+// not load is refused with its problems.
 func (a *App) newConfig(what string) (*config.Config, error) {
 	if a.reload.cfgPath == "" {
 		return a.Cfg, nil
@@ -56,10 +57,24 @@ func (a *App) newConfig(what string) (*config.Config, error) {
 	if err != nil {
 		return nil, a.refuse(what, fmt.Errorf("configuration %s: %w", a.reload.cfgPath, err))
 	}
-	if changed := restartNeeded(a.Cfg, cfg); len(changed) > 0 {
-		a.Log.Warn("reload: settings changed that only a restart applies", "what", what, "settings", changed)
-	}
 	return cfg, nil
+}
+
+// reportRestartNeeded logs the settings of the configuration file that
+// changed but only a restart applies. A file that does not load is the
+// other reloaders' to refuse.
+func (a *App) reportRestartNeeded(context.Context) error {
+	if a.reload.cfgPath == "" {
+		return nil
+	}
+	cfg, err := config.Load(a.reload.cfgPath, a.reload.getenv)
+	if err != nil {
+		return nil
+	}
+	if changed := restartNeeded(a.Cfg, cfg); len(changed) > 0 {
+		a.Log.Warn("reload: settings changed that only a restart applies", "settings", changed)
+	}
+	return nil
 }
 
 // refuse logs a refused reload and returns err: the reason names files

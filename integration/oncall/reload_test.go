@@ -40,6 +40,9 @@ func TestOnCallSenderKeyReload(t *testing.T) {
 		t.Fatalf("reload with a second sender key: %v", err)
 	}
 	wantSucceeded(t, "second key after the reload", second.Do(unlock))
+	if strings.Contains(c.Logs(), "only a restart applies") {
+		t.Error("a reload of the keys alone reported settings needing a restart")
+	}
 
 	if err := os.WriteFile(pub2, []byte(`{"v":1,"type":"adwriteback-sender-public-key"`), keys.PublicMode); err != nil {
 		t.Fatal(err)
