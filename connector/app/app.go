@@ -35,7 +35,6 @@ import (
 	"github.com/adwriteback/adwriteback/connector/metrics"
 	"github.com/adwriteback/adwriteback/connector/presence"
 	"github.com/adwriteback/adwriteback/ldapx"
-	"github.com/adwriteback/adwriteback/relay/httpreport"
 	"github.com/adwriteback/adwriteback/relay/keys"
 	"github.com/adwriteback/adwriteback/relay/protocol"
 	"github.com/adwriteback/adwriteback/relay/proxy"
@@ -59,17 +58,24 @@ type Deps struct {
 	// WrapReporter, when set, wraps the result reporter (tests simulate a
 	// crash between journaling a result and settling the message).
 	WrapReporter func(engine.Reporter) engine.Reporter
+	// ConfigPath is the configuration file a reload re-reads, with
+	// Getenv (nil: os.Getenv); "" reloads the key and list files the
+	// configuration the app was built with names.
+	ConfigPath string
+	Getenv     config.Env
 }
 
 // App is a built connector.
 type App struct {
-	Cfg         *config.Config
-	Log         *slog.Logger
-	Journal     *journal.Journal
-	Audit       *audit.Log
-	Domains     map[string]*ldapx.Client
-	Engine      *engine.Engine
-	Source      *servicebus.Source
+	Cfg     *config.Config
+	Log     *slog.Logger
+	Journal *journal.Journal
+	Audit   *audit.Log
+	Domains map[string]*ldapx.Client
+	Engine  *engine.Engine
+	Source  *servicebus.Source
+	// Keys and Senders are the key files in force (a reload replaces
+	// them; read them only between reloads).
 	Keys        []*keys.ConnectorPrivate
 	Senders     []*keys.SenderPublic
 	Registry    *prometheus.Registry
@@ -84,6 +90,8 @@ type App struct {
 	closers     []func() error
 	clock       clockwork.Clock
 	reload      reloaders
+	// reloadCfg is what the configuration reloaders share (reload_config.go).
+	reloadCfg reloadState
 }
 
 // NewLogger builds the operational logger from the log section.
@@ -103,7 +111,7 @@ func NewLogger(c config.Log, w io.Writer) *slog.Logger {
 func Build(ctx context.Context, cfg *config.Config, deps Deps) (a *App, err error) {
 	deps.setDefaults()
 	built := &App{Cfg: cfg, Log: deps.Logger, Domains: map[string]*ldapx.Client{},
-		clock: deps.Clock}
+		clock: deps.Clock, reloadCfg: reloadState{cfgPath: deps.ConfigPath, getenv: deps.Getenv}}
 	a = built
 	defer func() {
 		// "return nil, err" has already set a to nil: close what was built.
@@ -160,6 +168,7 @@ func Build(ctx context.Context, cfg *config.Config, deps Deps) (a *App, err erro
 	if err := a.buildPresence(deps); err != nil {
 		return nil, err
 	}
+	a.registerReloaders()
 	return a, nil
 }
 
@@ -170,24 +179,17 @@ func (d *Deps) setDefaults() {
 	if d.Clock == nil {
 		d.Clock = clockwork.NewRealClock()
 	}
+	if d.Getenv == nil {
+		d.Getenv = os.Getenv
+	}
 }
 
 // loadKeys reads the connector's private keys and the trusted senders'
 // public keys, and returns them as the protocol's key sets.
 func (a *App) loadKeys() (protocol.OpenKeys, protocol.VerifyKeys, error) {
-	for _, f := range a.Cfg.Keys.Connector {
-		k, err := keys.LoadConnectorPrivate(f)
-		if err != nil {
-			return nil, nil, fmt.Errorf("connector key %s: %w", f, err)
-		}
-		a.Keys = append(a.Keys, k)
-	}
-	for _, f := range a.Cfg.Keys.Senders {
-		k, err := keys.LoadSenderPublic(f)
-		if err != nil {
-			return nil, nil, fmt.Errorf("sender key %s: %w", f, err)
-		}
-		a.Senders = append(a.Senders, k)
+	var err error
+	if a.Keys, a.Senders, err = loadKeyFiles(a.Cfg.Keys); err != nil {
+		return nil, nil, err
 	}
 	openKeys, err := keys.OpenKeysOf(a.Keys...)
 	if err != nil {
@@ -286,13 +288,13 @@ func (a *App) buildReporter(deps Deps) (engine.Reporter, error) {
 	switch a.Cfg.Results.Mode {
 	case "https":
 		h := a.Cfg.Results.HTTPS
-		r, err := httpreport.New(httpreport.Config{URL: h.URL, CAFile: h.CAFile,
-			MaxAttempts: h.MaxAttempts, ContentType: sender.ContentTypeResult, Logger: deps.Logger,
-			Proxy: a.Cfg.Queue.Proxy.Config()})
+		r, err := newHTTPSReporter(h, &a.Cfg.Queue.Proxy, deps.Logger)
 		if err != nil {
 			return nil, err
 		}
-		reporter = httpsReporter{r}
+		a.reloadCfg.https = &swapReporter{}
+		a.reloadCfg.https.store(h, r)
+		reporter = a.reloadCfg.https
 	default:
 		a.replies = servicebus.NewReplySender(a.sbClient, a.Cfg.Results.ReplyQueue, a.Cfg.Results.TTL, sender.ContentTypeResult)
 		a.closers = append(a.closers, a.quiet("reply sender", func() error { return a.replies.Close(context.Background()) }))
@@ -407,10 +409,4 @@ type queueReporter struct{ r *servicebus.ReplySender }
 func (q queueReporter) Report(ctx context.Context, d *transport.Delivery, id string, body []byte) error {
 	return q.r.Send(ctx, servicebus.Reply{CorrelationID: id, SessionID: d.ReplyToSessionID,
 		Body: body, ContentType: sender.ContentTypeResult})
-}
-
-type httpsReporter struct{ r *httpreport.Reporter }
-
-func (h httpsReporter) Report(ctx context.Context, _ *transport.Delivery, id string, body []byte) error {
-	return h.r.Report(ctx, id, body)
 }

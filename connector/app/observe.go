@@ -62,9 +62,10 @@ func (a *App) HTTPAddr() string {
 
 // Snapshot gathers what readiness depends on.
 func (a *App) Snapshot(ctx context.Context) health.Snapshot {
+	keys := a.Engine.CurrentKeys()
 	s := health.Snapshot{
 		Now: a.clock.Now(), Queue: healthQueue(a.Source.Health()),
-		ConnectorKeys: len(a.Keys), SenderKeys: len(a.Senders), JournalPath: a.Cfg.Journal.Path,
+		ConnectorKeys: len(keys.Open), SenderKeys: len(keys.Senders), JournalPath: a.Cfg.Journal.Path,
 	}
 	jctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	s.Journal = a.Journal.Writable(jctx)

@@ -38,7 +38,7 @@ func runRun(ctx context.Context, env *Env, args []string) error {
 		return err
 	}
 	log := app.NewLogger(cfg.Log, env.Stderr)
-	a, err := app.Build(ctx, cfg, app.Deps{Logger: log, Version: env.Version})
+	a, err := app.Build(ctx, cfg, app.Deps{Logger: log, Version: env.Version, ConfigPath: *path, Getenv: env.Getenv})
 	if err != nil {
 		return fmt.Errorf("start: %w", err)
 	}

@@ -91,9 +91,10 @@ func policyFailure(u *ldapx.User, err error) *outcome {
 // LocalPolicy is what the pre-check evaluates: the user's effective AD
 // policy (domain or PSO) plus the domain's organisation rules.
 func LocalPolicy(dom *Domain, p *ldapx.Policy) policy.Policy {
+	lists := dom.orgLists()
 	return policy.Policy{
 		MinLength: p.MinLength, ComplexityEnabled: p.Complexity, HistoryLength: p.HistoryLength,
 		MinAge: p.MinAge, MaxAge: p.MaxAge,
-		OrgMinLength: dom.OrgMinLength, Banned: dom.Banned, Breached: dom.Breached,
+		OrgMinLength: dom.OrgMinLength, Banned: lists.Banned, Breached: lists.Breached,
 	}
 }

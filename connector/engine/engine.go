@@ -70,8 +70,12 @@ type Domain struct {
 	AllowProtected bool
 	// Org extras on top of AD's policy.
 	OrgMinLength int
-	Banned       *policy.BannedList
-	Breached     policy.BreachChecker
+	// Banned and Breached are the lists it starts with (SetOrgLists
+	// replaces them while running).
+	Banned   *policy.BannedList
+	Breached policy.BreachChecker
+	// lists are the lists SetOrgLists stored (nil: Banned and Breached).
+	lists atomic.Pointer[OrgLists]
 
 	// groups are ExcludeGroups and Tier0Groups resolved to SIDs.
 	groups groupSIDs
@@ -162,6 +166,8 @@ type Engine struct {
 	stages, describeStages []stage
 	// unverifiedAudit samples the audit records of unverified messages.
 	unverifiedAudit *sampler
+	// keys are the key sets in force (SetKeys swaps them; keys.go).
+	keys atomic.Pointer[Keys]
 }
 
 var _ transport.Handler = (*Engine)(nil)
@@ -191,6 +197,7 @@ func New(cfg Config) (*Engine, error) {
 	}
 	e := &Engine{cfg: cfg, recv: *cfg.Receiver, sem: make(chan struct{}, cfg.Concurrency), inflight: map[string]bool{}, crash: crash}
 	e.recv.Replay = resumable{cfg.Journal}
+	e.keys.Store(&Keys{Senders: cfg.Receiver.Senders, Open: cfg.Receiver.Keys, Signer: cfg.Signer})
 	e.unverifiedAudit = newSampler(cfg.UnverifiedAuditPerMinute, cfg.Clock)
 	if e.recv.Clock == nil {
 		e.recv.Clock = cfg.Clock

@@ -197,6 +197,7 @@ type rig struct {
 	dir    *fakeDir
 	rep    *memReporter
 	snd    *sender.Client
+	conn   *keys.ConnectorPrivate
 	jr     *journal.Journal
 	auditB *syncBuf
 	now    time.Time
@@ -306,7 +307,7 @@ func newRig(t *testing.T, mutate ...func(*Config, *Domain)) *rig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	*rg = rig{t: t, eng: eng, dir: dir, rep: rep, snd: sc, jr: jr, auditB: ab, now: now, preps: map[string]*sender.Prepared{}}
+	*rg = rig{t: t, eng: eng, dir: dir, rep: rep, snd: sc, conn: conn, jr: jr, auditB: ab, now: now, preps: map[string]*sender.Prepared{}}
 	return rg
 }
 

@@ -29,7 +29,7 @@ import (
 func (e *Engine) finish(ctx context.Context, c *command, out outcome, journaled bool) transport.Disposition {
 	now := e.cfg.Clock.Now()
 	res := e.result(c, out, now)
-	signed, err := protocol.SignResult(res, e.cfg.Signer)
+	signed, err := protocol.SignResult(res, c.keys.Signer)
 	if err != nil {
 		e.cfg.Logger.Error("cannot sign result", "id", c.rec.ID, "err", err)
 		return transport.Abandon()

@@ -48,6 +48,9 @@ type command struct {
 	d     *transport.Delivery
 	rec   *protocol.Received
 	start time.Time
+	// keys are the key sets the command was received with: it is
+	// answered with them even when they were replaced meanwhile.
+	keys *Keys
 	// dom is the command's domain, user its account once found.
 	dom  *Domain
 	user *ldapx.User

@@ -21,9 +21,10 @@ func (e *Engine) receive(ctx context.Context, d *transport.Delivery) (c *command
 		// waiting, the source receives nothing more.
 		return nil, transport.Abandon(), false
 	}
-	rec, err := e.recv.Receive(ctx, d.Body, d.MessageID)
+	keys := e.keys.Load()
+	rec, err := e.receiver(keys).Receive(ctx, d.Body, d.MessageID)
 	if err != nil {
-		return nil, e.refused(ctx, d, start, err), false
+		return nil, e.refused(ctx, d, keys, start, err), false
 	}
 	if !e.enter(rec.ID) {
 		// The same command is being handled right now (its lock was lost
@@ -33,7 +34,7 @@ func (e *Engine) receive(ctx context.Context, d *transport.Delivery) (c *command
 		return nil, transport.Abandon(), false
 	}
 	e.crashPoint("after_receive")
-	return &command{d: d, rec: rec, start: start}, transport.Disposition{}, true
+	return &command{d: d, rec: rec, keys: keys, start: start}, transport.Disposition{}, true
 }
 
 // done releases what receive took: the claim in flight and the secrets.
@@ -43,7 +44,7 @@ func (e *Engine) done(c *command) {
 }
 
 // refused handles a command the protocol layer did not accept.
-func (e *Engine) refused(ctx context.Context, d *transport.Delivery, start time.Time, err error) transport.Disposition {
+func (e *Engine) refused(ctx context.Context, d *transport.Delivery, keys *Keys, start time.Time, err error) transport.Disposition {
 	var perr *protocol.Error
 	if !errors.As(err, &perr) {
 		e.cfg.Logger.Error("receive failed", "err", err)
@@ -69,13 +70,13 @@ func (e *Engine) refused(ctx context.Context, d *transport.Delivery, start time.
 	// a different command): answer it once; a command answered before
 	// (expired since) gets that answer again, never a new one.
 	v := &protocol.Received{VerifiedCommand: &protocol.VerifiedCommand{Command: protocol.Command{ID: perr.CommandID}}}
-	if vc, verr := protocol.VerifyCommand(d.Body, e.recv.Senders); verr == nil {
+	if vc, verr := protocol.VerifyCommand(d.Body, keys.Senders); verr == nil {
 		v.VerifiedCommand = vc
 		if e.answeredWith(ctx, vc) {
 			return e.replay(ctx, d, vc.ID, start)
 		}
 	}
-	return e.finish(ctx, &command{d: d, rec: v, start: start}, answer(perr.Code, perr.Error()), false)
+	return e.finish(ctx, &command{d: d, rec: v, keys: keys, start: start}, answer(perr.Code, perr.Error()), false)
 }
 
 // answeredWith reports whether the journal holds an answer to exactly

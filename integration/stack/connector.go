@@ -229,7 +229,7 @@ func (c *Connector) startInProcess(r *running) error {
 // tagged with its name) and the test's edits. The only place the harness
 // sets the connector's clock.
 func (c *Connector) deps(s ConnectorSetup) app.Deps {
-	var d app.Deps
+	d := app.Deps{ConfigPath: c.ConfigPath(), Getenv: os.Getenv}
 	d.Logger = slog.New(slog.NewJSONHandler(c.logs, &slog.HandlerOptions{Level: slog.LevelDebug})).With("instance", c.name)
 	if s.DiscardLogs {
 		d.Logger = slog.New(slog.DiscardHandler)
