@@ -146,6 +146,9 @@ func statusData(rep Report, ops []audit.Record, counters map[string]float64, ver
 		case SeverityOK:
 			cv.State, cv.Class = "OK", "ok"
 			v.OK++
+		case SeverityInfo:
+			cv.State, cv.Class = "Info", "info"
+			v.OK++
 		case SeverityWarning:
 			cv.State, cv.Class = "Warning", "warn"
 			v.Warnings++
