@@ -30,6 +30,9 @@ func (a *App) observability(deps Deps) error {
 			return err
 		}
 	}
+	if err := m.WatchCerts(a.clock.Now, a.certs); err != nil {
+		return err
+	}
 	a.recent = health.NewRecent(50)
 	a.Audit.Subscribe(a.recent.Add)
 	a.HTTPHandler = health.NewHandler(withHTTPTrust(health.Options{
@@ -65,12 +68,20 @@ func (a *App) Snapshot(ctx context.Context) health.Snapshot {
 	jctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	s.Journal = a.Journal.Writable(jctx)
 	cancel()
+	if a.deliveries != nil {
+		r := a.deliveries.Results()
+		s.Results = &r
+	}
 	for _, d := range a.Cfg.Domains {
 		cl := a.Domains[d.Name]
 		servers := cl.Servers()
 		hd := health.Domain{Name: d.Name, DCs: healthDCs(servers)}
 		if r := cl.CachedRootDSE(); r != nil {
 			hd.PolicyHintsKnown, hd.PolicyHints = true, r.PolicyHintsOID() != ""
+			if !hd.PolicyHints && a.facts.first("policy_hints:"+d.Name) {
+				a.Log.Info("the domain controllers do not offer the policy-hints control: admin resets cannot enforce password history (a fact of the domain, reported once)",
+					"domain", d.Name)
+			}
 		}
 		s.Domains = append(s.Domains, hd)
 		for _, st := range servers {
@@ -90,6 +101,20 @@ func (a *App) Snapshot(ctx context.Context) health.Snapshot {
 		}
 	}
 	return s
+}
+
+// certs lists the certificates whose days left are metrics: each DC's
+// leaf and the HTTPS listener's own.
+func (a *App) certs() []metrics.Cert {
+	var servers []ldapx.ServerStatus
+	for _, d := range a.Cfg.Domains {
+		servers = append(servers, a.Domains[d.Name].Servers()...)
+	}
+	var listener []health.CertInfo
+	if a.Cfg.HTTP.TLSCertFile != "" {
+		listener, _ = health.CertsFromFile("HTTPS listener", a.Cfg.HTTP.TLSCertFile) // unreadable: no series
+	}
+	return metricsCerts(servers, a.Cfg.HTTP.Listen, listener)
 }
 
 // probeDCs probes every DC of every domain on its domain's schedule
