@@ -178,7 +178,7 @@ func TestEvaluate(t *testing.T) {
 				s.Results = &Results{FailingSince: t0.Add(-DefaultUndeliverableAfter + time.Second), Failures: 1}
 			},
 			ready: true, status: StatusDegraded,
-			want: []want{{"results", SeverityWarning, "1 failed deliveries"}},
+			want: []want{{"results", SeverityWarning, "1 failed delivery over results"}},
 		},
 		{
 			name:   "policy hints not known yet is a warning",

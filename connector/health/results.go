@@ -89,7 +89,11 @@ func resultsCheck(now time.Time, r Results) Check {
 		c = ok("results", "results", detail)
 	default:
 		failing := now.Sub(r.FailingSince)
-		detail := fmt.Sprintf("%d failed deliveries over %s since %s", r.Failures, channel,
+		plural := "deliveries"
+		if r.Failures == 1 {
+			plural = "delivery"
+		}
+		detail := fmt.Sprintf("%d failed %s over %s since %s", r.Failures, plural, channel,
 			r.FailingSince.UTC().Format(time.RFC3339))
 		if r.LastError != "" {
 			detail += ", last: " + r.LastError
