@@ -322,6 +322,7 @@ func (a *App) Run(ctx context.Context) error {
 	if err := a.resolveScopeGroups(ctx); err != nil {
 		return err
 	}
+	a.tellFacts()
 	var wg sync.WaitGroup
 	for _, f := range []func(context.Context){a.sweep, a.serveHTTP, a.probeDCs, a.heartbeat} {
 		wg.Add(1)

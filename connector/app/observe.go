@@ -78,10 +78,6 @@ func (a *App) Snapshot(ctx context.Context) health.Snapshot {
 		hd := health.Domain{Name: d.Name, DCs: healthDCs(servers)}
 		if r := cl.CachedRootDSE(); r != nil {
 			hd.PolicyHintsKnown, hd.PolicyHints = true, r.PolicyHintsOID() != ""
-			if !hd.PolicyHints && a.facts.first("policy_hints:"+d.Name) {
-				a.Log.Info("the domain controllers do not offer the policy-hints control: admin resets cannot enforce password history (a fact of the domain, reported once)",
-					"domain", d.Name)
-			}
 		}
 		s.Domains = append(s.Domains, hd)
 		for _, st := range servers {
@@ -100,7 +96,23 @@ func (a *App) Snapshot(ctx context.Context) health.Snapshot {
 			s.Certificates = append(s.Certificates, certs...)
 		}
 	}
+	a.tellFacts()
 	return s
+}
+
+// tellFacts logs, once each, the permanent facts of the environment
+// known so far: a domain whose DCs do not offer the policy-hints control
+// (readiness shows it as information, not as a fault). Run calls it once
+// the first DC answered, Snapshot at each evaluation.
+func (a *App) tellFacts() {
+	for _, d := range a.Cfg.Domains {
+		r := a.Domains[d.Name].CachedRootDSE()
+		if r == nil || r.PolicyHintsOID() != "" || !a.facts.first("policy_hints:"+d.Name) {
+			continue
+		}
+		a.Log.Info("the domain controllers do not offer the policy-hints control: admin resets cannot enforce password history (a fact of the domain, reported once)",
+			"domain", d.Name)
+	}
 }
 
 // certs lists the certificates whose days left are metrics: each DC's
