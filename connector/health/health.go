@@ -1,6 +1,7 @@
 // Package health owns the connector's view of its own readiness and its
 // admin HTTP surface. Evaluate turns a Snapshot of plain data (domain
-// controllers, queue link, keys, journal, certificates, policy-hints support)
+// controllers, queue link, result delivery, keys, journal, certificates,
+// policy-hints support)
 // into a Report with one Check per dependency; it is a pure function. The
 // handler serves /livez, /readyz (the Report as JSON, 200 or 503), /metrics
 // and /status, an HTML page for admins with the checks, the last operations
@@ -9,7 +10,8 @@
 // require a bearer token on every page but /livez, restrict the Host
 // header to an allow-list (DNS rebinding) and mask user DNs on /status.
 //
-// It declares the plain types it reads (Domain, DC, Queue, CertInfo) and
+// It declares the plain types it reads (Domain, DC, Queue, Results,
+// CertInfo; Deliveries keeps Results for the wiring code) and
 // imports neither the engine, nor the LDAP layer, nor a queue's SDK: the
 // wiring code (connector/app) converts their states, and the dependency
 // test there holds this package to that.

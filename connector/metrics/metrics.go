@@ -3,8 +3,9 @@
 // caller passes in (never the global one). It records the command
 // pipeline's events (the engine's Metrics interface, which the wiring code
 // asserts), takes LDAP latencies and queue receive lag from the wiring code,
-// and reads the message source's and the LDAP pools' state at scrape time
-// through WatchQueue and WatchDCs, as the neutral Queue and DC values it
+// and reads the message source's and the LDAP pools' state and the
+// certificates' expiry at scrape time through WatchQueue, WatchDCs and
+// WatchCerts, as the neutral Queue, DC and Cert values it
 // declares: it imports neither the engine, nor the LDAP layer, nor a queue's
 // SDK (the dependency test in connector/app holds it to that).
 //
