@@ -2,6 +2,9 @@ package app
 
 import (
 	"context"
+	"sync"
+
+	"github.com/jonboulle/clockwork"
 
 	"github.com/adwriteback/adwriteback/connector/config"
 	"github.com/adwriteback/adwriteback/connector/engine"
@@ -50,6 +53,60 @@ func metricsQueue(h servicebus.Health) metrics.Queue {
 		DeadLettered: h.DeadLettered, LockLost: h.LockLost, SettleErrors: h.SettleErrors,
 		LockRenewals: h.LockRenewals, LastReceive: h.LastReceive,
 	}
+}
+
+// deliveryWatch tells the metrics and readiness of every attempt to
+// deliver a result over channel (results.mode).
+type deliveryWatch struct {
+	channel string
+	m       *metrics.Metrics
+	d       *health.Deliveries
+	clock   clockwork.Clock
+}
+
+var _ engine.Deliveries = deliveryWatch{}
+
+func (w deliveryWatch) Delivered(outcome string, err error) {
+	if err != nil {
+		w.m.DeliveryFailed(w.channel)
+	} else {
+		w.m.Delivered(w.channel, outcome)
+	}
+	w.d.Delivered(w.clock.Now(), err)
+}
+
+// metricsCerts lists the DCs' leaf certificates, from the pool's last
+// TLS handshakes, and the HTTPS listener's.
+func metricsCerts(servers []ldapx.ServerStatus, listener string, listenerCerts []health.CertInfo) []metrics.Cert {
+	var out []metrics.Cert
+	for _, s := range servers {
+		out = append(out, metrics.Cert{DC: s.URL, NotAfter: s.CertNotAfter})
+	}
+	if len(listenerCerts) > 0 { // the leaf comes first in a chain file
+		out = append(out, metrics.Cert{Listener: listener, NotAfter: listenerCerts[0].NotAfter})
+	}
+	return out
+}
+
+// toldOnce remembers which permanent facts of the environment were
+// logged, so that each is logged once.
+type toldOnce struct {
+	mu   sync.Mutex
+	told map[string]bool
+}
+
+// first reports whether fact is new, and remembers it.
+func (t *toldOnce) first(fact string) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.told[fact] {
+		return false
+	}
+	if t.told == nil {
+		t.told = map[string]bool{}
+	}
+	t.told[fact] = true
+	return true
 }
 
 // metricsDCs converts the LDAP pool's view for the DC collector.

@@ -87,6 +87,8 @@ type App struct {
 	sbClient    *azservicebus.Client
 	dials       *servicebus.DialTracker
 	replies     *servicebus.ReplySender
+	deliveries  *health.Deliveries
+	facts       toldOnce
 	closers     []func() error
 	clock       clockwork.Clock
 	reload      reloaders
@@ -143,11 +145,13 @@ func Build(ctx context.Context, cfg *config.Config, deps Deps) (a *App, err erro
 	if err != nil {
 		return nil, err
 	}
+	a.deliveries = health.NewDeliveries(cfg.Results.Mode, cfg.Results.UndeliverableAfter)
 	a.Engine, err = engine.New(engine.Config{
 		Receiver: &protocol.Receiver{Senders: verify, Keys: openKeys, Clock: deps.Clock},
 		Signer:   a.Keys[0].SigningKey(), Journal: a.Journal, Reporter: reporter, Domains: domains,
 		Audit: a.Audit, Logger: deps.Logger, Metrics: a.Metrics,
-		RateLimit: *cfg.Limits.PerUser, RateWindow: cfg.Limits.Window,
+		Deliveries: deliveryWatch{channel: cfg.Results.Mode, m: a.Metrics, d: a.deliveries, clock: deps.Clock},
+		RateLimit:  *cfg.Limits.PerUser, RateWindow: cfg.Limits.Window,
 		Concurrency: cfg.Limits.Concurrency, MaxAttempts: uint32(cfg.Limits.MaxAttempts), Clock: deps.Clock,
 		WriteWindow: maxOpTimeout(cfg) + 5*time.Second, UnverifiedAuditPerMinute: cfg.Audit.UnverifiedPerMinute,
 		UniformAccountCodes: cfg.Results.AccountCodes == config.AccountCodesUniform,
@@ -324,6 +328,7 @@ func (a *App) Run(ctx context.Context) error {
 	if err := a.resolveScopeGroups(ctx); err != nil {
 		return err
 	}
+	a.tellFacts()
 	var wg sync.WaitGroup
 	for _, f := range []func(context.Context){a.sweep, a.serveHTTP, a.probeDCs, a.heartbeat} {
 		wg.Add(1)

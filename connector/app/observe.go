@@ -33,6 +33,9 @@ func (a *App) observability(deps Deps) error {
 			return err
 		}
 	}
+	if err := m.WatchCerts(a.clock.Now, a.certs); err != nil {
+		return err
+	}
 	a.recent = health.NewRecent(50)
 	a.Audit.Subscribe(a.recent.Add)
 	a.Audit.Subscribe(a.logOutcome)
@@ -70,6 +73,10 @@ func (a *App) Snapshot(ctx context.Context) health.Snapshot {
 	jctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	s.Journal = a.Journal.Writable(jctx)
 	cancel()
+	if a.deliveries != nil {
+		r := a.deliveries.Results()
+		s.Results = &r
+	}
 	for _, d := range a.Cfg.Domains {
 		cl := a.Domains[d.Name]
 		servers := cl.Servers()
@@ -94,7 +101,37 @@ func (a *App) Snapshot(ctx context.Context) health.Snapshot {
 			s.Certificates = append(s.Certificates, certs...)
 		}
 	}
+	a.tellFacts()
 	return s
+}
+
+// tellFacts logs, once each, the permanent facts of the environment
+// known so far: a domain whose DCs do not offer the policy-hints control
+// (readiness shows it as information, not as a fault). Run calls it once
+// the first DC answered, Snapshot at each evaluation.
+func (a *App) tellFacts() {
+	for _, d := range a.Cfg.Domains {
+		r := a.Domains[d.Name].CachedRootDSE()
+		if r == nil || r.PolicyHintsOID() != "" || !a.facts.first("policy_hints:"+d.Name) {
+			continue
+		}
+		a.Log.Info("the domain controllers do not offer the policy-hints control: admin resets cannot enforce password history (a fact of the domain, reported once)",
+			"domain", d.Name)
+	}
+}
+
+// certs lists the certificates whose days left are metrics: each DC's
+// leaf and the HTTPS listener's own.
+func (a *App) certs() []metrics.Cert {
+	var servers []ldapx.ServerStatus
+	for _, d := range a.Cfg.Domains {
+		servers = append(servers, a.Domains[d.Name].Servers()...)
+	}
+	var listener []health.CertInfo
+	if a.Cfg.HTTP.TLSCertFile != "" {
+		listener, _ = health.CertsFromFile("HTTPS listener", a.Cfg.HTTP.TLSCertFile) // unreadable: no series
+	}
+	return metricsCerts(servers, a.Cfg.HTTP.Listen, listener)
 }
 
 // probeDCs probes every DC of every domain on its domain's schedule

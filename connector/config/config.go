@@ -214,7 +214,17 @@ type Results struct {
 	// account_disabled each as it is; uniform answers all of them as
 	// user_not_found, alike (the audit record keeps the true code).
 	AccountCodes string `yaml:"account_codes"`
+	// UndeliverableAfter is how long result deliveries may fail, with
+	// none succeeding, before /readyz reports the connector not ready
+	// (the "results" check): 1s to 24h.
+	UndeliverableAfter time.Duration `yaml:"undeliverable_after"`
 }
+
+// The bounds of results.undeliverable_after.
+const (
+	MinUndeliverableAfter = time.Second
+	MaxUndeliverableAfter = 24 * time.Hour
+)
 
 // Status is the connector's heartbeat (PROTOCOL.md §12): off without a
 // queue.

@@ -84,3 +84,27 @@ func TestStatusSection(t *testing.T) {
 		t.Error("unknown key accepted")
 	}
 }
+
+// TestUndeliverableAfter: 2m by default; 1s to 24h.
+func TestUndeliverableAfter(t *testing.T) {
+	dir := files(t)
+	c, err := Parse([]byte(minimal(dir)), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Results.UndeliverableAfter != 2*time.Minute {
+		t.Errorf("default %s, want 2m", c.Results.UndeliverableAfter)
+	}
+	set := func(v string) string {
+		return strings.Replace(minimal(dir), "  reply_queue: results\n", "  reply_queue: results\n  undeliverable_after: "+v+"\n", 1)
+	}
+	c, err = Parse([]byte(set("5s")), nil)
+	if err != nil || c.Results.UndeliverableAfter != 5*time.Second {
+		t.Fatalf("5s: %v, %v", c, err)
+	}
+	for _, bad := range []string{"500ms", "25h", "-1s"} {
+		if _, err := Parse([]byte(set(bad)), nil); err == nil || !strings.Contains(err.Error(), "results.undeliverable_after") {
+			t.Errorf("%s accepted: %v", bad, err)
+		}
+	}
+}

@@ -286,6 +286,9 @@ func (r *Results) validate(add addFunc) {
 	if r.AccountCodes != AccountCodesDistinct && r.AccountCodes != AccountCodesUniform {
 		add("results.account_codes", "%q: use %s or %s", r.AccountCodes, AccountCodesDistinct, AccountCodesUniform)
 	}
+	if r.UndeliverableAfter < MinUndeliverableAfter || r.UndeliverableAfter > MaxUndeliverableAfter {
+		add("results.undeliverable_after", "must be from %s to %s", MinUndeliverableAfter, MaxUndeliverableAfter)
+	}
 }
 
 func (s *Status) validate(add addFunc) {

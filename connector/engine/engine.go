@@ -91,6 +91,9 @@ type Config struct {
 	Audit    *audit.Log
 	Logger   *slog.Logger
 	Metrics  Metrics
+	// Deliveries learns whether each result reached its channel (nil:
+	// nobody): the connector's metrics and readiness count on it.
+	Deliveries Deliveries
 
 	// The values below, up to Clock, are required (RateWindow only with
 	// a rate limit): connector/config owns their defaults, and New lists
@@ -141,6 +144,18 @@ type Metrics interface {
 	Rejected(reason string)
 }
 
+// Deliveries learns of every attempt to deliver a result: Delivered is
+// called once the Reporter returned, with the outcome the result carries
+// (as decided, or as the journal holds it) and the Reporter's error (nil:
+// delivered). The wiring code knows the channel.
+type Deliveries interface {
+	Delivered(outcome string, err error)
+}
+
+type noDeliveries struct{}
+
+func (noDeliveries) Delivered(string, error) {}
+
 type noMetrics struct{}
 
 func (noMetrics) Command(string, string, time.Duration) {}
@@ -173,8 +188,8 @@ type Engine struct {
 var _ transport.Handler = (*Engine)(nil)
 
 // New checks cfg and returns an Engine. Every missing or invalid value
-// is reported; only Logger, Metrics, Audit and Clock have defaults (none,
-// none, discarded, the real clock).
+// is reported; only Logger, Metrics, Deliveries, Audit and Clock have
+// defaults (none, none, nobody, discarded, the real clock).
 func New(cfg Config) (*Engine, error) {
 	if err := cfg.check(); err != nil {
 		return nil, err
@@ -184,6 +199,9 @@ func New(cfg Config) (*Engine, error) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Deliveries == nil {
+		cfg.Deliveries = noDeliveries{}
 	}
 	if cfg.Metrics == nil {
 		cfg.Metrics = noMetrics{}

@@ -40,7 +40,9 @@ func (e *Engine) finish(ctx context.Context, c *command, out outcome, journaled 
 		e.crashPoint("after_journal")
 	}
 	e.cfg.Metrics.Command(string(c.rec.Op), string(out.code), now.Sub(c.start))
-	if err := e.cfg.Reporter.Report(ctx, c.d, c.rec.ID, signed); err != nil {
+	err = e.cfg.Reporter.Report(ctx, c.d, c.rec.ID, signed)
+	e.cfg.Deliveries.Delivered(string(out.code), err)
+	if err != nil {
 		if durable != nil && !e.awaitDurable(ctx, c, out, signed, durable) {
 			return e.audited(transport.Abandon(), c, out)
 		}

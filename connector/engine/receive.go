@@ -130,7 +130,9 @@ func (e *Engine) replay(ctx context.Context, d *transport.Delivery, id string, s
 	rec := audit.Record{CommandID: id, UserDN: ent.UserDN, Outcome: ent.Code, DC: ent.DC,
 		FromJournal: true, DeliveryCount: d.DeliveryCount}
 	disp := transport.Complete()
-	if err := e.cfg.Reporter.Report(ctx, d, id, ent.Result); err != nil {
+	err = e.cfg.Reporter.Report(ctx, d, id, ent.Result)
+	e.cfg.Deliveries.Delivered(ent.Code, err)
+	if err != nil {
 		var detail string
 		if disp, detail = e.undelivered(ctx, d, id, err); detail == "" {
 			detail = "report failed: " + err.Error()

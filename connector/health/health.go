@@ -1,6 +1,7 @@
 // Package health owns the connector's view of its own readiness and its
 // admin HTTP surface. Evaluate turns a Snapshot of plain data (domain
-// controllers, queue link, keys, journal, certificates, policy-hints support)
+// controllers, queue link, result delivery, keys, journal, certificates,
+// policy-hints support)
 // into a Report with one Check per dependency; it is a pure function. The
 // handler serves /livez, /readyz (the Report as JSON, 200 or 503), /metrics
 // and /status, an HTML page for admins with the checks, the last operations
@@ -9,7 +10,8 @@
 // require a bearer token on every page but /livez, restrict the Host
 // header to an allow-list (DNS rebinding) and mask user DNs on /status.
 //
-// It declares the plain types it reads (Domain, DC, Queue, CertInfo) and
+// It declares the plain types it reads (Domain, DC, Queue, Results,
+// CertInfo; Deliveries keeps Results for the wiring code) and
 // imports neither the engine, nor the LDAP layer, nor a queue's SDK: the
 // wiring code (connector/app) converts their states, and the dependency
 // test there holds this package to that.
@@ -22,12 +24,15 @@ import (
 	"time"
 )
 
-// Severity grades a Check. Only SeverityCritical makes the connector not ready.
+// Severity grades a Check. Only SeverityCritical makes the connector not
+// ready; SeverityWarning makes it degraded; SeverityInfo is a permanent
+// fact of the environment worth knowing, which changes neither.
 type Severity string
 
 // Severities, from fine to fatal.
 const (
 	SeverityOK       Severity = "ok"
+	SeverityInfo     Severity = "info"
 	SeverityWarning  Severity = "warning"
 	SeverityCritical Severity = "critical"
 )
@@ -45,6 +50,9 @@ type Snapshot struct {
 	Domains []Domain
 	// Queue is the Service Bus receive link.
 	Queue Queue
+	// Results is the channel results are delivered over (nil: not
+	// reported, no check).
+	Results *Results
 	// ConnectorKeys counts the connector's private keys loaded for opening
 	// sealed passwords; SenderKeys counts the senders' public keys loaded for
 	// verifying commands. Both must be at least one.
@@ -123,7 +131,7 @@ type Check struct {
 	// Name identifies the check, e.g. "dc:ldaps://dc1.corp.example:636",
 	// "queue", "keys", "journal", "cert:LDAPS CA", "policy_hints:corp.example".
 	Name     string   `json:"name"`
-	Kind     string   `json:"kind"` // dc, domain, queue, keys, journal, certificate, policy_hints
+	Kind     string   `json:"kind"` // dc, domain, queue, results, keys, journal, certificate, policy_hints
 	OK       bool     `json:"ok"`
 	Severity Severity `json:"severity"`
 	Detail   string   `json:"detail"`
@@ -149,6 +157,9 @@ func Evaluate(s Snapshot) Report {
 	var checks []Check
 	checks = append(checks, domainChecks(s.Domains)...)
 	checks = append(checks, queueCheck(s.Queue))
+	if s.Results != nil {
+		checks = append(checks, resultsCheck(s.Now, *s.Results))
+	}
 	checks = append(checks, keysCheck(s.ConnectorKeys, s.SenderKeys))
 	checks = append(checks, journalCheck(s.Journal, s.JournalPath))
 	checks = append(checks, certChecks(s.Now, s.CertWarning, s.Certificates)...)
@@ -209,8 +220,12 @@ func domainChecks(domains []Domain) []Check {
 			out = append(out, ok(name, "policy_hints",
 				"supported: resets enforce password history like a user's change"))
 		default:
-			out = append(out, bad(name, "policy_hints", SeverityWarning,
-				"not offered by the domain controllers (Windows Server 2008 R2 or later needed): admin resets cannot enforce password history"))
+			// A fact of the domain, not a fault: nothing the connector
+			// or its admin can restart away, so it is information.
+			c := ok(name, "policy_hints",
+				"not offered by the domain controllers (Windows Server 2008 R2 or later needed): admin resets cannot enforce password history")
+			c.Severity = SeverityInfo
+			out = append(out, c)
 		}
 	}
 	return out

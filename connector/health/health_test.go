@@ -143,10 +143,42 @@ func TestEvaluate(t *testing.T) {
 			want: []want{{"domain:corp.example", SeverityCritical, "no domain controller known"}},
 		},
 		{
-			name:   "policy hints not offered is a warning",
+			name:   "policy hints not offered is information, not degraded",
 			mutate: func(s *Snapshot) { s.Domains[0].PolicyHints = false },
-			ready:  true, status: StatusDegraded,
-			want: []want{{"policy_hints:corp.example", SeverityWarning, "cannot enforce password history"}},
+			ready:  true, status: StatusReady,
+			want: []want{{"policy_hints:corp.example", SeverityInfo, "cannot enforce password history"}},
+		},
+		{
+			name:   "results delivered",
+			mutate: func(s *Snapshot) { s.Results = &Results{Channel: "reply_queue", LastDelivered: t0.Add(-time.Hour)} },
+			ready:  true, status: StatusReady,
+			want: []want{{"results", SeverityOK, "last delivered"}},
+		},
+		{
+			name: "results failing for less than undeliverable_after is a warning",
+			mutate: func(s *Snapshot) {
+				s.Results = &Results{Channel: "reply_queue", UndeliverableAfter: time.Minute, LastDelivered: t0.Add(-time.Hour),
+					FailingSince: t0.Add(-59 * time.Second), Failures: 3, LastError: "queue not found"}
+			},
+			ready: true, status: StatusDegraded,
+			want: []want{{"results", SeverityWarning, "3 failed deliveries over reply_queue"}},
+		},
+		{
+			name: "results failing for undeliverable_after is not ready",
+			mutate: func(s *Snapshot) {
+				s.Results = &Results{Channel: "https", UndeliverableAfter: time.Minute,
+					FailingSince: t0.Add(-time.Minute), Failures: 1, LastError: "503"}
+			},
+			ready: false, status: StatusNotReady,
+			want: []want{{"results", SeverityCritical, "no result delivered for 1m0s (results.undeliverable_after 1m0s)"}},
+		},
+		{
+			name: "results failing uses the default undeliverable_after",
+			mutate: func(s *Snapshot) {
+				s.Results = &Results{FailingSince: t0.Add(-DefaultUndeliverableAfter + time.Second), Failures: 1}
+			},
+			ready: true, status: StatusDegraded,
+			want: []want{{"results", SeverityWarning, "1 failed delivery over results"}},
 		},
 		{
 			name:   "policy hints not known yet is a warning",
@@ -258,7 +290,7 @@ func TestEvaluate(t *testing.T) {
 			}
 			for _, w := range tt.want {
 				c := check(t, r, w.name)
-				if c.Severity != w.severity || c.OK != (w.severity == SeverityOK) {
+				if c.Severity != w.severity || c.OK != (w.severity == SeverityOK || w.severity == SeverityInfo) {
 					t.Errorf("%s: severity %q ok %v; want %q", w.name, c.Severity, c.OK, w.severity)
 				}
 				if !strings.Contains(c.Detail, w.detail) {
@@ -305,5 +337,29 @@ func TestEvaluateCheckFacts(t *testing.T) {
 	// Evaluate does not modify its input.
 	if s.Certificates[0].Name != "late" {
 		t.Error("Evaluate reordered the snapshot's certificates")
+	}
+}
+
+// TestDeliveriesRecoverOnSuccess: failures start a streak at the first
+// one; a success ends it.
+func TestDeliveriesRecoverOnSuccess(t *testing.T) {
+	d := NewDeliveries("reply_queue", time.Minute)
+	d.Delivered(t0, nil)
+	d.Delivered(t0.Add(time.Second), errors.New("one"))
+	d.Delivered(t0.Add(2*time.Second), errors.New("two"))
+	r := d.Results()
+	if r.Failures != 2 || !r.FailingSince.Equal(t0.Add(time.Second)) || r.LastError != "two" || !r.LastDelivered.Equal(t0) {
+		t.Fatalf("after failures: %+v", r)
+	}
+	if c := resultsCheck(t0.Add(time.Minute+time.Second), r); c.Severity != SeverityCritical {
+		t.Fatalf("a minute of failures: %+v", c)
+	}
+	d.Delivered(t0.Add(2*time.Minute), nil)
+	r = d.Results()
+	if r.Failures != 0 || !r.FailingSince.IsZero() || r.LastError != "" || r.Channel != "reply_queue" || r.UndeliverableAfter != time.Minute {
+		t.Fatalf("after a success: %+v", r)
+	}
+	if c := resultsCheck(t0.Add(time.Hour), r); c.Severity != SeverityOK {
+		t.Fatalf("recovered: %+v", c)
 	}
 }

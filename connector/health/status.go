@@ -41,6 +41,7 @@ code,.mono{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font
 .state{font-weight:600;white-space:nowrap}
 .state::before{content:"";display:inline-block;width:.7em;height:.7em;border-radius:50%;margin-right:6px;vertical-align:baseline;background:currentColor}
 .ok .state,.state.ok{color:var(--ok)}.warn .state,.state.warn{color:var(--warn)}.bad .state,.state.bad{color:var(--bad)}
+.info .state{color:var(--muted)}
 tr.warn{background:var(--warn-bg)}tr.bad{background:var(--bad-bg)}
 .small{color:var(--muted);font-size:.85em}
 .empty{color:var(--muted);background:#fff;border:1px dashed var(--line);padding:12px;border-radius:6px}
@@ -145,6 +146,9 @@ func statusData(rep Report, ops []audit.Record, counters map[string]float64, ver
 		switch c.Severity {
 		case SeverityOK:
 			cv.State, cv.Class = "OK", "ok"
+			v.OK++
+		case SeverityInfo:
+			cv.State, cv.Class = "Info", "info"
 			v.OK++
 		case SeverityWarning:
 			cv.State, cv.Class = "Warning", "warn"

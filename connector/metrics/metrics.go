@@ -3,8 +3,9 @@
 // caller passes in (never the global one). It records the command
 // pipeline's events (the engine's Metrics interface, which the wiring code
 // asserts), takes LDAP latencies and queue receive lag from the wiring code,
-// and reads the message source's and the LDAP pools' state at scrape time
-// through WatchQueue and WatchDCs, as the neutral Queue and DC values it
+// and reads the message source's and the LDAP pools' state and the
+// certificates' expiry at scrape time through WatchQueue, WatchDCs and
+// WatchCerts, as the neutral Queue, DC and Cert values it
 // declares: it imports neither the engine, nor the LDAP layer, nor a queue's
 // SDK (the dependency test in connector/app holds it to that).
 //
@@ -49,12 +50,14 @@ type Metrics struct {
 	journalHits prometheus.Counter
 	retries     prometheus.Counter
 	rejected    *prometheus.CounterVec
+	delivered   *prometheus.CounterVec
+	undelivered *prometheus.CounterVec
 	ldapDur     *prometheus.HistogramVec
 	receiveLag  prometheus.Histogram
 
 	reg prometheus.Registerer
 
-	ops, outcomes, rules, ldapOps, dcs, reasons *labelSet
+	ops, outcomes, rules, ldapOps, dcs, reasons, channels *labelSet
 }
 
 // Maximum distinct values kept per free-form label before "other" is used.
@@ -73,7 +76,7 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 		commands: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: Namespace,
 			Name:      "commands_total",
-			Help:      "Commands handled, by operation and result code.",
+			Help:      "Commands decided, by operation and result code (whether or not the result was delivered: see results_delivered_total).",
 		}, []string{"op", "outcome"}),
 		commandDur: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: Namespace,
@@ -101,6 +104,16 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 			Name:      "rejected_messages_total",
 			Help:      "Messages dead-lettered without an answer: unverifiable (by protocol failure), a copy of a signed command under another message id (message_id_mismatch), or a command whose result could not be delivered by its last attempt (result_undeliverable).",
 		}, []string{"reason"}),
+		delivered: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: Namespace,
+			Name:      "results_delivered_total",
+			Help:      "Results delivered, by channel (reply_queue, https) and result code; a result sent again (from the journal) counts again.",
+		}, []string{"channel", "outcome"}),
+		undelivered: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: Namespace,
+			Name:      "result_delivery_failures_total",
+			Help:      "Attempts to deliver a result that failed, by channel (reply_queue, https).",
+		}, []string{"channel"}),
 		ldapDur: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: Namespace,
 			Subsystem: "ldap",
@@ -121,9 +134,11 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 		ldapOps:  newLabelSet(nil, maxLDAPOps),
 		dcs:      newLabelSet(nil, maxDCs),
 		reasons:  newLabelSet(nil, maxReasons),
+		channels: newLabelSet(Channels, 0),
 	}
 	for _, c := range []prometheus.Collector{
-		m.commands, m.commandDur, m.violations, m.journalHits, m.retries, m.rejected, m.ldapDur, m.receiveLag,
+		m.commands, m.commandDur, m.violations, m.journalHits, m.retries, m.rejected,
+		m.delivered, m.undelivered, m.ldapDur, m.receiveLag,
 	} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
@@ -160,6 +175,20 @@ func (m *Metrics) Command(op, outcome string, d time.Duration) {
 // Rejected counts a message dead-lettered without an answer, by reason
 // (protocol.KindName: a bounded set).
 func (m *Metrics) Rejected(reason string) { m.rejected.WithLabelValues(m.reasons.value(reason)).Inc() }
+
+// Channels are the values of the channel label: where results go.
+var Channels = []string{"reply_queue", "https"}
+
+// Delivered counts one result delivered over channel (one of Channels),
+// with its result code.
+func (m *Metrics) Delivered(channel, outcome string) {
+	m.delivered.WithLabelValues(m.channels.value(channel), m.outcomes.value(outcome)).Inc()
+}
+
+// DeliveryFailed counts one failed attempt to deliver a result over channel.
+func (m *Metrics) DeliveryFailed(channel string) {
+	m.undelivered.WithLabelValues(m.channels.value(channel)).Inc()
+}
 
 // Violation counts one failed policy rule.
 func (m *Metrics) Violation(rule string) {

@@ -67,8 +67,10 @@ type ConfigSpec struct {
 	// PerUser and MaxAttempts are limits.per_user and limits.max_attempts
 	// (0: left out, so per_user cannot be set to 0 here).
 	PerUser, MaxAttempts int
-	// AccountCodes is results.account_codes (distinct or uniform).
-	AccountCodes string
+	// AccountCodes is results.account_codes (distinct or uniform);
+	// UndeliverableAfter is results.undeliverable_after (0: left out).
+	AccountCodes       string
+	UndeliverableAfter time.Duration
 	// StatusQueue, StatusInterval and StatusInstance are status.queue,
 	// .interval and .instance (the heartbeat; off without a queue).
 	StatusQueue, StatusInstance string
@@ -227,6 +229,8 @@ type (
 	results struct {
 		ReplyQueue   string `yaml:"reply_queue,omitempty"`
 		AccountCodes string `yaml:"account_codes,omitempty"`
+		// UndeliverableAfter is results.undeliverable_after.
+		UndeliverableAfter time.Duration `yaml:"undeliverable_after,omitempty"`
 	}
 	status struct {
 		Queue    string        `yaml:"queue,omitempty"`
@@ -272,7 +276,7 @@ func (c ConfigSpec) YAML() ([]byte, error) {
 			OrgPolicy: orgPolicy{MinLength: c.MinLength},
 		}},
 		Queue:   c.queueSection(),
-		Results: results{ReplyQueue: c.ReplyQueue, AccountCodes: c.AccountCodes},
+		Results: results{ReplyQueue: c.ReplyQueue, AccountCodes: c.AccountCodes, UndeliverableAfter: c.UndeliverableAfter},
 		Status:  status{Queue: c.StatusQueue, Interval: c.StatusInterval, Instance: c.StatusInstance},
 		Keys:    keysSection{Connector: c.ConnectorKeys, Senders: c.SenderKeys},
 		Journal: pathSection{Path: c.Journal},
