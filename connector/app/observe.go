@@ -30,6 +30,14 @@ func (a *App) observability(deps Deps) error {
 			return err
 		}
 	}
+	if err := m.WatchHealth(func() metrics.Health {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		s := a.Snapshot(ctx)
+		return metrics.Health{Ready: health.Evaluate(s).Ready, JournalWritable: s.Journal == nil}
+	}); err != nil {
+		return err
+	}
 	a.recent = health.NewRecent(50)
 	a.Audit.Subscribe(a.recent.Add)
 	a.HTTPHandler = health.NewHandler(withHTTPTrust(health.Options{
