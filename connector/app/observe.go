@@ -36,6 +36,14 @@ func (a *App) observability(deps Deps) error {
 	if err := m.WatchCerts(a.clock.Now, a.certs); err != nil {
 		return err
 	}
+	if err := m.WatchHealth(func() metrics.Health {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		s := a.Snapshot(ctx)
+		return metrics.Health{Ready: health.Evaluate(s).Ready, JournalWritable: s.Journal == nil}
+	}); err != nil {
+		return err
+	}
 	a.recent = health.NewRecent(50)
 	a.Audit.Subscribe(a.recent.Add)
 	a.Audit.Subscribe(a.logOutcome)

@@ -22,6 +22,7 @@ func TestDeliveredApartFromDecided(t *testing.T) {
 	want := `
 # HELP adwriteback_result_delivery_failures_total Attempts to deliver a result that failed, by channel (reply_queue, https).
 # TYPE adwriteback_result_delivery_failures_total counter
+adwriteback_result_delivery_failures_total{channel="https"} 0
 adwriteback_result_delivery_failures_total{channel="reply_queue"} 2
 # HELP adwriteback_results_delivered_total Results delivered, by channel (reply_queue, https) and result code; a result sent again (from the journal) counts again.
 # TYPE adwriteback_results_delivered_total counter

@@ -144,6 +144,11 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 			return nil, err
 		}
 	}
+	// Failures start at 0 on every channel, so that an alert on their
+	// increase sees the first one.
+	for _, c := range Channels {
+		m.undelivered.WithLabelValues(c)
+	}
 	return m, nil
 }
 

@@ -373,3 +373,31 @@ func histogram(t *testing.T, g prometheus.Gatherer, name string, labels map[stri
 	t.Fatalf("no %s series with labels %v", name, labels)
 	return 0, 0
 }
+
+func TestWatchHealth(t *testing.T) {
+	m, reg := newTest(t)
+	var mu sync.Mutex
+	h := Health{Ready: true, JournalWritable: true}
+	if err := m.WatchHealth(func() Health { mu.Lock(); defer mu.Unlock(); return h }); err != nil {
+		t.Fatal(err)
+	}
+	const head = `
+# HELP adwriteback_journal_writable 1 when the journal accepted its last write probe, 0 when it is not writable.
+# TYPE adwriteback_journal_writable gauge
+adwriteback_journal_writable %d
+# HELP adwriteback_ready 1 when the connector is ready (/readyz answers 200), 0 when a critical check fails.
+# TYPE adwriteback_ready gauge
+adwriteback_ready %d
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(fmt.Sprintf(head, 1, 1)),
+		"adwriteback_ready", "adwriteback_journal_writable"); err != nil {
+		t.Error(err)
+	}
+	mu.Lock()
+	h = Health{}
+	mu.Unlock()
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(fmt.Sprintf(head, 0, 0)),
+		"adwriteback_ready", "adwriteback_journal_writable"); err != nil {
+		t.Error(err)
+	}
+}

@@ -166,3 +166,48 @@ func (c *dcCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descDCBind, prometheus.GaugeValue, seconds(s.BindLatency), c.domain, dc)
 	}
 }
+
+// Health is the readiness verdict the health collector reads at every
+// scrape: Ready as /readyz answers it, and whether the journal accepted
+// its last write probe.
+type Health struct {
+	Ready           bool
+	JournalWritable bool
+}
+
+// WatchHealth registers a collector that reads the readiness verdict at
+// every scrape: adwriteback_ready (1 when /readyz would answer 200) and
+// adwriteback_journal_writable (1 when the journal's write probe
+// succeeded), so that alerts need not probe /readyz themselves.
+func (m *Metrics) WatchHealth(health func() Health) error {
+	return m.reg.Register(&healthCollector{health: health})
+}
+
+type healthCollector struct {
+	health func() Health
+}
+
+var (
+	descReady = prometheus.NewDesc(Namespace+"_ready",
+		"1 when the connector is ready (/readyz answers 200), 0 when a critical check fails.", nil, nil)
+	descJournalWritable = prometheus.NewDesc(Namespace+"_journal_writable",
+		"1 when the journal accepted its last write probe, 0 when it is not writable.", nil, nil)
+)
+
+func (c *healthCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- descReady
+	ch <- descJournalWritable
+}
+
+func (c *healthCollector) Collect(ch chan<- prometheus.Metric) {
+	h := c.health()
+	ch <- prometheus.MustNewConstMetric(descReady, prometheus.GaugeValue, boolValue(h.Ready))
+	ch <- prometheus.MustNewConstMetric(descJournalWritable, prometheus.GaugeValue, boolValue(h.JournalWritable))
+}
+
+func boolValue(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
