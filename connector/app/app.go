@@ -338,6 +338,13 @@ func (a *App) Run(ctx context.Context) error {
 		}()
 	}
 	a.Log.Info("connector running", logevent.Attr(logevent.Start), "queue", a.Cfg.Queue.Name, "domains", len(a.Domains))
+	// The readiness watcher starts after "connector running", so that its
+	// first "connector ready" follows it.
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		a.watchReadiness(ctx)
+	}()
 	err := a.Source.Run(ctx)
 	wg.Wait()
 	if err != nil && !errors.Is(err, context.Canceled) {
