@@ -4,6 +4,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 
@@ -37,10 +38,24 @@ func runRun(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	log := app.NewLogger(cfg.Log, env.Stderr)
+	var logOut io.Writer = env.Stderr
+	var logFile *app.LogFile // log.path: the text log's file
+	if cfg.Log.Path != "" {
+		if logFile, err = app.OpenLogFile(cfg.Log.Path); err != nil {
+			return fmt.Errorf("start: %w", err)
+		}
+		defer logFile.Close()
+		logOut = logFile
+	}
+	log := app.NewLogger(cfg.Log, logOut)
 	a, err := app.Build(ctx, cfg, app.Deps{Logger: log, Version: env.Version, ConfigPath: *path, Getenv: env.Getenv})
 	if err != nil {
 		return fmt.Errorf("start: %w", err)
+	}
+	if logFile != nil {
+		// After logrotate's move with `create`, SIGHUP: the text log
+		// goes on in the new file.
+		a.OnReload("text log", func(context.Context) error { return logFile.Reopen() })
 	}
 	stopReload := watchReload(ctx, a, reloadSignals())
 	runErr := a.Run(ctx)

@@ -333,4 +333,7 @@ type HTTPStatus struct {
 type Log struct {
 	Level  string `yaml:"level"`
 	Format string `yaml:"format"`
+	// Path is a file the log is appended to (created 0600, reopened on
+	// SIGHUP for logrotate); empty: standard error.
+	Path string `yaml:"path"`
 }

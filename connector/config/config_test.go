@@ -192,3 +192,23 @@ func TestScopeGroupsMustBeDNs(t *testing.T) {
 		}
 	}
 }
+
+func TestLogPath(t *testing.T) {
+	dir := files(t)
+	for _, tc := range []struct{ path, want string }{
+		{"", ""},
+		{dir + "/adwriteback.log", ""},
+		{dir + "/nope/adwriteback.log", "log.path: " + dir + "/nope/adwriteback.log: the folder " + dir + "/nope does not exist"},
+		{dir, "log.path: " + dir + " is a folder"},
+	} {
+		c, err := Parse([]byte(minimal(dir)+"log:\n  path: \""+tc.path+"\"\n"), nil)
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%q: %v", tc.path, err)
+		case tc.want == "" && c.Log.Path != tc.path:
+			t.Errorf("%q: got path %q", tc.path, c.Log.Path)
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("%q: got %v, want %q", tc.path, err, tc.want)
+		}
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -369,5 +370,15 @@ func (l *Log) validate(add addFunc) {
 	}
 	if l.Format != "json" && l.Format != "text" {
 		add("log.format", "%q: use json or text", l.Format)
+	}
+	if l.Path == "" {
+		return
+	}
+	if fi, err := os.Stat(l.Path); err == nil && fi.IsDir() {
+		add("log.path", "%s is a folder: name a file in it", l.Path)
+		return
+	}
+	if fi, err := os.Stat(filepath.Dir(l.Path)); err != nil || !fi.IsDir() {
+		add("log.path", "%s: the folder %s does not exist", l.Path, filepath.Dir(l.Path))
 	}
 }

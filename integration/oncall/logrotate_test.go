@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -28,17 +29,19 @@ func logRotateBinary(t *testing.T) string {
 	return b.Path(stack.Production)
 }
 
-// TestOnCallLogRotate rotates the audit log as logrotate does with
-// `create`: the file is moved away while the connector runs, commands
-// keep coming, then SIGHUP. Every command's record is in exactly one of
-// the two files (those before the signal in the moved one, those after
-// in the new one), whole; the new file is 0600. The commands are checks
-// of accounts that do not exist: their records also say who was not
-// found (user_ref).
+// TestOnCallLogRotate rotates the audit log and the text log (log.path)
+// as logrotate does with `create`: the files are moved away while the
+// connector runs, commands keep coming, then SIGHUP. Every command's
+// record is in exactly one of the two audit files (those before the
+// signal in the moved one, those after in the new one), whole; the new
+// files are 0600, and the text log's lines after the signal are in the
+// new text log. The commands are checks of accounts that do not exist:
+// their records also say who was not found (user_ref).
 func TestOnCallLogRotate(t *testing.T) {
 	bin := logRotateBinary(t)
 	env := stack.New(t)
-	c := env.Start("a", stack.Binary(bin))
+	textLog := filepath.Join(t.TempDir(), "adwriteback.log")
+	c := env.Start("a", stack.Binary(bin), stack.Configure(func(s *stack.ConfigSpec) { s.LogPath = textLog }))
 	c.WaitReady(200)
 	path := c.Setup().Spec.Audit
 	snd := env.Sender()
@@ -59,6 +62,10 @@ func TestOnCallLogRotate(t *testing.T) {
 	before := send("before", 5)
 	rotated := path + ".1"
 	if err := os.Rename(path, rotated); err != nil {
+		t.Fatal(err)
+	}
+	textRotated := textLog + ".1"
+	if err := os.Rename(textLog, textRotated); err != nil {
 		t.Fatal(err)
 	}
 	// Between logrotate's move and its postrotate: still the old file.
@@ -130,12 +137,46 @@ func TestOnCallLogRotate(t *testing.T) {
 	if st.Mode().Perm() != 0o600 {
 		t.Errorf("new audit file mode %v, want 0600", st.Mode().Perm())
 	}
-	if !strings.Contains(c.Logs(), "reloaded") {
-		t.Errorf("no reload in the log:\n%s", c.Logs())
+	// The text log: lines before the signal in the moved file, the
+	// reload's and those after it in the new one, each line whole.
+	read := func(name string) string {
+		b, err := os.ReadFile(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for n, l := range strings.Split(strings.TrimSuffix(string(b), "\n"), "\n") {
+			if !json.Valid([]byte(l)) {
+				t.Errorf("%s line %d split or mixed: %q", name, n+1, l)
+			}
+		}
+		return string(b)
+	}
+	stack.WaitFor(t, 30*time.Second, "the last command's line in the new text log", func() bool {
+		b, _ := os.ReadFile(textLog)
+		return strings.Contains(string(b), after[len(after)-1])
+	})
+	oldText, curText := read(textRotated), read(textLog)
+	if st, err := os.Stat(textLog); err != nil {
+		t.Fatal(err)
+	} else if st.Mode().Perm() != 0o600 {
+		t.Errorf("new text log mode %v, want 0600", st.Mode().Perm())
+	}
+	if !strings.Contains(curText, `"what":"text log"`) || !strings.Contains(curText, "reloaded") {
+		t.Errorf("no text log reload in the new text log:\n%s", curText)
+	}
+	for _, id := range after {
+		if !strings.Contains(curText, id) || strings.Contains(oldText, id) {
+			t.Errorf("command %s handled after SIGHUP: its line is not (only) in the new text log", id)
+		}
+	}
+	for _, id := range before {
+		if !strings.Contains(oldText, id) {
+			t.Errorf("command %s handled before the move: its line is not in the moved text log", id)
+		}
 	}
 	// Each command has its line, of its outcome class (its Windows event ID).
-	if n := strings.Count(c.Logs(), "command_refused"); n != len(before)+len(between)+len(after) {
-		t.Errorf("%d command_refused lines for %d commands:\n%s", n, len(before)+len(between)+len(after), c.Logs())
+	if n := strings.Count(oldText+curText, "command_refused"); n != len(before)+len(between)+len(after) {
+		t.Errorf("%d command_refused lines for %d commands:\n%s\n%s", n, len(before)+len(between)+len(after), oldText, curText)
 	}
 	c.Stop()
 }

@@ -83,8 +83,9 @@ type ConfigSpec struct {
 	// the stack a client that can read the pages with ReadPagesWith).
 	HTTPTLSCertFile, HTTPTLSKeyFile, HTTPClientCAFile string
 	HTTPClientNames                                   []string
-	// LogLevel and LogFormat are log.level and log.format.
-	LogLevel, LogFormat string
+	// LogLevel, LogFormat and LogPath are log.level, log.format and
+	// log.path (empty: standard error, which Connector.Logs reads).
+	LogLevel, LogFormat, LogPath string
 }
 
 // KerberosSpec is domains[0].bind's Kerberos settings: principal,
@@ -258,6 +259,7 @@ type (
 	logSection struct {
 		Level  string `yaml:"level,omitempty"`
 		Format string `yaml:"format,omitempty"`
+		Path   string `yaml:"path,omitempty"`
 	}
 )
 
@@ -284,7 +286,7 @@ func (c ConfigSpec) YAML() ([]byte, error) {
 		Limits:  limits{PerUser: c.PerUser, MaxAttempts: c.MaxAttempts},
 		HTTP: httpSection{Listen: c.HTTPListen, TLSCertFile: c.HTTPTLSCertFile, TLSKeyFile: c.HTTPTLSKeyFile,
 			ClientCAFile: c.HTTPClientCAFile, ClientNames: c.HTTPClientNames},
-		Log: logSection{Level: c.LogLevel, Format: c.LogFormat},
+		Log: logSection{Level: c.LogLevel, Format: c.LogFormat, Path: c.LogPath},
 	}
 	var b bytes.Buffer
 	enc := yaml.NewEncoder(&b)
