@@ -6,22 +6,17 @@ package oncall
 
 import (
 	"context"
-	"errors"
 	"html"
 	"net/http"
 	"regexp"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/adwriteback/adwriteback/connector/app"
-	"github.com/adwriteback/adwriteback/connector/engine"
 	"github.com/adwriteback/adwriteback/integration/stack"
 	"github.com/adwriteback/adwriteback/relay/protocol"
 	"github.com/adwriteback/adwriteback/relay/sender"
-	"github.com/adwriteback/adwriteback/relay/transport"
 )
 
 // TestOnCallBackupDCDown: a connector configured with the test DC and a
@@ -82,36 +77,20 @@ func TestOnCallBackupDCDown(t *testing.T) {
 	}
 }
 
-// replyGate is a result reporter that fails while down: the reply queue
-// refusing every send, as when it is deleted or the send right revoked.
-type replyGate struct {
-	inner engine.Reporter
-	down  atomic.Bool
-}
-
-var errReplyQueueDown = errors.New("reply queue unavailable (test gate)")
-
-func (g *replyGate) Report(ctx context.Context, d *transport.Delivery, id string, body []byte) error {
-	if g.down.Load() {
-		return errReplyQueueDown
-	}
-	return g.inner.Report(ctx, d, id, body)
-}
+// entityDisabled is the AMQP condition Service Bus rejects a send to a
+// send-disabled entity with; the emulator's RefuseSends fault uses it.
+const entityDisabled = "com.microsoft:entity-disabled"
 
 // TestOnCallResultsUndeliverable: with results.undeliverable_after 2s,
-// a reply queue that refuses every result turns /readyz 503, naming
-// results, within that time of the first failed delivery; meanwhile the
-// delivered counter lags the decided one and the failures are counted.
-// Once results get out again, /readyz is 200.
+// a reply queue that refuses every result (the emulator rejects each
+// send to it, as Service Bus does when the queue's sending is disabled)
+// turns /readyz 503, naming results, within that time of the first failed
+// delivery; meanwhile the delivered counter lags the decided one and the
+// failures are counted. Once the queue takes results again, /readyz is 200.
 func TestOnCallResultsUndeliverable(t *testing.T) {
 	const after = 2 * time.Second
-	g := &replyGate{}
 	s := stack.New(t)
-	a := s.Start("a",
-		stack.Configure(func(c *stack.ConfigSpec) { c.UndeliverableAfter = after }),
-		stack.Deps(func(d *app.Deps) {
-			d.WrapReporter = func(r engine.Reporter) engine.Reporter { g.inner = r; return g }
-		}))
+	a := s.Start("a", stack.Configure(func(c *stack.ConfigSpec) { c.UndeliverableAfter = after }))
 	a.WaitReady(http.StatusOK)
 	snd := s.Sender()
 	nobody := func(pw string) sender.Request { // decided without a write: user_not_found
@@ -119,7 +98,15 @@ func TestOnCallResultsUndeliverable(t *testing.T) {
 			Actor: protocol.Actor{Kind: protocol.ActorAdmin, ID: "oncall"}}
 	}
 
-	g.down.Store(true)
+	refuse := func(on bool) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := s.Emu.RefuseSends(ctx, s.Replies, on); err != nil {
+			t.Fatalf("refuse sends to the reply queue %s (%v): %v", s.Replies, on, err)
+		}
+	}
+	refuse(true)
 	if _, err := snd.Client.Send(context.Background(), nobody("OnCall!Blocked.Queue1")); err != nil {
 		t.Fatal(err)
 	}
@@ -138,7 +125,7 @@ func TestOnCallResultsUndeliverable(t *testing.T) {
 	if waited := time.Since(firstFailure); waited > after+5*time.Second {
 		t.Errorf("/readyz turned 503 %s after the first failure, undeliverable_after is %s", waited, after)
 	}
-	if c := r.Check("results"); !strings.Contains(c.Detail, "undeliverable_after") || !strings.Contains(c.Detail, errReplyQueueDown.Error()) {
+	if c := r.Check("results"); !strings.Contains(c.Detail, "undeliverable_after") || !strings.Contains(c.Detail, entityDisabled) {
 		t.Errorf("results check detail %q: want the setting and the last error", c.Detail)
 	}
 	if crit := r.Critical(); len(crit) != 1 || crit[0] != "results" {
@@ -150,7 +137,11 @@ func TestOnCallResultsUndeliverable(t *testing.T) {
 		t.Errorf("decided %v, delivered %v: delivered must lag decided while results cannot get out", decided, delivered)
 	}
 
-	g.down.Store(false)
+	if qs, err := s.Emu.Queue(context.Background(), s.Replies); err != nil || qs.Stats.Refused < 1 {
+		t.Errorf("the emulator refused no send to the reply queue: %+v, %v", qs, err)
+	}
+
+	refuse(false)
 	snd.Do(nobody("OnCall!Open.Queue2"))
 	back := a.WaitReady(http.StatusOK)
 	if c := back.Check("results"); c == nil || c.Severity != "ok" {

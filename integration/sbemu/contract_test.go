@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
+	"github.com/Azure/go-amqp"
 
 	"github.com/adwriteback/adwriteback/integration/sbemu"
 	"github.com/adwriteback/adwriteback/integration/stack"
@@ -715,4 +716,84 @@ func TestMessageSizeEnforcedOnReceipt(t *testing.T) {
 	if qs.MaxMessageSize != 1<<20 || qs.Stats.TooLarge != 1 || qs.Stats.Enqueued != 2 {
 		t.Fatalf("cap %d, rejected as too large %d, enqueued %d; want 1 MB, 1, 2", qs.MaxMessageSize, qs.Stats.TooLarge, qs.Stats.Enqueued)
 	}
+}
+
+// TestRefuseSendsFault: while RefuseSends is on, a send to the queue fails at once with the
+// condition Service Bus gives for a send-disabled entity (a fatal error to the SDK, not
+// retried), nothing is enqueued and receiving is unaffected; once off, the same sender (its
+// link still attached) sends again.
+func TestRefuseSendsFault(t *testing.T) {
+	e := emulator(t)
+	q := newQueue(t, e, sbemu.QueueOptions{LockDuration: 5 * time.Second})
+	other := newQueue(t, e, sbemu.QueueOptions{LockDuration: 5 * time.Second})
+	c := newClient(t, e.ConnectionString())
+	s, err := c.NewSender(q, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close(context.Background())
+	if err := s.SendMessage(ctxT(t, 10*time.Second), &azservicebus.Message{Body: []byte("before")}, nil); err != nil {
+		t.Fatalf("send before the fault: %v", err)
+	}
+	if err := e.RefuseSends(context.Background(), q, true); err != nil {
+		t.Fatal(err)
+	}
+	if !queueState(t, e, q).RefuseSends {
+		t.Fatal("queue state does not show sends refused")
+	}
+	for i := 0; i < 2; i++ {
+		start := time.Now()
+		err := s.SendMessage(ctxT(t, 10*time.Second), &azservicebus.Message{Body: []byte("refused")}, nil)
+		var amqpErr *amqp.Error
+		if !errors.As(err, &amqpErr) || amqpErr.Condition != "com.microsoft:entity-disabled" {
+			t.Fatalf("send %d while refused: %v, want com.microsoft:entity-disabled", i, err)
+		}
+		if d := time.Since(start); d > 2*time.Second {
+			t.Errorf("send %d took %s: a refused send is fatal, not retried", i, d)
+		}
+	}
+	if err := s.SendMessageBatch(ctxT(t, 10*time.Second), mustBatch(t, s, "b1", "b2"), nil); err == nil {
+		t.Fatal("batch send while refused succeeded")
+	}
+	send(t, c, other, &azservicebus.Message{Body: []byte("elsewhere")}) // only q refuses
+	r, _ := c.NewReceiverForQueue(q, nil)
+	defer r.Close(context.Background())
+	m := receiveOne(t, r) // receiving is unaffected
+	if string(m.Body) != "before" {
+		t.Fatalf("received %q, want the message sent before the fault", m.Body)
+	}
+	if err := r.CompleteMessage(ctxT(t, 5*time.Second), m, nil); err != nil {
+		t.Fatal(err)
+	}
+	if qs := queueState(t, e, q); qs.Active != 0 || qs.Stats.Enqueued != 1 || qs.Stats.Refused != 3 {
+		t.Fatalf("while refused: active %d, enqueued %d, refused %d; want 0, 1, 3", qs.Active, qs.Stats.Enqueued, qs.Stats.Refused)
+	}
+
+	if err := e.RefuseSends(context.Background(), q, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SendMessage(ctxT(t, 10*time.Second), &azservicebus.Message{Body: []byte("after")}, nil); err != nil {
+		t.Fatalf("send after the fault: %v", err)
+	}
+	if m := receiveOne(t, r); string(m.Body) != "after" {
+		t.Fatalf("received %q after the fault, want after", m.Body)
+	}
+	var ce *sbemu.ControlError
+	if err := e.RefuseSends(context.Background(), "no-such-queue", true); !errors.As(err, &ce) || ce.Status != 404 {
+		t.Fatalf("refuse sends on a missing queue: %v, want 404", err)
+	}
+}
+
+func mustBatch(t *testing.T, s *azservicebus.Sender, bodies ...string) *azservicebus.MessageBatch {
+	t.Helper()
+	b, err := s.NewMessageBatch(ctxT(t, 10*time.Second), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, body := range bodies {
+		if err := b.AddMessage(&azservicebus.Message{Body: []byte(body)}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return b
 }

@@ -229,7 +229,8 @@ class Queue {
     this.consumers = new Set(); // sender links (client receivers)
     this.waiting = []; // held accept-next links
     this.dlq = isDLQ ? null : new Queue(name + '/$DeadLetterQueue', {}, true, this);
-    this.stats = { enqueued: 0, completed: 0, deadLettered: 0, duplicates: 0, expired: 0, tooLarge: 0 };
+    this.refuseSends = false; // fault: every transfer rejected, as a send-disabled entity does
+    this.stats = { enqueued: 0, completed: 0, deadLettered: 0, duplicates: 0, expired: 0, tooLarge: 0, refused: 0 };
   }
   describe() {
     return {
@@ -241,6 +242,7 @@ class Queue {
       scheduled: this.scheduled.size,
       waiting: this.waiting.length, consumers: this.consumers.size,
       deadLettered: this.dlq ? this.dlq.available.length + this.dlq.locked.size : 0,
+      refuseSends: this.refuseSends,
       stats: this.stats,
     };
   }
@@ -1088,6 +1090,7 @@ container.on('receiver_open', (ctx) => {
 // message, fully encoded, in one data section of its body; Service Bus enqueues them as
 // separate messages and ignores the envelope's own properties.
 const BATCH_FORMAT = 0x80013700;
+const ENTITY_DISABLED = 'com.microsoft:entity-disabled';
 function unbatch(buf) {
   const out = [];
   for (const s of splitSections(buf)) {
@@ -1120,6 +1123,15 @@ container.on('message', (ctx) => {
   }
   const q = link._sbTarget;
   if (!q) { d.reject({ condition: 'amqp:not-found', description: 'entity not found' }); return; }
+  if (q.refuseSends) {
+    // Service Bus rejects each transfer to a send-disabled entity (status Disabled or
+    // SendDisabled) with this condition and keeps the link attached; azservicebus classifies
+    // it as fatal: the send fails at once, not retried, and the next send uses the same link.
+    q.stats.refused++;
+    d.reject({ condition: ENTITY_DISABLED,
+      description: "Messaging entity '" + q.name + "' is currently disabled for Send operations. (fault injection)" });
+    return;
+  }
   // rhea hands over a message of another format undecoded (a Buffer)
   const format = ctx.format || 0;
   const size = Buffer.isBuffer(msg) ? msg.length : (msg._raw ? msg._raw.length : 0);
@@ -1349,6 +1361,9 @@ function readJSON(req) {
 //   POST /faults/drop-connections         -> {"dropped":N}
 //   POST /faults/detach-links?queue=Q     -> {"detached":N}
 //   POST /faults/expire-locks?queue=Q[&seq=N] -> {"expired":N}
+//   POST /faults/refuse-sends?queue=Q&on=1|0 -> {"queue":Q,"refuseSends":bool}: while on, every
+//                                           transfer to Q is rejected with com.microsoft:entity-disabled
+//                                           (links stay attached; receives are unaffected)
 //   POST /listener/stop                   -> stop accepting and drop all connections (state kept)
 //   POST /listener/start                  -> listen again on the same port
 //   POST /shutdown
@@ -1394,6 +1409,14 @@ async function handleControl(req, res) {
       const q = resolveEntity(url.searchParams.get('queue'));
       if (!q) return send(404, { error: 'no such queue' });
       return send(200, { expired: expireLocks(q, Number(url.searchParams.get('seq') || 0)) });
+    }
+    if (req.method === 'POST' && url.pathname === '/faults/refuse-sends') {
+      const q = resolveEntity(url.searchParams.get('queue'));
+      if (!q) return send(404, { error: 'no such queue' });
+      const on = url.searchParams.get('on');
+      if (on !== '1' && on !== '0') return send(400, { error: 'on must be 1 or 0' });
+      q.refuseSends = on === '1';
+      return send(200, { queue: q.name, refuseSends: q.refuseSends });
     }
     if (req.method === 'POST' && url.pathname === '/listener/stop') {
       await stopListeners();

@@ -553,7 +553,11 @@ type QueueState struct {
 		// TooLarge counts deliveries the emulator rejected as over the size cap (a sender
 		// that honours the attach's max-message-size never sends them).
 		TooLarge int `json:"tooLarge"`
+		// Refused counts transfers rejected while RefuseSends was on.
+		Refused int `json:"refused"`
 	} `json:"stats"`
+	// RefuseSends is whether sends to the queue are being refused (Emulator.RefuseSends).
+	RefuseSends bool `json:"refuseSends"`
 
 	// Deferred messages are set aside by defer and reached by sequence number; scheduled ones
 	// wait for their scheduled enqueue time.
@@ -629,6 +633,18 @@ func (e *Emulator) ExpireLocks(ctx context.Context, queue string) (int, error) {
 	var r struct{ Expired int }
 	err := e.control(ctx, http.MethodPost, "/faults/expire-locks?queue="+url.QueryEscape(queue), nil, &r)
 	return r.Expired, err
+}
+
+// RefuseSends turns on (or off) refusing sends to a queue as Service Bus does for an entity
+// whose sending is disabled: each transfer to it is rejected with com.microsoft:entity-disabled,
+// which azservicebus reports at once as a failed send (a fatal error, not retried); the link
+// stays attached, so sends succeed again as soon as it is turned off. Receiving is unaffected.
+func (e *Emulator) RefuseSends(ctx context.Context, queue string, on bool) error {
+	v := "0"
+	if on {
+		v = "1"
+	}
+	return e.control(ctx, http.MethodPost, "/faults/refuse-sends?queue="+url.QueryEscape(queue)+"&on="+v, nil, nil)
 }
 
 // StopListener stops accepting connections and drops existing ones; queues are kept, as a
