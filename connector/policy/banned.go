@@ -257,6 +257,15 @@ func (b *BannedList) insertGroup(run []keyEntry) {
 // ReadBannedList reads one term per line; blank lines and lines starting
 // with '#' are skipped. Errors name the line number, never the content.
 func ReadBannedList(r io.Reader) (*BannedList, error) {
+	return ReadBannedListMode(r, BannedStrict)
+}
+
+// ReadBannedListMode is ReadBannedList for a banned mode. In BannedEntra a
+// list is read as Entra's custom banned list: terms under
+// EntraMinTermLength characters are ignored (Entra does not match them),
+// terms over EntraMaxTermLength are refused, and so is a list of more than
+// EntraMaxCustomTerms terms.
+func ReadBannedListMode(r io.Reader, mode BannedMode) (*BannedList, error) {
 	var terms []string
 	lines := []int{}
 	sc := bufio.NewScanner(r)
@@ -273,6 +282,9 @@ func ReadBannedList(r io.Reader) (*BannedList, error) {
 	}
 	if err := sc.Err(); err != nil {
 		return nil, fmt.Errorf("policy: reading banned list: %w", err)
+	}
+	if mode == BannedEntra {
+		return entraTerms(terms, lines)
 	}
 	for i, t := range terms {
 		if n := utf8.RuneCountInString(t); n < MinBannedTermLength || n > MaxBannedTermLength {
@@ -411,7 +423,115 @@ func (b *BannedList) Match(password string) (string, bool) {
 	h.reset(mr.p)
 	mr.foreign, mr.last = b.foreignRunes(mr.p, fbuf[:])
 	mr.pre, mr.suf = b.gateGrams(&h, len(mr.p), gbuf[:])
+	mr.stop = func(int, int, int) bool { return true }
 	return mr.scan()
+}
+
+// BannedHit is one place a banned term matched: the term as listed, the
+// runes [Start, End) of the password it matched, and how.
+type BannedHit struct {
+	Term       string
+	Start, End int
+	How        MatchHow
+	name       bool // a name term (entra mode), not a list term
+	id         int  // the term's id in the list
+}
+
+// MatchHow is how a term matched: exact (case aside), after normalisation,
+// or within one edit after normalisation.
+type MatchHow string
+
+// The MatchHow values, part of the public API (result field matched_by).
+const (
+	MatchExact      MatchHow = "exact"
+	MatchNormalized MatchHow = "normalized"
+	MatchOneEdit    MatchHow = "one_edit"
+)
+
+// MatchAll returns every place a term matches, as Match defines a match
+// (every substring within edit distance 1 of a term after normalisation),
+// sorted by start, then end, then term. Its cost is that of a Match that
+// finds nothing: every probe is run.
+func (b *BannedList) MatchAll(password string) []BannedHit {
+	if b == nil || b.Len() == 0 {
+		return nil
+	}
+	var buf [64]rune
+	var fbuf [2 * 65]int32
+	var gbuf [8 * 65]bool
+	var h hasher
+	mr := matcher{b: b, h: &h}
+	mr.p = normalizeRunes(buf[:0], password)
+	h.reset(mr.p)
+	mr.foreign, mr.last = b.foreignRunes(mr.p, fbuf[:])
+	mr.pre, mr.suf = b.gateGrams(&h, len(mr.p), gbuf[:])
+	// A hit is packed as start<<48 | length<<32 | term id, so that sorting
+	// the packed values orders hits by start, then end, then term id.
+	pack := func(id, a, m int) uint64 { return uint64(a)<<48 | uint64(m)<<32 | uint64(id) }
+	var sbuf [64]uint64
+	seen := sbuf[:0]
+	mr.stop = func(id, a, m int) bool {
+		seen = append(seen, pack(id, a, m))
+		return false
+	}
+	mr.scan()
+	if len(seen) == 0 {
+		return nil
+	}
+	// The scan reports a substring whose edit is at one end of it as the
+	// substring without that end rune (see lookup): add those one longer.
+	var tb [MaxBannedTermLength + 1]rune
+	for _, k := range seen {
+		id, a, m := int(uint32(k)), int(k>>48), int(k>>32&0xffff)
+		if a+m >= len(mr.p) && a == 0 {
+			continue
+		}
+		t := b.normTerm(id, tb[:0])
+		if a > 0 && withinOne(mr.p[a-1:a+m], t) {
+			seen = append(seen, pack(id, a-1, m+1))
+		}
+		if a+m < len(mr.p) && withinOne(mr.p[a:a+m+1], t) {
+			seen = append(seen, pack(id, a, m+1))
+		}
+	}
+	slices.Sort(seen)
+	seen = slices.Compact(seen)
+	var rbuf [64]rune
+	raw := append(rbuf[:0], []rune(password)...)
+	hits := make([]BannedHit, len(seen))
+	for i, k := range seen {
+		id, a, m := int(uint32(k)), int(k>>48), int(k>>32&0xffff)
+		t := b.normTerm(id, tb[:0])
+		how := MatchOneEdit
+		if slices.Equal(mr.p[a:a+m], t) {
+			how = MatchNormalized
+			if foldEqual(raw[a:a+m], b.blob[b.offs[id]:b.offs[id+1]]) {
+				how = MatchExact
+			}
+		}
+		hits[i] = BannedHit{Term: b.term(id), Start: a, End: a + m, How: how, id: id}
+	}
+	return hits
+}
+
+// normTerm appends term id, normalised, to dst, without allocating.
+func (b *BannedList) normTerm(id int, dst []rune) []rune {
+	for _, r := range string(b.blob[b.offs[id]:b.offs[id+1]]) {
+		dst = append(dst, normalizeRune(r))
+	}
+	return dst
+}
+
+// foldEqual is strings.EqualFold of runes and UTF-8 bytes.
+func foldEqual(rs []rune, t []byte) bool {
+	i := 0
+	for _, r := range string(t) {
+		if i >= len(rs) || unicode.ToLower(rs[i]) != unicode.ToLower(r) {
+			return false
+		}
+		i++
+	}
+	return i == len(rs)
 }
 
 // matcher is one Match call's state: the normalised password, its hashes,
@@ -430,6 +550,9 @@ type matcher struct {
 	// lacks rune e-1-d.
 	pre, suf [4][]bool
 	q        probes
+	// stop is told of each verified match (term id, substring start and
+	// length) and says whether to end the scan.
+	stop func(id, a, m int) bool
 }
 
 // foreignRunes fills matcher.foreign and matcher.last for p, in fbuf when it
@@ -563,7 +686,7 @@ func (mr *matcher) add(a, m, j int) (string, bool) {
 
 // flush runs the queued probes and returns the first verified match.
 func (mr *matcher) flush() (string, bool) {
-	if id, ok := mr.b.run(&mr.q, mr.p); ok {
+	if id, ok := mr.b.run(&mr.q, mr.p, mr.stop); ok {
 		return mr.b.term(id), true
 	}
 	return "", false
@@ -590,8 +713,8 @@ func (q *probes) add(k uint64, a, m, del int) bool {
 }
 
 // run probes the batch in order and empties it; it returns the first
-// verified match.
-func (b *BannedList) run(q *probes, p []rune) (int, bool) {
+// verified match that stop accepts.
+func (b *BannedList) run(q *probes, p []rune, stop func(id, a, m int) bool) (int, bool) {
 	n := q.n
 	q.n = 0
 	for i := range n {
@@ -603,7 +726,8 @@ func (b *BannedList) run(q *probes, p []rune) (int, bool) {
 			continue
 		}
 		a, m, del := q.pos[i][0], q.pos[i][1], q.pos[i][2]
-		if id, ok := b.lookup(q.key[i], p[a:a+m], int(del), tbuf[:0]); ok {
+		sub := func(id int) bool { return stop(id, int(a), int(m)) }
+		if id, ok := b.lookup(q.key[i], p[a:a+m], int(del), tbuf[:0], sub); ok {
 			return id, true
 		}
 	}
@@ -615,7 +739,7 @@ func (b *BannedList) run(q *probes, p []rune) (int, bool) {
 // on a term without its rune i is distance 1 only when i == j (one
 // substitution); when i != j, any true match is also found by another probe
 // (see Match), so such entries are skipped unverified.
-func (b *BannedList) lookup(k uint64, s []rune, del int, tbuf []rune) (int, bool) {
+func (b *BannedList) lookup(k uint64, s []rune, del int, tbuf []rune, stop func(id int) bool) (int, bool) {
 	fp := k >> fpShift
 	for i := k & b.mask &^ (bucketSlots - 1); ; i = (i + 1) & b.mask {
 		e := b.slots[i]
@@ -632,7 +756,7 @@ func (b *BannedList) lookup(k uint64, s []rune, del int, tbuf []rune) (int, bool
 				continue
 			}
 			for _, id := range b.gids[g.start:b.groups[uint32(e)].start] {
-				if withinOne(s, normalizeRunes(tbuf[:0], b.term(int(id)))) {
+				if withinOne(s, normalizeRunes(tbuf[:0], b.term(int(id)))) && stop(int(id)) {
 					return int(id), true
 				}
 			}
@@ -642,7 +766,7 @@ func (b *BannedList) lookup(k uint64, s []rune, del int, tbuf []rune) (int, bool
 			continue
 		}
 		id := int(uint32(e)) - 1
-		if withinOne(s, normalizeRunes(tbuf[:0], b.term(id))) {
+		if withinOne(s, normalizeRunes(tbuf[:0], b.term(id))) && stop(id) {
 			return id, true
 		}
 	}
@@ -721,4 +845,25 @@ func mix(x uint64) uint64 {
 	x *= 0xc4ceb9fe1a85ec53
 	x ^= x >> 33
 	return x
+}
+
+// entraTerms builds an entra-mode list from terms read at lines.
+func entraTerms(terms []string, lines []int) (*BannedList, error) {
+	kept := terms[:0]
+	for i, t := range terms {
+		n := utf8.RuneCountInString(t)
+		if n < EntraMinTermLength {
+			continue
+		}
+		if n > EntraMaxTermLength {
+			return nil, fmt.Errorf("%w: line %d has %d characters; in entra mode a term has %d to %d (shorter ones are ignored)",
+				ErrBannedTerm, lines[i], n, EntraMinTermLength, EntraMaxTermLength)
+		}
+		kept = append(kept, t)
+	}
+	if len(kept) > EntraMaxCustomTerms {
+		return nil, fmt.Errorf("%w: %d terms; in entra mode the list holds at most %d, as Entra's custom banned list does",
+			ErrBannedTerm, len(kept), EntraMaxCustomTerms)
+	}
+	return NewBannedList(kept)
 }

@@ -79,17 +79,26 @@ func missPasswords(bl *BannedList, n, length int, chars string) []string {
 
 // BenchmarkCheck is the full check (lengths, complexity, names, and a
 // 1,000,000-term banned list) per password. Target: under 20 us/op.
-//   - mixed: realistic passwords, most of which hit the list (a hit ends the
-//     scan early);
+//   - mixed: realistic passwords, most of which hit the list;
 //   - miss-N: N-character random passwords (letters, digits, symbols) that
 //     hit nothing, so the scan runs to the end;
 //   - worst-N: N-character passwords of runes that the terms use, but
 //     rarely, and that hit nothing: no pruning, no early end, every
 //     substring and deletion probed: the worst case for that length.
+//
+// Each runs in both banned modes (strict/..., entra/...): the checks find
+// every match either way; entra also scores them and matches the names.
 func BenchmarkCheck(b *testing.B) {
+	for _, mode := range []BannedMode{BannedStrict, BannedEntra} {
+		b.Run(string(mode), func(b *testing.B) { benchmarkCheck(b, mode) })
+	}
+}
+
+func benchmarkCheck(b *testing.B, mode BannedMode) {
 	bl, heap := bannedForBench()
-	p := Policy{MinLength: 12, ComplexityEnabled: true, OrgMinLength: 14, Banned: bl}
-	u := User{SAMAccountName: "ehagens", DisplayName: "Erin M. Hagens"}
+	p := Policy{MinLength: 12, ComplexityEnabled: true, OrgMinLength: 14, Banned: bl,
+		BannedMode: mode, TenantName: "Contoso"}
+	u := User{SAMAccountName: "ehagens", DisplayName: "Erin M. Hagens", FirstName: "Erin", LastName: "Hagens"}
 	run := func(b *testing.B, pws []string) {
 		if len(pws) == 0 {
 			b.Skip("no password of this kind misses the list in 200,000 tries")

@@ -35,6 +35,13 @@ type Policy struct {
 	OrgMinLength int
 	// Banned is the organisation's banned-word list; nil switches it off.
 	Banned *BannedList
+	// BannedMode is how the banned list decides: BannedStrict ("" too) or
+	// BannedEntra.
+	BannedMode BannedMode
+	// TenantName is matched as a substring in entra mode, like the user's
+	// first and last names; "" switches it off (Entra's DC agent does not
+	// match it on premises).
+	TenantName string
 	// Breached is the breached-password list; nil switches it off.
 	Breached BreachChecker
 }
@@ -54,6 +61,10 @@ func (p *Policy) EffectiveMaxLength() int {
 type User struct {
 	SAMAccountName string
 	DisplayName    string
+	// FirstName and LastName are givenName and sn, matched as substrings in
+	// the entra banned mode.
+	FirstName string
+	LastName  string
 	// PwdLastSet is when the password was last set; the zero time means never
 	// (or pwdLastSet=0, "must change at next logon").
 	PwdLastSet time.Time
@@ -100,10 +111,9 @@ func Check(p Policy, u User, password string) ([]Violation, error) {
 	// The banned-list scan costs O(n) probes per term length: a password
 	// already refused for its length (over 256 by default) is not scanned,
 	// so that an oversized input cannot cost more than a normal check.
-	if p.Banned != nil && n <= p.EffectiveMaxLength() {
-		if term, ok := p.Banned.Match(password); ok {
-			vs = append(vs, Violation{Rule: RuleBanned, Token: term,
-				Message: fmt.Sprintf("banned: contains a banned word or a close variant of it (%q)", term)})
+	if (p.Banned != nil || p.BannedMode == BannedEntra) && n <= p.EffectiveMaxLength() {
+		if v, bad := checkBanned(p, u, password); bad {
+			vs = append(vs, v)
 		}
 	}
 	var err error

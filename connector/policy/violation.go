@@ -42,20 +42,31 @@ type Violation struct {
 	Token string
 	// NotBefore is the earliest time a change is allowed (min_age).
 	NotBefore time.Time
+	// Matches names every matched term and how it matched (banned); Token
+	// is the first. Mode is the banned mode; in entra mode, Score is the
+	// password's points and ScoreNeeded the points it needs.
+	Matches     []BannedMatch
+	Mode        BannedMode
+	Score       int
+	ScoreNeeded int
 }
 
 // MarshalJSON writes the rule, the message and only the fields the rule uses,
 // with snake_case names.
 func (v Violation) MarshalJSON() ([]byte, error) {
 	type out struct {
-		Rule      Rule        `json:"rule"`
-		Message   string      `json:"message"`
-		Required  *int        `json:"required,omitempty"`
-		Got       *int        `json:"got,omitempty"`
-		Found     *[]Category `json:"found,omitempty"`
-		Missing   *[]Category `json:"missing,omitempty"`
-		Token     string      `json:"token,omitempty"`
-		NotBefore *time.Time  `json:"not_before,omitempty"`
+		Rule        Rule          `json:"rule"`
+		Message     string        `json:"message"`
+		Required    *int          `json:"required,omitempty"`
+		Got         *int          `json:"got,omitempty"`
+		Found       *[]Category   `json:"found,omitempty"`
+		Missing     *[]Category   `json:"missing,omitempty"`
+		Token       string        `json:"token,omitempty"`
+		NotBefore   *time.Time    `json:"not_before,omitempty"`
+		Mode        BannedMode    `json:"mode,omitempty"`
+		Matches     []BannedMatch `json:"matches,omitempty"`
+		Score       *int          `json:"score,omitempty"`
+		ScoreNeeded *int          `json:"score_needed,omitempty"`
 	}
 	o := out{Rule: v.Rule, Message: v.Message, Token: v.Token}
 	switch v.Rule {
@@ -65,6 +76,11 @@ func (v Violation) MarshalJSON() ([]byte, error) {
 		o.Required, o.Got = &v.Required, &v.Got
 		found, missing := nonNil(v.Found), nonNil(v.Missing)
 		o.Found, o.Missing = &found, &missing
+	case RuleBanned:
+		o.Mode, o.Matches = v.Mode, v.Matches
+		if v.Mode == BannedEntra {
+			o.Score, o.ScoreNeeded = &v.Score, &v.ScoreNeeded
+		}
 	case RuleMinAge:
 		if !v.NotBefore.IsZero() {
 			t := v.NotBefore.UTC()
