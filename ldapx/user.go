@@ -50,6 +50,8 @@ type User struct {
 	SAMAccountName     string
 	UserPrincipalName  string
 	DisplayName        string
+	GivenName          string // givenName and sn: the entra banned mode's name terms
+	Surname            string
 	UserAccountControl uint32
 	AdminCount         int
 	PwdLastSet         time.Time // zero when 0 (must change) or never set
@@ -98,7 +100,7 @@ func (u *User) NormalAccount() bool {
 func (u *User) Protected() bool { return u.AdminCount == 1 }
 
 var userAttributes = []string{
-	"objectGUID", "objectSid", "sAMAccountName", "userPrincipalName", "displayName", "userAccountControl",
+	"objectGUID", "objectSid", "sAMAccountName", "userPrincipalName", "displayName", "givenName", "sn", "userAccountControl",
 	"adminCount", "pwdLastSet", "lockoutTime", "msDS-ResultantPSO", "replPropertyMetaData",
 }
 
@@ -208,6 +210,8 @@ func userFromEntry(e *ldap.Entry, dc string) (*User, error) {
 		SAMAccountName:    e.GetAttributeValue("sAMAccountName"),
 		UserPrincipalName: e.GetAttributeValue("userPrincipalName"),
 		DisplayName:       e.GetAttributeValue("displayName"),
+		GivenName:         e.GetAttributeValue("givenName"),
+		Surname:           e.GetAttributeValue("sn"),
 		ResultantPSO:      e.GetAttributeValue("msDS-ResultantPSO"),
 		DC:                dc,
 	}

@@ -21,6 +21,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/adwriteback/adwriteback/connector/policy"
+
 	"github.com/jonboulle/clockwork"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
@@ -249,7 +251,7 @@ func (a *App) buildDomains(deps Deps) ([]*engine.Domain, error) {
 		a.closers = append(a.closers, cl.Close)
 		ed := &engine.Domain{Name: d.Name, UPNSuffixes: d.UPNSuffixes, Dir: timedDir{cl, a.Metrics, deps.Clock}, ScopeOUs: d.Scope.OUs,
 			ExcludeGroups: d.Scope.ExcludeGroups, Tier0Groups: d.Scope.Tier0Groups, AllowProtected: d.Scope.AllowProtected,
-			OrgMinLength: d.OrgPolicy.MinLength}
+			OrgMinLength: d.OrgPolicy.MinLength, BannedMode: policy.BannedMode(d.OrgPolicy.BannedMode), TenantName: d.OrgPolicy.TenantName}
 		banned, idx, err := OrgExtras(d)
 		if err != nil {
 			return nil, err

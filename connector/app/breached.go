@@ -41,7 +41,12 @@ func OrgExtras(d *config.Domain) (*policy.BannedList, *breach.Index, error) {
 		if err != nil {
 			return nil, nil, fmt.Errorf("domain %s banned words: %w", d.Name, err)
 		}
-		banned, err = policy.ReadBannedList(f)
+		mode, err := policy.ParseBannedMode(d.OrgPolicy.BannedMode)
+		if err != nil {
+			f.Close()
+			return nil, nil, fmt.Errorf("domain %s banned words: %w", d.Name, err)
+		}
+		banned, err = policy.ReadBannedListMode(f, mode)
 		f.Close()
 		if err != nil {
 			return nil, nil, fmt.Errorf("domain %s banned words: %w", d.Name, err)

@@ -74,6 +74,10 @@ type checkFlags struct {
 	sam          string
 	displayName  string
 	banned       string
+	bannedMode   string
+	firstName    string
+	lastName     string
+	tenantName   string
 	breached     string
 	jsonOut      bool
 	config       string
@@ -90,6 +94,10 @@ func newCheckFlags(out io.Writer) *checkFlags {
 	f.fs.StringVar(&f.sam, "sam", "", "the user's sAMAccountName, for the account-name rule")
 	f.fs.StringVar(&f.displayName, "display-name", "", "the user's displayName, for the display-name rule")
 	f.fs.StringVar(&f.banned, "banned", "", "banned-word list `FILE` (one term per line, 4 to 63 characters, # comments)")
+	f.fs.StringVar(&f.bannedMode, "banned-mode", "", "how the banned list decides: strict (any term within one edit refuses) or entra (as Entra Password Protection: a score of 5 needed); default strict, or the config's org_policy.banned_mode with --config")
+	f.fs.StringVar(&f.firstName, "first-name", "", "the user's givenName, matched in entra mode")
+	f.fs.StringVar(&f.lastName, "last-name", "", "the user's sn, matched in entra mode")
+	f.fs.StringVar(&f.tenantName, "tenant-name", "", "the tenant name, matched in entra mode")
 	f.fs.StringVar(&f.breached, "breached", "", "breached-password `INDEX` made by 'policy build-breached'")
 	f.fs.BoolVar(&f.jsonOut, "json", false, `print {"ok": bool, "violations": [...]} as JSON`)
 	f.fs.StringVar(&f.config, "config", "", "connector config `FILE`: read the live effective policy of --user from AD (domain or PSO, plus the org rules of the config)")
@@ -109,11 +117,20 @@ func policyCheck(ctx context.Context, env *Env, args []string) error {
 	if f.minLength < 0 || f.orgMinLength < 0 {
 		return Usage("policy check: lengths must not be negative")
 	}
+	if _, err := policy.ParseBannedMode(f.bannedMode); err != nil {
+		return Usage("policy check: --banned-mode: %v", err)
+	}
 	p, who, cleanup, err := f.basePolicy(ctx, env)
 	if err != nil {
 		return err
 	}
 	defer cleanup()
+	if f.bannedMode != "" {
+		p.BannedMode = policy.BannedMode(f.bannedMode)
+	}
+	if p.BannedMode == "" {
+		p.BannedMode = policy.BannedStrict
+	}
 	closeBreached, err := f.addLists(&p)
 	if err != nil {
 		return err
@@ -128,7 +145,7 @@ func policyCheck(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return &ExitError{Code: ExitPolicyUnchecked, Err: fmt.Errorf("policy check: %w", err)}
 	}
-	if err := f.writeVerdict(env.Stdout, vs); err != nil {
+	if err := f.writeVerdict(env.Stdout, p.BannedMode, vs); err != nil {
 		return err
 	}
 	if len(vs) > 0 {
@@ -144,7 +161,8 @@ func (f *checkFlags) basePolicy(ctx context.Context, env *Env) (p policy.Policy,
 		return livePolicy(ctx, env, f.config, f.user, f.domain)
 	}
 	p = policy.Policy{MinLength: f.minLength, OrgMinLength: f.orgMinLength, ComplexityEnabled: f.complexity}
-	who = policy.User{SAMAccountName: f.sam, DisplayName: f.displayName}
+	p.TenantName = f.tenantName
+	who = policy.User{SAMAccountName: f.sam, DisplayName: f.displayName, FirstName: f.firstName, LastName: f.lastName}
 	return p, who, func() {}, nil
 }
 
@@ -156,7 +174,8 @@ func (f *checkFlags) addLists(p *policy.Policy) (closeBreached func(), err error
 		if err != nil {
 			return nil, Usage("policy check: --banned: %v", err)
 		}
-		bl, err := policy.ReadBannedList(fh)
+		mode, _ := policy.ParseBannedMode(f.bannedMode)
+		bl, err := policy.ReadBannedListMode(fh, mode)
 		fh.Close()
 		if err != nil {
 			return nil, Usage("policy check: --banned %s: %v", f.banned, err)
@@ -176,12 +195,13 @@ func (f *checkFlags) addLists(p *policy.Policy) (closeBreached func(), err error
 
 // writeVerdict writes the verdict: the violations' messages (or that there are
 // none), or with --json the verdict as one JSON object.
-func (f *checkFlags) writeVerdict(w io.Writer, vs []policy.Violation) error {
+func (f *checkFlags) writeVerdict(w io.Writer, mode policy.BannedMode, vs []policy.Violation) error {
 	if f.jsonOut {
 		out := struct {
 			OK         bool               `json:"ok"`
+			BannedMode policy.BannedMode  `json:"banned_mode"`
 			Violations []policy.Violation `json:"violations"`
-		}{OK: len(vs) == 0, Violations: append([]policy.Violation{}, vs...)}
+		}{OK: len(vs) == 0, BannedMode: mode, Violations: append([]policy.Violation{}, vs...)}
 		b, err := json.Marshal(out)
 		if err != nil {
 			return fmt.Errorf("policy check: %w", err)

@@ -69,11 +69,13 @@ func livePolicy(ctx context.Context, env *Env, cfgPath, userArg, domainArg strin
 		src = eff.PSO
 	}
 	fmt.Fprintf(env.Stderr, "policy of %s (%s) from %s: min length %d, complexity %v\n", u.SAMAccountName, u.DN, src, eff.MinLength, eff.Complexity)
-	dom := &engine.Domain{OrgMinLength: d.OrgPolicy.MinLength, Banned: banned}
+	dom := &engine.Domain{OrgMinLength: d.OrgPolicy.MinLength, Banned: banned,
+		BannedMode: policy.BannedMode(d.OrgPolicy.BannedMode), TenantName: d.OrgPolicy.TenantName}
 	if idx != nil {
 		dom.Breached = idx
 	}
-	return engine.LocalPolicy(dom, eff), policy.User{SAMAccountName: u.SAMAccountName, DisplayName: u.DisplayName, PwdLastSet: u.PwdLastSet}, cleanup, nil
+	return engine.LocalPolicy(dom, eff), policy.User{SAMAccountName: u.SAMAccountName, DisplayName: u.DisplayName,
+		FirstName: u.GivenName, LastName: u.Surname, PwdLastSet: u.PwdLastSet}, cleanup, nil
 }
 
 // pickDomain routes ref to a configured domain the way the engine routes

@@ -206,3 +206,58 @@ func TestPolicyHelp(t *testing.T) {
 		t.Errorf("exit %d, help %q", code, out)
 	}
 }
+
+func TestPolicyCheckBannedMode(t *testing.T) {
+	dir := t.TempDir()
+	banned := filepath.Join(dir, "banned.txt")
+	os.WriteFile(banned, []byte("contoso\nblank\nblue\nxy\n"), 0o600)
+	type out struct {
+		OK         bool   `json:"ok"`
+		BannedMode string `json:"banned_mode"`
+		Violations []struct {
+			Rule    string `json:"rule"`
+			Message string `json:"message"`
+			Mode    string `json:"mode"`
+			Matches []struct {
+				Term string `json:"term"`
+				How  string `json:"how"`
+			} `json:"matches"`
+			Score       *int `json:"score"`
+			ScoreNeeded *int `json:"score_needed"`
+		} `json:"violations"`
+	}
+	run := func(pw string, args ...string) (int, out) {
+		t.Helper()
+		code, stdout, errs := runPolicy(t, pw+"\n", append([]string{"check", "--json", "--complexity=false", "--min-length", "0", "--banned", banned}, args...)...)
+		var o out
+		if err := json.Unmarshal([]byte(stdout), &o); err != nil {
+			t.Fatalf("%q %q", stdout, errs)
+		}
+		return code, o
+	}
+	// Strict: a 2-character term is an error; entra ignores it.
+	if code, _, errs := runPolicy(t, "x\n", "check", "--banned", banned); code != 2 || !strings.Contains(errs, "line 4") {
+		t.Fatalf("strict with a short term: exit %d %q", code, errs)
+	}
+	code, o := run("Fable9!xq", "--banned-mode", "entra")
+	if code != 0 || !o.OK || o.BannedMode != "entra" {
+		t.Fatalf("entra Fable9!xq: exit %d %+v", code, o)
+	}
+	code, o = run("C0ntos0Blank12", "--banned-mode", "entra")
+	if code != 1 || len(o.Violations) != 1 {
+		t.Fatalf("entra: exit %d %+v", code, o)
+	}
+	v := o.Violations[0]
+	if v.Mode != "entra" || *v.Score != 4 || *v.ScoreNeeded != 5 || len(v.Matches) != 2 ||
+		v.Matches[0].Term != "contoso" || v.Matches[1].Term != "blank" ||
+		v.Message != "banned: contains 'contoso' and 'blank'; add 1 more character" {
+		t.Fatalf("entra violation %+v", v)
+	}
+	code, o = run("Harbour-P0int", "--banned-mode", "entra", "--first-name", "Point")
+	if code != 1 || len(o.Violations) != 1 || o.Violations[0].Matches[0].Term != "Point" {
+		t.Fatalf("entra first name: exit %d %+v", code, o)
+	}
+	if code, _, errs := runPolicy(t, "x\n", "check", "--banned-mode", "loose"); code != 2 || !strings.Contains(errs, "--banned-mode") {
+		t.Fatalf("bad mode: exit %d %q", code, errs)
+	}
+}

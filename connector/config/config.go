@@ -144,7 +144,14 @@ type Scope struct {
 type OrgPolicy struct {
 	MinLength       int    `yaml:"min_length"`
 	BannedWordsFile string `yaml:"banned_words_file"`
-	BreachedIndex   string `yaml:"breached_index"`
+	// BannedMode is how the banned list decides: strict (any term within
+	// one edit anywhere refuses) or entra (as Entra Password Protection:
+	// a 5-point score, names and tenant name matched).
+	BannedMode string `yaml:"banned_mode"`
+	// TenantName is matched like the user's names in entra mode; "" (the
+	// DC agent's behaviour on premises) matches none.
+	TenantName    string `yaml:"tenant_name"`
+	BreachedIndex string `yaml:"breached_index"`
 }
 
 // Queue is the Service Bus source.

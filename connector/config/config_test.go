@@ -212,3 +212,32 @@ func TestLogPath(t *testing.T) {
 		}
 	}
 }
+
+func TestOrgPolicyBannedMode(t *testing.T) {
+	dir := files(t)
+	c, err := Parse([]byte(minimal(dir)), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := c.Domains[0].OrgPolicy.BannedMode; m != "strict" {
+		t.Fatalf("default banned_mode %q, want strict", m)
+	}
+	withMode := func(mode string) string {
+		return strings.Replace(minimal(dir), `      ous: ["OU=Managed,DC=adw,DC=test"]`,
+			`      ous: ["OU=Managed,DC=adw,DC=test"]
+    org_policy:
+      banned_mode: `+mode+`
+      tenant_name: Contoso`, 1)
+	}
+	c, err = Parse([]byte(withMode("entra")), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if op := c.Domains[0].OrgPolicy; op.BannedMode != "entra" || op.TenantName != "Contoso" {
+		t.Fatalf("org_policy %+v", op)
+	}
+	_, err = Parse([]byte(withMode("loose")), nil)
+	if want := `domains[0].org_policy.banned_mode: "loose": want strict or entra`; !strings.Contains(fmt.Sprint(err), want) {
+		t.Fatalf("error %v, want %q", err, want)
+	}
+}

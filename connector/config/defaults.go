@@ -19,7 +19,8 @@ func Defaults() Config {
 		Domains: []*Domain{{
 			PoolSize: ldapx.DefaultPoolSize, DialTimeout: ldapx.DefaultDialTimeout, OpTimeout: ldapx.DefaultOpTimeout,
 			PolicyRefresh: ldapx.DefaultPolicyRefresh, DCProbeInterval: ldapx.DefaultProbeInterval,
-			Bind: Bind{Method: BindSimple},
+			Bind:      Bind{Method: BindSimple},
+			OrgPolicy: OrgPolicy{BannedMode: "strict"},
 		}},
 		Queue: Queue{
 			Auth: "connection_string", Transport: "amqp",

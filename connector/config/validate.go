@@ -153,6 +153,9 @@ func (d *Domain) validate(p string, add addFunc, env Env) {
 		add(p+".org_policy.min_length", "must be between 0 and 256")
 	}
 	fileMustExist(p+".org_policy.banned_words_file", d.OrgPolicy.BannedWordsFile, add)
+	if m := d.OrgPolicy.BannedMode; m != "strict" && m != "entra" {
+		add(p+".org_policy.banned_mode", "%q: want strict or entra", m)
+	}
 	fileMustExist(p+".org_policy.breached_index", d.OrgPolicy.BreachedIndex, add)
 }
 

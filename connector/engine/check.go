@@ -44,7 +44,7 @@ func (e *Engine) checkPolicy(ctx context.Context, c *command) *outcome {
 	c.pol = pol
 	u := c.user
 	vs, err := policy.Check(LocalPolicy(c.dom, pol), policy.User{SAMAccountName: u.SAMAccountName,
-		DisplayName: u.DisplayName, PwdLastSet: u.PwdLastSet}, c.newPassword())
+		DisplayName: u.DisplayName, FirstName: u.GivenName, LastName: u.Surname, PwdLastSet: u.PwdLastSet}, c.newPassword())
 	if err != nil {
 		return stop(protocol.CodeTransient, "policy check: "+err.Error())
 	}
@@ -96,5 +96,6 @@ func LocalPolicy(dom *Domain, p *ldapx.Policy) policy.Policy {
 		MinLength: p.MinLength, ComplexityEnabled: p.Complexity, HistoryLength: p.HistoryLength,
 		MinAge: p.MinAge, MaxAge: p.MaxAge,
 		OrgMinLength: dom.OrgMinLength, Banned: lists.Banned, Breached: lists.Breached,
+		BannedMode: dom.BannedMode, TenantName: dom.TenantName,
 	}
 }

@@ -70,6 +70,9 @@ type Domain struct {
 	AllowProtected bool
 	// Org extras on top of AD's policy.
 	OrgMinLength int
+	// BannedMode and TenantName: see policy.Policy.
+	BannedMode policy.BannedMode
+	TenantName string
 	// Banned and Breached are the lists it starts with (SetOrgLists
 	// replaces them while running).
 	Banned   *policy.BannedList

@@ -220,6 +220,18 @@ func wireViolation(v policy.Violation) protocol.Violation {
 		f["found"], f["missing"] = joinCats(v.Found), joinCats(v.Missing)
 	case policy.RuleContainsAccountName, policy.RuleContainsDisplayName:
 		f["token"] = v.Token
+	case policy.RuleBanned:
+		terms, hows := make([]string, len(v.Matches)), make([]string, len(v.Matches))
+		for i, m := range v.Matches {
+			terms[i], hows[i] = m.Term, string(m.How)
+		}
+		f["terms"], f["matched_by"] = strings.Join(terms, ","), strings.Join(hows, ",")
+		if v.Mode != "" {
+			f["banned_mode"] = string(v.Mode)
+		}
+		if v.Mode == policy.BannedEntra {
+			f["score"], f["score_needed"] = v.Score, v.ScoreNeeded
+		}
 	case policy.RuleMinAge:
 		if !v.NotBefore.IsZero() {
 			f["not_before"] = v.NotBefore.UTC().Format(time.RFC3339)
