@@ -40,6 +40,9 @@ type ConfigSpec struct {
 	PoolSize int
 	// MinLength is domains[0].org_policy.min_length.
 	MinLength int
+	// BannedWordsFile, BannedMode and TenantName are domains[0].org_policy's
+	// banned_words_file, banned_mode and tenant_name ("": the default).
+	BannedWordsFile, BannedMode, TenantName string
 
 	// Queue, ConnectionStringFile, Concurrency and ShutdownGrace are
 	// queue.name, .connection_string_file, .concurrency and .shutdown_grace.
@@ -201,7 +204,10 @@ type (
 		Tier0Groups   []string `yaml:"tier0_groups,omitempty"`
 	}
 	orgPolicy struct {
-		MinLength int `yaml:"min_length,omitempty"`
+		MinLength       int    `yaml:"min_length,omitempty"`
+		BannedWordsFile string `yaml:"banned_words_file,omitempty"`
+		BannedMode      string `yaml:"banned_mode,omitempty"`
+		TenantName      string `yaml:"tenant_name,omitempty"`
 	}
 	queueSection struct {
 		Name                 string        `yaml:"name"`
@@ -275,7 +281,8 @@ func (c ConfigSpec) YAML() ([]byte, error) {
 			Scope:       scope{OUs: c.OUs, ExcludeGroups: c.ExcludeGroups, Tier0Groups: c.Tier0Groups},
 			DialTimeout: c.DialTimeout, PoolSize: c.PoolSize,
 			OpTimeout: c.OperationTimeout,
-			OrgPolicy: orgPolicy{MinLength: c.MinLength},
+			OrgPolicy: orgPolicy{MinLength: c.MinLength, BannedWordsFile: c.BannedWordsFile,
+				BannedMode: c.BannedMode, TenantName: c.TenantName},
 		}},
 		Queue:   c.queueSection(),
 		Results: results{ReplyQueue: c.ReplyQueue, AccountCodes: c.AccountCodes, UndeliverableAfter: c.UndeliverableAfter},
