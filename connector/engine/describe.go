@@ -66,6 +66,12 @@ func WirePolicy(p policy.Policy, fineGrained bool, pwdLastSet, now time.Time) *p
 		MinAge: seconds(p.MinAge), MaxAge: seconds(p.MaxAge), Source: protocol.SourceDomain,
 		Org: protocol.OrgPolicy{MinLength: clampCount(p.OrgMinLength), Banned: p.Banned != nil, Breached: p.Breached != nil},
 	}
+	if w.Org.Banned {
+		w.Org.BannedMode = protocol.BannedStrict
+		if p.BannedMode == policy.BannedEntra {
+			w.Org.BannedMode = protocol.BannedEntra
+		}
+	}
 	if w.Complexity {
 		w.ComplexityRule = ComplexityRule()
 	}

@@ -29,7 +29,9 @@ func TestDescribeAnswersTheDomainPolicy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := newRig(t, func(_ *Config, d *Domain) { d.OrgMinLength, d.Banned, d.Breached = 14, banned, staticBreach{} })
+	r := newRig(t, func(_ *Config, d *Domain) {
+		d.OrgMinLength, d.Banned, d.Breached, d.BannedMode = 14, banned, staticBreach{}, policy.BannedEntra
+	})
 	r.dir.pol.MaxAge = 42 * 24 * time.Hour
 	d := r.build(describeReq("alice"))
 	wantAction(t, r.handle(d), transport.Complete())
@@ -38,7 +40,7 @@ func TestDescribeAnswersTheDomainPolicy(t *testing.T) {
 		t.Fatalf("result %+v", res.Result)
 	}
 	want := protocol.Policy{MinLength: 12, MaxLength: 256, Complexity: true, ComplexityRule: ComplexityRule(), HistoryLength: 24,
-		MinAge: 86400, MaxAge: 42 * 86400, Source: protocol.SourceDomain, Org: protocol.OrgPolicy{MinLength: 14, Banned: true, Breached: true}}
+		MinAge: 86400, MaxAge: 42 * 86400, Source: protocol.SourceDomain, Org: protocol.OrgPolicy{MinLength: 14, Banned: true, BannedMode: protocol.BannedEntra, Breached: true}}
 	if res.Policy == nil || *res.Policy != want {
 		t.Fatalf("policy %+v, want %+v", res.Policy, want)
 	}

@@ -81,6 +81,9 @@ type OrgPolicy struct {
 	MinLength int `json:"minLength"`
 	// Banned: a banned-word list is checked.
 	Banned bool `json:"banned"`
+	// BannedMode is how the banned list decides, with Banned only:
+	// BannedStrict or BannedEntra ("": not said).
+	BannedMode string `json:"bannedMode,omitempty"`
 	// Breached: a breached-password list is checked.
 	Breached bool `json:"breached"`
 }
@@ -89,7 +92,7 @@ type OrgPolicy struct {
 var policySchema = schema{
 	"policy": keys("minLength", "maxLength", "complexity", "complexityRule", "historyLength", "minAge", "maxAge",
 		"nextChangeAt", "source", "org"),
-	"org": keys("minLength", "banned", "breached"),
+	"org": keys("minLength", "banned", "bannedMode", "breached"),
 }
 
 // Bounds of the policy's numbers: generous, so that whatever a directory
@@ -150,8 +153,21 @@ func (p *Policy) validate() error {
 	if p.Source != SourceDomain && p.Source != SourceFineGrained {
 		return invalid("policy.source", "must be domain or fine_grained")
 	}
+	switch {
+	case p.Org.BannedMode == "":
+	case !p.Org.Banned:
+		return invalid("policy.org.bannedMode", "only allowed with banned")
+	case p.Org.BannedMode != BannedStrict && p.Org.BannedMode != BannedEntra:
+		return invalid("policy.org.bannedMode", "must be strict or entra")
+	}
 	return nil
 }
+
+// The policy's org.bannedMode values (PROTOCOL.md §7.3).
+const (
+	BannedStrict = "strict"
+	BannedEntra  = "entra"
+)
 
 // ValidFor checks what the result of a command with op must carry beyond
 // Validate: a succeeded describe carries a Policy, and a result of any

@@ -49,7 +49,7 @@ func describeResult() protocol.Result {
 		Policy: &protocol.Policy{
 			MinLength: 16, MaxLength: 256, Complexity: true, ComplexityRule: "3 of 5 character categories",
 			HistoryLength: 24, MinAge: 86400, MaxAge: 0, NextChangeAt: &next, Source: protocol.SourceFineGrained,
-			Org: protocol.OrgPolicy{MinLength: 12, Banned: true},
+			Org: protocol.OrgPolicy{MinLength: 12, Banned: true, BannedMode: protocol.BannedEntra},
 		},
 		ReceivedAt: protocol.At(testNow), CompletedAt: protocol.At(testNow.Add(time.Millisecond)),
 	}
