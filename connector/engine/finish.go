@@ -210,6 +210,9 @@ func dcHost(dc string) string {
 	return u.Hostname()
 }
 
+// maxWireFieldBytes is the protocol's bound on a violation's string field.
+const maxWireFieldBytes = 256
+
 func wireViolation(v policy.Violation) protocol.Violation {
 	f := map[string]any{}
 	switch v.Rule {
@@ -221,11 +224,22 @@ func wireViolation(v policy.Violation) protocol.Violation {
 	case policy.RuleContainsAccountName, policy.RuleContainsDisplayName:
 		f["token"] = v.Token
 	case policy.RuleBanned:
-		terms, hows := make([]string, len(v.Matches)), make([]string, len(v.Matches))
-		for i, m := range v.Matches {
-			terms[i], hows[i] = m.Term, string(m.How)
+		// A field holds at most 256 bytes: the terms that do not fit are
+		// counted in terms_more, with those the violation did not name.
+		var terms, hows []string
+		n, more := 0, v.MoreMatches
+		for _, m := range v.Matches {
+			if n+len(m.Term)+1 > maxWireFieldBytes {
+				more++
+				continue
+			}
+			n += len(m.Term) + 1
+			terms, hows = append(terms, m.Term), append(hows, string(m.How))
 		}
 		f["terms"], f["matched_by"] = strings.Join(terms, ","), strings.Join(hows, ",")
+		if more > 0 {
+			f["terms_more"] = more
+		}
 		if v.Mode != "" {
 			f["banned_mode"] = string(v.Mode)
 		}

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/adwriteback/adwriteback/connector/policy"
@@ -31,5 +32,31 @@ func TestWireViolationBanned(t *testing.T) {
 	w = wireViolation(vs[0])
 	if w.Fields["terms"] != "contoso,blank" || w.Fields["banned_mode"] != "strict" || w.Fields["score"] != nil {
 		t.Errorf("strict fields %+v", w.Fields)
+	}
+}
+
+func TestWireViolationBannedManyTerms(t *testing.T) {
+	var terms []string
+	for c := 'a'; c <= 'l'; c++ {
+		terms = append(terms, strings.Repeat(string(c), 40))
+	}
+	bl, err := policy.NewBannedList(terms)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vs, _ := policy.Check(policy.Policy{Banned: bl, MaxLength: 1000}, policy.User{}, strings.Join(terms, "-"))
+	if len(vs) != 1 || len(vs[0].Matches) != policy.MaxNamedMatches || vs[0].MoreMatches != 12-policy.MaxNamedMatches {
+		t.Fatalf("violations %+v", vs)
+	}
+	if len(vs[0].Message) > 1024 || !strings.HasSuffix(vs[0].Message, " and 4 more") {
+		t.Errorf("message %q", vs[0].Message)
+	}
+	w := wireViolation(vs[0])
+	got, _ := w.Fields["terms"].(string)
+	if len(got) > maxWireFieldBytes || strings.Count(got, ",")+1 != 6 || w.Fields["terms_more"] != 6 {
+		t.Errorf("fields %+v", w.Fields)
+	}
+	if by, _ := w.Fields["matched_by"].(string); strings.Count(by, ",") != strings.Count(got, ",") {
+		t.Errorf("matched_by %q for terms %q", by, got)
 	}
 }

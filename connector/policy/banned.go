@@ -434,7 +434,7 @@ type BannedHit struct {
 	Start, End int
 	How        MatchHow
 	name       bool // a name term (entra mode), not a list term
-	id         int  // the term's id in the list
+	id         int  // the term's id in the list, or a name term's index
 }
 
 // MatchHow is how a term matched: exact (case aside), after normalisation,
@@ -453,6 +453,17 @@ const (
 // sorted by start, then end, then term. Its cost is that of a Match that
 // finds nothing: every probe is run.
 func (b *BannedList) MatchAll(password string) []BannedHit {
+	hits := b.matchAll(password)
+	for i := range hits {
+		hits[i].Term = b.term(hits[i].id)
+	}
+	return hits
+}
+
+// matchAll is MatchAll without the terms' text (Term is ""; id is set), so
+// that a password matching thousands of terms of a large list costs no
+// allocation per match.
+func (b *BannedList) matchAll(password string) []BannedHit {
 	if b == nil || b.Len() == 0 {
 		return nil
 	}
@@ -509,7 +520,7 @@ func (b *BannedList) MatchAll(password string) []BannedHit {
 				how = MatchExact
 			}
 		}
-		hits[i] = BannedHit{Term: b.term(id), Start: a, End: a + m, How: how, id: id}
+		hits[i] = BannedHit{Start: a, End: a + m, How: how, id: id}
 	}
 	return hits
 }
@@ -756,7 +767,7 @@ func (b *BannedList) lookup(k uint64, s []rune, del int, tbuf []rune, stop func(
 				continue
 			}
 			for _, id := range b.gids[g.start:b.groups[uint32(e)].start] {
-				if withinOne(s, normalizeRunes(tbuf[:0], b.term(int(id)))) && stop(int(id)) {
+				if withinOne(s, b.normTerm(int(id), tbuf[:0])) && stop(int(id)) {
 					return int(id), true
 				}
 			}
@@ -766,7 +777,7 @@ func (b *BannedList) lookup(k uint64, s []rune, del int, tbuf []rune, stop func(
 			continue
 		}
 		id := int(uint32(e)) - 1
-		if withinOne(s, normalizeRunes(tbuf[:0], b.term(id))) && stop(id) {
+		if withinOne(s, b.normTerm(id, tbuf[:0])) && stop(id) {
 			return id, true
 		}
 	}

@@ -69,18 +69,19 @@ func nameTerms(p Policy, u User) []string {
 // checkBanned applies the banned list in p's mode. It returns the violation
 // and whether there is one.
 func checkBanned(p Policy, u User, password string) (Violation, bool) {
-	hits := p.Banned.MatchAll(password)
+	hits := p.Banned.matchAll(password)
 	if p.BannedMode != BannedEntra {
 		if len(hits) == 0 {
 			return Violation{}, false
 		}
-		ms := distinctMatches(hits)
-		return Violation{Rule: RuleBanned, Token: ms[0].Term, Matches: ms, Mode: BannedStrict,
-			Message: "banned: contains " + quoteTerms(ms)}, true
+		ms, more := distinctMatches(p.Banned, nil, hits)
+		return Violation{Rule: RuleBanned, Token: ms[0].Term, Matches: ms, MoreMatches: more, Mode: BannedStrict,
+			Message: "banned: contains " + quoteTerms(ms, more)}, true
 	}
 	norm := normalizeRunes(nil, password)
 	nameHit := false
-	for _, t := range nameTerms(p, u) {
+	names := nameTerms(p, u)
+	for k, t := range names {
 		tn := normalizeRunes(nil, t)
 		for a := 0; a+len(tn) <= len(norm); a++ {
 			if slices.Equal(norm[a:a+len(tn)], tn) {
@@ -88,7 +89,7 @@ func checkBanned(p Policy, u User, password string) (Violation, bool) {
 				if strings.EqualFold(string([]rune(password)[a:a+len(tn)]), t) {
 					how = MatchExact
 				}
-				hits = append(hits, BannedHit{Term: t, Start: a, End: a + len(tn), How: how, name: true})
+				hits = append(hits, BannedHit{Start: a, End: a + len(tn), How: how, name: true, id: k})
 				nameHit = true
 			}
 		}
@@ -100,15 +101,15 @@ func checkBanned(p Policy, u User, password string) (Violation, bool) {
 	if score >= EntraScoreNeeded && !nameHit {
 		return Violation{}, false
 	}
-	ms := distinctMatches(hits)
-	msg := "banned: contains " + quoteTerms(ms)
+	ms, more := distinctMatches(p.Banned, names, hits)
+	msg := "banned: contains " + quoteTerms(ms, more)
 	if score < EntraScoreNeeded {
 		more := EntraScoreNeeded - score
 		msg += fmt.Sprintf("; add %d more character%s", more, plural(more))
 	} else {
 		msg += "; a name may not be part of the password"
 	}
-	return Violation{Rule: RuleBanned, Token: ms[0].Term, Matches: ms, Mode: BannedEntra,
+	return Violation{Rule: RuleBanned, Token: ms[0].Term, Matches: ms, MoreMatches: more, Mode: BannedEntra,
 		Score: score, ScoreNeeded: EntraScoreNeeded, Message: msg}, true
 }
 
@@ -126,13 +127,13 @@ func plural(n int) string {
 // characters (so "blank1" is [blank] + [1], as in Microsoft's examples, not
 // one fuzzy "blank").
 func entraScore(n int, hits []BannedHit) int {
-	var exact map[string][]int // term -> indexes of its distance-0 hits
+	var exact map[int][]int // list term id -> indexes of its distance-0 hits
 	for i, h := range hits {
-		if h.How != MatchOneEdit {
+		if h.How != MatchOneEdit && !h.name {
 			if exact == nil {
-				exact = map[string][]int{}
+				exact = map[int][]int{}
 			}
-			exact[h.Term] = append(exact[h.Term], i)
+			exact[h.id] = append(exact[h.id], i)
 		}
 	}
 	best := make([]int, n+1) // best[i]: the lowest score of runes [0,i)
@@ -147,7 +148,7 @@ func entraScore(n int, hits []BannedHit) int {
 		best[i] = min(best[i], best[i-1]+1)
 		for _, k := range byEnd[i] {
 			h := hits[k]
-			if h.How == MatchOneEdit && slices.ContainsFunc(exact[h.Term], func(j int) bool {
+			if h.How == MatchOneEdit && slices.ContainsFunc(exact[h.id], func(j int) bool {
 				return hits[j].Start < h.End && h.Start < hits[j].End
 			}) {
 				continue
@@ -158,39 +159,56 @@ func entraScore(n int, hits []BannedHit) int {
 	return best[n]
 }
 
+// MaxNamedMatches is the most terms a banned violation names; it counts
+// the others (Violation.MoreMatches). A large list can match hundreds of
+// terms in one password, and a result's message and fields are bounded.
+const MaxNamedMatches = 8
+
 // distinctMatches names each term once, in order of its first match, with
-// the closest way it matched (exact before normalized before one_edit).
-func distinctMatches(hits []BannedHit) []BannedMatch {
+// the closest way it matched (exact before normalized before one_edit), up
+// to MaxNamedMatches, and counts the other terms matched. Name hits' ids
+// index names.
+func distinctMatches(b *BannedList, names []string, hits []BannedHit) (ms []BannedMatch, more int) {
 	rank := map[MatchHow]int{MatchExact: 0, MatchNormalized: 1, MatchOneEdit: 2}
 	type tk struct {
 		id   int
-		name string // the term, for a name term
+		name bool
 	}
-	at := make(map[tk]int, len(hits))
-	var ms []BannedMatch
+	at := make(map[tk]int, min(len(hits), 64))
 	for _, h := range hits {
-		k := tk{id: h.id}
-		if h.name {
-			k = tk{id: -1, name: h.Term}
-		}
+		k := tk{h.id, h.name}
 		i, ok := at[k]
 		if !ok {
-			at[k] = len(ms)
-			ms = append(ms, BannedMatch{Term: h.Term, How: h.How, Name: h.name})
+			i = len(at)
+			at[k] = i
+			if i < MaxNamedMatches {
+				t := names
+				term := ""
+				if h.name {
+					term = t[h.id]
+				} else {
+					term = b.term(h.id)
+				}
+				ms = append(ms, BannedMatch{Term: term, How: h.How, Name: h.name})
+			}
 			continue
 		}
-		if rank[h.How] < rank[ms[i].How] {
+		if i < MaxNamedMatches && rank[h.How] < rank[ms[i].How] {
 			ms[i].How = h.How
 		}
 	}
-	return ms
+	return ms, len(at) - len(ms)
 }
 
-// quoteTerms is "'a'", "'a' and 'b'" or "'a', 'b' and 'c'".
-func quoteTerms(ms []BannedMatch) string {
+// quoteTerms is "'a'", "'a' and 'b'", "'a', 'b' and 'c'", or with more
+// terms not named, "'a', 'b' and 3 more".
+func quoteTerms(ms []BannedMatch, more int) string {
 	q := make([]string, len(ms))
 	for i, m := range ms {
 		q[i] = "'" + m.Term + "'"
+	}
+	if more > 0 {
+		q = append(q, fmt.Sprintf("%d more", more))
 	}
 	if len(q) == 1 {
 		return q[0]

@@ -45,7 +45,10 @@ type Violation struct {
 	// Matches names every matched term and how it matched (banned); Token
 	// is the first. Mode is the banned mode; in entra mode, Score is the
 	// password's points and ScoreNeeded the points it needs.
-	Matches     []BannedMatch
+	Matches []BannedMatch
+	// MoreMatches counts the terms matched beyond those named (see
+	// MaxNamedMatches).
+	MoreMatches int
 	Mode        BannedMode
 	Score       int
 	ScoreNeeded int
@@ -65,6 +68,7 @@ func (v Violation) MarshalJSON() ([]byte, error) {
 		NotBefore   *time.Time    `json:"not_before,omitempty"`
 		Mode        BannedMode    `json:"mode,omitempty"`
 		Matches     []BannedMatch `json:"matches,omitempty"`
+		MoreMatches int           `json:"more_matches,omitempty"`
 		Score       *int          `json:"score,omitempty"`
 		ScoreNeeded *int          `json:"score_needed,omitempty"`
 	}
@@ -77,7 +81,7 @@ func (v Violation) MarshalJSON() ([]byte, error) {
 		found, missing := nonNil(v.Found), nonNil(v.Missing)
 		o.Found, o.Missing = &found, &missing
 	case RuleBanned:
-		o.Mode, o.Matches = v.Mode, v.Matches
+		o.Mode, o.Matches, o.MoreMatches = v.Mode, v.Matches, v.MoreMatches
 		if v.Mode == BannedEntra {
 			o.Score, o.ScoreNeeded = &v.Score, &v.ScoreNeeded
 		}
