@@ -225,7 +225,8 @@ func wireViolation(v policy.Violation) protocol.Violation {
 		f["token"] = v.Token
 	case policy.RuleBanned:
 		// A field holds at most 256 bytes: the terms that do not fit are
-		// counted in terms_more, with those the violation did not name.
+		// counted in terms_more, with those the violation did not name
+		// (a lower bound: strict mode stops looking past the named ones).
 		var terms, hows []string
 		n, more := 0, v.MoreMatches
 		for _, m := range v.Matches {

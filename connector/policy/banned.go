@@ -453,7 +453,7 @@ const (
 // sorted by start, then end, then term. Its cost is that of a Match that
 // finds nothing: every probe is run.
 func (b *BannedList) MatchAll(password string) []BannedHit {
-	hits := b.matchAll(password)
+	hits := b.matchAll(password, 0)
 	for i := range hits {
 		hits[i].Term = b.term(hits[i].id)
 	}
@@ -462,8 +462,10 @@ func (b *BannedList) MatchAll(password string) []BannedHit {
 
 // matchAll is MatchAll without the terms' text (Term is ""; id is set), so
 // that a password matching thousands of terms of a large list costs no
-// allocation per match.
-func (b *BannedList) matchAll(password string) []BannedHit {
+// allocation per match. With limit > 0 the scan ends once it has found
+// limit distinct terms: the hits are then those found so far (every term
+// found is in them, but not every place it matches).
+func (b *BannedList) matchAll(password string, limit int) []BannedHit {
 	if b == nil || b.Len() == 0 {
 		return nil
 	}
@@ -481,9 +483,15 @@ func (b *BannedList) matchAll(password string) []BannedHit {
 	pack := func(id, a, m int) uint64 { return uint64(a)<<48 | uint64(m)<<32 | uint64(id) }
 	var sbuf [64]uint64
 	seen := sbuf[:0]
+	var ibuf [16]int
+	ids := ibuf[:0]
 	mr.stop = func(id, a, m int) bool {
 		seen = append(seen, pack(id, a, m))
-		return false
+		if limit <= 0 || slices.Contains(ids, id) {
+			return false
+		}
+		ids = append(ids, id)
+		return len(ids) >= limit
 	}
 	mr.scan()
 	if len(seen) == 0 {

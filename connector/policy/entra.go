@@ -69,8 +69,10 @@ func nameTerms(p Policy, u User) []string {
 // checkBanned applies the banned list in p's mode. It returns the violation
 // and whether there is one.
 func checkBanned(p Policy, u User, password string) (Violation, bool) {
-	hits := p.Banned.matchAll(password)
 	if p.BannedMode != BannedEntra {
+		// Only the first MaxNamedMatches+1 terms found are reported (named,
+		// or "more"): the scan ends there.
+		hits := p.Banned.matchAll(password, MaxNamedMatches+1)
 		if len(hits) == 0 {
 			return Violation{}, false
 		}
@@ -78,6 +80,7 @@ func checkBanned(p Policy, u User, password string) (Violation, bool) {
 		return Violation{Rule: RuleBanned, Token: ms[0].Term, Matches: ms, MoreMatches: more, Mode: BannedStrict,
 			Message: "banned: contains " + quoteTerms(ms, more)}, true
 	}
+	hits := p.Banned.matchAll(password, 0)
 	norm := normalizeRunes(nil, password)
 	nameHit := false
 	names := nameTerms(p, u)
@@ -159,14 +162,16 @@ func entraScore(n int, hits []BannedHit) int {
 	return best[n]
 }
 
-// MaxNamedMatches is the most terms a banned violation names; it counts
-// the others (Violation.MoreMatches). A large list can match hundreds of
-// terms in one password, and a result's message and fields are bounded.
+// MaxNamedMatches is the most terms a banned violation names; it says
+// flags the others (Violation.MoreMatches). A
+// large list can match hundreds of terms in one password, and a result's
+// message and fields are bounded; strict mode stops looking at the first
+// term past MaxNamedMatches.
 const MaxNamedMatches = 8
 
 // distinctMatches names each term once, in order of its first match, with
 // the closest way it matched (exact before normalized before one_edit), up
-// to MaxNamedMatches, and counts the other terms matched. Name hits' ids
+// to MaxNamedMatches, and counts the other terms in hits. Name hits' ids
 // index names.
 func distinctMatches(b *BannedList, names []string, hits []BannedHit) (ms []BannedMatch, more int) {
 	rank := map[MatchHow]int{MatchExact: 0, MatchNormalized: 1, MatchOneEdit: 2}
@@ -201,14 +206,15 @@ func distinctMatches(b *BannedList, names []string, hits []BannedHit) (ms []Bann
 }
 
 // quoteTerms is "'a'", "'a' and 'b'", "'a', 'b' and 'c'", or with more
-// terms not named, "'a', 'b' and 3 more".
+// terms not named, "'a', 'b' and more" (how many more is not known: strict
+// mode stops looking).
 func quoteTerms(ms []BannedMatch, more int) string {
 	q := make([]string, len(ms))
 	for i, m := range ms {
 		q[i] = "'" + m.Term + "'"
 	}
 	if more > 0 {
-		q = append(q, fmt.Sprintf("%d more", more))
+		q = append(q, "more")
 	}
 	if len(q) == 1 {
 		return q[0]

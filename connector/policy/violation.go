@@ -46,8 +46,10 @@ type Violation struct {
 	// is the first. Mode is the banned mode; in entra mode, Score is the
 	// password's points and ScoreNeeded the points it needs.
 	Matches []BannedMatch
-	// MoreMatches counts the terms matched beyond those named (see
-	// MaxNamedMatches).
+	// MoreMatches is a lower bound on the terms matched beyond those named
+	// (see MaxNamedMatches): 0 when there are none, else at least 1. Strict
+	// mode stops looking at the first term past those named, so it is not
+	// a count.
 	MoreMatches int
 	Mode        BannedMode
 	Score       int
