@@ -174,35 +174,76 @@ const MaxNamedMatches = 8
 // to MaxNamedMatches, and counts the other terms in hits. Name hits' ids
 // index names.
 func distinctMatches(b *BannedList, names []string, hits []BannedHit) (ms []BannedMatch, more int) {
-	rank := map[MatchHow]int{MatchExact: 0, MatchNormalized: 1, MatchOneEdit: 2}
 	type tk struct {
 		id   int
 		name bool
 	}
-	at := make(map[tk]int, min(len(hits), 64))
+	// Few terms match a password: a slice beats a map, with no allocation
+	// for the usual case.
+	var kbuf [MaxNamedMatches + 1]tk
+	keys := kbuf[:0]
+	var at map[tk]struct{} // the terms past the first len(kbuf)
 	for _, h := range hits {
 		k := tk{h.id, h.name}
-		i, ok := at[k]
-		if !ok {
-			i = len(at)
-			at[k] = i
+		i := slices.Index(keys, k)
+		if i < 0 {
+			if len(keys) < len(kbuf) {
+				keys = append(keys, k)
+			} else {
+				if at == nil {
+					at = map[tk]struct{}{}
+				}
+				at[k] = struct{}{}
+				continue
+			}
+			i = len(keys) - 1
 			if i < MaxNamedMatches {
-				t := names
 				term := ""
 				if h.name {
-					term = t[h.id]
-				} else {
-					term = b.term(h.id)
+					term = names[h.id]
 				}
 				ms = append(ms, BannedMatch{Term: term, How: h.How, Name: h.name})
 			}
 			continue
 		}
-		if i < MaxNamedMatches && rank[h.How] < rank[ms[i].How] {
+		if i < MaxNamedMatches && howRank(h.How) < howRank(ms[i].How) {
 			ms[i].How = h.How
 		}
 	}
-	return ms, len(at) - len(ms)
+	// The list terms' text, in one allocation.
+	var sb strings.Builder
+	total := 0
+	for i, m := range ms {
+		if !m.Name {
+			total += int(b.offs[keys[i].id+1] - b.offs[keys[i].id])
+		}
+	}
+	sb.Grow(total)
+	for i, m := range ms {
+		if !m.Name {
+			sb.Write(b.blob[b.offs[keys[i].id]:b.offs[keys[i].id+1]])
+		}
+	}
+	all, at0 := sb.String(), 0
+	for i := range ms {
+		if !ms[i].Name {
+			n := int(b.offs[keys[i].id+1] - b.offs[keys[i].id])
+			ms[i].Term = all[at0 : at0+n]
+			at0 += n
+		}
+	}
+	return ms, len(keys) + len(at) - len(ms)
+}
+
+// howRank orders MatchHow from the closest match.
+func howRank(h MatchHow) int {
+	switch h {
+	case MatchExact:
+		return 0
+	case MatchNormalized:
+		return 1
+	}
+	return 2
 }
 
 // quoteTerms is "'a'", "'a' and 'b'", "'a', 'b' and 'c'", or with more
