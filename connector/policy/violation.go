@@ -42,9 +42,10 @@ type Violation struct {
 	Token string
 	// NotBefore is the earliest time a change is allowed (min_age).
 	NotBefore time.Time
-	// Matches names every matched term and how it matched (banned); Token
-	// is the first. Mode is the banned mode; in entra mode, Score is the
-	// password's points and ScoreNeeded the points it needs.
+	// Matches names the matched terms, up to MaxNamedMatches, and how each
+	// matched where it was found (banned); Token is the first. Mode is the
+	// banned mode; in entra mode, Score is the password's points and
+	// ScoreNeeded the points it needs.
 	Matches []BannedMatch
 	// MoreMatches is a lower bound on the terms matched beyond those named
 	// (see MaxNamedMatches): 0 when there are none, else at least 1. Strict
