@@ -423,7 +423,7 @@ func (b *BannedList) Match(password string) (string, bool) {
 	h.reset(mr.p)
 	mr.foreign, mr.last = b.foreignRunes(mr.p, fbuf[:])
 	mr.pre, mr.suf = b.gateGrams(&h, len(mr.p), gbuf[:])
-	mr.stop = func(int, int, int) bool { return true }
+	mr.stop = func(int, int, int, []rune) bool { return true }
 	return mr.scan()
 }
 
@@ -483,10 +483,27 @@ func (b *BannedList) matchAll(password string, limit int) []BannedHit {
 	pack := func(id, a, m int) uint64 { return uint64(a)<<48 | uint64(m)<<32 | uint64(id) }
 	var sbuf [64]uint64
 	seen := sbuf[:0]
+	// exact holds the hits at distance 0 (after normalisation): few.
+	var ebuf [16]uint64
+	exact := ebuf[:0]
 	var ibuf [16]int
 	ids := ibuf[:0]
-	mr.stop = func(id, a, m int) bool {
-		seen = append(seen, pack(id, a, m))
+	p := mr.p
+	mr.stop = func(id, a, m int, t []rune) bool {
+		k := pack(id, a, m)
+		seen = append(seen, k)
+		if m == len(t) && slices.Equal(p[a:a+m], t) {
+			exact = append(exact, k)
+		}
+		// The scan reports a substring whose edit is at one end of it as
+		// the substring without that end rune (see lookup): add those one
+		// longer. A longer substring equal to t is found on its own.
+		if a > 0 && withinOne(p[a-1:a+m], t) {
+			seen = append(seen, pack(id, a-1, m+1))
+		}
+		if a+m < len(p) && withinOne(p[a:a+m+1], t) {
+			seen = append(seen, pack(id, a, m+1))
+		}
 		if limit <= 0 || slices.Contains(ids, id) {
 			return false
 		}
@@ -497,22 +514,6 @@ func (b *BannedList) matchAll(password string, limit int) []BannedHit {
 	if len(seen) == 0 {
 		return nil
 	}
-	// The scan reports a substring whose edit is at one end of it as the
-	// substring without that end rune (see lookup): add those one longer.
-	var tb [MaxBannedTermLength + 1]rune
-	for _, k := range seen {
-		id, a, m := int(uint32(k)), int(k>>48), int(k>>32&0xffff)
-		if a+m >= len(mr.p) && a == 0 {
-			continue
-		}
-		t := b.normTerm(id, tb[:0])
-		if a > 0 && withinOne(mr.p[a-1:a+m], t) {
-			seen = append(seen, pack(id, a-1, m+1))
-		}
-		if a+m < len(mr.p) && withinOne(mr.p[a:a+m+1], t) {
-			seen = append(seen, pack(id, a, m+1))
-		}
-	}
 	slices.Sort(seen)
 	seen = slices.Compact(seen)
 	var rbuf [64]rune
@@ -520,9 +521,8 @@ func (b *BannedList) matchAll(password string, limit int) []BannedHit {
 	hits := make([]BannedHit, len(seen))
 	for i, k := range seen {
 		id, a, m := int(uint32(k)), int(k>>48), int(k>>32&0xffff)
-		t := b.normTerm(id, tb[:0])
 		how := MatchOneEdit
-		if slices.Equal(mr.p[a:a+m], t) {
+		if slices.Contains(exact, k) {
 			how = MatchNormalized
 			if foldEqual(raw[a:a+m], b.blob[b.offs[id]:b.offs[id+1]]) {
 				how = MatchExact
@@ -570,8 +570,9 @@ type matcher struct {
 	pre, suf [4][]bool
 	q        probes
 	// stop is told of each verified match (term id, substring start and
-	// length) and says whether to end the scan.
-	stop func(id, a, m int) bool
+	// length, the term normalised, valid only during the call) and says
+	// whether to end the scan.
+	stop func(id, a, m int, t []rune) bool
 }
 
 // foreignRunes fills matcher.foreign and matcher.last for p, in fbuf when it
@@ -733,7 +734,7 @@ func (q *probes) add(k uint64, a, m, del int) bool {
 
 // run probes the batch in order and empties it; it returns the first
 // verified match that stop accepts.
-func (b *BannedList) run(q *probes, p []rune, stop func(id, a, m int) bool) (int, bool) {
+func (b *BannedList) run(q *probes, p []rune, stop func(id, a, m int, t []rune) bool) (int, bool) {
 	n := q.n
 	q.n = 0
 	for i := range n {
@@ -745,7 +746,7 @@ func (b *BannedList) run(q *probes, p []rune, stop func(id, a, m int) bool) (int
 			continue
 		}
 		a, m, del := q.pos[i][0], q.pos[i][1], q.pos[i][2]
-		sub := func(id int) bool { return stop(id, int(a), int(m)) }
+		sub := func(id int, t []rune) bool { return stop(id, int(a), int(m), t) }
 		if id, ok := b.lookup(q.key[i], p[a:a+m], int(del), tbuf[:0], sub); ok {
 			return id, true
 		}
@@ -758,7 +759,7 @@ func (b *BannedList) run(q *probes, p []rune, stop func(id, a, m int) bool) (int
 // on a term without its rune i is distance 1 only when i == j (one
 // substitution); when i != j, any true match is also found by another probe
 // (see Match), so such entries are skipped unverified.
-func (b *BannedList) lookup(k uint64, s []rune, del int, tbuf []rune, stop func(id int) bool) (int, bool) {
+func (b *BannedList) lookup(k uint64, s []rune, del int, tbuf []rune, stop func(id int, t []rune) bool) (int, bool) {
 	fp := k >> fpShift
 	for i := k & b.mask &^ (bucketSlots - 1); ; i = (i + 1) & b.mask {
 		e := b.slots[i]
@@ -775,7 +776,7 @@ func (b *BannedList) lookup(k uint64, s []rune, del int, tbuf []rune, stop func(
 				continue
 			}
 			for _, id := range b.gids[g.start:b.groups[uint32(e)].start] {
-				if withinOne(s, b.normTerm(int(id), tbuf[:0])) && stop(int(id)) {
+				if t := b.normTerm(int(id), tbuf[:0]); withinOne(s, t) && stop(int(id), t) {
 					return int(id), true
 				}
 			}
@@ -785,7 +786,7 @@ func (b *BannedList) lookup(k uint64, s []rune, del int, tbuf []rune, stop func(
 			continue
 		}
 		id := int(uint32(e)) - 1
-		if withinOne(s, b.normTerm(id, tbuf[:0])) && stop(id) {
+		if t := b.normTerm(id, tbuf[:0]); withinOne(s, t) && stop(id, t) {
 			return id, true
 		}
 	}
