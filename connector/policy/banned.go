@@ -57,9 +57,12 @@ type BannedList struct {
 	mask   uint64
 	groups []group  // keys shared by several terms, plus a sentinel
 	gids   []uint32 // group g's term ids are gids[groups[g].start:groups[g+1].start]
-	blob   []byte   // the terms as given, concatenated
-	offs   []uint32 // term i is blob[offs[i]:offs[i+1]]
-	minLen int      // shortest and longest normalised term, in runes
+	// The terms as given, each after a byte that holds its length. A
+	// term's id is the offset of its length byte, so that verifying a
+	// match reads one place in memory (see termBytes).
+	blob   []byte
+	n      int // how many terms
+	minLen int // shortest and longest normalised term, in runes
 	maxLen int
 	// The runes that occur in some normalised term. A substring with two
 	// runes outside this set is never within distance 1 of a term, and with
@@ -142,17 +145,18 @@ func (b *BannedList) addTerms(terms []string) (nKeys int, err error) {
 			continue
 		}
 		seen[k] = struct{}{}
-		if uint64(len(b.blob))+uint64(len(t)) > 1<<32-1 || len(b.offs) >= 1<<31 {
+		if uint64(len(b.blob))+uint64(len(t))+1 > 1<<32-2 {
 			return 0, fmt.Errorf("%w: list too large", ErrBannedTerm)
 		}
-		b.offs = append(b.offs, uint32(len(b.blob)))
+		b.blob = append(b.blob, byte(len(t))) // at most 4*MaxBannedTermLength
 		b.blob = append(b.blob, t...)
+		b.n++
 		b.addRunes(norm)
 		b.minLen = min(b.minLen, len(norm))
 		b.maxLen = max(b.maxLen, len(norm))
 		nKeys += 1 + len(norm)
 	}
-	b.offs = append(b.offs, uint32(len(b.blob)))
+	b.blob = slices.Clip(b.blob)
 	return nKeys, nil
 }
 
@@ -184,7 +188,7 @@ func (b *BannedList) sortedKeys(nKeys int) []keyEntry {
 	entries := make([]keyEntry, 0, nKeys)
 	var h hasher
 	var norm []rune
-	for id := 0; id+1 < len(b.offs); id++ {
+	for id := 0; id < len(b.blob); id = b.next(id) {
 		norm = normalizeRunes(norm[:0], b.term(id))
 		h.reset(norm)
 		m := len(norm)
@@ -218,7 +222,7 @@ func (b *BannedList) fill(entries []keyEntry) {
 	size := max(uint64(1)<<bits.Len64(uint64(distinct)*3/2+1), bucketSlots)
 	b.slots = make([]uint64, size)
 	b.mask = size - 1
-	b.buildGate(len(b.offs) - 1)
+	b.buildGate()
 	for i := 0; i < len(entries); {
 		j := i + 1
 		for j < len(entries) && entries[j].key == entries[i].key {
@@ -237,16 +241,23 @@ func (b *BannedList) fill(entries []keyEntry) {
 }
 
 // insertGroup stores a run of entries that share one key as a group, and
-// inserts the key's slot pointing at it.
+// inserts the key's slot pointing at it. The terms whose whole key it is
+// come first, so that a probe that wants only those reads no other.
 func (b *BannedList) insertGroup(run []keyEntry) {
 	g := group{start: uint32(len(b.gids))}
 	for _, e := range run {
 		if e.tag == 0 {
-			g.exact = true
-		} else {
-			g.mask |= 1 << (e.tag - 1)
+			b.gids = append(b.gids, e.id)
+			g.nexact++
 		}
-		if len(b.gids) == 0 || b.gids[len(b.gids)-1] != e.id || len(b.gids) == int(g.start) {
+	}
+	for _, e := range run {
+		if e.tag == 0 {
+			continue
+		}
+		g.mask |= 1 << (e.tag - 1)
+		// A term can have the key at several deletions ("aaaa"): once.
+		if n := len(b.gids); n == int(g.start+g.nexact) || b.gids[n-1] != e.id {
 			b.gids = append(b.gids, e.id)
 		}
 	}
@@ -296,15 +307,20 @@ func ReadBannedListMode(r io.Reader, mode BannedMode) (*BannedList, error) {
 }
 
 // Len is the number of distinct terms.
-func (b *BannedList) Len() int { return len(b.offs) - 1 }
+func (b *BannedList) Len() int { return b.n }
 
-// MemoryBytes is the memory the index holds (slots, gate, groups, terms and
-// offsets).
+// MemoryBytes is the memory the index holds (slots, gate, groups and
+// terms).
 func (b *BannedList) MemoryBytes() int {
-	return cap(b.slots)*8 + cap(b.gate)*8 + cap(b.groups)*16 + cap(b.gids)*4 + cap(b.blob) + cap(b.offs)*4
+	return cap(b.slots)*8 + cap(b.gate)*8 + cap(b.groups)*16 + cap(b.gids)*4 + cap(b.blob)
 }
 
-func (b *BannedList) term(id int) string { return string(b.blob[b.offs[id]:b.offs[id+1]]) }
+// termBytes is term id as given; term is the same as a string.
+func (b *BannedList) termBytes(id int) []byte { return b.blob[id+1 : id+1+int(b.blob[id])] }
+func (b *BannedList) term(id int) string      { return string(b.termBytes(id)) }
+
+// next is the id of the term after term id in blob.
+func (b *BannedList) next(id int) int { return id + 1 + int(b.blob[id]) }
 
 // A slot holds fp<<39 | tag<<32 | payload: fp is the key's top 25 bits; tag
 // is 0 for a whole term and i+1 for the term without its rune i, with payload
@@ -320,12 +336,13 @@ const (
 	bucketSlots = 8
 )
 
-// group is a key shared by several terms: which of them have it as the whole
-// term (exact) and at which deletion positions (mask bit i: without rune i).
+// group is a key shared by several terms: how many of them have it as the
+// whole term (the first nexact of its ids) and at which deletion positions
+// the others do (mask bit i: without rune i).
 type group struct {
-	mask  uint64
-	start uint32
-	exact bool
+	mask   uint64
+	start  uint32
+	nexact uint32
 }
 
 // The gate is a one-bit-per-gram hashed bitmap of the first four and the
@@ -361,17 +378,17 @@ func (b *BannedList) gateHas(g uint64, suffix bool) bool {
 	return b.gate[i>>6]&(1<<(i&63)) != 0
 }
 
-// buildGate fills the gate with the grams of every key of the n terms.
-func (b *BannedList) buildGate(n int) {
+// buildGate fills the gate with the grams of every key of every term.
+func (b *BannedList) buildGate() {
 	size := uint64(gateMinBits)
-	for size < uint64(n)*gateBitsPerTerm && size < gateMaxBits {
+	for size < uint64(b.n)*gateBitsPerTerm && size < gateMaxBits {
 		size <<= 1
 	}
 	b.gate = make([]uint64, size/64)
 	b.gshift = uint(64 - bits.TrailingZeros64(size))
 	var h hasher
 	var norm []rune
-	for id := range n {
+	for id := 0; id < len(b.blob); id = b.next(id) {
 		norm = normalizeRunes(norm[:0], b.term(id))
 		h.reset(norm)
 		m := len(norm)
@@ -412,18 +429,31 @@ func (b *BannedList) Match(password string) (string, bool) {
 	if b == nil || b.Len() == 0 {
 		return "", false
 	}
+	var buf [64]rune
+	return b.scanWith(normalizeRunes(buf[:0], password), scanOpts{
+		stop: func(int, int, int, []rune) bool { return true },
+	})
+}
+
+// scanOpts are a scan's callbacks and modes: see matcher.
+type scanOpts struct {
+	want       func(id, a, m int, whole bool) bool
+	stop       func(id, a, m int, t []rune) bool
+	exhaustive bool
+}
+
+// scanWith runs one scan of the normalised password p and returns the
+// match that stop ended it on, if any.
+func (b *BannedList) scanWith(p []rune, o scanOpts) (string, bool) {
 	// The buffers live here, on the stack, for passwords of up to 64 runes;
 	// the matcher only holds slices of them.
-	var buf [64]rune
 	var fbuf [2 * 65]int32
 	var gbuf [8 * 65]bool
 	var h hasher
-	mr := matcher{b: b, h: &h}
-	mr.p = normalizeRunes(buf[:0], password)
-	h.reset(mr.p)
-	mr.foreign, mr.last = b.foreignRunes(mr.p, fbuf[:])
-	mr.pre, mr.suf = b.gateGrams(&h, len(mr.p), gbuf[:])
-	mr.stop = func(int, int, int, []rune) bool { return true }
+	mr := matcher{b: b, h: &h, p: p, want: o.want, stop: o.stop, exhaustive: o.exhaustive}
+	h.reset(p)
+	mr.foreign, mr.last = b.foreignRunes(p, fbuf[:])
+	mr.pre, mr.suf = b.gateGrams(&h, len(p), gbuf[:])
 	return mr.scan()
 }
 
@@ -470,14 +500,7 @@ func (b *BannedList) matchAll(password string, limit int) []BannedHit {
 		return nil
 	}
 	var buf [64]rune
-	var fbuf [2 * 65]int32
-	var gbuf [8 * 65]bool
-	var h hasher
-	mr := matcher{b: b, h: &h}
-	mr.p = normalizeRunes(buf[:0], password)
-	h.reset(mr.p)
-	mr.foreign, mr.last = b.foreignRunes(mr.p, fbuf[:])
-	mr.pre, mr.suf = b.gateGrams(&h, len(mr.p), gbuf[:])
+	p := normalizeRunes(buf[:0], password)
 	// A hit is packed as start<<48 | length<<32 | term id, so that sorting
 	// the packed values orders hits by start, then end, then term id.
 	pack := func(id, a, m int) uint64 { return uint64(a)<<48 | uint64(m)<<32 | uint64(id) }
@@ -488,8 +511,7 @@ func (b *BannedList) matchAll(password string, limit int) []BannedHit {
 	exact := ebuf[:0]
 	var ibuf [16]int
 	ids := ibuf[:0]
-	p := mr.p
-	mr.stop = func(id, a, m int, t []rune) bool {
+	stop := func(id, a, m int, t []rune) bool {
 		k := pack(id, a, m)
 		seen = append(seen, k)
 		if m == len(t) && slices.Equal(p[a:a+m], t) {
@@ -510,7 +532,7 @@ func (b *BannedList) matchAll(password string, limit int) []BannedHit {
 		ids = append(ids, id)
 		return len(ids) >= limit
 	}
-	mr.scan()
+	b.scanWith(p, scanOpts{stop: stop})
 	if len(seen) == 0 {
 		return nil
 	}
@@ -524,7 +546,7 @@ func (b *BannedList) matchAll(password string, limit int) []BannedHit {
 		how := MatchOneEdit
 		if slices.Contains(exact, k) {
 			how = MatchNormalized
-			if foldEqual(raw[a:a+m], b.blob[b.offs[id]:b.offs[id+1]]) {
+			if foldEqual(raw[a:a+m], b.termBytes(id)) {
 				how = MatchExact
 			}
 		}
@@ -535,7 +557,7 @@ func (b *BannedList) matchAll(password string, limit int) []BannedHit {
 
 // normTerm appends term id, normalised, to dst, without allocating.
 func (b *BannedList) normTerm(id int, dst []rune) []rune {
-	for _, r := range string(b.blob[b.offs[id]:b.offs[id+1]]) {
+	for _, r := range string(b.termBytes(id)) {
 		dst = append(dst, normalizeRune(r))
 	}
 	return dst
@@ -569,10 +591,20 @@ type matcher struct {
 	// lacks rune e-1-d.
 	pre, suf [4][]bool
 	q        probes
+	// want, when set, is asked before a candidate term is verified (term
+	// id, substring start and length, whether the probe was of the whole
+	// substring) and says whether its match would tell the caller anything
+	// new: verifying costs a read of the term, a cache miss. It is asked
+	// first with id -1, before the probe's entries are read: whether any
+	// term's match there could.
+	want func(id, a, m int, whole bool) bool
 	// stop is told of each verified match (term id, substring start and
 	// length, the term normalised, valid only during the call) and says
 	// whether to end the scan.
 	stop func(id, a, m int, t []rune) bool
+	// exhaustive is set when stop never ends the scan: probes are then
+	// batched across substring lengths.
+	exhaustive bool
 }
 
 // foreignRunes fills matcher.foreign and matcher.last for p, in fbuf when it
@@ -649,17 +681,28 @@ func (mr *matcher) scan() (string, bool) {
 			if m < b.minLen {
 				continue // its deletions are shorter than every key
 			}
+			// A deletion more than four runes from both ends leaves the
+			// key's first and last four runes as they are: when the gate has
+			// not both, skip to the last four.
+			skipMiddle := !mr.pre[0][a] || !mr.suf[0][a+m]
 			for j := a + 1; j < a+m-1; j++ {
+				if skipMiddle && j-a >= 4 && a+m-1-j >= 4 {
+					j = a + m - 5
+					continue
+				}
 				if t, ok := mr.add(a, m, j); ok {
 					return t, true
 				}
 			}
 		}
+		if mr.exhaustive {
+			continue // batch across lengths: nothing ends the scan early
+		}
 		if t, ok := mr.flush(); ok {
 			return t, true
 		}
 	}
-	return "", false
+	return mr.flush()
 }
 
 // pass is false when the key of runes [a,a+m) without rune j (j >= 0) is
@@ -706,7 +749,7 @@ func (mr *matcher) add(a, m, j int) (string, bool) {
 
 // flush runs the queued probes and returns the first verified match.
 func (mr *matcher) flush() (string, bool) {
-	if id, ok := mr.b.run(&mr.q, mr.p, mr.stop); ok {
+	if id, ok := mr.run(); ok {
 		return mr.b.term(id), true
 	}
 	return "", false
@@ -733,8 +776,11 @@ func (q *probes) add(k uint64, a, m, del int) bool {
 }
 
 // run probes the batch in order and empties it; it returns the first
-// verified match that stop accepts.
-func (b *BannedList) run(q *probes, p []rune, stop func(id, a, m int, t []rune) bool) (int, bool) {
+// verified match that stop accepts. A check against a large list is bound
+// by memory reads: the first slots of all the batch's probes are read in one
+// tight loop, which lets the CPU overlap those cache misses.
+func (mr *matcher) run() (int, bool) {
+	b, q := mr.b, &mr.q
 	n := q.n
 	q.n = 0
 	for i := range n {
@@ -742,24 +788,24 @@ func (b *BannedList) run(q *probes, p []rune, stop func(id, a, m int, t []rune) 
 	}
 	var tbuf [MaxBannedTermLength + 1]rune
 	for i := range n {
-		if q.first[i] == 0 {
+		if q.first[i] == 0 || mr.want != nil && !mr.want(-1, int(q.pos[i][0]), int(q.pos[i][1]), q.pos[i][2] < 0) {
 			continue
 		}
-		a, m, del := q.pos[i][0], q.pos[i][1], q.pos[i][2]
-		sub := func(id int, t []rune) bool { return stop(id, int(a), int(m), t) }
-		if id, ok := b.lookup(q.key[i], p[a:a+m], int(del), tbuf[:0], sub); ok {
+		if id, ok := mr.lookup(q.key[i], q.pos[i], tbuf[:0]); ok {
 			return id, true
 		}
 	}
 	return 0, false
 }
 
-// lookup probes key, the hash of s (del < 0) or of s without its rune del,
-// and verifies the hits that can mean distance 1. A hit of s without rune j
-// on a term without its rune i is distance 1 only when i == j (one
-// substitution); when i != j, any true match is also found by another probe
-// (see Match), so such entries are skipped unverified.
-func (b *BannedList) lookup(k uint64, s []rune, del int, tbuf []rune, stop func(id int, t []rune) bool) (int, bool) {
+// lookup probes key, the hash of the substring at pos (start, length, and
+// the deleted rune relative to the start, or -1), and verifies the entries
+// that can mean distance 1. An entry for s
+// without rune j on a term without its rune i is distance 1 only when i == j
+// (one substitution); when i != j, any true match is also found by another
+// probe (see Match), so such entries are skipped unverified.
+func (mr *matcher) lookup(k uint64, pos [3]int32, tbuf []rune) (int, bool) {
+	b, del := mr.b, int(pos[2])
 	fp := k >> fpShift
 	for i := k & b.mask &^ (bucketSlots - 1); ; i = (i + 1) & b.mask {
 		e := b.slots[i]
@@ -772,11 +818,12 @@ func (b *BannedList) lookup(k uint64, s []rune, del int, tbuf []rune, stop func(
 		tag := int(e>>tagShift) & tagMask
 		if tag == tagGroup {
 			g := &b.groups[uint32(e)-1]
-			if del >= 0 && !g.exact && g.mask&(1<<del) == 0 {
-				continue
+			end := b.groups[uint32(e)].start
+			if del >= 0 && g.mask&(1<<del) == 0 {
+				end = g.start + g.nexact // only the terms whose whole key it is
 			}
-			for _, id := range b.gids[g.start:b.groups[uint32(e)].start] {
-				if t := b.normTerm(int(id), tbuf[:0]); withinOne(s, t) && stop(int(id), t) {
+			for _, id := range b.gids[g.start:end] {
+				if mr.candidate(int(id), pos, tbuf) {
 					return int(id), true
 				}
 			}
@@ -785,11 +832,25 @@ func (b *BannedList) lookup(k uint64, s []rune, del int, tbuf []rune, stop func(
 		if tag != 0 && del >= 0 && tag != del+1 {
 			continue
 		}
-		id := int(uint32(e)) - 1
-		if t := b.normTerm(id, tbuf[:0]); withinOne(s, t) && stop(id, t) {
+		if id := int(uint32(e)) - 1; mr.candidate(id, pos, tbuf) {
 			return id, true
 		}
 	}
+}
+
+// candidate handles term id, found by the probe at pos: unless want rules
+// it out, it verifies that the substring is within one edit of the term
+// and tells stop, whose answer it returns.
+func (mr *matcher) candidate(id int, pos [3]int32, tbuf []rune) bool {
+	a, m := int(pos[0]), int(pos[1])
+	if mr.want != nil && !mr.want(id, a, m, pos[2] < 0) {
+		return false
+	}
+	t := mr.b.normTerm(id, tbuf)
+	if !withinOne(mr.p[a:a+m], t) {
+		return false
+	}
+	return mr.stop(id, a, m, t)
 }
 
 // withinOne reports whether the Levenshtein distance of a and b is at most 1.

@@ -80,31 +80,17 @@ func checkBanned(p Policy, u User, password string) (Violation, bool) {
 		return Violation{Rule: RuleBanned, Token: ms[0].Term, Matches: ms, MoreMatches: more, Mode: BannedStrict,
 			Message: "banned: contains " + quoteTerms(ms, more)}, true
 	}
-	hits := p.Banned.matchAll(password, 0)
-	norm := normalizeRunes(nil, password)
-	nameHit := false
+	e := p.Banned.scanEntra(password)
 	names := nameTerms(p, u)
-	for k, t := range names {
-		tn := normalizeRunes(nil, t)
-		for a := 0; a+len(tn) <= len(norm); a++ {
-			if slices.Equal(norm[a:a+len(tn)], tn) {
-				how := MatchNormalized
-				if strings.EqualFold(string([]rune(password)[a:a+len(tn)]), t) {
-					how = MatchExact
-				}
-				hits = append(hits, BannedHit{Start: a, End: a + len(tn), How: how, name: true, id: k})
-				nameHit = true
-			}
-		}
-	}
-	if len(hits) == 0 {
+	nameHit := e.addNames(names)
+	if len(e.found) == 0 {
 		return Violation{}, false
 	}
-	score := entraScore(len(norm), hits)
+	score, cover := e.score()
 	if score >= EntraScoreNeeded && !nameHit {
 		return Violation{}, false
 	}
-	ms, more := distinctMatches(p.Banned, names, hits)
+	ms, more := e.matches(p.Banned, names, cover)
 	msg := "banned: contains " + quoteTerms(ms, more)
 	if score < EntraScoreNeeded {
 		more := EntraScoreNeeded - score
@@ -121,45 +107,6 @@ func plural(n int) string {
 		return ""
 	}
 	return "s"
-}
-
-// entraScore is the lowest score of any reading of a normalised password of
-// n runes as matches and other characters: each match 1 point, each other
-// character 1 point. Matches may not overlap. A term's one-edit matches are
-// not used where the same term matches at distance 0 over any of the same
-// characters (so "blank1" is [blank] + [1], as in Microsoft's examples, not
-// one fuzzy "blank").
-func entraScore(n int, hits []BannedHit) int {
-	var exact map[int][]int // list term id -> indexes of its distance-0 hits
-	for i, h := range hits {
-		if h.How != MatchOneEdit && !h.name {
-			if exact == nil {
-				exact = map[int][]int{}
-			}
-			exact[h.id] = append(exact[h.id], i)
-		}
-	}
-	best := make([]int, n+1) // best[i]: the lowest score of runes [0,i)
-	for i := 1; i <= n; i++ {
-		best[i] = best[i-1] + 1
-	}
-	byEnd := make([][]int32, n+1) // hits by end
-	for i, h := range hits {
-		byEnd[h.End] = append(byEnd[h.End], int32(i))
-	}
-	for i := 1; i <= n; i++ {
-		best[i] = min(best[i], best[i-1]+1)
-		for _, k := range byEnd[i] {
-			h := hits[k]
-			if h.How == MatchOneEdit && slices.ContainsFunc(exact[h.id], func(j int) bool {
-				return hits[j].Start < h.End && h.Start < hits[j].End
-			}) {
-				continue
-			}
-			best[i] = min(best[i], best[h.Start]+1)
-		}
-	}
-	return best[n]
 }
 
 // MaxNamedMatches is the most terms a banned violation names; it says
@@ -210,26 +157,9 @@ func distinctMatches(b *BannedList, names []string, hits []BannedHit) (ms []Bann
 			ms[i].How = h.How
 		}
 	}
-	// The list terms' text, in one allocation.
-	var sb strings.Builder
-	total := 0
-	for i, m := range ms {
-		if !m.Name {
-			total += int(b.offs[keys[i].id+1] - b.offs[keys[i].id])
-		}
-	}
-	sb.Grow(total)
-	for i, m := range ms {
-		if !m.Name {
-			sb.Write(b.blob[b.offs[keys[i].id]:b.offs[keys[i].id+1]])
-		}
-	}
-	all, at0 := sb.String(), 0
 	for i := range ms {
 		if !ms[i].Name {
-			n := int(b.offs[keys[i].id+1] - b.offs[keys[i].id])
-			ms[i].Term = all[at0 : at0+n]
-			at0 += n
+			ms[i].Term = b.term(keys[i].id)
 		}
 	}
 	return ms, len(keys) + len(at) - len(ms)
