@@ -457,16 +457,6 @@ func (b *BannedList) scanWith(p []rune, o scanOpts) (string, bool) {
 	return mr.scan()
 }
 
-// BannedHit is one place a banned term matched: the term as listed, the
-// runes [Start, End) of the password it matched, and how.
-type BannedHit struct {
-	Term       string
-	Start, End int
-	How        MatchHow
-	name       bool // a name term (entra mode), not a list term
-	id         int  // the term's id in the list, or a name term's index
-}
-
 // MatchHow is how a term matched: exact (case aside), after normalisation,
 // or within one edit after normalisation.
 type MatchHow string
@@ -477,83 +467,6 @@ const (
 	MatchNormalized MatchHow = "normalized"
 	MatchOneEdit    MatchHow = "one_edit"
 )
-
-// MatchAll returns every place a term matches, as Match defines a match
-// (every substring within edit distance 1 of a term after normalisation),
-// sorted by start, then end, then term. Its cost is that of a Match that
-// finds nothing: every probe is run.
-func (b *BannedList) MatchAll(password string) []BannedHit {
-	hits := b.matchAll(password, 0)
-	for i := range hits {
-		hits[i].Term = b.term(hits[i].id)
-	}
-	return hits
-}
-
-// matchAll is MatchAll without the terms' text (Term is ""; id is set), so
-// that a password matching thousands of terms of a large list costs no
-// allocation per match. With limit > 0 the scan ends once it has found
-// limit distinct terms: the hits are then those found so far (every term
-// found is in them, but not every place it matches).
-func (b *BannedList) matchAll(password string, limit int) []BannedHit {
-	if b == nil || b.Len() == 0 {
-		return nil
-	}
-	var buf [64]rune
-	p := normalizeRunes(buf[:0], password)
-	// A hit is packed as start<<48 | length<<32 | term id, so that sorting
-	// the packed values orders hits by start, then end, then term id.
-	pack := func(id, a, m int) uint64 { return uint64(a)<<48 | uint64(m)<<32 | uint64(id) }
-	var sbuf [64]uint64
-	seen := sbuf[:0]
-	// exact holds the hits at distance 0 (after normalisation): few.
-	var ebuf [16]uint64
-	exact := ebuf[:0]
-	var ibuf [16]int
-	ids := ibuf[:0]
-	stop := func(id, a, m int, t []rune) bool {
-		k := pack(id, a, m)
-		seen = append(seen, k)
-		if m == len(t) && slices.Equal(p[a:a+m], t) {
-			exact = append(exact, k)
-		}
-		// The scan reports a substring whose edit is at one end of it as
-		// the substring without that end rune (see lookup): add those one
-		// longer. A longer substring equal to t is found on its own.
-		if a > 0 && withinOne(p[a-1:a+m], t) {
-			seen = append(seen, pack(id, a-1, m+1))
-		}
-		if a+m < len(p) && withinOne(p[a:a+m+1], t) {
-			seen = append(seen, pack(id, a, m+1))
-		}
-		if limit <= 0 || slices.Contains(ids, id) {
-			return false
-		}
-		ids = append(ids, id)
-		return len(ids) >= limit
-	}
-	b.scanWith(p, scanOpts{stop: stop})
-	if len(seen) == 0 {
-		return nil
-	}
-	slices.Sort(seen)
-	seen = slices.Compact(seen)
-	var rbuf [64]rune
-	raw := append(rbuf[:0], []rune(password)...)
-	hits := make([]BannedHit, len(seen))
-	for i, k := range seen {
-		id, a, m := int(uint32(k)), int(k>>48), int(k>>32&0xffff)
-		how := MatchOneEdit
-		if slices.Contains(exact, k) {
-			how = MatchNormalized
-			if foldEqual(raw[a:a+m], b.termBytes(id)) {
-				how = MatchExact
-			}
-		}
-		hits[i] = BannedHit{Start: a, End: a + m, How: how, id: id}
-	}
-	return hits
-}
 
 // normTerm appends term id, normalised, to dst, without allocating.
 func (b *BannedList) normTerm(id int, dst []rune) []rune {

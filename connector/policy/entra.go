@@ -69,18 +69,15 @@ func nameTerms(p Policy, u User) []string {
 // checkBanned applies the banned list in p's mode. It returns the violation
 // and whether there is one.
 func checkBanned(p Policy, u User, password string) (Violation, bool) {
+	e := p.Banned.scanBanned(password, p.BannedMode)
 	if p.BannedMode != BannedEntra {
-		// Only the first MaxNamedMatches+1 terms found are reported (named,
-		// or "more"): the scan ends there.
-		hits := p.Banned.matchAll(password, MaxNamedMatches+1)
-		if len(hits) == 0 {
+		if len(e.found) == 0 {
 			return Violation{}, false
 		}
-		ms, more := distinctMatches(p.Banned, nil, hits)
+		ms, more := e.matches(p.Banned, nil, nil)
 		return Violation{Rule: RuleBanned, Token: ms[0].Term, Matches: ms, MoreMatches: more, Mode: BannedStrict,
 			Message: "banned: contains " + quoteTerms(ms, more)}, true
 	}
-	e := p.Banned.scanEntra(password)
 	names := nameTerms(p, u)
 	nameHit := e.addNames(names)
 	if len(e.found) == 0 {
@@ -109,72 +106,12 @@ func plural(n int) string {
 	return "s"
 }
 
-// MaxNamedMatches is the most terms a banned violation names; it says
-// flags the others (Violation.MoreMatches). A
-// large list can match hundreds of terms in one password, and a result's
-// message and fields are bounded; strict mode stops looking at the first
-// term past MaxNamedMatches.
+// MaxNamedMatches is the most terms a banned violation names; the others
+// are counted in Violation.MoreMatches, as a lower bound. A large list can
+// match hundreds of terms in one password, and a result's message and
+// fields are bounded: strict mode stops looking at the first term past
+// MaxNamedMatches, and entra mode looks past it only for the score.
 const MaxNamedMatches = 8
-
-// distinctMatches names each term once, in order of its first match, with
-// the closest way it matched (exact before normalized before one_edit), up
-// to MaxNamedMatches, and counts the other terms in hits. Name hits' ids
-// index names.
-func distinctMatches(b *BannedList, names []string, hits []BannedHit) (ms []BannedMatch, more int) {
-	type tk struct {
-		id   int
-		name bool
-	}
-	// Few terms match a password: a slice beats a map, with no allocation
-	// for the usual case.
-	var kbuf [MaxNamedMatches + 1]tk
-	keys := kbuf[:0]
-	var at map[tk]struct{} // the terms past the first len(kbuf)
-	for _, h := range hits {
-		k := tk{h.id, h.name}
-		i := slices.Index(keys, k)
-		if i < 0 {
-			if len(keys) < len(kbuf) {
-				keys = append(keys, k)
-			} else {
-				if at == nil {
-					at = map[tk]struct{}{}
-				}
-				at[k] = struct{}{}
-				continue
-			}
-			i = len(keys) - 1
-			if i < MaxNamedMatches {
-				term := ""
-				if h.name {
-					term = names[h.id]
-				}
-				ms = append(ms, BannedMatch{Term: term, How: h.How, Name: h.name})
-			}
-			continue
-		}
-		if i < MaxNamedMatches && howRank(h.How) < howRank(ms[i].How) {
-			ms[i].How = h.How
-		}
-	}
-	for i := range ms {
-		if !ms[i].Name {
-			ms[i].Term = b.term(keys[i].id)
-		}
-	}
-	return ms, len(keys) + len(at) - len(ms)
-}
-
-// howRank orders MatchHow from the closest match.
-func howRank(h MatchHow) int {
-	switch h {
-	case MatchExact:
-		return 0
-	case MatchNormalized:
-		return 1
-	}
-	return 2
-}
 
 // quoteTerms is "'a'", "'a' and 'b'", "'a', 'b' and 'c'", or with more
 // terms not named, "'a', 'b' and more" (how many more is not known: strict

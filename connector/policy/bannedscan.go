@@ -4,21 +4,24 @@ import (
 	"slices"
 )
 
-// entraScan is what entra mode needs to know of one password: which spans
-// of the normalised password a term matches, with one term for each, and
-// which terms were found. It is not every place every term matches: a large
-// list matches thousands of (term, place) pairs in a long password, and
-// verifying each costs a read of the term from memory. The scan verifies a
-// candidate only when it can change the answer (see want):
-//   - a span no term has matched yet (the score);
-//   - a term not yet found, while fewer than MaxNamedMatches+1 terms are
-//     (the names; past that, Violation.MoreMatches is a lower bound).
+// bannedScan is what a banned-list check needs to know of one password:
+// which terms were found and, in entra mode, which spans of the normalised
+// password a term matches, with one term for each. It is not every place
+// every term matches: a large list matches thousands of (term, place) pairs
+// in a long password, and verifying each costs a read of the term from
+// memory. The scan verifies a candidate only when it can change the answer
+// (see want):
+//   - a term not yet found, while fewer than MaxNamedMatches+1 are (the
+//     names; past that, Violation.MoreMatches is a lower bound, and strict
+//     mode ends the scan);
+//   - in entra mode, a span no term has matched yet (the score).
 //
-// A one-edit match is not used where the same term is at distance 0 over
-// any of the same characters ("blank1" is [blank] + [1], as in Microsoft's
-// examples): once a term is read to verify it, that is a comparison of
-// runes in the password (see counts), with no further read.
-type entraScan struct {
+// In entra mode a one-edit match is not used where the same term is at
+// distance 0 over any of the same characters ("blank1" is [blank] + [1], as
+// in Microsoft's examples): once a term is read to verify it, that is a
+// comparison of runes in the password (see counts), with no further read.
+type bannedScan struct {
+	entra bool
 	p     []rune
 	raw   []rune
 	valid []uint64    // valid[a] bit m-1: runes [a,a+m) are matched
@@ -41,23 +44,28 @@ type foundTerm struct {
 	start int32
 }
 
-// scanEntra runs the scan for password (see entraScan).
-func (b *BannedList) scanEntra(password string) *entraScan {
-	e := &entraScan{p: normalizeRunes(nil, password), raw: []rune(password)}
+// scanBanned runs the scan of password for mode (see bannedScan).
+func (b *BannedList) scanBanned(password string, mode BannedMode) *bannedScan {
+	e := &bannedScan{entra: mode == BannedEntra, p: normalizeRunes(nil, password), raw: []rune(password)}
 	e.valid = make([]uint64, len(e.p)+1)
 	if b == nil || b.Len() == 0 {
 		return e
 	}
-	b.scanWith(e.p, scanOpts{want: e.want, stop: e.verified, exhaustive: true})
+	// Strict mode ends the scan at the first term past those it names; so
+	// it probes longer substrings first, one length at a time.
+	b.scanWith(e.p, scanOpts{want: e.want, stop: e.verified, exhaustive: e.entra})
 	return e
 }
 
 // want reports whether a match of term id (-1: any term) at runes [a,a+m)
 // (and, for a whole-substring probe, one rune longer at either end: see
 // verified) could add a span or a term to name.
-func (e *entraScan) want(id, a, m int, whole bool) bool {
+func (e *bannedScan) want(id, a, m int, whole bool) bool {
 	if len(e.found) <= MaxNamedMatches && (id < 0 || !e.isFound(id, false)) {
 		return true
+	}
+	if !e.entra {
+		return false
 	}
 	if e.open(a, m) {
 		return true
@@ -66,14 +74,18 @@ func (e *entraScan) want(id, a, m int, whole bool) bool {
 }
 
 // open reports whether no term has matched runes [a,a+m) yet.
-func (e *entraScan) open(a, m int) bool { return e.valid[a]&(1<<(m-1)) == 0 }
+func (e *bannedScan) open(a, m int) bool { return e.valid[a]&(1<<(m-1)) == 0 }
 
 // verified records a match of term id (normalised: t) at runes [a,a+m),
-// verified within one edit. The scan finds a substring whose edit is at one
+// verified within one edit, and reports whether to end the scan. In entra
+// mode the scan finds a substring whose edit is at one
 // end of it as the substring without that end rune (see lookup), so the
 // substrings one rune longer are checked here.
-func (e *entraScan) verified(id, a, m int, t []rune) bool {
+func (e *bannedScan) verified(id, a, m int, t []rune) bool {
 	e.addFound(id, false, a)
+	if !e.entra {
+		return len(e.found) > MaxNamedMatches
+	}
 	for _, s := range [3][2]int{{a, m}, {a - 1, m + 1}, {a, m + 1}} {
 		if s[0] >= 0 && s[0]+s[1] <= len(e.p) && e.open(s[0], s[1]) && e.counts(t, s[0], s[1]) {
 			e.mark(spanTerm{a: int32(s[0]), m: int32(s[1]), id: uint32(id)})
@@ -84,7 +96,7 @@ func (e *entraScan) verified(id, a, m int, t []rune) bool {
 
 // counts reports whether term t's match of runes [a,a+m) counts: they are
 // t, or within one edit of it and t is not at distance 0 over any of them.
-func (e *entraScan) counts(t []rune, a, m int) bool {
+func (e *bannedScan) counts(t []rune, a, m int) bool {
 	s := e.p[a : a+m]
 	if slices.Equal(s, t) {
 		return true
@@ -101,7 +113,7 @@ func (e *entraScan) counts(t []rune, a, m int) bool {
 }
 
 // mark makes s's span valid, unless it is already.
-func (e *entraScan) mark(s spanTerm) {
+func (e *bannedScan) mark(s spanTerm) {
 	if e.valid[s.a]&(1<<(s.m-1)) != 0 {
 		return
 	}
@@ -109,11 +121,11 @@ func (e *entraScan) mark(s spanTerm) {
 	e.spans = append(e.spans, s)
 }
 
-func (e *entraScan) isFound(id int, name bool) bool {
+func (e *bannedScan) isFound(id int, name bool) bool {
 	return slices.ContainsFunc(e.found, func(f foundTerm) bool { return int(f.id) == id && f.name == name })
 }
 
-func (e *entraScan) addFound(id int, name bool, a int) {
+func (e *bannedScan) addFound(id int, name bool, a int) {
 	i := slices.IndexFunc(e.found, func(f foundTerm) bool { return int(f.id) == id && f.name == name })
 	if i < 0 {
 		e.found = append(e.found, foundTerm{id: uint32(id), name: name, start: int32(a)})
@@ -124,7 +136,7 @@ func (e *entraScan) addFound(id int, name bool, a int) {
 
 // addNames matches the name terms (normalised, as substrings) and reports
 // whether any matched.
-func (e *entraScan) addNames(names []string) bool {
+func (e *bannedScan) addNames(names []string) bool {
 	hit := false
 	for k, t := range names {
 		tn := normalizeRunes(nil, t)
@@ -142,7 +154,7 @@ func (e *entraScan) addNames(names []string) bool {
 // score is the lowest score of any reading of the password as matched
 // spans and other characters (each 1 point), and the spans of one such
 // reading.
-func (e *entraScan) score() (int, []spanTerm) {
+func (e *bannedScan) score() (int, []spanTerm) {
 	n := len(e.p)
 	best := make([]int, n+1) // best[i]: the lowest score of runes [0,i)
 	from := make([]int, n+1) // the start of the last span in that reading, or i-1
@@ -168,8 +180,8 @@ func (e *entraScan) score() (int, []spanTerm) {
 // matches names up to MaxNamedMatches terms: those of the lowest-scoring
 // reading first, then the others found; listed in order of their leftmost
 // match seen. It returns how many other terms were found (a lower bound on
-// the terms matched: see entraScan).
-func (e *entraScan) matches(b *BannedList, names []string, cover []spanTerm) ([]BannedMatch, int) {
+// the terms matched: see bannedScan).
+func (e *bannedScan) matches(b *BannedList, names []string, cover []spanTerm) ([]BannedMatch, int) {
 	var chosen []foundTerm
 	pick := func(id uint32, name bool) {
 		if len(chosen) == MaxNamedMatches || slices.ContainsFunc(chosen, func(f foundTerm) bool { return f.id == id && f.name == name }) {
@@ -198,7 +210,7 @@ func (e *entraScan) matches(b *BannedList, names []string, cover []spanTerm) ([]
 
 // listHow is how list term id matched at its closest: exact (case aside)
 // somewhere, after normalisation, or only within one edit.
-func (e *entraScan) listHow(b *BannedList, id int) MatchHow {
+func (e *bannedScan) listHow(b *BannedList, id int) MatchHow {
 	var tbuf [MaxBannedTermLength + 1]rune
 	t := b.normTerm(id, tbuf[:0])
 	how := MatchOneEdit
@@ -216,7 +228,7 @@ func (e *entraScan) listHow(b *BannedList, id int) MatchHow {
 
 // nameHow is how a name term matched: exact (case aside) somewhere, or
 // after normalisation.
-func (e *entraScan) nameHow(t string) MatchHow {
+func (e *bannedScan) nameHow(t string) MatchHow {
 	n, tb := len([]rune(t)), []byte(t)
 	for a := 0; a+n <= len(e.raw); a++ {
 		if foldEqual(e.raw[a:a+n], tb) {
