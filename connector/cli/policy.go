@@ -145,7 +145,12 @@ func policyCheck(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return &ExitError{Code: ExitPolicyUnchecked, Err: fmt.Errorf("policy check: %w", err)}
 	}
-	if err := f.writeVerdict(env.Stdout, p.BannedMode, vs); err != nil {
+	var reading *policy.BannedReading
+	if p.Banned != nil || p.BannedMode == policy.BannedEntra {
+		r := policy.ReadBanned(p, who, pw)
+		reading = &r
+	}
+	if err := f.writeVerdict(env.Stdout, p.BannedMode, vs, reading); err != nil {
 		return err
 	}
 	if len(vs) > 0 {
@@ -194,14 +199,17 @@ func (f *checkFlags) addLists(p *policy.Policy) (closeBreached func(), err error
 }
 
 // writeVerdict writes the verdict: the violations' messages (or that there are
-// none), or with --json the verdict as one JSON object.
-func (f *checkFlags) writeVerdict(w io.Writer, mode policy.BannedMode, vs []policy.Violation) error {
+// none), or with --json the verdict as one JSON object. reading, when a banned
+// list or entra mode applies, is how the banned check read the password,
+// refused or not: the terms it found and, in entra mode, the score.
+func (f *checkFlags) writeVerdict(w io.Writer, mode policy.BannedMode, vs []policy.Violation, reading *policy.BannedReading) error {
 	if f.jsonOut {
 		out := struct {
 			OK         bool               `json:"ok"`
 			BannedMode policy.BannedMode  `json:"banned_mode"`
+			Banned     *bannedJSON        `json:"banned,omitempty"`
 			Violations []policy.Violation `json:"violations"`
-		}{OK: len(vs) == 0, BannedMode: mode, Violations: append([]policy.Violation{}, vs...)}
+		}{OK: len(vs) == 0, BannedMode: mode, Banned: newBannedJSON(reading), Violations: append([]policy.Violation{}, vs...)}
 		b, err := json.Marshal(out)
 		if err != nil {
 			return fmt.Errorf("policy check: %w", err)
@@ -212,12 +220,38 @@ func (f *checkFlags) writeVerdict(w io.Writer, mode policy.BannedMode, vs []poli
 	var b bytes.Buffer
 	if len(vs) == 0 {
 		b.WriteString("ok: the password meets the policy\n")
+		if r := reading; r != nil && r.Mode == policy.BannedEntra && len(r.Matches) > 0 {
+			fmt.Fprintf(&b, "banned (entra): %d points, %d needed\n", r.Score, r.ScoreNeeded)
+		}
 	}
 	for _, v := range vs {
 		b.WriteString(v.Message + "\n")
 	}
 	_, err := w.Write(b.Bytes())
 	return err
+}
+
+// bannedJSON is --json's "banned": the banned check's reading.
+type bannedJSON struct {
+	Mode        policy.BannedMode    `json:"mode"`
+	Refused     bool                 `json:"refused"`
+	Matches     []policy.BannedMatch `json:"matches"`
+	MoreMatches int                  `json:"more_matches,omitempty"`
+	Score       *int                 `json:"score,omitempty"`
+	ScoreNeeded *int                 `json:"score_needed,omitempty"`
+	NameMatched bool                 `json:"name_matched,omitempty"`
+}
+
+func newBannedJSON(r *policy.BannedReading) *bannedJSON {
+	if r == nil {
+		return nil
+	}
+	j := &bannedJSON{Mode: r.Mode, Refused: r.Refused, Matches: append([]policy.BannedMatch{}, r.Matches...),
+		MoreMatches: r.MoreMatches, NameMatched: r.NameMatched}
+	if r.Mode == policy.BannedEntra {
+		j.Score, j.ScoreNeeded = &r.Score, &r.ScoreNeeded
+	}
+	return j
 }
 
 // readPassword reads stdin and removes exactly one trailing "\n" or "\r\n".

@@ -214,6 +214,15 @@ func TestPolicyCheckBannedMode(t *testing.T) {
 	type out struct {
 		OK         bool   `json:"ok"`
 		BannedMode string `json:"banned_mode"`
+		Banned     *struct {
+			Mode        string `json:"mode"`
+			Refused     bool   `json:"refused"`
+			Score       *int   `json:"score"`
+			ScoreNeeded *int   `json:"score_needed"`
+			Matches     []struct {
+				Term string `json:"term"`
+			} `json:"matches"`
+		} `json:"banned"`
 		Violations []struct {
 			Rule    string `json:"rule"`
 			Message string `json:"message"`
@@ -242,6 +251,26 @@ func TestPolicyCheckBannedMode(t *testing.T) {
 	code, o := run("Fable9!xq", "--banned-mode", "entra")
 	if code != 0 || !o.OK || o.BannedMode != "entra" {
 		t.Fatalf("entra Fable9!xq: exit %d %+v", code, o)
+	}
+	// Accepted, and still read: the term found and the score.
+	code, o = run("Contoso-harbour-7", "--banned-mode", "entra")
+	if b := o.Banned; code != 0 || b == nil || b.Mode != "entra" || b.Refused || *b.Score != 11 || *b.ScoreNeeded != 5 ||
+		len(b.Matches) != 1 || b.Matches[0].Term != "contoso" {
+		t.Fatalf("entra accepted: exit %d %+v", code, o.Banned)
+	}
+	code, stdout, _ := runPolicy(t, "Contoso-harbour-7\n", "check", "--complexity=false", "--min-length", "0", "--banned", banned, "--banned-mode", "entra")
+	if code != 0 || stdout != "ok: the password meets the policy\nbanned (entra): 11 points, 5 needed\n" {
+		t.Fatalf("entra accepted, text: exit %d %q", code, stdout)
+	}
+	strictList := filepath.Join(dir, "strict.txt")
+	os.WriteFile(strictList, []byte("blank\n"), 0o600)
+	code, stdout, _ = runPolicy(t, "Blank-harbour-7\n", "check", "--json", "--complexity=false", "--min-length", "0", "--banned", strictList)
+	o = out{}
+	if err := json.Unmarshal([]byte(stdout), &o); err != nil {
+		t.Fatal(err)
+	}
+	if b := o.Banned; code != 1 || b == nil || b.Mode != "strict" || !b.Refused || b.Score != nil || len(b.Matches) != 1 {
+		t.Fatalf("strict: exit %d %+v", code, o.Banned)
 	}
 	code, o = run("C0ntos0Blank12", "--banned-mode", "entra")
 	if code != 1 || len(o.Violations) != 1 {

@@ -66,37 +66,65 @@ func nameTerms(p Policy, u User) []string {
 	return out
 }
 
+// BannedReading is how the banned-list check reads a password, whether it
+// refuses it or not: the mode, the terms found (up to MaxNamedMatches, and
+// a lower bound on the others) and, in entra mode, the score.
+type BannedReading struct {
+	Mode        BannedMode
+	Refused     bool
+	Matches     []BannedMatch
+	MoreMatches int
+	// Entra mode: the password's points, the points it needs
+	// (EntraScoreNeeded), and whether a name term matched (which refuses
+	// whatever the score).
+	Score, ScoreNeeded int
+	NameMatched        bool
+}
+
+// ReadBanned reads password with p's banned list (in entra mode with the
+// user's names and the tenant name too), as Check does.
+func ReadBanned(p Policy, u User, password string) BannedReading {
+	mode := p.BannedMode
+	if mode != BannedEntra {
+		mode = BannedStrict
+	}
+	e := p.Banned.scanBanned(password, mode)
+	r := BannedReading{Mode: mode}
+	if mode == BannedStrict {
+		r.Refused = len(e.found) > 0
+		r.Matches, r.MoreMatches = e.matches(p.Banned, nil, nil)
+		return r
+	}
+	names := nameTerms(p, u)
+	r.NameMatched = e.addNames(names)
+	var cover []spanTerm
+	r.Score, cover = e.score()
+	r.ScoreNeeded = EntraScoreNeeded
+	r.Refused = len(e.found) > 0 && (r.Score < EntraScoreNeeded || r.NameMatched)
+	r.Matches, r.MoreMatches = e.matches(p.Banned, names, cover)
+	return r
+}
+
 // checkBanned applies the banned list in p's mode. It returns the violation
 // and whether there is one.
 func checkBanned(p Policy, u User, password string) (Violation, bool) {
-	e := p.Banned.scanBanned(password, p.BannedMode)
-	if p.BannedMode != BannedEntra {
-		if len(e.found) == 0 {
-			return Violation{}, false
-		}
-		ms, more := e.matches(p.Banned, nil, nil)
-		return Violation{Rule: RuleBanned, Token: ms[0].Term, Matches: ms, MoreMatches: more, Mode: BannedStrict,
-			Message: "banned: contains " + quoteTerms(ms, more)}, true
-	}
-	names := nameTerms(p, u)
-	nameHit := e.addNames(names)
-	if len(e.found) == 0 {
+	r := ReadBanned(p, u, password)
+	if !r.Refused {
 		return Violation{}, false
 	}
-	score, cover := e.score()
-	if score >= EntraScoreNeeded && !nameHit {
-		return Violation{}, false
+	v := Violation{Rule: RuleBanned, Token: r.Matches[0].Term, Matches: r.Matches, MoreMatches: r.MoreMatches,
+		Mode: r.Mode, Message: "banned: contains " + quoteTerms(r.Matches, r.MoreMatches)}
+	if r.Mode != BannedEntra {
+		return v, true
 	}
-	ms, more := e.matches(p.Banned, names, cover)
-	msg := "banned: contains " + quoteTerms(ms, more)
-	if score < EntraScoreNeeded {
-		more := EntraScoreNeeded - score
-		msg += fmt.Sprintf("; add %d more character%s", more, plural(more))
+	v.Score, v.ScoreNeeded = r.Score, r.ScoreNeeded
+	if r.Score < r.ScoreNeeded {
+		more := r.ScoreNeeded - r.Score
+		v.Message += fmt.Sprintf("; add %d more character%s", more, plural(more))
 	} else {
-		msg += "; a name may not be part of the password"
+		v.Message += "; a name may not be part of the password"
 	}
-	return Violation{Rule: RuleBanned, Token: ms[0].Term, Matches: ms, MoreMatches: more, Mode: BannedEntra,
-		Score: score, ScoreNeeded: EntraScoreNeeded, Message: msg}, true
+	return v, true
 }
 
 func plural(n int) string {

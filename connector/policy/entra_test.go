@@ -316,3 +316,47 @@ func FuzzBannedModes(f *testing.F) {
 		}
 	})
 }
+
+func TestReadBannedAccepted(t *testing.T) {
+	bl, _ := NewBannedList([]string{"contoso"})
+	r := ReadBanned(Policy{Banned: bl, BannedMode: BannedEntra}, User{}, "Contoso-harbour-lights-7")
+	want := []BannedMatch{{Term: "contoso", How: MatchExact}}
+	if r.Refused || r.Mode != BannedEntra || r.Score != 18 || r.ScoreNeeded != EntraScoreNeeded || !slices.Equal(r.Matches, want) {
+		t.Fatalf("got %+v", r)
+	}
+	r = ReadBanned(Policy{Banned: bl}, User{}, "Contoso-harbour-lights-7")
+	if !r.Refused || r.Mode != BannedStrict || r.Score != 0 || !slices.Equal(r.Matches, want) {
+		t.Fatalf("strict: got %+v", r)
+	}
+}
+
+// With more terms found than a violation names, entra mode names the terms
+// of the lowest-scoring reading first, and says there are more.
+func TestBannedNamesTheScoringTermsFirst(t *testing.T) {
+	terms := []string{"bcde", "cdef", "defg", "fghi", "ghij", "hijk", "jklm", "klmn", "abcd", "efgh", "ijkl"}
+	bl, err := NewBannedList(terms)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vs, _ := Check(Policy{Banned: bl, BannedMode: BannedEntra}, User{}, "abcdefghijkl")
+	if len(vs) != 1 || vs[0].Score != 3 || len(vs[0].Matches) != MaxNamedMatches || vs[0].MoreMatches < 1 {
+		t.Fatalf("got %+v", vs)
+	}
+	var named []string
+	for _, m := range vs[0].Matches {
+		named = append(named, m.Term)
+	}
+	for _, c := range []string{"abcd", "efgh", "ijkl"} {
+		if !slices.Contains(named, c) {
+			t.Errorf("%q not named: %q", c, named)
+		}
+	}
+	if !strings.HasSuffix(vs[0].Message, " and more; add 2 more characters") {
+		t.Errorf("message %q", vs[0].Message)
+	}
+	// Strict mode names as many, and stops looking at the next.
+	vs, _ = Check(Policy{Banned: bl}, User{}, "abcdefghijkl")
+	if len(vs) != 1 || len(vs[0].Matches) != MaxNamedMatches || vs[0].MoreMatches != 1 {
+		t.Fatalf("strict: got %+v", vs)
+	}
+}
