@@ -13,8 +13,8 @@
 // (namespace.go); a token from the connector's own Entra ID credential,
 // refusals explained by AADSTS code (token.go); and the data roles, proven
 // by using them without consuming or sending anything: a peek on the
-// command queue (Listen) and a sender link attached to the reply queue
-// (Send) (queue.go). Certificate chains are judged in one place
+// command queue (Listen) and a sender link attached to the reply queue and
+// the status queue (Send) (queue.go). Certificate chains are judged in one place
 // (chain.go) for the DCs and the namespace.
 //
 // A Kerberos bind is checked step by step (kerberos.go): the keytab's

@@ -89,24 +89,29 @@ func Run(ctx context.Context, opts Options) *Report {
 }
 
 // queueChecks runs the queue checks (Listen on the command queue, Send on
-// the reply queue) unless the token check failed: without a token they
-// could only repeat it.
+// the reply queue and the status queue) unless the token check failed:
+// without a token they could only repeat it.
 func queueChecks(ctx context.Context, cfg *config.Config, opts Options, token Check) []Check {
-	reply := cmp.Or(opts.ReplyQueue, cfg.Results.ReplyQueue)
 	where := queueEndpoint(cfg.Queue)
+	var sends []SendTarget
 	var replySkip *Check
 	if cfg.Results.Mode == "https" {
 		c := skip("reply queue", "", "results.mode https: results go to results.https.url, not to a queue")
-		replySkip, reply = &c, ""
+		replySkip = &c
+	} else if reply := cmp.Or(opts.ReplyQueue, cfg.Results.ReplyQueue); reply != "" {
+		sends = append(sends, ReplyTarget(reply))
+	}
+	if cfg.Status.Queue != "" {
+		sends = append(sends, StatusTarget(cfg.Status.Queue))
 	}
 	var out []Check
 	if token.Status == Fail {
 		out = []Check{skip("queue", where+"/"+cfg.Queue.Name, "no token (see the entra token check)")}
-		if reply != "" {
-			out = append(out, skip("reply queue", where+"/"+reply, "no token (see the entra token check)"))
+		for _, t := range sends {
+			out = append(out, skip(t.Check, where+"/"+t.Queue, "no token (see the entra token check)"))
 		}
 	} else {
-		out = CheckQueues(ctx, cfg.Queue, reply, opts.Timeout)
+		out = CheckQueues(ctx, cfg.Queue, opts.Timeout, sends...)
 	}
 	if replySkip != nil {
 		out = append(out, *replySkip)

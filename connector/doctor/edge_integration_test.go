@@ -15,6 +15,7 @@ import (
 	"github.com/adwriteback/adwriteback/connector/config"
 	"github.com/adwriteback/adwriteback/connector/doctor"
 	"github.com/adwriteback/adwriteback/integration/entra"
+	"github.com/adwriteback/adwriteback/integration/sbemu"
 	"github.com/adwriteback/adwriteback/integration/stack"
 	"github.com/adwriteback/adwriteback/integration/testca"
 )
@@ -116,7 +117,7 @@ func (e *edge) queues(spec stack.ConfigSpec) *doctor.Report {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	rep := &doctor.Report{Config: path, Checks: doctor.CheckQueues(ctx, cfg.Queue, e.env.Replies, 10*time.Second)}
+	rep := &doctor.Report{Config: path, Checks: doctor.CheckQueues(ctx, cfg.Queue, 10*time.Second, doctor.ReplyTarget(e.env.Replies))}
 	var secrets []string
 	for _, c := range edgeClients {
 		secrets = append(secrets, e.env.Entra.Client(c).Secret)
@@ -250,6 +251,30 @@ func TestDoctorEdge(t *testing.T) {
 			want(t, rep, c.check, doctor.Fail, c.detail, c.role)
 		})
 	}
+
+	// status.queue, where the presence heartbeat goes, needs Send too.
+	t.Run("status queue", func(t *testing.T) {
+		env.AddQueue("doctor-status", sbemu.QueueOptions{})
+		s := e.spec()
+		s.StatusQueue = "doctor-status"
+		t.Cleanup(func() { _ = env.Entra.SetRoles(edgeClient, edgeRoles...) })
+		if err := env.Entra.SetRoles(edgeClient, append(edgeRoles, "Send:doctor-status")...); err != nil {
+			t.Fatal(err)
+		}
+		want(t, e.run(s, nil), "status queue", doctor.OK, "nothing was sent", "")
+		if err := env.Entra.SetRoles(edgeClient, edgeRoles...); err != nil {
+			t.Fatal(err)
+		}
+		rep := e.run(s, nil)
+		want(t, rep, "status queue", doctor.Fail, "refused a sender on the status queue", `"Azure Service Bus Data Sender" on the queue doctor-status`)
+		want(t, rep, "reply queue", doctor.OK, "", "")
+		// A role on a queue that does not exist: told as missing.
+		if err := env.Entra.SetRoles(edgeClient, append(edgeRoles, "Send:no-such-status")...); err != nil {
+			t.Fatal(err)
+		}
+		s.StatusQueue = "no-such-status"
+		want(t, e.run(s, nil), "status queue", doctor.Fail, `the status queue "no-such-status" does not exist`, "step 7")
+	})
 
 	for _, c := range []struct{ client, detail, fix string }{
 		{"wrong-audience", `for the audience "https://storage.azure.com"`, "queue.authority_host"},

@@ -134,8 +134,8 @@ func TestRoleResults(t *testing.T) {
 	}{
 		{"listen, entra", QueueResult(denied, entraQ, "ns"), "Listen", `role "Azure Service Bus Data Receiver" on the queue commands`},
 		{"listen, sas", QueueResult(denied, sasQ, "ns"), "without Listen", "connection_string_file"},
-		{"send, entra", ReplyQueueResult(denied, entraQ, "ns", "replies"), "Send", `role "Azure Service Bus Data Sender" on the queue replies`},
-		{"send, sas", ReplyQueueResult(denied, sasQ, "ns", "replies"), "Send", "Send right on the queue replies"},
+		{"send, entra", SendResult(denied, entraQ, "ns", ReplyTarget("replies")), "Send", `role "Azure Service Bus Data Sender" on the queue replies`},
+		{"send, sas", SendResult(denied, sasQ, "ns", ReplyTarget("replies")), "Send", "Send right on the queue replies"},
 	} {
 		if c.got.Status != Fail || !strings.Contains(c.got.Detail, c.detail) || !strings.Contains(c.got.Fix, c.fix) {
 			t.Errorf("%s: %s %q fix %q; want FAIL with %q, fix with %q", c.name, c.got.Status, c.got.Detail, c.got.Fix, c.detail, c.fix)
@@ -239,7 +239,7 @@ func TestQueueFaults(t *testing.T) {
 		if got := classifyQueue(servicebus.Classify(c.err)); got != c.fault {
 			t.Errorf("%s: classified %d, want %d", c.name, got, c.fault)
 		}
-		for _, got := range []Check{QueueResult(c.err, entraQ, "ns"), ReplyQueueResult(c.err, entraQ, "ns", "replies")} {
+		for _, got := range []Check{QueueResult(c.err, entraQ, "ns"), SendResult(c.err, entraQ, "ns", ReplyTarget("replies"))} {
 			if got.Status != Fail || got.Fix == "" || strings.Contains(got.Fix, c.notFix) || strings.Contains(got.Detail, "\n") {
 				t.Errorf("%s, %s: %s %q fix %q; want FAIL, one line, a fix without %q", c.name, got.Name, got.Status, got.Detail, got.Fix, c.notFix)
 			}

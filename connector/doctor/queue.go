@@ -31,18 +31,39 @@ func QueueClientConfig(q config.Queue) servicebus.Config {
 // CheckQueue opens a receiver on the queue and peeks one message (a peek
 // takes no lock and changes nothing), within timeout.
 func CheckQueue(ctx context.Context, q config.Queue, timeout time.Duration) Check {
-	return CheckQueues(ctx, q, "", timeout)[0]
+	return CheckQueues(ctx, q, timeout)[0]
+}
+
+// SendTarget is a queue the connector sends to, and the check that proves
+// it may.
+type SendTarget struct {
+	Check string // the check's name: "reply queue", "status queue"
+	Queue string
+	// Missing says how to fix a queue that does not exist.
+	Missing string
+}
+
+// ReplyTarget is results.reply_queue (or doctor's --reply-queue).
+func ReplyTarget(queue string) SendTarget {
+	return SendTarget{Check: "reply queue", Queue: queue,
+		Missing: fmt.Sprintf("create the queue %q (docs/azure-setup.md, step 3), or pass the name the senders put in ReplyTo to --reply-queue", queue)}
+}
+
+// StatusTarget is status.queue, where the presence heartbeat goes.
+func StatusTarget(queue string) SendTarget {
+	return SendTarget{Check: "status queue", Queue: queue,
+		Missing: fmt.Sprintf("create the queue %q (docs/azure-setup.md, step 7), or leave status.queue empty to send no heartbeat", queue)}
 }
 
 // CheckQueues proves the roles the connector needs by using them, on one
 // connection: Listen on the command queue by opening a receiver and
 // peeking one message (a peek takes no lock, consumes nothing and settles
-// nothing), and, when replyQueue is not "", Send on the reply queue by
-// attaching a sender link (Sender.NewMessageBatch attaches the link to
-// learn the queue's maximum message size, and Service Bus checks the Send
-// right on attach) without sending anything. It returns the "queue" check
-// and, with a reply queue, the "reply queue" check.
-func CheckQueues(ctx context.Context, q config.Queue, replyQueue string, timeout time.Duration) []Check {
+// nothing), and Send on each of sends by attaching a sender link
+// (Sender.NewMessageBatch attaches the link to learn the queue's maximum
+// message size, and Service Bus checks the Send right on attach) without
+// sending anything. It returns the "queue" check, then one check for each
+// of sends.
+func CheckQueues(ctx context.Context, q config.Queue, timeout time.Duration, sends ...SendTarget) []Check {
 	where := queueEndpoint(q)
 	cfg := QueueClientConfig(q)
 	dials := servicebus.NewDialTracker()
@@ -50,8 +71,8 @@ func CheckQueues(ctx context.Context, q config.Queue, replyQueue string, timeout
 	client, err := servicebus.NewClient(cfg)
 	if err != nil {
 		out := []Check{QueueResult(err, q, where)}
-		if replyQueue != "" {
-			out = append(out, skip("reply queue", where+"/"+replyQueue, "no client (see the queue check)"))
+		for _, t := range sends {
+			out = append(out, skip(t.Check, where+"/"+t.Queue, "no client (see the queue check)"))
 		}
 		return out
 	}
@@ -63,15 +84,21 @@ func CheckQueues(ctx context.Context, q config.Queue, replyQueue string, timeout
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	out := []Check{QueueResult(dials.Explain(peek(ctx, client, q.Name)), q, where)}
-	if replyQueue == "" {
-		return out
+	for _, t := range sends {
+		out = append(out, SendResult(dials.Explain(attachSender(ctx, client, t.Queue)), q, where, t))
 	}
-	s, err := client.NewSender(replyQueue, nil)
-	if err == nil {
-		defer s.Close(context.Background())
-		_, err = s.NewMessageBatch(ctx, nil)
+	return out
+}
+
+// attachSender attaches a sender link to queue, sending nothing.
+func attachSender(ctx context.Context, client *azservicebus.Client, queue string) error {
+	s, err := client.NewSender(queue, nil)
+	if err != nil {
+		return err
 	}
-	return append(out, ReplyQueueResult(dials.Explain(err), q, where, replyQueue))
+	defer s.Close(context.Background())
+	_, err = s.NewMessageBatch(ctx, nil)
+	return err
 }
 
 // peek opens a receiver on queue and peeks one message.
@@ -122,30 +149,27 @@ func classifyQueue(err error) queueFault {
 	return faultOther
 }
 
-// ReplyQueueResult explains the outcome of attaching a sender to the reply
-// queue.
-func ReplyQueueResult(err error, q config.Queue, where, replyQueue string) Check {
-	const name = "reply queue"
-	target := fmt.Sprintf("%s/%s", where, replyQueue)
+// SendResult explains the outcome of attaching a sender to t's queue.
+func SendResult(err error, q config.Queue, where string, t SendTarget) Check {
+	target := fmt.Sprintf("%s/%s", where, t.Queue)
 	if err == nil {
-		return ok(name, target, "authorised to send: a sender link attached (nothing was sent)")
+		return ok(t.Check, target, "authorised to send: a sender link attached (nothing was sent)")
 	}
 	err = servicebus.Classify(err)
 	switch classifyQueue(err) {
 	case faultUnauthorized:
-		return fail(name, target, "unauthorized: Service Bus refused a sender on the reply queue (the Send right is missing)"+refusalReason(err),
-			roleFix(q, "Azure Service Bus Data Sender", replyQueue, "Send"))
+		return fail(t.Check, target, fmt.Sprintf("unauthorized: Service Bus refused a sender on the %s (the Send right is missing)", t.Check)+refusalReason(err),
+			roleFix(q, "Azure Service Bus Data Sender", t.Queue, "Send"))
 	case faultTokenRefused:
-		return tokenRefused(name, target, err, q)
+		return tokenRefused(t.Check, target, err, q)
 	case faultNotFound:
-		return fail(name, target, fmt.Sprintf("the reply queue %q does not exist in this namespace", replyQueue),
-			fmt.Sprintf("create the queue %q (docs/azure-setup.md, step 3), or pass the name the senders put in ReplyTo to --reply-queue", replyQueue))
+		return fail(t.Check, target, fmt.Sprintf("the %s %q does not exist in this namespace", t.Check, t.Queue), t.Missing)
 	case faultProxy:
-		return fail(name, target, fmt.Sprintf("the proxy stopped the connection: %v", err), "see the proxy check above")
+		return fail(t.Check, target, fmt.Sprintf("the proxy stopped the connection: %v", err), "see the proxy check above")
 	case faultTLS:
-		return fail(name, target, fmt.Sprintf("TLS to the namespace does not verify: %v", err), "see the namespace tls check above")
+		return fail(t.Check, target, fmt.Sprintf("TLS to the namespace does not verify: %v", err), "see the namespace tls check above")
 	}
-	return fail(name, target, fmt.Sprintf("cannot attach a sender to the reply queue: %v", err), "see the queue check above")
+	return fail(t.Check, target, fmt.Sprintf("cannot attach a sender to the %s: %v", t.Check, err), "see the queue check above")
 }
 
 // roleFix says how to grant the right a queue refused: the data role to
