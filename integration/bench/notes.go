@@ -38,6 +38,9 @@ func Notes(r *Report) []string {
 			n = append(n, fmt.Sprintf("Peak RSS stays low although the journal keeps every command for the retention period (%.0f MB file after %d commands): entries are appended in arrival order behind an id index, so a write touches only the log's tail and the index pages, and bbolt's map holds few resident pages.", float64(c.JournalBytes)/(1<<20), c.N))
 		}
 	}
+	if p := r.Policy; p != nil {
+		n = append(n, policyNotes(p)...)
+	}
 	if d := r.DC; d != nil {
 		n = append(n, dcNotes(d)...)
 	}

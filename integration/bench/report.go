@@ -18,6 +18,7 @@ type Report struct {
 	// run gives the latency a command pays without queueing.
 	Sweep        []*ConnectorResult
 	JournalFloor *JournalFloor
+	Policy       *PolicyResult // the local policy pre-check
 	DC           *DCResult
 	DCError      string
 	Notes        []string
@@ -109,6 +110,9 @@ func (r *Report) Markdown() string {
 			}
 			b.WriteString("\n")
 		}
+	}
+	if p := r.Policy; p != nil {
+		b.WriteString(policyMarkdown(p))
 	}
 	if d := r.DC; d != nil {
 		fmt.Fprintf(&b, "## DC-bound (same Samba DC, same run)\n\n")

@@ -59,10 +59,10 @@ func run(ctx context.Context, args []string) error {
 	if err := os.MkdirAll(filepath.Dir(*out), 0o755); err != nil {
 		return err
 	}
-	n, sweepN, baseline, burst, rounds, users := 5000, 1000, 100, 300, 2, 30
+	n, sweepN, baseline, burst, rounds, users, checks := 5000, 1000, 100, 300, 2, 30, 20000
 	cmd := "CGO_ENABLED=0 go run ./integration/cmd/bench"
 	if *full {
-		n, sweepN, baseline, burst, rounds, users = 100000, 5000, 1000, 2000, 4, 200
+		n, sweepN, baseline, burst, rounds, users, checks = 100000, 5000, 1000, 2000, 4, 200, 200000
 		cmd += " -full"
 	}
 	rep := &bench.Report{Machine: bench.ThisMachine(), Load: bench.LoadAvg(), Full: *full, Command: cmd}
@@ -74,6 +74,12 @@ func run(ctx context.Context, args []string) error {
 		if err := connectorBound(ctx, rep, n, sweepN, *workers, logf); err != nil {
 			return err
 		}
+		logf("policy pre-check: 1,000,000-term banned list, %d checks per case and mode", checks)
+		p, err := bench.PolicyCheck(ctx, bench.PolicyOptions{Checks: checks, Log: logf})
+		if err != nil {
+			return fmt.Errorf("policy pre-check: %w", err)
+		}
+		rep.Policy = p
 	}
 
 	if !*noDC {
