@@ -2,7 +2,7 @@ package policy_test
 
 import (
 	"runtime"
-	"slices"
+	"strings"
 	"sync"
 	"testing"
 
@@ -74,14 +74,26 @@ func BenchmarkBannedBuild(b *testing.B) {
 	}
 }
 
-// TestSyntheticMatchesPolicybench: the internal tests' copies of the
-// synthetic terms and passwords (they cannot import policybench) are
-// policybench's.
-func TestSyntheticMatchesPolicybench(t *testing.T) {
-	if got, want := policy.SyntheticTermsForTest(5000), policybench.Terms(5000); !slices.Equal(got, want) {
-		t.Error("syntheticTerms differs from policybench.Terms")
+// TestBannedAgainstReference compares the index with brute force on a
+// synthetic list big enough to have shared keys and repeated runes.
+func TestBannedAgainstReference(t *testing.T) {
+	terms := policybench.Terms(1500)
+	terms = append(terms, "aaaa", "aaab", "abab", "baaa", "mississippi")
+	bl, err := policy.NewBannedList(terms)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if got, want := policy.BenchPasswordsForTest(), policybench.Passwords(); !slices.Equal(got, want) {
-		t.Errorf("benchPasswords = %q, policybench.Passwords = %q", got, want)
+	pws := policybench.Passwords()
+	pws = append(pws, "aaaaaaa", "xaabx", "mis#issippi", "##mississippi##", "mi#ss#issippi", "€mississipp", "mississipi", "misisippi", "mIssi55ippi!", "bbaaab")
+	for _, w := range policybench.Terms(200) {
+		pws = append(pws, "X"+w+"7", w[1:], w[:len(w)-1]+"q", strings.ToUpper(w),
+			w[:2]+"#"+w[2:], "-"+w[:3]+"%"+w[3:]+"#", w[:1]+"€"+w[2:], "a#b"+w+"c^d")
+	}
+	for _, pw := range pws {
+		_, got := bl.Match(pw)
+		want := policy.RefBanned(terms, pw) != ""
+		if got != want {
+			t.Fatalf("Match(%q) = %v, reference %v (%s)", pw, got, want, policy.RefBanned(terms, pw))
+		}
 	}
 }
