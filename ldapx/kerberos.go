@@ -125,7 +125,7 @@ func kdcsOf(c *Config, krb *krbconfig.Config, realm string) ([]string, error) {
 	if len(kdcs) == 0 && c.Kerberos.Krb5Conf != "" {
 		n, m, err := krb.GetKDCs(realm, true)
 		if err != nil {
-			return nil, fmt.Errorf("krb5.conf %s: %w", c.Kerberos.Krb5Conf, err)
+			return nil, fmt.Errorf("krb5.conf %s names no KDC of %s: %w", c.Kerberos.Krb5Conf, realm, err)
 		}
 		for i := 1; i <= n; i++ {
 			kdcs = append(kdcs, m[i])
@@ -143,6 +143,18 @@ func kdcsOf(c *Config, krb *krbconfig.Config, realm string) ([]string, error) {
 		out = append(out, a)
 	}
 	return out, nil
+}
+
+// KDCs are the KDCs the Kerberos bind asks, host:port, in order:
+// Kerberos.KDCs, else the krb5.conf's for the principal's realm, else
+// DefaultKDCs(Servers). An error says why there are none to ask.
+func (c *Config) KDCs() ([]string, error) {
+	krb, err := krb5Config(c.Kerberos.Krb5Conf)
+	if err != nil {
+		return nil, err
+	}
+	_, realm := splitPrincipal(c.Kerberos.Principal, c.realm())
+	return kdcsOf(c, krb, realm)
 }
 
 // bind runs the SASL GSSAPI bind with a ticket for ldap/host.
@@ -211,7 +223,7 @@ func (b *kerberosBinder) reloadKeytab() error {
 	}
 	versions := keyVersions(kt, b.name, b.realm)
 	if len(versions) == 0 {
-		return b.keytabError(fmt.Errorf("it holds no key of %s@%s (it has %s)", b.name.PrincipalNameString(), b.realm, strings.Join(keytabPrincipals(kt), ", ")))
+		return b.keytabError(fmt.Errorf("it holds no key of %s@%s (it has %s)", b.name.PrincipalNameString(), b.realm, strings.Join(KeytabPrincipals(kt), ", ")))
 	}
 	if b.kt != nil {
 		b.log.Info("keytab reloaded", "file", b.file, "principal", b.name.PrincipalNameString()+"@"+b.realm,
@@ -254,22 +266,50 @@ func (b *krbClient) facts(spn string) krbFacts {
 	return f
 }
 
+// KeytabKey is a key a keytab holds, as a diagnosis names it: its
+// version and encryption type (never the key itself).
+type KeytabKey struct {
+	KVNO  int
+	EType int32
+}
+
+// ETypeName names the key's encryption type ("aes256-cts-hmac-sha1-96").
+func (k KeytabKey) ETypeName() string { return etypeName(k.EType) }
+
+// KeytabKeys lists the keys kt holds for principal (name@REALM, or name
+// in realm), in the keytab's order: the keys the bind would use.
+func KeytabKeys(kt *keytab.Keytab, principal, realm string) []KeytabKey {
+	name, r := splitPrincipal(principal, realm)
+	return keytabKeys(kt, name, r)
+}
+
+// keytabKeys lists the keytab's entries of name@realm (both compared
+// without case, as the KDC does).
+func keytabKeys(kt *keytab.Keytab, name types.PrincipalName, realm string) []KeytabKey {
+	var out []KeytabKey
+	for _, e := range kt.Entries {
+		if strings.EqualFold(e.Principal.Realm, realm) && strings.EqualFold(strings.Join(e.Principal.Components, "/"), name.PrincipalNameString()) {
+			out = append(out, KeytabKey{KVNO: int(e.KVNO), EType: e.Key.KeyType})
+		}
+	}
+	return out
+}
+
 // keyVersions are the key versions the keytab holds for the principal,
 // ascending.
 func keyVersions(kt *keytab.Keytab, name types.PrincipalName, realm string) []int {
 	var out []int
-	for _, e := range kt.Entries {
-		if strings.EqualFold(e.Principal.Realm, realm) && strings.EqualFold(strings.Join(e.Principal.Components, "/"), name.PrincipalNameString()) &&
-			!slices.Contains(out, int(e.KVNO)) {
-			out = append(out, int(e.KVNO))
+	for _, k := range keytabKeys(kt, name, realm) {
+		if !slices.Contains(out, k.KVNO) {
+			out = append(out, k.KVNO)
 		}
 	}
 	slices.Sort(out)
 	return out
 }
 
-// keytabPrincipals names every principal in kt once.
-func keytabPrincipals(kt *keytab.Keytab) []string {
+// KeytabPrincipals names every principal in kt once (name@REALM).
+func KeytabPrincipals(kt *keytab.Keytab) []string {
 	var out []string
 	for _, e := range kt.Entries {
 		if p := e.Principal.String(); !slices.Contains(out, p) {
@@ -283,21 +323,26 @@ func keytabPrincipals(kt *keytab.Keytab) []string {
 // principal.
 func keytabEtypes(kt *keytab.Keytab, name types.PrincipalName, realm string) []string {
 	var out []string
-	for _, e := range kt.Entries {
-		if strings.EqualFold(e.Principal.Realm, realm) && strings.EqualFold(strings.Join(e.Principal.Components, "/"), name.PrincipalNameString()) {
-			if n := etypeName(e.Key.KeyType); !slices.Contains(out, n) {
-				out = append(out, n)
-			}
+	for _, k := range keytabKeys(kt, name, realm) {
+		if n := k.ETypeName(); !slices.Contains(out, n) {
+			out = append(out, n)
 		}
 	}
 	return out
 }
 
+// etypeNames are the encryption types' usual names (RFC 3961, 3962,
+// 4757, 8009): gokrb5's etypeID.ETypesByName has several for a type.
+var etypeNames = map[int32]string{
+	etypeID.DES_CBC_CRC: "des-cbc-crc", etypeID.DES_CBC_MD5: "des-cbc-md5", etypeID.DES3_CBC_SHA1_KD: "des3-cbc-sha1",
+	etypeID.AES128_CTS_HMAC_SHA1_96: "aes128-cts-hmac-sha1-96", etypeID.AES256_CTS_HMAC_SHA1_96: "aes256-cts-hmac-sha1-96",
+	etypeID.AES128_CTS_HMAC_SHA256_128: "aes128-cts-hmac-sha256-128", etypeID.AES256_CTS_HMAC_SHA384_192: "aes256-cts-hmac-sha384-192",
+	etypeID.RC4_HMAC: "rc4-hmac", etypeID.RC4_HMAC_EXP: "rc4-hmac-exp",
+}
+
 func etypeName(id int32) string {
-	for n, v := range etypeID.ETypesByName {
-		if v == id {
-			return n
-		}
+	if n, ok := etypeNames[id]; ok {
+		return n
 	}
 	return fmt.Sprintf("etype %d", id)
 }
@@ -315,7 +360,7 @@ func CheckKeytab(file, principal, realm string) error {
 	}
 	name, r := splitPrincipal(principal, realm)
 	if len(keyVersions(kt, name, r)) == 0 {
-		held := keytabPrincipals(kt)
+		held := KeytabPrincipals(kt)
 		if len(held) == 0 {
 			return fmt.Errorf("keytab %s is empty: export the keys of %s@%s into it", file, name.PrincipalNameString(), r)
 		}

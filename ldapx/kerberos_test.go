@@ -286,3 +286,41 @@ func FuzzKRBReply(f *testing.F) {
 		}
 	})
 }
+
+func TestKeytabKeys(t *testing.T) {
+	kt := keytab.New()
+	for _, e := range []struct {
+		name, realm string
+		kvno        uint8
+		etype       int32
+	}{
+		{"svc", "ADW.TEST", 2, etypeID.AES256_CTS_HMAC_SHA1_96},
+		{"other", "ADW.TEST", 5, etypeID.AES256_CTS_HMAC_SHA1_96},
+		{"SVC", "adw.test", 3, etypeID.RC4_HMAC},
+	} {
+		if err := kt.AddEntry(e.name, e.realm, "password", time.Now(), e.kvno, e.etype); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := []KeytabKey{{2, etypeID.AES256_CTS_HMAC_SHA1_96}, {3, etypeID.RC4_HMAC}}
+	for _, p := range []string{"svc", "svc@ADW.TEST"} {
+		if got := KeytabKeys(kt, p, "ADW.TEST"); fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("%s: %v, want %v", p, got, want)
+		}
+	}
+	if got := KeytabKeys(kt, "svc@OTHER.TEST", "ADW.TEST"); len(got) != 0 {
+		t.Errorf("another realm's: %v", got)
+	}
+	if got := strings.Join(KeytabPrincipals(kt), " "); got != "svc@ADW.TEST other@ADW.TEST SVC@adw.test" {
+		t.Errorf("principals %s", got)
+	}
+	// gokrb5 has several names for a type: the usual one, every time.
+	for range 20 {
+		if n := want[0].ETypeName() + " " + want[1].ETypeName(); n != "aes256-cts-hmac-sha1-96 rc4-hmac" {
+			t.Fatalf("names %s", n)
+		}
+	}
+	if n := (KeytabKey{EType: 99}).ETypeName(); n != "etype 99" {
+		t.Errorf("unknown type %s", n)
+	}
+}

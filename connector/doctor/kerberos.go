@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/go-ldap/ldap/v3"
-	"github.com/jcmturner/gokrb5/v8/config"
 	"github.com/jcmturner/gokrb5/v8/iana/errorcode"
 	"github.com/jcmturner/gokrb5/v8/iana/nametype"
 	"github.com/jcmturner/gokrb5/v8/keytab"
@@ -66,33 +65,18 @@ func (s KerberosSettings) principal() (types.PrincipalName, string) {
 	return types.NewPrincipalName(nametype.KRB_NT_PRINCIPAL, name), realm
 }
 
-// kdcs lists the KDCs to ask, each host:port.
-func (s KerberosSettings) kdcs(realm string) ([]string, error) {
-	list := s.KDCs
-	if len(list) == 0 && s.Krb5Conf != "" {
-		c, err := config.Load(s.Krb5Conf)
-		if err != nil {
-			return nil, fmt.Errorf("read %s: %w", s.Krb5Conf, err)
-		}
-		_, m, err := c.GetKDCs(realm, true)
-		if err != nil {
-			return nil, fmt.Errorf("%s names no KDC of %s: %w", s.Krb5Conf, realm, err)
-		}
-		for i := 1; i <= len(m); i++ {
-			list = append(list, m[i])
-		}
+// ldap is the bind's configuration of these settings, for ldapx (which
+// resolves the KDCs and runs the exchanges): with no KDCs listed and no
+// krb5.conf, the KDCs are the DC hosts', on 88.
+func (s KerberosSettings) ldap(realm string, opts Options) ldapx.Config {
+	c := ldapx.Config{
+		Kerberos: ldapx.Kerberos{Principal: s.Principal, KeytabFile: s.KeytabFile, Realm: realm, KDCs: s.KDCs, Krb5Conf: s.Krb5Conf},
+		Dialer:   opts.Dialer, Clock: opts.Clock,
 	}
-	if len(list) == 0 {
-		list = s.DCHosts
+	for _, h := range s.DCHosts {
+		c.Servers = append(c.Servers, "ldaps://"+net.JoinHostPort(strings.Trim(h, "[]"), "636"))
 	}
-	out := make([]string, 0, len(list))
-	for _, k := range list {
-		if _, _, err := net.SplitHostPort(k); err != nil {
-			k = net.JoinHostPort(strings.Trim(k, "[]"), "88")
-		}
-		out = append(out, k)
-	}
-	return out, nil
+	return c
 }
 
 // kerberosChecks checks a Kerberos bind step by step: the keytab, the
@@ -104,24 +88,22 @@ func kerberosChecks(ctx context.Context, opts Options, s KerberosSettings, dir s
 	opts.setDefaults()
 	cname, realm := s.principal()
 	who := cname.PrincipalNameString() + "@" + realm
-	kt, ktCheck := CheckKeytab(s, cname, realm)
+	keys, ktCheck := CheckKeytab(s, cname, realm)
 	out := []Check{ktCheck}
 	if ktCheck.Status == Fail {
 		return append(out, skip(checkTGT, who, "no usable keytab (see the kerberos keytab check)"))
 	}
-	kvno := keytabKVNO(kt, cname, realm)
+	kvno := slices.MaxFunc(keys, func(a, b ldapx.KeytabKey) int { return cmp.Compare(a.KVNO, b.KVNO) }).KVNO
 	if dir != nil {
 		out = append(out, CheckKeyVersion(readKeyVersion(dir, nc, cname, realm), kvno, who, s))
 	}
-	kdcs, err := s.kdcs(realm)
+	cfg := s.ldap(realm, opts)
+	kdcs, err := cfg.KDCs()
 	if err != nil || len(kdcs) == 0 {
 		return append(out, fail(checkTGT, who, fmt.Sprintf("no KDC to ask: %v", err),
 			fmt.Sprintf("set %s (host[:port]) or %s", s.key("kdcs"), s.key("krb5_conf"))))
 	}
-	probe, err := ldapx.NewKerberosProbe(ldapx.Config{
-		Kerberos: ldapx.Kerberos{Principal: s.Principal, KeytabFile: s.KeytabFile, Realm: realm, KDCs: kdcs, Krb5Conf: s.Krb5Conf},
-		Dialer:   opts.Dialer, Clock: opts.Clock,
-	}, opts.Timeout)
+	probe, err := ldapx.NewKerberosProbe(cfg, opts.Timeout)
 	if err != nil {
 		p := explainKerberos(err, who, kvno, s)
 		return append(out, fail(checkTGT, who, p.Detail, p.Fix))
@@ -163,87 +145,33 @@ func kdcTime(t *ldapx.KerberosTGT, err error) time.Time {
 	return time.Time{}
 }
 
-// CheckKeytab loads the keytab and lists the principal's entries (key
+// CheckKeytab loads the keytab and lists the principal's keys (key
 // version and encryption type; never a key): FAIL when the file cannot
 // be read or holds no key of the principal, WARN when its keys are all
 // of weak types (DES, RC4).
-func CheckKeytab(s KerberosSettings, cname types.PrincipalName, realm string) (*keytab.Keytab, Check) {
+func CheckKeytab(s KerberosSettings, cname types.PrincipalName, realm string) ([]ldapx.KeytabKey, Check) {
 	who := cname.PrincipalNameString() + "@" + realm
 	kt, err := keytab.Load(s.KeytabFile)
 	if err != nil {
 		return nil, fail(checkKeytab, s.KeytabFile, fmt.Sprintf("cannot read the keytab: %v", err),
 			fmt.Sprintf("set %s to the keytab exported for %s (ktpass, samba-tool domain exportkeytab or msktutil; see docs/operating.md)", s.key("keytab_file"), who))
 	}
-	mine, others := keytabEntries(kt, cname, realm)
-	if len(mine) == 0 {
-		return nil, fail(checkKeytab, s.KeytabFile, fmt.Sprintf("no key of %s in the keytab; it holds: %s", who, cmp.Or(strings.Join(others, ", "), "nothing")),
+	keys := ldapx.KeytabKeys(kt, cname.PrincipalNameString(), realm)
+	if len(keys) == 0 {
+		return nil, fail(checkKeytab, s.KeytabFile, fmt.Sprintf("no key of %s in the keytab; it holds: %s", who, cmp.Or(strings.Join(ldapx.KeytabPrincipals(kt), ", "), "nothing")),
 			fmt.Sprintf("export the keytab for %s (`samba-tool domain exportkeytab FILE --principal=%s`, or ktpass on Windows), or set %s and %s to the principal it holds",
 				who, who, s.key("principal"), s.key("realm")))
 	}
+	mine := make([]string, len(keys))
+	for i, k := range keys {
+		mine[i] = fmt.Sprintf("key version %d %s", k.KVNO, k.ETypeName())
+	}
 	detail := fmt.Sprintf("%s: %s", who, strings.Join(mine, ", "))
-	if !slices.ContainsFunc(keytabETypes(kt, cname, realm), strongEType) {
-		return kt, warn(checkKeytab, s.KeytabFile, detail+": only weak encryption types (DES, RC4)",
+	if !slices.ContainsFunc(keys, func(k ldapx.KeytabKey) bool { return strongEType(k.EType) }) {
+		return keys, warn(checkKeytab, s.KeytabFile, detail+": only weak encryption types (DES, RC4)",
 			"enable AES on the account (msDS-SupportedEncryptionTypes 0x18, or \"This account supports Kerberos AES 256 bit encryption\") and export the keytab again with AES keys (ktpass /crypto AES256-SHA1)")
 	}
-	return kt, ok(checkKeytab, s.KeytabFile, "%s", detail)
-}
-
-// keytabEntries describes the keytab's entries of the principal
-// ("key version 3 aes256-cts-hmac-sha1-96") and lists the other
-// principals it holds.
-func keytabEntries(kt *keytab.Keytab, cname types.PrincipalName, realm string) (mine, others []string) {
-	for _, e := range kt.Entries {
-		if samePrincipal(e.Principal.Components, e.Principal.Realm, cname, realm) {
-			mine = append(mine, fmt.Sprintf("key version %d %s", e.KVNO, etypeName(e.Key.KeyType)))
-			continue
-		}
-		if o := strings.Join(e.Principal.Components, "/") + "@" + e.Principal.Realm; !slices.Contains(others, o) {
-			others = append(others, o)
-		}
-	}
-	return mine, others
-}
-
-// samePrincipal reports whether a keytab entry's principal (its name's
-// components and realm) is cname@realm; the realm's case is ignored.
-func samePrincipal(components []string, eRealm string, cname types.PrincipalName, realm string) bool {
-	return slices.Equal(components, cname.NameString) && strings.EqualFold(eRealm, realm)
-}
-
-// keytabETypes lists the principal's encryption types in the keytab.
-func keytabETypes(kt *keytab.Keytab, cname types.PrincipalName, realm string) []int32 {
-	var out []int32
-	for _, e := range kt.Entries {
-		if samePrincipal(e.Principal.Components, e.Principal.Realm, cname, realm) && !slices.Contains(out, e.Key.KeyType) {
-			out = append(out, e.Key.KeyType)
-		}
-	}
-	return out
-}
-
-// keytabKVNO is the principal's highest key version in the keytab.
-func keytabKVNO(kt *keytab.Keytab, cname types.PrincipalName, realm string) int {
-	n := 0
-	for _, e := range kt.Entries {
-		if samePrincipal(e.Principal.Components, e.Principal.Realm, cname, realm) {
-			n = max(n, int(e.KVNO))
-		}
-	}
-	return n
-}
-
-// Encryption types by number (RFC 3961, 3962, 4757, 8009).
-var etypeNames = map[int32]string{
-	1: "des-cbc-crc", 3: "des-cbc-md5", 16: "des3-cbc-sha1", 17: "aes128-cts-hmac-sha1-96",
-	18: "aes256-cts-hmac-sha1-96", 19: "aes128-cts-hmac-sha256-128", 20: "aes256-cts-hmac-sha384-192",
-	23: "rc4-hmac", 24: "rc4-hmac-exp",
-}
-
-func etypeName(e int32) string {
-	if n, ok := etypeNames[e]; ok {
-		return n
-	}
-	return "etype " + strconv.Itoa(int(e))
+	return keys, ok(checkKeytab, s.KeytabFile, "%s", detail)
 }
 
 // strongEType: an AES type (RFC 3962, 8009).

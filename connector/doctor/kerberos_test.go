@@ -381,18 +381,22 @@ func TestCheckServiceTicketSPNMissing(t *testing.T) {
 }
 
 func TestKerberosKDCsDefault(t *testing.T) {
+	kdcs := func(s KerberosSettings) ([]string, error) {
+		c := s.ldap(testRealm, Options{})
+		return c.KDCs()
+	}
 	s := KerberosSettings{DCHosts: []string{"dc1.adw.test", "dc2.adw.test"}}
-	if got, _ := s.kdcs(testRealm); strings.Join(got, " ") != "dc1.adw.test:88 dc2.adw.test:88" {
+	if got, _ := kdcs(s); strings.Join(got, " ") != "dc1.adw.test:88 dc2.adw.test:88" {
 		t.Errorf("from the DCs: %v", got)
 	}
-	s.KDCs = []string{"kdc.adw.test:1088", "[::1]"}
-	if got, _ := s.kdcs(testRealm); strings.Join(got, " ") != "kdc.adw.test:1088 [::1]:88" {
+	s.KDCs = []string{"kdc.adw.test:1088", "::1"}
+	if got, _ := kdcs(s); strings.Join(got, " ") != "kdc.adw.test:1088 [::1]:88" {
 		t.Errorf("listed: %v", got)
 	}
 	conf := filepath.Join(t.TempDir(), "krb5.conf")
 	os.WriteFile(conf, []byte("[realms]\n ADW.TEST = {\n  kdc = kdc1.adw.test:88\n }\n"), 0o644)
 	s = KerberosSettings{Krb5Conf: conf, DCHosts: []string{"dc1.adw.test"}}
-	if got, err := s.kdcs(testRealm); err != nil || strings.Join(got, " ") != "kdc1.adw.test:88" {
+	if got, err := kdcs(s); err != nil || strings.Join(got, " ") != "kdc1.adw.test:88" {
 		t.Errorf("from krb5.conf: %v %v", got, err)
 	}
 }
