@@ -64,7 +64,10 @@ func WirePolicy(p policy.Policy, fineGrained bool, pwdLastSet, now time.Time) *p
 		MinLength: clampCount(p.MinLength), MaxLength: max(clampCount(p.EffectiveMaxLength()), 1),
 		Complexity: p.ComplexityEnabled, HistoryLength: clampCount(p.HistoryLength),
 		MinAge: seconds(p.MinAge), MaxAge: seconds(p.MaxAge), Source: protocol.SourceDomain,
-		Org: protocol.OrgPolicy{MinLength: clampCount(p.OrgMinLength), Banned: p.Banned != nil, Breached: p.Breached != nil},
+		// Entra mode checks the user's names and the tenant name as banned
+		// terms even with no list (policy.Check).
+		Org: protocol.OrgPolicy{MinLength: clampCount(p.OrgMinLength), Banned: p.Banned != nil || p.BannedMode == policy.BannedEntra,
+			Breached: p.Breached != nil},
 	}
 	if w.Org.Banned {
 		w.Org.BannedMode = protocol.BannedStrict

@@ -185,6 +185,15 @@ func TestWirePolicyIsAlwaysSignable(t *testing.T) {
 			t.Errorf("pwdLastSet %v: nextChangeAt %v", set, w.NextChangeAt)
 		}
 	}
+	// Entra mode checks names as banned terms with no list: the policy
+	// says banned, in that mode.
+	w := WirePolicy(policy.Policy{BannedMode: policy.BannedEntra}, false, now, now)
+	if !w.Org.Banned || w.Org.BannedMode != protocol.BannedEntra {
+		t.Errorf("entra mode, no list: org %+v", w.Org)
+	}
+	if w := WirePolicy(policy.Policy{BannedMode: policy.BannedStrict}, false, now, now); w.Org.Banned || w.Org.BannedMode != "" {
+		t.Errorf("strict mode, no list: org %+v", w.Org)
+	}
 	if r := ComplexityRule(); !strings.Contains(r, "3 of") || !strings.Contains(r, "display name") {
 		t.Errorf("complexity rule %q", r)
 	}

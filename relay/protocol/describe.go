@@ -79,7 +79,9 @@ type Policy struct {
 type OrgPolicy struct {
 	// MinLength is the organisation's minimum length (0: none).
 	MinLength int `json:"minLength"`
-	// Banned: a banned-word list is checked.
+	// Banned: banned terms are checked: a banned-word list, or in entra
+	// mode (BannedMode) the user's first and last names and the tenant
+	// name, with or without a list.
 	Banned bool `json:"banned"`
 	// BannedMode is how the banned list decides, with Banned only:
 	// BannedStrict or BannedEntra ("": not said).
