@@ -252,15 +252,17 @@ func (a *App) buildDomains(deps Deps) ([]*engine.Domain, error) {
 		ed := &engine.Domain{Name: d.Name, UPNSuffixes: d.UPNSuffixes, Dir: timedDir{cl, a.Metrics, deps.Clock}, ScopeOUs: d.Scope.OUs,
 			ExcludeGroups: d.Scope.ExcludeGroups, Tier0Groups: d.Scope.Tier0Groups, AllowProtected: d.Scope.AllowProtected,
 			OrgMinLength: d.OrgPolicy.MinLength, BannedMode: policy.BannedMode(d.OrgPolicy.BannedMode), TenantName: d.OrgPolicy.TenantName}
-		banned, idx, err := OrgExtras(d)
+		ld, err := loadOrgFiles(d, nil)
 		if err != nil {
 			return nil, err
 		}
-		ed.Banned = banned
-		if idx != nil {
+		ed.Banned = ld.files.banned
+		if idx := ld.opened; idx != nil {
 			ed.Breached = idx
 			a.closers = append(a.closers, idx.Close)
 		}
+		// A reload keeps the lists whose files have not changed.
+		a.reloadCfg.keepOrgFiles(d.Name, ld.files)
 		domains = append(domains, ed)
 	}
 	return domains, nil

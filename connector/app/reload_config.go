@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
 	"reflect"
 	"slices"
 	"sync"
@@ -11,7 +12,6 @@ import (
 
 	"github.com/adwriteback/adwriteback/connector/config"
 	"github.com/adwriteback/adwriteback/connector/engine"
-	"github.com/adwriteback/adwriteback/connector/policy/breach"
 	"github.com/adwriteback/adwriteback/relay/httpreport"
 	"github.com/adwriteback/adwriteback/relay/keys"
 	"github.com/adwriteback/adwriteback/relay/sender"
@@ -44,6 +44,9 @@ type reloadState struct {
 	getenv  config.Env
 	// https is the HTTPS reporter in force (results.mode https only).
 	https *swapReporter
+	// orgFiles are each domain's organisation lists in force and the
+	// files they were loaded from (keepOrgFiles).
+	orgFiles map[string]*orgFiles
 }
 
 // newConfig re-reads the configuration file the app was built from (the
@@ -243,9 +246,12 @@ func (s *swapReporter) Report(ctx context.Context, _ *transport.Delivery, id str
 }
 
 // reloadPolicyLists re-reads every domain's banned-word list and
-// breached index and puts them in force for the next checks. One list
+// breached index and puts them in force for the next checks; a list
+// whose file has not changed since it was loaded is kept as it is (no
+// new banned-word index built, no index file opened again). One list
 // that does not load refuses them all. An index replaced stays open
-// until the app closes: a check in flight may still read it.
+// until the app closes, as a check in flight may still read it: one open
+// file per change of the index, not per reload.
 func (a *App) reloadPolicyLists(ctx context.Context) error {
 	a.reloadCfg.mu.Lock()
 	defer a.reloadCfg.mu.Unlock()
@@ -253,46 +259,55 @@ func (a *App) reloadPolicyLists(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	lists, opened, err := loadOrgLists(cfg, a.Domains)
+	loads, err := loadOrgLists(cfg, a.Domains, a.reloadCfg.orgFiles)
 	if err != nil {
-		for _, idx := range opened {
-			idx.Close()
-		}
 		return a.refuse("policy lists", err)
 	}
-	for _, idx := range opened {
-		a.closers = append(a.closers, idx.Close)
+	for _, ld := range loads {
+		if ld.opened != nil {
+			a.closers = append(a.closers, ld.opened.Close)
+		}
 	}
-	for name, l := range lists {
-		if err := a.Engine.SetOrgLists(name, l); err != nil {
+	for _, name := range slices.Sorted(maps.Keys(loads)) {
+		ld := loads[name]
+		if err := a.Engine.SetOrgLists(name, ld.files.lists()); err != nil {
 			return a.refuse("policy lists", err)
 		}
-		a.Log.Info("reload: organisation lists in force", "domain", name, "banned_words", l.Banned != nil, "breached_index", l.Breached != nil)
+		a.reloadCfg.keepOrgFiles(name, ld.files)
+		a.Log.Info("reload: organisation lists in force", "domain", name, "banned_words", ld.banned, "breached_index", ld.breached)
 	}
 	return nil
 }
 
+// keepOrgFiles records f as the lists in force for the domain.
+func (s *reloadState) keepOrgFiles(domain string, f *orgFiles) {
+	if s.orgFiles == nil {
+		s.orgFiles = map[string]*orgFiles{}
+	}
+	s.orgFiles[domain] = f
+}
+
 // loadOrgLists loads the lists of cfg's domains that the app serves (a
-// new domain needs a restart), and returns the indexes it opened.
-func loadOrgLists[V any](cfg *config.Config, served map[string]V) (map[string]engine.OrgLists, []*breach.Index, error) {
-	lists := map[string]engine.OrgLists{}
-	var opened []*breach.Index
+// new domain needs a restart), keeping those of inForce whose files have
+// not changed. On error it closes the indexes it opened.
+func loadOrgLists[V any](cfg *config.Config, served map[string]V, inForce map[string]*orgFiles) (map[string]orgLoad, error) {
+	loads := map[string]orgLoad{}
 	for _, d := range cfg.Domains {
 		if _, ok := served[d.Name]; !ok {
 			continue
 		}
-		banned, idx, err := OrgExtras(d)
+		ld, err := loadOrgFiles(d, inForce[d.Name])
 		if err != nil {
-			return nil, opened, err
+			for _, ld := range loads {
+				if ld.opened != nil {
+					ld.opened.Close()
+				}
+			}
+			return nil, err
 		}
-		l := engine.OrgLists{Banned: banned}
-		if idx != nil {
-			opened = append(opened, idx)
-			l.Breached = idx
-		}
-		lists[d.Name] = l
+		loads[d.Name] = ld
 	}
-	return lists, opened, nil
+	return loads, nil
 }
 
 // restartNeeded names the settings that differ between old and new
