@@ -124,6 +124,9 @@ type Journal struct {
 	// on first use); dirty are the ones the next transaction writes.
 	attempts map[string][]time.Time
 	dirty    map[string]bool
+	// took is when each command without an outcome took its rate-limit
+	// attempt (see TakeAttempt): memory only.
+	took map[string]time.Time
 
 	// probe makes Writable single-flight and keeps its answer for
 	// probeFresh: /readyz, /status and every held handler ask, and each
@@ -179,7 +182,7 @@ func Open(path string, opt Options) (*Journal, error) {
 		db.Close()
 		return nil, fmt.Errorf("init journal %s: %w", path, err)
 	}
-	j := &Journal{db: db, opt: opt, probe: make(chan struct{}, 1), claims: map[string]*Entry{}, outcomes: map[string]*Entry{}, attempts: map[string][]time.Time{}, dirty: map[string]bool{}}
+	j := &Journal{db: db, opt: opt, probe: make(chan struct{}, 1), claims: map[string]*Entry{}, outcomes: map[string]*Entry{}, attempts: map[string][]time.Time{}, dirty: map[string]bool{}, took: map[string]time.Time{}}
 	j.c = newCommitter(db, j.flushAttempts)
 	j.stopTrim, j.trimDone = make(chan struct{}), make(chan struct{})
 	go j.trimLoop()
@@ -392,6 +395,7 @@ func (j *Journal) FinishAsync(ctx context.Context, id, code, dc string, result [
 	}
 	j.mu.Lock()
 	base := j.claims[id]
+	delete(j.took, id) // answered from the journal from now on
 	j.mu.Unlock()
 	if base == nil {
 		base, _ = j.stored(id)
@@ -494,6 +498,11 @@ func (j *Journal) Sweep(ctx context.Context, maxWindow time.Duration) (Swept, er
 	for k, ts := range j.attempts {
 		if !j.dirty[k] && (len(ts) == 0 || now.Sub(ts[len(ts)-1]) > maxWindow) {
 			delete(j.attempts, k)
+		}
+	}
+	for id, at := range j.took {
+		if now.Sub(at) > maxWindow {
+			delete(j.took, id)
 		}
 	}
 	j.mu.Unlock()
