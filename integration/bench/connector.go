@@ -54,7 +54,12 @@ type ConnectorResult struct {
 	Settled           Latencies     // delivery in -> settled decision out
 	PeakRSSKB         int64
 	PeakRSSReset      bool // VmHWM was reset before the measured phase
-	Succeeded         int  // journal says "succeeded"
+	// EndAnonKB and EndFileKB are the resident set at the end of the burst,
+	// anonymous and file-backed (the binary's code, the journal's mapped
+	// pages); EndHeapKB is
+	// the Go heap in use then.
+	EndAnonKB, EndFileKB, EndHeapKB int64
+	Succeeded                       int // journal says "succeeded"
 	// JournalBytes is the journal file's size after the burst (bbolt maps
 	// it into memory, so its touched pages count in RSS).
 	JournalBytes int64
@@ -388,6 +393,10 @@ func ConnectorBound(ctx context.Context, opt ConnectorOptions) (*ConnectorResult
 	wg.Wait()
 	res.Wall, res.CPU = time.Since(t0), cpuTime()-cpu0
 	res.PeakRSSKB = peakRSSKB()
+	res.EndAnonKB, res.EndFileKB = rssNowKB()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	res.EndHeapKB = int64(ms.HeapInuse >> 10)
 	runtime.GOMAXPROCS(prev)
 	res.Journal = j.Stats()
 	if st, err := os.Stat(filepath.Join(dir, "journal.db")); err == nil {

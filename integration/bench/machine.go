@@ -39,15 +39,21 @@ func ThisMachine() Machine {
 }
 
 // peakRSSKB is the process's peak resident set (VmHWM) in KiB, 0 if unknown.
-func peakRSSKB() int64 {
+func peakRSSKB() int64 { return statusKB("VmHWM") }
+
+// rssNowKB is the process's resident set now, in KiB: anonymous (the Go
+// heap, stacks) and file-backed (mapped files: the journal), 0 if unknown.
+func rssNowKB() (anon, file int64) { return statusKB("RssAnon"), statusKB("RssFile") }
+
+// statusKB is a "Name:   N kB" field of /proc/self/status, 0 if unknown.
+func statusKB(name string) int64 {
 	b, err := os.ReadFile("/proc/self/status")
 	if err != nil {
 		return 0
 	}
 	for _, l := range strings.Split(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(l, "VmHWM:"); ok {
-			f := strings.Fields(rest)
-			if len(f) > 0 {
+		if rest, ok := strings.CutPrefix(l, name+":"); ok {
+			if f := strings.Fields(rest); len(f) > 0 {
 				n, _ := strconv.ParseInt(f[0], 10, 64)
 				return n
 			}

@@ -33,7 +33,12 @@ func Notes(r *Report) []string {
 			n = append(n, "The sweep shows the trade-off: more handlers share more of each fsync (fewer transactions per command, more commands/s) and queue longer behind each other's CPU on the one core (higher p50/p99). The Service Bus source's concurrency setting picks the point; latency in a burst is queueing, not added work.")
 		}
 		if c.PeakRSSKB >= 50*1024 {
-			n = append(n, fmt.Sprintf("Peak RSS %.0f MB misses 50 MB: the journal file is %.0f MB after %d commands.", float64(c.PeakRSSKB)/1024, float64(c.JournalBytes)/(1<<20), c.N))
+			why := fmt.Sprintf("Peak RSS %.0f MB misses 50 MB: the journal file is %.0f MB after %d commands.", float64(c.PeakRSSKB)/1024, float64(c.JournalBytes)/(1<<20), c.N)
+			if c.EndAnonKB+c.EndFileKB > 0 {
+				why += fmt.Sprintf(" At the end of the burst %.0f MB was anonymous (%.0f MB of it the Go heap in use, which the collector lets grow to about twice the live heap between collections) and %.0f MB file-backed: the binary's code and the journal's mapped pages, which grow with the commands it keeps.",
+					float64(c.EndAnonKB)/1024, float64(c.EndHeapKB)/1024, float64(c.EndFileKB)/1024)
+			}
+			n = append(n, why)
 		} else {
 			n = append(n, fmt.Sprintf("Peak RSS stays low although the journal keeps every command for the retention period (%.0f MB file after %d commands): entries are appended in arrival order behind an id index, so a write touches only the log's tail and the index pages, and bbolt's map holds few resident pages.", float64(c.JournalBytes)/(1<<20), c.N))
 		}

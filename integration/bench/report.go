@@ -88,6 +88,10 @@ func (r *Report) Markdown() string {
 		fmt.Fprintf(&b, "| delivery in -> result sent p50 / p99 / max in the burst (queueing behind %d handlers included) | %s / %s / %s | | |\n", c.Workers, ms(c.Latency.P50), ms(c.Latency.P99), ms(c.Latency.Max))
 		fmt.Fprintf(&b, "| peak RSS (VmHWM%s) | %.1f MB | < 50 MB | %s |\n", map[bool]string{true: ", reset before the burst", false: ""}[c.PeakRSSReset],
 			float64(c.PeakRSSKB)/1024, verdict(c.PeakRSSKB < 50*1024))
+		if c.EndAnonKB+c.EndFileKB > 0 {
+			fmt.Fprintf(&b, "| RSS at the end of the burst: anonymous (of it, the Go heap in use) / file-backed (the binary's code and the journal's mapped pages) | %.1f MB (%.1f MB) / %.1f MB | | |\n",
+				float64(c.EndAnonKB)/1024, float64(c.EndHeapKB)/1024, float64(c.EndFileKB)/1024)
+		}
 		fmt.Fprintf(&b, "| journal: fsync'd transactions per command | %.2f (%d for %d writes) | | |\n", float64(c.Journal.Commits)/float64(max(c.N, 1)), c.Journal.Commits, c.Journal.Writes)
 		fmt.Fprintf(&b, "| journal file after the burst | %.1f MB | | |\n\n", float64(c.JournalBytes)/(1<<20))
 		fmt.Fprintf(&b, "Floors, measured in the same run (one command after another, one goroutine):\n\n| floor | per command | commands/s |\n|---|---|---|\n")
