@@ -85,7 +85,7 @@ func newKerberosBinder(c *Config) (*kerberosBinder, error) {
 	if err != nil {
 		return nil, err
 	}
-	name, realm := splitPrincipal(c.Kerberos.Principal, c.realm())
+	name, realm := SplitPrincipal(c.Kerberos.Principal, c.realm())
 	krb.LibDefaults.DefaultRealm = realm
 	kdcs, err := kdcsOf(c, krb, realm)
 	if err != nil {
@@ -96,8 +96,10 @@ func newKerberosBinder(c *Config) (*kerberosBinder, error) {
 	return b, nil
 }
 
-// splitPrincipal parses name@REALM (the realm defaulting to def).
-func splitPrincipal(p, def string) (types.PrincipalName, string) {
+// SplitPrincipal splits a principal, "name" or "name@REALM", into its
+// name and realm (def when it names none), as the bind and the doctor
+// read the configured principal.
+func SplitPrincipal(p, def string) (types.PrincipalName, string) {
 	name, realm, ok := strings.Cut(p, "@")
 	if !ok || realm == "" {
 		realm = def
@@ -153,7 +155,7 @@ func (c *Config) KDCs() ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	_, realm := splitPrincipal(c.Kerberos.Principal, c.realm())
+	_, realm := SplitPrincipal(c.Kerberos.Principal, c.realm())
 	return kdcsOf(c, krb, realm)
 }
 
@@ -279,7 +281,7 @@ func (k KeytabKey) ETypeName() string { return etypeName(k.EType) }
 // KeytabKeys lists the keys kt holds for principal (name@REALM, or name
 // in realm), in the keytab's order: the keys the bind would use.
 func KeytabKeys(kt *keytab.Keytab, principal, realm string) []KeytabKey {
-	name, r := splitPrincipal(principal, realm)
+	name, r := SplitPrincipal(principal, realm)
 	return keytabKeys(kt, name, r)
 }
 
@@ -358,7 +360,7 @@ func CheckKeytab(file, principal, realm string) error {
 	if err := kt.Unmarshal(raw); err != nil {
 		return fmt.Errorf("keytab %s is not a keytab: %w", file, err)
 	}
-	name, r := splitPrincipal(principal, realm)
+	name, r := SplitPrincipal(principal, realm)
 	if len(keyVersions(kt, name, r)) == 0 {
 		held := KeytabPrincipals(kt)
 		if len(held) == 0 {

@@ -13,7 +13,6 @@ import (
 
 	"github.com/go-ldap/ldap/v3"
 	"github.com/jcmturner/gokrb5/v8/iana/errorcode"
-	"github.com/jcmturner/gokrb5/v8/iana/nametype"
 	"github.com/jcmturner/gokrb5/v8/keytab"
 	"github.com/jcmturner/gokrb5/v8/types"
 
@@ -56,13 +55,9 @@ const maxKerberosSkew = 5 * time.Minute
 func (s KerberosSettings) key(k string) string { return cmp.Or(s.Setting, "domains[].bind") + "." + k }
 
 // principal splits Principal into its name and realm (Realm unless
-// Principal says "@REALM").
+// Principal says "@REALM"), as the bind does.
 func (s KerberosSettings) principal() (types.PrincipalName, string) {
-	name, realm, found := strings.Cut(s.Principal, "@")
-	if !found || realm == "" {
-		realm = s.Realm
-	}
-	return types.NewPrincipalName(nametype.KRB_NT_PRINCIPAL, name), realm
+	return ldapx.SplitPrincipal(s.Principal, s.Realm)
 }
 
 // ldap is the bind's configuration of these settings, for ldapx (which
