@@ -101,20 +101,11 @@ func (c *docClient) texts() ([]byte, error) {
 }
 
 func (c *docClient) receive(ctx context.Context, rcv *azservicebus.Receiver) {
-	for ctx.Err() == nil {
-		msgs, err := rcv.ReceiveMessages(ctx, 10, nil)
-		if err != nil {
-			continue
-		}
-		for _, m := range msgs {
-			if m.CorrelationID != nil {
-				c.mu.Lock()
-				c.results[*m.CorrelationID] = append(c.results[*m.CorrelationID], m)
-				c.mu.Unlock()
-			}
-			_ = rcv.CompleteMessage(ctx, m, nil)
-		}
-	}
+	stack.ReceiveReplies(ctx, rcv, func(m *azservicebus.ReceivedMessage) {
+		c.mu.Lock()
+		c.results[*m.CorrelationID] = append(c.results[*m.CorrelationID], m)
+		c.mu.Unlock()
+	})
 }
 
 // payload is a command payload as JSON text (§4), its members in the

@@ -51,6 +51,17 @@ func (e *Env) Raw() *RawClient {
 }
 
 func (r *RawClient) receive(ctx context.Context, rcv *azservicebus.Receiver) {
+	ReceiveReplies(ctx, rcv, func(m *azservicebus.ReceivedMessage) {
+		r.mu.Lock()
+		r.replies[*m.CorrelationID] = m.Body
+		r.mu.Unlock()
+	})
+}
+
+// ReceiveReplies receives from rcv until ctx ends, completing every
+// message, and hands each one that names the command it answers
+// (CorrelationID) to fn.
+func ReceiveReplies(ctx context.Context, rcv *azservicebus.Receiver, fn func(*azservicebus.ReceivedMessage)) {
 	for ctx.Err() == nil {
 		msgs, err := rcv.ReceiveMessages(ctx, 10, nil)
 		if err != nil {
@@ -58,9 +69,7 @@ func (r *RawClient) receive(ctx context.Context, rcv *azservicebus.Receiver) {
 		}
 		for _, m := range msgs {
 			if m.CorrelationID != nil {
-				r.mu.Lock()
-				r.replies[*m.CorrelationID] = m.Body
-				r.mu.Unlock()
+				fn(m)
 			}
 			_ = rcv.CompleteMessage(ctx, m, nil)
 		}
