@@ -121,12 +121,17 @@ func (e *bannedScan) mark(s spanTerm) {
 	e.spans = append(e.spans, s)
 }
 
+// foundIndex is the index in found of the term (id, name), or -1.
+func foundIndex(found []foundTerm, id uint32, name bool) int {
+	return slices.IndexFunc(found, func(f foundTerm) bool { return f.id == id && f.name == name })
+}
+
 func (e *bannedScan) isFound(id int, name bool) bool {
-	return slices.ContainsFunc(e.found, func(f foundTerm) bool { return int(f.id) == id && f.name == name })
+	return foundIndex(e.found, uint32(id), name) >= 0
 }
 
 func (e *bannedScan) addFound(id int, name bool, a int) {
-	i := slices.IndexFunc(e.found, func(f foundTerm) bool { return int(f.id) == id && f.name == name })
+	i := foundIndex(e.found, uint32(id), name)
 	if i < 0 {
 		e.found = append(e.found, foundTerm{id: uint32(id), name: name, start: int32(a)})
 		return
@@ -184,11 +189,10 @@ func (e *bannedScan) score() (int, []spanTerm) {
 func (e *bannedScan) matches(b *BannedList, names []string, cover []spanTerm) ([]BannedMatch, int) {
 	var chosen []foundTerm
 	pick := func(id uint32, name bool) {
-		if len(chosen) == MaxNamedMatches || slices.ContainsFunc(chosen, func(f foundTerm) bool { return f.id == id && f.name == name }) {
+		if len(chosen) == MaxNamedMatches || foundIndex(chosen, id, name) >= 0 {
 			return
 		}
-		i := slices.IndexFunc(e.found, func(f foundTerm) bool { return f.id == id && f.name == name })
-		chosen = append(chosen, e.found[i])
+		chosen = append(chosen, e.found[foundIndex(e.found, id, name)])
 	}
 	for _, s := range cover {
 		pick(s.id, s.name)
